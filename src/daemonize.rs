@@ -1,0 +1,364 @@
+//! The launcher's half of `start()`: fork, setsid, fork again, and execve a
+//! fresh Node in the grandchild, in the order of systemd's daemon(7).
+//!
+//! Node cannot survive a plain `fork()` (V8 marks its heap `MADV_DONTFORK`),
+//! so the daemon is a new Node process running the same script. Everything
+//! the child needs is prepared here before forking; the child only makes
+//! system calls (see `become_daemon`).
+
+use crate::errors::{SysError, SysResult};
+use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
+use crate::stdio::{dup_above, open_devnull, open_log};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc::{self, c_char, c_int};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+use nix::sys::stat::fstat;
+use nix::sys::wait::waitpid;
+use nix::unistd::{pipe2, Pid};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::time::Duration;
+
+/// Everything `start()` decided in JavaScript.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `argv[0]` is the Node binary to execute.
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` entries, without the marker.
+    pub env: Vec<String>,
+    pub umask: u32,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub ready_timeout: Duration,
+}
+
+/// The launcher keeps the descriptors it hands to the child at or above this,
+/// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
+const FIRST_HIGH_FD: RawFd = 10;
+
+/// The child's whole plan, as raw values and pointers into strings that the
+/// parent keeps alive until the fork has happened.
+struct Prepared<'a> {
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    umask: libc::mode_t,
+    devnull: RawFd,
+    stdout: Option<RawFd>,
+    stderr: Option<RawFd>,
+    ready: RawFd,
+    fd_limit: c_int,
+    default_action: libc::sigaction,
+    empty_mask: libc::sigset_t,
+}
+
+fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| SysError::new(Errno::EINVAL, "execve")))
+        .collect()
+}
+
+fn null_terminated(items: &[CString]) -> Vec<*const c_char> {
+    items
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([ptr::null()])
+        .collect()
+}
+
+fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
+    path.as_deref()
+        .map(|p| open_log(p).and_then(|fd| dup_above(&fd, FIRST_HIGH_FD)))
+        .transpose()
+}
+
+/// Starts the daemon and waits for its verdict. Errors are the launcher's own
+/// (a log file that cannot be opened, no pipe, no fork): nothing was started.
+pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
+    let stdout = open_high(&plan.stdout)?;
+    let stderr = open_high(&plan.stderr)?;
+    let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
+    let (pipe_read, low_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
+    let pipe_write = dup_above(&low_write, FIRST_HIGH_FD)?;
+    drop(low_write);
+    let inode = fstat(&pipe_write)
+        .map_err(|e| SysError::new(e, "fstat"))?
+        .st_ino;
+
+    if plan.argv.is_empty() {
+        return Err(SysError::new(Errno::EINVAL, "execve"));
+    }
+    let argv = to_cstrings(&plan.argv)?;
+    let mut env = plan.env.clone();
+    env.push(format!("{MARKER_ENV}={READY_FD}:{inode}"));
+    let envp = to_cstrings(&env)?;
+    let (argv_ptrs, envp_ptrs) = (null_terminated(&argv), null_terminated(&envp));
+
+    // SAFETY: plain C structs, filled in by the calls below before use.
+    let mut default_action: libc::sigaction = unsafe { std::mem::zeroed() };
+    default_action.sa_sigaction = libc::SIG_DFL;
+    let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigemptyset(&mut empty_mask) };
+    let prepared = Prepared {
+        argv: &argv_ptrs,
+        envp: &envp_ptrs,
+        umask: plan.umask as libc::mode_t,
+        devnull: devnull.as_raw_fd(),
+        stdout: stdout.as_ref().map(|fd| fd.as_raw_fd()),
+        stderr: stderr.as_ref().map(|fd| fd.as_raw_fd()),
+        ready: pipe_write.as_raw_fd(),
+        fd_limit: fd_limit(),
+        default_action,
+        empty_mask,
+    };
+
+    // Block every signal across fork(): a handler of Node's must not run in
+    // the child before the child has reset it.
+    let mut old_mask = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old_mask),
+    )
+    .map_err(|e| SysError::new(e, "sigprocmask"))?;
+    // SAFETY: the child runs only `become_daemon`, which never returns.
+    let middle = unsafe { libc::fork() };
+    if middle == 0 {
+        unsafe { become_daemon(&prepared) }
+    }
+    let fork_errno = Errno::last();
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    if middle < 0 {
+        return Err(SysError::new(fork_errno, "fork"));
+    }
+    // Only the daemon may hold the write end, so that its death reads as EOF.
+    drop((pipe_write, devnull, stdout, stderr));
+    reap(Pid::from_raw(middle));
+    Ok(ready::wait(pipe_read, plan.ready_timeout, &plan.argv[0]))
+}
+
+/// Waits for the middle process, which exits as soon as it has forked.
+fn reap(pid: Pid) {
+    while let Err(Errno::EINTR) = waitpid(pid, None) {}
+}
+
+/// The highest descriptor count, for closing descriptors one by one where
+/// `close_range()` is missing.
+fn fd_limit() -> c_int {
+    // SAFETY: getrlimit only writes the struct it is given.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    limit.rlim_cur.min(c_int::MAX as libc::rlim_t) as c_int
+}
+
+// ---------------------------------------------------------------------------
+// Between fork() and execve().
+//
+// The child is a copy of a multi-threaded process with only the forking
+// thread in it: another thread may have held the allocator's lock, or stdio's,
+// at the moment of the fork. So this code only makes async-signal-safe system
+// calls (POSIX.1's list: setsid, fork, _exit, sigaction, sigprocmask, umask,
+// dup2, fcntl, close, write, execve; close_range is a plain system call too),
+// reads memory prepared before the fork, and writes only to its own stack:
+// no allocation, no locks, no Rust std I/O, no formatting, no indexing that
+// could panic.
+// ---------------------------------------------------------------------------
+
+/// Runs in the child of `fork()`; never returns. A failed step writes
+/// `fail STEP ERRNO` to the readiness pipe and exits 127.
+unsafe fn become_daemon(p: &Prepared) -> ! {
+    // A new session without a controlling terminal...
+    if libc::setsid() < 0 {
+        fail(p.ready, b"setsid");
+    }
+    // ...whose leader exits at once, so the daemon is not a session leader
+    // and can never acquire a controlling terminal again.
+    match libc::fork() {
+        -1 => fail(p.ready, b"fork"),
+        0 => {}
+        _ => libc::_exit(0),
+    }
+    for signal in 1..65 {
+        // Fails harmlessly for SIGKILL, SIGSTOP and numbers the system lacks.
+        libc::sigaction(signal, &p.default_action, ptr::null_mut());
+    }
+    libc::umask(p.umask);
+    if libc::dup2(p.ready, READY_FD) < 0 {
+        fail(p.ready, b"dup2");
+    }
+    if libc::dup2(p.devnull, 0) < 0 {
+        fail(READY_FD, b"dup2");
+    }
+    give_stream(1, p.stdout, p.devnull);
+    give_stream(2, p.stderr, p.devnull);
+    close_from(READY_FD + 1, p.fd_limit);
+    libc::sigprocmask(libc::SIG_SETMASK, &p.empty_mask, ptr::null_mut());
+    if let Some(&path) = p.argv.first() {
+        libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
+    }
+    fail(READY_FD, b"execve")
+}
+
+/// Puts the log file on `fd`, or keeps the inherited stream across execve()
+/// (Node marked it close-on-exec), or `/dev/null` where there was none: fds
+/// 0-2 are never left closed.
+unsafe fn give_stream(fd: RawFd, log: Option<RawFd>, devnull: RawFd) {
+    let ok = match log {
+        Some(log) => libc::dup2(log, fd) >= 0,
+        None if libc::fcntl(fd, libc::F_GETFD) < 0 => libc::dup2(devnull, fd) >= 0,
+        None => libc::fcntl(fd, libc::F_SETFD, 0) >= 0,
+    };
+    if !ok {
+        fail(READY_FD, b"dup2");
+    }
+}
+
+/// Closes every descriptor from `first` up: with one `close_range()` where
+/// the kernel has it, else one by one up to the descriptor limit.
+unsafe fn close_from(first: RawFd, limit: c_int) {
+    #[cfg(target_os = "linux")]
+    if libc::syscall(
+        libc::SYS_close_range,
+        first as libc::c_uint,
+        libc::c_uint::MAX,
+        0,
+    ) == 0
+    {
+        return;
+    }
+    for fd in first..limit {
+        libc::close(fd);
+    }
+}
+
+/// Writes `fail STEP ERRNO\n`, formatted on the stack, and exits 127.
+unsafe fn fail(fd: RawFd, step: &[u8]) -> ! {
+    let errno = Errno::last_raw();
+    let mut line = StackLine::default();
+    line.push(b"fail ");
+    line.push(step);
+    line.push(b" ");
+    line.push_number(errno);
+    line.push(b"\n");
+    libc::write(fd, line.bytes.as_ptr().cast(), line.len);
+    libc::_exit(127)
+}
+
+/// A fixed buffer that silently drops what does not fit (it cannot panic).
+struct StackLine {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackLine {
+    fn default() -> Self {
+        StackLine {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl StackLine {
+    fn push(&mut self, text: &[u8]) {
+        for &byte in text {
+            if let Some(slot) = self.bytes.get_mut(self.len) {
+                *slot = byte;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn push_number(&mut self, n: i32) {
+        let mut digits = [0u8; 10];
+        let mut start = digits.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            start -= 1;
+            if let Some(slot) = digits.get_mut(start) {
+                *slot = b'0' + (rest % 10) as u8;
+            }
+            rest /= 10;
+            if rest == 0 || start == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            self.push(b"-");
+        }
+        self.push(digits.get(start..).unwrap_or(&[]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_line_formats_without_allocating() {
+        let mut line = StackLine::default();
+        line.push(b"fail execve ");
+        line.push_number(13);
+        assert_eq!(&line.bytes[..line.len], b"fail execve 13");
+        let mut line = StackLine::default();
+        line.push_number(i32::MIN);
+        assert_eq!(&line.bytes[..line.len], b"-2147483648");
+        let mut line = StackLine::default();
+        line.push(&[b'x'; 100]);
+        assert_eq!(line.len, 64);
+    }
+
+    #[test]
+    fn log_error_comes_before_any_fork() {
+        let plan = Plan {
+            argv: vec!["/bin/true".into()],
+            env: vec![],
+            umask: 0o022,
+            stdout: Some("/nonexistent-dir/out.log".into()),
+            stderr: None,
+            ready_timeout: Duration::from_millis(100),
+        };
+        let err = spawn(&plan).unwrap_err();
+        assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
+    }
+
+    #[test]
+    fn failed_exec_is_reported_with_its_step() {
+        let plan = Plan {
+            argv: vec!["/nonexistent/node".into()],
+            env: vec![],
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: Duration::from_secs(10),
+        };
+        let verdict = spawn(&plan).unwrap();
+        assert_eq!(verdict.code, 127);
+        assert_eq!(
+            verdict.message.as_deref(),
+            Some("daemon: execve(\"/nonexistent/node\"): No such file or directory")
+        );
+    }
+
+    #[test]
+    fn a_program_that_never_reports_ends_as_not_ready() {
+        let plan = Plan {
+            argv: vec!["/bin/true".into()],
+            env: vec![],
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: Duration::from_secs(10),
+        };
+        let verdict = spawn(&plan).unwrap();
+        assert_eq!(verdict.code, 1);
+        assert!(verdict
+            .message
+            .unwrap()
+            .ends_with("exited before it was ready"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Single-instance lock and pid file: `flock()` on the file decides who runs,
+//! the pid inside is for people and tools.
+
+use crate::errors::{SysError, SysResult, WithPath};
+use crate::fileid::id_of;
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, AtFlags, Flock, FlockArg, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, Mode, SFlag};
+use nix::sys::uio::pwrite;
+use nix::unistd::{ftruncate, unlinkat, UnlinkatFlags};
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
+/// Mode of a pid file the module creates, whatever the umask.
+const PID_FILE_MODE: u32 = 0o644;
+
+/// How often `lock()` reopens when the file it locked was replaced meanwhile.
+const REOPEN_ATTEMPTS: usize = 100;
+
+/// A pid file this process holds. The directory is kept open so that the file
+/// can be removed by name even after `chdir()` or `chroot()`.
+struct Held {
+    file: Flock<OwnedFd>,
+    dir: OwnedFd,
+    name: String,
+}
+
+static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
+    HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Splits an absolute path into its directory and file name.
+fn split(path: &str) -> SysResult<(&str, &str)> {
+    let invalid = || SysError::new(Errno::EINVAL, "open").with_path(path);
+    let slash = path.rfind('/').ok_or_else(invalid)?;
+    let (dir, name) = (&path[..slash], &path[slash + 1..]);
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(invalid());
+    }
+    Ok((if dir.is_empty() { "/" } else { dir }, name))
+}
+
+/// Refuses what a pid file must not be, before opening it (opening a device
+/// or a FIFO can block or have side effects).
+fn check_kind(st: &FileStat, path: &str) -> SysResult<()> {
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    match kind {
+        SFlag::S_IFREG => Ok(()),
+        SFlag::S_IFDIR => Err(SysError::new(Errno::EISDIR, "open").with_path(path)),
+        SFlag::S_IFLNK => Err(SysError::new(Errno::ELOOP, "open").with_path(path)),
+        _ => Err(SysError::new(Errno::EINVAL, "open")
+            .with_path(path)
+            .with_detail("not a regular file")),
+    }
+}
+
+/// Opens the pid file for reading and writing without truncating it, creating
+/// it 0644 when missing. Never follows a symlink.
+fn open_pid_file(dir: &OwnedFd, name: &str, path: &str) -> SysResult<OwnedFd> {
+    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => check_kind(&st, path)?,
+        Err(Errno::ENOENT) => {}
+        Err(errno) => return Err(errno).at("stat", path),
+    }
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let mode = Mode::from_bits_truncate(PID_FILE_MODE);
+    let fd = match openat(dir, name, flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
+        Ok(fd) => {
+            fchmod(&fd, mode).at("fchmod", path)?;
+            fd
+        }
+        Err(Errno::EEXIST) => openat(dir, name, flags, Mode::empty()).at("open", path)?,
+        Err(errno) => return Err(errno).at("open", path),
+    };
+    check_kind(&fstat(&fd).at("fstat", path)?, path)?;
+    Ok(fd)
+}
+
+/// Takes the lock on the pid file at `path` (absolute) and writes this
+/// process's pid into it. `Ok(false)`: another process holds it, and the file
+/// was left exactly as it was.
+pub fn lock(path: &str) -> SysResult<bool> {
+    let (dir_path, name) = split(path)?;
+    let dir = open(
+        dir_path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .at("open", path)?;
+    let mut held = held();
+    for _ in 0..REOPEN_ATTEMPTS {
+        let fd = open_pid_file(&dir, name, path)?;
+        let id = id_of(&fstat(&fd).at("fstat", path)?);
+        if held
+            .iter()
+            .any(|h| fstat(&*h.file).map(|st| id_of(&st)) == Ok(id))
+        {
+            return Ok(true);
+        }
+        let file = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(file) => file,
+            Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
+            Err((_, errno)) => return Err(errno).at("flock", path),
+        };
+        // The previous holder may have removed the file (or someone replaced
+        // it) between our open() and flock(): a lock on an unlinked file
+        // excludes nobody, so lock whatever the name points at now.
+        match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if id_of(&st) == id => {}
+            Ok(_) | Err(Errno::ENOENT) => continue,
+            Err(errno) => return Err(errno).at("stat", path),
+        }
+        write_pid(&file, path)?;
+        held.push(Held {
+            file,
+            dir,
+            name: name.to_owned(),
+        });
+        return Ok(true);
+    }
+    Err(SysError::new(Errno::EAGAIN, "flock").with_path(path))
+}
+
+/// Writes the pid, then cuts what is left of a longer old one: the file is
+/// never seen empty, and its first line is always a whole pid.
+fn write_pid(file: &OwnedFd, path: &str) -> SysResult<()> {
+    let text = format!("{}\n", std::process::id());
+    let written = pwrite(file, text.as_bytes(), 0).at("write", path)?;
+    if written != text.len() {
+        return Err(SysError::new(Errno::EIO, "write").with_path(path));
+    }
+    ftruncate(file, text.len() as i64).at("ftruncate", path)
+}
+
+/// Whether this process holds any pid file.
+pub fn holds_any() -> bool {
+    !held().is_empty()
+}
+
+/// Removes every pid file this process holds, where the name still names the
+/// file it locked (never a successor's), then lets go of the locks.
+pub fn release_all() {
+    for h in held().drain(..) {
+        let ours = fstat(&*h.file).map(|st| id_of(&st));
+        let named =
+            fstatat(&h.dir, h.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map(|st| id_of(&st));
+        if ours.is_ok() && ours == named {
+            let _ = unlinkat(&h.dir, h.name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("daemon-lock-{}-{}", std::process::id(), name));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("x.pid").to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn split_needs_a_file_name() {
+        assert_eq!(split("/a/b.pid").unwrap(), ("/a", "b.pid"));
+        assert_eq!(split("/b.pid").unwrap(), ("/", "b.pid"));
+        assert_eq!(split("/a/").unwrap_err().code(), "EINVAL");
+        assert_eq!(split("relative").unwrap_err().code(), "EINVAL");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_regular_file() {
+        assert_eq!(lock("/dev/null").unwrap_err().code(), "EINVAL");
+        let dir = temp("dir");
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(lock(&dir).unwrap_err().code(), "EISDIR");
+        let link = temp("link");
+        let target = format!("{link}.target");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(lock(&link).unwrap_err().code(), "ELOOP");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert_eq!(lock("/nonexistent-dir/x.pid").unwrap_err().code(), "ENOENT");
+    }
+
+    #[test]
+    fn locks_writes_the_pid_and_is_reentrant() {
+        let path = temp("own");
+        std::fs::write(&path, "1234567890\nold\n").unwrap();
+        assert!(lock(&path).unwrap());
+        assert!(lock(&path).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // Another open file description cannot take it.
+        let other = std::fs::File::open(&path).unwrap();
+        let other = Flock::lock(OwnedFd::from(other), FlockArg::LockExclusiveNonblock);
+        assert!(matches!(other, Err((_, Errno::EWOULDBLOCK))));
+    }
+}

@@ -1,0 +1,351 @@
+//! The readiness protocol: the daemon tells the launcher, one line per
+//! message on a pipe, how its start went; the launcher turns that into its
+//! exit status.
+//!
+//! `pid N` as soon as the daemon runs, `ready`, `error TEXT` for an uncaught
+//! error, `exit CODE` when it exits before it was ready, and `fail STEP ERRNO`
+//! from the child when a step between `fork()` and `execve()` failed.
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::{fstat, SFlag};
+use nix::unistd::{close, read, write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The environment variable that tells a freshly executed Node that it is the
+/// daemon: `FD:INODE` of the pipe's write end.
+pub const MARKER_ENV: &str = "__DAEMON_READY_PIPE";
+
+/// Where the child puts the pipe's write end before `execve()`.
+pub const READY_FD: RawFd = 3;
+
+/// Longest text an `error` message carries.
+const MAX_TEXT: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Pid(u32),
+    Ready,
+    Error(String),
+    Exit(i32),
+    Fail { step: String, errno: i32 },
+}
+
+impl Message {
+    pub fn parse(line: &str) -> Option<Message> {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            "pid" => rest.parse().ok().map(Message::Pid),
+            "ready" => Some(Message::Ready),
+            "error" => Some(Message::Error(rest.to_owned())),
+            "exit" => rest.parse().ok().map(Message::Exit),
+            "fail" => {
+                let (step, errno) = rest.rsplit_once(' ')?;
+                Some(Message::Fail {
+                    step: step.to_owned(),
+                    errno: errno.parse().ok()?,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// One line, newline-terminated; an error's text is folded onto one line.
+    pub fn to_line(&self) -> String {
+        match self {
+            Message::Pid(pid) => format!("pid {pid}\n"),
+            Message::Ready => "ready\n".to_owned(),
+            Message::Error(text) => {
+                let mut one_line: String = text
+                    .chars()
+                    .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+                    .collect();
+                if one_line.len() > MAX_TEXT {
+                    let mut end = MAX_TEXT;
+                    while !one_line.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    one_line.truncate(end);
+                }
+                format!("error {one_line}\n")
+            }
+            Message::Exit(code) => format!("exit {code}\n"),
+            Message::Fail { step, errno } => format!("fail {step} {errno}\n"),
+        }
+    }
+}
+
+/// What the launcher exits with, and what it says first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub code: i32,
+    pub message: Option<String>,
+    pub pid: Option<u32>,
+}
+
+/// The launcher's reading of the messages so far.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pid: Option<u32>,
+    error: Option<String>,
+    exec_path: String,
+}
+
+impl Progress {
+    pub fn new(exec_path: &str) -> Self {
+        Progress {
+            exec_path: exec_path.to_owned(),
+            ..Progress::default()
+        }
+    }
+
+    fn verdict(&self, code: i32, message: Option<String>) -> Verdict {
+        Verdict {
+            code,
+            message,
+            pid: self.pid,
+        }
+    }
+
+    fn who(&self) -> String {
+        match self.pid {
+            Some(pid) => format!("the daemon (pid {pid})"),
+            None => "the daemon".to_owned(),
+        }
+    }
+
+    /// Takes one message; returns the verdict once there is one.
+    pub fn take(&mut self, message: Message) -> Option<Verdict> {
+        match message {
+            Message::Pid(pid) => self.pid = Some(pid),
+            Message::Error(text) => self.error = Some(text),
+            Message::Ready => return Some(self.verdict(0, None)),
+            Message::Exit(code) => {
+                let message = match (&self.error, code) {
+                    (Some(text), _) => Some(format!("daemon: {text}")),
+                    (None, 0) => None,
+                    (None, code) => Some(format!(
+                        "daemon: {} exited with code {code} before it was ready",
+                        self.who()
+                    )),
+                };
+                return Some(self.verdict(code, message));
+            }
+            Message::Fail { step, errno } => {
+                let step = match step.as_str() {
+                    "execve" => format!("execve(\"{}\")", self.exec_path),
+                    _ => step,
+                };
+                let text = Errno::from_raw(errno).desc();
+                return Some(self.verdict(127, Some(format!("daemon: {step}: {text}"))));
+            }
+        }
+        None
+    }
+
+    /// The pipe closed with no verdict: the daemon died without a word.
+    pub fn at_end(&self) -> Verdict {
+        let message = match &self.error {
+            Some(text) => format!("daemon: {text}"),
+            None => format!("daemon: {} exited before it was ready", self.who()),
+        };
+        self.verdict(1, Some(message))
+    }
+
+    pub fn at_timeout(&self, timeout: Duration) -> Verdict {
+        let message = format!(
+            "daemon: {} did not report ready within {} ms; it is still running",
+            self.who(),
+            timeout.as_millis()
+        );
+        self.verdict(1, Some(message))
+    }
+}
+
+/// Reads the pipe until the daemon's verdict, its end, or the timeout.
+pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str) -> Verdict {
+    let deadline = Instant::now() + timeout;
+    let mut progress = Progress::new(exec_path);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, left) {
+            Ok(0) => return progress.at_timeout(timeout),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return progress.at_end(),
+        }
+        let n = match read(&pipe, &mut chunk) {
+            Ok(0) => return progress.at_end(),
+            Ok(n) => n,
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
+            Err(_) => return progress.at_end(),
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=newline).collect();
+            let line = String::from_utf8_lossy(&line[..newline]);
+            if let Some(verdict) = Message::parse(&line).and_then(|m| progress.take(m)) {
+                return verdict;
+            }
+        }
+    }
+}
+
+/// The daemon's end of the pipe, once taken; -1 before and after.
+static DAEMON_END: AtomicI32 = AtomicI32::new(-1);
+
+/// Parses `FD:INODE`.
+fn parse_marker(marker: &str) -> Option<(RawFd, u64)> {
+    let (fd, ino) = marker.split_once(':')?;
+    Some((fd.parse().ok()?, ino.parse().ok()?))
+}
+
+/// In a freshly executed Node: takes the pipe the marker names, if it really is
+/// the launcher's (a FIFO open for writing with that inode: an inherited stdin
+/// pipe or a stray variable does not pass), and says the daemon's pid on it.
+pub fn take(marker: &str) -> bool {
+    let Some((fd, ino)) = parse_marker(marker) else {
+        return false;
+    };
+    if fd < 0 || DAEMON_END.load(Ordering::SeqCst) >= 0 {
+        return false;
+    }
+    // SAFETY: only inspected here; kept only when it passes the checks below.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let is_our_pipe = fstat(borrowed).is_ok_and(|st| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO
+            && crate::fileid::id_of(&st).1 == ino
+    });
+    let writable = fcntl(borrowed, FcntlArg::F_GETFL)
+        .is_ok_and(|flags| OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_WRONLY);
+    if !is_our_pipe || !writable || fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).is_err()
+    {
+        return false;
+    }
+    DAEMON_END.store(fd, Ordering::SeqCst);
+    send(&Message::Pid(std::process::id()));
+    true
+}
+
+/// Whether this process is a daemon still waiting to report.
+pub fn is_pending() -> bool {
+    DAEMON_END.load(Ordering::SeqCst) >= 0
+}
+
+/// Sends a message to the launcher; `ready` and `exit` are final and close the
+/// pipe. A launcher that is gone (EPIPE) is not an error: the daemon goes on.
+pub fn send(message: &Message) {
+    let last = matches!(message, Message::Ready | Message::Exit(_));
+    let fd = if last {
+        DAEMON_END.swap(-1, Ordering::SeqCst)
+    } else {
+        DAEMON_END.load(Ordering::SeqCst)
+    };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: `fd` is the pipe taken in `take()`, open until closed below.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let line = message.to_line();
+    let mut rest = line.as_bytes();
+    while !rest.is_empty() {
+        match write(borrowed, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    if last {
+        let _ = close(fd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip() {
+        for m in [
+            Message::Pid(42),
+            Message::Ready,
+            Message::Error("Error: boom".into()),
+            Message::Exit(3),
+            Message::Fail {
+                step: "execve".into(),
+                errno: 13,
+            },
+        ] {
+            let line = m.to_line();
+            assert_eq!(Message::parse(line.trim_end_matches('\n')), Some(m));
+        }
+        assert_eq!(Message::parse("pid x"), None);
+        assert_eq!(Message::parse("hello"), None);
+    }
+
+    #[test]
+    fn error_text_is_one_bounded_line() {
+        let line = Message::Error(format!("a\nb\r\n{}", "é".repeat(3000))).to_line();
+        assert!(line.starts_with("error a b  é"));
+        assert_eq!(line.matches('\n').count(), 1);
+        assert!(line.len() <= MAX_TEXT + 7);
+    }
+
+    #[test]
+    fn verdicts() {
+        let mut p = Progress::new("/usr/bin/node");
+        assert_eq!(p.take(Message::Pid(7)), None);
+        assert_eq!(p.take(Message::Ready).unwrap().code, 0);
+
+        let mut p = Progress::new("/usr/bin/node");
+        p.take(Message::Pid(7));
+        p.take(Message::Error("Error: boom".into()));
+        let v = p.take(Message::Exit(1)).unwrap();
+        assert_eq!(
+            (v.code, v.message.as_deref()),
+            (1, Some("daemon: Error: boom"))
+        );
+
+        let mut p = Progress::new("/usr/bin/node");
+        p.take(Message::Pid(7));
+        let v = p.take(Message::Exit(2)).unwrap();
+        assert_eq!(
+            v.message.as_deref(),
+            Some("daemon: the daemon (pid 7) exited with code 2 before it was ready")
+        );
+        assert_eq!(p.at_end().code, 1);
+        assert!(p
+            .at_timeout(Duration::from_millis(500))
+            .message
+            .unwrap()
+            .contains("pid 7"));
+
+        let mut p = Progress::new("/usr/bin/node");
+        let v = p
+            .take(Message::Fail {
+                step: "execve".into(),
+                errno: 13,
+            })
+            .unwrap();
+        assert_eq!(v.code, 127);
+        assert_eq!(
+            v.message.as_deref(),
+            Some("daemon: execve(\"/usr/bin/node\"): Permission denied")
+        );
+    }
+
+    #[test]
+    fn markers() {
+        assert_eq!(parse_marker("3:1234"), Some((3, 1234)));
+        assert_eq!(parse_marker("3"), None);
+        assert_eq!(parse_marker("x:1"), None);
+        assert!(!take("0:1"));
+        assert!(!take("garbage"));
+    }
+}

@@ -1,0 +1,133 @@
+//! The daemon's standard streams: `/dev/null`, log files, and letting go of
+//! the terminal or pipe the launcher was started with.
+
+use crate::errors::{SysError, SysResult, WithPath};
+use crate::fileid::{id_of, FileId};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+use nix::sys::stat::{fchmod, fstat, Mode};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Mode of a log file the module creates, whatever the umask.
+const LOG_MODE: u32 = 0o640;
+
+pub fn open_devnull() -> SysResult<OwnedFd> {
+    open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).at("open", "/dev/null")
+}
+
+/// Opens (creating it 0640 if missing) a log file for appending.
+pub fn open_log(path: &str) -> SysResult<OwnedFd> {
+    let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CLOEXEC;
+    match open(
+        path,
+        flags | OFlag::O_CREAT | OFlag::O_EXCL,
+        Mode::from_bits_truncate(LOG_MODE),
+    ) {
+        Ok(fd) => {
+            // The umask may have taken bits away; the mode is ours to set.
+            fchmod(&fd, Mode::from_bits_truncate(LOG_MODE)).at("fchmod", path)?;
+            Ok(fd)
+        }
+        Err(Errno::EEXIST) => open(path, flags, Mode::empty()).at("open", path),
+        Err(errno) => Err(errno).at("open", path),
+    }
+}
+
+/// Duplicates `fd` to the lowest free descriptor at or above `min`, close-on-exec.
+/// The launcher keeps everything the child will `dup2()` above 0-3, so that no
+/// `dup2()` in the child can overwrite a descriptor it still has to read from.
+pub fn dup_above(fd: &OwnedFd, min: RawFd) -> SysResult<OwnedFd> {
+    let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min)).map_err(|e| SysError::new(e, "fcntl"))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// `dup2()` onto a raw descriptor number (nix wants an `OwnedFd` target).
+fn dup2_raw(from: RawFd, to: RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 has no memory-safety preconditions; `to` is replaced atomically.
+    Errno::result(unsafe { nix::libc::dup2(from, to) }).map(drop)
+}
+
+fn file_id(fd: RawFd) -> Option<FileId> {
+    // SAFETY: only used to fstat a descriptor number that may or may not be open.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fstat(borrowed).ok().map(|st| id_of(&st))
+}
+
+/// The open descriptors of this process, read from `/proc/self/fd` (or `/dev/fd`).
+fn open_fds() -> Vec<RawFd> {
+    let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
+    dir.map(|entries| {
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Points each of `targets` (a subset of 0, 1, 2) at `/dev/null`, together with
+/// every other descriptor of this process open on the same file: Node reopens a
+/// terminal on a second descriptor of its own, and a daemon that keeps either
+/// one holds the terminal (or the launcher's pipe) open.
+pub fn detach(targets: &[RawFd]) -> SysResult<()> {
+    let null = open_devnull()?;
+    let null_id = file_id(null.as_raw_fd());
+    let originals: Vec<FileId> = targets
+        .iter()
+        .filter_map(|&fd| file_id(fd))
+        .filter(|id| Some(*id) != null_id)
+        .collect();
+    let twins = open_fds()
+        .into_iter()
+        .filter(|&fd| fd > 2 && fd != null.as_raw_fd())
+        .filter(|&fd| file_id(fd).is_some_and(|id| originals.contains(&id)));
+    for fd in targets.iter().copied().chain(twins) {
+        dup2_raw(null.as_fd().as_raw_fd(), fd).map_err(|e| SysError::new(e, "dup2"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn log_file_is_created_0640_whatever_the_umask() {
+        let dir = std::env::temp_dir().join(format!("daemon-stdio-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.log");
+        let _ = std::fs::remove_file(&path);
+        let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
+        let fd = open_log(path.to_str().unwrap());
+        nix::sys::stat::umask(old);
+        let fd = fd.unwrap();
+        let mode = fstat(&fd).unwrap().st_mode & 0o777;
+        assert_eq!(mode, 0o640);
+        let mut file = std::fs::File::from(fd);
+        file.write_all(b"one\n").unwrap();
+        let mut file = std::fs::File::from(open_log(path.to_str().unwrap()).unwrap());
+        file.write_all(b"two\n").unwrap();
+        let mut text = String::new();
+        std::fs::File::open(&path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "one\ntwo\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn log_in_missing_directory_names_the_path() {
+        let err = open_log("/nonexistent-dir/x.log").unwrap_err();
+        assert_eq!(err.code(), "ENOENT");
+        assert_eq!(err.path.as_deref(), Some("/nonexistent-dir/x.log"));
+    }
+
+    #[test]
+    fn dup_above_leaves_low_numbers_free() {
+        let null = open_devnull().unwrap();
+        let high = dup_above(&null, 10).unwrap();
+        assert!(high.as_raw_fd() >= 10);
+    }
+}
