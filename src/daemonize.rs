@@ -6,16 +6,16 @@
 //! the child needs is prepared here before forking; the child only makes
 //! system calls (see `become_daemon`).
 
-use crate::errors::{SysError, SysResult};
+use crate::errors::{SysError, SysResult, WithPath};
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
 use crate::stdio::{dup_above, open_devnull, open_log};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc::{self, c_char, c_int};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
-use nix::sys::stat::fstat;
+use nix::sys::stat::{fstat, stat, SFlag};
 use nix::sys::wait::waitpid;
-use nix::unistd::{pipe2, Pid};
+use nix::unistd::{access, pipe2, AccessFlags, Pid};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr;
@@ -28,6 +28,8 @@ pub struct Plan {
     pub argv: Vec<String>,
     /// `KEY=VALUE` entries, without the marker.
     pub env: Vec<String>,
+    /// Where the daemon will run; it boots in the launcher's directory.
+    pub cwd: String,
     pub umask: u32,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
@@ -77,6 +79,7 @@ fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
 /// Starts the daemon and waits for its verdict. Errors are the launcher's own
 /// (a log file that cannot be opened, no pipe, no fork): nothing was started.
 pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
+    check_directory(&plan.cwd)?;
     let stdout = open_high(&plan.stdout)?;
     let stderr = open_high(&plan.stderr)?;
     let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
@@ -137,6 +140,15 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
     drop((pipe_write, devnull, stdout, stderr));
     reap(Pid::from_raw(middle));
     Ok(ready::wait(pipe_read, plan.ready_timeout, &plan.argv[0]))
+}
+
+/// A directory this process can enter, or the error `chdir()` would give.
+fn check_directory(path: &str) -> SysResult<()> {
+    let st = stat(path).at("chdir", path)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+        return Err(SysError::new(Errno::ENOTDIR, "chdir").with_path(path));
+    }
+    access(path, AccessFlags::X_OK).at("chdir", path)
 }
 
 /// Waits for the middle process, which exits as soon as it has forked.
@@ -317,6 +329,7 @@ mod tests {
         let plan = Plan {
             argv: vec!["/bin/true".into()],
             env: vec![],
+            cwd: "/".into(),
             umask: 0o022,
             stdout: Some("/nonexistent-dir/out.log".into()),
             stderr: None,
@@ -327,10 +340,31 @@ mod tests {
     }
 
     #[test]
+    fn cwd_is_checked_before_any_fork() {
+        for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
+            let plan = Plan {
+                argv: vec!["/bin/true".into()],
+                env: vec![],
+                cwd: cwd.into(),
+                umask: 0o022,
+                stdout: None,
+                stderr: None,
+                ready_timeout: Duration::from_millis(100),
+            };
+            let err = spawn(&plan).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.path.as_deref()),
+                (code, Some(cwd))
+            );
+        }
+    }
+
+    #[test]
     fn failed_exec_is_reported_with_its_step() {
         let plan = Plan {
             argv: vec!["/nonexistent/node".into()],
             env: vec![],
+            cwd: "/".into(),
             umask: 0o022,
             stdout: None,
             stderr: None,
@@ -349,6 +383,7 @@ mod tests {
         let plan = Plan {
             argv: vec!["/bin/true".into()],
             env: vec![],
+            cwd: "/".into(),
             umask: 0o022,
             stdout: None,
             stderr: None,

@@ -40,6 +40,7 @@ pub const READY_ENV: &str = ready::MARKER_ENV;
 pub struct SpawnPlan {
     pub argv: Vec<String>,
     pub env: Vec<String>,
+    pub cwd: String,
     pub umask: u32,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
@@ -59,6 +60,7 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
     let plan = daemonize::Plan {
         argv: plan.argv,
         env: plan.env,
+        cwd: plan.cwd,
         umask: plan.umask,
         stdout: plan.stdout,
         stderr: plan.stderr,

@@ -1,0 +1,157 @@
+// Starts real launchers and daemons, reads the truth from /proc, and kills
+// every process it started, even when a test fails.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const fixture = (name) => path.join(root, '__test__', 'fixtures', name);
+export const daemon = (await import(path.join(root, 'index.js'))).default;
+
+/** Every process this test file starts carries this tag, so that a sweep finds them all. */
+export const TAG = `daemon-test-${process.pid}-${Date.now()}`;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep };
+
+export function tmpdir(name = 't') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `daemon-${name}-`));
+}
+
+/**
+ * Runs `node args...` as a user would run a launcher; resolves when it exits.
+ * `stdio` defaults to pipes that are read to EOF only if `untilEof` is set.
+ */
+export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false, replaceEnv = false } = {}) {
+  const started = performance.now();
+  const childEnv = { ...(replaceEnv ? {} : process.env), DAEMON_TEST_TAG: TAG, ...env };
+  const child = spawn(process.execPath, args, { cwd, env: childEnv, stdio: stdio ?? ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => (stdout += d));
+  child.stderr?.on('data', (d) => (stderr += d));
+  if (child.stdin) child.stdin.end(input ?? '');
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: performance.now() - started })));
+  const closed = new Promise((resolve) => child.on('close', resolve));
+  return Object.assign(
+    (async () => {
+      const result = await exited;
+      if (untilEof) await closed;
+      else await Promise.race([closed, sleep(50)]);
+      return { ...result, stdout, stderr, pid: child.pid, eofMs: performance.now() - started };
+    })(),
+    { child },
+  );
+}
+
+/** Parsed /proc/PID/stat: state, ppid, pgrp, session, ttyNr. */
+export function stat(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0], ppid: +fields[1], pgrp: +fields[2], session: +fields[3], ttyNr: +fields[4] };
+}
+
+/** /proc/PID/status as an object of its lines. */
+export function status(pid) {
+  const lines = fs.readFileSync(`/proc/${pid}/status`, 'utf8').trim().split('\n');
+  return Object.fromEntries(lines.map((line) => line.split(/:\s*/, 2)));
+}
+
+/** fd number -> what it points at. */
+export function fds(pid) {
+  const dir = `/proc/${pid}/fd`;
+  const out = {};
+  for (const fd of fs.readdirSync(dir)) {
+    try {
+      out[fd] = fs.readlinkSync(`${dir}/${fd}`);
+    } catch {}
+  }
+  return out;
+}
+
+export function environ(pid) {
+  return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+}
+
+/** Running and not a zombie (init here may reap exited processes late). */
+export function alive(pid) {
+  try {
+    return stat(pid).state !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor(predicate, ms = 5000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await predicate()) return;
+    await sleep(10);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+export const waitGone = (pid, ms = 5000) => waitFor(() => !alive(pid), ms, `pid ${pid} to exit`);
+
+export function readJson(file) {
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+export function readPid(file) {
+  return Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+}
+
+/** Pids of live processes that carry this file's tag. */
+export function tagged() {
+  const pids = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || +entry === process.pid) continue;
+    try {
+      if (alive(+entry) && environ(+entry).includes(`DAEMON_TEST_TAG=${TAG}`)) pids.push(+entry);
+    } catch {}
+  }
+  return pids;
+}
+
+export function killTagged() {
+  const pids = tagged();
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  return pids;
+}
+
+// The last sweep: whatever a failed test left running dies with this file.
+after(async () => {
+  killTagged();
+  await waitFor(() => tagged().length === 0, 5000, 'tagged processes to die').catch(() => {});
+});
+
+/**
+ * Launches the fixture daemon with `opts` (JSON for start()) and waits for the
+ * launcher; resolves with the launcher's result and, when it was ready, the
+ * daemon's report. The caller kills the daemon (`stop`), the sweep backs it up.
+ */
+export async function startFixture({ opts = {}, env = {}, args = [], nodeArgs = [], cwd, dir = tmpdir('fx'), ...rest } = {}) {
+  const report = path.join(dir, 'report.json');
+  const result = await run([...nodeArgs, fixture('daemon.js'), ...args], {
+    cwd,
+    env: { FIXTURE_OPTS: JSON.stringify(opts), FIXTURE_REPORT: report, ...env },
+    ...rest,
+  });
+  const info = fs.existsSync(report) ? readJson(report) : null;
+  return { ...result, info, dir, report };
+}
+
+export async function stop(pid, signal = 'SIGKILL') {
+  if (!pid) return;
+  try {
+    process.kill(pid, signal);
+  } catch {}
+  await waitGone(pid);
+}

@@ -1,0 +1,153 @@
+// start(): the daemon's process state, read from /proc, and the launcher's word.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { alive, fds, fixture, readJson, run, sleep, startFixture, stat, status, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+
+test('the launcher exits 0 once the daemon runs detached, in its own session, without a terminal', async () => {
+  const r = await startFixture();
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    const pid = r.info.pid;
+    assert.ok(alive(pid));
+    assert.equal(r.info.isDaemon, true);
+    assert.equal(r.info.again, pid, 'a second start() in the daemon returns the same pid');
+    const s = stat(pid);
+    assert.notEqual(s.ppid, r.pid, 'the launcher is not the parent');
+    assert.notEqual(s.session, pid, 'not a session leader: it can never acquire a terminal');
+    assert.notEqual(s.session, stat(process.pid).session, 'a session of its own');
+    assert.equal(s.ttyNr, 0, 'no controlling terminal');
+    assert.equal(fs.readlinkSync(`/proc/${pid}/cwd`), '/');
+    const st = status(pid);
+    assert.equal(st.Umask, '0022');
+    assert.equal(st.SigBlk, '0000000000000000');
+    // Only Node's own: SIGPIPE (13) and SIGXFSZ (25).
+    assert.equal(BigInt(`0x${st.SigIgn}`), (1n << 12n) | (1n << 24n));
+    assert.equal(fds(pid)[0], '/dev/null');
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test('cwd and umask options; the daemon boots in the launcher directory, so -r ./file works', async () => {
+  const dir = tmpdir('cwd');
+  fs.writeFileSync(path.join(dir, 'preload.js'), 'globalThis.fixturePreloaded = "yes";');
+  const r = await startFixture({
+    opts: { cwd: '/tmp', umask: 0o027 },
+    nodeArgs: ['-r', './preload.js', '--max-old-space-size=96'],
+    args: ['with space', 'b'],
+    cwd: dir,
+  });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    const pid = r.info.pid;
+    assert.equal(fs.readlinkSync(`/proc/${pid}/cwd`), '/tmp');
+    assert.equal(status(pid).Umask, '0027');
+    assert.equal(r.info.preloaded, 'yes');
+    assert.deepEqual(r.info.argv, ['with space', 'b']);
+    assert.deepEqual(r.info.execArgv, ['-r', './preload.js', '--max-old-space-size=96']);
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test('the marker is not left for the daemon or its children', async () => {
+  const r = await startFixture();
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.info.markerInEnv, []);
+    assert.deepEqual(r.info.childEnv, []);
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test('ready: manual waits for daemon.ready(); the launcher exits only then', async () => {
+  const r = await startFixture({ env: { FIXTURE_DO: 'late-ready' } });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.ms >= 400, `launcher returned after ${r.ms} ms, before ready()`);
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test("the daemon's uncaught exception and exit code reach the launcher", async () => {
+  const thrown = await startFixture({ env: { FIXTURE_DO: 'throw' } });
+  assert.equal(thrown.code, 1);
+  assert.match(thrown.stderr, /daemon: Error: boom from the daemon/);
+  const exited = await startFixture({ env: { FIXTURE_DO: 'exit3' } });
+  assert.equal(exited.code, 3);
+  assert.match(exited.stderr, /exited with code 3 before it was ready/);
+});
+
+test('a daemon that never reports ready: the launcher times out, names the pid, leaves it running', async () => {
+  const r = await startFixture({ opts: { readyTimeout: 300 }, env: { FIXTURE_DO: 'never-ready' } });
+  const pid = Number(/pid (\d+)/.exec(r.stderr)?.[1]);
+  try {
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /did not report ready within 300 ms; it is still running/);
+    assert.ok(alive(pid));
+  } finally {
+    await stop(pid);
+  }
+});
+
+test('a daemon killed before it is ready: the launcher says so at once', async () => {
+  const dir = tmpdir('kill');
+  const launcher = startFixture({ dir, opts: { readyTimeout: 20000 }, env: { FIXTURE_DO: 'never-ready' } });
+  const report = path.join(dir, 'report.json');
+  await waitFor(() => fs.existsSync(report), 10000, 'the daemon report');
+  const { pid } = readJson(report);
+  process.kill(pid, 'SIGKILL');
+  const r = await launcher;
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`pid ${pid}\\) exited before it was ready`));
+  assert.ok(r.ms < 10000);
+});
+
+test('log files: stdout and stderr go to them, created 0640, and closeIO() keeps them', async () => {
+  const dir = tmpdir('logs');
+  const out = path.join(dir, 'out.log');
+  const err = path.join(dir, 'err.log');
+  const r = await startFixture({ dir, opts: { stdout: out, stderr: err }, env: { FIXTURE_DO: 'closeio' } });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    const f = fds(r.info.pid);
+    assert.equal(f[1], out);
+    assert.equal(f[2], err);
+    assert.equal(fs.statSync(out).mode & 0o777, 0o640);
+    assert.match(fs.readFileSync(out, 'utf8'), /fixture \d+ running/);
+    assert.equal(r.stdout, '', 'nothing reaches the launcher stdout');
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test('closeIO() lets go of the pipes the launcher was started with, and console.log goes nowhere', async () => {
+  const dir = tmpdir('pipes');
+  const report = path.join(dir, 'report.json');
+  // The test reads the launcher's stdout and stderr to EOF, as ssh would.
+  const launcher = run([fixture('daemon.js')], { untilEof: true, env: { FIXTURE_REPORT: report } });
+  await waitFor(() => fs.existsSync(report), 10000, 'the daemon report');
+  const { pid } = readJson(report);
+  try {
+    await waitGone(launcher.child.pid);
+    const before = fds(pid);
+    assert.match(before[1], /^(pipe|socket):/, 'stdout is inherited until closeIO()');
+    process.kill(pid, 'SIGUSR2');
+    const r = await launcher; // EOF: no process holds the pipes any more
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /fixture \d+ running/);
+    assert.doesNotMatch(r.stdout, /written nowhere/);
+    const after = fds(pid);
+    for (const fd of ['0', '1', '2']) assert.equal(after[fd], '/dev/null');
+    assert.ok(!Object.values(after).includes(before[1]), 'no fd left on the launcher pipe');
+    process.kill(pid, 'SIGUSR1'); // console.log after closeIO() must neither throw nor write
+    await sleep(100);
+    assert.ok(alive(pid));
+  } finally {
+    await stop(pid);
+  }
+});

@@ -1,0 +1,43 @@
+'use strict';
+// npm's install step: builds the addon from source with cargo unless a
+// prebuilt binary for this platform is already installed. Consumers get no
+// devDependencies, so this calls cargo itself rather than @napi-rs/cli.
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { platformTriple } = require('../native.js');
+
+const root = path.join(__dirname, '..');
+const triple = platformTriple();
+
+function main() {
+  if (process.platform === 'win32') {
+    console.log('daemon: Windows has no Unix daemons; skipping the native build.');
+    return 0;
+  }
+  try {
+    require.resolve(`daemon-${triple}`);
+    return 0; // a prebuilt binary is installed
+  } catch {}
+  const cargo = process.env.CARGO || 'cargo';
+  if (spawnSync(cargo, ['--version'], { stdio: 'ignore' }).status !== 0) {
+    console.error(
+      `daemon: no prebuilt binary for ${triple} and no Rust toolchain to build one: ` +
+        'install Rust with cargo (https://rustup.rs), then run `npm rebuild daemon`.',
+    );
+    return 1;
+  }
+  console.log(`daemon: building the native addon for ${triple} with cargo (about a minute on 2 cores)`);
+  const build = spawnSync(cargo, ['build', '--release', '--lib', '--locked'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (build.status !== 0) return build.status ?? 1;
+  const lib = process.platform === 'darwin' ? 'libdaemon.dylib' : 'libdaemon.so';
+  const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
+  fs.copyFileSync(path.join(targetDir, 'release', lib), path.join(root, `daemon.${triple}.node`));
+  return 0;
+}
+
+process.exitCode = main();
