@@ -23,12 +23,14 @@ export function tmpdir(name = 't') {
 
 /**
  * Runs `node args...` as a user would run a launcher; resolves when it exits.
- * `stdio` defaults to pipes that are read to EOF only if `untilEof` is set.
+ * `stdio` defaults to pipes that are read to EOF only if `untilEof` is set;
+ * `prefix` runs node under another command (e.g. setpriv).
  */
-export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false, replaceEnv = false } = {}) {
+export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false, prefix = [] } = {}) {
   const started = performance.now();
-  const childEnv = { ...(replaceEnv ? {} : process.env), DAEMON_TEST_TAG: TAG, ...env };
-  const child = spawn(process.execPath, args, { cwd, env: childEnv, stdio: stdio ?? ['pipe', 'pipe', 'pipe'] });
+  const childEnv = { ...process.env, DAEMON_TEST_TAG: TAG, ...env };
+  const [command, ...rest] = [...prefix, process.execPath, ...args];
+  const child = spawn(command, rest, { cwd, env: childEnv, stdio: stdio ?? ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d) => (stdout += d));
@@ -154,4 +156,20 @@ export async function stop(pid, signal = 'SIGKILL') {
     process.kill(pid, signal);
   } catch {}
   await waitGone(pid);
+}
+
+/** Runs node as the unprivileged user nobody. */
+export const asNobody = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+
+/**
+ * A world-readable copy of the module and the fixtures, for processes that
+ * run as nobody (a checkout may sit in a 0700 directory).
+ */
+export function publicCopy() {
+  const copy = tmpdir('public');
+  fs.chmodSync(copy, 0o755);
+  const addon = fs.readdirSync(root).filter((name) => name.endsWith('.node'));
+  for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
+  fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
+  return copy;
 }

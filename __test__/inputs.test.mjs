@@ -1,0 +1,202 @@
+// Bad and hostile input: each row gives its exact error, nothing is forked, no file changes.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { asNobody, fixture, publicCopy, readJson, root, run, startFixture, stop, tagged, tmpdir, waitFor } from './helpers.mjs';
+
+const dir = tmpdir('inputs');
+const file = path.join(dir, 'a-file');
+const link = path.join(dir, 'a-link');
+const fifo = path.join(dir, 'a-fifo');
+fs.writeFileSync(file, 'untouched\n');
+fs.symlinkSync(file, link);
+execFileSync('mkfifo', [fifo]);
+const q = JSON.stringify;
+
+const typeError = (code, message) => ({ class: 'TypeError', code, message });
+const wrongType = (message) => typeError('ERR_INVALID_ARG_TYPE', message);
+const wrongValue = (message) => typeError('ERR_INVALID_ARG_VALUE', message);
+const outOfRange = (message) => ({ class: 'RangeError', code: 'ERR_OUT_OF_RANGE', message });
+const sysError = (code, syscall, p, message) => ({ class: 'Error', code, syscall, path: p, message });
+
+// [call, argument source, expected]
+const rows = [
+  ['start', `'fast'`, wrongType(/^The "options" argument must be of type object\. Received type string \('fast'\)$/)],
+  ['start', 'null', wrongType(/"options" argument must be of type object\. Received null$/)],
+  ['start', '[]', wrongType(/Received an instance of Array$/)],
+  ['start', '42', wrongType(/Received type number \(42\)$/)],
+  ['start', '() => {}', wrongType(/Received function/)],
+  ['start', '{ cwd: 42 }', wrongType(/^The "options\.cwd" argument must be of type string\. Received type number \(42\)$/)],
+  ['start', `{ cwd: '' }`, wrongValue(/'options\.cwd' must be a non-empty path/)],
+  ['start', `{ cwd: 'a\\0b' }`, wrongValue(/'options\.cwd' must be a string without null bytes/)],
+  ['start', `{ cwd: '/nonexistent-daemon-dir' }`, sysError('ENOENT', 'chdir', '/nonexistent-daemon-dir', /^ENOENT: no such file or directory, chdir '\/nonexistent-daemon-dir'$/)],
+  ['start', `{ cwd: ${q(file)} }`, sysError('ENOTDIR', 'chdir', file, /^ENOTDIR: not a directory, chdir/)],
+  ['start', `{ umask: '022' }`, wrongType(/"options\.umask" argument must be of type number/)],
+  ['start', '{ umask: -1 }', outOfRange(/^The value of "options\.umask" is out of range\. It must be an integer from 0 to 0o777\. Received -1$/)],
+  ['start', '{ umask: 0o1000 }', outOfRange(/Received 512$/)],
+  ['start', '{ umask: 1.5 }', outOfRange(/Received 1\.5$/)],
+  ['start', '{ umask: NaN }', outOfRange(/Received NaN$/)],
+  ['start', '{ stdout: 1 }', wrongType(/"options\.stdout" argument must be of type string/)],
+  ['start', '{ stderr: true }', wrongType(/"options\.stderr" argument must be of type string/)],
+  ['start', `{ stdout: '/nonexistent-daemon-dir/out.log' }`, sysError('ENOENT', 'open', '/nonexistent-daemon-dir/out.log', /^ENOENT: no such file or directory, open/)],
+  ['start', `{ stdout: ${q(dir)} }`, sysError('EISDIR', 'open', dir, /^EISDIR: is a directory, open/)],
+  ['start', `{ env: 'A=1' }`, wrongType(/"options\.env" argument must be of type object/)],
+  ['start', '{ env: null }', wrongType(/"options\.env" argument must be of type object\. Received null/)],
+  ['start', '{ env: [] }', wrongType(/"options\.env" argument must be of type object/)],
+  ['start', `{ env: { A: 'x\\0y' } }`, wrongValue(/options\.env\['A'\]/)],
+  ['start', `{ env: { 'A=B': '1' } }`, wrongValue(/options\.env\['A=B'\]/)],
+  ['start', `{ ready: 'soon' }`, wrongValue(/^The argument 'options\.ready' must be 'auto' or 'manual'\. Received type string \('soon'\)$/)],
+  ['start', '{ ready: true }', wrongValue(/'options\.ready' must be 'auto' or 'manual'/)],
+  ['start', `{ readyTimeout: '5' }`, wrongType(/"options\.readyTimeout" argument must be of type number/)],
+  ['start', '{ readyTimeout: 0 }', outOfRange(/"options\.readyTimeout" is out of range/)],
+  ['start', '{ readyTimeout: -5 }', outOfRange(/Received -5$/)],
+  ['start', '{ readyTimeout: Infinity }', outOfRange(/Received Infinity$/)],
+  ['start', '{ foo: 1 }', wrongValue(/^The argument 'options\.foo' is not an option of start\(\) \(known: cwd, umask/)],
+  ['start', `{ Cwd: '/' }`, wrongValue(/'options\.Cwd' is not an option of start\(\)/)],
+  ['lock', 'undefined', wrongType(/^The "file" argument must be of type string\. Received undefined$/)],
+  ['lock', '42', wrongType(/"file" argument must be of type string\. Received type number \(42\)/)],
+  ['lock', 'null', wrongType(/Received null/)],
+  ['lock', `''`, wrongValue(/'file' must be a non-empty path/)],
+  ['lock', `'x\\0.pid'`, wrongValue(/'file' must be a string without null bytes/)],
+  ['lock', `'/nonexistent-daemon-dir/x.pid'`, sysError('ENOENT', 'open', '/nonexistent-daemon-dir/x.pid', /^ENOENT: no such file or directory, open/)],
+  ['lock', q(dir), sysError('EISDIR', 'open', dir, /^EISDIR: is a directory, open/)],
+  ['lock', q(link), sysError('ELOOP', 'open', link, /^ELOOP: too many (levels of )?symbolic links/)],
+  ['lock', q(fifo), sysError('EINVAL', 'open', fifo, /^EINVAL: not a regular file, open/)],
+  ['lock', `'/dev/null'`, sysError('EINVAL', 'open', '/dev/null', /not a regular file/)],
+  ['lock', `'/dev/zero'`, sysError('EINVAL', 'open', '/dev/zero', /not a regular file/)],
+  ['lock', `${q(dir)} + '/'`, sysError('EISDIR', 'open', dir, /^EISDIR/)],
+  ['lock', `{ toString() { return '/tmp/x.pid' } }`, wrongType(/"file" argument must be of type string\. Received an instance of Object/)],
+];
+
+/** Runs rows through the bad-inputs fixture; returns one outcome per row. */
+async function attempt(rows, { script = fixture('bad-inputs.js'), ...runOptions } = {}) {
+  const input = rows.map(([call, source]) => `${call}\t${source}`).join('\n');
+  const r = await run([script], { input, cwd: dir, ...runOptions });
+  assert.equal(r.code, 0, r.stderr);
+  const outcomes = r.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(outcomes.length, rows.length, r.stdout);
+  rows.forEach(([call, source, expected], i) => {
+    const got = outcomes[i];
+    const label = `${call}(${source})`;
+    assert.equal(got.class, expected.class, `${label}: ${JSON.stringify(got)}`);
+    assert.equal(got.code, expected.code, label);
+    assert.match(got.message, expected.message, label);
+    if (expected.syscall) {
+      assert.equal(got.syscall, expected.syscall, label);
+      assert.equal(got.path, expected.path, label);
+      assert.ok(got.errno < 0, `${label}: errno ${got.errno}`);
+    }
+  });
+}
+
+function snapshot() {
+  return fs
+    .readdirSync(dir)
+    .sort()
+    .map((name) => {
+      const st = fs.lstatSync(path.join(dir, name));
+      return `${name} ${st.mode} ${st.size} ${st.mtimeMs} ${st.ino}`;
+    })
+    .join('\n');
+}
+
+test(`${rows.length} bad inputs to start() and lock(): each its exact error, nothing forked, no file changed`, async () => {
+  assert.ok(rows.length >= 40);
+  const before = snapshot();
+  await attempt(rows);
+  assert.deepEqual(tagged(), [], 'nothing was forked');
+  assert.equal(snapshot(), before, 'no file was changed');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'untouched\n');
+});
+
+test('as an unprivileged user: a log, a pid file or a cwd it may not use gives EACCES, and nothing is created', async () => {
+  const copy = publicCopy();
+  const rootOnly = tmpdir('rootonly');
+  fs.chmodSync(rootOnly, 0o755); // others may enter, not write
+  const closed = tmpdir('closed'); // 0700: others may not even enter
+  const unprivileged = [
+    ['start', `{ stdout: ${q(`${rootOnly}/out.log`)} }`, sysError('EACCES', 'open', `${rootOnly}/out.log`, /^EACCES: permission denied, open/)],
+    ['start', `{ stderr: ${q(`${closed}/err.log`)} }`, sysError('EACCES', 'open', `${closed}/err.log`, /^EACCES/)],
+    ['start', `{ cwd: ${q(closed)} }`, sysError('EACCES', 'chdir', closed, /^EACCES: permission denied, chdir/)],
+    ['lock', q(`${rootOnly}/x.pid`), sysError('EACCES', 'open', `${rootOnly}/x.pid`, /^EACCES: permission denied, open/)],
+    ['lock', q(`${closed}/x.pid`), sysError('EACCES', 'open', `${closed}/x.pid`, /^EACCES/)],
+  ];
+  await attempt(unprivileged, { script: path.join(copy, 'fixtures', 'bad-inputs.js'), prefix: asNobody, cwd: copy, env: { DAEMON_INDEX: path.join(copy, 'index.js') } });
+  assert.deepEqual(fs.readdirSync(rootOnly), []);
+  assert.deepEqual(tagged(), []);
+});
+
+test('a marker set by hand is ignored: a pipe on stdin, a closed fd, a regular file', async () => {
+  const index = path.join(root, '__test__', 'fixtures', 'daemon.js');
+  const spoofs = {
+    'stdin pipe': `sleep 2 | { ino=$(stat -L -c %i /proc/self/fd/0); __DAEMON_READY_PIPE=0:$ino exec node ${q(index)}; }`,
+    'closed fd': `__DAEMON_READY_PIPE=9:12345 exec node ${q(index)}`,
+    'regular file': `exec 9>>${q(file)}; ino=$(stat -c %i ${q(file)}); __DAEMON_READY_PIPE=9:$ino exec node ${q(index)}`,
+  };
+  for (const [name, script] of Object.entries(spoofs)) {
+    const report = path.join(tmpdir('spoof'), 'report.json');
+    const r = await run(['-e', `require('child_process').execFileSync('sh', ['-c', ${q(script)}], { stdio: 'inherit' })`], {
+      env: { FIXTURE_REPORT: report },
+    });
+    const info = fs.existsSync(report) ? readJson(report) : null;
+    try {
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      assert.equal(info?.isDaemon, true, `${name}: daemonized normally`);
+    } finally {
+      await stop(info?.pid);
+    }
+  }
+  assert.equal(fs.readFileSync(file, 'utf8'), 'untouched\n');
+});
+
+test('a launcher started by child_process.fork() (NODE_CHANNEL_FD) or in a cluster (NODE_UNIQUE_ID) starts a normal daemon', async () => {
+  const report = path.join(tmpdir('fork'), 'report.json');
+  const code = `require('child_process').fork(${q(fixture('daemon.js'))}).on('exit', (c) => process.exit(c))`;
+  const forked = await run(['-e', code], { env: { FIXTURE_REPORT: report } });
+  const info = fs.existsSync(report) ? readJson(report) : null;
+  try {
+    assert.equal(forked.code, 0, forked.stderr);
+    assert.equal(info.isDaemon, true);
+    assert.equal(info.channelFd, false, 'no IPC channel in the daemon');
+  } finally {
+    await stop(info?.pid);
+  }
+  const cluster = await startFixture({ env: { NODE_UNIQUE_ID: '1' } });
+  try {
+    assert.equal(cluster.code, 0, cluster.stderr);
+    assert.equal(cluster.info.isDaemon, true);
+  } finally {
+    await stop(cluster.info?.pid);
+  }
+});
+
+test('start() from a worker thread or from stdin is refused; from node -e it works', async () => {
+  const index = q(path.join(root, 'index.js'));
+  const worker = await run([
+    '-e',
+    `const { Worker } = require('worker_threads');
+     new Worker('try { require(${index}).start() } catch (e) { require("worker_threads").parentPort.postMessage(e.constructor.name + " " + e.code) }', { eval: true })
+       .on('message', (m) => console.log(m));`,
+  ]);
+  assert.equal(worker.stdout.trim(), 'TypeError ERR_WORKER_UNSUPPORTED_OPERATION');
+  const stdin = await run(['-'], { input: `try { require(${index}).start() } catch (e) { console.log(e.code) }` });
+  assert.equal(stdin.stdout.trim(), 'ERR_DAEMON_NO_SCRIPT');
+
+  const cwd = tmpdir('eval');
+  fs.writeFileSync(path.join(cwd, 'helper.js'), 'module.exports = "relative require works";');
+  const out = path.join(cwd, 'out.json');
+  const evaluated = await run(
+    ['-e', `require(${index}).start(); require('fs').writeFileSync(${q(out)}, JSON.stringify([process.pid, require('./helper.js')])); setInterval(() => {}, 1e9)`],
+    { cwd },
+  );
+  await waitFor(() => fs.existsSync(out), 5000, 'the -e daemon').catch(() => {});
+  const [pid, text] = fs.existsSync(out) ? readJson(out) : [];
+  try {
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    assert.equal(text, 'relative require works');
+  } finally {
+    await stop(pid);
+  }
+});
