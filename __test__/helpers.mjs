@@ -24,13 +24,14 @@ export function tmpdir(name = 't') {
 /**
  * Runs `node args...` as a user would run a launcher; resolves when it exits.
  * `stdio` defaults to pipes that are read to EOF only if `untilEof` is set;
- * `prefix` runs node under another command (e.g. setpriv).
+ * `prefix` runs node under another command (e.g. setpriv); `command` replaces
+ * the whole command line.
  */
-export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false, prefix = [] } = {}) {
+export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false, prefix = [], command } = {}) {
   const started = performance.now();
   const childEnv = { ...process.env, DAEMON_TEST_TAG: TAG, ...env };
-  const [command, ...rest] = [...prefix, process.execPath, ...args];
-  const child = spawn(command, rest, { cwd, env: childEnv, stdio: stdio ?? ['pipe', 'pipe', 'pipe'] });
+  const [file, ...rest] = command ?? [...prefix, process.execPath, ...args];
+  const child = spawn(file, rest, { cwd, env: childEnv, stdio: stdio ?? ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d) => (stdout += d));
