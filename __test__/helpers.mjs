@@ -141,7 +141,7 @@ after(async () => {
  * daemon's report. The caller kills the daemon (`stop`), the sweep backs it up.
  */
 export async function startFixture({ opts = {}, env = {}, args = [], nodeArgs = [], cwd, dir = tmpdir('fx'), ...rest } = {}) {
-  const report = path.join(dir, 'report.json');
+  const report = env.FIXTURE_REPORT ?? path.join(dir, 'report.json');
   const result = await run([...nodeArgs, fixture('daemon.js'), ...args], {
     cwd,
     env: { FIXTURE_OPTS: JSON.stringify(opts), FIXTURE_REPORT: report, ...env },
@@ -173,4 +173,20 @@ export function publicCopy() {
   for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
   return copy;
+}
+
+/** Pids holding a flock() on `file`, read from /proc/locks by the file's inode. */
+export function flockHolders(file) {
+  let ino;
+  try {
+    ino = fs.statSync(file).ino;
+  } catch {
+    return [];
+  }
+  return fs
+    .readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1] === 'FLOCK' && Number(f[5]?.split(':')[2]) === ino)
+    .map((f) => Number(f[4]));
 }
