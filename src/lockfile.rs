@@ -66,16 +66,24 @@ fn open_pid_file(dir: &OwnedFd, name: &str, path: &str) -> SysResult<OwnedFd> {
     }
     let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
     let mode = Mode::from_bits_truncate(PID_FILE_MODE);
-    let fd = match openat(dir, name, flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
-        Ok(fd) => {
-            fchmod(&fd, mode).at("fchmod", path)?;
-            fd
-        }
-        Err(Errno::EEXIST) => openat(dir, name, flags, Mode::empty()).at("open", path)?,
-        Err(errno) => return Err(errno).at("open", path),
-    };
-    check_kind(&fstat(&fd).at("fstat", path)?, path)?;
-    Ok(fd)
+    for _ in 0..REOPEN_ATTEMPTS {
+        let fd = match openat(dir, name, flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
+            Ok(fd) => {
+                fchmod(&fd, mode).at("fchmod", path)?;
+                fd
+            }
+            Err(Errno::EEXIST) => match openat(dir, name, flags, Mode::empty()) {
+                Ok(fd) => fd,
+                // Removed by its exiting holder between the two opens.
+                Err(Errno::ENOENT) => continue,
+                Err(errno) => return Err(errno).at("open", path),
+            },
+            Err(errno) => return Err(errno).at("open", path),
+        };
+        check_kind(&fstat(&fd).at("fstat", path)?, path)?;
+        return Ok(fd);
+    }
+    Err(SysError::new(Errno::EAGAIN, "open").with_path(path))
 }
 
 /// Takes the lock on the pid file at `path` (absolute) and writes this
