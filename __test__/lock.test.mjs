@@ -88,3 +88,22 @@ test('a lock dies with its process: after the holder is gone, lock() succeeds at
   assert.equal((await run(['-e', probe])).stdout.trim(), 'true');
   assert.ok(!alive(holder.child.pid));
 });
+
+test('pid file 0644 and log files 0640 whatever the umask; nothing the module creates is writable by others', async () => {
+  for (const umask of [0, 0o077]) {
+    const dir = tmpdir('modes');
+    const pidfile = path.join(dir, 'fx.pid');
+    const log = path.join(dir, 'out.log');
+    const r = await startFixture({ dir, opts: { umask, stdout: log, stderr: log }, env: { FIXTURE_LOCK: pidfile } });
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(fs.statSync(pidfile).mode & 0o777, 0o644, `pid file under umask ${umask.toString(8)}`);
+      assert.equal(fs.statSync(log).mode & 0o777, 0o640, `log file under umask ${umask.toString(8)}`);
+      for (const name of fs.readdirSync(dir).filter((n) => n !== 'report.json' && !n.startsWith('report'))) {
+        assert.equal(fs.statSync(path.join(dir, name)).mode & 0o002, 0, `${name} is not writable by others`);
+      }
+    } finally {
+      await stop(r.info?.pid);
+    }
+  }
+});
