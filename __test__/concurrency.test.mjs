@@ -65,7 +65,7 @@ test(`restart storm: ${CYCLES} cycles of SIGTERM while the next daemon spins on 
       current = await next;
       assert.equal(current.code, 0, current.stderr);
       const holders = flockHolders(pidfile);
-      assert.deepEqual(holders, [current.info.pid], `cycle ${cycle}: lock holders ${holders}`);
+      assert.deepEqual(holders, [current.info.pid], `cycle ${cycle}: lock holders ${holders}\n${fs.readFileSync('/proc/locks', 'utf8')}\n${fs.statSync(pidfile).ino}`);
       assert.equal(readPid(pidfile), current.info.pid, `cycle ${cycle}: the pid file names the new daemon`);
       await waitGone(old);
     }

@@ -7,7 +7,7 @@
 // PORT and HELLOHTTPD_PIDFILE change the port and the pid file.
 'use strict';
 
-const daemon = require('..');
+const daemon = require('daemon');
 const http = require('node:http');
 
 // First thing: everything above this line runs twice (launcher and daemon).

@@ -1,0 +1,71 @@
+// Install it as a user would: npm pack, npm install into a project outside the
+// repository (building from source with cargo), then CJS, ESM and the example.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { test } from 'node:test';
+import { readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
+
+const npm = (args, cwd, env = {}) =>
+  spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
+
+test('npm pack ships exactly the shim, the types, the installer and the Rust sources', () => {
+  const packed = npm(['pack', '--dry-run', '--json'], root);
+  assert.equal(packed.status, 0, packed.stderr);
+  const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort();
+  const sources = fs.readdirSync(path.join(root, 'src')).map((name) => `src/${name}`);
+  const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/install.js', ...sources];
+  assert.deepEqual(files, expected.sort());
+});
+
+test('installed from the tarball into a fresh project: builds with cargo, then require, import and the example work', async () => {
+  const project = tmpdir('consumer');
+  const pack = npm(['pack', '--pack-destination', project], root);
+  assert.equal(pack.status, 0, pack.stderr);
+  const tarball = pack.stdout.trim().split('\n').pop();
+  assert.equal(npm(['init', '-y'], project).status, 0);
+  // A shared target directory keeps the suite fast; the build itself is real.
+  const install = npm(['install', `./${tarball}`, '--foreground-scripts'], project, { CARGO_TARGET_DIR: path.join(root, 'target', 'consumer') });
+  assert.equal(install.status, 0, install.stderr);
+  assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
+
+  const cjs = execFileSync(process.execPath, ['-e', "const d = require('daemon'); console.log(typeof d.start, typeof d.lock, typeof d.closeIO, d.isDaemon)"], { cwd: project, encoding: 'utf8' });
+  assert.equal(cjs.trim(), 'function function function false');
+  fs.writeFileSync(path.join(project, 'esm.mjs'), "import daemon, { start, lock, closeIO } from 'daemon';\nconsole.log(typeof daemon.ready, typeof start, typeof lock, typeof closeIO);\n");
+  const esm = execFileSync(process.execPath, ['esm.mjs'], { cwd: project, encoding: 'utf8' });
+  assert.equal(esm.trim(), 'function function function function');
+
+  fs.copyFileSync(path.join(root, 'examples', 'hellohttpd.js'), path.join(project, 'hellohttpd.js'));
+  const port = await new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+  const pidfile = path.join(project, 'hellohttpd.pid');
+  const started = await run(['hellohttpd.js'], { cwd: project, env: { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile } });
+  let pid;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    pid = readPid(pidfile);
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'hello\n');
+    process.kill(pid, 'SIGTERM');
+    await waitGone(pid);
+  } finally {
+    await stop(pid);
+  }
+
+  // Without cargo and without a prebuilt binary, the install fails with one clear line.
+  const installer = path.join(project, 'node_modules', 'daemon', 'scripts', 'install.js');
+  const nocargo = spawnSync(process.execPath, [installer], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME } });
+  assert.equal(nocargo.status, 1);
+  assert.match(nocargo.stderr, /^daemon: no prebuilt binary for linux-x64-gnu and no Rust toolchain to build one: install Rust/);
+});
+
+test('the TypeScript types: a strict ESM and a CommonJS consumer compile, and misuse does not', () => {
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, '__test__', 'types', 'tsconfig.json')], { encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+});
