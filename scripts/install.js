@@ -28,7 +28,7 @@ function main() {
     );
     return 1;
   }
-  console.log(`daemon: building the native addon for ${triple} with cargo (about a minute on 2 cores)`);
+  console.log(`daemon: building the native addon for ${triple} with cargo (under a minute)`);
   const build = spawnSync(cargo, ['build', '--release', '--lib', '--locked'], {
     cwd: root,
     stdio: 'inherit',
