@@ -175,7 +175,11 @@ export function publicCopy() {
   return copy;
 }
 
-/** Pids holding a flock() on `file`, read from /proc/locks by the file's inode. */
+/**
+ * Pids holding a flock() on `file`, read from /proc/locks by the file's inode.
+ * Each pid once: /proc/locks is read page by page, and a list that changes
+ * between two pages can show one lock twice.
+ */
 export function flockHolders(file) {
   let ino;
   try {
@@ -188,5 +192,6 @@ export function flockHolders(file) {
     .split('\n')
     .map((line) => line.trim().split(/\s+/))
     .filter((f) => f[1] === 'FLOCK' && Number(f[5]?.split(':')[2]) === ino)
-    .map((f) => Number(f[4]));
+    .map((f) => Number(f[4]))
+    .filter((pid, i, all) => all.indexOf(pid) === i);
 }
