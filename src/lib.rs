@@ -1,10 +1,12 @@
 //! The JavaScript surface of `daemon`: each function converts its arguments
 //! and calls into the module that does the work.
 
+mod control;
 mod daemonize;
 mod errors;
 mod fileid;
 mod lockfile;
+mod notify;
 mod ready;
 mod stdio;
 
@@ -121,4 +123,40 @@ pub fn release_locks() {
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
     stdio::detach(&fds).map_err(|e| throw(&env, e))
+}
+
+#[napi(object)]
+pub struct PidFileStatus {
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub stale: bool,
+}
+
+/// Whether the daemon of a pid file runs, decided by its lock.
+#[napi]
+pub fn status(env: Env, path: String) -> Result<PidFileStatus> {
+    let status = lockfile::status(&path).map_err(|e| throw(&env, e))?;
+    Ok(PidFileStatus {
+        running: status.running,
+        pid: status.pid,
+        stale: status.stale,
+    })
+}
+
+/// Sends a signal to the lock holder; returns its pid, or null when nothing runs.
+#[napi]
+pub fn signal_holder(env: Env, path: String, signal: i32) -> Result<Option<u32>> {
+    control::signal_holder(&path, signal).map_err(|e| throw(&env, e))
+}
+
+/// Sends a state to systemd's notify socket; false when it could not.
+#[napi]
+pub fn notify(socket: String, state: String) -> bool {
+    notify::notify(&socket, &state)
+}
+
+/// Reopens a log file onto fd 1 or 2.
+#[napi]
+pub fn reopen_log(env: Env, fd: i32, path: String) -> Result<()> {
+    stdio::reopen_log(fd, &path).map_err(|e| throw(&env, e))
 }

@@ -6,16 +6,23 @@ use crate::fileid::id_of;
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, AtFlags, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, Mode, SFlag};
-use nix::sys::uio::pwrite;
+use nix::sys::uio::{pread, pwrite};
 use nix::unistd::{ftruncate, unlinkat, UnlinkatFlags};
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Mode of a pid file the module creates, whatever the umask.
 const PID_FILE_MODE: u32 = 0o644;
 
 /// How often `lock()` reopens when the file it locked was replaced meanwhile.
 const REOPEN_ATTEMPTS: usize = 100;
+
+/// How often, and how far apart, `lock()` tries again before it reports the
+/// lock as held: a `status()` probe holds a shared lock for microseconds, and
+/// must never make a start fail.
+const BUSY_ATTEMPTS: usize = 5;
+const BUSY_PAUSE: Duration = Duration::from_millis(2);
 
 /// A pid file this process holds. The directory is kept open so that the file
 /// can be removed by name even after `chdir()` or `chroot()`.
@@ -98,6 +105,7 @@ pub fn lock(path: &str) -> SysResult<bool> {
     )
     .at("open", path)?;
     let mut held = held();
+    let mut busy = 0;
     for _ in 0..REOPEN_ATTEMPTS {
         let fd = open_pid_file(&dir, name, path)?;
         let id = id_of(&fstat(&fd).at("fstat", path)?);
@@ -109,6 +117,11 @@ pub fn lock(path: &str) -> SysResult<bool> {
         }
         let file = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
             Ok(file) => file,
+            Err((_, Errno::EWOULDBLOCK)) if busy < BUSY_ATTEMPTS => {
+                busy += 1;
+                std::thread::sleep(BUSY_PAUSE);
+                continue;
+            }
             Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
             Err((_, errno)) => return Err(errno).at("flock", path),
         };
@@ -142,6 +155,104 @@ fn write_pid(file: &OwnedFd, path: &str) -> SysResult<()> {
     ftruncate(file, text.len() as i64).at("ftruncate", path)
 }
 
+/// What a pid file says, decided by its lock: a daemon runs while it holds
+/// the lock, whatever the file says, so a reused pid cannot fool it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// Nothing runs, but the file still names a pid.
+    pub stale: bool,
+}
+
+/// Reads the status of the daemon that `path` belongs to, without taking its
+/// lock where the system can tell (Linux's /proc/locks): a probe that holds
+/// the lock even for an instant could make a concurrent start fail.
+pub fn status(path: &str) -> SysResult<Status> {
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let fd = match open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => {
+            return Ok(Status {
+                running: false,
+                pid: None,
+                stale: false,
+            })
+        }
+        Err(errno) => return Err(errno).at("open", path),
+    };
+    let st = fstat(&fd).at("fstat", path)?;
+    check_kind(&st, path)?;
+    let mut text = [0u8; 32];
+    let len = pread(&fd, &mut text, 0).at("read", path)?;
+    let written = parse_pid(&text[..len]);
+    let holder = match locks_holder(&st) {
+        Some(pid) => Some(Some(pid)),
+        None => probe(fd, path)?.then_some(written),
+    };
+    Ok(match holder {
+        Some(pid) => Status {
+            running: true,
+            pid,
+            stale: false,
+        },
+        None => Status {
+            running: false,
+            pid: written,
+            stale: written.is_some(),
+        },
+    })
+}
+
+/// The pid on the first line of a pid file.
+fn parse_pid(text: &[u8]) -> Option<u32> {
+    let line = text.split(|&b| b == b'\n').next()?;
+    std::str::from_utf8(line)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&pid| pid > 0)
+}
+
+/// Tries a shared lock and lets go at once: true when someone holds it.
+fn probe(fd: OwnedFd, path: &str) -> SysResult<bool> {
+    match Flock::lock(fd, FlockArg::LockSharedNonblock) {
+        Ok(_released_on_drop) => Ok(false),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, errno)) => Err(errno).at("flock", path),
+    }
+}
+
+/// The pid holding an exclusive flock() on the file, from /proc/locks.
+#[cfg(target_os = "linux")]
+fn locks_holder(st: &FileStat) -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    let (major, minor) = (nix::libc::major(st.st_dev), nix::libc::minor(st.st_dev));
+    find_holder(&text, major, minor, st.st_ino)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn locks_holder(_st: &FileStat) -> Option<u32> {
+    None
+}
+
+/// Finds `1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`
+/// (major and minor in hex) among the lines of /proc/locks.
+fn find_holder(text: &str, major: u32, minor: u32, ino: u64) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, "FLOCK", _, "WRITE", pid, file, ..] = fields.as_slice() else {
+            return None; // POSIX locks, shared locks and "->" waiters
+        };
+        let mut parts = file.split(':');
+        let same = u32::from_str_radix(parts.next()?, 16).ok()? == major
+            && u32::from_str_radix(parts.next()?, 16).ok()? == minor
+            && parts.next()?.parse::<u64>().ok()? == ino;
+        same.then(|| pid.parse().ok()).flatten()
+    })
+}
+
 /// Whether this process holds any pid file.
 pub fn holds_any() -> bool {
     !held().is_empty()
@@ -168,6 +279,58 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("daemon-lock-{}-{}", std::process::id(), name));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("x.pid").to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn finds_the_exclusive_flock_holder() {
+        let locks = "1: POSIX  ADVISORY  WRITE 11 fd:01:42 0 EOF\n\
+                     2: FLOCK  ADVISORY  READ 22 fd:01:42 0 EOF\n\
+                     3: -> FLOCK  ADVISORY  WRITE 33 fd:01:42 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 44 fd:01:42 0 EOF\n";
+        assert_eq!(find_holder(locks, 0xfd, 1, 42), Some(44));
+        assert_eq!(find_holder(locks, 0xfd, 1, 43), None);
+        assert_eq!(find_holder(locks, 8, 1, 42), None);
+    }
+
+    #[test]
+    fn pid_is_the_first_line() {
+        assert_eq!(parse_pid(b"123\n"), Some(123));
+        assert_eq!(parse_pid(b" 123 \nold"), Some(123));
+        assert_eq!(parse_pid(b""), None);
+        assert_eq!(parse_pid(b"0\n"), None);
+        assert_eq!(parse_pid(b"abc\n"), None);
+    }
+
+    #[test]
+    fn status_of_missing_held_and_stale_files() {
+        let missing = temp("status-missing");
+        let _ = std::fs::remove_file(&missing);
+        let none = Status {
+            running: false,
+            pid: None,
+            stale: false,
+        };
+        assert_eq!(status(&missing).unwrap(), none);
+        let path = temp("status-held");
+        assert!(lock(&path).unwrap());
+        let me = Some(std::process::id());
+        assert_eq!(
+            status(&path).unwrap(),
+            Status {
+                running: true,
+                pid: me,
+                stale: false
+            }
+        );
+        let stale = temp("status-stale");
+        std::fs::write(&stale, "999999\n").unwrap();
+        let expected = Status {
+            running: false,
+            pid: Some(999999),
+            stale: true,
+        };
+        assert_eq!(status(&stale).unwrap(), expected);
+        assert_eq!(status("/dev/null").unwrap_err().code(), "EINVAL");
     }
 
     #[test]

@@ -33,6 +33,13 @@ pub fn open_log(path: &str) -> SysResult<OwnedFd> {
     }
 }
 
+/// Opens the log file at `path` anew and puts it on `fd` (1 or 2) in one
+/// `dup2()`: after logrotate has moved the old file away, writes go to the new one.
+pub fn reopen_log(fd: RawFd, path: &str) -> SysResult<()> {
+    let log = open_log(path)?;
+    dup2_raw(log.as_raw_fd(), fd).map_err(|e| SysError::new(e, "dup2"))
+}
+
 /// Duplicates `fd` to the lowest free descriptor at or above `min`, close-on-exec.
 /// The launcher keeps everything the child will `dup2()` above 0-3, so that no
 /// `dup2()` in the child can overwrite a descriptor it still has to read from.
