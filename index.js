@@ -7,16 +7,24 @@
 // ready (or fails) and returns the launcher's exit status. The daemon is
 // recognised at `require()` time by the readiness pipe it inherited.
 
+const os = require('node:os');
 const path = require('node:path');
+const { debuglog } = require('node:util');
 const { isMainThread } = require('node:worker_threads');
+
+/** `NODE_DEBUG=daemon` traces each step to stderr. */
+const debug = debuglog('daemon');
 
 const native = process.platform === 'win32' ? null : require('./native.js').load();
 
 /** Variables of the launcher's own parent that would mislead the daemon's Node. */
 const PARENT_ONLY_ENV = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID'];
 
-const START_DEFAULTS = { cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000 };
-const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout'];
+const START_DEFAULTS = { cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false };
+const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'foreground'];
+const STOP_DEFAULTS = { signal: 'SIGTERM', timeout: 10000, kill: true };
+/** How often stop() looks whether the lock has been released. */
+const STOP_POLL_MS = 10;
 
 // ---- errors, in Node's shapes ----------------------------------------------
 
@@ -79,17 +87,46 @@ function checkEnv(env) {
   return entries;
 }
 
-/** Validates `start()`'s options; throws before anything is done. */
-function startOptions(options) {
-  if (options === undefined) options = {};
+/** An options object with only the `known` keys; `undefined` reads as `{}`. */
+function checkOptions(options, known, fn) {
+  if (options === undefined) return {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalidType('options', 'of type object', options);
   }
   for (const key of Object.keys(options)) {
-    if (!START_OPTIONS.includes(key)) {
-      throw invalidValue(`options.${key}`, `is not an option of start() (known: ${START_OPTIONS.join(', ')})`, options[key]);
+    if (!known.includes(key)) {
+      throw invalidValue(`options.${key}`, `is not an option of ${fn}() (known: ${known.join(', ')})`, options[key]);
     }
   }
+  return options;
+}
+
+function checkBoolean(name, value) {
+  if (typeof value !== 'boolean') throw invalidType(name, 'of type boolean', value);
+  return value;
+}
+
+/** A signal name or number, as a number. */
+function checkSignal(name, value) {
+  if (typeof value !== 'string' && typeof value !== 'number') throw invalidType(name, 'of type string or number', value);
+  const number = typeof value === 'string' ? os.constants.signals[value] : value;
+  if (!Object.values(os.constants.signals).includes(number)) {
+    throw codedError(TypeError, 'ERR_UNKNOWN_SIGNAL', `Unknown signal: ${value}`);
+  }
+  return number;
+}
+
+/** `DAEMON_FOREGROUND=1` (or 0) in the environment overrides the code's choice. */
+function foregroundFromEnv(chosen) {
+  const value = process.env.DAEMON_FOREGROUND;
+  if (value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false') return false;
+  return chosen;
+}
+
+/** Validates `start()`'s options; throws before anything is done. */
+function startOptions(input) {
+  const options = checkOptions(input, START_OPTIONS, 'start');
   const given = (key) => options[key] !== undefined;
   const ready = given('ready') ? options.ready : START_DEFAULTS.ready;
   if (ready !== 'auto' && ready !== 'manual') {
@@ -105,6 +142,17 @@ function startOptions(options) {
     readyTimeout: given('readyTimeout')
       ? checkInteger('options.readyTimeout', options.readyTimeout, 1, 2 ** 31 - 1, '1 to 2147483647')
       : START_DEFAULTS.readyTimeout,
+    foreground: foregroundFromEnv(given('foreground') ? checkBoolean('options.foreground', options.foreground) : START_DEFAULTS.foreground),
+  };
+}
+
+function stopOptions(input) {
+  const options = checkOptions(input, Object.keys(STOP_DEFAULTS), 'stop');
+  const given = (key) => options[key] !== undefined;
+  return {
+    signal: checkSignal('options.signal', given('signal') ? options.signal : STOP_DEFAULTS.signal),
+    timeout: given('timeout') ? checkInteger('options.timeout', options.timeout, 0, 2 ** 31 - 1, '0 to 2147483647') : STOP_DEFAULTS.timeout,
+    kill: given('kill') ? checkBoolean('options.kill', options.kill) : STOP_DEFAULTS.kill,
   };
 }
 
@@ -112,9 +160,10 @@ function startOptions(options) {
 
 /** Set once, at require(): this process is a daemon that a launcher started. */
 const isDaemon = takeMarker();
-let started = false;
-/** The streams start() gave log files; closeIO() leaves those alone. */
-let logged = { stdout: false, stderr: false };
+/** Set by start() in the daemon, or in a process started in the foreground. */
+let started = null;
+/** The log files start() gave stdout and stderr; closeIO() leaves those alone. */
+let logs = { stdout: undefined, stderr: undefined };
 
 function takeMarker() {
   if (native === null || !isMainThread) return false;
@@ -123,6 +172,7 @@ function takeMarker() {
   // The daemon's own children must not take it for theirs.
   delete process.env[native.READY_ENV];
   if (!native.takeReadyPipe(marker)) return false;
+  debug('daemon %d: took the readiness pipe', process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
     if (native.isReadyPending()) native.reportError(errorText(error));
   });
@@ -141,16 +191,26 @@ function errorText(error) {
 /** When the terminal hangs up or the pipe's reader goes away, carry on writing to /dev/null. */
 function guardStreams() {
   for (const [name, fd] of [['stdout', 1], ['stderr', 2]]) {
-    if (logged[name]) continue;
+    if (logs[name] !== undefined) continue;
     process[name].on('error', () => native.detachStdio([fd]));
   }
 }
 
+/** The daemon's (or the foreground process's) side of start(). */
 function becomeStarted(opts) {
-  started = true;
+  started = { foreground: !isDaemon, notifySocket: process.env.NOTIFY_SOCKET };
+  // The daemon's own children must not speak to systemd for it.
+  delete process.env.NOTIFY_SOCKET;
+  if (started.notifySocket) process.on('exit', () => native.notify(started.notifySocket, 'STOPPING=1'));
+  logs = { stdout: opts.stdout, stderr: opts.stderr };
+  if (started.foreground) {
+    // What the launcher and the child do for a daemon, in place.
+    process.umask(opts.umask);
+    reopenLogs();
+  }
   process.chdir(opts.cwd);
-  logged = { stdout: opts.stdout !== undefined, stderr: opts.stderr !== undefined };
   guardStreams();
+  debug('%s %d: started in %s', started.foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
   if (opts.ready === 'auto') setImmediate(ready);
 }
 
@@ -178,23 +238,31 @@ function checkLauncher() {
   }
 }
 
-function daemonEnv(entries) {
-  const env = entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`);
+function daemonEnv(entries, extra) {
+  const env = [...(entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`)), ...extra];
   const dropped = [...PARENT_ONLY_ENV, native.READY_ENV];
   return env.filter((entry) => !dropped.includes(entry.slice(0, entry.indexOf('='))));
 }
 
-function launch(opts) {
+/**
+ * Starts the daemon and exits with its verdict. `argv` is the Node command
+ * line the daemon runs: this script by default, another one for the CLI.
+ */
+function launch(opts, { argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env = [] } = {}) {
   checkLauncher();
+  debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
   const verdict = native.spawn({
-    argv: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    env: daemonEnv(opts.env),
+    argv,
+    env: daemonEnv(opts.env, env),
     cwd: opts.cwd,
     umask: opts.umask,
     stdout: opts.stdout,
     stderr: opts.stderr,
     readyTimeout: opts.readyTimeout,
   });
+  debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
+  // systemd sees the launcher as the service's main process: name the daemon.
+  if (verdict.code === 0 && process.env.NOTIFY_SOCKET) native.notify(process.env.NOTIFY_SOCKET, `MAINPID=${verdict.pid}\nREADY=1`);
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);
   process.exit(verdict.code);
 }
@@ -208,23 +276,41 @@ function launch(opts) {
  */
 function start(options) {
   const opts = startOptions(options);
-  if (!isDaemon) launch(opts);
-  if (!started) becomeStarted(opts);
+  if (!isDaemon && !opts.foreground) launch(opts);
+  if (started === null) becomeStarted(opts);
   return process.pid;
 }
 
-/** Tells the launcher that the daemon is ready (needed with `ready: 'manual'`). */
+let readySent = false;
+
+/** Tells the launcher (or systemd, in the foreground) that the daemon is ready. */
 function ready() {
+  if (started === null || readySent) return;
+  readySent = true;
+  debug('%d: ready', process.pid);
   if (isDaemon) native.reportReady();
+  else if (started.notifySocket) native.notify(started.notifySocket, `READY=1\nMAINPID=${process.pid}`);
+}
+
+/** The addon, or a clear error on Windows. */
+function nativeFor(fn) {
+  if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${fn}() is not supported on Windows`);
+  return native;
 }
 
 /** Points stdin, stdout and stderr (but not the log files start() opened) at /dev/null. */
 function closeIO() {
-  if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'closeIO() is not supported on Windows');
   const fds = [0];
-  if (!logged.stdout) fds.push(1);
-  if (!logged.stderr) fds.push(2);
-  native.detachStdio(fds);
+  if (logs.stdout === undefined) fds.push(1);
+  if (logs.stderr === undefined) fds.push(2);
+  nativeFor('closeIO').detachStdio(fds);
+}
+
+/** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr. */
+function reopenLogs() {
+  for (const [name, fd] of [['stdout', 1], ['stderr', 2]]) {
+    if (logs[name] !== undefined) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
+  }
 }
 
 let cleanupInstalled = false;
@@ -233,7 +319,10 @@ let cleanupInstalled = false;
 function installCleanup() {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
-  process.on('exit', () => native.releaseLocks());
+  process.on('exit', () => {
+    debug('%d: removing the pid files it holds', process.pid);
+    native.releaseLocks();
+  });
   for (const signal of ['SIGTERM', 'SIGINT']) {
     process.on(signal, function endAsDefault() {
       if (process.listenerCount(signal) > 1) return; // the script handles it
@@ -250,10 +339,60 @@ function installCleanup() {
  */
 function lock(file) {
   const absolute = checkPath('file', file);
-  if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'lock() is not supported on Windows');
-  const locked = native.lock(absolute);
+  const locked = nativeFor('lock').lock(absolute);
+  debug('%d: lock %s: %s', process.pid, absolute, locked ? 'taken' : 'held by another process');
   if (locked) installCleanup();
   return locked;
 }
 
-module.exports = { start, ready, closeIO, lock, isDaemon };
+/** Whether the daemon of `file` runs, decided by its lock: `{ running, pid, stale }`. */
+function status(file) {
+  return nativeFor('status').status(checkPath('file', file));
+}
+
+/** Sends `sig` to the daemon holding the lock on `file`; returns its pid. */
+function signal(file, sig) {
+  const absolute = checkPath('file', file);
+  const number = checkSignal('signal', sig);
+  const pid = nativeFor('signal').signalHolder(absolute, number);
+  if (pid === null) {
+    const error = codedError(Error, 'ESRCH', `ESRCH: no process holds the lock, kill '${absolute}'`);
+    Object.assign(error, { errno: -os.constants.errno.ESRCH, syscall: 'kill', path: absolute });
+    throw error;
+  }
+  return pid;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves true once nobody holds the lock on `file`, false after `ms`. */
+async function lockReleased(file, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (!native.status(file).running) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(STOP_POLL_MS);
+  }
+}
+
+/**
+ * Stops the daemon holding the lock on `file`: sends the signal, waits until
+ * the lock is released (the process is gone), and sends SIGKILL after
+ * `timeout` ms when `kill` is true. Resolves `{ pid, stopped, killed }`.
+ */
+async function stop(file, options) {
+  const absolute = checkPath('file', file);
+  const opts = stopOptions(options);
+  const pid = nativeFor('stop').signalHolder(absolute, opts.signal);
+  debug('stop %s: signal %d sent to %s', absolute, opts.signal, pid);
+  if (pid === null) return { pid: null, stopped: false, killed: false };
+  if (await lockReleased(absolute, opts.timeout)) return { pid, stopped: true, killed: false };
+  if (!opts.kill) return { pid, stopped: false, killed: false };
+  native.signalHolder(absolute, os.constants.signals.SIGKILL);
+  const stopped = await lockReleased(absolute, STOP_DEFAULTS.timeout);
+  return { pid, stopped, killed: stopped };
+}
+
+module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, isDaemon };
+// For the CLI, which starts scripts that do not call start() themselves.
+module.exports[Symbol.for('daemon.launch')] = (options, command) => launch(startOptions(options), command);

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+'use strict';
+// The `daemon` command: start, stop, restart, reload and ask about a script
+// that need not use this module itself. Exit codes follow the LSB
+// init-script conventions.
+
+const path = require('node:path');
+const daemon = require('..');
+
+const USAGE = `Usage: daemon <command> [options]
+
+Commands:
+  start [options] [--] script.js [args...]   start the script as a daemon; exits once it is ready
+  stop --pidfile P [--signal S] [--timeout MS]   stop it, SIGKILL after the timeout (default 10000)
+  restart [start options] [--] script.js [args...]   stop, then start
+  reload --pidfile P                         send SIGHUP
+  status --pidfile P                         0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown
+
+Start options:
+  --pidfile P         take the lock on P and write the pid into it
+  --stdout F          append stdout to F
+  --stderr F          append stderr to F
+  --cwd D             working directory of the daemon (default /)
+  --umask M           octal umask (default 022)
+  --ready-timeout MS  how long to wait for the daemon (default 30000)
+
+Run 'daemon <command> --help' for one command.`;
+
+const COMMANDS = {
+  start: { flags: ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeout'], script: true, usage: 'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--] script.js [args...]' },
+  restart: { flags: ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeout'], script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
+  stop: { flags: ['pidfile', 'signal', 'timeout'], usage: 'daemon stop --pidfile P [--signal S] [--timeout MS]' },
+  reload: { flags: ['pidfile'], usage: 'daemon reload --pidfile P' },
+  status: { flags: ['pidfile'], usage: 'daemon status --pidfile P' },
+};
+
+class UsageError extends Error {}
+
+/** `--flag value` and `--flag=value` up to the script; the rest is the script's. */
+function parse(command, args) {
+  const spec = COMMANDS[command];
+  const flags = {};
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('--')) break;
+    const [name, inline] = arg.slice(2).split(/=(.*)/s);
+    if (name === 'help') return { help: true };
+    if (!spec.flags.includes(name)) throw new UsageError(`unknown option --${name}`);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    flags[name] = value;
+  }
+  const [script, ...scriptArgs] = args.slice(i);
+  if (spec.script && script === undefined) throw new UsageError('no script given');
+  if (!spec.script && script !== undefined) throw new UsageError(`unexpected argument ${script}`);
+  if (!spec.script || command === 'restart') {
+    if (flags.pidfile === undefined) throw new UsageError('--pidfile is required');
+  }
+  return { flags, script, scriptArgs };
+}
+
+function integer(name, text, radix = 10) {
+  const value = Number.parseInt(text, radix);
+  if (!/^[0-9]+$/.test(text) || Number.isNaN(value)) throw new UsageError(`--${name} takes a number, not ${text}`);
+  return value;
+}
+
+function start({ flags, script, scriptArgs }) {
+  const options = { ready: 'auto' };
+  if (flags.cwd !== undefined) options.cwd = flags.cwd;
+  if (flags.stdout !== undefined) options.stdout = flags.stdout;
+  if (flags.stderr !== undefined) options.stderr = flags.stderr;
+  if (flags.umask !== undefined) options.umask = integer('umask', flags.umask, 8);
+  if (flags['ready-timeout'] !== undefined) options.readyTimeout = integer('ready-timeout', flags['ready-timeout']);
+  const pidfile = flags.pidfile === undefined ? undefined : path.resolve(flags.pidfile);
+  const preload = path.join(__dirname, 'preload.js');
+  // The daemon runs the script after a preload that calls start() and lock() for it.
+  daemon[Symbol.for('daemon.launch')](options, {
+    argv: [process.execPath, '-r', preload, path.resolve(script), ...scriptArgs],
+    env: [`DAEMON_CLI_OPTIONS=${JSON.stringify({ options, pidfile })}`],
+  });
+}
+
+async function main(argv) {
+  const [command, ...args] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command ${command}`);
+  const parsed = parse(command, args);
+  if (parsed.help) {
+    console.log(`Usage: ${COMMANDS[command].usage}`);
+    return 0;
+  }
+  const { flags } = parsed;
+  switch (command) {
+    case 'start':
+      return start(parsed);
+    case 'restart':
+      await daemon.stop(flags.pidfile);
+      return start(parsed);
+    case 'stop': {
+      const options = {};
+      if (flags.signal !== undefined) options.signal = /^[0-9]+$/.test(flags.signal) ? Number(flags.signal) : flags.signal;
+      if (flags.timeout !== undefined) options.timeout = integer('timeout', flags.timeout);
+      const { pid, stopped, killed } = await daemon.stop(flags.pidfile, options);
+      if (pid === null) console.log('not running');
+      else console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
+      return pid === null || stopped ? 0 : 1;
+    }
+    case 'reload':
+      try {
+        console.log(`sent SIGHUP to ${daemon.signal(flags.pidfile, 'SIGHUP')}`);
+        return 0;
+      } catch (error) {
+        if (error.code !== 'ESRCH') throw error;
+        console.error('daemon: not running');
+        return 7; // LSB: program is not running
+      }
+    case 'status': {
+      let status;
+      try {
+        status = daemon.status(flags.pidfile);
+      } catch (error) {
+        console.error(`daemon: ${error.message}`);
+        return 4;
+      }
+      if (status.running) {
+        console.log(status.pid ?? 'running');
+        return 0;
+      }
+      console.log(status.stale ? `dead, but ${flags.pidfile} names pid ${status.pid}` : 'not running');
+      return status.stale ? 1 : 3;
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    if (error instanceof UsageError) {
+      console.error(`daemon: ${error.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`daemon: ${error.message}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,15 @@
+'use strict';
+// Preloaded (`node -r`) into a daemon that the `daemon start` command starts:
+// does for the script what a script using this module does at its top.
+
+const daemon = require('..');
+
+const { options, pidfile } = JSON.parse(process.env.DAEMON_CLI_OPTIONS);
+delete process.env.DAEMON_CLI_OPTIONS;
+
+daemon.start(options); // ready once the script's own first turn of the event loop has run
+if (pidfile !== undefined && !daemon.lock(pidfile)) {
+  const { pid } = daemon.status(pidfile);
+  console.error(`daemon: already running as pid ${pid}`);
+  process.exit(1);
+}
