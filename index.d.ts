@@ -23,6 +23,46 @@ declare namespace daemon {
     ready?: 'auto' | 'manual';
     /** How long the launcher waits for ready, in ms, before it exits 1 (the daemon keeps running). Default 30000. */
     readyTimeout?: number;
+    /**
+     * Run the script in place, without forking (for systemd `Type=simple` or
+     * `Type=notify`, containers, debugging): `start()` returns this process's
+     * pid, and `cwd`, `umask` and the log files apply as in a daemon.
+     * `DAEMON_FOREGROUND=1` (or `0`) in the environment overrides it. Default false.
+     */
+    foreground?: boolean;
+  }
+
+  /** A signal by name (`'SIGTERM'`) or number (15). */
+  type Signal = `SIG${Uppercase<string>}` | number;
+
+  /** What {@link status} finds. */
+  interface Status {
+    /** Whether a process holds the pid file's lock. */
+    running: boolean;
+    /** The lock holder's pid, else the pid the file names, else null. */
+    pid: number | null;
+    /** Nothing runs, but the file still names a pid. */
+    stale: boolean;
+  }
+
+  /** Options of {@link stop}. */
+  interface StopOptions {
+    /** The signal to send first, by name or number. Default `'SIGTERM'`. */
+    signal?: Signal;
+    /** How long to wait for the lock to be released, in ms. Default 10000. */
+    timeout?: number;
+    /** Send SIGKILL when the timeout passes. Default true. */
+    kill?: boolean;
+  }
+
+  /** What {@link stop} did. */
+  interface StopResult {
+    /** The daemon that was signalled, or null when nothing ran. */
+    pid: number | null;
+    /** Whether it is gone (its lock released). */
+    stopped: boolean;
+    /** Whether it took SIGKILL. */
+    killed: boolean;
   }
 
   /**
@@ -58,6 +98,35 @@ declare namespace daemon {
    * a symlink, EISDIR, EINVAL for a device or FIFO).
    */
   function lock(file: string): boolean;
+
+  /**
+   * Whether the daemon of a pid file runs, decided by its lock, not by the
+   * pid inside (immune to pid reuse). Never takes the lock on Linux, so it
+   * cannot disturb a daemon that is starting.
+   * @throws TypeError for a bad path, an `Error` with `code` when the file is unreadable.
+   */
+  function status(file: string): Status;
+
+  /**
+   * Stops the daemon holding the lock on `file`: signals it (through a pidfd
+   * on Linux, so a reused pid is never hit), resolves once the lock is
+   * released, and sends SIGKILL after `timeout` ms when `kill` is true.
+   * Resolves `{ pid: null, stopped: false, killed: false }` when nothing runs.
+   */
+  function stop(file: string, options?: StopOptions): Promise<StopResult>;
+
+  /**
+   * Sends `signal` (e.g. `'SIGHUP'` to reload) to the daemon holding the lock
+   * on `file`, and returns its pid.
+   * @throws an `Error` with code `ESRCH` when nothing runs, `ERR_UNKNOWN_SIGNAL` for a bad signal.
+   */
+  function signal(file: string, signal: Signal): number;
+
+  /**
+   * Opens the log files `start()` was given anew onto stdout and stderr
+   * (after logrotate moved them away). Does nothing without log files.
+   */
+  function reopenLogs(): void;
 
   /** Whether this process is a daemon started by {@link start}. */
   const isDaemon: boolean;

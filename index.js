@@ -347,7 +347,8 @@ function lock(file) {
 
 /** Whether the daemon of `file` runs, decided by its lock: `{ running, pid, stale }`. */
 function status(file) {
-  return nativeFor('status').status(checkPath('file', file));
+  const { running, pid, stale } = nativeFor('status').status(checkPath('file', file));
+  return { running, pid: pid ?? null, stale };
 }
 
 /** Sends `sig` to the daemon holding the lock on `file`; returns its pid. */
@@ -355,7 +356,7 @@ function signal(file, sig) {
   const absolute = checkPath('file', file);
   const number = checkSignal('signal', sig);
   const pid = nativeFor('signal').signalHolder(absolute, number);
-  if (pid === null) {
+  if (pid == null) {
     const error = codedError(Error, 'ESRCH', `ESRCH: no process holds the lock, kill '${absolute}'`);
     Object.assign(error, { errno: -os.constants.errno.ESRCH, syscall: 'kill', path: absolute });
     throw error;
@@ -385,7 +386,7 @@ async function stop(file, options) {
   const opts = stopOptions(options);
   const pid = nativeFor('stop').signalHolder(absolute, opts.signal);
   debug('stop %s: signal %d sent to %s', absolute, opts.signal, pid);
-  if (pid === null) return { pid: null, stopped: false, killed: false };
+  if (pid == null) return { pid: null, stopped: false, killed: false };
   if (await lockReleased(absolute, opts.timeout)) return { pid, stopped: true, killed: false };
   if (!opts.kill) return { pid, stopped: false, killed: false };
   native.signalHolder(absolute, os.constants.signals.SIGKILL);

@@ -79,10 +79,15 @@ export function environ(pid) {
   return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
 }
 
-/** Running and not a zombie (init here may reap exited processes late). */
+/**
+ * Not yet gone. A zombie counts as gone (init here may reap orphans late),
+ * but only once all its threads have exited: a killed Node's main thread can
+ * be a zombie while its other threads still hold its descriptors, and locks.
+ */
 export function alive(pid) {
   try {
-    return stat(pid).state !== 'Z';
+    const { State, Threads } = status(pid);
+    return !(State.startsWith('Z') && Threads === '1');
   } catch {
     return false;
   }

@@ -11,12 +11,12 @@ import { readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
 const npm = (args, cwd, env = {}) =>
   spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
 
-test('npm pack ships exactly the shim, the types, the installer and the Rust sources', () => {
+test('npm pack ships exactly the shim, the types, the CLI, the installer and the Rust sources', () => {
   const packed = npm(['pack', '--dry-run', '--json'], root);
   assert.equal(packed.status, 0, packed.stderr);
   const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort();
   const sources = fs.readdirSync(path.join(root, 'src')).map((name) => `src/${name}`);
-  const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/install.js', ...sources];
+  const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'bin/daemon.js', 'bin/preload.js', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/install.js', ...sources];
   assert.deepEqual(files, expected.sort());
 });
 

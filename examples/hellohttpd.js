@@ -4,14 +4,16 @@
 //   curl localhost:8000                  # hello
 //   kill -TERM "$(cat /tmp/hellohttpd.pid)"
 //
-// PORT and HELLOHTTPD_PIDFILE change the port and the pid file.
+// PORT, HELLOHTTPD_PIDFILE and HELLOHTTPD_LOG (a log file; default: none)
+// change the port, the pid file and where requests are logged.
 'use strict';
 
 const daemon = require('daemon');
 const http = require('node:http');
 
+const log = process.env.HELLOHTTPD_LOG;
 // First thing: everything above this line runs twice (launcher and daemon).
-daemon.start({ ready: 'manual' });
+daemon.start({ ready: 'manual', stdout: log, stderr: log });
 
 const pidfile = process.env.HELLOHTTPD_PIDFILE || '/tmp/hellohttpd.pid';
 if (!daemon.lock(pidfile)) {
@@ -20,12 +22,13 @@ if (!daemon.lock(pidfile)) {
 }
 
 const server = http.createServer((req, res) => {
+  console.log(`${new Date().toISOString()} ${req.method} ${req.url}`);
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end('hello\n');
 });
 
 server.listen(Number(process.env.PORT) || 8000, () => {
-  daemon.closeIO(); // let go of the terminal once startup messages are out
+  daemon.closeIO(); // let go of the terminal once startup messages are out (the log stays)
   daemon.ready(); // the launcher exits 0 now: the port is open
 });
 
@@ -35,5 +38,6 @@ process.on('SIGTERM', () => {
 });
 
 process.on('SIGHUP', () => {
-  console.log('hellohttpd: SIGHUP, reloading'); // nothing to reload yet
+  daemon.reopenLogs(); // logrotate moved the log away: write to a new one
+  console.log(`${new Date().toISOString()} SIGHUP: reopened the log`);
 });

@@ -1,5 +1,5 @@
 // An ESM TypeScript consumer: every export used as documented, and misuse that must not compile.
-import daemon, { closeIO, isDaemon, lock, ready, start, type StartOptions } from 'daemon';
+import daemon, { closeIO, isDaemon, lock, ready, reopenLogs, signal, start, status, stop, type StartOptions, type Status, type StopResult } from 'daemon';
 
 const options: StartOptions = {
   cwd: '/',
@@ -9,6 +9,7 @@ const options: StartOptions = {
   env: { PATH: '/usr/bin', DEBUG: undefined },
   ready: 'manual',
   readyTimeout: 5000,
+  foreground: false,
 };
 const pid: number = start(options);
 const again: number = daemon.start();
@@ -17,7 +18,12 @@ const inDaemon: boolean = isDaemon;
 closeIO();
 ready();
 daemon.closeIO();
-void [pid, again, locked, inDaemon];
+reopenLogs();
+const state: Status = status('/tmp/app.pid');
+const holder: number | null = state.pid;
+const signalled: number = signal('/tmp/app.pid', 'SIGHUP') + signal('/tmp/app.pid', 1);
+const stopping: Promise<StopResult> = stop('/tmp/app.pid', { signal: 'SIGINT', timeout: 5000, kill: false });
+void [pid, again, locked, inDaemon, holder, signalled, stopping];
 
 // @ts-expect-error umask is a number
 start({ umask: '022' });
@@ -33,4 +39,12 @@ lock();
 const wrong: string = start();
 // @ts-expect-error closeIO takes no options
 closeIO({ all: true });
-void wrong;
+// @ts-expect-error a signal is named SIG... or numbered
+signal('/tmp/app.pid', 'HUP');
+// @ts-expect-error stop's timeout is a number of ms
+stop('/tmp/app.pid', { timeout: '5s' });
+// @ts-expect-error status().pid may be null
+const always: number = status('/tmp/app.pid').pid;
+// @ts-expect-error foreground is a boolean
+start({ foreground: 'yes' });
+void [wrong, always];

@@ -1,0 +1,316 @@
+// Operating a daemon: status, stop, signal, log reopening, foreground mode,
+// systemd's notify protocol, NODE_DEBUG, and the CLI on an unmodified script.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { test } from 'node:test';
+import { alive, daemon, fixture, readJson, readPid, root, run, sleep, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+
+const cli = path.join(root, 'bin', 'daemon.js');
+const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
+
+async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A stand-in for systemd's notify socket; `messages()` reads what it got. */
+async function notifyListener() {
+  const dir = tmpdir('notify');
+  const socket = path.join(dir, 'notify.sock');
+  const out = path.join(dir, 'messages');
+  const listener = run([], { command: ['python3', fixture('notify-listener.py'), socket, out] });
+  await waitFor(() => fs.existsSync(out), 10000, 'the notify listener');
+  return {
+    socket,
+    messages: () => fs.readFileSync(out, 'utf8').split('\n--\n').filter(Boolean),
+    close: async () => {
+      listener.child.kill('SIGKILL');
+      await listener;
+    },
+  };
+}
+
+test('status(): missing, running, stale after SIGKILL, and an unreadable file', async () => {
+  const dir = tmpdir('status');
+  const pidfile = path.join(dir, 'fx.pid');
+  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: false });
+  const r = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+  try {
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: r.info.pid, stale: false });
+  } finally {
+    await stop(r.info?.pid, 'SIGKILL');
+  }
+  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: r.info.pid, stale: true });
+  // A reused pid cannot fool it: the file names this very test process, which holds no lock.
+  fs.writeFileSync(pidfile, `${process.pid}\n`);
+  assert.equal(daemon.status(pidfile).running, false);
+  assert.throws(() => daemon.status(dir), { code: 'EISDIR', syscall: 'open', path: dir });
+  assert.throws(() => daemon.status(42), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+test('status() polled in a tight loop never makes one of 50 restarts fail', async () => {
+  const dir = tmpdir('poll');
+  const pidfile = path.join(dir, 'fx.pid');
+  const index = JSON.stringify(path.join(root, 'index.js'));
+  const poller = run(['-e', `const d = require(${index}); let n = 0; const end = Date.now() + 60000; while (Date.now() < end && !require('fs').existsSync(${JSON.stringify(`${dir}/done`)})) { d.status(${JSON.stringify(pidfile)}); n++ } console.log(n)`]);
+  let current = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+  try {
+    for (let cycle = 0; cycle < 50; cycle++) {
+      assert.equal(current.code, 0, `cycle ${cycle}: ${current.stderr}`);
+      const report = path.join(dir, `report-${cycle}.json`);
+      const next = startFixture({ dir, env: { FIXTURE_LOCK: pidfile, FIXTURE_LOCK_WAIT: '1', FIXTURE_REPORT: report } });
+      await waitFor(() => fs.existsSync(`${report}.waiting`), 10000, 'the next daemon');
+      process.kill(current.info.pid, 'SIGTERM');
+      const old = current.info.pid;
+      current = await next;
+      await waitGone(old);
+    }
+    assert.equal(current.code, 0, current.stderr);
+  } finally {
+    fs.writeFileSync(path.join(dir, 'done'), '');
+    await stop(current.info?.pid);
+  }
+  const polls = Number((await poller).stdout.trim());
+  assert.ok(polls > 50, `status() ran ${polls} times`);
+});
+
+test('stop(): waits for the lock to be released, kills after the timeout, and knows when nothing runs', async () => {
+  const dir = tmpdir('stop');
+  const pidfile = path.join(dir, 'fx.pid');
+  const slow = await startFixture({ env: { FIXTURE_LOCK: pidfile, FIXTURE_DO: 'slow-term' } });
+  try {
+    const started = Date.now();
+    const result = await daemon.stop(pidfile);
+    assert.deepEqual(result, { pid: slow.info.pid, stopped: true, killed: false });
+    assert.ok(Date.now() - started >= 350, 'resolved only once the daemon exited (400 ms after SIGTERM)');
+    assert.equal(daemon.status(pidfile).running, false);
+    await waitGone(slow.info.pid, 2000);
+    assert.equal(fs.existsSync(pidfile), false);
+  } finally {
+    await stop(slow.info?.pid);
+  }
+  const stubborn = await startFixture({ env: { FIXTURE_LOCK: pidfile, FIXTURE_DO: 'ignore-term' } });
+  try {
+    const result = await daemon.stop(pidfile, { timeout: 300 });
+    assert.deepEqual(result, { pid: stubborn.info.pid, stopped: true, killed: true });
+    await waitGone(stubborn.info.pid, 2000);
+    assert.equal(readPid(pidfile), stubborn.info.pid, 'SIGKILL leaves the pid file, stale');
+    assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
+  } finally {
+    await stop(stubborn.info?.pid);
+  }
+  await assert.rejects(daemon.stop(pidfile, { signal: 'SIGNOPE' }), { code: 'ERR_UNKNOWN_SIGNAL' });
+  await assert.rejects(daemon.stop(pidfile, { timeout: -1 }), { code: 'ERR_OUT_OF_RANGE' });
+  await assert.rejects(daemon.stop(pidfile, { wait: true }), { code: 'ERR_INVALID_ARG_VALUE' });
+});
+
+test('signal() reaches the lock holder; ESRCH when nothing runs', async () => {
+  const pidfile = path.join(tmpdir('signal'), 'fx.pid');
+  const r = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+  try {
+    assert.equal(daemon.signal(pidfile, 'SIGUSR1'), r.info.pid);
+    await waitFor(() => dots(r.report) === 1, 5000, 'SIGUSR1');
+  } finally {
+    await stop(r.info?.pid);
+  }
+  assert.throws(() => daemon.signal(pidfile, 'SIGUSR1'), { code: 'ESRCH', syscall: 'kill', path: pidfile });
+  assert.throws(() => daemon.signal(pidfile, 'SIGWHAT'), { code: 'ERR_UNKNOWN_SIGNAL' });
+});
+
+test('reopenLogs() on SIGHUP: after the log is moved away, new lines go to a new file', async () => {
+  const dir = tmpdir('rotate');
+  const log = path.join(dir, 'fx.log');
+  const pidfile = path.join(dir, 'fx.pid');
+  const r = await startFixture({ dir, opts: { stdout: log, stderr: log }, env: { FIXTURE_LOCK: pidfile } });
+  try {
+    fs.renameSync(log, `${log}.1`);
+    const reload = await run([cli, 'reload', '--pidfile', pidfile]);
+    assert.equal(reload.code, 0, reload.stderr);
+    await waitFor(() => fs.existsSync(log) && /reopened its logs \(stderr\)/.test(fs.readFileSync(log, 'utf8')), 5000, 'the new log');
+    assert.match(fs.readFileSync(log, 'utf8'), /fixture \d+ reopened its logs\n/);
+    assert.equal(fs.statSync(log).mode & 0o777, 0o640);
+    assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /fixture \d+ running/);
+    assert.doesNotMatch(fs.readFileSync(`${log}.1`, 'utf8'), /reopened/);
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test('foreground mode (DAEMON_FOREGROUND=1) with NOTIFY_SOCKET: no fork, READY=1 and MAINPID, STOPPING=1 at exit', async () => {
+  const listener = await notifyListener();
+  const dir = tmpdir('fg');
+  const pidfile = path.join(dir, 'fx.pid');
+  const report = path.join(dir, 'report.json');
+  const env = { DAEMON_FOREGROUND: '1', NOTIFY_SOCKET: listener.socket, FIXTURE_LOCK: pidfile, FIXTURE_REPORT: report, FIXTURE_DO: 'slow-term' };
+  const fg = run([fixture('daemon.js')], { env });
+  try {
+    await waitFor(() => listener.messages().length >= 1, 10000, 'READY=1');
+    const pid = fg.child.pid;
+    assert.deepEqual(listener.messages(), [`READY=1\nMAINPID=${pid}`]);
+    const info = readJson(report);
+    assert.equal(info.pid, pid, 'start() returned the process own pid');
+    assert.equal(info.isDaemon, false);
+    assert.equal(info.notifySocket, null, 'NOTIFY_SOCKET taken out of process.env');
+    assert.equal(readPid(pidfile), pid);
+    assert.equal(fs.readlinkSync(`/proc/${pid}/cwd`), '/');
+    process.kill(pid, 'SIGTERM');
+    const result = await fg;
+    assert.equal(result.code, 0);
+    assert.deepEqual(listener.messages().slice(1), ['STOPPING=1']);
+  } finally {
+    fg.child.kill('SIGKILL');
+    await listener.close();
+  }
+});
+
+test('foreground without NOTIFY_SOCKET, and DAEMON_FOREGROUND=0 overriding foreground: true', async () => {
+  const dir = tmpdir('fg2');
+  const report = path.join(dir, 'report.json');
+  const fg = run([fixture('daemon.js')], { env: { DAEMON_FOREGROUND: 'true', FIXTURE_REPORT: report } });
+  try {
+    await waitFor(() => fs.existsSync(report), 10000, 'the foreground report');
+    assert.equal(readJson(report).pid, fg.child.pid);
+  } finally {
+    fg.child.kill('SIGKILL');
+    await fg;
+  }
+  const forced = await startFixture({ opts: { foreground: true }, env: { DAEMON_FOREGROUND: '0' } });
+  try {
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(forced.info.isDaemon, true);
+  } finally {
+    await stop(forced.info?.pid);
+  }
+});
+
+test('daemonizing with NOTIFY_SOCKET: the launcher names the daemon as MAINPID, the daemon says STOPPING=1', async () => {
+  const listener = await notifyListener();
+  const pidfile = path.join(tmpdir('notify2'), 'fx.pid');
+  const r = await startFixture({ env: { NOTIFY_SOCKET: listener.socket, FIXTURE_LOCK: pidfile, FIXTURE_DO: 'slow-term' } });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(() => listener.messages().length >= 1, 5000, 'the launcher message');
+    assert.deepEqual(listener.messages(), [`MAINPID=${r.info.pid}\nREADY=1`]);
+    assert.equal(r.info.notifySocket, null, 'the daemon took NOTIFY_SOCKET out of its environment');
+    assert.deepEqual(await daemon.stop(pidfile), { pid: r.info.pid, stopped: true, killed: false });
+    await waitFor(() => listener.messages().length >= 2, 5000, 'STOPPING=1');
+    assert.equal(listener.messages()[1], 'STOPPING=1');
+  } finally {
+    await stop(r.info?.pid);
+    await listener.close();
+  }
+  // A dead socket is never fatal.
+  const dead = await startFixture({ env: { NOTIFY_SOCKET: '/nonexistent-dir/notify.sock' } });
+  try {
+    assert.equal(dead.code, 0, dead.stderr);
+  } finally {
+    await stop(dead.info?.pid);
+  }
+});
+
+test('NODE_DEBUG=daemon traces the launcher and the daemon', async () => {
+  const pidfile = path.join(tmpdir('debug'), 'fx.pid');
+  const r = await startFixture({ env: { NODE_DEBUG: 'daemon', FIXTURE_LOCK: pidfile } });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    for (const step of [/DAEMON \d+: launcher \d+: starting/, /DAEMON \d+: daemon \d+: took the readiness pipe/, /started in \//, /lock .*fx\.pid: taken/, /DAEMON \d+: \d+: ready/, /gave exit status 0/]) {
+      assert.match(r.stderr, step);
+    }
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test('the CLI daemonizes an unmodified script: start, status, already running, reload, restart, stop', async () => {
+  const dir = tmpdir('cli');
+  const port = await freePort();
+  const server = path.join(dir, 'server.js');
+  fs.writeFileSync(server, `require('http').createServer((req, res) => res.end('plain ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\nprocess.on('SIGHUP', () => console.log('hup'));\n`);
+  const pidfile = path.join(dir, 'server.pid');
+  const log = path.join(dir, 'server.log');
+  const started = await run([cli, 'start', '--pidfile', pidfile, '--stdout', log, '--', server, 'with args']);
+  let pid = null;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    pid = readPid(pidfile);
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'plain with args\n');
+    const status = await run([cli, 'status', '--pidfile', pidfile]);
+    assert.deepEqual([status.code, status.stdout.trim()], [0, String(pid)]);
+    const again = await run([cli, 'start', '--pidfile', pidfile, server]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`already running as pid ${pid}`));
+    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('hup'), 5000, 'SIGHUP in the log');
+    const restarted = await run([cli, 'restart', '--pidfile', pidfile, '--', server, 'again']);
+    assert.equal(restarted.code, 0, restarted.stderr);
+    assert.ok(!alive(pid));
+    pid = readPid(pidfile);
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'plain again\n');
+    const stopped = await run([cli, 'stop', '--pidfile', pidfile]);
+    assert.deepEqual([stopped.code, stopped.stdout.trim()], [0, `stopped ${pid}`]);
+    assert.equal(fs.existsSync(pidfile), false);
+    assert.equal((await run([cli, 'status', '--pidfile', pidfile])).code, 3);
+    assert.equal((await run([cli, 'stop', '--pidfile', pidfile])).code, 0, 'stop of a daemon that is not running');
+    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 7);
+    fs.writeFileSync(pidfile, '999999\n');
+    assert.equal((await run([cli, 'status', '--pidfile', pidfile])).code, 1, 'dead, but the pid file exists');
+    assert.equal((await run([cli, 'status', '--pidfile', dir])).code, 4, 'unknown: not a pid file');
+  } finally {
+    await stop(pid);
+  }
+});
+
+test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 with the usage', async () => {
+  const help = await run([cli, '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: daemon <command>/);
+  for (const command of ['start', 'stop', 'restart', 'reload', 'status']) {
+    const r = await run([cli, command, '--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, new RegExp(`^Usage: daemon ${command}`));
+  }
+  for (const args of [['start', '--frob', 'x.js'], ['stop'], ['status', '--pidfile'], ['launch'], ['start'], ['start', '--umask', 'abc', 'x.js']]) {
+    const r = await run([cli, ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^daemon: .+\n\nUsage: daemon <command>/);
+  }
+});
+
+test('examples: logrotate moves the log and reloads through the CLI; the init script starts, reports and stops', async () => {
+  const dir = tmpdir('examples');
+  const port = await freePort();
+  const log = path.join(dir, 'hellohttpd.log');
+  const pidfile = path.join(dir, 'hellohttpd.pid');
+  const env = { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile, HELLOHTTPD_LOG: log, HELLOHTTPD_DIR: path.join(root, 'examples'), DAEMON: `${process.execPath} ${cli}` };
+  const init = path.join(root, 'examples', 'hellohttpd.init');
+  const started = await run([], { command: ['sh', init, 'start'], env });
+  let pid = null;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    pid = readPid(pidfile);
+    const status = await run([], { command: ['sh', init, 'status'], env });
+    assert.deepEqual([status.code, status.stdout.trim()], [0, String(pid)]);
+    await fetch(`http://127.0.0.1:${port}/before`);
+    // What logrotate does: move the log away, then run the postrotate command.
+    fs.renameSync(log, `${log}.1`);
+    const postrotate = fs.readFileSync(path.join(root, 'examples', 'hellohttpd.logrotate'), 'utf8').match(/npx daemon (reload .*?) >/)[1];
+    assert.equal(postrotate, 'reload --pidfile /run/hellohttpd/hellohttpd.pid');
+    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    await waitFor(() => fs.existsSync(log), 5000, 'the new log');
+    await fetch(`http://127.0.0.1:${port}/after`);
+    await waitFor(() => fs.readFileSync(log, 'utf8').includes('GET /after'), 5000, 'the request in the new log');
+    assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /GET \/before/);
+    assert.doesNotMatch(fs.readFileSync(`${log}.1`, 'utf8'), /GET \/after/);
+    const stopped = await run([], { command: ['sh', init, 'stop'], env });
+    assert.equal(stopped.code, 0, stopped.stderr);
+    await waitGone(pid);
+    assert.equal((await run([], { command: ['sh', init, 'status'], env })).code, 3);
+  } finally {
+    await stop(pid);
+  }
+});
