@@ -1,18 +1,9 @@
 // examples/hellohttpd.js, as the README tells people to run it.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
-
-async function freePort() {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { alive, freePort, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
 
 test('hellohttpd: ready at once, answers right after, one instance only, SIGTERM removes the pid file', async () => {
   const pidfile = path.join(tmpdir('hello'), 'hellohttpd.pid');

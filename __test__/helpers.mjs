@@ -2,6 +2,7 @@
 // every process it started, even when a test fails.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
@@ -199,4 +200,13 @@ export function flockHolders(file) {
     .filter((f) => f[1] === 'FLOCK' && Number(f[5]?.split(':')[2]) === ino)
     .map((f) => Number(f[4]))
     .filter((pid, i, all) => all.indexOf(pid) === i);
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -3,10 +3,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
+import { freePort, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
 
 const npm = (args, cwd, env = {}) =>
   spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
@@ -38,12 +37,7 @@ test('installed from the tarball into a fresh project: builds with cargo, then r
   assert.equal(esm.trim(), 'function function function function');
 
   fs.copyFileSync(path.join(root, 'examples', 'hellohttpd.js'), path.join(project, 'hellohttpd.js'));
-  const port = await new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
+  const port = await freePort();
   const pidfile = path.join(project, 'hellohttpd.pid');
   const started = await run(['hellohttpd.js'], { cwd: project, env: { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile } });
   let pid;

@@ -2,21 +2,12 @@
 // systemd's notify protocol, NODE_DEBUG, and the CLI on an unmodified script.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, daemon, fixture, readJson, readPid, root, run, sleep, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, daemon, fixture, freePort, readJson, readPid, root, run, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const cli = path.join(root, 'bin', 'daemon.js');
 const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
-
-async function freePort() {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A stand-in for systemd's notify socket; `messages()` reads what it got. */
 async function notifyListener() {
