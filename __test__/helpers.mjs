@@ -45,7 +45,7 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
       const result = await exited;
       if (untilEof) await closed;
       else await Promise.race([closed, sleep(50)]);
-      return { ...result, stdout, stderr, pid: child.pid, eofMs: performance.now() - started };
+      return { ...result, stdout, stderr, pid: child.pid };
     })(),
     { child },
   );

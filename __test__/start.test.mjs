@@ -125,7 +125,7 @@ test('log files: stdout and stderr go to them, created 0640, and closeIO() keeps
   }
 });
 
-test('closeIO() lets go of the pipes the launcher was started with, and console.log goes nowhere', async () => {
+test('closeIO() lets go of the pipes the launcher was started with, and console.log goes nowhere', { timeout: 30000 }, async () => {
   const dir = tmpdir('pipes');
   const report = path.join(dir, 'report.json');
   // The test reads the launcher's stdout and stderr to EOF, as ssh would.
