@@ -16,7 +16,10 @@ const native = process.platform === 'win32' ? null : require('./native.js').load
 const PARENT_ONLY_ENV = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID'];
 
 const START_DEFAULTS = { cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000 };
-const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout'];
+const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'user', 'group', 'preventCore'];
+
+/** The highest valid uid/gid: (uid_t)-1 means "unchanged" to the kernel. */
+const MAX_ID = 2 ** 32 - 2;
 
 // ---- errors, in Node's shapes ----------------------------------------------
 
@@ -63,6 +66,24 @@ function checkInteger(name, value, min, max, range) {
   return value;
 }
 
+/** A user or group: a name, or a numeric id. */
+function checkId(name, value) {
+  if (typeof value === 'number') return checkInteger(name, value, 0, MAX_ID, `0 to ${MAX_ID}`);
+  if (typeof value !== 'string') throw invalidType(name, 'one of type string or number', value);
+  if (value === '') throw invalidValue(name, 'must be a non-empty name', value);
+  if (value.includes('\0')) throw invalidValue(name, 'must be a string without null bytes', value);
+  return value;
+}
+
+function optionalId(name, value) {
+  return value === undefined ? undefined : checkId(name, value);
+}
+
+function checkBoolean(name, value) {
+  if (typeof value !== 'boolean') throw invalidType(name, 'of type boolean', value);
+  return value;
+}
+
 function checkEnv(env) {
   if (typeof env !== 'object' || env === null || Array.isArray(env)) {
     throw invalidType('options.env', 'of type object', env);
@@ -79,17 +100,23 @@ function checkEnv(env) {
   return entries;
 }
 
-/** Validates `start()`'s options; throws before anything is done. */
-function startOptions(options) {
-  if (options === undefined) options = {};
+/** An options object (or undefined) with only the `known` keys. */
+function checkOptions(options, known, fn) {
+  if (options === undefined) return {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalidType('options', 'of type object', options);
   }
   for (const key of Object.keys(options)) {
-    if (!START_OPTIONS.includes(key)) {
-      throw invalidValue(`options.${key}`, `is not an option of start() (known: ${START_OPTIONS.join(', ')})`, options[key]);
+    if (!known.includes(key)) {
+      throw invalidValue(`options.${key}`, `is not an option of ${fn}() (known: ${known.join(', ')})`, options[key]);
     }
   }
+  return options;
+}
+
+/** Validates `start()`'s options; throws before anything is done. */
+function startOptions(options) {
+  options = checkOptions(options, START_OPTIONS, 'start');
   const given = (key) => options[key] !== undefined;
   const ready = given('ready') ? options.ready : START_DEFAULTS.ready;
   if (ready !== 'auto' && ready !== 'manual') {
@@ -105,6 +132,9 @@ function startOptions(options) {
     readyTimeout: given('readyTimeout')
       ? checkInteger('options.readyTimeout', options.readyTimeout, 1, 2 ** 31 - 1, '1 to 2147483647')
       : START_DEFAULTS.readyTimeout,
+    user: optionalId('options.user', options.user),
+    group: optionalId('options.group', options.group),
+    preventCore: given('preventCore') ? checkBoolean('options.preventCore', options.preventCore) : false,
   };
 }
 
@@ -148,6 +178,8 @@ function guardStreams() {
 
 function becomeStarted(opts) {
   started = true;
+  // execve() made the process dumpable again; the core limit of 0 came through.
+  if (opts.preventCore) native.preventCoreDumps();
   process.chdir(opts.cwd);
   logged = { stdout: opts.stdout !== undefined, stderr: opts.stderr !== undefined };
   guardStreams();
@@ -158,6 +190,10 @@ function becomeStarted(opts) {
 
 function unsupported(code, message, Class = Error) {
   return codedError(Class, code, `daemon: ${message}`);
+}
+
+function needNative(name) {
+  if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${name}() is not supported on Windows`);
 }
 
 /** Throws where a daemon cannot be made from this process, before anything is done. */
@@ -178,22 +214,39 @@ function checkLauncher() {
   }
 }
 
-function daemonEnv(entries) {
+/** HOME, USER and LOGNAME of the account a daemon runs as; none for a group alone. */
+function accountEnv(account) {
+  if (account?.name == null) return {};
+  return { HOME: account.home, USER: account.name, LOGNAME: account.name };
+}
+
+function daemonEnv(entries, account) {
   const env = entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`);
-  const dropped = [...PARENT_ONLY_ENV, native.READY_ENV];
-  return env.filter((entry) => !dropped.includes(entry.slice(0, entry.indexOf('='))));
+  const own = Object.entries(accountEnv(account)).map(([key, value]) => `${key}=${value}`);
+  const dropped = [...PARENT_ONLY_ENV, native.READY_ENV, ...own.map((entry) => entry.slice(0, entry.indexOf('=')))];
+  return [...env.filter((entry) => !dropped.includes(entry.slice(0, entry.indexOf('=')))), ...own];
+}
+
+/** Reads the user database (in Rust): throws ERR_UNKNOWN_CREDENTIAL for an unknown name or id. */
+function lookupAccount(user, group) {
+  if (user === undefined && group === undefined) return undefined;
+  return native.lookupAccount(user, group);
 }
 
 function launch(opts) {
   checkLauncher();
+  // Before forking: the user database may not be read between fork() and execve().
+  const account = lookupAccount(opts.user, opts.group);
   const verdict = native.spawn({
     argv: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    env: daemonEnv(opts.env),
+    env: daemonEnv(opts.env, account),
     cwd: opts.cwd,
     umask: opts.umask,
     stdout: opts.stdout,
     stderr: opts.stderr,
     readyTimeout: opts.readyTimeout,
+    account,
+    preventCore: opts.preventCore,
   });
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);
   process.exit(verdict.code);
@@ -220,7 +273,7 @@ function ready() {
 
 /** Points stdin, stdout and stderr (but not the log files start() opened) at /dev/null. */
 function closeIO() {
-  if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'closeIO() is not supported on Windows');
+  needNative('closeIO');
   const fds = [0];
   if (!logged.stdout) fds.push(1);
   if (!logged.stderr) fds.push(2);
@@ -250,10 +303,42 @@ function installCleanup() {
  */
 function lock(file) {
   const absolute = checkPath('file', file);
-  if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'lock() is not supported on Windows');
+  needNative('lock');
   const locked = native.lock(absolute);
   if (locked) installCleanup();
   return locked;
 }
 
-module.exports = { start, ready, closeIO, lock, isDaemon };
+/**
+ * Becomes `user` (with its primary group, or `group`) and its supplementary
+ * groups: setgroups, setgid, setuid, in that order, each checked, in every
+ * thread. For a daemon that needs root to start (ports below 1024).
+ */
+function dropPrivileges(user, group) {
+  const [userId, groupId] = [checkId('user', user), optionalId('group', group)];
+  needNative('dropPrivileges');
+  become(lookupAccount(userId, groupId));
+}
+
+function become(account) {
+  native.dropPrivileges(account);
+  Object.assign(process.env, accountEnv(account));
+}
+
+/**
+ * chroot(dir), then chdir('/'). Modules not loaded yet must exist inside
+ * `dir`. With `user` (and `group`), then drops to that user, looked up before
+ * the chroot: the user database inside `dir` is usually missing.
+ */
+function chroot(dir, options) {
+  const absolute = checkPath('dir', dir);
+  const { user, group } = checkOptions(options, ['user', 'group'], 'chroot');
+  const [userId, groupId] = [optionalId('options.user', user), optionalId('options.group', group)];
+  needNative('chroot');
+  // Before the chroot: the user database inside `dir` is usually missing.
+  const account = lookupAccount(userId, groupId);
+  native.changeRoot(absolute);
+  if (account) become(account);
+}
+
+module.exports = { start, ready, closeIO, lock, dropPrivileges, chroot, isDaemon };
