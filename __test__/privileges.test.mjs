@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { asNobody, environ, flockHolders, ids, killTagged, ownedDir, publicCopy, readPid, startFixture, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { asNobody, environ, fds, flockHolders, ids, killTagged, ownedDir, publicCopy, readPid, run, startFixture, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const NOBODY = 65534;
 const user = `dmn${process.pid}`;
@@ -130,6 +130,23 @@ test('preventCore: RLIMIT_CORE is 0 (soft and hard) and the daemon is not dumpab
     } finally {
       await stop(pid);
     }
+  }
+});
+
+test('closeIO() in a daemon that is another user and not dumpable still finds the terminal twin in /proc/self/fd', async () => {
+  const dir = ownedDir(NOBODY, NOBODY, 'twin');
+  const report = path.join(dir, 'report.json');
+  const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(copy, 'fixtures', 'daemon.js'))}`;
+  const env = { FIXTURE_REPORT: report, FIXTURE_DO: 'closeio', FIXTURE_OPTS: JSON.stringify({ user: 'nobody', preventCore: true }), DAEMON_INDEX: path.join(copy, 'index.js') };
+  const term = await run([], { command: ['script', '-qfec', command, '/dev/null'], env, untilEof: true });
+  const pid = fs.existsSync(report) ? JSON.parse(fs.readFileSync(report, 'utf8')).pid : undefined;
+  try {
+    assert.equal(term.code, 0, term.stderr + term.stdout);
+    assert.equal(fs.statSync(`/proc/${pid}/status`).uid, 0, 'not dumpable');
+    const open = Object.values(fds(pid));
+    assert.ok(!open.some((target) => target.startsWith('/dev/pts/')), `a terminal is still open: ${open}`);
+  } finally {
+    await stop(pid);
   }
 });
 
