@@ -30,6 +30,28 @@ declare namespace daemon {
      * `DAEMON_FOREGROUND=1` (or `0`) in the environment overrides it. Default false.
      */
     foreground?: boolean;
+    /**
+     * Run the daemon as this user (a name, or a numeric id), with its primary
+     * group (or `group`) and its supplementary groups from the user database,
+     * looked up in the launcher. The daemon's `HOME`, `USER` and `LOGNAME` become
+     * the user's. Log files are opened by the launcher before the switch.
+     * Needs root (else the launcher exits 127: `daemon: setgroups: Operation not
+     * permitted`); a switch to the launcher's own user and group is a no-op.
+     * @throws `Error` with code `ERR_UNKNOWN_CREDENTIAL` for an unknown user.
+     */
+    user?: string | number;
+    /** Run the daemon with this group (a name, or a numeric id) instead of the user's primary group. */
+    group?: string | number;
+    /** No core dumps: `RLIMIT_CORE` 0 (soft and hard), and the daemon is not dumpable. Default `false`. */
+    preventCore?: boolean;
+  }
+
+  /** Options of {@link chroot}. */
+  interface ChrootOptions {
+    /** After the chroot, become this user (looked up before it), as {@link dropPrivileges} does. */
+    user?: string | number;
+    /** With `user`: this group instead of the user's primary group. */
+    group?: string | number;
   }
 
   /** A signal by name (`'SIGTERM'`) or number (15). */
@@ -127,6 +149,29 @@ declare namespace daemon {
    * (after logrotate moved them away). Does nothing without log files.
    */
   function reopenLogs(): void;
+
+  /**
+   * Becomes `user` (a name or a numeric id) with its primary group, or `group`,
+   * and its supplementary groups: `setgroups`, `setgid`, `setuid`, in that
+   * order, each checked, in every thread. Sets `process.env.HOME`, `USER` and
+   * `LOGNAME`. For a daemon that needs root to start (a port below 1024); a
+   * no-op when already that user and group.
+   * @throws `Error` with code `ERR_UNKNOWN_CREDENTIAL` for an unknown user or
+   * group; an `Error` with `code` (`EPERM`), `errno` and `syscall` (the step)
+   * when the process may not switch.
+   */
+  function dropPrivileges(user: string | number, group?: string | number): void;
+
+  /**
+   * `chroot(dir)`, then `chdir('/')`. Modules not loaded yet must exist inside
+   * `dir`; so must the user database, for lookups afterwards: pass `user` (and
+   * `group`) to switch users right after the chroot with a lookup made before.
+   * The pid file of {@link lock} is still removed at exit.
+   * @throws `Error` with `code`, `errno`, `syscall` (`chroot`) and `path`:
+   * `EPERM` when not root, `ENOENT`, `ENOTDIR`; `ERR_UNKNOWN_CREDENTIAL` (before
+   * anything is changed).
+   */
+  function chroot(dir: string, options?: ChrootOptions): void;
 
   /** Whether this process is a daemon started by {@link start}. */
   const isDaemon: boolean;

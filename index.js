@@ -21,10 +21,13 @@ const native = process.platform === 'win32' ? null : require('./native.js').load
 const PARENT_ONLY_ENV = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID'];
 
 const START_DEFAULTS = { cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false };
-const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'foreground'];
+const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'foreground', 'user', 'group', 'preventCore'];
 const STOP_DEFAULTS = { signal: 'SIGTERM', timeout: 10000, kill: true };
 /** How often stop() looks whether the lock has been released. */
 const STOP_POLL_MS = 10;
+
+/** The highest valid uid/gid: (uid_t)-1 means "unchanged" to the kernel. */
+const MAX_ID = 2 ** 32 - 2;
 
 // ---- errors, in Node's shapes ----------------------------------------------
 
@@ -69,6 +72,19 @@ function checkInteger(name, value, min, max, range) {
     throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be an integer from ${range}. Received ${value}`);
   }
   return value;
+}
+
+/** A user or group: a name, or a numeric id. */
+function checkId(name, value) {
+  if (typeof value === 'number') return checkInteger(name, value, 0, MAX_ID, `0 to ${MAX_ID}`);
+  if (typeof value !== 'string') throw invalidType(name, 'one of type string or number', value);
+  if (value === '') throw invalidValue(name, 'must be a non-empty name', value);
+  if (value.includes('\0')) throw invalidValue(name, 'must be a string without null bytes', value);
+  return value;
+}
+
+function optionalId(name, value) {
+  return value === undefined ? undefined : checkId(name, value);
 }
 
 function checkEnv(env) {
@@ -143,6 +159,9 @@ function startOptions(input) {
       ? checkInteger('options.readyTimeout', options.readyTimeout, 1, 2 ** 31 - 1, '1 to 2147483647')
       : START_DEFAULTS.readyTimeout,
     foreground: foregroundFromEnv(given('foreground') ? checkBoolean('options.foreground', options.foreground) : START_DEFAULTS.foreground),
+    user: optionalId('options.user', options.user),
+    group: optionalId('options.group', options.group),
+    preventCore: given('preventCore') ? checkBoolean('options.preventCore', options.preventCore) : false,
   };
 }
 
@@ -203,6 +222,8 @@ function becomeStarted(opts) {
   delete process.env.NOTIFY_SOCKET;
   if (started.notifySocket) process.on('exit', () => native.notify(started.notifySocket, 'STOPPING=1'));
   logs = { stdout: opts.stdout, stderr: opts.stderr };
+  // After execve() the process is dumpable again; the core limit of 0 came through.
+  if (opts.preventCore) native.preventCoreDumps();
   if (started.foreground) {
     // What the launcher and the child do for a daemon, in place.
     process.umask(opts.umask);
@@ -238,10 +259,25 @@ function checkLauncher() {
   }
 }
 
-function daemonEnv(entries, extra) {
-  const env = [...(entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`)), ...extra];
-  const dropped = [...PARENT_ONLY_ENV, native.READY_ENV];
-  return env.filter((entry) => !dropped.includes(entry.slice(0, entry.indexOf('='))));
+/** HOME, USER and LOGNAME of the account a daemon runs as; none for a group alone. */
+function accountEnv(account) {
+  if (account?.name == null) return {};
+  return { HOME: account.home, USER: account.name, LOGNAME: account.name };
+}
+
+/** The daemon's environment: the launcher's (or `entries`) without its parent's variables, plus `extra` and the account's. */
+function daemonEnv(entries, extra, account) {
+  const env = entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`);
+  const own = [...extra, ...Object.entries(accountEnv(account)).map(([key, value]) => `${key}=${value}`)];
+  const name = (entry) => entry.slice(0, entry.indexOf('='));
+  const dropped = [...PARENT_ONLY_ENV, native.READY_ENV, ...own.map(name)];
+  return [...env.filter((entry) => !dropped.includes(name(entry))), ...own];
+}
+
+/** Reads the user database (in Rust): throws ERR_UNKNOWN_CREDENTIAL for an unknown name or id. */
+function lookupAccount(user, group) {
+  if (user === undefined && group === undefined) return undefined;
+  return native.lookupAccount(user, group);
 }
 
 /**
@@ -251,14 +287,18 @@ function daemonEnv(entries, extra) {
 function launch(opts, { argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env = [] } = {}) {
   checkLauncher();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
+  // Before forking: the user database may not be read between fork() and execve().
+  const account = lookupAccount(opts.user, opts.group);
   const verdict = native.spawn({
     argv,
-    env: daemonEnv(opts.env, env),
+    env: daemonEnv(opts.env, env, account),
     cwd: opts.cwd,
     umask: opts.umask,
     stdout: opts.stdout,
     stderr: opts.stderr,
     readyTimeout: opts.readyTimeout,
+    account,
+    preventCore: opts.preventCore,
   });
   debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
   // systemd sees the launcher as the service's main process: name the daemon.
@@ -394,6 +434,38 @@ async function stop(file, options) {
   return { pid, stopped, killed: stopped };
 }
 
-module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, isDaemon };
+/**
+ * Becomes `user` (with its primary group, or `group`) and its supplementary
+ * groups: setgroups, setgid, setuid, in that order, each checked, in every
+ * thread. For a daemon that needs root to start (ports below 1024).
+ */
+function dropPrivileges(user, group) {
+  const [userId, groupId] = [checkId('user', user), optionalId('group', group)];
+  nativeFor('dropPrivileges');
+  become(lookupAccount(userId, groupId));
+}
+
+function become(account) {
+  native.dropPrivileges(account);
+  Object.assign(process.env, accountEnv(account));
+}
+
+/**
+ * chroot(dir), then chdir('/'). Modules not loaded yet must exist inside
+ * `dir`. With `user` (and `group`), then drops to that user, looked up before
+ * the chroot: the user database inside `dir` is usually missing.
+ */
+function chroot(dir, options) {
+  const absolute = checkPath('dir', dir);
+  const { user, group } = checkOptions(options, ['user', 'group'], 'chroot');
+  const [userId, groupId] = [optionalId('options.user', user), optionalId('options.group', group)];
+  nativeFor('chroot');
+  // Before the chroot: the user database inside `dir` is usually missing.
+  const account = lookupAccount(userId, groupId);
+  native.changeRoot(absolute);
+  if (account) become(account);
+}
+
+module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, dropPrivileges, chroot, isDaemon };
 // For the CLI, which starts scripts that do not call start() themselves.
 module.exports[Symbol.for('daemon.launch')] = (options, command) => launch(startOptions(options), command);

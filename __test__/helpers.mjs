@@ -144,13 +144,16 @@ after(async () => {
 /**
  * Launches the fixture daemon with `opts` (JSON for start()) and waits for the
  * launcher; resolves with the launcher's result and, when it was ready, the
- * daemon's report. The caller kills the daemon (`stop`), the sweep backs it up.
+ * daemon's report. `from`: a `publicCopy()` to run the module and fixture
+ * from. The caller kills the daemon (`stop`), the sweep backs it up.
  */
-export async function startFixture({ opts = {}, env = {}, args = [], nodeArgs = [], cwd, dir = tmpdir('fx'), ...rest } = {}) {
+export async function startFixture({ opts = {}, env = {}, args = [], nodeArgs = [], cwd, dir = tmpdir('fx'), from, ...rest } = {}) {
   const report = env.FIXTURE_REPORT ?? path.join(dir, 'report.json');
-  const result = await run([...nodeArgs, fixture('daemon.js'), ...args], {
+  const script = from ? path.join(from, 'fixtures', 'daemon.js') : fixture('daemon.js');
+  const copied = from ? { DAEMON_INDEX: path.join(from, 'index.js') } : {};
+  const result = await run([...nodeArgs, script, ...args], {
     cwd,
-    env: { FIXTURE_OPTS: JSON.stringify(opts), FIXTURE_REPORT: report, ...env },
+    env: { FIXTURE_OPTS: JSON.stringify(opts), FIXTURE_REPORT: report, ...copied, ...env },
     ...rest,
   });
   const info = fs.existsSync(report) ? readJson(report) : null;
@@ -163,6 +166,21 @@ export async function stop(pid, signal = 'SIGKILL') {
     process.kill(pid, signal);
   } catch {}
   await waitGone(pid);
+}
+
+/** The Uid, Gid and Groups lines of /proc/PID/status, as numbers. */
+export function ids(pid) {
+  const s = status(pid);
+  const numbers = (line) => line.trim().split(/\s+/).filter(Boolean).map(Number);
+  return { uid: numbers(s.Uid), gid: numbers(s.Gid), groups: numbers(s.Groups ?? '').sort((a, b) => a - b) };
+}
+
+/** A directory that `uid` owns (mode 0755), for its reports and pid files. */
+export function ownedDir(uid, gid, name = 'own') {
+  const dir = tmpdir(name);
+  fs.chownSync(dir, uid, gid);
+  fs.chmodSync(dir, 0o755);
+  return dir;
 }
 
 /** Runs node as the unprivileged user nobody. */

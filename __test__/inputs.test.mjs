@@ -20,6 +20,7 @@ const wrongType = (message) => typeError('ERR_INVALID_ARG_TYPE', message);
 const wrongValue = (message) => typeError('ERR_INVALID_ARG_VALUE', message);
 const outOfRange = (message) => ({ class: 'RangeError', code: 'ERR_OUT_OF_RANGE', message });
 const sysError = (code, syscall, p, message) => ({ class: 'Error', code, syscall, path: p, message });
+const unknownCredential = (message) => ({ class: 'Error', code: 'ERR_UNKNOWN_CREDENTIAL', message });
 
 // [call, argument source, expected]
 const rows = [
@@ -55,6 +56,29 @@ const rows = [
   ['start', '{ readyTimeout: Infinity }', outOfRange(/Received Infinity$/)],
   ['start', '{ foo: 1 }', wrongValue(/^The argument 'options\.foo' is not an option of start\(\) \(known: cwd, umask/)],
   ['start', `{ Cwd: '/' }`, wrongValue(/'options\.Cwd' is not an option of start\(\)/)],
+  ['start', '{ user: {} }', wrongType(/^The "options\.user" argument must be one of type string or number\. Received an instance of Object$/)],
+  ['start', `{ user: '' }`, wrongValue(/'options\.user' must be a non-empty name/)],
+  ['start', `{ group: 'a\\0b' }`, wrongValue(/'options\.group' must be a string without null bytes/)],
+  ['start', '{ user: -1 }', outOfRange(/^The value of "options\.user" is out of range\. It must be an integer from 0 to 4294967294\. Received -1$/)],
+  ['start', '{ group: 2 ** 32 - 1 }', outOfRange(/"options\.group" is out of range\. .* Received 4294967295$/)],
+  ['start', '{ user: 1.5 }', outOfRange(/Received 1\.5$/)],
+  ['start', `{ preventCore: 'yes' }`, wrongType(/^The "options\.preventCore" argument must be of type boolean\. Received type string \('yes'\)$/)],
+  ['start', `{ user: 'no-such-user-daemon' }`, unknownCredential(/^User identifier does not exist: no-such-user-daemon$/)],
+  ['start', `{ user: 'root', group: 'no-such-group-daemon' }`, unknownCredential(/^Group identifier does not exist: no-such-group-daemon$/)],
+  ['start', '{ user: 4000000000 }', unknownCredential(/^User identifier does not exist: 4000000000$/)],
+  ['start', '{ group: 4000000000 }', unknownCredential(/^Group identifier does not exist: 4000000000$/)],
+  ['dropPrivileges', '', wrongType(/^The "user" argument must be one of type string or number\. Received undefined$/)],
+  ['dropPrivileges', `'nobody', null`, wrongType(/^The "group" argument must be one of type string or number\. Received null$/)],
+  ['dropPrivileges', `'no-such-user-daemon'`, unknownCredential(/^User identifier does not exist: no-such-user-daemon$/)],
+  ['dropPrivileges', `'root', 'no-such-group-daemon'`, unknownCredential(/^Group identifier does not exist/)],
+  ['chroot', '42', wrongType(/^The "dir" argument must be of type string\. Received type number \(42\)$/)],
+  ['chroot', `''`, wrongValue(/'dir' must be a non-empty path/)],
+  ['chroot', `'/nonexistent-daemon-dir'`, sysError('ENOENT', 'chroot', '/nonexistent-daemon-dir', /^ENOENT: no such file or directory, chroot '\/nonexistent-daemon-dir'$/)],
+  ['chroot', q(file), sysError('ENOTDIR', 'chroot', file, /^ENOTDIR: not a directory, chroot/)],
+  ['chroot', `'/tmp', 'nobody'`, wrongType(/^The "options" argument must be of type object\. Received type string \('nobody'\)$/)],
+  ['chroot', `'/tmp', { uid: 0 }`, wrongValue(/^The argument 'options\.uid' is not an option of chroot\(\) \(known: user, group\)/)],
+  ['chroot', `'/tmp', { user: 'no-such-user-daemon' }`, unknownCredential(/^User identifier does not exist/)], // looked up before the chroot
+  ['chroot', `'/tmp', { user: 'nobody', group: -1 }`, outOfRange(/"options\.group" is out of range/)],
   ['lock', 'undefined', wrongType(/^The "file" argument must be of type string\. Received undefined$/)],
   ['lock', '42', wrongType(/"file" argument must be of type string\. Received type number \(42\)/)],
   ['lock', 'null', wrongType(/Received null/)],
@@ -102,7 +126,7 @@ function snapshot() {
     .join('\n');
 }
 
-test(`${rows.length} bad inputs to start() and lock(): each its exact error, nothing forked, no file changed`, async () => {
+test(`${rows.length} bad inputs to start(), lock(), dropPrivileges() and chroot(): each its exact error, nothing forked, no file changed`, async () => {
   assert.ok(rows.length >= 40);
   const before = snapshot();
   await attempt(rows);
@@ -111,7 +135,7 @@ test(`${rows.length} bad inputs to start() and lock(): each its exact error, not
   assert.equal(fs.readFileSync(file, 'utf8'), 'untouched\n');
 });
 
-test('as an unprivileged user: a log, a pid file or a cwd it may not use gives EACCES, and nothing is created', async () => {
+test('as an unprivileged user: a log, a pid file or a cwd it may not use gives EACCES, chroot() and dropPrivileges() EPERM, and nothing is created', async () => {
   const copy = publicCopy();
   const rootOnly = tmpdir('rootonly');
   fs.chmodSync(rootOnly, 0o755); // others may enter, not write
@@ -122,6 +146,9 @@ test('as an unprivileged user: a log, a pid file or a cwd it may not use gives E
     ['start', `{ cwd: ${q(closed)} }`, sysError('EACCES', 'chdir', closed, /^EACCES: permission denied, chdir/)],
     ['lock', q(`${rootOnly}/x.pid`), sysError('EACCES', 'open', `${rootOnly}/x.pid`, /^EACCES: permission denied, open/)],
     ['lock', q(`${closed}/x.pid`), sysError('EACCES', 'open', `${closed}/x.pid`, /^EACCES/)],
+    ['chroot', q(rootOnly), sysError('EPERM', 'chroot', rootOnly, /^EPERM: operation not permitted, chroot '/)],
+    ['dropPrivileges', `'root'`, sysError('EPERM', 'setgroups', undefined, /^EPERM: operation not permitted, setgroups$/)],
+    ['dropPrivileges', `'nobody', 'root'`, sysError('EPERM', 'setgroups', undefined, /^EPERM/)],
   ];
   await attempt(unprivileged, { script: path.join(copy, 'fixtures', 'bad-inputs.js'), prefix: asNobody, cwd: copy, env: { DAEMON_INDEX: path.join(copy, 'index.js') } });
   assert.deepEqual(fs.readdirSync(rootOnly), []);

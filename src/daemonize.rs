@@ -7,6 +7,7 @@
 //! system calls (see `become_daemon`).
 
 use crate::errors::{SysError, SysResult, WithPath};
+use crate::privileges::{self, Account};
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
 use crate::stdio::{dup_above, open_devnull, open_log};
 use nix::errno::Errno;
@@ -34,6 +35,10 @@ pub struct Plan {
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub ready_timeout: Duration,
+    /// Whom the daemon runs as; `None`: the launcher's user.
+    pub account: Option<Account>,
+    /// A core file size limit of 0 before `execve()`.
+    pub prevent_core: bool,
 }
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
@@ -45,6 +50,8 @@ const FIRST_HIGH_FD: RawFd = 10;
 struct Prepared<'a> {
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
+    /// Where Node boots when the new user may not search the launcher's directory.
+    cwd: *const c_char,
     umask: libc::mode_t,
     devnull: RawFd,
     stdout: Option<RawFd>,
@@ -53,6 +60,8 @@ struct Prepared<'a> {
     fd_limit: c_int,
     default_action: libc::sigaction,
     empty_mask: libc::sigset_t,
+    account: Option<&'a Account>,
+    core_limit: Option<libc::rlimit>,
 }
 
 fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
@@ -98,6 +107,8 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
     env.push(format!("{MARKER_ENV}={READY_FD}:{inode}"));
     let envp = to_cstrings(&env)?;
     let (argv_ptrs, envp_ptrs) = (null_terminated(&argv), null_terminated(&envp));
+    let cwd =
+        CString::new(plan.cwd.as_bytes()).map_err(|_| SysError::new(Errno::EINVAL, "chdir"))?;
 
     // SAFETY: plain C structs, filled in by the calls below before use.
     let mut default_action: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -107,6 +118,7 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
     let prepared = Prepared {
         argv: &argv_ptrs,
         envp: &envp_ptrs,
+        cwd: cwd.as_ptr(),
         umask: plan.umask as libc::mode_t,
         devnull: devnull.as_raw_fd(),
         stdout: stdout.as_ref().map(|fd| fd.as_raw_fd()),
@@ -115,6 +127,11 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
         fd_limit: fd_limit(),
         default_action,
         empty_mask,
+        account: plan.account.as_ref().filter(|a| !a.is_current()),
+        core_limit: plan.prevent_core.then_some(libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        }),
     };
 
     // Block every signal across fork(): a handler of Node's must not run in
@@ -174,7 +191,9 @@ fn fd_limit() -> c_int {
 // thread in it: another thread may have held the allocator's lock, or stdio's,
 // at the moment of the fork. So this code only makes async-signal-safe system
 // calls (POSIX.1's list: setsid, fork, _exit, sigaction, sigprocmask, umask,
-// dup2, fcntl, close, write, execve; close_range is a plain system call too),
+// dup2, fcntl, close, write, access, chdir, setgid, setuid, execve;
+// close_range, setrlimit and setgroups are plain system calls too, and the
+// switch of user makes them raw, see `privileges::THIS_THREAD`),
 // reads memory prepared before the fork, and writes only to its own stack:
 // no allocation, no locks, no Rust std I/O, no formatting, no indexing that
 // could panic.
@@ -208,6 +227,21 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
     give_stream(1, p.stdout, p.devnull);
     give_stream(2, p.stderr, p.devnull);
     close_from(READY_FD + 1, p.fd_limit);
+    if let Some(limit) = &p.core_limit {
+        if libc::setrlimit(libc::RLIMIT_CORE, limit) != 0 {
+            fail(READY_FD, b"setrlimit");
+        }
+    }
+    if let Some(account) = p.account {
+        if let Err(step) = privileges::switch(account, &privileges::THIS_THREAD) {
+            fail(READY_FD, step.as_bytes());
+        }
+        // Node boots in the launcher's directory; when the new user may not
+        // search it (a 0700 /root), it boots in the daemon's own instead.
+        if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(p.cwd) != 0 {
+            fail(READY_FD, b"chdir");
+        }
+    }
     libc::sigprocmask(libc::SIG_SETMASK, &p.empty_mask, ptr::null_mut());
     if let Some(&path) = p.argv.first() {
         libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
@@ -310,6 +344,20 @@ impl StackLine {
 mod tests {
     use super::*;
 
+    fn plan(argv0: &str, cwd: &str, timeout: Duration) -> Plan {
+        Plan {
+            argv: vec![argv0.into()],
+            env: vec![],
+            cwd: cwd.into(),
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: timeout,
+            account: None,
+            prevent_core: false,
+        }
+    }
+
     #[test]
     fn stack_line_formats_without_allocating() {
         let mut line = StackLine::default();
@@ -327,13 +375,8 @@ mod tests {
     #[test]
     fn log_error_comes_before_any_fork() {
         let plan = Plan {
-            argv: vec!["/bin/true".into()],
-            env: vec![],
-            cwd: "/".into(),
-            umask: 0o022,
             stdout: Some("/nonexistent-dir/out.log".into()),
-            stderr: None,
-            ready_timeout: Duration::from_millis(100),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
         };
         let err = spawn(&plan).unwrap_err();
         assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
@@ -342,15 +385,7 @@ mod tests {
     #[test]
     fn cwd_is_checked_before_any_fork() {
         for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
-            let plan = Plan {
-                argv: vec!["/bin/true".into()],
-                env: vec![],
-                cwd: cwd.into(),
-                umask: 0o022,
-                stdout: None,
-                stderr: None,
-                ready_timeout: Duration::from_millis(100),
-            };
+            let plan = plan("/bin/true", cwd, Duration::from_millis(100));
             let err = spawn(&plan).unwrap_err();
             assert_eq!(
                 (err.code().as_str(), err.path.as_deref()),
@@ -361,15 +396,7 @@ mod tests {
 
     #[test]
     fn failed_exec_is_reported_with_its_step() {
-        let plan = Plan {
-            argv: vec!["/nonexistent/node".into()],
-            env: vec![],
-            cwd: "/".into(),
-            umask: 0o022,
-            stdout: None,
-            stderr: None,
-            ready_timeout: Duration::from_secs(10),
-        };
+        let plan = plan("/nonexistent/node", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 127);
         assert_eq!(
@@ -380,20 +407,64 @@ mod tests {
 
     #[test]
     fn a_program_that_never_reports_ends_as_not_ready() {
-        let plan = Plan {
-            argv: vec!["/bin/true".into()],
-            env: vec![],
-            cwd: "/".into(),
-            umask: 0o022,
-            stdout: None,
-            stderr: None,
-            ready_timeout: Duration::from_secs(10),
-        };
+        let plan = plan("/bin/true", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 1);
         assert!(verdict
             .message
             .unwrap()
             .ends_with("exited before it was ready"));
+    }
+
+    fn nobody() -> Account {
+        Account {
+            uid: Some(65534),
+            gid: 65534,
+            groups: vec![65534],
+            name: None,
+            home: None,
+        }
+    }
+
+    #[test]
+    fn the_child_drops_groups_gid_uid_and_core_limit_before_execve() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // needs the privilege to switch
+        }
+        let dir = std::env::temp_dir().join(format!("daemon-drop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let out = dir.join("id.txt");
+        let script = format!(
+            "echo $(id -u) $(id -g) $(id -G) $(ulimit -c) $(ulimit -H -c) > {}",
+            out.display()
+        );
+        let plan = Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            account: Some(nobody()),
+            prevent_core: true,
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text, "65534 65534 65534 0 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_switch_is_reported_with_its_step() {
+        // More groups than the kernel takes: EINVAL as root, EPERM otherwise.
+        let plan = Plan {
+            account: Some(Account {
+                groups: vec![65534; 70000],
+                ..nobody()
+            }),
+            ..plan("/bin/true", "/", Duration::from_secs(10))
+        };
+        let verdict = spawn(&plan).unwrap();
+        assert_eq!(verdict.code, 127);
+        let message = verdict.message.unwrap();
+        assert!(message.starts_with("daemon: setgroups: "), "{message}");
     }
 }

@@ -1,12 +1,14 @@
 //! The JavaScript surface of `daemon`: each function converts its arguments
 //! and calls into the module that does the work.
 
+mod confine;
 mod control;
 mod daemonize;
 mod errors;
 mod fileid;
 mod lockfile;
 mod notify;
+mod privileges;
 mod ready;
 mod stdio;
 
@@ -15,23 +17,38 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::time::Duration;
 
-/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`.
-fn throw(env: &Env, e: SysError) -> Error {
+/// Throws an `Error` with `message` and the properties `fill` sets.
+fn throw_with(env: &Env, message: String, fill: impl FnOnce(&mut Object) -> Result<()>) -> Error {
     let thrown = env
-        .create_error(Error::new(Status::GenericFailure, e.message()))
+        .create_error(Error::new(Status::GenericFailure, message.clone()))
         .and_then(|mut object| {
-            object.set_named_property("code", e.code())?;
-            object.set_named_property("errno", -(e.errno as i32))?;
-            object.set_named_property("syscall", e.syscall)?;
-            if let Some(path) = &e.path {
-                object.set_named_property("path", path.as_str())?;
-            }
+            fill(&mut object)?;
             env.throw(object)
         });
     match thrown {
-        Ok(()) => Error::new(Status::PendingException, e.message()),
+        Ok(()) => Error::new(Status::PendingException, message),
         Err(err) => err,
     }
+}
+
+/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`.
+fn throw(env: &Env, e: SysError) -> Error {
+    throw_with(env, e.message(), |object| {
+        object.set_named_property("code", e.code())?;
+        object.set_named_property("errno", -(e.errno as i32))?;
+        object.set_named_property("syscall", e.syscall)?;
+        if let Some(path) = &e.path {
+            object.set_named_property("path", path.as_str())?;
+        }
+        Ok(())
+    })
+}
+
+/// Throws an `Error` with Node's `code` (no errno: not a failed system call).
+fn throw_coded(env: &Env, code: &str, message: String) -> Error {
+    throw_with(env, message, |object| {
+        object.set_named_property("code", code)
+    })
 }
 
 /// The environment variable that marks a process as the daemon.
@@ -47,6 +64,50 @@ pub struct SpawnPlan {
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub ready_timeout: u32,
+    pub account: Option<Account>,
+    pub prevent_core: bool,
+}
+
+/// Whom to run as, from `lookupAccount()`.
+#[napi(object)]
+pub struct Account {
+    /// Absent when only a group was given.
+    pub uid: Option<u32>,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub name: Option<String>,
+    pub home: Option<String>,
+}
+
+impl From<Account> for privileges::Account {
+    fn from(a: Account) -> Self {
+        privileges::Account {
+            uid: a.uid,
+            gid: a.gid,
+            groups: a.groups,
+            name: a.name,
+            home: a.home,
+        }
+    }
+}
+
+impl From<privileges::Account> for Account {
+    fn from(a: privileges::Account) -> Self {
+        Account {
+            uid: a.uid,
+            gid: a.gid,
+            groups: a.groups,
+            name: a.name,
+            home: a.home,
+        }
+    }
+}
+
+fn id_of(id: Either<u32, String>) -> privileges::Id {
+    match id {
+        Either::A(n) => privileges::Id::Number(n),
+        Either::B(name) => privileges::Id::Name(name),
+    }
 }
 
 #[napi(object)]
@@ -67,6 +128,8 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
         stdout: plan.stdout,
         stderr: plan.stderr,
         ready_timeout: Duration::from_millis(plan.ready_timeout.into()),
+        account: plan.account.map(Into::into),
+        prevent_core: plan.prevent_core,
     };
     let verdict = daemonize::spawn(&plan).map_err(|e| throw(&env, e))?;
     Ok(SpawnVerdict {
@@ -159,4 +222,37 @@ pub fn notify(socket: String, state: String) -> bool {
 #[napi]
 pub fn reopen_log(env: Env, fd: i32, path: String) -> Result<()> {
     stdio::reopen_log(fd, &path).map_err(|e| throw(&env, e))
+}
+
+/// Reads the user database: `user` (name or id) with its primary group or
+/// `group`, and its supplementary groups. Throws `ERR_UNKNOWN_CREDENTIAL`.
+#[napi]
+pub fn lookup_account(
+    env: Env,
+    user: Option<Either<u32, String>>,
+    group: Option<Either<u32, String>>,
+) -> Result<Account> {
+    let (user, group) = (user.map(id_of), group.map(id_of));
+    privileges::resolve(user.as_ref(), group.as_ref())
+        .map(Into::into)
+        .map_err(|e| match e {
+            privileges::LookupError::Sys(e) => throw(&env, e),
+            unknown => throw_coded(&env, "ERR_UNKNOWN_CREDENTIAL", unknown.message()),
+        })
+}
+
+/// setgroups, setgid, setuid, in that order, each checked, in every thread.
+#[napi]
+pub fn drop_privileges(env: Env, account: Account) -> Result<()> {
+    privileges::drop_to(&account.into()).map_err(|e| throw(&env, e))
+}
+
+#[napi]
+pub fn change_root(env: Env, dir: String) -> Result<()> {
+    confine::change_root(&dir).map_err(|e| throw(&env, e))
+}
+
+#[napi]
+pub fn prevent_core_dumps(env: Env) -> Result<()> {
+    confine::prevent_core_dumps().map_err(|e| throw(&env, e))
 }
