@@ -26,7 +26,8 @@ declare namespace daemon {
     /**
      * Run the script in place, without forking (for systemd `Type=simple` or
      * `Type=notify`, containers, debugging): `start()` returns this process's
-     * pid, and `cwd`, `umask` and the log files apply as in a daemon.
+     * pid, and `cwd`, `umask`, the log files, `user`, `group` and
+     * `preventCore` apply as in a daemon.
      * `DAEMON_FOREGROUND=1` (or `0`) in the environment overrides it. Default false.
      */
     foreground?: boolean;

@@ -225,9 +225,11 @@ function becomeStarted(opts) {
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   if (started.foreground) {
-    // What the launcher and the child do for a daemon, in place.
+    // What the launcher and the child do for a daemon, in place: the logs
+    // are opened before the user switch, as the launcher opens them.
     process.umask(opts.umask);
     reopenLogs();
+    if (opts.user !== undefined || opts.group !== undefined) become(lookupAccount(opts.user, opts.group));
   }
   process.chdir(opts.cwd);
   guardStreams();

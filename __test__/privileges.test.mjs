@@ -199,3 +199,20 @@ test('a failing chroot() in the daemon reaches the launcher with its code', asyn
   // The daemon's own trace reaches the inherited stderr too; the launcher's word is one line of it.
   assert.match(r.stderr, /^daemon: Error: ENOENT: no such file or directory, chroot '\/nonexistent-daemon-root'$/m);
 });
+
+test('foreground mode applies user and group in place: no fork, the process itself switches', async () => {
+  const dir = ownedDir(NOBODY, NOBODY, 'fg');
+  const report = path.join(dir, 'report.json');
+  const fg = run([path.join(copy, 'fixtures', 'daemon.js')], {
+    cwd: copy,
+    env: { DAEMON_FOREGROUND: '1', DAEMON_INDEX: path.join(copy, 'index.js'), FIXTURE_REPORT: report, FIXTURE_OPTS: JSON.stringify({ user: 'nobody', group: 'nogroup' }) },
+  });
+  try {
+    await waitFor(() => fs.existsSync(report), 10000, 'the foreground report');
+    assert.equal(JSON.parse(fs.readFileSync(report, 'utf8')).pid, fg.child.pid);
+    assert.deepEqual(ids(fg.child.pid), { uid: all(NOBODY), gid: all(NOBODY), groups: [NOBODY] });
+  } finally {
+    fg.child.kill('SIGKILL');
+    await fg;
+  }
+});
