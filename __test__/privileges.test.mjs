@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { asNobody, environ, fds, flockHolders, ids, killTagged, ownedDir, publicCopy, readPid, run, startFixture, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { asNobody, environ, fds, flockHolders, ids, killTagged, ownedDir, publicCopy, readPid, root, run, startFixture, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const NOBODY = 65534;
 const user = `dmn${process.pid}`;
@@ -215,4 +215,33 @@ test('foreground mode applies user and group in place: no fork, the process itse
     fg.child.kill('SIGKILL');
     await fg;
   }
+});
+
+test('the CLI: daemon start --chroot --user --group --no-core runs an unmodified script inside the root, as the user', async () => {
+  const jail = tmpdir('jail');
+  fs.chmodSync(jail, 0o755);
+  fs.mkdirSync(path.join(jail, 'app'));
+  fs.writeFileSync(path.join(jail, 'app', 'main.js'), "require('fs').writeFileSync('/app/seen.json', JSON.stringify({ uid: process.getuid(), root: require('fs').readdirSync('/') }));\nsetInterval(() => {}, 1e9);\n");
+  fs.chmodSync(path.join(jail, 'app'), 0o777);
+  const pidfile = path.join(tmpdir('jailpid'), 'jail.pid');
+  const cli = path.join(root, 'bin', 'daemon.js');
+  const started = await run([cli, 'start', '--pidfile', pidfile, '--chroot', jail, '--user', 'nobody', '--group', 'nogroup', '--no-core', '--', '/app/main.js']);
+  let pid;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    pid = readPid(pidfile);
+    await waitFor(() => fs.existsSync(path.join(jail, 'app', 'seen.json')), 5000, 'the script inside the root');
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(jail, 'app', 'seen.json'), 'utf8')), { uid: NOBODY, root: ['app'] });
+    assert.equal(fs.readlinkSync(`/proc/${pid}/root`), jail);
+    assert.deepEqual(ids(pid), { uid: all(NOBODY), gid: all(NOBODY), groups: [NOBODY] });
+    assert.match(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'), /Max core file size\s+0\s+0/);
+    const stopped = await run([cli, 'stop', '--pidfile', pidfile]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    await waitGone(pid);
+  } finally {
+    await stop(pid);
+  }
+  const relative = await run([cli, 'start', '--chroot', jail, 'app/main.js']);
+  assert.equal(relative.code, 2);
+  assert.match(relative.stderr, /the script path must be absolute inside the new root/);
 });

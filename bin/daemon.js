@@ -23,12 +23,19 @@ Start options:
   --cwd D             working directory of the daemon (default /)
   --umask M           octal umask (default 022)
   --ready-timeout MS  how long to wait for the daemon (default 30000)
+  --user U, --group G run as this user and group (names or ids; needs root)
+  --chroot D          change the root to D before the script runs (the script's path is inside D)
+  --no-core           no core dumps
 
 Run 'daemon <command> --help' for one command.`;
 
+const START_FLAGS = ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeout', 'user', 'group', 'chroot', 'no-core'];
+/** Flags that take no value. */
+const SWITCHES = ['no-core'];
+
 const COMMANDS = {
-  start: { flags: ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeout'], script: true, usage: 'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--] script.js [args...]' },
-  restart: { flags: ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeout'], script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
+  start: { flags: START_FLAGS, script: true, usage: 'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--] script.js [args...]' },
+  restart: { flags: START_FLAGS, script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
   stop: { flags: ['pidfile', 'signal', 'timeout'], usage: 'daemon stop --pidfile P [--signal S] [--timeout MS]' },
   reload: { flags: ['pidfile'], usage: 'daemon reload --pidfile P' },
   status: { flags: ['pidfile'], usage: 'daemon status --pidfile P' },
@@ -51,6 +58,11 @@ function parse(command, args) {
     const [name, inline] = arg.slice(2).split(/=(.*)/s);
     if (name === 'help') return { help: true };
     if (!spec.flags.includes(name)) throw new UsageError(`unknown option --${name}`);
+    if (SWITCHES.includes(name)) {
+      if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
+      flags[name] = true;
+      continue;
+    }
     const value = inline ?? args[++i];
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
     flags[name] = value;
@@ -70,6 +82,11 @@ function integer(name, text, radix = 10) {
   return value;
 }
 
+/** A user or group flag: a numeric id, else a name. */
+function idOrName(text) {
+  return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : text;
+}
+
 function start({ flags, script, scriptArgs }) {
   const options = { ready: 'auto' };
   if (flags.cwd !== undefined) options.cwd = flags.cwd;
@@ -77,12 +94,22 @@ function start({ flags, script, scriptArgs }) {
   if (flags.stderr !== undefined) options.stderr = flags.stderr;
   if (flags.umask !== undefined) options.umask = integer('umask', flags.umask, 8);
   if (flags['ready-timeout'] !== undefined) options.readyTimeout = integer('ready-timeout', flags['ready-timeout']);
+  if (flags['no-core']) options.preventCore = true;
+  const account = { user: idOrName(flags.user), group: idOrName(flags.group) };
   const pidfile = flags.pidfile === undefined ? undefined : path.resolve(flags.pidfile);
+  let chroot;
+  if (flags.chroot !== undefined) {
+    if (!path.isAbsolute(script)) throw new UsageError('with --chroot, the script path must be absolute inside the new root');
+    // The daemon boots as root, takes the lock, then changes root and user.
+    chroot = { dir: path.resolve(flags.chroot), ...account };
+  } else {
+    Object.assign(options, account);
+  }
   const preload = path.join(__dirname, 'preload.js');
   // The daemon runs the script after a preload that calls start() and lock() for it.
   daemon[Symbol.for('daemon.launch')](options, {
-    argv: [process.execPath, '-r', preload, path.resolve(script), ...scriptArgs],
-    env: [`DAEMON_CLI_OPTIONS=${JSON.stringify({ options, pidfile })}`],
+    argv: [process.execPath, '-r', preload, chroot ? script : path.resolve(script), ...scriptArgs],
+    env: [`DAEMON_CLI_OPTIONS=${JSON.stringify({ options, pidfile, chroot })}`],
   });
 }
 

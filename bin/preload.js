@@ -4,7 +4,7 @@
 
 const daemon = require('..');
 
-const { options, pidfile } = JSON.parse(process.env.DAEMON_CLI_OPTIONS);
+const { options, pidfile, chroot } = JSON.parse(process.env.DAEMON_CLI_OPTIONS);
 delete process.env.DAEMON_CLI_OPTIONS;
 
 daemon.start(options); // ready once the script's own first turn of the event loop has run
@@ -12,4 +12,10 @@ if (pidfile !== undefined && !daemon.lock(pidfile)) {
   const { pid } = daemon.status(pidfile);
   console.error(`daemon: already running as pid ${pid}`);
   process.exit(1);
+}
+// After the lock (its directory stays reachable for the removal at exit):
+// the script itself is then loaded from inside the new root.
+if (chroot !== undefined) {
+  const { dir, user, group } = chroot;
+  daemon.chroot(dir, { user, group });
 }
