@@ -10,7 +10,6 @@
 const os = require('node:os');
 const path = require('node:path');
 const { debuglog } = require('node:util');
-const { isMainThread } = require('node:worker_threads');
 
 /** `NODE_DEBUG=daemon` traces each step to stderr. */
 const debug = debuglog('daemon');
@@ -185,7 +184,7 @@ let started = null;
 let logs = { stdout: undefined, stderr: undefined };
 
 function takeMarker() {
-  if (native === null || !isMainThread) return false;
+  if (native === null || !native.isMainThread()) return false;
   const marker = process.env[native.READY_ENV];
   if (marker === undefined) return false;
   // The daemon's own children must not take it for theirs.
@@ -248,7 +247,7 @@ function checkLauncher() {
   if (native === null) {
     throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'start() is not supported on Windows, which has no Unix daemons');
   }
-  if (!isMainThread) {
+  if (!native.isMainThread()) {
     throw unsupported('ERR_WORKER_UNSUPPORTED_OPERATION', 'start() must be called from the main thread, not a worker', TypeError);
   }
   const evaluated = process.execArgv.some((arg) => /^(-e|--eval|-p|--print)(=|$)/.test(arg));

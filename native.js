@@ -1,22 +1,34 @@
 'use strict';
-// Finds and loads the compiled addon: a prebuilt package when one is
-// installed, else the one `npm install` built from source in this folder.
+// Finds and loads the compiled addon: the one `npm install` built from source
+// in this folder, else a prebuilt package for this platform.
 
 const path = require('node:path');
 const fs = require('node:fs');
 
+/** glibc or musl, for napi-rs's names: `/usr/bin/ldd` tells, cheaply. */
+function linuxLibc() {
+  try {
+    return fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl') ? 'musl' : 'gnu';
+  } catch {
+    // No ldd: ask Node (process.report costs milliseconds and memory).
+    return process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl';
+  }
+}
+
 /** `linux-x64-gnu`, `linux-arm64-musl`, `darwin-arm64`: napi-rs's naming. */
 function platformTriple() {
   const { platform, arch } = process;
-  if (platform !== 'linux') return `${platform}-${arch}`;
-  const glibc = process.report?.getReport?.().header?.glibcVersionRuntime;
-  return `${platform}-${arch}-${glibc ? 'gnu' : 'musl'}`;
+  return platform === 'linux' ? `${platform}-${arch}-${linuxLibc()}` : `${platform}-${arch}`;
 }
 
 function load() {
+  // A local build is the only one for this platform and architecture: take
+  // it without asking which libc this is.
+  const prefix = `daemon.${process.platform}-${process.arch}`;
+  const local = fs.readdirSync(__dirname).filter((name) => name.startsWith(prefix) && name.endsWith('.node'));
+  if (local.length === 1) return require(path.join(__dirname, local[0]));
   const triple = platformTriple();
-  const local = path.join(__dirname, `daemon.${triple}.node`);
-  if (fs.existsSync(local)) return require(local);
+  if (local.includes(`daemon.${triple}.node`)) return require(path.join(__dirname, `daemon.${triple}.node`));
   try {
     return require(`daemon-${triple}`);
   } catch (err) {

@@ -159,6 +159,19 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
     Ok(ready::wait(pipe_read, plan.ready_timeout, &plan.argv[0]))
 }
 
+/// Whether the calling thread is the process's first one: Node's main
+/// thread, not a worker's (cheaper than loading `node:worker_threads`).
+pub fn on_main_thread() -> bool {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and getpid take no arguments and cannot fail.
+    return unsafe { libc::gettid() == libc::getpid() };
+    #[cfg(target_os = "macos")]
+    // SAFETY: pthread_main_np takes no arguments and cannot fail.
+    return unsafe { libc::pthread_main_np() } == 1;
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    return true;
+}
+
 /// A directory this process can enter, or the error `chdir()` would give.
 fn check_directory(path: &str) -> SysResult<()> {
     let st = stat(path).at("chdir", path)?;

@@ -139,6 +139,12 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
     })
 }
 
+/// Whether this is Node's main thread (a worker may not daemonize).
+#[napi]
+pub fn is_main_thread() -> bool {
+    daemonize::on_main_thread()
+}
+
 /// In the daemon: takes the readiness pipe the marker names. False when the
 /// marker does not name the launcher's pipe.
 #[napi]
