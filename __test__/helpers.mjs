@@ -140,6 +140,15 @@ after(async () => {
   killTagged();
   await waitFor(() => tagged().length === 0, 5000, 'tagged processes to die').catch(() => {});
 });
+// Node 18 runs no top-level before()/after() hooks: the exit of the test file backs the sweep up.
+process.on('exit', () => killTagged());
+
+/** Blocks until `predicate()` holds or `ms` pass; for the 'exit' hook, where nothing async runs. */
+export function waitForSync(predicate, ms) {
+  const deadline = Date.now() + ms;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (!predicate() && Date.now() < deadline) Atomics.wait(pause, 0, 0, 10);
+}
 
 /**
  * Launches the fixture daemon with `opts` (JSON for start()) and waits for the

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { asNobody, environ, fds, flockHolders, ids, killTagged, ownedDir, publicCopy, readPid, root, run, startFixture, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { after, test } from 'node:test';
+import { asNobody, environ, fds, flockHolders, ids, killTagged, ownedDir, publicCopy, readPid, root, run, startFixture, stop, tagged, tmpdir, waitFor, waitForSync, waitGone } from './helpers.mjs';
 
 const NOBODY = 65534;
 const user = `dmn${process.pid}`;
@@ -17,22 +17,27 @@ let copy;
 const numeric = (command, ...args) => Number(execFileSync(command, args, { encoding: 'utf8' }).trim());
 const groupId = (name) => Number(execFileSync('getent', ['group', name], { encoding: 'utf8' }).split(':')[2]);
 
-before(() => {
-  assert.equal(process.getuid(), 0, 'these tests switch users: run them as root');
-  for (const group of extra) execFileSync('groupadd', [group]);
-  execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', '--groups', extra.join(','), user]);
-  account.uid = numeric('id', '-u', user);
-  account.gid = numeric('id', '-g', user);
-  account.extra = extra.map(groupId);
-  copy = publicCopy();
-});
+// Set up at load, and torn down at the end or at exit: Node 18 runs no
+// top-level before()/after() hooks.
+assert.equal(process.getuid(), 0, 'these tests switch users: run them as root');
+for (const group of extra) execFileSync('groupadd', [group]);
+execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', '--groups', extra.join(','), user]);
+account.uid = numeric('id', '-u', user);
+account.gid = numeric('id', '-g', user);
+account.extra = extra.map(groupId);
+copy = publicCopy();
 
-after(async () => {
+let removed = false;
+function removeUser() {
+  if (removed) return;
+  removed = true;
   killTagged(); // userdel refuses while the user has processes
-  await waitFor(() => tagged().length === 0, 5000, 'the daemons to die').catch(() => {});
+  waitForSync(() => tagged().length === 0, 5000);
   execFileSync('userdel', [user]);
   for (const group of extra) execFileSync('groupdel', [group]);
-});
+}
+after(removeUser);
+process.on('exit', removeUser);
 
 const sorted = (list) => [...list].sort((a, b) => a - b);
 const all = (id) => [id, id, id, id];
