@@ -119,6 +119,12 @@ pub fn release_locks() {
     lockfile::release_all();
 }
 
+/// Makes writes to the given descriptors wait rather than queue in Node's memory.
+#[napi]
+pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {
+    stdio::set_blocking(&fds).map_err(|e| throw(&env, e))
+}
+
 /// Points the given standard descriptors, and their twins, at `/dev/null`.
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {

@@ -134,6 +134,20 @@ pub fn replace(target: RawFd, to: BorrowedFd) -> SysResult<()> {
     Ok(())
 }
 
+/// Clears `O_NONBLOCK` on each descriptor's open file description. Node opens
+/// a stdout pipe non-blocking and, once the pipe is full, queues writes in
+/// memory, where `process.exit()` loses them; blocking, a write waits instead.
+pub fn set_blocking(fds: &[RawFd]) -> SysResult<()> {
+    for &fd in fds {
+        // SAFETY: only the flags of a descriptor number are read and changed.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| SysError::new(e, "fcntl"))?;
+        let blocking = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+        fcntl(borrowed, FcntlArg::F_SETFL(blocking)).map_err(|e| SysError::new(e, "fcntl"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +209,18 @@ mod tests {
         }
         assert_eq!(id(&twin), id(&write_end));
         drop(read_end);
+    }
+
+    #[test]
+    fn set_blocking_clears_o_nonblock() {
+        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_NONBLOCK).unwrap();
+        set_blocking(&[write_end.as_raw_fd()]).unwrap();
+        let flags = OFlag::from_bits_truncate(fcntl(&write_end, FcntlArg::F_GETFL).unwrap());
+        assert!(!flags.contains(OFlag::O_NONBLOCK));
+        let flags = OFlag::from_bits_truncate(fcntl(&read_end, FcntlArg::F_GETFL).unwrap());
+        assert!(
+            flags.contains(OFlag::O_NONBLOCK),
+            "the other end keeps its own flags"
+        );
     }
 }
