@@ -16,7 +16,14 @@ const native = process.platform === 'win32' ? null : require('./native.js').load
 const PARENT_ONLY_ENV = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID'];
 
 const START_DEFAULTS = { cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000 };
-const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout'];
+const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'ident', 'facility', 'socket'];
+const SYSLOG_OPTIONS = ['priority', 'facility', 'ident', 'socket'];
+const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
+/** `stdout: 'syslog'`: lines to syslog instead of a log file. */
+const SYSLOG = 'syslog';
+/** Names the syslog socket for tests and containers (below `options.socket`). */
+const SOCKET_ENV = 'DAEMON_SYSLOG_SOCKET';
+const SYSLOG_NAMES = native === null ? { priorities: [], facilities: [] } : native.syslogNames();
 
 // ---- errors, in Node's shapes ----------------------------------------------
 
@@ -79,17 +86,62 @@ function checkEnv(env) {
   return entries;
 }
 
-/** Validates `start()`'s options; throws before anything is done. */
-function startOptions(options) {
-  if (options === undefined) options = {};
+/** An options object (or undefined) with only `known` keys. */
+function checkOptions(options, known, fn) {
+  if (options === undefined) return {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalidType('options', 'of type object', options);
   }
   for (const key of Object.keys(options)) {
-    if (!START_OPTIONS.includes(key)) {
-      throw invalidValue(`options.${key}`, `is not an option of start() (known: ${START_OPTIONS.join(', ')})`, options[key]);
+    if (!known.includes(key)) {
+      throw invalidValue(`options.${key}`, `is not an option of ${fn} (known: ${known.join(', ')})`, options[key]);
     }
   }
+  return options;
+}
+
+function checkName(name, value, names) {
+  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
+  if (!names.includes(value)) throw invalidValue(name, `must be one of ${names.join(', ')}`, value);
+  return value;
+}
+
+/** What syslog parsers take for a tag: `journalctl -t` and rsyslog's programname match it. */
+const IDENT = /^[^\s:[\]\0-\x1f\x7f]{1,48}$/;
+
+function checkIdent(value) {
+  if (typeof value !== 'string') throw invalidType('options.ident', 'of type string', value);
+  if (!IDENT.test(value)) {
+    throw invalidValue('options.ident', 'must be 1 to 48 characters without spaces, control characters, ":", "[" or "]"', value);
+  }
+  return value;
+}
+
+/** The script's name without its extension (`hellohttpd` for hellohttpd.js), else `node`. */
+function defaultIdent() {
+  const script = process.argv[1];
+  if (evaluated() || !script || script === '-') return 'node';
+  const name = path.basename(script).replace(/\.[cm]?[jt]s$/, '');
+  return IDENT.test(name) ? name : 'node';
+}
+
+/** Where syslog messages go: options.socket, then $DAEMON_SYSLOG_SOCKET, else undefined (the default). */
+function syslogTarget(options) {
+  return {
+    ident: options.ident !== undefined ? checkIdent(options.ident) : defaultIdent(),
+    facility: options.facility !== undefined ? checkName('options.facility', options.facility, SYSLOG_NAMES.facilities) : 'daemon',
+    socket: options.socket !== undefined ? checkPath('options.socket', options.socket) : process.env[SOCKET_ENV] ? path.resolve(process.env[SOCKET_ENV]) : undefined,
+  };
+}
+
+/** A log file's path, or 'syslog'. */
+function checkLog(name, value) {
+  return value === SYSLOG ? SYSLOG : checkPath(name, value);
+}
+
+/** Validates `start()`'s options; throws before anything is done. */
+function startOptions(options) {
+  options = checkOptions(options, START_OPTIONS, 'start()');
   const given = (key) => options[key] !== undefined;
   const ready = given('ready') ? options.ready : START_DEFAULTS.ready;
   if (ready !== 'auto' && ready !== 'manual') {
@@ -98,13 +150,14 @@ function startOptions(options) {
   return {
     cwd: given('cwd') ? checkPath('options.cwd', options.cwd) : START_DEFAULTS.cwd,
     umask: given('umask') ? checkInteger('options.umask', options.umask, 0, 0o777, '0 to 0o777') : START_DEFAULTS.umask,
-    stdout: given('stdout') ? checkPath('options.stdout', options.stdout) : undefined,
-    stderr: given('stderr') ? checkPath('options.stderr', options.stderr) : undefined,
+    stdout: given('stdout') ? checkLog('options.stdout', options.stdout) : undefined,
+    stderr: given('stderr') ? checkLog('options.stderr', options.stderr) : undefined,
     env: given('env') ? checkEnv(options.env) : undefined,
     ready,
     readyTimeout: given('readyTimeout')
       ? checkInteger('options.readyTimeout', options.readyTimeout, 1, 2 ** 31 - 1, '1 to 2147483647')
       : START_DEFAULTS.readyTimeout,
+    syslog: syslogTarget(options),
   };
 }
 
@@ -113,7 +166,7 @@ function startOptions(options) {
 /** Set once, at require(): this process is a daemon that a launcher started. */
 const isDaemon = takeMarker();
 let started = false;
-/** The streams start() gave log files; closeIO() leaves those alone. */
+/** The streams start() gave log files or syslog; closeIO() leaves those alone. */
 let logged = { stdout: false, stderr: false };
 
 function takeMarker() {
@@ -146,9 +199,27 @@ function guardStreams() {
   }
 }
 
+/** Turns the named streams (not yet logged) into syslog messages, one a line. */
+function streamsToSyslog(names, target) {
+  const fresh = names.filter((name) => !logged[name]);
+  const fds = fresh.map((name) => (name === 'stdout' ? 1 : 2));
+  if (fds.length === 0) return;
+  native.syslogStdio({ fds, ...target });
+  // Node opens a pipe non-blocking and, when it is full, keeps what does not
+  // fit in memory, where process.exit() loses it: once Node has opened the
+  // stream, make its writes wait for the drain instead.
+  for (const name of fresh) {
+    logged[name] = true;
+    void process[name]; // the getter opens the stream
+  }
+  native.blockingWrites(fds);
+}
+
 function becomeStarted(opts) {
   started = true;
   process.chdir(opts.cwd);
+  // Before anything touches process.stdout: Node then sees the pipe from the start.
+  streamsToSyslog(['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG), opts.syslog);
   logged = { stdout: opts.stdout !== undefined, stderr: opts.stderr !== undefined };
   guardStreams();
   if (opts.ready === 'auto') setImmediate(ready);
@@ -160,6 +231,11 @@ function unsupported(code, message, Class = Error) {
   return codedError(Class, code, `daemon: ${message}`);
 }
 
+/** Whether the code came from `node -e` or `-p`. */
+function evaluated() {
+  return process.execArgv.some((arg) => /^(-e|--eval|-p|--print)(=|$)/.test(arg));
+}
+
 /** Throws where a daemon cannot be made from this process, before anything is done. */
 function checkLauncher() {
   if (native === null) {
@@ -168,9 +244,8 @@ function checkLauncher() {
   if (!isMainThread) {
     throw unsupported('ERR_WORKER_UNSUPPORTED_OPERATION', 'start() must be called from the main thread, not a worker', TypeError);
   }
-  const evaluated = process.execArgv.some((arg) => /^(-e|--eval|-p|--print)(=|$)/.test(arg));
   const script = process.argv[1];
-  if (!evaluated && (script === undefined || script === '-')) {
+  if (!evaluated() && (script === undefined || script === '-')) {
     throw unsupported('ERR_DAEMON_NO_SCRIPT', 'start() runs the script again in the daemon, so the code must come from a file or -e, not from stdin or the REPL');
   }
   if (native.holdsLock()) {
@@ -191,8 +266,9 @@ function launch(opts) {
     env: daemonEnv(opts.env),
     cwd: opts.cwd,
     umask: opts.umask,
-    stdout: opts.stdout,
-    stderr: opts.stderr,
+    // 'syslog' is the daemon's own doing: the launcher hands on the streams.
+    stdout: opts.stdout === SYSLOG ? undefined : opts.stdout,
+    stderr: opts.stderr === SYSLOG ? undefined : opts.stderr,
     readyTimeout: opts.readyTimeout,
   });
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);
@@ -218,9 +294,18 @@ function ready() {
   if (isDaemon) native.reportReady();
 }
 
-/** Points stdin, stdout and stderr (but not the log files start() opened) at /dev/null. */
-function closeIO() {
+/**
+ * Points stdin, stdout and stderr (but not the log files or syslog start()
+ * set up) at /dev/null, or with `{ syslog: true }` stdout and stderr at syslog.
+ */
+function closeIO(options) {
+  options = checkOptions(options, CLOSEIO_OPTIONS, 'closeIO()');
+  const toSyslog = options.syslog ?? false;
+  if (typeof toSyslog !== 'boolean') throw invalidType('options.syslog', 'of type boolean', toSyslog);
+  const target = syslogTarget(options);
   if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'closeIO() is not supported on Windows');
+  // First, so that stdin's terminal twins are not mistaken for theirs.
+  if (toSyslog) streamsToSyslog(['stdout', 'stderr'], target);
   const fds = [0];
   if (!logged.stdout) fds.push(1);
   if (!logged.stderr) fds.push(2);
@@ -256,4 +341,24 @@ function lock(file) {
   return locked;
 }
 
-module.exports = { start, ready, closeIO, lock, isDaemon };
+// ---- syslog ------------------------------------------------------------------
+
+/**
+ * Sends one message to the local syslog socket. Never throws for a missing or
+ * full socket: returns false and counts the message in `syslog.dropped`.
+ */
+function syslog(message, options) {
+  if (typeof message !== 'string') throw invalidType('message', 'of type string', message);
+  options = checkOptions(options, SYSLOG_OPTIONS, 'syslog()');
+  const priority = options.priority !== undefined ? checkName('options.priority', options.priority, SYSLOG_NAMES.priorities) : 'info';
+  const target = syslogTarget(options);
+  if (native === null) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'syslog() is not supported on Windows');
+  return native.syslogSend({ message, priority, ...target });
+}
+
+Object.defineProperty(syslog, 'dropped', {
+  enumerable: true,
+  get: () => (native === null ? 0 : native.syslogDropped()),
+});
+
+module.exports = { start, ready, closeIO, lock, syslog, isDaemon };
