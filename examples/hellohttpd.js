@@ -4,11 +4,15 @@
 //   curl localhost:8000                  # hello
 //   kill -TERM "$(cat /tmp/hellohttpd.pid)"
 //
-// PORT and HELLOHTTPD_PIDFILE change the port and the pid file.
+// PORT and HELLOHTTPD_PIDFILE change the port and the pid file. With --syslog
+// everything it prints goes to syslog instead (`journalctl -t hellohttpd`, or
+// `grep hellohttpd /var/log/syslog`).
 'use strict';
 
 const daemon = require('..');
 const http = require('node:http');
+
+const toSyslog = process.argv.includes('--syslog');
 
 // First thing: everything above this line runs twice (launcher and daemon).
 daemon.start({ ready: 'manual' });
@@ -24,12 +28,17 @@ const server = http.createServer((req, res) => {
   res.end('hello\n');
 });
 
-server.listen(Number(process.env.PORT) || 8000, () => {
-  daemon.closeIO(); // let go of the terminal once startup messages are out
+const port = Number(process.env.PORT) || 8000;
+server.listen(port, () => {
+  // Let go of the terminal once startup errors could still reach it; with
+  // --syslog, stdout and stderr go to syslog from here on.
+  daemon.closeIO({ syslog: toSyslog });
+  console.log(`hellohttpd: listening on port ${port}`); // to syslog, or nowhere
   daemon.ready(); // the launcher exits 0 now: the port is open
 });
 
 process.on('SIGTERM', () => {
+  if (toSyslog) daemon.syslog('hellohttpd: stopping on SIGTERM', { priority: 'notice' });
   server.close(() => process.exit(0)); // the pid file is removed at exit
   server.closeAllConnections();
 });
