@@ -20,10 +20,18 @@ const native = process.platform === 'win32' ? null : require('./native.js').load
 const PARENT_ONLY_ENV = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID'];
 
 const START_DEFAULTS = { cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false };
-const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'foreground', 'user', 'group', 'preventCore'];
+const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'foreground', 'user', 'group', 'preventCore', 'ident', 'facility', 'socket'];
 const STOP_DEFAULTS = { signal: 'SIGTERM', timeout: 10000, kill: true };
 /** How often stop() looks whether the lock has been released. */
 const STOP_POLL_MS = 10;
+
+const SYSLOG_OPTIONS = ['priority', 'facility', 'ident', 'socket'];
+const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
+/** `stdout: 'syslog'`: lines to syslog instead of a log file. */
+const SYSLOG = 'syslog';
+/** Names the syslog socket for tests and containers (below `options.socket`). */
+const SOCKET_ENV = 'DAEMON_SYSLOG_SOCKET';
+const SYSLOG_NAMES = native === null ? { priorities: [], facilities: [] } : native.syslogNames();
 
 /** The highest valid uid/gid: (uid_t)-1 means "unchanged" to the kernel. */
 const MAX_ID = 2 ** 32 - 2;
@@ -139,6 +147,50 @@ function foregroundFromEnv(chosen) {
   return chosen;
 }
 
+function checkName(name, value, names) {
+  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
+  if (!names.includes(value)) throw invalidValue(name, `must be one of ${names.join(', ')}`, value);
+  return value;
+}
+
+/** What syslog parsers take for a tag: `journalctl -t` and rsyslog's programname match it. */
+const IDENT = /^[^\s:[\]\0-\x1f\x7f]{1,48}$/;
+
+function checkIdent(value) {
+  if (typeof value !== 'string') throw invalidType('options.ident', 'of type string', value);
+  if (!IDENT.test(value)) {
+    throw invalidValue('options.ident', 'must be 1 to 48 characters without spaces, control characters, ":", "[" or "]"', value);
+  }
+  return value;
+}
+
+/** Whether the code came from `node -e` or `-p`. */
+function evaluated() {
+  return process.execArgv.some((arg) => /^(-e|--eval|-p|--print)(=|$)/.test(arg));
+}
+
+/** The script's name without its extension (`hellohttpd` for hellohttpd.js), else `node`. */
+function defaultIdent() {
+  const script = process.argv[1];
+  if (evaluated() || !script || script === '-') return 'node';
+  const name = path.basename(script).replace(/\.[cm]?[jt]s$/, '');
+  return IDENT.test(name) ? name : 'node';
+}
+
+/** Where syslog messages go: options.socket, then $DAEMON_SYSLOG_SOCKET, else undefined (the default). */
+function syslogTarget(options) {
+  return {
+    ident: options.ident !== undefined ? checkIdent(options.ident) : defaultIdent(),
+    facility: options.facility !== undefined ? checkName('options.facility', options.facility, SYSLOG_NAMES.facilities) : 'daemon',
+    socket: options.socket !== undefined ? checkPath('options.socket', options.socket) : process.env[SOCKET_ENV] ? path.resolve(process.env[SOCKET_ENV]) : undefined,
+  };
+}
+
+/** A log file's path, or 'syslog'. */
+function checkLog(name, value) {
+  return value === SYSLOG ? SYSLOG : checkPath(name, value);
+}
+
 /** Validates `start()`'s options; throws before anything is done. */
 function startOptions(input) {
   const options = checkOptions(input, START_OPTIONS, 'start');
@@ -150,8 +202,8 @@ function startOptions(input) {
   return {
     cwd: given('cwd') ? checkPath('options.cwd', options.cwd) : START_DEFAULTS.cwd,
     umask: given('umask') ? checkInteger('options.umask', options.umask, 0, 0o777, '0 to 0o777') : START_DEFAULTS.umask,
-    stdout: given('stdout') ? checkPath('options.stdout', options.stdout) : undefined,
-    stderr: given('stderr') ? checkPath('options.stderr', options.stderr) : undefined,
+    stdout: given('stdout') ? checkLog('options.stdout', options.stdout) : undefined,
+    stderr: given('stderr') ? checkLog('options.stderr', options.stderr) : undefined,
     env: given('env') ? checkEnv(options.env) : undefined,
     ready,
     readyTimeout: given('readyTimeout')
@@ -161,6 +213,7 @@ function startOptions(input) {
     user: optionalId('options.user', options.user),
     group: optionalId('options.group', options.group),
     preventCore: given('preventCore') ? checkBoolean('options.preventCore', options.preventCore) : false,
+    syslog: syslogTarget(options),
   };
 }
 
@@ -180,7 +233,7 @@ function stopOptions(input) {
 const isDaemon = takeMarker();
 /** Set by start() in the daemon, or in a process started in the foreground. */
 let started = null;
-/** The log files start() gave stdout and stderr; closeIO() leaves those alone. */
+/** What start() or closeIO() gave stdout and stderr: a log file's path, or 'syslog'. closeIO() leaves those alone. */
 let logs = { stdout: undefined, stderr: undefined };
 
 function takeMarker() {
@@ -214,13 +267,30 @@ function guardStreams() {
   }
 }
 
+/** Turns the named streams (not yet logged) into syslog messages, one a line. */
+function streamsToSyslog(names, target) {
+  const fresh = names.filter((name) => logs[name] === undefined);
+  const fds = fresh.map((name) => (name === 'stdout' ? 1 : 2));
+  if (fds.length === 0) return;
+  native.syslogStdio({ fds, ...target });
+  // Node opens a pipe non-blocking and, when it is full, keeps what does not
+  // fit in memory, where process.exit() loses it: once Node has opened the
+  // stream, make its writes wait for the drain instead.
+  for (const name of fresh) {
+    logs[name] = SYSLOG;
+    void process[name]; // the getter opens the stream
+  }
+  native.blockingWrites(fds);
+}
+
 /** The daemon's (or the foreground process's) side of start(). */
 function becomeStarted(opts) {
   started = { foreground: !isDaemon, notifySocket: process.env.NOTIFY_SOCKET };
   // The daemon's own children must not speak to systemd for it.
   delete process.env.NOTIFY_SOCKET;
   if (started.notifySocket) process.on('exit', () => native.notify(started.notifySocket, 'STOPPING=1'));
-  logs = { stdout: opts.stdout, stderr: opts.stderr };
+  const file = (log) => (log === SYSLOG ? undefined : log);
+  logs = { stdout: file(opts.stdout), stderr: file(opts.stderr) };
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   if (started.foreground) {
@@ -231,6 +301,8 @@ function becomeStarted(opts) {
     if (opts.user !== undefined || opts.group !== undefined) become(lookupAccount(opts.user, opts.group));
   }
   process.chdir(opts.cwd);
+  // Before anything touches process.stdout: Node then sees the pipe from the start.
+  streamsToSyslog(['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG), opts.syslog);
   guardStreams();
   debug('%s %d: started in %s', started.foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
   if (opts.ready === 'auto') setImmediate(ready);
@@ -250,9 +322,8 @@ function checkLauncher() {
   if (!native.isMainThread()) {
     throw unsupported('ERR_WORKER_UNSUPPORTED_OPERATION', 'start() must be called from the main thread, not a worker', TypeError);
   }
-  const evaluated = process.execArgv.some((arg) => /^(-e|--eval|-p|--print)(=|$)/.test(arg));
   const script = process.argv[1];
-  if (!evaluated && (script === undefined || script === '-')) {
+  if (!evaluated() && (script === undefined || script === '-')) {
     throw unsupported('ERR_DAEMON_NO_SCRIPT', 'start() runs the script again in the daemon, so the code must come from a file or -e, not from stdin or the REPL');
   }
   if (native.holdsLock()) {
@@ -295,8 +366,9 @@ function launch(opts, { argv = [process.execPath, ...process.execArgv, ...proces
     env: daemonEnv(opts.env, env, account),
     cwd: opts.cwd,
     umask: opts.umask,
-    stdout: opts.stdout,
-    stderr: opts.stderr,
+    // 'syslog' is the daemon's own doing: the launcher hands on the streams.
+    stdout: opts.stdout === SYSLOG ? undefined : opts.stdout,
+    stderr: opts.stderr === SYSLOG ? undefined : opts.stderr,
     readyTimeout: opts.readyTimeout,
     account,
     preventCore: opts.preventCore,
@@ -339,18 +411,28 @@ function nativeFor(fn) {
   return native;
 }
 
-/** Points stdin, stdout and stderr (but not the log files start() opened) at /dev/null. */
-function closeIO() {
+/**
+ * Points stdin, stdout and stderr (but not the log files or syslog start()
+ * set up) at /dev/null, or with `{ syslog: true }` stdout and stderr at syslog.
+ */
+function closeIO(options) {
+  options = checkOptions(options, CLOSEIO_OPTIONS, 'closeIO');
+  const toSyslog = options.syslog ?? false;
+  if (typeof toSyslog !== 'boolean') throw invalidType('options.syslog', 'of type boolean', toSyslog);
+  const target = syslogTarget(options);
+  nativeFor('closeIO');
+  // First, so that stdin's terminal twins are not mistaken for theirs.
+  if (toSyslog) streamsToSyslog(['stdout', 'stderr'], target);
   const fds = [0];
   if (logs.stdout === undefined) fds.push(1);
   if (logs.stderr === undefined) fds.push(2);
-  nativeFor('closeIO').detachStdio(fds);
+  native.detachStdio(fds);
 }
 
 /** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr. */
 function reopenLogs() {
   for (const [name, fd] of [['stdout', 1], ['stderr', 2]]) {
-    if (logs[name] !== undefined) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
+    if (logs[name] !== undefined && logs[name] !== SYSLOG) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
   }
 }
 
@@ -467,6 +549,25 @@ function chroot(dir, options) {
   if (account) become(account);
 }
 
-module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, dropPrivileges, chroot, isDaemon };
+// ---- syslog ------------------------------------------------------------------
+
+/**
+ * Sends one message to the local syslog socket. Never throws for a missing or
+ * full socket: returns false and counts the message in `syslog.dropped`.
+ */
+function syslog(message, options) {
+  if (typeof message !== 'string') throw invalidType('message', 'of type string', message);
+  options = checkOptions(options, SYSLOG_OPTIONS, 'syslog');
+  const priority = options.priority !== undefined ? checkName('options.priority', options.priority, SYSLOG_NAMES.priorities) : 'info';
+  const target = syslogTarget(options);
+  return nativeFor('syslog').syslogSend({ message, priority, ...target });
+}
+
+Object.defineProperty(syslog, 'dropped', {
+  enumerable: true,
+  get: () => (native === null ? 0 : native.syslogDropped()),
+});
+
+module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, dropPrivileges, chroot, syslog, isDaemon };
 // For the CLI, which starts scripts that do not call start() themselves.
 module.exports[Symbol.for('daemon.launch')] = (options, command) => launch(startOptions(options), command);

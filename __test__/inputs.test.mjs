@@ -79,6 +79,22 @@ const rows = [
   ['chroot', `'/tmp', { uid: 0 }`, wrongValue(/^The argument 'options\.uid' is not an option of chroot\(\) \(known: user, group\)/)],
   ['chroot', `'/tmp', { user: 'no-such-user-daemon' }`, unknownCredential(/^User identifier does not exist/)], // looked up before the chroot
   ['chroot', `'/tmp', { user: 'nobody', group: -1 }`, outOfRange(/"options\.group" is out of range/)],
+  ['start', `{ stdout: 'syslog', facility: 'LOCAL0' }`, wrongValue(/^The argument 'options\.facility' must be one of kern, user, mail, daemon, .*local7\. Received type string \('LOCAL0'\)$/)],
+  ['start', `{ stderr: 'syslog', ident: 'a:b' }`, wrongValue(/^The argument 'options\.ident' must be 1 to 48 characters without spaces/)],
+  ['start', `{ stdout: 'syslog', socket: 5 }`, wrongType(/^The "options\.socket" argument must be of type string/)],
+  ['syslog', '42', wrongType(/^The "message" argument must be of type string\. Received type number \(42\)$/)],
+  ['syslog', `'m', { priority: 'loud' }`, wrongValue(/^The argument 'options\.priority' must be one of emerg, alert, crit, err, warning, notice, info, debug\. Received type string \('loud'\)$/)],
+  ['syslog', `'m', { priority: 6 }`, wrongType(/^The "options\.priority" argument must be of type string\. Received type number \(6\)$/)],
+  ['syslog', `'m', { facility: 'local8' }`, wrongValue(/'options\.facility' must be one of kern, user/)],
+  ['syslog', `'m', { ident: 'has space' }`, wrongValue(/'options\.ident' must be 1 to 48 characters/)],
+  ['syslog', `'m', { ident: '' }`, wrongValue(/'options\.ident' must be 1 to 48 characters/)],
+  ['syslog', `'m', { ident: 'x'.repeat(49) }`, wrongValue(/'options\.ident' must be 1 to 48 characters/)],
+  ['syslog', `'m', { socket: '' }`, wrongValue(/'options\.socket' must be a non-empty path/)],
+  ['syslog', `'m', { prio: 'info' }`, wrongValue(/^The argument 'options\.prio' is not an option of syslog\(\) \(known: priority, facility, ident, socket\)/)],
+  ['syslog', `'m', 'info'`, wrongType(/^The "options" argument must be of type object\. Received type string \('info'\)$/)],
+  ['closeIO', `{ syslog: 'yes' }`, wrongType(/^The "options\.syslog" argument must be of type boolean\. Received type string \('yes'\)$/)],
+  ['closeIO', '{ sylog: true }', wrongValue(/'options\.sylog' is not an option of closeIO\(\)/)],
+  ['closeIO', `{ syslog: true, facility: 'nope' }`, wrongValue(/'options\.facility' must be one of/)],
   ['lock', 'undefined', wrongType(/^The "file" argument must be of type string\. Received undefined$/)],
   ['lock', '42', wrongType(/"file" argument must be of type string\. Received type number \(42\)/)],
   ['lock', 'null', wrongType(/Received null/)],
@@ -126,7 +142,7 @@ function snapshot() {
     .join('\n');
 }
 
-test(`${rows.length} bad inputs to start(), lock(), dropPrivileges() and chroot(): each its exact error, nothing forked, no file changed`, async () => {
+test(`${rows.length} bad inputs to start(), lock(), closeIO(), syslog(), dropPrivileges() and chroot(): each its exact error, nothing forked, no file changed`, async () => {
   assert.ok(rows.length >= 40);
   const before = snapshot();
   await attempt(rows);

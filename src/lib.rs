@@ -11,6 +11,8 @@ mod notify;
 mod privileges;
 mod ready;
 mod stdio;
+mod syslog;
+mod syslog_stdio;
 
 use errors::SysError;
 use napi::bindgen_prelude::*;
@@ -188,6 +190,12 @@ pub fn release_locks() {
     lockfile::release_all();
 }
 
+/// Makes writes to the given descriptors wait rather than queue in Node's memory.
+#[napi]
+pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {
+    stdio::set_blocking(&fds).map_err(|e| throw(&env, e))
+}
+
 /// Points the given standard descriptors, and their twins, at `/dev/null`.
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
@@ -261,4 +269,84 @@ pub fn change_root(env: Env, dir: String) -> Result<()> {
 #[napi]
 pub fn prevent_core_dumps(env: Env) -> Result<()> {
     confine::prevent_core_dumps().map_err(|e| throw(&env, e))
+}
+
+#[napi(object)]
+pub struct SyslogNames {
+    pub priorities: Vec<String>,
+    pub facilities: Vec<String>,
+}
+
+/// The priority and facility names `syslog()` knows, for argument checks.
+#[napi]
+pub fn syslog_names() -> SyslogNames {
+    let names = |table: &[(&str, u8)]| table.iter().map(|(n, _)| n.to_string()).collect();
+    SyslogNames {
+        priorities: names(&syslog::PRIORITIES),
+        facilities: names(&syslog::FACILITIES),
+    }
+}
+
+/// A code from a name index.js has checked already.
+fn known(code: Option<u8>, name: &str) -> Result<u8> {
+    code.ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown syslog name: {name}")))
+}
+
+#[napi(object)]
+pub struct SyslogMessage {
+    pub message: String,
+    pub priority: String,
+    pub facility: String,
+    pub ident: String,
+    pub socket: Option<String>,
+}
+
+/// Sends one message; false when it was dropped (and counted).
+#[napi]
+pub fn syslog_send(m: SyslogMessage) -> Result<bool> {
+    let origin = syslog::Origin {
+        pri: known(syslog::pri(&m.priority, &m.facility), &m.priority)?,
+        ident: m.ident,
+        pid: std::process::id(),
+    };
+    let socket = m.socket.as_deref().unwrap_or(syslog::DEFAULT_SOCKET);
+    Ok(syslog::send(&origin, &m.message, socket))
+}
+
+/// Messages lost since the process started, by `syslogSend` and the stdio drain.
+#[napi]
+pub fn syslog_dropped() -> f64 {
+    syslog::dropped() as f64
+}
+
+const LOG_ERR: u8 = 3;
+const LOG_INFO: u8 = 6;
+
+#[napi(object)]
+pub struct SyslogStdio {
+    /// 1, 2 or both: stdout's lines go out at `info`, stderr's at `err`.
+    pub fds: Vec<i32>,
+    pub facility: String,
+    pub ident: String,
+    pub socket: Option<String>,
+}
+
+/// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
+#[napi]
+pub fn syslog_stdio(env: Env, plan: SyslogStdio) -> Result<&'static str> {
+    let fds = plan
+        .fds
+        .iter()
+        .map(|&fd| (fd, if fd == 2 { LOG_ERR } else { LOG_INFO }))
+        .collect();
+    let plan = syslog_stdio::Plan {
+        fds,
+        facility: known(syslog::facility(&plan.facility), &plan.facility)?,
+        ident: plan.ident,
+        socket: plan.socket,
+    };
+    match syslog_stdio::redirect(&plan).map_err(|e| throw(&env, e))? {
+        syslog_stdio::Route::Journal => Ok("journal"),
+        syslog_stdio::Route::Syslog => Ok("syslog"),
+    }
 }

@@ -6,7 +6,7 @@ use crate::fileid::{id_of, FileId};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
 use nix::sys::stat::{fchmod, fstat, Mode};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Mode of a log file the module creates, whatever the umask.
 const LOG_MODE: u32 = 0o640;
@@ -94,6 +94,67 @@ pub fn detach(targets: &[RawFd]) -> SysResult<()> {
     Ok(())
 }
 
+/// Whether descriptors `a` and `b` share one open file description (one
+/// `open()`, as after `dup()`); `None` where `kcmp()` is missing or refused.
+fn kcmp(a: RawFd, b: RawFd) -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        const KCMP_FILE: nix::libc::c_long = 0;
+        let pid = nix::libc::c_long::from(nix::unistd::getpid().as_raw());
+        // SAFETY: kcmp only compares the two descriptors' kernel objects.
+        let order = unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_kcmp,
+                pid,
+                pid,
+                KCMP_FILE,
+                nix::libc::c_long::from(a),
+                nix::libc::c_long::from(b),
+            )
+        };
+        if order >= 0 {
+            return Some(order == 0);
+        }
+    }
+    let _ = (a, b);
+    None
+}
+
+/// Shares `a`'s open file description, or (without `kcmp()`) its file.
+fn same_description(a: RawFd, b: RawFd) -> bool {
+    kcmp(a, b).unwrap_or_else(|| file_id(a).is_some() && file_id(a) == file_id(b))
+}
+
+/// Points `target` (1 or 2) at `to`, together with every descriptor above 2
+/// that shares `target`'s open file description: the one Node reopened on a
+/// terminal for that stream writes through it (see `detach`).
+pub fn replace(target: RawFd, to: BorrowedFd) -> SysResult<()> {
+    // Found before any dup2(), which would change what they are compared with.
+    let twins: Vec<RawFd> = open_fds()
+        .into_iter()
+        .filter(|&fd| fd > 2 && fd != to.as_raw_fd() && fd != target)
+        .filter(|&fd| same_description(target, fd))
+        .collect();
+    for fd in [target].into_iter().chain(twins) {
+        dup2_raw(to.as_raw_fd(), fd).map_err(|e| SysError::new(e, "dup2"))?;
+    }
+    Ok(())
+}
+
+/// Clears `O_NONBLOCK` on each descriptor's open file description. Node opens
+/// a stdout pipe non-blocking and, once the pipe is full, queues writes in
+/// memory, where `process.exit()` loses them; blocking, a write waits instead.
+pub fn set_blocking(fds: &[RawFd]) -> SysResult<()> {
+    for &fd in fds {
+        // SAFETY: only the flags of a descriptor number are read and changed.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| SysError::new(e, "fcntl"))?;
+        let blocking = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+        fcntl(borrowed, FcntlArg::F_SETFL(blocking)).map_err(|e| SysError::new(e, "fcntl"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +197,37 @@ mod tests {
         let null = open_devnull().unwrap();
         let high = dup_above(&null, 10).unwrap();
         assert!(high.as_raw_fd() >= 10);
+    }
+
+    #[test]
+    fn replace_takes_the_twin_sharing_the_description_only() {
+        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        let twin = dup_above(&write_end, 20).unwrap();
+        let stranger = open_devnull().unwrap(); // another description of /dev/null
+        let null = open_devnull().unwrap();
+        let null_twin = dup_above(&null, 20).unwrap();
+        // `null_twin` shares `null`'s description, `stranger` only its file.
+        replace(null.as_raw_fd(), write_end.as_fd()).unwrap();
+        let id = |fd: &OwnedFd| file_id(fd.as_raw_fd());
+        assert_eq!(id(&null), id(&write_end));
+        assert_eq!(id(&null_twin), id(&write_end));
+        if kcmp(null.as_raw_fd(), null_twin.as_raw_fd()).is_some() {
+            assert_ne!(id(&stranger), id(&write_end));
+        }
+        assert_eq!(id(&twin), id(&write_end));
+        drop(read_end);
+    }
+
+    #[test]
+    fn set_blocking_clears_o_nonblock() {
+        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_NONBLOCK).unwrap();
+        set_blocking(&[write_end.as_raw_fd()]).unwrap();
+        let flags = OFlag::from_bits_truncate(fcntl(&write_end, FcntlArg::F_GETFL).unwrap());
+        assert!(!flags.contains(OFlag::O_NONBLOCK));
+        let flags = OFlag::from_bits_truncate(fcntl(&read_end, FcntlArg::F_GETFL).unwrap());
+        assert!(
+            flags.contains(OFlag::O_NONBLOCK),
+            "the other end keeps its own flags"
+        );
     }
 }
