@@ -285,26 +285,31 @@ function streamsToSyslog(names, target) {
 
 /** The daemon's (or the foreground process's) side of start(). */
 function becomeStarted(opts) {
-  started = { foreground: !isDaemon, notifySocket: process.env.NOTIFY_SOCKET };
-  // The daemon's own children must not speak to systemd for it.
-  delete process.env.NOTIFY_SOCKET;
-  if (started.notifySocket) process.on('exit', () => native.notify(started.notifySocket, 'STOPPING=1'));
+  const foreground = !isDaemon;
+  // In the foreground, what the launcher checks for a daemon comes first, so
+  // that an unknown user or a bad cwd throws with nothing changed.
+  const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
+  if (foreground) native.checkDirectory(opts.cwd);
   const file = (log) => (log === SYSLOG ? undefined : log);
   logs = { stdout: file(opts.stdout), stderr: file(opts.stderr) };
-  // After execve() the process is dumpable again; the core limit of 0 came through.
-  if (opts.preventCore) native.preventCoreDumps();
-  if (started.foreground) {
+  if (foreground) {
     // What the launcher and the child do for a daemon, in place: the logs
     // are opened before the user switch, as the launcher opens them.
-    process.umask(opts.umask);
     reopenLogs();
-    if (opts.user !== undefined || opts.group !== undefined) become(lookupAccount(opts.user, opts.group));
+    process.umask(opts.umask);
+    if (account !== undefined) become(account);
   }
+  // After execve() the process is dumpable again; the core limit of 0 came through.
+  if (opts.preventCore) native.preventCoreDumps();
   process.chdir(opts.cwd);
   // Before anything touches process.stdout: Node then sees the pipe from the start.
   streamsToSyslog(['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG), opts.syslog);
   guardStreams();
-  debug('%s %d: started in %s', started.foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
+  started = { foreground, notifySocket: process.env.NOTIFY_SOCKET };
+  // The daemon's own children must not speak to systemd for it.
+  delete process.env.NOTIFY_SOCKET;
+  if (started.notifySocket) process.on('exit', () => native.notify(started.notifySocket, 'STOPPING=1'));
+  debug('%s %d: started in %s', foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
   if (opts.ready === 'auto') setImmediate(ready);
 }
 

@@ -64,6 +64,10 @@ const rows = [
   ['start', '{ user: 1.5 }', outOfRange(/Received 1\.5$/)],
   ['start', `{ preventCore: 'yes' }`, wrongType(/^The "options\.preventCore" argument must be of type boolean\. Received type string \('yes'\)$/)],
   ['start', `{ user: 'no-such-user-daemon' }`, unknownCredential(/^User identifier does not exist: no-such-user-daemon$/)],
+  // In the foreground the same checks come before anything changes (the log is not created).
+  ['start', `{ foreground: true, user: 'no-such-user-daemon', stdout: ${q(`${dir}/fg.log`)} }`, unknownCredential(/^User identifier does not exist/)],
+  ['start', `{ foreground: true, cwd: '/nonexistent-daemon-dir', stdout: ${q(`${dir}/fg.log`)} }`, sysError('ENOENT', 'chdir', '/nonexistent-daemon-dir', /^ENOENT/)],
+  ['start', `{ foreground: 'yes' }`, wrongType(/^The "options\.foreground" argument must be of type boolean/)],
   ['start', `{ user: 'root', group: 'no-such-group-daemon' }`, unknownCredential(/^Group identifier does not exist: no-such-group-daemon$/)],
   ['start', '{ user: 4000000000 }', unknownCredential(/^User identifier does not exist: 4000000000$/)],
   ['start', '{ group: 4000000000 }', unknownCredential(/^Group identifier does not exist: 4000000000$/)],

@@ -77,9 +77,9 @@ function parse(command, args) {
 }
 
 function integer(name, text, radix = 10) {
-  const value = Number.parseInt(text, radix);
-  if (!/^[0-9]+$/.test(text) || Number.isNaN(value)) throw new UsageError(`--${name} takes a number, not ${text}`);
-  return value;
+  const digits = radix === 8 ? /^[0-7]+$/ : /^[0-9]+$/;
+  if (!digits.test(text)) throw new UsageError(`--${name} takes ${radix === 8 ? 'an octal' : 'a'} number, not ${text}`);
+  return Number.parseInt(text, radix);
 }
 
 /** A user or group flag: a numeric id, else a name. */

@@ -173,7 +173,7 @@ pub fn on_main_thread() -> bool {
 }
 
 /// A directory this process can enter, or the error `chdir()` would give.
-fn check_directory(path: &str) -> SysResult<()> {
+pub fn check_directory(path: &str) -> SysResult<()> {
     let st = stat(path).at("chdir", path)?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
         return Err(SysError::new(Errno::ENOTDIR, "chdir").with_path(path));
@@ -203,10 +203,11 @@ fn fd_limit() -> c_int {
 // The child is a copy of a multi-threaded process with only the forking
 // thread in it: another thread may have held the allocator's lock, or stdio's,
 // at the moment of the fork. So this code only makes async-signal-safe system
-// calls (POSIX.1's list: setsid, fork, _exit, sigaction, sigprocmask, umask,
-// dup2, fcntl, close, write, access, chdir, setgid, setuid, execve;
-// close_range, setrlimit and setgroups are plain system calls too, and the
-// switch of user makes them raw, see `privileges::THIS_THREAD`),
+// calls (POSIX.1's list: setsid, _exit, sigaction, sigprocmask, umask, dup2,
+// fcntl, close, write, access, chdir, setgid, setuid, execve; the second
+// fork is a raw clone, see `raw_fork`; close_range, setrlimit and setgroups
+// are plain system calls too, and the switch of user makes them raw, see
+// `privileges::THIS_THREAD`),
 // reads memory prepared before the fork, and writes only to its own stack:
 // no allocation, no locks, no Rust std I/O, no formatting, no indexing that
 // could panic.
@@ -221,7 +222,7 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
     }
     // ...whose leader exits at once, so the daemon is not a session leader
     // and can never acquire a controlling terminal again.
-    match libc::fork() {
+    match raw_fork() {
         -1 => fail(p.ready, b"fork"),
         0 => {}
         _ => libc::_exit(0),
@@ -260,6 +261,16 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
         libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
     }
     fail(READY_FD, b"execve")
+}
+
+/// `fork()` without libc's wrapper, which runs `pthread_atfork` handlers and
+/// takes libc's own locks: POSIX.1-2024 no longer counts `fork()` as
+/// async-signal-safe (it added `_Fork()`), and this child is such a context.
+unsafe fn raw_fork() -> libc::pid_t {
+    #[cfg(target_os = "linux")]
+    return libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) as libc::pid_t;
+    #[cfg(not(target_os = "linux"))]
+    return libc::fork();
 }
 
 /// Puts the log file on `fd`, or keeps the inherited stream across execve()

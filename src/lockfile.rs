@@ -19,9 +19,10 @@ const PID_FILE_MODE: u32 = 0o644;
 const REOPEN_ATTEMPTS: usize = 100;
 
 /// How often, and how far apart, `lock()` tries again before it reports the
-/// lock as held: a `status()` probe holds a shared lock for microseconds, and
-/// must never make a start fail.
-const BUSY_ATTEMPTS: usize = 5;
+/// lock as held: a `status()` probe holds a shared lock for microseconds (but
+/// a loaded machine may deschedule the prober meanwhile), and must never make
+/// a start fail. 50 ms in all.
+const BUSY_ATTEMPTS: usize = 25;
 const BUSY_PAUSE: Duration = Duration::from_millis(2);
 
 /// A pid file this process holds. The directory is kept open so that the file

@@ -37,7 +37,8 @@ pub fn open_log(path: &str) -> SysResult<OwnedFd> {
 /// `dup2()`: after logrotate has moved the old file away, writes go to the new one.
 pub fn reopen_log(fd: RawFd, path: &str) -> SysResult<()> {
     let log = open_log(path)?;
-    dup2_raw(log.as_raw_fd(), fd).map_err(|e| SysError::new(e, "dup2"))
+    // With the descriptor Node may have reopened on a terminal for it.
+    replace(fd, log.as_fd())
 }
 
 /// Duplicates `fd` to the lowest free descriptor at or above `min`, close-on-exec.
