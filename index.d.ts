@@ -104,7 +104,7 @@ declare namespace daemon {
   interface StopOptions {
     /** The signal to send first, by name or number. Default `'SIGTERM'`. */
     signal?: Signal;
-    /** How long to wait for the lock to be released, in ms. Default 10000. */
+    /** How long to wait for the daemon to exit, in ms, before SIGKILL. Default 10000. */
     timeout?: number;
     /** Send SIGKILL when the timeout passes. Default true. */
     kill?: boolean;
@@ -114,7 +114,7 @@ declare namespace daemon {
   interface StopResult {
     /** The daemon that was signalled, or null when nothing ran. */
     pid: number | null;
-    /** Whether it is gone (its lock released). */
+    /** Whether it is gone. */
     stopped: boolean;
     /** Whether it took SIGKILL. */
     killed: boolean;
@@ -198,8 +198,9 @@ declare namespace daemon {
 
   /**
    * Stops the daemon holding the lock on `file`: signals it (through a pidfd
-   * on Linux, so a reused pid is never hit), resolves once the lock is
-   * released, and sends SIGKILL after `timeout` ms when `kill` is true.
+   * on Linux, so a reused pid is never hit), resolves once that process has
+   * exited (on Linux by its pidfd; elsewhere once its lock is released), and
+   * sends it SIGKILL after `timeout` ms when `kill` is true.
    * Resolves `{ pid: null, stopped: false, killed: false }` when nothing runs.
    */
   function stop(file: string, options?: StopOptions): Promise<StopResult>;

@@ -494,11 +494,15 @@ function signal(file, sig) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Resolves true once nobody holds the lock on `file`, false after `ms`. */
-async function lockReleased(file, ms) {
+/**
+ * Resolves true once the signalled daemon is gone, false after `ms`: its
+ * pidfd says when the whole process has exited (its lock goes earlier, and
+ * exit handlers may still run); without pidfds, the lock is all there is.
+ */
+async function gone(file, pid, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (!native.status(file).running) return true;
+    if (native.hasExited(pid) ?? !native.status(file).running) return true;
     if (Date.now() >= deadline) return false;
     await sleep(STOP_POLL_MS);
   }
@@ -512,14 +516,18 @@ async function lockReleased(file, ms) {
 async function stop(file, options) {
   const absolute = checkPath('file', file);
   const opts = stopOptions(options);
-  const pid = nativeFor('stop').signalHolder(absolute, opts.signal);
+  const pid = nativeFor('stop').signalAndWatch(absolute, opts.signal);
   debug('stop %s: signal %d sent to %s', absolute, opts.signal, pid);
   if (pid == null) return { pid: null, stopped: false, killed: false };
-  if (await lockReleased(absolute, opts.timeout)) return { pid, stopped: true, killed: false };
-  if (!opts.kill) return { pid, stopped: false, killed: false };
-  native.signalHolder(absolute, os.constants.signals.SIGKILL);
-  const stopped = await lockReleased(absolute, STOP_DEFAULTS.timeout);
-  return { pid, stopped, killed: stopped };
+  try {
+    if (await gone(absolute, pid, opts.timeout)) return { pid, stopped: true, killed: false };
+    if (!opts.kill) return { pid, stopped: false, killed: false };
+    native.killWatched(absolute, pid); // that process, not a successor that took the lock since
+    const stopped = await gone(absolute, pid, STOP_DEFAULTS.timeout);
+    return { pid, stopped, killed: stopped };
+  } finally {
+    native.forgetWatched(pid);
+  }
 }
 
 /**

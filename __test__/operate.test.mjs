@@ -100,6 +100,20 @@ test('stop(): waits for the lock to be released, kills after the timeout, and kn
   await assert.rejects(daemon.stop(pidfile, { wait: true }), { code: 'ERR_INVALID_ARG_VALUE' });
 });
 
+test('stop() resolves when the process is gone, not when its lock is: exit handlers may still run', async () => {
+  const pidfile = path.join(tmpdir('slowexit'), 'fx.pid');
+  const r = await startFixture({ env: { FIXTURE_LOCK: pidfile, FIXTURE_DO: 'slow-exit' } });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    const started = Date.now();
+    assert.deepEqual(await daemon.stop(pidfile), { pid: r.info.pid, stopped: true, killed: false });
+    assert.ok(Date.now() - started >= 700, `resolved after ${Date.now() - started} ms, while 800 ms of exit handler ran`);
+    assert.ok(!alive(r.info.pid), 'the process is gone when stop() resolves');
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
 test('signal() reaches the lock holder; ESRCH when nothing runs', async () => {
   const pidfile = path.join(tmpdir('signal'), 'fx.pid');
   const r = await startFixture({ env: { FIXTURE_LOCK: pidfile } });

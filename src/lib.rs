@@ -232,6 +232,29 @@ pub fn signal_holder(env: Env, path: String, signal: i32) -> Result<Option<u32>>
     control::signal_holder(&path, signal).map_err(|e| throw(&env, e))
 }
 
+/// Like `signalHolder`, and keeps the daemon's pidfd for `hasExited` and `killWatched`.
+#[napi]
+pub fn signal_and_watch(env: Env, path: String, signal: i32) -> Result<Option<u32>> {
+    control::signal_and_watch(&path, signal).map_err(|e| throw(&env, e))
+}
+
+/// Whether a watched daemon has exited; null when it is not watched (no pidfds).
+#[napi]
+pub fn has_exited(pid: u32) -> Option<bool> {
+    control::exited(pid)
+}
+
+/// SIGKILL for a watched daemon, through its pidfd.
+#[napi]
+pub fn kill_watched(env: Env, path: String, pid: u32) -> Result<()> {
+    control::kill(&path, pid).map_err(|e| throw(&env, e))
+}
+
+#[napi]
+pub fn forget_watched(pid: u32) {
+    control::forget(pid);
+}
+
 /// Sends a state to systemd's notify socket; false when it could not.
 #[napi]
 pub fn notify(socket: String, state: String) -> bool {
