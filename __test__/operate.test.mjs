@@ -270,6 +270,29 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
   }
 });
 
+test('the CLI on an ES module: ready only once its top level (with top-level await) has run; its error reaches the launcher', async () => {
+  const dir = tmpdir('esm');
+  const port = await freePort();
+  const server = path.join(dir, 'server.mjs');
+  // Listens only after a top-level await: a launcher that exits earlier leaves a refused first request.
+  fs.writeFileSync(server, `import http from 'node:http';\nawait new Promise((r) => setTimeout(r, 300));\nhttp.createServer((req, res) => res.end('esm ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\n`);
+  const pidfile = path.join(dir, 'server.pid');
+  const started = await run([cli, 'start', '--pidfile', pidfile, '--', server, 'arg']);
+  let pid = null;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    pid = readPid(pidfile);
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'esm arg\n');
+  } finally {
+    await stop(pid);
+  }
+  const boom = path.join(dir, 'boom.mjs');
+  fs.writeFileSync(boom, "await new Promise((r) => setTimeout(r, 100));\nthrow new Error('boom from an ES module');\n");
+  const failed = await run([cli, 'start', '--', boom]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /daemon: Error: boom from an ES module/);
+});
+
 test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 with the usage', async () => {
   const help = await run([cli, '--help']);
   assert.equal(help.code, 0);

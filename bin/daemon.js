@@ -4,6 +4,7 @@
 // that need not use this module itself. Exit codes follow the LSB
 // init-script conventions.
 
+const fs = require('node:fs');
 const path = require('node:path');
 const daemon = require('..');
 
@@ -82,6 +83,20 @@ function integer(name, text, radix = 10) {
   return Number.parseInt(text, radix);
 }
 
+/** Whether Node loads `file` as an ES module: `.mjs`, or `.js` under `"type": "module"`. */
+function isEsm(file) {
+  if (file.endsWith('.mjs')) return true;
+  if (!file.endsWith('.js')) return false;
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).type === 'module';
+    } catch (error) {
+      if (error.code !== 'ENOENT') return false;
+    }
+    if (dir === path.dirname(dir)) return false;
+  }
+}
+
 /** A user or group flag: a numeric id, else a name. */
 function idOrName(text) {
   return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : text;
@@ -106,9 +121,15 @@ function start({ flags, script, scriptArgs }) {
     Object.assign(options, account);
   }
   const preload = path.join(__dirname, 'preload.js');
+  const main = chroot ? script : path.resolve(script);
+  // An ES module is evaluated after the first turn of the event loop: a small
+  // main module imports it and reports ready then (not inside a new root,
+  // where that main module is out of reach).
+  const entry = !chroot && isEsm(main) ? [path.join(__dirname, 'esm-main.mjs'), main] : [main];
+  if (entry.length > 1) options.ready = 'manual';
   // The daemon runs the script after a preload that calls start() and lock() for it.
   daemon[Symbol.for('daemon.launch')](options, {
-    argv: [process.execPath, '-r', preload, chroot ? script : path.resolve(script), ...scriptArgs],
+    argv: [process.execPath, '-r', preload, ...entry, ...scriptArgs],
     env: [`DAEMON_CLI_OPTIONS=${JSON.stringify({ options, pidfile, chroot })}`],
   });
 }
