@@ -31,7 +31,12 @@ const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
 const SYSLOG = 'syslog';
 /** Names the syslog socket for tests and containers (below `options.socket`). */
 const SOCKET_ENV = 'DAEMON_SYSLOG_SOCKET';
-const SYSLOG_NAMES = native === null ? { priorities: [], facilities: [] } : native.syslogNames();
+let syslogNamesRead;
+/** The priority and facility names syslog knows, asked of Rust once they are needed. */
+function syslogNames() {
+  syslogNamesRead ??= native === null ? { priorities: [], facilities: [] } : native.syslogNames();
+  return syslogNamesRead;
+}
 
 /** The highest valid uid/gid: (uid_t)-1 means "unchanged" to the kernel. */
 const MAX_ID = 2 ** 32 - 2;
@@ -65,12 +70,17 @@ function invalidValue(name, reason, value) {
 
 // ---- validation --------------------------------------------------------------
 
+/** A string that is not empty and has no NUL byte; `what` names it in the error ('path', 'name'). */
+function checkText(name, value, what) {
+  if (value === '') throw invalidValue(name, `must be a non-empty ${what}`, value);
+  if (value.includes('\0')) throw invalidValue(name, 'must be a string without null bytes', value);
+  return value;
+}
+
 /** A non-empty path string without NUL bytes, resolved against the working directory. */
 function checkPath(name, value) {
   if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
-  if (value === '') throw invalidValue(name, 'must be a non-empty path', value);
-  if (value.includes('\0')) throw invalidValue(name, 'must be a string without null bytes', value);
-  return path.resolve(value);
+  return path.resolve(checkText(name, value, 'path'));
 }
 
 function checkInteger(name, value, min, max, range) {
@@ -85,9 +95,7 @@ function checkInteger(name, value, min, max, range) {
 function checkId(name, value) {
   if (typeof value === 'number') return checkInteger(name, value, 0, MAX_ID, `0 to ${MAX_ID}`);
   if (typeof value !== 'string') throw invalidType(name, 'one of type string or number', value);
-  if (value === '') throw invalidValue(name, 'must be a non-empty name', value);
-  if (value.includes('\0')) throw invalidValue(name, 'must be a string without null bytes', value);
-  return value;
+  return checkText(name, value, 'name');
 }
 
 function optionalId(name, value) {
@@ -181,7 +189,7 @@ function defaultIdent() {
 function syslogTarget(options) {
   return {
     ident: options.ident !== undefined ? checkIdent(options.ident) : defaultIdent(),
-    facility: options.facility !== undefined ? checkName('options.facility', options.facility, SYSLOG_NAMES.facilities) : 'daemon',
+    facility: options.facility !== undefined ? checkName('options.facility', options.facility, syslogNames().facilities) : 'daemon',
     socket: options.socket !== undefined ? checkPath('options.socket', options.socket) : process.env[SOCKET_ENV] ? path.resolve(process.env[SOCKET_ENV]) : undefined,
   };
 }
@@ -422,8 +430,7 @@ function nativeFor(fn) {
  */
 function closeIO(options) {
   options = checkOptions(options, CLOSEIO_OPTIONS, 'closeIO');
-  const toSyslog = options.syslog ?? false;
-  if (typeof toSyslog !== 'boolean') throw invalidType('options.syslog', 'of type boolean', toSyslog);
+  const toSyslog = options.syslog === undefined ? false : checkBoolean('options.syslog', options.syslog);
   const target = syslogTarget(options);
   nativeFor('closeIO');
   // First, so that stdin's terminal twins are not mistaken for theirs.
@@ -571,7 +578,7 @@ function chroot(dir, options) {
 function syslog(message, options) {
   if (typeof message !== 'string') throw invalidType('message', 'of type string', message);
   options = checkOptions(options, SYSLOG_OPTIONS, 'syslog');
-  const priority = options.priority !== undefined ? checkName('options.priority', options.priority, SYSLOG_NAMES.priorities) : 'info';
+  const priority = options.priority !== undefined ? checkName('options.priority', options.priority, syslogNames().priorities) : 'info';
   const target = syslogTarget(options);
   return nativeFor('syslog').syslogSend({ message, priority, ...target });
 }
