@@ -125,6 +125,33 @@ test('log files: stdout and stderr go to them, created 0640, and closeIO() keeps
   }
 });
 
+test('closeIO() leaves alone a file the script opened itself, even the one its stdout goes to', { timeout: 30000 }, async () => {
+  const dir = tmpdir('own');
+  const report = path.join(dir, 'report.json');
+  const log = path.join(dir, 'out.log');
+  const out = fs.openSync(log, 'a');
+  const launcher = run([fixture('daemon.js')], { stdio: ['ignore', out, out], env: { FIXTURE_REPORT: report, FIXTURE_OPEN: log } });
+  fs.closeSync(out);
+  await waitFor(() => fs.existsSync(report), 10000, 'the daemon report');
+  const { pid, ownFd } = readJson(report);
+  try {
+    assert.equal((await launcher).code, 0);
+    assert.equal(fds(pid)[1], log, 'stdout is inherited until closeIO()');
+    process.kill(pid, 'SIGUSR2');
+    await waitFor(() => fs.existsSync(`${report}.closed`), 5000, 'closeIO()');
+    const after = fds(pid);
+    for (const fd of ['0', '1', '2']) assert.equal(after[fd], '/dev/null');
+    assert.equal(after[ownFd], log, "the script's own descriptor on the same file");
+    process.kill(pid, 'SIGUSR1');
+    await waitFor(() => fs.existsSync(`${report}.usr1`), 5000, 'SIGUSR1');
+    const text = fs.readFileSync(log, 'utf8');
+    assert.match(text, /own line/);
+    assert.doesNotMatch(text, /still here|after closeIO/);
+  } finally {
+    await stop(pid);
+  }
+});
+
 test('closeIO() lets go of the pipes the launcher was started with, and console.log goes nowhere', { timeout: 30000 }, async () => {
   const dir = tmpdir('pipes');
   const report = path.join(dir, 'report.json');

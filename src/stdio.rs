@@ -73,24 +73,13 @@ fn open_fds() -> Vec<RawFd> {
     .unwrap_or_default()
 }
 
-/// Points each of `targets` (a subset of 0, 1, 2) at `/dev/null`, together with
-/// every other descriptor of this process open on the same file: Node reopens a
-/// terminal on a second descriptor of its own, and a daemon that keeps either
-/// one holds the terminal (or the launcher's pipe) open.
+/// Points each of `targets` (a subset of 0, 1, 2) at `/dev/null`, with their
+/// twins (see `replace`): a daemon that keeps either one holds the terminal (or
+/// the launcher's pipe) open.
 pub fn detach(targets: &[RawFd]) -> SysResult<()> {
     let null = open_devnull()?;
-    let null_id = file_id(null.as_raw_fd());
-    let originals: Vec<FileId> = targets
-        .iter()
-        .filter_map(|&fd| file_id(fd))
-        .filter(|id| Some(*id) != null_id)
-        .collect();
-    let twins = open_fds()
-        .into_iter()
-        .filter(|&fd| fd > 2 && fd != null.as_raw_fd())
-        .filter(|&fd| file_id(fd).is_some_and(|id| originals.contains(&id)));
-    for fd in targets.iter().copied().chain(twins) {
-        dup2_raw(null.as_fd().as_raw_fd(), fd).map_err(|e| SysError::new(e, "dup2"))?;
+    for &fd in targets {
+        replace(fd, null.as_fd())?;
     }
     Ok(())
 }
@@ -126,9 +115,11 @@ fn same_description(a: RawFd, b: RawFd) -> bool {
     kcmp(a, b).unwrap_or_else(|| file_id(a).is_some() && file_id(a) == file_id(b))
 }
 
-/// Points `target` (1 or 2) at `to`, together with every descriptor above 2
-/// that shares `target`'s open file description: the one Node reopened on a
-/// terminal for that stream writes through it (see `detach`).
+/// Points `target` (0, 1 or 2) at `to`, together with every descriptor above 2
+/// that shares `target`'s open file description. Node reopens a terminal for
+/// each stream and `dup2()`s the new descriptor onto 0, 1 or 2, so the second
+/// number it writes through is such a twin. A file the script opened itself,
+/// even the same file, is another description and is left alone.
 pub fn replace(target: RawFd, to: BorrowedFd) -> SysResult<()> {
     // Found before any dup2(), which would change what they are compared with.
     let twins: Vec<RawFd> = open_fds()
