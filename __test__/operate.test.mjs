@@ -342,3 +342,13 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
     await stop(pid);
   }
 });
+
+test('examples: the systemd units pass systemd-analyze verify without a warning', async () => {
+  const units = fs.readdirSync(path.join(root, 'examples')).filter((name) => name.endsWith('.service'));
+  assert.ok(units.length >= 2, 'the forking and the notify unit');
+  for (const unit of units) {
+    const r = await run([], { command: ['systemd-analyze', 'verify', path.join(root, 'examples', unit)] });
+    assert.equal(r.code, 0, `${unit}: ${r.stderr}`);
+    assert.equal(r.stderr, '', unit);
+  }
+});
