@@ -369,14 +369,33 @@ function lookupAccount(user, group) {
  * Starts the daemon and exits with its verdict. `argv` is the Node command
  * line the daemon runs: this script by default, another one for the CLI.
  */
+/** Whether the daemon will open an inspector: `--inspect…` in its argv or NODE_OPTIONS. */
+function startsInspector(argv, env) {
+  const nodeOptions = env.filter((entry) => entry.startsWith('NODE_OPTIONS='));
+  return [...argv, ...nodeOptions].some((arg) => arg.includes('--inspect'));
+}
+
+/**
+ * The launcher's own inspector would hold the port the daemon's wants until
+ * the launcher exits: it lets go of it first, the daemon is what there is to debug.
+ */
+function releaseInspector() {
+  const inspector = require('node:inspector');
+  if (inspector.url() === undefined) return;
+  debug('launcher %d: closing its inspector for the daemon', process.pid);
+  inspector.close();
+}
+
 function launch(opts, { argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env = [] } = {}) {
   checkLauncher();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
   // Before forking: the user database may not be read between fork() and execve().
   const account = lookupAccount(opts.user, opts.group);
+  const daemonEnvironment = daemonEnv(opts.env, env, account);
+  if (startsInspector(argv, daemonEnvironment)) releaseInspector();
   const verdict = native.spawn({
     argv,
-    env: daemonEnv(opts.env, env, account),
+    env: daemonEnvironment,
     cwd: opts.cwd,
     umask: opts.umask,
     // 'syslog' is the daemon's own doing: the launcher hands on the streams.

@@ -76,6 +76,18 @@ export function fds(pid) {
   return out;
 }
 
+/** The TCP ports on which `pid` itself holds a listening socket (from /proc, IPv4). */
+export function listeningPorts(pid) {
+  const sockets = new Set(Object.values(fds(pid)).map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1]).filter(Boolean));
+  return fs
+    .readFileSync(`/proc/${pid}/net/tcp`, 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cols) => cols[3] === '0A' && sockets.has(cols[9]))
+    .map((cols) => parseInt(cols[1].split(':')[1], 16));
+}
+
 export function environ(pid) {
   return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
 }

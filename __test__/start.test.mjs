@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, fds, fixture, readJson, run, sleep, startFixture, stat, status, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, fds, fixture, freePort, listeningPorts, readJson, run, sleep, startFixture, stat, status, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 test('the launcher exits 0 once the daemon runs detached, in its own session, without a terminal', async () => {
   const r = await startFixture();
@@ -120,6 +120,19 @@ test('log files: stdout and stderr go to them, created 0640, and closeIO() keeps
     assert.equal(fs.statSync(out).mode & 0o777, 0o640);
     assert.match(fs.readFileSync(out, 'utf8'), /fixture \d+ running/);
     assert.equal(r.stdout, '', 'nothing reaches the launcher stdout');
+  } finally {
+    await stop(r.info?.pid);
+  }
+});
+
+test("--inspect: the launcher lets go of the port, and the daemon's inspector listens on it", { timeout: 30000 }, async () => {
+  const port = await freePort();
+  const r = await startFixture({ nodeArgs: [`--inspect=127.0.0.1:${port}`] });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.info.execArgv, [`--inspect=127.0.0.1:${port}`]);
+    await waitFor(() => listeningPorts(r.info.pid).includes(port), 5000, `the daemon listening on ${port}`);
+    assert.doesNotMatch(r.stderr, /failed/);
   } finally {
     await stop(r.info?.pid);
   }
