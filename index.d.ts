@@ -33,7 +33,11 @@ declare namespace daemon {
 
   /** Options of {@link start}. Every option is optional. */
   interface StartOptions extends SyslogTarget {
-    /** Working directory of the daemon, entered after Node has booted. Default `'/'`. */
+    /**
+     * Working directory of the daemon, entered after Node has booted. Default
+     * `'/'`. Checked in the launcher; with `user`, also as that user right after
+     * the switch (the launcher then exits 127: `daemon: chdir("DIR"): Permission denied`).
+     */
     cwd?: string;
     /** File mode creation mask of the daemon, 0 to 0o777. Default `0o022` (daemon(7) uses 0). */
     umask?: number;
@@ -231,7 +235,8 @@ declare namespace daemon {
   function dropPrivileges(user: string | number, group?: string | number): void;
 
   /**
-   * `chroot(dir)`, then `chdir('/')`. Modules not loaded yet must exist inside
+   * `chroot(dir)`, then `chdir('/')`: `process.cwd()` is `'/'` afterwards, and
+   * relative paths are inside `dir`. Modules not loaded yet must exist inside
    * `dir`; so must the user database, for lookups afterwards: pass `user` (and
    * `group`) to switch users right after the chroot with a lookup made before.
    * The pid file of {@link lock} is still removed at exit.

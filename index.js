@@ -585,6 +585,8 @@ function chroot(dir, options) {
   // Before the chroot: the user database inside `dir` is usually missing.
   const account = lookupAccount(userId, groupId);
   native.changeRoot(absolute);
+  // Node caches the working directory; only its own chdir() renews the cache.
+  process.chdir('/');
   if (account) become(account);
 }
 

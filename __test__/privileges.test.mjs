@@ -94,6 +94,12 @@ test("a launcher in a 0700 directory starts a daemon as nobody: it boots in opti
       await stop(r.info?.pid);
     }
   }
+  // A cwd the user may not enter is refused before the script runs, by name.
+  const fresh = ownedDir(NOBODY, NOBODY, 'refused');
+  const refused = await startFixture({ from: copy, dir: fresh, cwd: fresh, opts: { user: 'nobody', cwd: closed } });
+  assert.equal(refused.code, 127, refused.stderr);
+  assert.equal(refused.stderr, `daemon: chdir("${closed}"): Permission denied\n`);
+  assert.equal(refused.info, null, 'no daemon ran');
   // Where the user may search the launcher's directory, Node boots there: -r ./file works.
   const open = ownedDir(NOBODY, NOBODY, 'open');
   fs.writeFileSync(path.join(open, 'preload.js'), 'globalThis.fixturePreloaded = "yes";');
@@ -203,6 +209,17 @@ test('a failing chroot() in the daemon reaches the launcher with its code', asyn
   assert.equal(r.code, 1);
   // The daemon's own trace reaches the inherited stderr too; the launcher's word is one line of it.
   assert.match(r.stderr, /^daemon: Error: ENOENT: no such file or directory, chroot '\/nonexistent-daemon-root'$/m);
+});
+
+test("chroot(): afterwards process.cwd() and relative paths are the new root's", async () => {
+  const jail = tmpdir('cwdjail');
+  fs.writeFileSync(path.join(jail, 'inside'), '');
+  const code = `const daemon = require(${JSON.stringify(root)}); const fs = require('fs'); const path = require('path');
+    daemon.chroot(${JSON.stringify(jail)});
+    console.log(JSON.stringify({ cwd: process.cwd(), resolved: path.resolve('x'), listed: fs.readdirSync('.') }));`;
+  const r = await run(['-e', code], { cwd: tmpdir('outside') });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { cwd: '/', resolved: '/x', listed: ['inside'] });
 });
 
 test('foreground mode applies user and group in place: no fork, the process itself switches', async () => {

@@ -156,7 +156,12 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
     // Only the daemon may hold the write end, so that its death reads as EOF.
     drop((pipe_write, devnull, stdout, stderr));
     reap(Pid::from_raw(middle));
-    Ok(ready::wait(pipe_read, plan.ready_timeout, &plan.argv[0]))
+    Ok(ready::wait(
+        pipe_read,
+        plan.ready_timeout,
+        &plan.argv[0],
+        &plan.cwd,
+    ))
 }
 
 /// Whether the calling thread is the process's first one: Node's main
@@ -249,6 +254,11 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
     if let Some(account) = p.account {
         if let Err(step) = privileges::switch(account, &privileges::THIS_THREAD) {
             fail(READY_FD, step.as_bytes());
+        }
+        // The launcher checked `cwd` as itself; whether the new user may
+        // enter it is known only now, and the daemon would fail later.
+        if libc::access(p.cwd, libc::X_OK) != 0 {
+            fail(READY_FD, b"chdir");
         }
         // Node boots in the launcher's directory; when the new user may not
         // search it (a 0700 /root), it boots in the daemon's own instead.

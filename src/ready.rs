@@ -92,12 +92,15 @@ pub struct Progress {
     pid: Option<u32>,
     error: Option<String>,
     exec_path: String,
+    cwd: String,
 }
 
 impl Progress {
-    pub fn new(exec_path: &str) -> Self {
+    /// `exec_path` and `cwd` name what a failed `execve` or `chdir` was about.
+    pub fn new(exec_path: &str, cwd: &str) -> Self {
         Progress {
             exec_path: exec_path.to_owned(),
+            cwd: cwd.to_owned(),
             ..Progress::default()
         }
     }
@@ -137,6 +140,7 @@ impl Progress {
             Message::Fail { step, errno } => {
                 let step = match step.as_str() {
                     "execve" => format!("execve(\"{}\")", self.exec_path),
+                    "chdir" => format!("chdir(\"{}\")", self.cwd),
                     _ => step,
                 };
                 let text = Errno::from_raw(errno).desc();
@@ -166,9 +170,9 @@ impl Progress {
 }
 
 /// Reads the pipe until the daemon's verdict, its end, or the timeout.
-pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str) -> Verdict {
+pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str) -> Verdict {
     let deadline = Instant::now() + timeout;
-    let mut progress = Progress::new(exec_path);
+    let mut progress = Progress::new(exec_path, cwd);
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -299,11 +303,11 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let mut p = Progress::new("/usr/bin/node");
+        let mut p = Progress::new("/usr/bin/node", "/srv");
         assert_eq!(p.take(Message::Pid(7)), None);
         assert_eq!(p.take(Message::Ready).unwrap().code, 0);
 
-        let mut p = Progress::new("/usr/bin/node");
+        let mut p = Progress::new("/usr/bin/node", "/srv");
         p.take(Message::Pid(7));
         p.take(Message::Error("Error: boom".into()));
         let v = p.take(Message::Exit(1)).unwrap();
@@ -312,7 +316,7 @@ mod tests {
             (1, Some("daemon: Error: boom"))
         );
 
-        let mut p = Progress::new("/usr/bin/node");
+        let mut p = Progress::new("/usr/bin/node", "/srv");
         p.take(Message::Pid(7));
         let v = p.take(Message::Exit(2)).unwrap();
         assert_eq!(
@@ -326,7 +330,7 @@ mod tests {
             .unwrap()
             .contains("pid 7"));
 
-        let mut p = Progress::new("/usr/bin/node");
+        let mut p = Progress::new("/usr/bin/node", "/srv");
         let v = p
             .take(Message::Fail {
                 step: "execve".into(),
@@ -337,6 +341,18 @@ mod tests {
         assert_eq!(
             v.message.as_deref(),
             Some("daemon: execve(\"/usr/bin/node\"): Permission denied")
+        );
+
+        let mut p = Progress::new("/usr/bin/node", "/srv");
+        let v = p
+            .take(Message::Fail {
+                step: "chdir".into(),
+                errno: 13,
+            })
+            .unwrap();
+        assert_eq!(
+            v.message.as_deref(),
+            Some("daemon: chdir(\"/srv\"): Permission denied")
         );
     }
 
