@@ -330,30 +330,24 @@ mod tests {
             .unwrap()
             .contains("pid 7"));
 
-        let mut p = Progress::new("/usr/bin/node", "/srv");
-        let v = p
-            .take(Message::Fail {
-                step: "execve".into(),
+        let failed = |step: &str| {
+            let fail = Message::Fail {
+                step: step.into(),
                 errno: 13,
-            })
-            .unwrap();
-        assert_eq!(v.code, 127);
+            };
+            let v = Progress::new("/usr/bin/node", "/srv").take(fail).unwrap();
+            assert_eq!(v.code, 127);
+            v.message.unwrap()
+        };
         assert_eq!(
-            v.message.as_deref(),
-            Some("daemon: execve(\"/usr/bin/node\"): Permission denied")
+            failed("execve"),
+            "daemon: execve(\"/usr/bin/node\"): Permission denied"
         );
-
-        let mut p = Progress::new("/usr/bin/node", "/srv");
-        let v = p
-            .take(Message::Fail {
-                step: "chdir".into(),
-                errno: 13,
-            })
-            .unwrap();
         assert_eq!(
-            v.message.as_deref(),
-            Some("daemon: chdir(\"/srv\"): Permission denied")
+            failed("chdir"),
+            "daemon: chdir(\"/srv\"): Permission denied"
         );
+        assert_eq!(failed("setuid"), "daemon: setuid: Permission denied");
     }
 
     #[test]
