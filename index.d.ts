@@ -100,7 +100,7 @@ declare namespace daemon {
     running: boolean;
     /** The lock holder's pid, else the pid the file names, else null. */
     pid: number | null;
-    /** Nothing runs, but the file still names a pid. */
+    /** Nothing runs, but the pid file is there (`pid` is null if it names none). */
     stale: boolean;
   }
 

@@ -40,6 +40,11 @@ test('status(): missing, running, stale after SIGKILL, and an unreadable file', 
   // A reused pid cannot fool it: the file names this very test process, which holds no lock.
   fs.writeFileSync(pidfile, `${process.pid}\n`);
   assert.equal(daemon.status(pidfile).running, false);
+  // An empty file is left over all the same: LSB's "dead, but the pid file exists".
+  fs.writeFileSync(pidfile, '');
+  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: true });
+  const cli = await run([path.join(root, 'bin', 'daemon.js'), 'status', '--pidfile', pidfile]);
+  assert.deepEqual([cli.code, cli.stdout], [1, `dead, but ${pidfile} names no pid\n`]);
   assert.throws(() => daemon.status(dir), { code: 'EISDIR', syscall: 'open', path: dir });
   assert.throws(() => daemon.status(42), { code: 'ERR_INVALID_ARG_TYPE' });
 });

@@ -183,7 +183,8 @@ async function main(argv) {
         console.log(status.pid ?? 'running');
         return 0;
       }
-      console.log(status.stale ? `dead, but ${flags.pidfile} names pid ${status.pid}` : 'not running');
+      const pid = status.pid === null ? 'no pid' : `pid ${status.pid}`;
+      console.log(status.stale ? `dead, but ${flags.pidfile} names ${pid}` : 'not running');
       return status.stale ? 1 : 3;
     }
   }

@@ -162,7 +162,8 @@ fn write_pid(file: &OwnedFd, path: &str) -> SysResult<()> {
 pub struct Status {
     pub running: bool,
     pub pid: Option<u32>,
-    /// Nothing runs, but the file still names a pid.
+    /// Nothing runs, but the file is there (naming a pid or not: a file
+    /// with none is left over all the same).
     pub stale: bool,
 }
 
@@ -200,7 +201,7 @@ pub fn status(path: &str) -> SysResult<Status> {
         None => Status {
             running: false,
             pid: written,
-            stale: written.is_some(),
+            stale: true,
         },
     })
 }
@@ -331,6 +332,12 @@ mod tests {
             stale: true,
         };
         assert_eq!(status(&stale).unwrap(), expected);
+        std::fs::write(&stale, "").unwrap();
+        let empty = Status {
+            pid: None,
+            ..expected
+        };
+        assert_eq!(status(&stale).unwrap(), empty);
         assert_eq!(status("/dev/null").unwrap_err().code(), "EINVAL");
     }
 
