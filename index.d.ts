@@ -135,7 +135,11 @@ declare namespace daemon {
    */
   function start(options?: StartOptions): number;
 
-  /** Tells the launcher that the daemon is ready (needed with `ready: 'manual'`). A no-op outside a daemon. */
+  /**
+   * Tells the launcher that the daemon is ready (needed with `ready: 'manual'`).
+   * A no-op after the first call and outside a daemon, except in foreground
+   * mode with `NOTIFY_SOCKET`, where it sends systemd `READY=1`.
+   */
   function ready(): void;
 
   /** Options of {@link closeIO}. */
@@ -194,8 +198,10 @@ declare namespace daemon {
 
   /**
    * Whether the daemon of a pid file runs, decided by its lock, not by the
-   * pid inside (immune to pid reuse). Never takes the lock on Linux, so it
-   * cannot disturb a daemon that is starting.
+   * pid inside (immune to pid reuse). On Linux it reads the holder from
+   * `/proc/locks`; only where that shows none does it probe with a shared
+   * lock for an instant, which `lock()` waits out, so a starting daemon is
+   * never disturbed.
    * @throws TypeError for a bad path, an `Error` with `code` when the file is unreadable.
    */
   function status(file: string): Status;
