@@ -309,11 +309,31 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
   }
 });
 
+/**
+ * The postrotate script of examples/hellohttpd.logrotate, run as logrotate
+ * runs it (`/bin/sh -c SCRIPT logrotate_script LOG`, here from /, where npx
+ * finds no project), against an install under `prefix` in place of
+ * /opt/hellohttpd, with node on the PATH as the bin's `#!/usr/bin/env node` wants.
+ */
+function postrotate({ prefix, pidfile, log }) {
+  const config = fs.readFileSync(path.join(root, 'examples', 'hellohttpd.logrotate'), 'utf8');
+  const example = config.match(/\n\s*postrotate\n([^]*?)\n\s*endscript\n/)[1];
+  assert.match(example, /\/opt\/hellohttpd\/.*\/run\/hellohttpd\/hellohttpd\.pid/, 'the paths the test stands in for');
+  const script = example.replaceAll('/opt/hellohttpd', prefix).replaceAll('/run/hellohttpd/hellohttpd.pid', pidfile);
+  const PATH = `${path.dirname(process.execPath)}:${process.env.PATH}`;
+  return run([], { command: ['/bin/sh', '-c', script, 'logrotate_script', log], cwd: '/', env: { PATH } });
+}
+
 test('examples: logrotate moves the log and reloads through the CLI; the init script starts, reports and stops', async () => {
   const dir = tmpdir('examples');
   const port = await freePort();
   const log = path.join(dir, 'hellohttpd.log');
   const pidfile = path.join(dir, 'hellohttpd.pid');
+  // The install the logrotate example assumes: npm's layout under a prefix.
+  const prefix = path.join(dir, 'prefix');
+  fs.mkdirSync(path.join(prefix, 'node_modules', '.bin'), { recursive: true });
+  fs.symlinkSync(root, path.join(prefix, 'node_modules', 'daemon'));
+  fs.symlinkSync('../daemon/bin/daemon.js', path.join(prefix, 'node_modules', '.bin', 'daemon'));
   const env = { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile, HELLOHTTPD_LOG: log, HELLOHTTPD_DIR: path.join(root, 'examples'), DAEMON: `${process.execPath} ${cli}` };
   const init = path.join(root, 'examples', 'hellohttpd.init');
   const started = await run([], { command: ['sh', init, 'start'], env });
@@ -324,11 +344,10 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
     const status = await run([], { command: ['sh', init, 'status'], env });
     assert.deepEqual([status.code, status.stdout.trim()], [0, String(pid)]);
     await fetch(`http://127.0.0.1:${port}/before`);
-    // What logrotate does: move the log away, then run the postrotate command.
+    // What logrotate does: move the log away, then run the postrotate script.
     fs.renameSync(log, `${log}.1`);
-    const postrotate = fs.readFileSync(path.join(root, 'examples', 'hellohttpd.logrotate'), 'utf8').match(/npx daemon (reload .*?) >/)[1];
-    assert.equal(postrotate, 'reload --pidfile /run/hellohttpd/hellohttpd.pid');
-    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    const reloaded = await postrotate({ prefix, pidfile, log });
+    assert.deepEqual([reloaded.code, reloaded.stderr], [0, '']);
     await waitFor(() => fs.existsSync(log), 5000, 'the new log');
     await fetch(`http://127.0.0.1:${port}/after`);
     await waitFor(() => fs.readFileSync(log, 'utf8').includes('GET /after'), 5000, 'the request in the new log');
@@ -341,6 +360,11 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
   } finally {
     await stop(pid);
   }
+  // Nothing runs: no log to reopen, not an error. No install: an error logrotate reports.
+  assert.equal((await postrotate({ prefix, pidfile, log })).code, 0);
+  const missing = await postrotate({ prefix: path.join(dir, 'nothing-installed'), pidfile, log });
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /nothing-installed\/node_modules\/\.bin\/daemon/);
 });
 
 test('examples: the systemd units pass systemd-analyze verify without a warning', async () => {
