@@ -19,8 +19,9 @@ Commands:
 
 Start options:
   --pidfile P         take the lock on P and write the pid into it
-  --stdout F          append stdout to F
-  --stderr F          append stderr to F
+  --stdout F          append stdout to F; 'syslog': one syslog message a line, tagged
+                      with the script's name (a file named syslog: ./syslog)
+  --stderr F          the same for stderr (syslog: at priority err)
   --cwd D             working directory of the daemon (default /)
   --umask M           octal umask (default 022)
   --ready-timeout MS  how long to wait for the daemon (default 30000)
@@ -127,6 +128,8 @@ function start({ flags, script, scriptArgs }) {
   // where that main module is out of reach).
   const entry = !chroot && isEsm(main) ? [path.join(__dirname, 'esm-main.mjs'), main] : [main];
   if (entry.length > 1) options.ready = 'manual';
+  // Syslog's tag: the script's name, not that of esm-main.mjs, the daemon's argv[1] when start() runs.
+  options.ident = daemon[Symbol.for('daemon.ident')](main);
   // The daemon runs the script after a preload that calls start() and lock() for it.
   daemon[Symbol.for('daemon.launch')](options, {
     argv: [process.execPath, '-r', preload, ...entry, ...scriptArgs],
