@@ -251,11 +251,14 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
     assert.match(again.stderr, new RegExp(`already running as pid ${pid}`));
     assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
     await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('hup'), 5000, 'SIGHUP in the log');
-    const restarted = await run([cli, 'restart', '--pidfile', pidfile, '--', server, 'again']);
+    // As the README has it: restart takes the start options again.
+    const restarted = await run([cli, 'restart', '--pidfile', pidfile, '--stdout', log, '--', server, 'again']);
     assert.equal(restarted.code, 0, restarted.stderr);
     assert.ok(!alive(pid));
     pid = readPid(pidfile);
     assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'plain again\n');
+    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    await waitFor(() => fs.readFileSync(log, 'utf8') === 'hup\nhup\n', 5000, 'the restarted daemon in the log');
     const stopped = await run([cli, 'stop', '--pidfile', pidfile]);
     assert.deepEqual([stopped.code, stopped.stdout.trim()], [0, `stopped ${pid}`]);
     assert.equal(fs.existsSync(pidfile), false);

@@ -13,7 +13,7 @@ const USAGE = `Usage: daemon <command> [options]
 Commands:
   start [options] [--] script.js [args...]   start the script as a daemon; exits once it is ready
   stop --pidfile P [--signal S] [--timeout MS]   stop it, SIGKILL after the timeout (default 10000)
-  restart [start options] [--] script.js [args...]   stop, then start
+  restart [start options] [--] script.js [args...]   stop, then start (give every start option again)
   reload --pidfile P                         send SIGHUP
   status --pidfile P                         0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown
 
