@@ -296,6 +296,19 @@ test('the CLI on an ES module: ready only once its top level (with top-level awa
   assert.match(failed.stderr, /daemon: Error: boom from an ES module/);
 });
 
+test('the CLI: a pid file it cannot take is one line and exit status 1, checked before anything starts where it can be', async () => {
+  const dir = tmpdir('cli-pidfile');
+  const server = path.join(dir, 'server.js');
+  fs.writeFileSync(server, 'setInterval(() => {}, 1000);\n');
+  const missing = path.join(dir, 'missing', 'server.pid');
+  // NODE_DEBUG=daemon would trace a launch: the one line is all there is.
+  const early = await run([cli, 'start', '--pidfile', missing, '--', server], { env: { NODE_DEBUG: 'daemon' } });
+  assert.deepEqual([early.code, early.stderr], [1, `daemon: --pidfile ${missing}: ENOENT: no such file or directory, stat '${path.join(dir, 'missing')}/'\n`]);
+  // A directory in its place: only lock() in the daemon finds out.
+  const late = await run([cli, 'start', '--pidfile', dir, '--', server]);
+  assert.deepEqual([late.code, late.stderr], [1, `daemon: Error: EISDIR: is a directory, open '${dir}'\n`]);
+});
+
 test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 with the usage', async () => {
   const help = await run([cli, '--help']);
   assert.equal(help.code, 0);

@@ -103,6 +103,16 @@ function idOrName(text) {
   return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : text;
 }
 
+/** Before anything starts: a daemon whose pid file's directory is missing could only fail. */
+function checkPidfileDirectory(given, pidfile) {
+  try {
+    fs.statSync(path.join(path.dirname(pidfile), '/')); // the slash: ENOTDIR for a file
+  } catch (error) {
+    error.message = `--pidfile ${given}: ${error.message}`;
+    throw error;
+  }
+}
+
 function start({ flags, script, scriptArgs }) {
   const options = { ready: 'auto' };
   if (flags.cwd !== undefined) options.cwd = flags.cwd;
@@ -113,6 +123,7 @@ function start({ flags, script, scriptArgs }) {
   if (flags['no-core']) options.preventCore = true;
   const account = { user: idOrName(flags.user), group: idOrName(flags.group) };
   const pidfile = flags.pidfile === undefined ? undefined : path.resolve(flags.pidfile);
+  if (pidfile !== undefined) checkPidfileDirectory(flags.pidfile, pidfile);
   let chroot;
   if (flags.chroot !== undefined) {
     if (!path.isAbsolute(script)) throw new UsageError('with --chroot, the script path must be absolute inside the new root');
