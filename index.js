@@ -178,8 +178,7 @@ function evaluated() {
 }
 
 /** The script's name without its extension (`hellohttpd` for hellohttpd.js), else `node`. */
-function defaultIdent() {
-  const script = process.argv[1];
+function defaultIdent(script = process.argv[1]) {
   if (evaluated() || !script || script === '-') return 'node';
   const name = path.basename(script).replace(/\.[cm]?[jt]s$/, '');
   return IDENT.test(name) ? name : 'node';
@@ -612,3 +611,4 @@ Object.defineProperty(syslog, 'dropped', {
 module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, dropPrivileges, chroot, syslog, isDaemon };
 // For the CLI, which starts scripts that do not call start() themselves.
 module.exports[Symbol.for('daemon.launch')] = (options, command) => launch(startOptions(options), command);
+module.exports[Symbol.for('daemon.ident')] = defaultIdent;

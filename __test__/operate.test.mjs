@@ -256,11 +256,14 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
     assert.match(again.stderr, new RegExp(`already running as pid ${pid}`));
     assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
     await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('hup'), 5000, 'SIGHUP in the log');
-    const restarted = await run([cli, 'restart', '--pidfile', pidfile, '--', server, 'again']);
+    // As the README has it: restart takes the start options again.
+    const restarted = await run([cli, 'restart', '--pidfile', pidfile, '--stdout', log, '--', server, 'again']);
     assert.equal(restarted.code, 0, restarted.stderr);
     assert.ok(!alive(pid));
     pid = readPid(pidfile);
     assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'plain again\n');
+    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    await waitFor(() => fs.readFileSync(log, 'utf8') === 'hup\nhup\n', 5000, 'the restarted daemon in the log');
     const stopped = await run([cli, 'stop', '--pidfile', pidfile]);
     assert.deepEqual([stopped.code, stopped.stdout.trim()], [0, `stopped ${pid}`]);
     assert.equal(fs.existsSync(pidfile), false);
@@ -298,6 +301,19 @@ test('the CLI on an ES module: ready only once its top level (with top-level awa
   assert.match(failed.stderr, /daemon: Error: boom from an ES module/);
 });
 
+test('the CLI: a pid file it cannot take is one line and exit status 1, checked before anything starts where it can be', async () => {
+  const dir = tmpdir('cli-pidfile');
+  const server = path.join(dir, 'server.js');
+  fs.writeFileSync(server, 'setInterval(() => {}, 1000);\n');
+  const missing = path.join(dir, 'missing', 'server.pid');
+  // NODE_DEBUG=daemon would trace a launch: the one line is all there is.
+  const early = await run([cli, 'start', '--pidfile', missing, '--', server], { env: { NODE_DEBUG: 'daemon' } });
+  assert.deepEqual([early.code, early.stderr], [1, `daemon: --pidfile ${missing}: ENOENT: no such file or directory, stat '${path.join(dir, 'missing')}/'\n`]);
+  // A directory in its place: only lock() in the daemon finds out.
+  const late = await run([cli, 'start', '--pidfile', dir, '--', server]);
+  assert.deepEqual([late.code, late.stderr], [1, `daemon: Error: EISDIR: is a directory, open '${dir}'\n`]);
+});
+
 test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 with the usage', async () => {
   const help = await run([cli, '--help']);
   assert.equal(help.code, 0);
@@ -314,11 +330,31 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
   }
 });
 
+/**
+ * The postrotate script of examples/hellohttpd.logrotate, run as logrotate
+ * runs it (`/bin/sh -c SCRIPT logrotate_script LOG`, here from /, where npx
+ * finds no project), against an install under `prefix` in place of
+ * /opt/hellohttpd, with node on the PATH as the bin's `#!/usr/bin/env node` wants.
+ */
+function postrotate({ prefix, pidfile, log }) {
+  const config = fs.readFileSync(path.join(root, 'examples', 'hellohttpd.logrotate'), 'utf8');
+  const example = config.match(/\n\s*postrotate\n([^]*?)\n\s*endscript\n/)[1];
+  assert.match(example, /\/opt\/hellohttpd\/.*\/run\/hellohttpd\/hellohttpd\.pid/, 'the paths the test stands in for');
+  const script = example.replaceAll('/opt/hellohttpd', prefix).replaceAll('/run/hellohttpd/hellohttpd.pid', pidfile);
+  const PATH = `${path.dirname(process.execPath)}:${process.env.PATH}`;
+  return run([], { command: ['/bin/sh', '-c', script, 'logrotate_script', log], cwd: '/', env: { PATH } });
+}
+
 test('examples: logrotate moves the log and reloads through the CLI; the init script starts, reports and stops', async () => {
   const dir = tmpdir('examples');
   const port = await freePort();
   const log = path.join(dir, 'hellohttpd.log');
   const pidfile = path.join(dir, 'hellohttpd.pid');
+  // The install the logrotate example assumes: npm's layout under a prefix.
+  const prefix = path.join(dir, 'prefix');
+  fs.mkdirSync(path.join(prefix, 'node_modules', '.bin'), { recursive: true });
+  fs.symlinkSync(root, path.join(prefix, 'node_modules', 'daemon'));
+  fs.symlinkSync('../daemon/bin/daemon.js', path.join(prefix, 'node_modules', '.bin', 'daemon'));
   const env = { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile, HELLOHTTPD_LOG: log, HELLOHTTPD_DIR: path.join(root, 'examples'), DAEMON: `${process.execPath} ${cli}` };
   const init = path.join(root, 'examples', 'hellohttpd.init');
   const started = await run([], { command: ['sh', init, 'start'], env });
@@ -329,11 +365,10 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
     const status = await run([], { command: ['sh', init, 'status'], env });
     assert.deepEqual([status.code, status.stdout.trim()], [0, String(pid)]);
     await fetch(`http://127.0.0.1:${port}/before`);
-    // What logrotate does: move the log away, then run the postrotate command.
+    // What logrotate does: move the log away, then run the postrotate script.
     fs.renameSync(log, `${log}.1`);
-    const postrotate = fs.readFileSync(path.join(root, 'examples', 'hellohttpd.logrotate'), 'utf8').match(/npx daemon (reload .*?) >/)[1];
-    assert.equal(postrotate, 'reload --pidfile /run/hellohttpd/hellohttpd.pid');
-    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    const reloaded = await postrotate({ prefix, pidfile, log });
+    assert.deepEqual([reloaded.code, reloaded.stderr], [0, '']);
     await waitFor(() => fs.existsSync(log), 5000, 'the new log');
     await fetch(`http://127.0.0.1:${port}/after`);
     await waitFor(() => fs.readFileSync(log, 'utf8').includes('GET /after'), 5000, 'the request in the new log');
@@ -346,6 +381,11 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
   } finally {
     await stop(pid);
   }
+  // Nothing runs: no log to reopen, not an error. No install: an error logrotate reports.
+  assert.equal((await postrotate({ prefix, pidfile, log })).code, 0);
+  const missing = await postrotate({ prefix: path.join(dir, 'nothing-installed'), pidfile, log });
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /nothing-installed\/node_modules\/\.bin\/daemon/);
 });
 
 test('examples: the systemd units pass systemd-analyze verify without a warning', async () => {

@@ -245,6 +245,28 @@ test('a stalled syslog: the daemon waits one send timeout at most, then drops an
   }
 });
 
+test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s name, for an ES module too', async () => {
+  const dir = tmpdir('cli-syslog');
+  for (const name of ['c1.js', 'e1.mjs']) {
+    const script = path.join(dir, name);
+    fs.writeFileSync(script, "console.log('out from ' + process.argv[2]);\nconsole.error('err from ' + process.argv[2]);\nsetInterval(() => {}, 1000);\n");
+    const pidfile = path.join(dir, `${name}.pid`);
+    const r = await run([path.join(root, 'bin', 'daemon.js'), 'start', '--pidfile', pidfile, '--stdout', 'syslog', '--stderr', 'syslog', '--', script, name], { env: syslogEnv });
+    let pid;
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      pid = readPid(pidfile);
+      const ident = name.replace(/\.m?js$/, '');
+      const out = await waitForMessage(pid, `out from ${name}`);
+      assert.deepEqual([out.ident, out.severity], [ident, 'info']);
+      const err = await waitForMessage(pid, `err from ${name}`);
+      assert.deepEqual([err.ident, err.severity], [ident, 'err']);
+    } finally {
+      await stop(pid);
+    }
+  }
+});
+
 test('examples/hellohttpd.js --syslog: its log lines reach syslog as hellohttpd', async () => {
   const port = String(await freePort());
   const pidfile = path.join(tmpdir('hello'), 'hellohttpd.pid');

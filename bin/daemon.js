@@ -13,14 +13,15 @@ const USAGE = `Usage: daemon <command> [options]
 Commands:
   start [options] [--] script.js [args...]   start the script as a daemon; exits once it is ready
   stop --pidfile P [--signal S] [--timeout MS]   stop it, SIGKILL after the timeout (default 10000)
-  restart [start options] [--] script.js [args...]   stop, then start
+  restart [start options] [--] script.js [args...]   stop, then start (give every start option again)
   reload --pidfile P                         send SIGHUP
   status --pidfile P                         0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown
 
 Start options:
   --pidfile P         take the lock on P and write the pid into it
-  --stdout F          append stdout to F
-  --stderr F          append stderr to F
+  --stdout F          append stdout to F; 'syslog': one syslog message a line, tagged
+                      with the script's name (a file named syslog: ./syslog)
+  --stderr F          the same for stderr (syslog: at priority err)
   --cwd D             working directory of the daemon (default /)
   --umask M           octal umask (default 022)
   --ready-timeout MS  how long to wait for the daemon (default 30000)
@@ -102,6 +103,16 @@ function idOrName(text) {
   return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : text;
 }
 
+/** Before anything starts: a daemon whose pid file's directory is missing could only fail. */
+function checkPidfileDirectory(given, pidfile) {
+  try {
+    fs.statSync(path.join(path.dirname(pidfile), '/')); // the slash: ENOTDIR for a file
+  } catch (error) {
+    error.message = `--pidfile ${given}: ${error.message}`;
+    throw error;
+  }
+}
+
 function start({ flags, script, scriptArgs }) {
   const options = { ready: 'auto' };
   if (flags.cwd !== undefined) options.cwd = flags.cwd;
@@ -112,6 +123,7 @@ function start({ flags, script, scriptArgs }) {
   if (flags['no-core']) options.preventCore = true;
   const account = { user: idOrName(flags.user), group: idOrName(flags.group) };
   const pidfile = flags.pidfile === undefined ? undefined : path.resolve(flags.pidfile);
+  if (pidfile !== undefined) checkPidfileDirectory(flags.pidfile, pidfile);
   let chroot;
   if (flags.chroot !== undefined) {
     if (!path.isAbsolute(script)) throw new UsageError('with --chroot, the script path must be absolute inside the new root');
@@ -127,6 +139,8 @@ function start({ flags, script, scriptArgs }) {
   // where that main module is out of reach).
   const entry = !chroot && isEsm(main) ? [path.join(__dirname, 'esm-main.mjs'), main] : [main];
   if (entry.length > 1) options.ready = 'manual';
+  // Syslog's tag: the script's name, not that of esm-main.mjs, the daemon's argv[1] when start() runs.
+  options.ident = daemon[Symbol.for('daemon.ident')](main);
   // The daemon runs the script after a preload that calls start() and lock() for it.
   daemon[Symbol.for('daemon.launch')](options, {
     argv: [process.execPath, '-r', preload, ...entry, ...scriptArgs],

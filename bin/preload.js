@@ -8,14 +8,21 @@ const { options, pidfile, chroot } = JSON.parse(process.env.DAEMON_CLI_OPTIONS);
 delete process.env.DAEMON_CLI_OPTIONS;
 
 daemon.start(options); // ready once the script's own first turn of the event loop has run
-if (pidfile !== undefined && !daemon.lock(pidfile)) {
-  const { pid } = daemon.status(pidfile);
-  console.error(`daemon: already running as pid ${pid}`);
-  process.exit(1);
-}
-// After the lock (its directory stays reachable for the removal at exit):
-// the script itself is then loaded from inside the new root.
-if (chroot !== undefined) {
-  const { dir, user, group } = chroot;
-  daemon.chroot(dir, { user, group });
+try {
+  if (pidfile !== undefined && !daemon.lock(pidfile)) {
+    const { pid } = daemon.status(pidfile);
+    console.error(`daemon: already running as pid ${pid}`);
+    process.exit(1);
+  }
+  // After the lock (its directory stays reachable for the removal at exit):
+  // the script itself is then loaded from inside the new root.
+  if (chroot !== undefined) {
+    const { dir, user, group } = chroot;
+    daemon.chroot(dir, { user, group });
+  }
+} catch (error) {
+  // The launcher prints it as one line (`daemon: Error: EACCES: ...`) and
+  // exits 1; Node's report, a stack through this preload, would only repeat it.
+  process.on('uncaughtException', () => process.exit(1));
+  throw error;
 }
