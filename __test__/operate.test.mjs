@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, daemon, fixture, freePort, readJson, readPid, root, run, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, daemon, fixture, freePort, readJson, readPid, root, run, sleep, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const cli = path.join(root, 'bin', 'daemon.js');
 const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
@@ -273,6 +273,30 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
     fs.writeFileSync(pidfile, '999999\n');
     assert.equal((await run([cli, 'status', '--pidfile', pidfile])).code, 1, 'dead, but the pid file exists');
     assert.equal((await run([cli, 'status', '--pidfile', dir])).code, 4, 'unknown: not a pid file');
+  } finally {
+    await stop(pid);
+  }
+});
+
+test('the CLI: reload reopens the log files of a script that does not handle SIGHUP, which lives on', async () => {
+  const dir = tmpdir('clihup');
+  const script = path.join(dir, 'ticker.js');
+  fs.writeFileSync(script, "let n = 0;\nsetInterval(() => console.log(`tick ${n++}`), 20);\n");
+  const pidfile = path.join(dir, 'ticker.pid');
+  const log = path.join(dir, 'ticker.log');
+  const started = await run([cli, 'start', '--pidfile', pidfile, '--stdout', log, '--', script]);
+  let pid = null;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    pid = readPid(pidfile);
+    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('tick 1'), 5000, 'ticks in the log');
+    fs.renameSync(log, `${log}.1`); // what logrotate does first
+    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    await waitFor(() => fs.existsSync(log) && /tick/.test(fs.readFileSync(log, 'utf8')), 5000, 'ticks in the new log');
+    assert.ok(alive(pid), 'SIGHUP did not end it');
+    const moved = fs.readFileSync(`${log}.1`, 'utf8');
+    await sleep(100);
+    assert.equal(fs.readFileSync(`${log}.1`, 'utf8'), moved, 'nothing more goes to the moved log');
   } finally {
     await stop(pid);
   }

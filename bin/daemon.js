@@ -14,7 +14,7 @@ Commands:
   start [options] [--] script.js [args...]   start the script as a daemon; exits once it is ready
   stop --pidfile P [--signal S] [--timeout MS]   stop it, SIGKILL after the timeout (default 10000)
   restart [start options] [--] script.js [args...]   stop, then start (give every start option again)
-  reload --pidfile P                         send SIGHUP
+  reload --pidfile P                         send SIGHUP (a script started here reopens its log files)
   status --pidfile P                         0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown
 
 Start options:

@@ -8,6 +8,10 @@ const { options, pidfile, chroot } = JSON.parse(process.env.DAEMON_CLI_OPTIONS);
 delete process.env.DAEMON_CLI_OPTIONS;
 
 daemon.start(options); // ready once the script's own first turn of the event loop has run
+// `daemon reload` sends SIGHUP, whose default action would end a script that
+// does not handle it: here it reopens the log files (for logrotate), and the
+// script's own SIGHUP listeners, if any, run too.
+process.on('SIGHUP', () => daemon.reopenLogs());
 try {
   if (pidfile !== undefined && !daemon.lock(pidfile)) {
     const { pid } = daemon.status(pidfile);
