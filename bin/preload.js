@@ -14,9 +14,8 @@ daemon.start(options); // ready once the script's own first turn of the event lo
 process.on('SIGHUP', () => daemon.reopenLogs());
 try {
   if (pidfile !== undefined && !daemon.lock(pidfile)) {
-    const { pid } = daemon.status(pidfile);
-    console.error(`daemon: already running as pid ${pid}`);
-    process.exit(1);
+    // Thrown, not printed: the launcher says it even when stderr is a log file.
+    throw new Error(`already running as pid ${daemon.status(pidfile).pid}`);
   }
   // After the lock (its directory stays reachable for the removal at exit):
   // the script itself is then loaded from inside the new root.
