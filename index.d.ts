@@ -129,7 +129,9 @@ declare namespace daemon {
    * started) it does not return: the process exits 0 once the daemon is ready,
    * or with the daemon's failure. In the daemon, a fresh Node running the same
    * script from the top, it returns the daemon's pid. Call it first: code above
-   * it runs twice.
+   * it runs twice. In a Node child the daemon forked with an IPC channel
+   * (`cluster.fork()`, `child_process.fork()`) it does nothing and returns the
+   * child's pid.
    * @throws TypeError or RangeError for bad options, an `Error` with `code`,
    * `syscall` and `path` when `cwd` or a log file cannot be used.
    */
@@ -252,7 +254,7 @@ declare namespace daemon {
    */
   function chroot(dir: string, options?: ChrootOptions): void;
 
-  /** Whether this process is a daemon started by {@link start}. */
+  /** Whether this process is a daemon started by {@link start} (not in the daemon's cluster workers). */
   const isDaemon: boolean;
 }
 

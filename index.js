@@ -240,6 +240,8 @@ function stopOptions(input) {
 const isDaemon = takeMarker();
 /** Set by start() in the daemon, or in a process started in the foreground. */
 let started = null;
+/** Names the daemon (or foreground process) to the Node children it forks. */
+const PRIMARY_ENV = 'DAEMON_PRIMARY_PID';
 /** What start() or closeIO() gave stdout and stderr: a log file's path, or 'syslog'. closeIO() leaves those alone. */
 let logs = { stdout: undefined, stderr: undefined };
 
@@ -315,6 +317,7 @@ function becomeStarted(opts) {
   started = { foreground, notifySocket: process.env.NOTIFY_SOCKET };
   // The daemon's own children must not speak to systemd for it.
   delete process.env.NOTIFY_SOCKET;
+  process.env[PRIMARY_ENV] = String(process.pid);
   if (started.notifySocket) process.on('exit', () => native.notify(started.notifySocket, 'STOPPING=1'));
   debug('%s %d: started in %s', foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
   if (opts.ready === 'auto') setImmediate(ready);
@@ -420,9 +423,25 @@ function launch(opts, { argv = [process.execPath, ...process.execArgv, ...proces
  */
 function start(options) {
   const opts = startOptions(options);
+  if (started === null && isPartOfStarted()) {
+    debug('%d: forked by %d, which started: nothing to do', process.pid, process.ppid);
+    started = { foreground: false, notifySocket: undefined };
+    process.env[PRIMARY_ENV] = String(process.pid);
+    return process.pid;
+  }
   if (!isDaemon && !opts.foreground) launch(opts);
   if (started === null) becomeStarted(opts);
   return process.pid;
+}
+
+/**
+ * Whether this process is a Node child that a started process forked with an
+ * IPC channel (`cluster.fork()`, `child_process.fork()`), running the same
+ * script: it already runs detached, with its parent's directory, umask, user
+ * and streams, and must not daemonize (or report ready) on its own.
+ */
+function isPartOfStarted() {
+  return process.channel !== undefined && process.env[PRIMARY_ENV] === String(process.ppid);
 }
 
 let readySent = false;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, fds, fixture, freePort, listeningPorts, readJson, run, sleep, startFixture, stat, status, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, fds, fixture, freePort, listeningPorts, readJson, readPid, root, run, sleep, startFixture, stat, status, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 test('the launcher exits 0 once the daemon runs detached, in its own session, without a terminal', async () => {
   const r = await startFixture();
@@ -122,6 +122,52 @@ test('log files: stdout and stderr go to them, created 0640, and closeIO() keeps
     assert.equal(r.stdout, '', 'nothing reaches the launcher stdout');
   } finally {
     await stop(r.info?.pid);
+  }
+});
+
+test('cluster: with start() at the top, the workers do not daemonize again; they serve and end with the daemon', { timeout: 30000 }, async () => {
+  const dir = tmpdir('cluster');
+  const port = await freePort();
+  const pidfile = path.join(dir, 'primary.pid');
+  const script = path.join(dir, 'clustered.js');
+  fs.writeFileSync(
+    script,
+    `const cluster = require('node:cluster');
+const daemon = require(${JSON.stringify(root)});
+daemon.start({ ready: 'manual' });
+if (cluster.isPrimary) {
+  if (!daemon.lock(${JSON.stringify(pidfile)})) process.exit(3);
+  let listening = 0;
+  cluster.on('listening', () => ++listening === 2 && daemon.ready());
+  cluster.fork();
+  cluster.fork();
+} else {
+  require('node:http').createServer((req, res) => res.end(String(process.pid))).listen(${port}, '127.0.0.1');
+}
+`,
+  );
+  const launcher = await run([script]);
+  const pid = fs.existsSync(pidfile) ? readPid(pidfile) : null;
+  const workers = () => tagged().filter((p) => p !== pid && stat(p).ppid === pid);
+  try {
+    assert.equal(launcher.code, 0, launcher.stderr);
+    assert.equal(stat(pid).ppid, 1, 'the primary is the daemon');
+    const [one, two] = workers();
+    assert.ok(one && two, 'two workers, children of the daemon');
+    for (const worker of [one, two]) {
+      assert.equal(stat(worker).session, stat(pid).session, "in the daemon's session");
+      assert.equal(stat(worker).ttyNr, 0);
+    }
+    assert.equal(tagged().length, 3, 'the daemon and its two workers, nothing else');
+    const answers = new Set();
+    for (let i = 0; i < 20 && answers.size < 2; i++) answers.add(Number(await (await fetch(`http://127.0.0.1:${port}/`)).text()));
+    assert.deepEqual([...answers].sort(), [one, two].sort());
+    process.kill(pid, 'SIGTERM');
+    await waitGone(pid);
+    await Promise.all([one, two].map((worker) => waitGone(worker)));
+    assert.equal(fs.existsSync(pidfile), false);
+  } finally {
+    for (const p of [pid, ...(pid ? workers() : [])]) await stop(p);
   }
 });
 
