@@ -411,6 +411,11 @@ function launch(opts, { argv = [process.execPath, ...process.execArgv, ...proces
   // systemd sees the launcher as the service's main process: name the daemon.
   if (verdict.code === 0 && process.env.NOTIFY_SOCKET) native.notify(process.env.NOTIFY_SOCKET, `MAINPID=${verdict.pid}\nREADY=1`);
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);
+  // Unless its error came through, what the daemon said about it went where
+  // its stderr goes, not here (127: it never ran).
+  if (verdict.code !== 0 && verdict.code !== 127 && !verdict.relayed && opts.stderr !== undefined) {
+    process.stderr.write(`daemon: its stderr went to ${opts.stderr === SYSLOG ? 'syslog' : opts.stderr}\n`);
+  }
   process.exit(verdict.code);
 }
 

@@ -80,6 +80,11 @@ test("the daemon's uncaught exception and exit code reach the launcher", async (
   const exited = await startFixture({ env: { FIXTURE_DO: 'exit3' } });
   assert.equal(exited.code, 3);
   assert.match(exited.stderr, /exited with code 3 before it was ready/);
+  // With stderr in a log file, the launcher says where to look.
+  const log = path.join(tmpdir('exitlog'), 'err.log');
+  const logged = await startFixture({ opts: { stderr: log }, env: { FIXTURE_DO: 'exit3' } });
+  assert.equal(logged.code, 3);
+  assert.match(logged.stderr, new RegExp(`exited with code 3 before it was ready\\ndaemon: its stderr went to ${log}\\n$`));
 });
 
 test('a daemon that never reports ready: the launcher times out, names the pid, leaves it running', async () => {

@@ -117,6 +117,8 @@ pub struct SpawnVerdict {
     pub code: i32,
     pub message: Option<String>,
     pub pid: Option<u32>,
+    /// The message is the daemon's own error.
+    pub relayed: bool,
 }
 
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
@@ -138,6 +140,7 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
         code: verdict.code,
         message: verdict.message,
         pid: verdict.pid,
+        relayed: verdict.relayed,
     })
 }
 

@@ -84,6 +84,8 @@ pub struct Verdict {
     pub code: i32,
     pub message: Option<String>,
     pub pid: Option<u32>,
+    /// The message is the daemon's own error, not the launcher's account.
+    pub relayed: bool,
 }
 
 /// The launcher's reading of the messages so far.
@@ -110,6 +112,7 @@ impl Progress {
             code,
             message,
             pid: self.pid,
+            relayed: self.error.is_some(),
         }
     }
 
@@ -312,8 +315,8 @@ mod tests {
         p.take(Message::Error("Error: boom".into()));
         let v = p.take(Message::Exit(1)).unwrap();
         assert_eq!(
-            (v.code, v.message.as_deref()),
-            (1, Some("daemon: Error: boom"))
+            (v.code, v.message.as_deref(), v.relayed),
+            (1, Some("daemon: Error: boom"), true)
         );
 
         let mut p = Progress::new("/usr/bin/node", "/srv");
@@ -323,6 +326,7 @@ mod tests {
             v.message.as_deref(),
             Some("daemon: the daemon (pid 7) exited with code 2 before it was ready")
         );
+        assert!(!v.relayed);
         assert_eq!(p.at_end().code, 1);
         assert!(p
             .at_timeout(Duration::from_millis(500))
