@@ -441,9 +441,9 @@ function start(options) {
 
 /**
  * Whether this process is a Node child that a started process forked with an
- * IPC channel (`cluster.fork()`, `child_process.fork()`), running the same
- * script: it already runs detached, with its parent's directory, umask, user
- * and streams, and must not daemonize (or report ready) on its own.
+ * IPC channel (`cluster.fork()`, `child_process.fork()`): it already runs
+ * detached, with its parent's directory, umask, user and streams, and must
+ * not daemonize (or report ready) on its own.
  */
 function isPartOfStarted() {
   return process.channel !== undefined && process.env[PRIMARY_ENV] === String(process.ppid);
