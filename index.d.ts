@@ -64,7 +64,9 @@ declare namespace daemon {
      * `Type=notify`, containers, debugging): `start()` returns this process's
      * pid, and `cwd`, `umask`, the log files, `user`, `group` and
      * `preventCore` apply as in a daemon.
-     * `DAEMON_FOREGROUND=1` (or `0`) in the environment overrides it. Default false.
+     * `DAEMON_FOREGROUND=1` (or `0`) in the environment overrides it. Default
+     * false, but always true in PID 1 (a container's init), and true under
+     * `node --watch` unless `DAEMON_FOREGROUND=0`.
      */
     foreground?: boolean;
     /**

@@ -16,8 +16,11 @@ const debug = debuglog('daemon');
 
 const native = process.platform === 'win32' ? null : require('./native.js').load();
 
-/** Variables of the launcher's own parent that would mislead the daemon's Node. */
-const PARENT_ONLY_ENV = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID'];
+/**
+ * Variables of the launcher's own parent that would mislead the daemon's Node
+ * (an IPC channel, a cluster id, `node --watch` asking for dependency reports).
+ */
+const PARENT_ONLY_ENV = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID', 'WATCH_REPORT_DEPENDENCIES'];
 
 const START_DEFAULTS = { cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false };
 const START_OPTIONS = ['cwd', 'umask', 'stdout', 'stderr', 'env', 'ready', 'readyTimeout', 'foreground', 'user', 'group', 'preventCore', 'ident', 'facility', 'socket'];
@@ -147,12 +150,19 @@ function checkSignal(name, value) {
   return number;
 }
 
-/** `DAEMON_FOREGROUND=1` (or 0) in the environment overrides the code's choice. */
-function foregroundFromEnv(chosen) {
+/**
+ * Whether start() stays in the foreground: `DAEMON_FOREGROUND=1` (or 0) in the
+ * environment overrides the code's choice, except in PID 1, which always does.
+ */
+function resolveForeground(chosen) {
+  // A container's init: when it exits, the kernel ends every process of its
+  // namespace, the daemon included. There is nothing to detach from.
+  if (process.pid === 1) return true;
   const value = process.env.DAEMON_FOREGROUND;
   if (value === '1' || value === 'true') return true;
   if (value === '0' || value === 'false') return false;
-  return chosen;
+  // Under `node --watch`, a daemon would escape the watcher that restarts it.
+  return chosen || process.env.WATCH_REPORT_DEPENDENCIES !== undefined;
 }
 
 function checkName(name, value, names) {
@@ -216,7 +226,7 @@ function startOptions(input) {
     readyTimeout: given('readyTimeout')
       ? checkInteger('options.readyTimeout', options.readyTimeout, 1, 2 ** 31 - 1, '1 to 2147483647')
       : START_DEFAULTS.readyTimeout,
-    foreground: foregroundFromEnv(given('foreground') ? checkBoolean('options.foreground', options.foreground) : START_DEFAULTS.foreground),
+    foreground: resolveForeground(given('foreground') ? checkBoolean('options.foreground', options.foreground) : START_DEFAULTS.foreground),
     user: optionalId('options.user', options.user),
     group: optionalId('options.group', options.group),
     preventCore: given('preventCore') ? checkBoolean('options.preventCore', options.preventCore) : false,
@@ -501,11 +511,14 @@ function installCleanup() {
     native.releaseLocks();
   });
   for (const signal of ['SIGTERM', 'SIGINT']) {
-    process.on(signal, function endAsDefault() {
+    // First in line: a `once` listener of the script is gone by the time later ones run.
+    process.prependListener(signal, function endAsDefault() {
       if (process.listenerCount(signal) > 1) return; // the script handles it
       native.releaseLocks();
       process.removeListener(signal, endAsDefault); // back to the default action
       process.kill(process.pid, signal);
+      // PID 1 (a container's init) is spared a default action: end as it would.
+      if (process.pid === 1) process.exit(128 + os.constants.signals[signal]);
     });
   }
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, daemon, fixture, freePort, readJson, readPid, root, run, sleep, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, daemon, environ, fixture, freePort, readJson, readPid, root, run, sleep, startFixture, stat, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const cli = path.join(root, 'bin', 'daemon.js');
 const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
@@ -195,6 +195,77 @@ test('foreground without NOTIFY_SOCKET, and DAEMON_FOREGROUND=0 overriding foreg
     assert.equal(forced.info.isDaemon, true);
   } finally {
     await stop(forced.info?.pid);
+  }
+});
+
+/** The pid (as this test sees it) of the one child of `parent`. */
+function onlyChild(parent) {
+  const children = fs.readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+  assert.equal(children.length, 1, `one child of ${parent}: ${children}`);
+  return children[0];
+}
+
+test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM removes the pid file and ends it", async () => {
+  const dir = tmpdir('pid1');
+  const report = path.join(dir, 'report.json');
+  const pidfile = path.join(dir, 'init.pid');
+  const init = run([], { command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, fixture('daemon.js')], env: { FIXTURE_REPORT: report, FIXTURE_LOCK: pidfile } });
+  let pid = null;
+  try {
+    await waitFor(() => fs.existsSync(report), 10000, 'the report of PID 1');
+    pid = onlyChild(init.child.pid);
+    assert.deepEqual([readJson(report).pid, readJson(report).isDaemon], [1, false], 'no fork: still PID 1 of its namespace');
+    assert.equal(fs.readFileSync(pidfile, 'utf8'), '1\n');
+    process.kill(pid, 'SIGTERM');
+    const ended = await init;
+    assert.equal(ended.code, 128 + 15, ended.stderr);
+    assert.equal(fs.existsSync(pidfile), false);
+  } finally {
+    await stop(pid);
+  }
+});
+
+test('a once() SIGTERM listener of the script added before lock() runs to its end', async () => {
+  const dir = tmpdir('once');
+  const pidfile = path.join(dir, 'once.pid');
+  const code = `const daemon = require(${JSON.stringify(root)});
+    daemon.start();
+    process.once('SIGTERM', () => { console.log('stopping'); setTimeout(() => { console.log('stopped'); process.exit(0); }, 200); });
+    daemon.lock(${JSON.stringify(pidfile)});
+    setInterval(() => {}, 1e9);`;
+  const fg = run(['-e', code], { env: { DAEMON_FOREGROUND: '1' } });
+  try {
+    await waitFor(() => fs.existsSync(pidfile), 10000, 'the pid file');
+    fg.child.kill('SIGTERM');
+    const r = await fg;
+    assert.deepEqual([r.code, r.signal, r.stdout], [0, null, 'stopping\nstopped\n']);
+    assert.equal(fs.existsSync(pidfile), false);
+  } finally {
+    fg.child.kill('SIGKILL');
+  }
+});
+
+const hasWatch = Number(process.versions.node.split('.')[0]) > 18 || Number(process.versions.node.split('.')[1]) >= 11;
+test('under node --watch start() stays in the foreground, so the watcher keeps it; told otherwise, the watch variable stays out of the daemon', { skip: !hasWatch && 'node --watch came in Node 18.11' }, async () => {
+  for (const told of [undefined, '0']) {
+    const report = path.join(tmpdir('watch'), 'report.json');
+    // The watcher itself never exits: it waits for changes.
+    const watcher = run(['--watch', fixture('daemon.js')], { env: { FIXTURE_REPORT: report, ...(told && { DAEMON_FOREGROUND: told }) } });
+    let info = null;
+    try {
+      await waitFor(() => fs.existsSync(report), 10000, 'the report under --watch');
+      info = readJson(report);
+      if (told === undefined) {
+        assert.deepEqual([info.isDaemon, stat(info.pid).ppid], [false, watcher.child.pid]);
+      } else {
+        assert.equal(info.isDaemon, true);
+        assert.ok(!environ(info.pid).some((entry) => entry.startsWith('WATCH_REPORT_DEPENDENCIES=')));
+      }
+    } finally {
+      watcher.child.kill('SIGKILL');
+      await watcher;
+      await stop(info?.pid);
+    }
   }
 });
 
