@@ -303,6 +303,38 @@ function streamsToSyslog(names, target) {
 }
 
 /** The daemon's (or the foreground process's) side of start(). */
+/** Node options whose value Node resolves against the working directory at startup. */
+const RELATIVE_OPTIONS = ['-r', '--require', '--import', '--loader', '--experimental-loader', '--env-file', '--env-file-if-exists'];
+
+/**
+ * Makes the relative paths in Node's own options (`process.execArgv`, and
+ * `NODE_OPTIONS` when it has no quotes) absolute against `dir`, where this
+ * Node booted: `cluster.fork()` and `child_process.fork()` start children
+ * with them, and those boot in the daemon's `cwd`. A `-r` of a package is
+ * resolved as Node resolved it; an `--import` of a package is left alone.
+ */
+function anchorNodeOptions(dir) {
+  const anchor = (option, value) => {
+    if (value.startsWith('./') || value.startsWith('../')) return path.resolve(dir, value);
+    if (option.startsWith('--env-file')) return path.resolve(dir, value);
+    if (option === '-r' || option === '--require') {
+      try {
+        return require.resolve(value, { paths: [dir] });
+      } catch {}
+    }
+    return value;
+  };
+  const anchored = (args) =>
+    args.map((arg, i) => {
+      const [option, inline] = arg.split(/=(.*)/s);
+      if (inline !== undefined && RELATIVE_OPTIONS.includes(option)) return `${option}=${anchor(option, inline)}`;
+      return RELATIVE_OPTIONS.includes(args[i - 1]) ? anchor(args[i - 1], arg) : arg;
+    });
+  process.execArgv.splice(0, Infinity, ...anchored(process.execArgv));
+  const nodeOptions = process.env.NODE_OPTIONS;
+  if (nodeOptions && !nodeOptions.includes('"')) process.env.NODE_OPTIONS = anchored(nodeOptions.trim().split(/\s+/)).join(' ');
+}
+
 function becomeStarted(opts) {
   const foreground = !isDaemon;
   // In the foreground, what the launcher checks for a daemon comes first, so
@@ -320,6 +352,7 @@ function becomeStarted(opts) {
   }
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
+  anchorNodeOptions(process.cwd());
   process.chdir(opts.cwd);
   // Before anything touches process.stdout: Node then sees the pipe from the start.
   streamsToSyslog(['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG), opts.syslog);

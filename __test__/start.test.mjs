@@ -130,7 +130,11 @@ test('log files: stdout and stderr go to them, created 0640, and closeIO() keeps
   }
 });
 
-test('cluster: with start() at the top, the workers do not daemonize again; they serve and end with the daemon', { timeout: 30000 }, async () => {
+const [major, minor] = process.versions.node.split('.').map(Number);
+/** `--env-file` came in Node 20.6. */
+const hasEnvFile = major > 20 || (major === 20 && minor >= 6);
+
+test("cluster: with start() at the top, the workers do not daemonize again; they serve (with the launcher's relative -r, NODE_OPTIONS and --env-file) and end with the daemon", { timeout: 30000 }, async () => {
   const dir = tmpdir('cluster');
   const port = await freePort();
   const pidfile = path.join(dir, 'primary.pid');
@@ -147,11 +151,17 @@ if (cluster.isPrimary) {
   cluster.fork();
   cluster.fork();
 } else {
-  require('node:http').createServer((req, res) => res.end(String(process.pid))).listen(${port}, '127.0.0.1');
+  const seen = { pid: process.pid, preloads: globalThis.preloads, env: process.env.FROM_ENV_FILE ?? null };
+  require('node:http').createServer((req, res) => res.end(JSON.stringify(seen))).listen(${port}, '127.0.0.1');
 }
 `,
   );
-  const launcher = await run([script]);
+  // Paths relative to the launcher's directory, which the workers do not boot in.
+  fs.writeFileSync(path.join(dir, 'pre.js'), "(globalThis.preloads ??= []).push('-r');");
+  fs.writeFileSync(path.join(dir, 'pre2.js'), "(globalThis.preloads ??= []).push('NODE_OPTIONS');");
+  fs.writeFileSync(path.join(dir, '.env'), 'FROM_ENV_FILE=yes\n');
+  const envFile = hasEnvFile ? ['--env-file=.env'] : [];
+  const launcher = await run([...envFile, '-r', './pre.js', script], { cwd: dir, env: { NODE_OPTIONS: '--require ./pre2.js' } });
   const pid = fs.existsSync(pidfile) ? readPid(pidfile) : null;
   const workers = () => tagged().filter((p) => p !== pid && stat(p).ppid === pid);
   try {
@@ -164,9 +174,16 @@ if (cluster.isPrimary) {
       assert.equal(stat(worker).ttyNr, 0);
     }
     assert.equal(tagged().length, 3, 'the daemon and its two workers, nothing else');
-    const answers = new Set();
-    for (let i = 0; i < 20 && answers.size < 2; i++) answers.add(Number(await (await fetch(`http://127.0.0.1:${port}/`)).text()));
-    assert.deepEqual([...answers].sort(), [one, two].sort());
+    const answers = new Map();
+    for (let i = 0; i < 20 && answers.size < 2; i++) {
+      const seen = await (await fetch(`http://127.0.0.1:${port}/`)).json();
+      answers.set(seen.pid, seen);
+    }
+    assert.deepEqual([...answers.keys()].sort(), [one, two].sort());
+    for (const seen of answers.values()) {
+      assert.deepEqual(seen.preloads, ['NODE_OPTIONS', '-r']);
+      assert.equal(seen.env, hasEnvFile ? 'yes' : null);
+    }
     process.kill(pid, 'SIGTERM');
     await waitGone(pid);
     await Promise.all([one, two].map((worker) => waitGone(worker)));
