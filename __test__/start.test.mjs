@@ -46,7 +46,8 @@ test('cwd and umask options; the daemon boots in the launcher directory, so -r .
     assert.equal(status(pid).Umask, '0027');
     assert.equal(r.info.preloaded, 'yes');
     assert.deepEqual(r.info.argv, ['with space', 'b']);
-    assert.deepEqual(r.info.execArgv, ['-r', './preload.js', '--max-old-space-size=96']);
+    // Made absolute for the children it forks, which boot in its cwd.
+    assert.deepEqual(r.info.execArgv, ['-r', path.join(dir, 'preload.js'), '--max-old-space-size=96']);
   } finally {
     await stop(r.info?.pid);
   }
