@@ -302,7 +302,6 @@ function streamsToSyslog(names, target) {
   native.blockingWrites(fds);
 }
 
-/** The daemon's (or the foreground process's) side of start(). */
 /** Node options whose value Node resolves against the working directory at startup. */
 const RELATIVE_OPTIONS = ['-r', '--require', '--import', '--loader', '--experimental-loader', '--env-file', '--env-file-if-exists'];
 
@@ -335,6 +334,7 @@ function anchorNodeOptions(dir) {
   if (nodeOptions && !nodeOptions.includes('"')) process.env.NODE_OPTIONS = anchored(nodeOptions.trim().split(/\s+/)).join(' ');
 }
 
+/** The daemon's (or the foreground process's) side of start(). */
 function becomeStarted(opts) {
   const foreground = !isDaemon;
   // In the foreground, what the launcher checks for a daemon comes first, so
@@ -410,10 +410,6 @@ function lookupAccount(user, group) {
   return native.lookupAccount(user, group);
 }
 
-/**
- * Starts the daemon and exits with its verdict. `argv` is the Node command
- * line the daemon runs: this script by default, another one for the CLI.
- */
 /** Whether the daemon will open an inspector: `--inspect…` in its argv or NODE_OPTIONS. */
 function startsInspector(argv, env) {
   const nodeOptions = env.filter((entry) => entry.startsWith('NODE_OPTIONS='));
@@ -431,6 +427,10 @@ function releaseInspector() {
   inspector.close();
 }
 
+/**
+ * Starts the daemon and exits with its verdict. `argv` is the Node command
+ * line the daemon runs: this script by default, another one for the CLI.
+ */
 function launch(opts, { argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env = [] } = {}) {
   checkLauncher();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
