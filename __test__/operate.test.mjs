@@ -223,6 +223,10 @@ test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM
   } finally {
     await stop(pid);
   }
+  // The command, which always daemonizes, refuses instead, with nothing started.
+  const refused = await run([], { command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, cli, 'start', '--pidfile', pidfile, '--', fixture('daemon.js')], env: { FIXTURE_REPORT: report } });
+  assert.deepEqual([refused.code, refused.stderr], [1, "daemon: as PID 1 (a container's init) the daemon would end with this command: run the script itself\n"]);
+  assert.equal(fs.existsSync(pidfile), false);
 });
 
 test('a once() SIGTERM listener of the script added before lock() runs to its end', async () => {

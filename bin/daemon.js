@@ -114,6 +114,8 @@ function checkPidfileDirectory(given, pidfile) {
 }
 
 function start({ flags, script, scriptArgs }) {
+  // When a namespace's init exits, the kernel ends every process in it.
+  if (process.pid === 1) throw new Error('as PID 1 (a container\'s init) the daemon would end with this command: run the script itself');
   const options = { ready: 'auto' };
   if (flags.cwd !== undefined) options.cwd = flags.cwd;
   if (flags.stdout !== undefined) options.stdout = flags.stdout;
