@@ -248,7 +248,10 @@ function stopOptions(input) {
 
 /** Set once, at require(): this process is a daemon that a launcher started. */
 const isDaemon = takeMarker();
-/** Set by start() in the daemon, or in a process started in the foreground. */
+/**
+ * Set by start() in the daemon, in a process started in the foreground, or in
+ * a child either forked: `{ notifySocket }`, systemd's socket if it took one.
+ */
 let started = null;
 /** Names the daemon (or foreground process) to the Node children it forks. */
 const PRIMARY_ENV = 'DAEMON_PRIMARY_PID';
@@ -357,7 +360,7 @@ function becomeStarted(opts) {
   // Before anything touches process.stdout: Node then sees the pipe from the start.
   streamsToSyslog(['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG), opts.syslog);
   guardStreams();
-  started = { foreground, notifySocket: process.env.NOTIFY_SOCKET };
+  started = { notifySocket: process.env.NOTIFY_SOCKET };
   // The daemon's own children must not speak to systemd for it.
   delete process.env.NOTIFY_SOCKET;
   process.env[PRIMARY_ENV] = String(process.pid);
@@ -473,7 +476,7 @@ function start(options) {
   const opts = startOptions(options);
   if (started === null && isPartOfStarted()) {
     debug('%d: forked by %d, which started: nothing to do', process.pid, process.ppid);
-    started = { foreground: false, notifySocket: undefined };
+    started = { notifySocket: undefined };
     process.env[PRIMARY_ENV] = String(process.pid);
     return process.pid;
   }
