@@ -25,9 +25,7 @@ pub fn signal_holder(path: &str, signal: i32) -> SysResult<Option<u32>> {
 static WATCHED: Mutex<Vec<(u32, OwnedFd)>> = Mutex::new(Vec::new());
 
 fn watched() -> std::sync::MutexGuard<'static, Vec<(u32, OwnedFd)>> {
-    WATCHED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::sync::lock(&WATCHED)
 }
 
 /// Like `signal_holder`, and keeps the daemon's pidfd for `exited` and `kill`.

@@ -88,6 +88,9 @@ fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
 /// Starts the daemon and waits for its verdict. Errors are the launcher's own
 /// (a log file that cannot be opened, no pipe, no fork): nothing was started.
 pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
+    if plan.argv.is_empty() {
+        return Err(SysError::new(Errno::EINVAL, "execve"));
+    }
     check_directory(&plan.cwd)?;
     let stdout = open_high(&plan.stdout)?;
     let stderr = open_high(&plan.stderr)?;
@@ -99,13 +102,9 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
         .map_err(|e| SysError::new(e, "fstat"))?
         .st_ino;
 
-    if plan.argv.is_empty() {
-        return Err(SysError::new(Errno::EINVAL, "execve"));
-    }
     let argv = to_cstrings(&plan.argv)?;
-    let mut env = plan.env.clone();
-    env.push(format!("{MARKER_ENV}={READY_FD}:{inode}"));
-    let envp = to_cstrings(&env)?;
+    let mut envp = to_cstrings(&plan.env)?;
+    envp.extend(to_cstrings(&[format!("{MARKER_ENV}={READY_FD}:{inode}")])?);
     let (argv_ptrs, envp_ptrs) = (null_terminated(&argv), null_terminated(&envp));
     let cwd =
         CString::new(plan.cwd.as_bytes()).map_err(|_| SysError::new(Errno::EINVAL, "chdir"))?;
@@ -180,7 +179,7 @@ pub fn on_main_thread() -> bool {
 /// A directory this process can enter, or the error `chdir()` would give.
 pub fn check_directory(path: &str) -> SysResult<()> {
     let st = stat(path).at("chdir", path)?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+    if crate::fileid::kind_of(&st) != SFlag::S_IFDIR {
         return Err(SysError::new(Errno::ENOTDIR, "chdir").with_path(path));
     }
     access(path, AccessFlags::X_OK).at("chdir", path)

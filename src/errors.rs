@@ -1,7 +1,6 @@
 //! A failed system call, described the way Node's own `fs` errors describe one.
 
 use nix::errno::Errno;
-use std::fmt;
 
 /// What failed (`syscall`), why (`errno`) and on what (`path`), so that the
 /// JavaScript edge can build an `Error` with `code`, `errno`, `syscall` and `path`.
@@ -55,14 +54,8 @@ impl SysError {
     }
 }
 
-impl fmt::Display for SysError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message())
-    }
-}
-
 /// The errno's text in libuv's lower-case style ("no such file or directory").
-pub fn describe(errno: Errno) -> String {
+fn describe(errno: Errno) -> String {
     errno.desc().to_lowercase()
 }
 

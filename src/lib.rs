@@ -11,6 +11,7 @@ mod notify;
 mod privileges;
 mod ready;
 mod stdio;
+mod sync;
 mod syslog;
 mod syslog_stdio;
 

@@ -36,7 +36,7 @@ struct Held {
 static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
 
 fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
-    HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::sync::lock(&HELD)
 }
 
 /// Splits an absolute path into its directory and file name.
@@ -53,7 +53,7 @@ fn split(path: &str) -> SysResult<(&str, &str)> {
 /// Refuses what a pid file must not be, before opening it (opening a device
 /// or a FIFO can block or have side effects).
 fn check_kind(st: &FileStat, path: &str) -> SysResult<()> {
-    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let kind = crate::fileid::kind_of(st);
     match kind {
         SFlag::S_IFREG => Ok(()),
         SFlag::S_IFDIR => Err(SysError::new(Errno::EISDIR, "open").with_path(path)),

@@ -226,8 +226,7 @@ pub fn take(marker: &str) -> bool {
     // SAFETY: only inspected here; kept only when it passes the checks below.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let is_our_pipe = fstat(borrowed).is_ok_and(|st| {
-        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO
-            && crate::fileid::id_of(&st).1 == ino
+        crate::fileid::kind_of(&st) == SFlag::S_IFIFO && crate::fileid::id_of(&st).1 == ino
     });
     let writable = fcntl(borrowed, FcntlArg::F_GETFL)
         .is_ok_and(|flags| OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_WRONLY);

@@ -110,22 +110,21 @@ fn kcmp(a: RawFd, b: RawFd) -> Option<bool> {
     None
 }
 
-/// Shares `a`'s open file description, or (without `kcmp()`) its file.
-fn same_description(a: RawFd, b: RawFd) -> bool {
-    kcmp(a, b).unwrap_or_else(|| file_id(a).is_some() && file_id(a) == file_id(b))
-}
-
 /// Points `target` (0, 1 or 2) at `to`, together with every descriptor above 2
 /// that shares `target`'s open file description. Node reopens a terminal for
 /// each stream and `dup2()`s the new descriptor onto 0, 1 or 2, so the second
 /// number it writes through is such a twin. A file the script opened itself,
 /// even the same file, is another description and is left alone.
 pub fn replace(target: RawFd, to: BorrowedFd) -> SysResult<()> {
-    // Found before any dup2(), which would change what they are compared with.
+    // Found before any dup2(), which would change what they are compared with;
+    // without `kcmp()`, by the file instead of the open file description.
+    let target_id = file_id(target);
     let twins: Vec<RawFd> = open_fds()
         .into_iter()
         .filter(|&fd| fd > 2 && fd != to.as_raw_fd() && fd != target)
-        .filter(|&fd| same_description(target, fd))
+        .filter(|&fd| {
+            kcmp(target, fd).unwrap_or_else(|| target_id.is_some() && file_id(fd) == target_id)
+        })
         .collect();
     for fd in [target].into_iter().chain(twins) {
         dup2_raw(to.as_raw_fd(), fd).map_err(|e| SysError::new(e, "dup2"))?;

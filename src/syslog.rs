@@ -247,9 +247,7 @@ static CALLS: Mutex<Option<Link>> = Mutex::new(None);
 /// Sends one message to the socket at `path`; false when it was dropped.
 pub fn send(origin: &Origin, message: &str, path: &str) -> bool {
     let datagram = origin.datagram_now(message.as_bytes());
-    let mut link = CALLS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut link = crate::sync::lock(&CALLS);
     if link.as_ref().is_none_or(|l| l.path() != path) {
         *link = Some(Link::new(path));
     }
