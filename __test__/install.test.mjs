@@ -1,45 +1,76 @@
-// Install it as a user would: npm pack, npm install into a project outside the
-// repository (building from source with cargo), then CJS, ESM and the example.
+// Install it as users will get it: `npm run pack:all`, then `npm install
+// daemon` from a private registry on 127.0.0.1 with no cargo on PATH (the
+// prebuilt platform package), the tarballs side by side, and the source build
+// when no prebuilt fits; then CJS, ESM, the CLI and the example.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { freePort, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
+import { startRegistry } from './registry.mjs';
 
-const npm = (args, cwd, env = {}) =>
-  spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
+const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+const dist = path.join(root, 'dist');
+const mainTarball = path.join(dist, `daemon-${version}.tgz`);
+const platformTarball = path.join(dist, `daemon-linux-x64-gnu-${version}.tgz`);
+// What a machine without Rust has on PATH: node, npm, sh and the usual tools.
+const NO_CARGO_PATH = `${path.dirname(process.execPath)}:/usr/bin:/bin`;
 
-test('npm pack ships exactly the shim, the types, the CLI, the installer and the Rust sources', () => {
-  const packed = npm(['pack', '--dry-run', '--json'], root);
-  assert.equal(packed.status, 0, packed.stderr);
-  const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort();
-  const sources = fs.readdirSync(path.join(root, 'src')).map((name) => `src/${name}`);
-  const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'bin/daemon.js', 'bin/esm-main.mjs', 'bin/preload.js', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/install.js', ...sources];
-  assert.deepEqual(files, expected.sort());
-});
+function npm(args, cwd, env = {}) {
+  const started = performance.now();
+  const result = spawnSync('npm', args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false', ...env },
+  });
+  return { ...result, seconds: ((performance.now() - started) / 1000).toFixed(1) };
+}
 
-test('installed from the tarball into a fresh project: builds with cargo, then require, import and the example work', async () => {
-  const project = tmpdir('consumer');
-  const pack = npm(['pack', '--pack-destination', project], root);
-  assert.equal(pack.status, 0, pack.stderr);
-  const tarball = pack.stdout.trim().split('\n').pop();
-  assert.equal(npm(['init', '-y'], project).status, 0);
-  // A shared target directory keeps the suite fast; the build itself is real.
-  const install = npm(['install', `./${tarball}`, '--foreground-scripts'], project, { CARGO_TARGET_DIR: path.join(root, 'target', 'consumer') });
-  assert.equal(install.status, 0, install.stderr);
-  assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
+/** Disk use of a tree in bytes (allocated blocks, as `du` counts). */
+function footprint(dir) {
+  let bytes = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    bytes += fs.lstatSync(path.join(entry.parentPath ?? entry.path, entry.name)).blocks * 512;
+  }
+  return bytes;
+}
 
+const MAX_FOOTPRINT = 4 * 1024 * 1024;
+
+function newProject(name) {
+  const project = tmpdir(name);
+  fs.writeFileSync(path.join(project, 'package.json'), '{ "name": "consumer", "version": "1.0.0", "private": true }\n');
+  return project;
+}
+
+/** require, import, the `daemon` CLI and the shipped example, in `project`. */
+async function checkWorks(project) {
   const cjs = execFileSync(process.execPath, ['-e', "const d = require('daemon'); console.log(typeof d.start, typeof d.lock, typeof d.closeIO, d.isDaemon)"], { cwd: project, encoding: 'utf8' });
   assert.equal(cjs.trim(), 'function function function false');
   fs.writeFileSync(path.join(project, 'esm.mjs'), "import daemon, { start, lock, closeIO } from 'daemon';\nconsole.log(typeof daemon.ready, typeof start, typeof lock, typeof closeIO);\n");
-  const esm = execFileSync(process.execPath, ['esm.mjs'], { cwd: project, encoding: 'utf8' });
-  assert.equal(esm.trim(), 'function function function function');
+  assert.equal(execFileSync(process.execPath, ['esm.mjs'], { cwd: project, encoding: 'utf8' }).trim(), 'function function function function');
 
-  fs.copyFileSync(path.join(root, 'examples', 'hellohttpd.js'), path.join(project, 'hellohttpd.js'));
+  const cli = path.join(project, 'node_modules', '.bin', 'daemon');
+  const cliPidfile = path.join(project, 'sleeper.pid');
+  fs.writeFileSync(path.join(project, 'sleeper.js'), 'setInterval(() => {}, 1000);\n');
+  let cliPid;
+  try {
+    const started = await run([cli, 'start', '--pidfile', cliPidfile, 'sleeper.js'], { cwd: project });
+    assert.equal(started.code, 0, started.stderr);
+    cliPid = readPid(cliPidfile);
+    const status = spawnSync(process.execPath, [cli, 'status', '--pidfile', cliPidfile], { encoding: 'utf8' });
+    assert.equal(status.status, 0, status.stderr);
+    assert.equal(spawnSync(process.execPath, [cli, 'stop', '--pidfile', cliPidfile]).status, 0);
+    await waitGone(cliPid);
+  } finally {
+    await stop(cliPid);
+  }
+
   const port = await freePort();
   const pidfile = path.join(project, 'hellohttpd.pid');
-  const started = await run(['hellohttpd.js'], { cwd: project, env: { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile } });
+  const example = path.join(project, 'node_modules', 'daemon', 'examples', 'hellohttpd.js');
+  const started = await run([example], { cwd: project, env: { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile } });
   let pid;
   try {
     assert.equal(started.code, 0, started.stderr);
@@ -50,12 +81,82 @@ test('installed from the tarball into a fresh project: builds with cargo, then r
   } finally {
     await stop(pid);
   }
+}
 
-  // Without cargo and without a prebuilt binary, the install fails with one clear line.
-  const installer = path.join(project, 'node_modules', 'daemon', 'scripts', 'install.js');
-  const nocargo = spawnSync(process.execPath, [installer], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME } });
-  assert.equal(nocargo.status, 1);
-  assert.match(nocargo.stderr, /^daemon: no prebuilt binary for linux-x64-gnu and no Rust toolchain to build one: install Rust/);
+function checkFootprint(t, project, what) {
+  const bytes = footprint(path.join(project, 'node_modules'));
+  t.diagnostic(`${what}: node_modules holds ${(bytes / 1024).toFixed(0)} KiB`);
+  assert.ok(bytes <= MAX_FOOTPRINT, `${what}: ${bytes} bytes installed, more than 4 MiB`);
+}
+
+let registry;
+before(async () => {
+  const pack = spawnSync(process.execPath, [path.join(root, 'scripts', 'pack.js')], { cwd: root, encoding: 'utf8' });
+  assert.equal(pack.status, 0, `npm run pack:all failed:\n${pack.stdout}${pack.stderr}`);
+  registry = await startRegistry(tmpdir('registry'));
+  for (const tarball of [platformTarball, mainTarball]) {
+    const published = npm(['publish', tarball, '--userconfig', registry.npmrc], root);
+    assert.equal(published.status, 0, published.stderr);
+  }
+});
+after(() => registry?.close());
+
+test('npm pack ships exactly the shim, the types, the CLI, the installer, the examples and the Rust sources', () => {
+  const packed = npm(['pack', '--dry-run', '--json'], root);
+  assert.equal(packed.status, 0, packed.stderr);
+  const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort();
+  const sources = fs.readdirSync(path.join(root, 'src'), { recursive: true }).filter((name) => name.endsWith('.rs')).map((name) => `src/${name}`);
+  const examples = fs.readdirSync(path.join(root, 'examples')).map((name) => `examples/${name}`);
+  const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'bin/daemon.js', 'bin/esm-main.mjs', 'bin/preload.js', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/cargo.js', 'scripts/install.js', ...sources, ...examples];
+  assert.deepEqual(files, expected.sort());
+});
+
+test('the platform package holds the addon built for glibc 2.17, and names it as its main', () => {
+  const listing = execFileSync('tar', ['-tzvf', platformTarball], { encoding: 'utf8' });
+  assert.match(listing, /^-rwxr-xr-x .* package\/daemon\.linux-x64-gnu\.node$/m);
+  const manifest = JSON.parse(execFileSync('tar', ['-xzOf', platformTarball, 'package/package.json'], { encoding: 'utf8' }));
+  assert.equal(manifest.main, 'daemon.linux-x64-gnu.node');
+  assert.equal(manifest.version, version);
+  assert.deepEqual(manifest.libc, ['glibc']);
+});
+
+test('npm install daemon from a registry, no cargo on PATH: the prebuilt package is used, and module, CLI and example work', async (t) => {
+  assert.notEqual(spawnSync('cargo', ['--version'], { env: { PATH: NO_CARGO_PATH } }).status, 0, `cargo is on ${NO_CARGO_PATH}`);
+  const project = newProject('registry-consumer');
+  const install = npm(['install', 'daemon', '--foreground-scripts', '--userconfig', registry.npmrc], project, { PATH: NO_CARGO_PATH });
+  assert.equal(install.status, 0, install.stdout + install.stderr);
+  t.diagnostic(`npm install daemon from the registry took ${install.seconds} s`);
+  assert.doesNotMatch(install.stdout, /building the native addon/);
+  assert.ok(fs.existsSync(path.join(project, 'node_modules', 'daemon-linux-x64-gnu', 'daemon.linux-x64-gnu.node')));
+  assert.deepEqual(fs.readdirSync(path.join(project, 'node_modules', 'daemon')).filter((name) => name.endsWith('.node')), []);
+  checkFootprint(t, project, 'prebuilt install');
+  await checkWorks(project);
+});
+
+test('the two tarballs installed side by side, no cargo on PATH, work too', async () => {
+  const project = newProject('tarball-consumer');
+  const install = npm(['install', platformTarball, mainTarball, '--userconfig', registry.npmrc], project, { PATH: NO_CARGO_PATH });
+  assert.equal(install.status, 0, install.stdout + install.stderr);
+  await checkWorks(project);
+});
+
+test('without a prebuilt package: builds from source in a temporary target directory it removes; without cargo, one line that says what to do', async (t) => {
+  const project = newProject('source-consumer');
+  const temp = tmpdir('build-tmp');
+  const env = { TMPDIR: temp, CARGO_TARGET_DIR: '' };
+  const install = npm(['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc], project, env);
+  assert.equal(install.status, 0, install.stdout + install.stderr);
+  t.diagnostic(`npm install building from source took ${install.seconds} s`);
+  assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
+  assert.deepEqual(fs.readdirSync(temp), [], 'the temporary target directory is removed');
+  assert.ok(!fs.existsSync(path.join(project, 'node_modules', 'daemon', 'target')));
+  checkFootprint(t, project, 'source build');
+  await checkWorks(project);
+
+  const bare = newProject('no-cargo-consumer');
+  const failed = npm(['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc], bare, { PATH: NO_CARGO_PATH });
+  assert.notEqual(failed.status, 0);
+  assert.match(failed.stderr, /^daemon: no prebuilt binary for linux-x64-gnu and no Rust toolchain to build one: install Rust \(https:\/\/rustup\.rs\), then run `npm install` again\.$/m);
 });
 
 test('the TypeScript types: a strict ESM and a CommonJS consumer compile, and misuse does not', () => {
