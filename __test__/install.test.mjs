@@ -46,10 +46,20 @@ function newProject(name) {
 
 /** require, import, the `daemon` CLI and the shipped example, in `project`. */
 async function checkWorks(project) {
-  const cjs = execFileSync(process.execPath, ['-e', "const d = require('daemon'); console.log(typeof d.start, typeof d.lock, typeof d.closeIO, d.isDaemon)"], { cwd: project, encoding: 'utf8' });
+  const cjs = execFileSync(
+    process.execPath,
+    ['-e', "const d = require('daemon'); console.log(typeof d.start, typeof d.lock, typeof d.closeIO, d.isDaemon)"],
+    { cwd: project, encoding: 'utf8' },
+  );
   assert.equal(cjs.trim(), 'function function function false');
-  fs.writeFileSync(path.join(project, 'esm.mjs'), "import daemon, { start, lock, closeIO } from 'daemon';\nconsole.log(typeof daemon.ready, typeof start, typeof lock, typeof closeIO);\n");
-  assert.equal(execFileSync(process.execPath, ['esm.mjs'], { cwd: project, encoding: 'utf8' }).trim(), 'function function function function');
+  fs.writeFileSync(
+    path.join(project, 'esm.mjs'),
+    "import daemon, { start, lock, closeIO } from 'daemon';\nconsole.log(typeof daemon.ready, typeof start, typeof lock, typeof closeIO);\n",
+  );
+  assert.equal(
+    execFileSync(process.execPath, ['esm.mjs'], { cwd: project, encoding: 'utf8' }).trim(),
+    'function function function function',
+  );
 
   const cli = path.join(project, 'node_modules', '.bin', 'daemon');
   const cliPidfile = path.join(project, 'sleeper.pid');
@@ -104,10 +114,32 @@ after(() => registry?.close());
 test('npm pack ships exactly the shim, the types, the CLI, the installer, the examples and the Rust sources', () => {
   const packed = npm(['pack', '--dry-run', '--json'], root);
   assert.equal(packed.status, 0, packed.stderr);
-  const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort();
-  const sources = fs.readdirSync(path.join(root, 'src'), { recursive: true }).filter((name) => name.endsWith('.rs')).map((name) => `src/${name}`);
-  const examples = fs.readdirSync(path.join(root, 'examples')).map((name) => `examples/${name}`);
-  const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'bin/daemon.js', 'bin/esm-main.mjs', 'bin/preload.js', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/cargo.js', 'scripts/install.js', ...sources, ...examples];
+  const files = JSON.parse(packed.stdout)[0]
+    .files.map((f) => f.path)
+    .sort();
+  const tree = (dir) =>
+    fs
+      .readdirSync(path.join(root, dir), { recursive: true })
+      .filter((name) => fs.statSync(path.join(root, dir, name)).isFile())
+      .map((name) => `${dir}/${name}`);
+  const sources = [...tree('src'), ...tree('lib'), ...tree('examples')];
+  const expected = [
+    'Cargo.lock',
+    'Cargo.toml',
+    'LICENSE',
+    'README.md',
+    'bin/daemon.js',
+    'bin/esm-main.mjs',
+    'bin/preload.js',
+    'build.rs',
+    'index.d.ts',
+    'index.js',
+    'native.js',
+    'package.json',
+    'scripts/cargo.js',
+    'scripts/install.js',
+    ...sources,
+  ];
   assert.deepEqual(files, expected.sort());
 });
 
@@ -128,7 +160,10 @@ test('npm install daemon from a registry, no cargo on PATH: the prebuilt package
   t.diagnostic(`npm install daemon from the registry took ${install.seconds} s`);
   assert.doesNotMatch(install.stdout, /building the native addon/);
   assert.ok(fs.existsSync(path.join(project, 'node_modules', 'daemon-linux-x64-gnu', 'daemon.linux-x64-gnu.node')));
-  assert.deepEqual(fs.readdirSync(path.join(project, 'node_modules', 'daemon')).filter((name) => name.endsWith('.node')), []);
+  assert.deepEqual(
+    fs.readdirSync(path.join(project, 'node_modules', 'daemon')).filter((name) => name.endsWith('.node')),
+    [],
+  );
   checkFootprint(t, project, 'prebuilt install');
   await checkWorks(project);
 });
@@ -154,9 +189,14 @@ test('without a prebuilt package: builds from source in a temporary target direc
   await checkWorks(project);
 
   const bare = newProject('no-cargo-consumer');
-  const failed = npm(['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc], bare, { PATH: NO_CARGO_PATH });
+  const failed = npm(['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc], bare, {
+    PATH: NO_CARGO_PATH,
+  });
   assert.notEqual(failed.status, 0);
-  assert.match(failed.stderr, /^daemon: no prebuilt binary for linux-x64-gnu and no Rust toolchain to build one: install Rust \(https:\/\/rustup\.rs\), then run `npm install` again\.$/m);
+  assert.match(
+    failed.stderr,
+    /^daemon: no prebuilt binary for linux-x64-gnu and no Rust toolchain to build one: install Rust \(https:\/\/rustup\.rs\), then run `npm install` again\.$/m,
+  );
 });
 
 test('the TypeScript types: a strict ESM and a CommonJS consumer compile, and misuse does not', () => {
