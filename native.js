@@ -40,7 +40,7 @@ function load() {
     if (err.code !== 'MODULE_NOT_FOUND') throw err;
     const error = new Error(
       `daemon: no native addon for ${triple}: reinstall with \`npm install\`, which builds it from source ` +
-        'when no prebuilt package fits (it needs Rust\'s cargo: https://rustup.rs).',
+        "when no prebuilt package fits (it needs Rust's cargo: https://rustup.rs).",
     );
     error.code = 'ERR_DAEMON_NO_ADDON';
     throw error;

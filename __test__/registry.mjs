@@ -61,7 +61,13 @@ export async function startRegistry(dir) {
     const deadline = Date.now() + 30_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`verdaccio exited (${child.exitCode}):\n${output}`);
-      if (await fetch(`${url}-/ping`).then((r) => r.ok, () => false)) break;
+      if (
+        await fetch(`${url}-/ping`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
       if (Date.now() > deadline) throw new Error(`verdaccio did not answer on ${url}:\n${output}`);
       await sleep(100);
     }

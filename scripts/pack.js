@@ -120,7 +120,8 @@ function npmPack(dir) {
 /** The main package must name every platform package, at its own version. */
 function checkOptionalDependencies() {
   const wrong = Object.values(PLATFORMS).filter((platform) => pkg.optionalDependencies?.[`daemon-${platform}`] !== pkg.version);
-  if (wrong.length > 0) fail(`package.json's optionalDependencies must list ${wrong.map((p) => `daemon-${p}`).join(', ')} at ${pkg.version}`);
+  if (wrong.length > 0)
+    fail(`package.json's optionalDependencies must list ${wrong.map((p) => `daemon-${p}`).join(', ')} at ${pkg.version}`);
 }
 
 function main() {
