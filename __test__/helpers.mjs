@@ -12,6 +12,9 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const fixture = (name) => path.join(root, '__test__', 'fixtures', name);
 export const daemon = (await import(path.join(root, 'index.js'))).default;
 
+/** The runtime that runs this test, as a command: Deno needs its subcommand and permissions. */
+export const runtime = process.versions.deno === undefined ? [process.execPath] : [process.execPath, 'run', '-A'];
+
 /** Every process this test file starts carries this tag, so that a sweep finds them all. */
 export const TAG = `daemon-test-${process.pid}-${Date.now()}`;
 
@@ -31,7 +34,7 @@ export function tmpdir(name = 't') {
 export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false, prefix = [], command } = {}) {
   const started = performance.now();
   const childEnv = { ...process.env, DAEMON_TEST_TAG: TAG, ...env };
-  const [file, ...rest] = command ?? [...prefix, process.execPath, ...args];
+  const [file, ...rest] = command ?? [...prefix, ...runtime, ...args];
   const child = spawn(file, rest, { cwd, env: childEnv, stdio: stdio ?? ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

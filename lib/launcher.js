@@ -10,7 +10,7 @@ const { native } = require('./native.js');
 const { ENV, PARENT_ONLY } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
-const { evaluated } = require('./node-options.js');
+const { evaluated, runtimeArgs } = require('./node-options.js');
 
 const debug = debuglog('daemon');
 
@@ -63,9 +63,9 @@ function releaseInspector() {
   inspector.close();
 }
 
-/** The Node command line that runs this script again. */
+/** The command line that runs this script again, under the same runtime with the same flags. */
 function thisScript() {
-  return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  return [process.execPath, ...runtimeArgs(), ...process.argv.slice(1)];
 }
 
 /**

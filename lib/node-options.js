@@ -1,14 +1,27 @@
 'use strict';
-// Node's own command line: how the code came in (a file, `-e`), and the
-// relative paths in its options, which Node resolved against the directory
-// it booted in.
+// Node's own command line: how the code came in (a file, `-e`), the
+// runtime's arguments before the script, and the relative paths in Node's
+// options, which Node resolved against the directory it booted in.
 
+const fs = require('node:fs');
 const path = require('node:path');
 const { ENV } = require('./env.js');
 
 /** Whether the code came from `node -e` or `-p`. */
 function evaluated(execArgv = process.execArgv) {
   return execArgv.some((arg) => /^(-e|--eval|-p|--print)(=|$)/.test(arg));
+}
+
+/**
+ * The runtime's own arguments before the script: Node's and Bun's options.
+ * Deno keeps its subcommand and flags (`run -A --config deno.json`) out of
+ * `process.execArgv`; they are what precedes the script and its arguments
+ * on its command line (Linux's /proc).
+ */
+function runtimeArgs() {
+  if (process.versions.deno === undefined) return process.execArgv;
+  const cmdline = fs.readFileSync('/proc/self/cmdline', 'utf8').split('\0').slice(0, -1);
+  return cmdline.slice(1, cmdline.length - (process.argv.length - 1));
 }
 
 /** Node options whose value Node resolves against the working directory at startup. */
@@ -51,4 +64,4 @@ function anchorNodeOptions(dir) {
   }
 }
 
-module.exports = { evaluated, anchoredArgs, anchorNodeOptions };
+module.exports = { evaluated, runtimeArgs, anchoredArgs, anchorNodeOptions };

