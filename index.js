@@ -112,6 +112,7 @@ function checkEnv(env) {
   const entries = [];
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) continue;
+    if (typeof value === 'symbol') throw invalidType(`options.env['${key}']`, 'of type string', value);
     const entry = `${key}=${value}`;
     if (key === '' || key.includes('=') || entry.includes('\0')) {
       throw invalidValue(`options.env['${key}']`, 'must be a variable name and value without "=" in the name or null bytes', value);
@@ -257,6 +258,8 @@ let started = null;
 const PRIMARY_ENV = 'DAEMON_PRIMARY_PID';
 /** What start() or closeIO() gave stdout and stderr: a log file's path, or 'syslog'. closeIO() leaves those alone. */
 let logs = { stdout: undefined, stderr: undefined };
+/** In the foreground, the uid of the `user` option, who may own the log files as well as root and this process. */
+let logOwner;
 
 function takeMarker() {
   if (native === null || !native.isMainThread()) return false;
@@ -349,6 +352,7 @@ function becomeStarted(opts) {
   if (foreground) {
     // What the launcher and the child do for a daemon, in place: the logs
     // are opened before the user switch, as the launcher opens them.
+    logOwner = account?.uid ?? undefined;
     reopenLogs();
     process.umask(opts.umask);
     if (account !== undefined) become(account);
@@ -531,9 +535,8 @@ function closeIO(options) {
 
 /** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr. */
 function reopenLogs() {
-  for (const [name, fd] of [['stdout', 1], ['stderr', 2]]) {
-    if (logs[name] !== undefined && logs[name] !== SYSLOG) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
-  }
+  const [stdout, stderr] = [logs.stdout, logs.stderr].map((log) => (log === SYSLOG ? undefined : log));
+  if (stdout !== undefined || stderr !== undefined) nativeFor('reopenLogs').reopenLogs(stdout, stderr, logOwner);
 }
 
 let cleanupInstalled = false;

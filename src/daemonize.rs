@@ -7,9 +7,10 @@
 //! system calls (see `become_daemon`).
 
 use crate::errors::{SysError, SysResult, WithPath};
+use crate::logfile::open_logs;
 use crate::privileges::{self, Account};
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
-use crate::stdio::{dup_above, open_devnull, open_log};
+use crate::stdio::{dup_above, open_devnull};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc::{self, c_char, c_int};
@@ -79,10 +80,16 @@ fn null_terminated(items: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
-    path.as_deref()
-        .map(|p| open_log(p).and_then(|fd| dup_above(&fd, FIRST_HIGH_FD)))
-        .transpose()
+/// Opens stdout's and stderr's log files (both or neither), above 0-3.
+fn open_high(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
+    // The daemon's user may own its logs (logrotate creates them so).
+    let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
+    let [stdout, stderr] = open_logs(
+        [plan.stdout.as_deref(), plan.stderr.as_deref()],
+        daemon_user,
+    )?;
+    let high = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, FIRST_HIGH_FD)).transpose();
+    Ok([high(stdout)?, high(stderr)?])
 }
 
 /// Starts the daemon and waits for its verdict. Errors are the launcher's own
@@ -92,8 +99,7 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
         return Err(SysError::new(Errno::EINVAL, "execve"));
     }
     check_directory(&plan.cwd)?;
-    let stdout = open_high(&plan.stdout)?;
-    let stderr = open_high(&plan.stderr)?;
+    let [stdout, stderr] = open_high(plan)?;
     let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
     let (pipe_read, low_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
     let pipe_write = dup_above(&low_write, FIRST_HIGH_FD)?;

@@ -7,6 +7,7 @@ mod daemonize;
 mod errors;
 mod fileid;
 mod lockfile;
+mod logfile;
 mod notify;
 mod privileges;
 mod ready;
@@ -52,6 +53,30 @@ fn throw_coded(env: &Env, code: &str, message: String) -> Error {
     throw_with(env, message, |object| {
         object.set_named_property("code", code)
     })
+}
+
+/// Throws a `RangeError` with `ERR_OUT_OF_RANGE`, as Node's own checks do.
+fn out_of_range(env: &Env, message: String) -> Error {
+    match env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE")) {
+        Ok(()) => Error::new(Status::PendingException, message),
+        Err(err) => err,
+    }
+}
+
+/// Checks that `fds` are distinct standard descriptors among `allowed`:
+/// anything else would be borrowed as a descriptor that may not exist.
+fn check_fds(env: &Env, name: &str, fds: &[i32], allowed: &[i32]) -> Result<()> {
+    for (i, fd) in fds.iter().enumerate() {
+        if !allowed.contains(fd) || fds[..i].contains(fd) {
+            let names: Vec<String> = allowed.iter().map(i32::to_string).collect();
+            let message = format!(
+                "The value of \"{name}\" is out of range. It must be distinct descriptors among {}. Received {fd}",
+                names.join(", ")
+            );
+            return Err(out_of_range(env, message));
+        }
+    }
+    Ok(())
 }
 
 /// The environment variable that marks a process as the daemon.
@@ -125,6 +150,10 @@ pub struct SpawnVerdict {
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
 #[napi]
 pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
+    if plan.umask > 0o777 {
+        let message = format!("The value of \"umask\" is out of range. It must be an integer from 0 to 0o777. Received {}", plan.umask);
+        return Err(out_of_range(&env, message));
+    }
     let plan = daemonize::Plan {
         argv: plan.argv,
         env: plan.env,
@@ -203,12 +232,14 @@ pub fn release_locks() {
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.
 #[napi]
 pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, "fds", &fds, &[0, 1, 2])?;
     stdio::set_blocking(&fds).map_err(|e| throw(&env, e))
 }
 
 /// Points the given standard descriptors, and their twins, at `/dev/null`.
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, "fds", &fds, &[0, 1, 2])?;
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
@@ -265,10 +296,17 @@ pub fn notify(socket: String, state: String) -> bool {
     notify::notify(&socket, &state)
 }
 
-/// Reopens a log file onto fd 1 or 2.
+/// Reopens the log files of stdout and stderr onto fds 1 and 2, both or
+/// neither; `daemonUser` (a uid) may own them as well as root and this process.
 #[napi]
-pub fn reopen_log(env: Env, fd: i32, path: String) -> Result<()> {
-    stdio::reopen_log(fd, &path).map_err(|e| throw(&env, e))
+pub fn reopen_logs(
+    env: Env,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    daemon_user: Option<u32>,
+) -> Result<()> {
+    stdio::reopen_logs([stdout.as_deref(), stderr.as_deref()], daemon_user)
+        .map_err(|e| throw(&env, e))
 }
 
 /// Reads the user database: `user` (name or id) with its primary group or
@@ -367,6 +405,7 @@ pub struct SyslogStdio {
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
 pub fn syslog_stdio(env: Env, plan: SyslogStdio) -> Result<&'static str> {
+    check_fds(&env, "fds", &plan.fds, &[1, 2])?;
     let fds = plan
         .fds
         .iter()
