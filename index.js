@@ -7,6 +7,7 @@
 // ready (or fails) and returns the launcher's exit status. The daemon is
 // recognised at `require()` time by the readiness pipe it inherited.
 
+const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { debuglog } = require('node:util');
@@ -284,12 +285,83 @@ function errorText(error) {
   }
 }
 
-/** When the terminal hangs up or the pipe's reader goes away, carry on writing to /dev/null. */
-function guardStreams() {
+/** Output that stdout and stderr could not write since start(): `daemon.lost`. */
+const lost = { writes: 0, bytes: 0 };
+let lossReported = false;
+
+/**
+ * Makes a failed write on stdout or stderr (a full disk, EIO, EFBIG, a pipe
+ * whose reader left) a count in `daemon.lost` rather than the end of the
+ * process. Node would emit the error on the stream, where nothing listens,
+ * and the uncaught exception would end the daemon, its report lost on the
+ * same full disk. The first loss is said once to syslog. When the terminal
+ * hangs up or the pipe's reader goes away, the stream lets go of it for
+ * /dev/null, and what is written after is counted as lost too.
+ */
+function guardStreams(target) {
   for (const [name, fd] of [['stdout', 1], ['stderr', 2]]) {
-    if (logs[name] !== undefined) continue;
-    process[name].on('error', () => native.detachStdio([fd]));
+    const stream = process[name];
+    const lose = (bytes, error) => {
+      lost.writes += 1;
+      lost.bytes += bytes;
+      if (lossReported || error === undefined) return;
+      lossReported = true;
+      native.syslogSend({ message: `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`, priority: 'err', ...target });
+    };
+    if (stream._type === 'fs') {
+      stream._write = (chunk, encoding, callback) => {
+        writeAll(fd, chunk, lose);
+        callback();
+      };
+    } else {
+      // A terminal or pipe it inherited is let go of; syslog's pipe is the daemon's own.
+      const detach = logs[name] === undefined ? () => native.detachStdio([fd]) : undefined;
+      for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, detach);
+    }
+    // Any other error of the stream: it is not the end of the daemon either.
+    stream.on('error', (error) => lose(0, error));
   }
+}
+
+/**
+ * Node's own write to a file (SyncWriteStream), and it carries on after a
+ * short write, which Node's drops; what cannot be written goes to `lose`.
+ */
+function writeAll(fd, buffer, lose) {
+  let written = 0;
+  try {
+    while (written < buffer.length) written += fs.writeSync(fd, buffer, written, buffer.length - written);
+  } catch (error) {
+    lose(buffer.length - written, error);
+  }
+}
+
+/**
+ * Wraps a pipe's or terminal's `_write` or `_writev` so that its failure is a
+ * loss, not the stream's error. With `detach`, the first failure lets go of
+ * the stream's file, and what is written after is lost.
+ */
+function guardWrite(stream, method, lose, detach) {
+  const write = stream[method];
+  if (typeof write !== 'function') return;
+  let failed = false;
+  stream[method] = function (...args) {
+    const callback = args.pop();
+    const chunks = method === '_writev' ? args[0] : [{ chunk: args[0], encoding: args[1] }];
+    const bytes = () => chunks.reduce((sum, { chunk, encoding }) => sum + Buffer.byteLength(chunk, encoding), 0);
+    if (failed) {
+      lose(bytes());
+      return callback();
+    }
+    return write.call(this, ...args, (error) => {
+      if (error) lose(bytes(), error);
+      if (error && detach) {
+        failed = true;
+        detach();
+      }
+      callback();
+    });
+  };
 }
 
 /** Turns the named streams (not yet logged) into syslog messages, one a line. */
@@ -348,22 +420,24 @@ function becomeStarted(opts) {
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) native.checkDirectory(opts.cwd);
   const file = (log) => (log === SYSLOG ? undefined : log);
-  logs = { stdout: file(opts.stdout), stderr: file(opts.stderr) };
+  const files = { stdout: file(opts.stdout), stderr: file(opts.stderr) };
   if (foreground) {
     // What the launcher and the child do for a daemon, in place: the logs
-    // are opened before the user switch, as the launcher opens them.
-    logOwner = account?.uid ?? undefined;
-    reopenLogs();
+    // are opened before the user switch, as the launcher opens them, and
+    // may be the user's.
+    openLogs(files, account?.uid);
+    logOwner = account?.uid;
     process.umask(opts.umask);
     if (account !== undefined) become(account);
   }
+  logs = files;
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   anchorNodeOptions(process.cwd());
   process.chdir(opts.cwd);
   // Before anything touches process.stdout: Node then sees the pipe from the start.
   streamsToSyslog(['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG), opts.syslog);
-  guardStreams();
+  guardStreams(opts.syslog);
   started = { notifySocket: process.env.NOTIFY_SOCKET };
   // The daemon's own children must not speak to systemd for it.
   delete process.env.NOTIFY_SOCKET;
@@ -535,8 +609,13 @@ function closeIO(options) {
 
 /** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr. */
 function reopenLogs() {
-  const [stdout, stderr] = [logs.stdout, logs.stderr].map((log) => (log === SYSLOG ? undefined : log));
-  if (stdout !== undefined || stderr !== undefined) nativeFor('reopenLogs').reopenLogs(stdout, stderr, logOwner);
+  const file = (log) => (log === SYSLOG ? undefined : log);
+  openLogs({ stdout: file(logs.stdout), stderr: file(logs.stderr) }, logOwner);
+}
+
+/** Opens the log files onto stdout and stderr, both or neither; `owner` (a uid) may own them, as root and this process may. */
+function openLogs({ stdout, stderr }, owner) {
+  if (stdout !== undefined || stderr !== undefined) nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
 }
 
 let cleanupInstalled = false;
@@ -685,6 +764,7 @@ Object.defineProperty(syslog, 'dropped', {
 });
 
 module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, dropPrivileges, chroot, syslog, isDaemon };
+Object.defineProperty(module.exports, 'lost', { enumerable: true, get: () => ({ ...lost }) });
 // For the CLI, which starts scripts that do not call start() themselves.
 module.exports[Symbol.for('daemon.launch')] = (options, command) => launch(startOptions(options), command);
 module.exports[Symbol.for('daemon.ident')] = defaultIdent;

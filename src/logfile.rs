@@ -210,7 +210,7 @@ fn open_existing(
     if !owner_allowed(&st, daemon_user) {
         return refuse(
             Errno::EPERM,
-            "log file owned by another user than root, this process's or the daemon's",
+            "log file owned by a user other than root, this process's or the daemon's",
         );
     }
     if st.st_nlink != 1 {
