@@ -7,7 +7,22 @@ import net from 'node:net';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { after, test } from 'node:test';
-import { TAG, alive, fds, fixture, freePort, readJson, readPid, root, run, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  TAG,
+  alive,
+  fds,
+  fixture,
+  freePort,
+  readJson,
+  readPid,
+  root,
+  run,
+  startFixture,
+  stop,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 const RSYSLOGD = '/usr/sbin/rsyslogd';
 const dir = tmpdir('rsyslog');
@@ -157,7 +172,10 @@ test('closeIO({ syslog: true }) after the fact: lets go of the launcher pipes; i
   const report = path.join(tmpdir('late'), 'report.json');
   const closeio = { syslog: true, ident: 'late-syslog', facility: 'local5', socket };
   // The launcher's stdout and stderr are pipes, read to EOF as ssh would.
-  const launcher = run([fixture('daemon.js')], { untilEof: true, env: { FIXTURE_REPORT: report, FIXTURE_CLOSEIO: JSON.stringify(closeio) } });
+  const launcher = run([fixture('daemon.js')], {
+    untilEof: true,
+    env: { FIXTURE_REPORT: report, FIXTURE_CLOSEIO: JSON.stringify(closeio) },
+  });
   await waitFor(() => fs.existsSync(report), 10000, 'the daemon report');
   const { pid } = readJson(report);
   try {
@@ -189,7 +207,10 @@ test('10 000 lines from a busy daemon arrive complete and in order', async () =>
     const lines = () => messages(pid).filter((m) => m.text.startsWith('burst line '));
     await waitFor(() => lines().length >= 10000, 10000, 'all 10 000 lines');
     const numbers = lines().map((m) => Number(m.text.split(' ')[2]));
-    assert.deepEqual(numbers, Array.from({ length: 10000 }, (_, i) => i));
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: 10000 }, (_, i) => i),
+    );
     assert.ok(lines().every((m) => m.severity === 'info' && m.ident === 'daemon'));
   } finally {
     await stop(pid);
@@ -212,7 +233,10 @@ test("lines written just before process.exit() and an uncaught exception's stack
     await waitForMessage(thrown.info.pid, 'about to throw');
     const stack = await waitForMessage(thrown.info.pid, 'Error: late boom from the daemon');
     assert.equal(stack.severity, 'err');
-    assert.ok(messages(thrown.info.pid).some((m) => /^ {4}at .*daemon\.js:\d+:\d+/.test(m.text)), 'the stack frames');
+    assert.ok(
+      messages(thrown.info.pid).some((m) => /^ {4}at .*daemon\.js:\d+:\d+/.test(m.text)),
+      'the stack frames',
+    );
   } finally {
     await stop(exited.info?.pid);
     await stop(thrown.info?.pid);
@@ -245,13 +269,19 @@ test('a stalled syslog: the daemon waits one send timeout at most, then drops an
   }
 });
 
-test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s name, for an ES module too', async () => {
+test("the CLI with --stdout syslog --stderr syslog: lines carry the script's name, for an ES module too", async () => {
   const dir = tmpdir('cli-syslog');
   for (const name of ['c1.js', 'e1.mjs']) {
     const script = path.join(dir, name);
-    fs.writeFileSync(script, "console.log('out from ' + process.argv[2]);\nconsole.error('err from ' + process.argv[2]);\nsetInterval(() => {}, 1000);\n");
+    fs.writeFileSync(
+      script,
+      "console.log('out from ' + process.argv[2]);\nconsole.error('err from ' + process.argv[2]);\nsetInterval(() => {}, 1000);\n",
+    );
     const pidfile = path.join(dir, `${name}.pid`);
-    const r = await run([path.join(root, 'bin', 'daemon.js'), 'start', '--pidfile', pidfile, '--stdout', 'syslog', '--stderr', 'syslog', '--', script, name], { env: syslogEnv });
+    const r = await run(
+      [path.join(root, 'bin', 'daemon.js'), 'start', '--pidfile', pidfile, '--stdout', 'syslog', '--stderr', 'syslog', '--', script, name],
+      { env: syslogEnv },
+    );
     let pid;
     try {
       assert.equal(r.code, 0, r.stderr);
@@ -270,7 +300,9 @@ test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s na
 test('examples/hellohttpd.js --syslog: its log lines reach syslog as hellohttpd', async () => {
   const port = String(await freePort());
   const pidfile = path.join(tmpdir('hello'), 'hellohttpd.pid');
-  const r = await run([path.join(root, 'examples', 'hellohttpd.js'), '--syslog'], { env: { ...syslogEnv, PORT: port, HELLOHTTPD_PIDFILE: pidfile } });
+  const r = await run([path.join(root, 'examples', 'hellohttpd.js'), '--syslog'], {
+    env: { ...syslogEnv, PORT: port, HELLOHTTPD_PIDFILE: pidfile },
+  });
   let pid;
   try {
     assert.equal(r.code, 0, r.stderr);
@@ -330,5 +362,74 @@ test("journald's stdout stream where it exists, unless a socket is named", async
     await new Promise((resolve) => server.close(resolve));
     fs.rmSync(journal, { force: true });
     for (const d of created) fs.rmdirSync(d);
+  }
+});
+
+/** Reads what the fixture's server on `port` answers: its daemon.lost. */
+function askLost(port) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    net
+      .connect(port, '127.0.0.1')
+      .on('data', (d) => (text += d))
+      .on('end', () => resolve(JSON.parse(text)))
+      .on('error', reject);
+  });
+}
+
+/** Waits until the flooding process on `port` has lost more, and its one report of the loss is in syslog. */
+async function keepsServingWhileLosing(pid, port) {
+  // The server listens soon after ready: until then, nothing answers.
+  await waitFor(async () => (await askLost(port).catch(() => ({ writes: 0 }))).writes > 100, 10000, `${pid} to lose output`);
+  const first = await askLost(port);
+  assert.ok(first.bytes > first.writes, JSON.stringify(first));
+  await waitFor(async () => (await askLost(port)).writes > first.writes + 100, 10000, `${pid} to lose more`);
+  assert.ok(alive(pid), 'still running');
+  const lossReports = () => messages(pid).filter((m) => m.text.includes('is lost'));
+  await waitFor(() => lossReports().length > 0, 5000, `the loss of ${pid} in syslog`);
+  const [report, ...more] = lossReports();
+  assert.deepEqual(more, [], 'reported once');
+  assert.match(report.text, /^daemon: output to std(out|err) is lost \(ENOSPC: no space left on device, write\); daemon\.lost counts it$/);
+  assert.deepEqual([report.severity, report.ident], ['err', 'daemon']);
+}
+
+test('a full disk (a 64 KiB tmpfs) under the log files: the daemon and a foreground process keep running and serving, daemon.lost grows, the loss is said once to syslog', async (t) => {
+  const full = tmpdir('full');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0755', 'tmpfs', full], { stdio: 'pipe' });
+  } catch (error) {
+    t.skip(`no tmpfs can be mounted here: ${error.stderr}`);
+    return;
+  }
+  const pids = [];
+  try {
+    const port = await freePort();
+    const logs = { stdout: path.join(full, 'out.log'), stderr: path.join(full, 'err.log') };
+    const r = await startFixture({ opts: logs, env: { ...syslogEnv, FIXTURE_DO: 'flood', FIXTURE_PORT: String(port) } });
+    pids.push(r.info?.pid);
+    assert.equal(r.code, 0, r.stderr);
+    await keepsServingWhileLosing(r.info.pid, port);
+    const written = fs.statSync(logs.stdout).size + fs.statSync(logs.stderr).size;
+    assert.ok(written > 60000 && written <= 65536, `the disk is full: ${written} bytes`);
+
+    // In the foreground, on the disk that is full already.
+    const fgPort = await freePort();
+    const report = path.join(tmpdir('fg-full'), 'report.json');
+    const fgLog = path.join(full, 'fg.log');
+    const opts = { foreground: true, stdout: fgLog, stderr: fgLog };
+    const foreground = run([fixture('daemon.js')], {
+      env: { ...syslogEnv, FIXTURE_OPTS: JSON.stringify(opts), FIXTURE_REPORT: report, FIXTURE_DO: 'flood', FIXTURE_PORT: String(fgPort) },
+    });
+    pids.push(foreground.child.pid);
+    await waitFor(() => fs.existsSync(report), 10000, 'the foreground report');
+    assert.equal(readJson(report).pid, foreground.child.pid);
+    await keepsServingWhileLosing(foreground.child.pid, fgPort);
+  } finally {
+    for (const pid of pids) await stop(pid);
+    try {
+      execFileSync('umount', [full]);
+    } catch {
+      execFileSync('umount', ['-l', full]); // never left mounted
+    }
   }
 });

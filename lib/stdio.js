@@ -1,0 +1,157 @@
+'use strict';
+// The started process's standard streams: log files, syslog, letting go of
+// the terminal (closeIO), reopening logs after rotation.
+
+const fs = require('node:fs');
+const { native, nativeFor } = require('./native.js');
+const { SYSLOG, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
+
+const STREAMS = Object.freeze([
+  ['stdout', 1],
+  ['stderr', 2],
+]);
+const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
+
+/** What start() or closeIO() gave stdout and stderr: a log file's path, or 'syslog'. closeIO() leaves those alone. */
+const logs = Object.seal({ __proto__: null, stdout: undefined, stderr: undefined });
+
+/** The uid of start()'s `user` in the foreground, who may own the log files. */
+let logOwner;
+
+/** Records what start() gave the streams: a log file's path, 'syslog', or nothing (inherited). */
+function setLogs(stdout, stderr) {
+  logs.stdout = stdout;
+  logs.stderr = stderr;
+}
+
+/** `daemon.lost`: what stdout and stderr could not write since start(), counted in place. */
+const lost = Object.seal({ writes: 0, bytes: 0 });
+let lossReported = false;
+
+/**
+ * Makes a failed write on stdout or stderr (a full disk, EIO, EFBIG, a pipe
+ * whose reader left) a count in `daemon.lost` instead of the end of the
+ * process: Node would emit the error on the stream, where nothing listens,
+ * and the uncaught exception would end the daemon, its report lost on the
+ * same full disk. The first loss is said once to syslog (`target`). When an
+ * inherited terminal hangs up or pipe's reader goes away, the stream lets go
+ * of it for /dev/null, and what is written after counts as lost too.
+ */
+function guardStreams(target) {
+  for (const [name, fd] of STREAMS) {
+    const stream = process[name];
+    const lose = (bytes, error) => {
+      lost.writes += 1;
+      lost.bytes += bytes;
+      if (lossReported || error === undefined) return;
+      lossReported = true;
+      const message = `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`;
+      native.syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
+    };
+    if (stream._type === 'fs') {
+      stream._write = (chunk, _encoding, callback) => {
+        writeAll(fd, chunk, lose);
+        callback();
+      };
+    } else {
+      // A terminal or pipe it inherited is let go of; syslog's pipe is the process's own.
+      const detach = logs[name] === undefined ? () => native.detachStdio([fd]) : undefined;
+      for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, detach);
+    }
+    // Any other error of the stream is not the end of the process either.
+    stream.on('error', (error) => lose(0, error));
+  }
+}
+
+/**
+ * Node's own write to a file (its SyncWriteStream's), except that it carries
+ * on after a short write, which Node's drops; what cannot be written is lost.
+ */
+function writeAll(fd, buffer, lose) {
+  let written = 0;
+  try {
+    while (written < buffer.length) written += fs.writeSync(fd, buffer, written, buffer.length - written);
+  } catch (error) {
+    lose(buffer.length - written, error);
+  }
+}
+
+/**
+ * Wraps a pipe's or terminal's `_write` or `_writev` so that its failure is a
+ * loss, not the stream's error. With `detach`, the first failure lets go of
+ * the stream's file, and what is written after is lost.
+ */
+function guardWrite(stream, method, lose, detach) {
+  const write = stream[method];
+  if (typeof write !== 'function') return;
+  let failed = false;
+  stream[method] = function guarded(...args) {
+    const callback = args.pop();
+    const chunks = method === '_writev' ? args[0] : [{ chunk: args[0], encoding: args[1] }];
+    const bytes = () => chunks.reduce((sum, { chunk, encoding }) => sum + Buffer.byteLength(chunk, encoding), 0);
+    if (failed) {
+      lose(bytes());
+      return callback();
+    }
+    return write.call(this, ...args, (error) => {
+      if (error) lose(bytes(), error);
+      if (error && detach) {
+        failed = true;
+        detach();
+      }
+      callback();
+    });
+  };
+}
+
+/** Turns the named streams (not yet logged) into syslog messages, one a line. */
+function streamsToSyslog(names, target) {
+  const fresh = names.filter((name) => logs[name] === undefined);
+  const fds = fresh.map((name) => (name === 'stdout' ? 1 : 2));
+  if (fds.length === 0) return;
+  native.syslogStdio(Object.assign(Object.create(null), target, { fds }));
+  // Node opens a pipe non-blocking and, when it is full, keeps what does not
+  // fit in memory, where process.exit() loses it: once Node has opened the
+  // stream, make its writes wait for the drain instead.
+  for (const name of fresh) {
+    logs[name] = SYSLOG;
+    void process[name]; // the getter opens the stream
+  }
+  native.blockingWrites(fds);
+}
+
+/**
+ * Points stdin, stdout and stderr (but not the log files or syslog start()
+ * set up) at /dev/null, or with `{ syslog: true }` stdout and stderr at syslog.
+ */
+function closeIO(options) {
+  const own = checkOptions(options, CLOSEIO_OPTIONS, 'closeIO');
+  const toSyslog = own.syslog === undefined ? false : checkBoolean('options.syslog', own.syslog);
+  const target = syslogTarget(own);
+  nativeFor('closeIO');
+  // First, so that stdin's terminal twins are not mistaken for theirs.
+  if (toSyslog) streamsToSyslog(['stdout', 'stderr'], target);
+  const fds = [0];
+  if (logs.stdout === undefined) fds.push(1);
+  if (logs.stderr === undefined) fds.push(2);
+  native.detachStdio(fds);
+}
+
+/** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr, both or neither. */
+function reopenLogs() {
+  const file = (log) => (log === SYSLOG ? undefined : log);
+  openLogs(file(logs.stdout), file(logs.stderr), logOwner);
+}
+
+/**
+ * In the foreground (and for reopenLogs()): opens the log files onto stdout
+ * and stderr, both or neither. `owner`, the uid of start()'s `user`, may own
+ * them, as root and this process's user may (logrotate creates them so).
+ */
+function openLogs(stdout, stderr, owner) {
+  if (stdout === undefined && stderr === undefined) return;
+  nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
+  logOwner = owner;
+}
+
+module.exports = { setLogs, openLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };
