@@ -365,18 +365,6 @@ test("journald's stdout stream where it exists, unless a socket is named", async
   }
 });
 
-/** Reads what the fixture's server on `port` answers: its daemon.lost. */
-function askLost(port) {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    net
-      .connect(port, '127.0.0.1')
-      .on('data', (d) => (text += d))
-      .on('end', () => resolve(JSON.parse(text)))
-      .on('error', reject);
-  });
-}
-
 /** Waits until the flooding process on `port` has lost more, and its one report of the loss is in syslog. */
 async function keepsServingWhileLosing(pid, port) {
   // The server listens soon after ready: until then, nothing answers.

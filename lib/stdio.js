@@ -55,8 +55,12 @@ function guardStreams(target) {
       };
     } else {
       // A terminal or pipe it inherited is let go of; syslog's pipe is the process's own.
-      const detach = logs[name] === undefined ? () => native.detachStdio([fd]) : undefined;
-      for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, detach);
+      const letGo = () => {
+        if (logs[name] !== undefined) return false;
+        native.detachStdio([fd]);
+        return true;
+      };
+      for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, letGo);
     }
     // Any other error of the stream is not the end of the process either.
     stream.on('error', (error) => lose(0, error));
@@ -78,10 +82,10 @@ function writeAll(fd, buffer, lose) {
 
 /**
  * Wraps a pipe's or terminal's `_write` or `_writev` so that its failure is a
- * loss, not the stream's error. With `detach`, the first failure lets go of
- * the stream's file, and what is written after is lost.
+ * loss, not the stream's error. Once `letGo()` has let go of the stream's
+ * file after a failure, what is written is lost.
  */
-function guardWrite(stream, method, lose, detach) {
+function guardWrite(stream, method, lose, letGo) {
   const write = stream[method];
   if (typeof write !== 'function') return;
   let failed = false;
@@ -94,10 +98,9 @@ function guardWrite(stream, method, lose, detach) {
       return callback();
     }
     return write.call(this, ...args, (error) => {
-      if (error) lose(bytes(), error);
-      if (error && detach) {
-        failed = true;
-        detach();
+      if (error) {
+        lose(bytes(), error);
+        failed = letGo();
       }
       callback();
     });

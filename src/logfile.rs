@@ -19,11 +19,13 @@ const LOG_MODE: u32 = 0o640;
 /// The kernel's own limit on the symlinks one path may go through (MAXSYMLINKS).
 const MAX_SYMLINKS: usize = 40;
 
-/// Opens a component itself, not what it links to: on Linux `O_PATH`, whose
-/// descriptor of a symlink is the link itself.
+/// Opens a component itself, not what it links to: on Linux `O_PATH`, on
+/// macOS `O_SYMLINK` (a directory must then be readable, not only searchable).
 #[cfg(target_os = "linux")]
 const LOOK: OFlag = OFlag::O_PATH;
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_vendor = "apple")]
+const LOOK: OFlag = OFlag::from_bits_retain(nix::libc::O_RDONLY | nix::libc::O_SYMLINK);
+#[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
 const LOOK: OFlag = OFlag::O_RDONLY;
 
 const APPEND: OFlag = OFlag::O_WRONLY
@@ -82,7 +84,8 @@ fn read_link(link: &OwnedFd, _dir: &OwnedFd, _name: &OsString) -> nix::Result<Os
 }
 #[cfg(not(target_os = "linux"))]
 fn read_link(_link: &OwnedFd, dir: &OwnedFd, name: &OsString) -> nix::Result<OsString> {
-    // Without O_PATH, by name: a link swapped in between can race this.
+    // By name (macOS has no readlink of a descriptor before 13): a link
+    // swapped in between the check and this read can race it.
     readlinkat(dir, name.as_os_str())
 }
 
