@@ -14,7 +14,10 @@ test('npm pack ships exactly the shim, the types, the CLI, the installer and the
   const packed = npm(['pack', '--dry-run', '--json'], root);
   assert.equal(packed.status, 0, packed.stderr);
   const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort();
-  const sources = fs.readdirSync(path.join(root, 'src')).map((name) => `src/${name}`);
+  const sources = fs
+    .readdirSync(path.join(root, 'src'), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(root, path.join(entry.parentPath ?? entry.path, entry.name)));
   const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'bin/daemon.js', 'bin/esm-main.mjs', 'bin/preload.js', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/install.js', ...sources];
   assert.deepEqual(files, expected.sort());
 });

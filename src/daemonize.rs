@@ -10,13 +10,15 @@ use crate::errors::{SysError, SysResult, WithPath};
 use crate::privileges::{self, Account};
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
 use crate::stdio::{dup_above, open_devnull, open_log};
+use crate::sys;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc::{self, c_char, c_int};
+use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::stat::{fstat, stat, SFlag};
 use nix::sys::wait::waitpid;
-use nix::unistd::{access, pipe2, AccessFlags, Pid};
+use nix::unistd::{access, pipe2, AccessFlags, ForkResult, Pid};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr;
@@ -167,8 +169,7 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
 /// thread, not a worker's (cheaper than loading `node:worker_threads`).
 pub fn on_main_thread() -> bool {
     #[cfg(target_os = "linux")]
-    // SAFETY: gettid and getpid take no arguments and cannot fail.
-    return unsafe { libc::gettid() == libc::getpid() };
+    return nix::unistd::gettid() == nix::unistd::getpid();
     #[cfg(target_os = "macos")]
     // SAFETY: pthread_main_np takes no arguments and cannot fail.
     return unsafe { libc::pthread_main_np() } == 1;
@@ -193,12 +194,9 @@ fn reap(pid: Pid) {
 /// The highest descriptor count, for closing descriptors one by one where
 /// `close_range()` is missing.
 fn fd_limit() -> c_int {
-    // SAFETY: getrlimit only writes the struct it is given.
-    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
-    limit.rlim_cur.min(c_int::MAX as libc::rlim_t) as c_int
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| {
+        soft.min(c_int::MAX as libc::rlim_t) as c_int
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -209,7 +207,7 @@ fn fd_limit() -> c_int {
 // at the moment of the fork. So this code only makes async-signal-safe system
 // calls (POSIX.1's list: setsid, _exit, sigaction, sigprocmask, umask, dup2,
 // fcntl, close, write, access, chdir, setgid, setuid, execve; the second
-// fork is a raw clone, see `raw_fork`; close_range, setrlimit and setgroups
+// fork is a raw clone, see `sys::fork_raw`; close_range, setrlimit and setgroups
 // are plain system calls too, and the switch of user makes them raw, see
 // `privileges::THIS_THREAD`),
 // reads memory prepared before the fork, and writes only to its own stack:
@@ -226,10 +224,10 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
     }
     // ...whose leader exits at once, so the daemon is not a session leader
     // and can never acquire a controlling terminal again.
-    match raw_fork() {
-        -1 => fail(p.ready, b"fork"),
-        0 => {}
-        _ => libc::_exit(0),
+    match sys::fork_raw() {
+        Err(_) => fail(p.ready, b"fork"),
+        Ok(ForkResult::Child) => {}
+        Ok(ForkResult::Parent { .. }) => libc::_exit(0),
     }
     for signal in 1..65 {
         // Fails harmlessly for SIGKILL, SIGSTOP and numbers the system lacks.
@@ -251,7 +249,7 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
         }
     }
     if let Some(account) = p.account {
-        if let Err(step) = privileges::switch(account, &privileges::THIS_THREAD) {
+        if let Err((step, _)) = privileges::switch(account, &privileges::THIS_THREAD) {
             fail(READY_FD, step.as_bytes());
         }
         // The launcher checked `cwd` as itself; whether the new user may
@@ -272,16 +270,6 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
     fail(READY_FD, b"execve")
 }
 
-/// `fork()` without libc's wrapper, which runs `pthread_atfork` handlers and
-/// takes libc's own locks: POSIX.1-2024 no longer counts `fork()` as
-/// async-signal-safe (it added `_Fork()`), and this child is such a context.
-unsafe fn raw_fork() -> libc::pid_t {
-    #[cfg(target_os = "linux")]
-    return libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) as libc::pid_t;
-    #[cfg(not(target_os = "linux"))]
-    return libc::fork();
-}
-
 /// Puts the log file on `fd`, or keeps the inherited stream across execve()
 /// (Node marked it close-on-exec), or `/dev/null` where there was none: fds
 /// 0-2 are never left closed.
@@ -299,14 +287,7 @@ unsafe fn give_stream(fd: RawFd, log: Option<RawFd>, devnull: RawFd) {
 /// Closes every descriptor from `first` up: with one `close_range()` where
 /// the kernel has it, else one by one up to the descriptor limit.
 unsafe fn close_from(first: RawFd, limit: c_int) {
-    #[cfg(target_os = "linux")]
-    if libc::syscall(
-        libc::SYS_close_range,
-        first as libc::c_uint,
-        libc::c_uint::MAX,
-        0,
-    ) == 0
-    {
+    if sys::close_range(first as libc::c_uint, libc::c_uint::MAX).is_ok() {
         return;
     }
     for fd in first..limit {

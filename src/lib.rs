@@ -12,6 +12,7 @@ mod privileges;
 mod ready;
 mod stdio;
 mod sync;
+mod sys;
 mod syslog;
 mod syslog_stdio;
 

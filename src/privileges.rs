@@ -6,9 +6,12 @@
 //! process could no longer change its groups).
 
 use crate::errors::{SysError, SysResult};
+use crate::sys;
 use nix::errno::Errno;
 use nix::libc::{self, c_int, gid_t, uid_t};
-use nix::unistd::{getegid, geteuid, getgid, getuid, Gid, Group, Uid, User};
+use nix::unistd::{
+    getegid, geteuid, getgid, getuid, setgid, setgroups, setuid, Gid, Group, Uid, User,
+};
 use std::ffi::CString;
 
 /// A user or group as `start()` was given it: a name or a numeric id.
@@ -198,49 +201,43 @@ impl Account {
 /// system calls change the calling thread only and take no lock, which is what
 /// the single-threaded child of `fork()` needs.
 pub struct Calls {
-    setgroups: unsafe fn(&[gid_t]) -> c_int,
-    setgid: unsafe fn(gid_t) -> c_int,
-    setuid: unsafe fn(uid_t) -> c_int,
+    setgroups: fn(&[gid_t]) -> nix::Result<()>,
+    setgid: fn(gid_t) -> nix::Result<()>,
+    setuid: fn(uid_t) -> nix::Result<()>,
 }
 
 /// For a running process: every thread changes (glibc synchronises them).
 pub const EVERY_THREAD: Calls = Calls {
-    setgroups: |list| unsafe { libc::setgroups(list.len() as _, list.as_ptr()) },
-    setgid: |gid| unsafe { libc::setgid(gid) },
-    setuid: |uid| unsafe { libc::setuid(uid) },
+    setgroups: |list| {
+        setgroups(
+            &list
+                .iter()
+                .map(|&gid| Gid::from_raw(gid))
+                .collect::<Vec<_>>(),
+        )
+    },
+    setgid: |gid| setgid(Gid::from_raw(gid)),
+    setuid: |uid| setuid(Uid::from_raw(uid)),
 };
 
 /// For the child of `fork()`: plain system calls, async-signal-safe.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 pub const THIS_THREAD: Calls = Calls {
-    setgroups: |list| unsafe {
-        libc::syscall(libc::SYS_setgroups, list.len(), list.as_ptr()) as c_int
-    },
-    setgid: |gid| unsafe { libc::syscall(libc::SYS_setgid, gid) as c_int },
-    setuid: |uid| unsafe { libc::syscall(libc::SYS_setuid, uid) as c_int },
+    setgroups: sys::thread_setgroups,
+    setgid: sys::thread_setgid,
+    setuid: sys::thread_setuid,
 };
 
-/// Elsewhere the child has only libc's wrappers (single-threaded there).
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-pub const THIS_THREAD: Calls = EVERY_THREAD;
-
 /// Sets the supplementary groups, then the group, then the user, each checked.
-/// On failure returns the step's name; `errno` says why. Async-signal-safe
-/// with [`THIS_THREAD`]: no allocation, no lock, nothing that can panic.
+/// On failure returns the step's name and why. Async-signal-safe with
+/// [`THIS_THREAD`]: no allocation, no lock, nothing that can panic.
 ///
 /// # Safety
 /// Changes the credentials of the process (or thread); the caller decides.
-pub unsafe fn switch(account: &Account, calls: &Calls) -> Result<(), &'static str> {
-    if (calls.setgroups)(&account.groups) != 0 {
-        return Err("setgroups");
-    }
-    if (calls.setgid)(account.gid) != 0 {
-        return Err("setgid");
-    }
+pub unsafe fn switch(account: &Account, calls: &Calls) -> Result<(), (&'static str, Errno)> {
+    (calls.setgroups)(&account.groups).map_err(|e| ("setgroups", e))?;
+    (calls.setgid)(account.gid).map_err(|e| ("setgid", e))?;
     if let Some(uid) = account.uid {
-        if (calls.setuid)(uid) != 0 {
-            return Err("setuid");
-        }
+        (calls.setuid)(uid).map_err(|e| ("setuid", e))?;
     }
     Ok(())
 }
@@ -251,7 +248,7 @@ pub fn drop_to(account: &Account) -> SysResult<()> {
         return Ok(());
     }
     // SAFETY: changing credentials is what the caller asked for.
-    unsafe { switch(account, &EVERY_THREAD) }.map_err(|step| SysError::new(Errno::last(), step))
+    unsafe { switch(account, &EVERY_THREAD) }.map_err(|(step, errno)| SysError::new(errno, step))
 }
 
 #[cfg(test)]
@@ -320,14 +317,10 @@ mod tests {
 
     #[test]
     fn a_failed_step_is_named() {
-        fn refuse(_: gid_t) -> c_int {
-            Errno::set_raw(libc::EPERM);
-            -1
-        }
         let calls = Calls {
-            setgroups: |_| 0,
-            setgid: refuse,
-            setuid: |_| 0,
+            setgroups: |_| Ok(()),
+            setgid: |_| Err(Errno::EPERM),
+            setuid: |_| Ok(()),
         };
         let a = Account {
             uid: Some(1),
@@ -336,7 +329,6 @@ mod tests {
             name: None,
             home: None,
         };
-        assert_eq!(unsafe { switch(&a, &calls) }, Err("setgid"));
-        assert_eq!(Errno::last(), Errno::EPERM);
+        assert_eq!(unsafe { switch(&a, &calls) }, Err(("setgid", Errno::EPERM)));
     }
 }
