@@ -1,12 +1,12 @@
 //! Running as another user. The user database is read here, in the launcher
 //! (or before the drop in the daemon): `getpwnam_r`, `getgrnam_r` and
 //! `getgrouplist` take locks and open files, so none of them may run between
-//! `fork()` and `execve()`. The switch itself is three checked calls in the
-//! only safe order: supplementary groups, group, user (after `setuid()` the
-//! process could no longer change its groups).
+//! `fork()` and `execve()`. A switch is three checked calls in the only safe
+//! order: supplementary groups, group, user (after `setuid()` the process
+//! could no longer change its groups); here with glibc's wrappers, for a
+//! running process; the child of `fork()` makes its own (`launch/child.rs`).
 
 use crate::errors::{SysError, SysResult};
-use crate::sys;
 use nix::errno::Errno;
 use nix::libc::{self, c_int, gid_t, uid_t};
 use nix::unistd::{
@@ -196,59 +196,25 @@ impl Account {
     }
 }
 
-/// The three calls of a switch. Two sets: glibc's wrappers change every thread
-/// of the process (Node has several, which must not stay root), while the raw
-/// system calls change the calling thread only and take no lock, which is what
-/// the single-threaded child of `fork()` needs.
-pub struct Calls {
-    setgroups: fn(&[gid_t]) -> nix::Result<()>,
-    setgid: fn(gid_t) -> nix::Result<()>,
-    setuid: fn(uid_t) -> nix::Result<()>,
-}
-
-/// For a running process: every thread changes (glibc synchronises them).
-pub const EVERY_THREAD: Calls = Calls {
-    setgroups: |list| {
-        setgroups(
-            &list
-                .iter()
-                .map(|&gid| Gid::from_raw(gid))
-                .collect::<Vec<_>>(),
-        )
-    },
-    setgid: |gid| setgid(Gid::from_raw(gid)),
-    setuid: |uid| setuid(Uid::from_raw(uid)),
-};
-
-/// For the child of `fork()`: plain system calls, async-signal-safe.
-pub const THIS_THREAD: Calls = Calls {
-    setgroups: sys::thread_setgroups,
-    setgid: sys::thread_setgid,
-    setuid: sys::thread_setuid,
-};
-
-/// Sets the supplementary groups, then the group, then the user, each checked.
-/// On failure returns the step's name and why. Async-signal-safe with
-/// [`THIS_THREAD`]: no allocation, no lock, nothing that can panic.
-///
-/// # Safety
-/// Changes the credentials of the process (or thread); the caller decides.
-pub unsafe fn switch(account: &Account, calls: &Calls) -> Result<(), (&'static str, Errno)> {
-    (calls.setgroups)(&account.groups).map_err(|e| ("setgroups", e))?;
-    (calls.setgid)(account.gid).map_err(|e| ("setgid", e))?;
-    if let Some(uid) = account.uid {
-        (calls.setuid)(uid).map_err(|e| ("setuid", e))?;
-    }
-    Ok(())
-}
-
-/// `dropPrivileges()` in a running process: a no-op when already `account`.
+/// `dropPrivileges()` in a running process: supplementary groups, group,
+/// user, each checked, in that order, in every thread (glibc's wrappers
+/// synchronise them: Node has several threads, which must not stay root).
+/// A no-op when already `account`.
 pub fn drop_to(account: &Account) -> SysResult<()> {
     if account.is_current() {
         return Ok(());
     }
-    // SAFETY: changing credentials is what the caller asked for.
-    unsafe { switch(account, &EVERY_THREAD) }.map_err(|(step, errno)| SysError::new(errno, step))
+    let groups: Vec<Gid> = account
+        .groups
+        .iter()
+        .map(|&gid| Gid::from_raw(gid))
+        .collect();
+    setgroups(&groups).map_err(|e| SysError::new(e, "setgroups"))?;
+    setgid(Gid::from_raw(account.gid)).map_err(|e| SysError::new(e, "setgid"))?;
+    if let Some(uid) = account.uid {
+        setuid(Uid::from_raw(uid)).map_err(|e| SysError::new(e, "setuid"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -313,22 +279,5 @@ mod tests {
         };
         assert!(me.is_current());
         assert_eq!(drop_to(&me), Ok(()));
-    }
-
-    #[test]
-    fn a_failed_step_is_named() {
-        let calls = Calls {
-            setgroups: |_| Ok(()),
-            setgid: |_| Err(Errno::EPERM),
-            setuid: |_| Ok(()),
-        };
-        let a = Account {
-            uid: Some(1),
-            gid: 1,
-            groups: vec![1],
-            name: None,
-            home: None,
-        };
-        assert_eq!(unsafe { switch(&a, &calls) }, Err(("setgid", Errno::EPERM)));
     }
 }
