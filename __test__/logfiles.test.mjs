@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
-import { asNobody, fixture, ownedDir, publicCopy, root, run, startFixture, stop, tagged, tmpdir, waitFor } from './helpers.mjs';
+import { asNobody, fixture, ownedDir, publicCopy, root, run, startFixture, killAndWait, tagged, tmpdir, waitFor } from './helpers.mjs';
 
 const NOBODY = 65534;
 const q = JSON.stringify;
@@ -133,7 +133,7 @@ test("the daemon's user may own its logs (logrotate's create 0640 USER adm): sta
     process.kill(pid, 'SIGHUP'); // the daemon, as nobody, reopens its log
     await waitFor(() => /reopened its logs/.test(fs.readFileSync(log, 'utf8')), 5000, 'the reopened log');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
