@@ -10,7 +10,21 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
-import { asNobody, fixture, ownedDir, publicCopy, root, run, startFixture, killAndWait, tagged, tmpdir, waitFor } from './helpers.mjs';
+import {
+  alive,
+  asNobody,
+  fixture,
+  ownedDir,
+  publicCopy,
+  readPid,
+  root,
+  run,
+  startFixture,
+  killAndWait,
+  tagged,
+  tmpdir,
+  waitFor,
+} from './helpers.mjs';
 
 const NOBODY = 65534;
 const q = JSON.stringify;
@@ -110,6 +124,29 @@ test('reopenLogs(): a log the attacker swapped for a symlink after logrotate mov
   assert.match(outcome.message, /a symlink on the path is owned by another user/);
   assert.equal(fs.readFileSync(`${log}.1`, 'utf8'), 'before\nafter\n', 'stdout stayed on the moved file');
   assert.equal(fs.readFileSync(secret, 'utf8'), 'keep\n');
+});
+
+test('daemon reload: a log the attacker swapped for a symlink is not reopened; the daemon lives on and says why in the old file', async () => {
+  const cli = path.join(root, 'bin', 'daemon.js');
+  const dir = ownedDir(NOBODY, NOBODY, 'cli-rotated'); // the attacker may write here
+  const script = path.join(tmpdir('cli-script'), 'ticker.js');
+  fs.writeFileSync(script, 'setInterval(() => console.log("tick"), 20);\n');
+  const pidfile = path.join(tmpdir('cli-pid'), 'ticker.pid');
+  const log = path.join(dir, 'ticker.log');
+  const started = await run([cli, 'start', '--pidfile', pidfile, '--stdout', log, '--stderr', log, '--', script]);
+  const pid = started.code === 0 ? readPid(pidfile) : undefined;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    fs.renameSync(log, `${log}.1`); // logrotate's move
+    asAttacker('ln', '-s', secret, log);
+    assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
+    const said = /^daemon: the log files were not reopened: EPERM: a symlink on the path is owned by another user, open '/m;
+    await waitFor(() => said.test(fs.readFileSync(`${log}.1`, 'utf8')), 5000, 'the refusal in the old log');
+    assert.ok(alive(pid), 'the daemon lives on');
+    assert.equal(fs.readFileSync(secret, 'utf8'), 'keep\n');
+  } finally {
+    await killAndWait(pid);
+  }
 });
 
 test("the daemon's user may own its logs (logrotate's create 0640 USER adm): start({ user }) as root writes to them and reopens them after rotation", async () => {

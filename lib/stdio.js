@@ -48,6 +48,7 @@ function guardStreams(target) {
       const message = `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`;
       native.syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
     };
+    // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
     if (stream._type === 'fs') {
       stream._write = (chunk, _encoding, callback) => {
         writeAll(fd, chunk, lose);
@@ -154,7 +155,7 @@ function reopenLogs() {
 function openLogs(stdout, stderr, owner) {
   if (stdout === undefined && stderr === undefined) return;
   nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
-  logOwner = owner;
+  logOwner = owner; // for reopenLogs(), after the switch of user
 }
 
 module.exports = { setLogs, openLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -56,25 +56,25 @@ fn throw_coded(env: &Env, code: &str, message: String) -> Error {
     })
 }
 
-/// Throws a `RangeError` with `ERR_OUT_OF_RANGE`, as Node's own checks do.
-fn out_of_range(env: &Env, message: String) -> Error {
+/// Throws a `RangeError` with `ERR_OUT_OF_RANGE`, in the words of Node's own checks.
+fn out_of_range(env: &Env, name: &str, expected: &str, received: impl std::fmt::Display) -> Error {
+    let message = format!(
+        "The value of \"{name}\" is out of range. It must be {expected}. Received {received}"
+    );
     match env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE")) {
         Ok(()) => Error::new(Status::PendingException, message),
         Err(err) => err,
     }
 }
 
-/// Checks that `fds` are distinct standard descriptors among `allowed`:
-/// anything else would be borrowed as a descriptor that may not exist.
-fn check_fds(env: &Env, name: &str, fds: &[i32], allowed: &[i32]) -> Result<()> {
-    for (i, fd) in fds.iter().enumerate() {
-        if !allowed.contains(fd) || fds[..i].contains(fd) {
+/// Checks that `fds` are distinct descriptors among `allowed` (some of 0, 1,
+/// 2): any other number would be used as a descriptor that may not exist.
+fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
+    for (i, &fd) in fds.iter().enumerate() {
+        if !allowed.contains(&fd) || fds[..i].contains(&fd) {
             let names: Vec<String> = allowed.iter().map(i32::to_string).collect();
-            let message = format!(
-                "The value of \"{name}\" is out of range. It must be distinct descriptors among {}. Received {fd}",
-                names.join(", ")
-            );
-            return Err(out_of_range(env, message));
+            let expected = format!("distinct descriptors among {}", names.join(", "));
+            return Err(out_of_range(env, "fds", &expected, fd));
         }
     }
     Ok(())
@@ -152,8 +152,12 @@ pub struct SpawnVerdict {
 #[napi]
 pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
     if plan.umask > 0o777 {
-        let message = format!("The value of \"umask\" is out of range. It must be an integer from 0 to 0o777. Received {}", plan.umask);
-        return Err(out_of_range(&env, message));
+        return Err(out_of_range(
+            &env,
+            "umask",
+            "an integer from 0 to 0o777",
+            plan.umask,
+        ));
     }
     let plan = launch::Plan {
         argv: plan.argv,
@@ -233,14 +237,14 @@ pub fn release_locks() {
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.
 #[napi]
 pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {
-    check_fds(&env, "fds", &fds, &[0, 1, 2])?;
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::set_blocking(&fds).map_err(|e| throw(&env, e))
 }
 
 /// Points the given standard descriptors, and their twins, at `/dev/null`.
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
-    check_fds(&env, "fds", &fds, &[0, 1, 2])?;
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
@@ -406,7 +410,7 @@ pub struct SyslogStdio {
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
 pub fn syslog_stdio(env: Env, plan: SyslogStdio) -> Result<&'static str> {
-    check_fds(&env, "fds", &plan.fds, &[1, 2])?;
+    check_fds(&env, &plan.fds, &[1, 2])?;
     let fds = plan
         .fds
         .iter()

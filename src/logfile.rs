@@ -6,7 +6,7 @@
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, kind_of};
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, openat, readlinkat, FcntlArg, OFlag, AT_FDCWD};
+use nix::fcntl::{fcntl, openat, readlinkat, AtFlags, FcntlArg, OFlag, AT_FDCWD};
 use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, Mode, SFlag};
 use nix::unistd::{geteuid, unlinkat, UnlinkatFlags};
 use std::ffi::OsString;
@@ -19,14 +19,15 @@ const LOG_MODE: u32 = 0o640;
 /// The kernel's own limit on the symlinks one path may go through (MAXSYMLINKS).
 const MAX_SYMLINKS: usize = 40;
 
-/// Opens a component itself, not what it links to: on Linux `O_PATH`, on
-/// macOS `O_SYMLINK` (a directory must then be readable, not only searchable).
+/// Opens a path component itself, not what it links to: on Linux with
+/// `O_PATH`, whose descriptor of a symlink is the link; on macOS with
+/// `O_SYMLINK` (a directory must then be readable, not only searchable).
 #[cfg(target_os = "linux")]
-const LOOK: OFlag = OFlag::O_PATH;
+const LOOK: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW);
 #[cfg(target_vendor = "apple")]
 const LOOK: OFlag = OFlag::from_bits_retain(nix::libc::O_RDONLY | nix::libc::O_SYMLINK);
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-const LOOK: OFlag = OFlag::O_RDONLY;
+const LOOK: OFlag = OFlag::O_RDONLY.union(OFlag::O_NOFOLLOW);
 
 const APPEND: OFlag = OFlag::O_WRONLY
     .union(OFlag::O_APPEND)
@@ -35,8 +36,8 @@ const APPEND: OFlag = OFlag::O_WRONLY
 
 /// A log file open for appending, with where this open created it (to undo).
 #[derive(Debug)]
-pub struct Log {
-    pub fd: OwnedFd,
+struct Log {
+    fd: OwnedFd,
     created: Option<(OwnedFd, OsString)>,
 }
 
@@ -47,11 +48,7 @@ impl Log {
             return;
         };
         let same = match (
-            fstatat(
-                &dir,
-                name.as_os_str(),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            ),
+            fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW),
             fstat(&self.fd),
         ) {
             (Ok(named), Ok(opened)) => id_of(&named) == id_of(&opened),
@@ -61,6 +58,13 @@ impl Log {
             let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
+}
+
+/// A log the checks refuse: `detail` says why.
+fn refused(path: &str, errno: Errno, detail: &'static str) -> SysError {
+    SysError::new(errno, "open")
+        .with_path(path)
+        .with_detail(detail)
 }
 
 /// Whose files a log may be: root's, this process's user's, and the daemon's
@@ -116,11 +120,6 @@ fn start_dir(path: &[u8]) -> nix::Result<OwnedFd> {
 /// It must be owned by root, this process's user or `daemon_user`, have one
 /// link, and every symlink on the way must be root's or this process's user's.
 fn open_log(path: &str, daemon_user: Option<u32>) -> SysResult<Log> {
-    let refuse = |errno, detail| {
-        SysError::new(errno, "open")
-            .with_path(path)
-            .with_detail(detail)
-    };
     let mut dir = start_dir(path.as_bytes()).at("open", path)?;
     let mut rest = components(path.as_bytes());
     // Symlinks followed, and files that appeared under the walk.
@@ -133,7 +132,7 @@ fn open_log(path: &str, daemon_user: Option<u32>) -> SysResult<Log> {
     };
     while let Some(name) = rest.pop() {
         let last = rest.is_empty();
-        let flags = LOOK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let flags = LOOK | OFlag::O_CLOEXEC;
         let node = match openat(&dir, name.as_os_str(), flags, Mode::empty()) {
             Err(Errno::ENOENT) if last => {
                 if let Some(fd) = create(&dir, &name).at("open", path)? {
@@ -152,10 +151,8 @@ fn open_log(path: &str, daemon_user: Option<u32>) -> SysResult<Log> {
         let st = fstat(&node).at("fstat", path)?;
         match kind_of(&st) {
             SFlag::S_IFLNK if !link_allowed(&st) => {
-                return Err(refuse(
-                    Errno::EPERM,
-                    "a symlink on the path is owned by another user",
-                ));
+                let detail = "a symlink on the path is owned by another user";
+                return Err(refused(path, Errno::EPERM, detail));
             }
             SFlag::S_IFLNK => {
                 turn()?;
@@ -205,19 +202,16 @@ fn open_existing(
     let flags = APPEND | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     let fd = openat(dir, name.as_os_str(), flags, Mode::empty()).at("open", path)?;
     let st = fstat(&fd).at("fstat", path)?;
-    let refuse = |errno, detail| {
-        Err(SysError::new(errno, "open")
-            .with_path(path)
-            .with_detail(detail))
-    };
     if !owner_allowed(&st, daemon_user) {
-        return refuse(
-            Errno::EPERM,
-            "log file owned by a user other than root, this process's or the daemon's",
-        );
+        let detail = "log file owned by a user other than root, this process's or the daemon's";
+        return Err(refused(path, Errno::EPERM, detail));
     }
     if st.st_nlink != 1 {
-        return refuse(Errno::EMLINK, "log file has more than one link");
+        return Err(refused(
+            path,
+            Errno::EMLINK,
+            "log file has more than one link",
+        ));
     }
     // Blocking again, as a log's writes must be.
     fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_APPEND)).at("fcntl", path)?;
