@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
+import { freePort, killAndWait, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
 import { startRegistry } from './registry.mjs';
 
 const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -74,7 +74,7 @@ async function checkWorks(project) {
     assert.equal(spawnSync(process.execPath, [cli, 'stop', '--pidfile', cliPidfile]).status, 0);
     await waitGone(cliPid);
   } finally {
-    await stop(cliPid);
+    await killAndWait(cliPid);
   }
 
   const port = await freePort();
@@ -89,7 +89,7 @@ async function checkWorks(project) {
     process.kill(pid, 'SIGTERM');
     await waitGone(pid);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 }
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { fixture, runtime, startFixture, stop } from './helpers.mjs';
+import { fixture, killAndWait, runtime, startFixture } from './helpers.mjs';
 
 // A flag of each runtime that changes nothing here.
 const flag = process.versions.deno !== undefined ? '--no-prompt' : process.versions.bun !== undefined ? '--smol' : '--no-warnings';
@@ -16,6 +16,6 @@ test(`the daemon runs under the launcher's runtime with its flags (${runtime.sli
     const argv = fs.readFileSync(`/proc/${r.info.pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
     assert.deepEqual(argv, [...runtime, flag, fixture('daemon.js')]);
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });

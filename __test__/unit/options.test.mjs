@@ -57,7 +57,11 @@ test('startOptions: wrong types and values throw coded errors', () => {
     ['x', TypeError, 'ERR_INVALID_ARG_TYPE'],
   ];
   for (const [input, Class, code] of cases) {
-    assert.throws(() => options.startOptions(input), (e) => e instanceof Class && e.code === code, JSON.stringify(input));
+    assert.throws(
+      () => options.startOptions(input),
+      (e) => e instanceof Class && e.code === code,
+      JSON.stringify(input),
+    );
   }
 });
 
@@ -109,7 +113,21 @@ test("the environment table's marker is the addon's", () => {
 });
 
 test('every export is a named ESM import, and the CJS object has exactly them', async () => {
-  const names = ['start', 'ready', 'closeIO', 'lock', 'status', 'stop', 'signal', 'reopenLogs', 'dropPrivileges', 'chroot', 'syslog', 'isDaemon'];
+  const names = [
+    'start',
+    'ready',
+    'closeIO',
+    'lock',
+    'status',
+    'stop',
+    'signal',
+    'reopenLogs',
+    'dropPrivileges',
+    'chroot',
+    'syslog',
+    'lost',
+    'isDaemon',
+  ];
   const esm = await import(path.join(root, 'index.js'));
   for (const name of names) assert.ok(Object.hasOwn(esm, name), `import { ${name} } from 'daemon'`);
   assert.deepEqual(Object.keys(require(path.join(root, 'index.js'))).sort(), [...names].sort());
