@@ -44,6 +44,12 @@ function newProject(name) {
   return project;
 }
 
+/** Where the loader says the crate's executables are: beside the addon it loaded. */
+function executablesDir(project) {
+  const code = "require('daemon'); console.log(require(require.resolve('daemon').replace(/index\\.js$/, 'native.js')).executable('x'))";
+  return path.dirname(execFileSync(process.execPath, ['-e', code], { cwd: project, encoding: 'utf8' }).trim());
+}
+
 /** require, import, the `daemon` CLI and the shipped example, in `project`. */
 async function checkWorks(project) {
   const cjs = execFileSync(
@@ -164,6 +170,7 @@ test('npm install daemon from a registry, no cargo on PATH: the prebuilt package
     fs.readdirSync(path.join(project, 'node_modules', 'daemon')).filter((name) => name.endsWith('.node')),
     [],
   );
+  assert.equal(executablesDir(project), fs.realpathSync(path.join(project, 'node_modules', 'daemon-linux-x64-gnu')));
   checkFootprint(t, project, 'prebuilt install');
   await checkWorks(project);
 });
@@ -185,6 +192,7 @@ test('without a prebuilt package: builds from source in a temporary target direc
   assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
   assert.deepEqual(fs.readdirSync(temp), [], 'the temporary target directory is removed');
   assert.ok(!fs.existsSync(path.join(project, 'node_modules', 'daemon', 'target')));
+  assert.equal(executablesDir(project), fs.realpathSync(path.join(project, 'node_modules', 'daemon')));
   checkFootprint(t, project, 'source build');
   await checkWorks(project);
 
