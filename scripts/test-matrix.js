@@ -32,6 +32,10 @@ const BUN_SKIPS = [
   'the CLI: daemon start --chroot --user --group --no-core',
   'terminal hang-up before closeIO()',
   'lines written just before process.exit()',
+  'socket activation, ',
+  'start({ listen',
+  'a cluster worker serves a socket the primary was passed',
+  'bad, busy and refused addresses',
 ];
 // The tests that apply under Deno, by file and the start of their names;
 // each must run and pass.
