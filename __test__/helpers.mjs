@@ -40,6 +40,10 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
   let stderr = '';
   child.stdout?.on('data', (d) => (stdout += d));
   child.stderr?.on('data', (d) => (stderr += d));
+  // A child may exit without reading its input: EPIPE then is no test failure.
+  child.stdin?.on('error', (error) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   if (child.stdin) child.stdin.end(input ?? '');
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: performance.now() - started })));
   const closed = new Promise((resolve) => child.on('close', resolve));

@@ -36,6 +36,8 @@ const BUN_SKIPS = [
   'start({ listen',
   'a cluster worker serves a socket the primary was passed',
   'bad, busy and refused addresses',
+  'a full disk (a 64 KiB tmpfs) under the log files',
+  "EPIPE: when the reader of the launcher's stdout pipe goes away",
 ];
 // The tests that apply under Deno, by file and the start of their names;
 // each must run and pass.
