@@ -1,10 +1,12 @@
-//! The JavaScript surface of `daemon`: each function converts its arguments
-//! and calls into the module that does the work.
+//! The JavaScript surface of `daemon`: each function takes its arguments (in
+//! the shapes `js.rs` gives the domain's structs) and calls into the module
+//! that does the work.
 
 mod confine;
 mod control;
 mod errors;
 mod fileid;
+mod js;
 mod launch;
 mod lockfile;
 mod notify;
@@ -16,134 +18,18 @@ mod sys;
 mod syslog;
 mod syslog_stdio;
 
-use errors::SysError;
+use js::{known, throw, throw_coded};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::time::Duration;
-
-/// Throws an `Error` with `message` and the properties `fill` sets.
-fn throw_with(env: &Env, message: String, fill: impl FnOnce(&mut Object) -> Result<()>) -> Error {
-    let thrown = env
-        .create_error(Error::new(Status::GenericFailure, message.clone()))
-        .and_then(|mut object| {
-            fill(&mut object)?;
-            env.throw(object)
-        });
-    match thrown {
-        Ok(()) => Error::new(Status::PendingException, message),
-        Err(err) => err,
-    }
-}
-
-/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`.
-fn throw(env: &Env, e: SysError) -> Error {
-    throw_with(env, e.message(), |object| {
-        object.set_named_property("code", e.code())?;
-        object.set_named_property("errno", -(e.errno as i32))?;
-        object.set_named_property("syscall", e.syscall)?;
-        if let Some(path) = &e.path {
-            object.set_named_property("path", path.as_str())?;
-        }
-        Ok(())
-    })
-}
-
-/// Throws an `Error` with Node's `code` (no errno: not a failed system call).
-fn throw_coded(env: &Env, code: &str, message: String) -> Error {
-    throw_with(env, message, |object| {
-        object.set_named_property("code", code)
-    })
-}
 
 /// The environment variable that marks a process as the daemon.
 #[napi]
 pub const READY_ENV: &str = ready::MARKER_ENV;
 
-#[napi(object)]
-pub struct SpawnPlan {
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub umask: u32,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
-    pub ready_timeout: u32,
-    pub account: Option<Account>,
-    pub prevent_core: bool,
-}
-
-/// Whom to run as, from `lookupAccount()`.
-#[napi(object)]
-pub struct Account {
-    /// Absent when only a group was given.
-    pub uid: Option<u32>,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-    pub name: Option<String>,
-    pub home: Option<String>,
-}
-
-impl From<Account> for privileges::Account {
-    fn from(a: Account) -> Self {
-        privileges::Account {
-            uid: a.uid,
-            gid: a.gid,
-            groups: a.groups,
-            name: a.name,
-            home: a.home,
-        }
-    }
-}
-
-impl From<privileges::Account> for Account {
-    fn from(a: privileges::Account) -> Self {
-        Account {
-            uid: a.uid,
-            gid: a.gid,
-            groups: a.groups,
-            name: a.name,
-            home: a.home,
-        }
-    }
-}
-
-fn id_of(id: Either<u32, String>) -> privileges::Id {
-    match id {
-        Either::A(n) => privileges::Id::Number(n),
-        Either::B(name) => privileges::Id::Name(name),
-    }
-}
-
-#[napi(object)]
-pub struct SpawnVerdict {
-    pub code: i32,
-    pub message: Option<String>,
-    pub pid: Option<u32>,
-    /// The message is the daemon's own error.
-    pub relayed: bool,
-}
-
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
 #[napi]
-pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
-    let plan = launch::Plan {
-        argv: plan.argv,
-        env: plan.env,
-        cwd: plan.cwd,
-        umask: plan.umask,
-        stdout: plan.stdout,
-        stderr: plan.stderr,
-        ready_timeout: Duration::from_millis(plan.ready_timeout.into()),
-        account: plan.account.map(Into::into),
-        prevent_core: plan.prevent_core,
-    };
-    let verdict = launch::spawn(&plan).map_err(|e| throw(&env, e))?;
-    Ok(SpawnVerdict {
-        code: verdict.code,
-        message: verdict.message,
-        pid: verdict.pid,
-        relayed: verdict.relayed,
-    })
+pub fn spawn(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
+    launch::spawn(&plan).map_err(|e| throw(&env, e))
 }
 
 /// Whether this is Node's main thread (a worker may not daemonize).
@@ -213,22 +99,10 @@ pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
-#[napi(object)]
-pub struct PidFileStatus {
-    pub running: bool,
-    pub pid: Option<u32>,
-    pub stale: bool,
-}
-
 /// Whether the daemon of a pid file runs, decided by its lock.
 #[napi]
-pub fn status(env: Env, path: String) -> Result<PidFileStatus> {
-    let status = lockfile::status(&path).map_err(|e| throw(&env, e))?;
-    Ok(PidFileStatus {
-        running: status.running,
-        pid: status.pid,
-        stale: status.stale,
-    })
+pub fn status(env: Env, path: String) -> Result<lockfile::Status> {
+    lockfile::status(&path).map_err(|e| throw(&env, e))
 }
 
 /// Sends a signal to the lock holder; returns its pid, or null when nothing runs.
@@ -277,22 +151,19 @@ pub fn reopen_log(env: Env, fd: i32, path: String) -> Result<()> {
 #[napi]
 pub fn lookup_account(
     env: Env,
-    user: Option<Either<u32, String>>,
-    group: Option<Either<u32, String>>,
-) -> Result<Account> {
-    let (user, group) = (user.map(id_of), group.map(id_of));
-    privileges::resolve(user.as_ref(), group.as_ref())
-        .map(Into::into)
-        .map_err(|e| match e {
-            privileges::LookupError::Sys(e) => throw(&env, e),
-            unknown => throw_coded(&env, "ERR_UNKNOWN_CREDENTIAL", unknown.message()),
-        })
+    user: Option<privileges::Id>,
+    group: Option<privileges::Id>,
+) -> Result<privileges::Account> {
+    privileges::resolve(user.as_ref(), group.as_ref()).map_err(|e| match e {
+        privileges::LookupError::Sys(e) => throw(&env, e),
+        unknown => throw_coded(&env, "ERR_UNKNOWN_CREDENTIAL", unknown.message()),
+    })
 }
 
 /// setgroups, setgid, setuid, in that order, each checked, in every thread.
 #[napi]
-pub fn drop_privileges(env: Env, account: Account) -> Result<()> {
-    privileges::drop_to(&account.into()).map_err(|e| throw(&env, e))
+pub fn drop_privileges(env: Env, account: privileges::Account) -> Result<()> {
+    privileges::drop_to(&account).map_err(|e| throw(&env, e))
 }
 
 #[napi]
@@ -319,11 +190,6 @@ pub fn syslog_names() -> SyslogNames {
         priorities: names(&syslog::PRIORITIES),
         facilities: names(&syslog::FACILITIES),
     }
-}
-
-/// A code from a name index.js has checked already.
-fn known(code: Option<u8>, name: &str) -> Result<u8> {
-    code.ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown syslog name: {name}")))
 }
 
 #[napi(object)]
@@ -353,32 +219,9 @@ pub fn syslog_dropped() -> f64 {
     syslog::dropped() as f64
 }
 
-const LOG_ERR: u8 = 3;
-const LOG_INFO: u8 = 6;
-
-#[napi(object)]
-pub struct SyslogStdio {
-    /// 1, 2 or both: stdout's lines go out at `info`, stderr's at `err`.
-    pub fds: Vec<i32>,
-    pub facility: String,
-    pub ident: String,
-    pub socket: Option<String>,
-}
-
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
-pub fn syslog_stdio(env: Env, plan: SyslogStdio) -> Result<&'static str> {
-    let fds = plan
-        .fds
-        .iter()
-        .map(|&fd| (fd, if fd == 2 { LOG_ERR } else { LOG_INFO }))
-        .collect();
-    let plan = syslog_stdio::Plan {
-        fds,
-        facility: known(syslog::facility(&plan.facility), &plan.facility)?,
-        ident: plan.ident,
-        socket: plan.socket,
-    };
+pub fn syslog_stdio(env: Env, plan: syslog_stdio::Plan) -> Result<&'static str> {
     match syslog_stdio::redirect(&plan).map_err(|e| throw(&env, e))? {
         syslog_stdio::Route::Journal => Ok("journal"),
         syslog_stdio::Route::Syslog => Ok("syslog"),
