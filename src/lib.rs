@@ -32,6 +32,15 @@ pub fn spawn(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
     launch::spawn(&plan).map_err(|e| throw(&env, e))
 }
 
+/// In a process that stays in the foreground: the daemon steps of `spawn`'s
+/// child, in their order, in place (umask, log files on fds 1 and 2, core
+/// limit, user). Throws, with nothing changed, for a directory it cannot
+/// enter or a log file it cannot open.
+#[napi]
+pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<()> {
+    launch::in_place(&plan).map_err(|e| throw(&env, e))
+}
+
 /// Whether this is Node's main thread (a worker may not daemonize).
 #[napi]
 pub fn is_main_thread() -> bool {

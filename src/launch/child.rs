@@ -9,6 +9,7 @@
 //! could panic, no `nix` wrapper that builds a `Vec` (its `execve` does).
 //! A failed step writes `fail STEP ERRNO` to the readiness pipe and exits 127.
 
+use super::{DaemonStep, DAEMON_STEPS};
 use crate::privileges::Account;
 use crate::ready::{Step, READY_FD};
 use crate::sys;
@@ -83,8 +84,9 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
     }
 }
 
-/// Becomes the daemon and executes it: signals, umask, descriptors, core
-/// limit, user, directory, signal mask, `execve()`. Never returns.
+/// Becomes the daemon and executes it: default signal actions, the daemon
+/// steps (`DAEMON_STEPS`, in their order), the signal mask, `execve()`.
+/// Never returns.
 ///
 /// # Safety
 /// Only in the child of `fork()`, with `p` prepared before the fork.
@@ -94,40 +96,23 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         // and numbers the system lacks.
         libc::sigaction(signal, &p.signals.default_action, ptr::null_mut());
     }
-    // umask: async-signal-safe, cannot fail.
-    libc::umask(p.umask);
-    // dup2: async-signal-safe. The pipe first, so later failures reach fd 3.
-    if libc::dup2(p.ready, READY_FD) < 0 {
-        fail(p.ready, Step::Dup2, Errno::last());
-    }
-    if libc::dup2(p.devnull, 0) < 0 {
-        fail(READY_FD, Step::Dup2, Errno::last());
-    }
-    give_stream(1, p.stdout, p.devnull);
-    give_stream(2, p.stderr, p.devnull);
-    close_from(READY_FD + 1, p.fd_limit);
-    if p.prevent_core {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // setrlimit: a plain system call, not on POSIX's list but taking no lock.
-        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
-            fail(READY_FD, Step::Setrlimit, Errno::last());
-        }
-    }
-    if let Some(account) = p.account {
-        switch_user(account);
-        // access, chdir: async-signal-safe. The launcher checked `cwd` as
-        // itself; whether the new user may enter it is known only now, and
-        // the daemon would fail later.
-        if libc::access(p.cwd.as_ptr(), libc::X_OK) != 0 {
-            fail(READY_FD, Step::Chdir, Errno::last());
-        }
-        // Node boots in the launcher's directory; when the new user may not
-        // search it (a 0700 /root), it boots in the daemon's own instead.
-        if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(READY_FD, Step::Chdir, Errno::last());
+    // A loop over a constant array and a match: no allocation.
+    for step in DAEMON_STEPS {
+        match step {
+            // umask: async-signal-safe, cannot fail.
+            DaemonStep::Umask => {
+                libc::umask(p.umask);
+            }
+            DaemonStep::Streams => give_streams(p),
+            DaemonStep::CoreLimit if p.prevent_core => no_core_file(),
+            DaemonStep::User => {
+                if let Some(account) = p.account {
+                    switch_user(account);
+                }
+            }
+            // Only a new user can be refused what the launcher could do.
+            DaemonStep::Directory if p.account.is_some() => enter_directory(p.cwd),
+            DaemonStep::CoreLimit | DaemonStep::Directory => {}
         }
     }
     // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
@@ -137,6 +122,46 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
     }
     fail(READY_FD, Step::Execve, Errno::last())
+}
+
+/// The readiness pipe on fd 3, /dev/null on 0, the logs (or what there was)
+/// on 1 and 2, and nothing else open. dup2: async-signal-safe. The pipe
+/// first, so that later failures reach fd 3.
+unsafe fn give_streams(p: &Image) {
+    if libc::dup2(p.ready, READY_FD) < 0 {
+        fail(p.ready, Step::Dup2, Errno::last());
+    }
+    if libc::dup2(p.devnull, 0) < 0 {
+        fail(READY_FD, Step::Dup2, Errno::last());
+    }
+    give_stream(1, p.stdout, p.devnull);
+    give_stream(2, p.stderr, p.devnull);
+    close_from(READY_FD + 1, p.fd_limit);
+}
+
+/// A core file size limit of 0 (setrlimit: a plain system call, not on
+/// POSIX's list but taking no lock).
+unsafe fn no_core_file() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+        fail(READY_FD, Step::Setrlimit, Errno::last());
+    }
+}
+
+/// access, chdir: async-signal-safe. The launcher checked `cwd` as itself;
+/// whether the new user may enter it is known only now, and the daemon
+/// would fail later. Node boots in the launcher's directory; when the new
+/// user may not search it (a 0700 /root), it boots in the daemon's own.
+unsafe fn enter_directory(cwd: &CStr) {
+    if libc::access(cwd.as_ptr(), libc::X_OK) != 0 {
+        fail(READY_FD, Step::Chdir, Errno::last());
+    }
+    if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(cwd.as_ptr()) != 0 {
+        fail(READY_FD, Step::Chdir, Errno::last());
+    }
 }
 
 /// Supplementary groups, group, user: the only safe order (after `setuid()`

@@ -9,6 +9,9 @@
 //! each fork takes a fresh [`ReadyPipe`].
 
 mod child;
+mod in_place;
+
+pub use in_place::in_place;
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::privileges::Account;
@@ -45,6 +48,34 @@ pub struct Plan {
     /// A core file size limit of 0 before `execve()`.
     pub prevent_core: bool,
 }
+
+/// The daemon steps, in the one order both ways of starting take them: the
+/// child of `fork()` before `execve()` (`child.rs`, with bare system calls)
+/// and a process that stays in the foreground (`in_place`, with glibc's
+/// wrappers, which change every thread). Before them, both check the
+/// directory and open the log files; what only a fork needs (a new session,
+/// default signal actions, the readiness pipe, `execve()`) is the child's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonStep {
+    /// The file mode creation mask.
+    Umask,
+    /// The log files, where given, on fds 1 and 2.
+    Streams,
+    /// A core file size limit of 0, when asked for.
+    CoreLimit,
+    /// Supplementary groups, group, user, when asked for.
+    User,
+    /// Whether the new user may enter the working directory.
+    Directory,
+}
+
+pub const DAEMON_STEPS: [DaemonStep; 5] = [
+    DaemonStep::Umask,
+    DaemonStep::Streams,
+    DaemonStep::CoreLimit,
+    DaemonStep::User,
+    DaemonStep::Directory,
+];
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
 /// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
@@ -285,6 +316,41 @@ mod tests {
                 (code, Some(cwd))
             );
         }
+    }
+
+    #[test]
+    fn in_place_changes_nothing_unless_both_logs_open() {
+        let stdout =
+            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let plan = Plan {
+            stdout: Some(stdout.to_str().unwrap().into()),
+            stderr: Some("/nonexistent-dir/err.log".into()),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let elsewhere = Plan {
+            cwd: "/nonexistent-dir".into(),
+            ..plan.clone()
+        };
+        let err = in_place(&elsewhere).unwrap_err();
+        assert_eq!((err.code().as_str(), err.syscall), ("ENOENT", "chdir"));
+        assert!(
+            !stdout.exists(),
+            "the directory is checked before a log is opened"
+        );
+        // SAFETY: fd 1 is only inspected.
+        let fd1 = || fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) }).map(|st| st.st_ino);
+        let before = fd1();
+        let err = in_place(&plan).unwrap_err();
+        assert_eq!(
+            (err.code().as_str(), err.syscall, err.path.as_deref()),
+            ("ENOENT", "open", Some("/nonexistent-dir/err.log"))
+        );
+        assert_eq!(
+            fd1(),
+            before,
+            "stdout is left alone when stderr's log fails"
+        );
+        let _ = std::fs::remove_file(&stdout);
     }
 
     #[test]
