@@ -57,12 +57,15 @@ pub fn check_directory(env: Env, path: String) -> Result<()> {
 /// marker does not name the launcher's pipe.
 #[napi]
 pub fn take_ready_pipe(marker: String) -> bool {
-    ready::take(&marker)
+    ready::take_pipe(&marker)
 }
 
+/// Reports readiness once per process: a daemon over its pipe, a process in
+/// the foreground to systemd's `notifySocket` (if any). True for the call
+/// that reported, false for every later one: Rust alone keeps that state.
 #[napi]
-pub fn report_ready() {
-    ready::send(&ready::Message::Ready);
+pub fn report_ready(notify_socket: Option<String>) -> bool {
+    ready::report_ready(notify_socket.as_deref())
 }
 
 #[napi]
