@@ -47,6 +47,30 @@ pub fn throw_coded(env: &Env, code: &str, message: String) -> Error {
     })
 }
 
+/// Throws a `RangeError` with `ERR_OUT_OF_RANGE`, in the words of Node's own checks.
+fn out_of_range(env: &Env, name: &str, expected: &str, received: impl std::fmt::Display) -> Error {
+    let message = format!(
+        "The value of \"{name}\" is out of range. It must be {expected}. Received {received}"
+    );
+    match env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE")) {
+        Ok(()) => Error::new(Status::PendingException, message),
+        Err(err) => err,
+    }
+}
+
+/// Checks that `fds` are distinct descriptors among `allowed` (some of 0, 1,
+/// 2): any other number would be used as a descriptor that may not exist.
+pub fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
+    for (i, &fd) in fds.iter().enumerate() {
+        if !allowed.contains(&fd) || fds[..i].contains(&fd) {
+            let names: Vec<String> = allowed.iter().map(i32::to_string).collect();
+            let expected = format!("distinct descriptors among {}", names.join(", "));
+            return Err(out_of_range(env, "fds", &expected, fd));
+        }
+    }
+    Ok(())
+}
+
 /// An argument the JavaScript side has checked already, yet is not as expected.
 fn invalid(what: String) -> Error {
     Error::new(Status::InvalidArg, what)
@@ -88,12 +112,22 @@ fn set_some<T: ToNapiValue>(object: &mut Object, name: &str, value: Option<T>) -
 impl FromNapiValue for Plan {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
+        let umask: u32 = required(&o, "umask")?;
+        if umask > 0o777 {
+            let env = Env::from_raw(env);
+            return Err(out_of_range(
+                &env,
+                "umask",
+                "an integer from 0 to 0o777",
+                umask,
+            ));
+        }
         let ready_timeout: Option<u32> = optional(&o, "readyTimeout")?;
         Ok(Plan {
             argv: optional(&o, "argv")?.unwrap_or_default(),
             env: optional(&o, "env")?.unwrap_or_default(),
             cwd: required(&o, "cwd")?,
-            umask: required(&o, "umask")?,
+            umask,
             stdout: optional(&o, "stdout")?,
             stderr: optional(&o, "stderr")?,
             ready_timeout: Duration::from_millis(ready_timeout.unwrap_or(0).into()),

@@ -9,6 +9,7 @@ mod fileid;
 mod js;
 mod launch;
 mod lockfile;
+mod logfile;
 mod notify;
 mod privileges;
 mod ready;
@@ -18,7 +19,7 @@ mod sys;
 mod syslog;
 mod syslog_stdio;
 
-use js::{known, throw, throw_coded};
+use js::{check_fds, known, throw, throw_coded};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -102,12 +103,14 @@ pub fn release_locks() {
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.
 #[napi]
 pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::set_blocking(&fds).map_err(|e| throw(&env, e))
 }
 
 /// Points the given standard descriptors, and their twins, at `/dev/null`.
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
@@ -152,10 +155,17 @@ pub fn notify(socket: String, state: String) -> bool {
     notify::notify(&socket, &state)
 }
 
-/// Reopens a log file onto fd 1 or 2.
+/// Reopens the log files of stdout and stderr onto fds 1 and 2, both or
+/// neither; `daemonUser` (a uid) may own them as well as root and this process.
 #[napi]
-pub fn reopen_log(env: Env, fd: i32, path: String) -> Result<()> {
-    stdio::reopen_log(fd, &path).map_err(|e| throw(&env, e))
+pub fn reopen_logs(
+    env: Env,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    daemon_user: Option<u32>,
+) -> Result<()> {
+    stdio::reopen_logs([stdout.as_deref(), stderr.as_deref()], daemon_user)
+        .map_err(|e| throw(&env, e))
 }
 
 /// Reads the user database: `user` (name or id) with its primary group or
@@ -234,6 +244,7 @@ pub fn syslog_dropped() -> f64 {
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
 pub fn syslog_stdio(env: Env, plan: syslog_stdio::Plan) -> Result<&'static str> {
+    check_fds(&env, &plan.fds, &[1, 2])?;
     match syslog_stdio::redirect(&plan).map_err(|e| throw(&env, e))? {
         syslog_stdio::Route::Journal => Ok("journal"),
         syslog_stdio::Route::Syslog => Ok("syslog"),

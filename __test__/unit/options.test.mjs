@@ -125,6 +125,7 @@ test('every export is a named ESM import, and the CJS object has exactly them', 
     'dropPrivileges',
     'chroot',
     'syslog',
+    'lost',
     'isDaemon',
   ];
   const esm = await import(path.join(root, 'index.js'));

@@ -3,10 +3,10 @@
 //! the same plan and the same order as the child of `fork()`, with the calls
 //! a running, multi-threaded Node needs.
 
-use super::{check_directory, DaemonStep, Plan, DAEMON_STEPS};
+use super::{check_directory, open_logs, DaemonStep, Plan, DAEMON_STEPS};
 use crate::errors::{SysError, SysResult};
 use crate::privileges;
-use crate::stdio::{open_log, replace};
+use crate::stdio::replace;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
 use std::os::fd::{AsFd, OwnedFd};
@@ -17,8 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 /// directory), and what `execve()` undoes (dumpable) is the caller's too.
 pub fn in_place(plan: &Plan) -> SysResult<()> {
     check_directory(&plan.cwd)?;
-    let open = |path: &Option<String>| path.as_deref().map(open_log).transpose();
-    let (stdout, stderr) = (open(&plan.stdout)?, open(&plan.stderr)?);
+    let [stdout, stderr] = open_logs(plan)?;
     for step in DAEMON_STEPS {
         match step {
             DaemonStep::Umask => {

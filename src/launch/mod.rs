@@ -14,9 +14,10 @@ mod in_place;
 pub use in_place::in_place;
 
 use crate::errors::{SysError, SysResult, WithPath};
+use crate::logfile;
 use crate::privileges::Account;
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
-use crate::stdio::{dup_above, open_devnull, open_log};
+use crate::stdio::{dup_above, open_devnull};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc::{self, c_char, c_int};
@@ -134,10 +135,22 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
-    path.as_deref()
-        .map(|p| open_log(p).and_then(|fd| dup_above(&fd, FIRST_HIGH_FD)))
-        .transpose()
+/// Opens stdout's and stderr's log files, both or neither, as both ways of
+/// starting do before anything else changes.
+fn open_logs(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
+    // The daemon's user may own its logs (logrotate creates them so).
+    let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
+    logfile::open_logs(
+        [plan.stdout.as_deref(), plan.stderr.as_deref()],
+        daemon_user,
+    )
+}
+
+/// The log files, above 0-3.
+fn open_high(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
+    let [stdout, stderr] = open_logs(plan)?;
+    let high = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, FIRST_HIGH_FD)).transpose();
+    Ok([high(stdout)?, high(stderr)?])
 }
 
 impl Prepared {
@@ -148,8 +161,7 @@ impl Prepared {
             return Err(SysError::new(Errno::EINVAL, "execve"));
         }
         check_directory(&plan.cwd)?;
-        let stdout = open_high(&plan.stdout)?;
-        let stderr = open_high(&plan.stderr)?;
+        let [stdout, stderr] = open_high(plan)?;
         let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
         let argv = to_cstrings(&plan.argv)?;
         let env = to_cstrings(&plan.env)?;
