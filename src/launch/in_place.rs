@@ -12,9 +12,10 @@ use nix::sys::stat::{umask, Mode};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Checks the directory and opens both log files before anything changes,
-/// then takes the daemon steps. Node's own `process.chdir()`, which the
-/// caller makes next, enters the directory (Node caches its working
-/// directory), and what `execve()` undoes (dumpable) is the caller's too.
+/// then takes the daemon steps. Two things stay the caller's, next, as for
+/// a daemon after `execve()`: entering the directory (only Node's own
+/// `process.chdir()` renews the working directory Node caches) and making
+/// the process not dumpable (`preventCoreDumps()`).
 pub fn in_place(plan: &Plan) -> SysResult<()> {
     check_directory(&plan.cwd)?;
     let [stdout, stderr] = open_logs(plan)?;
@@ -34,6 +35,7 @@ pub fn in_place(plan: &Plan) -> SysResult<()> {
             DaemonStep::User => plan.account.iter().try_for_each(privileges::drop_to)?,
             // The caller's process.chdir(), next, as the new user.
             DaemonStep::Directory => {}
+            // Not asked for.
             DaemonStep::CoreLimit => {}
         }
     }
