@@ -9,7 +9,23 @@ const { lock } = require('./lib/lock.js');
 const { status, signal, stop } = require('./lib/control.js');
 const { dropPrivileges, chroot } = require('./lib/identity.js');
 const { syslog } = require('./lib/syslog.js');
+const { listeners } = require('./lib/sockets.js');
 
 // A literal of plain names, so that Node's static analysis of CommonJS finds
 // every export for ESM named imports (`import { start } from 'daemon'`).
-module.exports = { start, ready, closeIO, lock, status, stop, signal, reopenLogs, dropPrivileges, chroot, syslog, lost, isDaemon };
+module.exports = {
+  start,
+  ready,
+  closeIO,
+  lock,
+  status,
+  stop,
+  signal,
+  reopenLogs,
+  dropPrivileges,
+  chroot,
+  syslog,
+  lost,
+  isDaemon,
+  listeners,
+};

@@ -3,10 +3,11 @@
 //! binary shares them) and no struct mirrors another for napi's sake.
 
 use crate::errors::SysError;
-use crate::launch::Plan;
+use crate::launch::{ListenSource, Listener, Plan};
 use crate::lockfile::Status as PidFileStatus;
 use crate::privileges::{Account, Id};
 use crate::ready::Verdict;
+use crate::sockets::Address;
 use crate::syslog;
 use crate::syslog_stdio;
 use napi::bindgen_prelude::*;
@@ -107,8 +108,9 @@ fn set_some<T: ToNapiValue>(object: &mut Object, name: &str, value: Option<T>) -
     }
 }
 
-/// `{ argv, env, cwd, umask, stdout?, stderr?, readyTimeout, account?, preventCore }`;
-/// `argv`, `env` and `readyTimeout` matter only to `spawn`, which forks.
+/// `{ argv, env, cwd, umask, stdout?, stderr?, readyTimeout, account?,
+/// preventCore, listeners? }`; `argv`, `env`, `readyTimeout` and `listeners`
+/// matter only to `spawn`, which forks.
 impl FromNapiValue for Plan {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
@@ -133,6 +135,44 @@ impl FromNapiValue for Plan {
             ready_timeout: Duration::from_millis(ready_timeout.unwrap_or(0).into()),
             account: optional(&o, "account")?,
             prevent_core: optional(&o, "preventCore")?.unwrap_or(false),
+            listeners: optional(&o, "listeners")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// A listening socket for the daemon, `{ name, ... }` with a passed `fd`, or
+/// an address to bind: `host` and `port`, or a Unix socket's `path` with its
+/// `mode`, `uid`, `gid` (lib/sockets.js checked which).
+impl FromNapiValue for Listener {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let o = Object::from_napi_value(env, value)?;
+        let bad = |what: &str| invalid(format!("listener {what}"));
+        let (fd, path, port) = (
+            optional(&o, "fd")?,
+            optional::<String>(&o, "path")?,
+            optional::<u32>(&o, "port")?,
+        );
+        let source = match (fd, path, port) {
+            (Some(fd), _, _) => ListenSource::Inherited(fd),
+            (None, Some(path), _) => {
+                let (uid, gid) = (optional(&o, "uid")?, optional(&o, "gid")?);
+                ListenSource::Bind(Address::Unix {
+                    path,
+                    mode: optional(&o, "mode")?,
+                    owner: (uid.is_some() || gid.is_some()).then_some((uid, gid)),
+                })
+            }
+            (None, None, Some(port)) => ListenSource::Bind(Address::Tcp {
+                host: optional::<String>(&o, "host")?
+                    .map(|h| h.parse().map_err(|_| bad("host")))
+                    .transpose()?,
+                port: u16::try_from(port).map_err(|_| bad("port"))?,
+            }),
+            (None, None, None) => return Err(bad("without fd, path or port")),
+        };
+        Ok(Listener {
+            name: required(&o, "name")?,
+            source,
         })
     }
 }

@@ -13,6 +13,7 @@ mod logfile;
 mod notify;
 mod privileges;
 mod ready;
+mod sockets;
 mod stdio;
 mod sync;
 mod sys;
@@ -40,6 +41,13 @@ pub fn spawn(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
 #[napi]
 pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<()> {
     launch::in_place(&plan).map_err(|e| throw(&env, e))
+}
+
+/// Takes a socket passed to this process (fd 3, 4, ...): marks it
+/// close-on-exec and says what it is (`stream`, `dgram`, ..., `other`).
+#[napi]
+pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
+    sockets::adopt(fd).map_err(|e| throw(&env, e))
 }
 
 /// Whether this is Node's main thread (a worker may not daemonize).

@@ -15,7 +15,8 @@ use std::os::fd::{AsFd, OwnedFd};
 /// then takes the daemon steps. Two things stay the caller's, next, as for
 /// a daemon after `execve()`: entering the directory (only Node's own
 /// `process.chdir()` renews the working directory Node caches) and making
-/// the process not dumpable (`preventCoreDumps()`).
+/// the process not dumpable (`preventCoreDumps()`). The plan's listeners
+/// are the launcher's to bind: in the foreground, the manager hands them on.
 pub fn in_place(plan: &Plan) -> SysResult<()> {
     check_directory(&plan.cwd)?;
     let [stdout, stderr] = open_logs(plan)?;
