@@ -219,7 +219,6 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['takeReadyPipe', ['-1:0'], null],
     ['takeReadyPipe', ['99999999999:1'], null],
     ['notify', ['', ''], null],
-    ['checkDirectory', [''], 'Error ENOENT'],
     ['lookupAccount', [2 ** 32 - 1, 2 ** 32 - 1], 'Error ERR_UNKNOWN_CREDENTIAL'],
     ['dropPrivileges', [{ uid: 2 ** 32 - 1, gid: 2 ** 32 - 1, groups: [] }], 'Error EINVAL'],
     ['changeRoot', [''], 'Error ENOENT'],

@@ -56,12 +56,6 @@ pub fn is_main_thread() -> bool {
     launch::on_main_thread()
 }
 
-/// Throws (ENOENT, ENOTDIR, EACCES) unless `path` is a directory this process can enter.
-#[napi]
-pub fn check_directory(env: Env, path: String) -> Result<()> {
-    launch::check_directory(&path).map_err(|e| throw(&env, e))
-}
-
 /// In the daemon: takes the readiness pipe the marker names. False when the
 /// marker does not name the launcher's pipe.
 #[napi]
