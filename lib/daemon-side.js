@@ -9,7 +9,7 @@ const { ENV } = require('./env.js');
 const { SYSLOG } = require('./options.js');
 const { lookupAccount, become } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { setLogs, reopenLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { setLogs, placeLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
 
 const debug = debuglog('daemon');
 
@@ -79,12 +79,11 @@ function completeStart(opts) {
   // that an unknown user or a bad cwd throws with nothing changed.
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) native.checkDirectory(opts.cwd);
-  const file = (log) => (log === SYSLOG ? undefined : log);
-  setLogs(file(opts.stdout), file(opts.stderr));
+  setLogs(opts.stdout, opts.stderr);
   if (foreground) {
     // What the launcher and the child do for a daemon, in place: the logs
     // are opened before the user switch, as the launcher opens them.
-    reopenLogs();
+    placeLogs(opts.stdout, opts.stderr);
     process.umask(opts.umask);
     if (account !== undefined) become(account);
   }

@@ -18,6 +18,8 @@ const ENV = Object.freeze({
   NOTIFY_SOCKET: 'NOTIFY_SOCKET',
   /** Node's own options: relative paths in it are made absolute before the daemon changes directory. */
   NODE_OPTIONS: 'NODE_OPTIONS',
+  /** `true` in a daemon the callable export (1.x) started, as daemon@1.x set it; start() leaves it out. */
+  COMPAT_MARKER: '__daemon',
   /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
   WATCH: 'WATCH_REPORT_DEPENDENCIES',
 });

@@ -3,7 +3,7 @@
 // the terminal (closeIO), reopening logs after rotation.
 
 const { native, nativeFor } = require('./native.js');
-const { SYSLOG, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
+const { SYSLOG, IGNORE, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
 
 const STREAMS = Object.freeze([
   ['stdout', 1],
@@ -11,19 +11,43 @@ const STREAMS = Object.freeze([
 ]);
 const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
 
-/** What start() or closeIO() gave stdout and stderr: a log file's path, or 'syslog'. closeIO() leaves those alone. */
+/**
+ * What start() or closeIO() gave stdout and stderr: a log file's path, a
+ * descriptor (the stream now on 1 or 2 is the caller's own), or 'syslog'.
+ * closeIO() leaves those alone.
+ */
 const logs = Object.seal({ __proto__: null, stdout: undefined, stderr: undefined });
 
-/** Records what start() gave the streams: a log file's path, 'syslog', or nothing (inherited). */
+/** A log file's path (what reopenLogs() opens again), as opposed to 'syslog' and a descriptor. */
+const isLogFile = (log) => typeof log === 'string' && log !== SYSLOG;
+
+/**
+ * Records what start() gave the streams (validated: a path, a descriptor,
+ * 'syslog', 'ignore', or nothing). 'syslog' is recorded once the streams go
+ * there, 'ignore' not at all: /dev/null is what closeIO() would give them.
+ */
 function setLogs(stdout, stderr) {
-  logs.stdout = stdout;
-  logs.stderr = stderr;
+  const kept = (log) => (log === SYSLOG || log === IGNORE ? undefined : log);
+  logs.stdout = kept(stdout);
+  logs.stderr = kept(stderr);
+}
+
+/** In the foreground: puts what start() gave the streams in place, as the launcher does for a daemon. */
+function placeLogs(stdout, stderr) {
+  reopenLogs();
+  for (const [log, fd] of [
+    [stdout, 1],
+    [stderr, 2],
+  ]) {
+    if (log === IGNORE) native.detachStdio([fd]);
+    else if (typeof log === 'number') native.redirectStdio(fd, log);
+  }
 }
 
 /** When the terminal hangs up or the pipe's reader goes away, carry on writing to /dev/null. */
 function guardStreams() {
   for (const [name, fd] of STREAMS) {
-    if (logs[name] !== undefined) continue;
+    if (typeof logs[name] === 'string') continue;
     process[name].on('error', () => native.detachStdio([fd]));
   }
 }
@@ -64,8 +88,8 @@ function closeIO(options) {
 /** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr. */
 function reopenLogs() {
   for (const [name, fd] of STREAMS) {
-    if (logs[name] !== undefined && logs[name] !== SYSLOG) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
+    if (isLogFile(logs[name])) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
   }
 }
 
-module.exports = { setLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs };
+module.exports = { setLogs, placeLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs };
