@@ -8,17 +8,17 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { after, test } from 'node:test';
 import {
-  TAG,
   alive,
   fds,
   fixture,
   freePort,
+  killAndWait,
   readJson,
   readPid,
   root,
   run,
   startFixture,
-  stop,
+  TAG,
   tmpdir,
   waitFor,
   waitGone,
@@ -164,7 +164,7 @@ test("start({ stdout: 'syslog', stderr: 'syslog' }): console.log at info, consol
       .sort();
     assert.deepEqual(severities, ['err', 'info']);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -192,7 +192,7 @@ test('closeIO({ syslog: true }) after the fact: lets go of the launcher pipes; i
     assert.match(after[1], /^pipe:/);
     assert.ok(!Object.values(after).includes(before), 'no fd left on the launcher pipe');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -213,7 +213,7 @@ test('10 000 lines from a busy daemon arrive complete and in order', async () =>
     );
     assert.ok(lines().every((m) => m.severity === 'info' && m.ident === 'daemon'));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -238,8 +238,8 @@ test("lines written just before process.exit() and an uncaught exception's stack
       'the stack frames',
     );
   } finally {
-    await stop(exited.info?.pid);
-    await stop(thrown.info?.pid);
+    await killAndWait(exited.info?.pid);
+    await killAndWait(thrown.info?.pid);
   }
 });
 
@@ -265,7 +265,7 @@ test('a stalled syslog: the daemon waits one send timeout at most, then drops an
     assert.equal(arrived() + dropped, total);
   } finally {
     rsyslog.kill('SIGCONT');
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -292,7 +292,7 @@ test("the CLI with --stdout syslog --stderr syslog: lines carry the script's nam
       const err = await waitForMessage(pid, `err from ${name}`);
       assert.deepEqual([err.ident, err.severity], [ident, 'err']);
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   }
 });
@@ -316,7 +316,7 @@ test('examples/hellohttpd.js --syslog: its log lines reach syslog as hellohttpd'
     await waitGone(pid);
     assert.ok(!alive(pid));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -358,7 +358,7 @@ test("journald's stdout stream where it exists, unless a socket is named", async
     await waitForMessage(named.info.pid, `fixture ${named.info.pid} running`);
     assert.equal(streams.length, 2, 'DAEMON_SYSLOG_SOCKET wins over journald');
   } finally {
-    for (const pid of pids) await stop(pid);
+    for (const pid of pids) await killAndWait(pid);
     await new Promise((resolve) => server.close(resolve));
     fs.rmSync(journal, { force: true });
     for (const d of created) fs.rmdirSync(d);

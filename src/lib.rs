@@ -3,15 +3,16 @@
 
 mod confine;
 mod control;
-mod daemonize;
 mod errors;
 mod fileid;
+mod launch;
 mod lockfile;
 mod notify;
 mod privileges;
 mod ready;
 mod stdio;
 mod sync;
+mod sys;
 mod syslog;
 mod syslog_stdio;
 
@@ -125,7 +126,7 @@ pub struct SpawnVerdict {
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
 #[napi]
 pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
-    let plan = daemonize::Plan {
+    let plan = launch::Plan {
         argv: plan.argv,
         env: plan.env,
         cwd: plan.cwd,
@@ -136,7 +137,7 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
         account: plan.account.map(Into::into),
         prevent_core: plan.prevent_core,
     };
-    let verdict = daemonize::spawn(&plan).map_err(|e| throw(&env, e))?;
+    let verdict = launch::spawn(&plan).map_err(|e| throw(&env, e))?;
     Ok(SpawnVerdict {
         code: verdict.code,
         message: verdict.message,
@@ -148,13 +149,13 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
 /// Whether this is Node's main thread (a worker may not daemonize).
 #[napi]
 pub fn is_main_thread() -> bool {
-    daemonize::on_main_thread()
+    launch::on_main_thread()
 }
 
 /// Throws (ENOENT, ENOTDIR, EACCES) unless `path` is a directory this process can enter.
 #[napi]
 pub fn check_directory(env: Env, path: String) -> Result<()> {
-    daemonize::check_directory(&path).map_err(|e| throw(&env, e))
+    launch::check_directory(&path).map_err(|e| throw(&env, e))
 }
 
 /// In the daemon: takes the readiness pipe the marker names. False when the
