@@ -65,11 +65,55 @@ pub struct SpawnPlan {
     pub env: Vec<String>,
     pub cwd: String,
     pub umask: u32,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
+    /// Absent: the launcher's own stream.
+    pub stdout: Option<Output>,
+    pub stderr: Option<Output>,
     pub ready_timeout: u32,
     pub account: Option<Account>,
     pub prevent_core: bool,
+}
+
+/// Where the daemon's stdout or stderr goes: one of the three.
+#[napi(object)]
+pub struct Output {
+    /// A log file.
+    pub path: Option<String>,
+    /// A descriptor of this process, open for writing.
+    pub fd: Option<i32>,
+    /// `/dev/null`.
+    pub ignore: Option<bool>,
+}
+
+impl TryFrom<Output> for launch::Output {
+    type Error = Error;
+    fn try_from(o: Output) -> Result<Self> {
+        match (o.path, o.fd, o.ignore) {
+            (Some(path), None, None) => Ok(launch::Output::File(path)),
+            (None, Some(fd), None) => Ok(launch::Output::Fd(fd)),
+            (None, None, Some(true)) => Ok(launch::Output::Null),
+            _ => Err(Error::new(
+                Status::InvalidArg,
+                "an output is one of path, fd, ignore",
+            )),
+        }
+    }
+}
+
+impl TryFrom<SpawnPlan> for launch::Plan {
+    type Error = Error;
+    fn try_from(plan: SpawnPlan) -> Result<Self> {
+        Ok(launch::Plan {
+            argv: plan.argv,
+            env: plan.env,
+            cwd: plan.cwd,
+            umask: plan.umask,
+            stdout: plan.stdout.map(TryInto::try_into).transpose()?,
+            stderr: plan.stderr.map(TryInto::try_into).transpose()?,
+            ready_timeout: Duration::from_millis(plan.ready_timeout.into()),
+            account: plan.account.map(Into::into),
+            prevent_core: plan.prevent_core,
+        })
+    }
 }
 
 /// Whom to run as, from `lookupAccount()`.
@@ -121,29 +165,73 @@ pub struct SpawnVerdict {
     pub pid: Option<u32>,
     /// The message is the daemon's own error.
     pub relayed: bool,
+    /// The step between fork() and execve() that failed, and its errno.
+    pub step: Option<String>,
+    pub errno: Option<i32>,
+    /// No word within the timeout; the daemon may still run.
+    pub timed_out: bool,
+}
+
+impl From<ready::Verdict> for SpawnVerdict {
+    fn from(v: ready::Verdict) -> Self {
+        SpawnVerdict {
+            code: v.code,
+            message: v.message,
+            pid: v.pid,
+            relayed: v.relayed,
+            step: v.failed.map(|(step, _)| step.name().to_owned()),
+            errno: v.failed.map(|(_, errno)| errno),
+            timed_out: v.timed_out,
+        }
+    }
+}
+
+/// Forks the daemon (nothing is started on error) and waits for its word, `until` ready or its pid.
+fn spawn_until(env: &Env, plan: SpawnPlan, until: ready::Until) -> Result<SpawnVerdict> {
+    let plan = launch::Plan::try_from(plan)?;
+    let started = launch::fork(&plan).map_err(|e| throw(env, e))?;
+    Ok(started.wait(until).into())
 }
 
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
 #[napi]
 pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
-    let plan = launch::Plan {
-        argv: plan.argv,
-        env: plan.env,
-        cwd: plan.cwd,
-        umask: plan.umask,
-        stdout: plan.stdout,
-        stderr: plan.stderr,
-        ready_timeout: Duration::from_millis(plan.ready_timeout.into()),
-        account: plan.account.map(Into::into),
-        prevent_core: plan.prevent_core,
-    };
-    let verdict = launch::spawn(&plan).map_err(|e| throw(&env, e))?;
-    Ok(SpawnVerdict {
-        code: verdict.code,
-        message: verdict.message,
-        pid: verdict.pid,
-        relayed: verdict.relayed,
-    })
+    spawn_until(&env, plan, ready::Until::Ready)
+}
+
+/// Forks the daemon and blocks only until it has said its pid (or failed first).
+#[napi]
+pub fn spawn_until_pid(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
+    spawn_until(&env, plan, ready::Until::Pid)
+}
+
+/// The wait for a forked daemon's verdict, on a thread of libuv's pool.
+pub struct AwaitReady(Option<launch::Started>);
+
+impl Task for AwaitReady {
+    type Output = ready::Verdict;
+    type JsValue = SpawnVerdict;
+
+    fn compute(&mut self) -> Result<ready::Verdict> {
+        let started = self
+            .0
+            .take()
+            .ok_or_else(|| Error::from_reason("awaited twice"))?;
+        Ok(started.wait(ready::Until::Ready))
+    }
+
+    fn resolve(&mut self, _env: Env, verdict: ready::Verdict) -> Result<SpawnVerdict> {
+        Ok(verdict.into())
+    }
+}
+
+/// Forks the daemon here (an error throws: nothing was started) and returns
+/// a Promise of its verdict, awaited off the main thread.
+#[napi(ts_return_type = "Promise<SpawnVerdict>")]
+pub fn spawn_async(env: Env, plan: SpawnPlan) -> Result<AsyncTask<AwaitReady>> {
+    let plan = launch::Plan::try_from(plan)?;
+    let started = launch::fork(&plan).map_err(|e| throw(&env, e))?;
+    Ok(AsyncTask::new(AwaitReady(Some(started))))
 }
 
 /// Whether this is Node's main thread (a worker may not daemonize).
@@ -264,6 +352,17 @@ pub fn forget_watched(pid: u32) {
 #[napi]
 pub fn notify(socket: String, state: String) -> bool {
     notify::notify(&socket, &state)
+}
+
+/// Points fd 1 or 2 (and its twins) at `fd`, a descriptor of this process.
+#[napi]
+pub fn redirect_stdio(env: Env, target: i32, fd: i32) -> Result<()> {
+    if fd < 0 {
+        return Err(throw(&env, SysError::new(nix::errno::Errno::EBADF, "dup2")));
+    }
+    // SAFETY: only duplicated; dup2 fails with EBADF if `fd` is not open.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    stdio::replace(target, borrowed).map_err(|e| throw(&env, e))
 }
 
 /// Reopens a log file onto fd 1 or 2.

@@ -44,7 +44,7 @@ pub fn reopen_log(fd: RawFd, path: &str) -> SysResult<()> {
 /// Duplicates `fd` to the lowest free descriptor at or above `min`, close-on-exec.
 /// The launcher keeps everything the child will `dup2()` above 0-3, so that no
 /// `dup2()` in the child can overwrite a descriptor it still has to read from.
-pub fn dup_above(fd: &OwnedFd, min: RawFd) -> SysResult<OwnedFd> {
+pub fn dup_above(fd: impl AsFd, min: RawFd) -> SysResult<OwnedFd> {
     let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min)).map_err(|e| SysError::new(e, "fcntl"))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })

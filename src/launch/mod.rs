@@ -12,10 +12,10 @@ mod child;
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::privileges::Account;
-use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
+use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
 use crate::stdio::{dup_above, open_devnull, open_log};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
 use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
@@ -23,7 +23,7 @@ use nix::sys::stat::{fstat, stat, SFlag};
 use nix::sys::wait::waitpid;
 use nix::unistd::{access, pipe2, AccessFlags, Pid};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
@@ -37,13 +37,25 @@ pub struct Plan {
     /// Where the daemon will run; it boots in the launcher's directory.
     pub cwd: String,
     pub umask: u32,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
+    /// `None`: the launcher's own stream, kept across `execve()`.
+    pub stdout: Option<Output>,
+    pub stderr: Option<Output>,
     pub ready_timeout: Duration,
     /// Whom the daemon runs as; `None`: the launcher's user.
     pub account: Option<Account>,
     /// A core file size limit of 0 before `execve()`.
     pub prevent_core: bool,
+}
+
+/// Where the daemon's stdout or stderr goes, other than the launcher's own stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A log file, opened for appending (created 0640).
+    File(String),
+    /// A descriptor of the launcher's (a file it opened, a stream's), shared.
+    Fd(RawFd),
+    /// `/dev/null`.
+    Null,
 }
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
@@ -103,10 +115,32 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
-    path.as_deref()
-        .map(|p| open_log(p).and_then(|fd| dup_above(&fd, FIRST_HIGH_FD)))
-        .transpose()
+/// Opens (or duplicates) what the daemon's stream goes to, above the low descriptors.
+fn open_high(output: &Option<Output>) -> SysResult<Option<OwnedFd>> {
+    let opened = match output {
+        None => return Ok(None),
+        Some(Output::File(path)) => open_log(path)?,
+        Some(Output::Fd(fd)) => return writable(*fd).map(Some),
+        Some(Output::Null) => open_devnull()?,
+    };
+    dup_above(&opened, FIRST_HIGH_FD).map(Some)
+}
+
+/// A copy (above the low descriptors) of `fd`, open in this process for
+/// writing; else EBADF, before anything is forked.
+fn writable(fd: RawFd) -> SysResult<OwnedFd> {
+    let bad = || SysError::new(Errno::EBADF, "fcntl");
+    if fd < 0 {
+        return Err(bad());
+    }
+    // SAFETY: only inspected and duplicated here; an fd that is not open
+    // makes fcntl fail with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| SysError::new(e, "fcntl"))?;
+    if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDONLY {
+        return Err(bad());
+    }
+    dup_above(borrowed, FIRST_HIGH_FD)
 }
 
 impl Prepared {
@@ -202,15 +236,35 @@ impl Prepared {
     }
 }
 
-/// Starts the daemon and waits for its verdict. Errors are the launcher's own
-/// (a log file that cannot be opened, no pipe, no fork): nothing was started.
-pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
+/// A daemon forked and not yet heard from: what waiting for its word needs.
+/// It can be sent to another thread, so that Node's main thread need not wait.
+pub struct Started {
+    pipe: OwnedFd,
+    timeout: Duration,
+    exec_path: String,
+    cwd: String,
+}
+
+impl Started {
+    /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
+    pub fn wait(self, until: Until) -> Verdict {
+        ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
+    }
+}
+
+/// Forks the daemon. Errors are the launcher's own (a log file that cannot
+/// be opened, no pipe, no fork): nothing was started.
+pub fn fork(plan: &Plan) -> SysResult<Started> {
     let mut prepared = Prepared::new(plan)?;
     let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
-    let exec_path = plan.argv.first().map_or("", String::as_str);
-    Ok(ready::wait(pipe, plan.ready_timeout, exec_path, &plan.cwd))
+    Ok(Started {
+        pipe,
+        timeout: plan.ready_timeout,
+        exec_path: plan.argv.first().cloned().unwrap_or_default(),
+        cwd: plan.cwd.clone(),
+    })
 }
 
 /// Whether the calling thread is the process's first one: Node's main
@@ -251,6 +305,10 @@ fn fd_limit() -> c_int {
 mod tests {
     use super::*;
 
+    fn spawn(plan: &Plan) -> SysResult<Verdict> {
+        Ok(fork(plan)?.wait(Until::Ready))
+    }
+
     fn plan(argv0: &str, cwd: &str, timeout: Duration) -> Plan {
         Plan {
             argv: vec![argv0.into()],
@@ -268,7 +326,7 @@ mod tests {
     #[test]
     fn log_error_comes_before_any_fork() {
         let plan = Plan {
-            stdout: Some("/nonexistent-dir/out.log".into()),
+            stdout: Some(Output::File("/nonexistent-dir/out.log".into())),
             ..plan("/bin/true", "/", Duration::from_millis(100))
         };
         let err = spawn(&plan).unwrap_err();
@@ -307,6 +365,43 @@ mod tests {
             .message
             .unwrap()
             .ends_with("exited before it was ready"));
+    }
+
+    #[test]
+    fn a_given_descriptor_and_dev_null_become_the_streams() {
+        let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let plan = Plan {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo out; readlink /proc/self/fd/2 >&1".into(),
+            ],
+            stdout: Some(Output::Fd(write_end.as_raw_fd())),
+            stderr: Some(Output::Null),
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        drop(write_end);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
+        assert_eq!(text, "out\n/dev/null\n");
+    }
+
+    #[test]
+    fn a_descriptor_not_open_for_writing_is_refused_before_any_fork() {
+        let (read_end, _write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        for fd in [read_end.as_raw_fd(), -1, 100_000] {
+            let plan = Plan {
+                stdout: Some(Output::Fd(fd)),
+                ..plan("/bin/true", "/", Duration::from_millis(100))
+            };
+            let err = spawn(&plan).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.syscall),
+                ("EBADF", "fcntl"),
+                "fd {fd}"
+            );
+        }
     }
 
     fn nobody() -> Account {
