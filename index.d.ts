@@ -63,7 +63,10 @@ declare namespace daemon {
      * Log file for the daemon's stdout, opened for appending (created 0640), or
      * `'syslog'`: every line becomes a syslog message at `info` (see
      * {@link SyslogTarget} for `ident`, `facility`, `socket`). A file named
-     * `syslog` is `'./syslog'`. Default: inherited.
+     * `syslog` is `'./syslog'`. Default: inherited. An existing log must be
+     * owned by root, the caller or `user`, have one link, and every symlink on
+     * its path be root's or the caller's; otherwise an `Error` (`EPERM`,
+     * `EMLINK`). stdout's and stderr's logs are opened both or neither.
      */
     stdout?: string;
     /** Like `stdout`, for stderr; with `'syslog'` its lines go out at `err`. Default: inherited. */
@@ -246,9 +249,19 @@ declare namespace daemon {
 
   /**
    * Opens the log files `start()` was given anew onto stdout and stderr
-   * (after logrotate moved them away). Does nothing without log files.
+   * (after logrotate moved them away), both or neither, with `start()`'s
+   * checks of owner, links and symlinks. Does nothing without log files.
+   * @throws an `Error` with `code`, `syscall` and `path`; the streams stay on the old files.
    */
   function reopenLogs(): void;
+
+  /**
+   * Output that stdout and stderr could not write since `start()` (a full
+   * disk, EIO, EFBIG, a terminal or pipe gone): such a write never ends the
+   * process; it is counted here, and the first is reported once to syslog
+   * at `err`. The counts change in place.
+   */
+  const lost: { readonly writes: number; readonly bytes: number };
 
   /**
    * Becomes `user` (a name or a numeric id) with its primary group, or `group`,

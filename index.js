@@ -4,7 +4,7 @@
 
 const { start } = require('./lib/start.js');
 const { isDaemon, ready } = require('./lib/daemon-side.js');
-const { closeIO, reopenLogs } = require('./lib/stdio.js');
+const { closeIO, reopenLogs, lost } = require('./lib/stdio.js');
 const { lock } = require('./lib/lock.js');
 const { status, signal, stop } = require('./lib/control.js');
 const { dropPrivileges, chroot } = require('./lib/identity.js');
@@ -28,6 +28,7 @@ module.exports.reopenLogs = reopenLogs;
 module.exports.dropPrivileges = dropPrivileges;
 module.exports.chroot = chroot;
 module.exports.syslog = syslog;
+module.exports.lost = lost;
 module.exports.isDaemon = isDaemon;
 module.exports.spawn = spawn;
 module.exports.daemon = daemon;

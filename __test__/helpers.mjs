@@ -276,3 +276,15 @@ export function installPacked(name = 'consumer') {
   });
   return { project, install };
 }
+
+/** Reads what the fixture's server on `port` answers: its daemon.lost. */
+export function askLost(port) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    net
+      .connect(port, '127.0.0.1')
+      .on('data', (d) => (text += d))
+      .on('end', () => resolve(JSON.parse(text)))
+      .on('error', reject);
+  });
+}

@@ -79,14 +79,14 @@ function completeStart(opts) {
   // that an unknown user or a bad cwd throws with nothing changed.
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) native.checkDirectory(opts.cwd);
-  setLogs(opts.stdout, opts.stderr);
   if (foreground) {
     // What the launcher and the child do for a daemon, in place: the logs
     // are opened before the user switch, as the launcher opens them.
-    placeLogs(opts.stdout, opts.stderr);
+    placeLogs(opts.stdout, opts.stderr, account?.uid);
     process.umask(opts.umask);
     if (account !== undefined) become(account);
   }
+  setLogs(opts.stdout, opts.stderr);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   anchorNodeOptions(process.cwd());
@@ -96,7 +96,7 @@ function completeStart(opts) {
     ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
     opts.syslog,
   );
-  guardStreams();
+  guardStreams(opts.syslog);
   startedState = { notifySocket: process.env[ENV.NOTIFY_SOCKET] };
   // The daemon's own children must not speak to systemd for it.
   delete process.env[ENV.NOTIFY_SOCKET];

@@ -2,6 +2,7 @@
 // The started process's standard streams: log files, syslog, letting go of
 // the terminal (closeIO), reopening logs after rotation.
 
+const fs = require('node:fs');
 const { native, nativeFor } = require('./native.js');
 const { SYSLOG, IGNORE, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
 
@@ -13,18 +14,21 @@ const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
 
 /**
  * What start() or closeIO() gave stdout and stderr: a log file's path, a
- * descriptor (the stream now on 1 or 2 is the caller's own), or 'syslog'.
+ * descriptor (the stream on 1 or 2 is then the caller's own), or 'syslog'.
  * closeIO() leaves those alone.
  */
 const logs = Object.seal({ __proto__: null, stdout: undefined, stderr: undefined });
 
-/** A log file's path (what reopenLogs() opens again), as opposed to 'syslog' and a descriptor. */
-const isLogFile = (log) => typeof log === 'string' && log !== SYSLOG;
+/** A log file's path (what reopenLogs() opens again), else undefined: 'syslog', a descriptor, 'ignore', nothing. */
+const logFile = (log) => (typeof log === 'string' && log !== SYSLOG && log !== IGNORE ? log : undefined);
+
+/** The uid of start()'s `user` in the foreground, who may own the log files. */
+let logOwner;
 
 /**
  * Records what start() gave the streams (validated: a path, a descriptor,
  * 'syslog', 'ignore', or nothing). 'syslog' is recorded once the streams go
- * there, 'ignore' not at all: /dev/null is what closeIO() would give them.
+ * there, 'ignore' not at all: /dev/null is what closeIO() gives them too.
  */
 function setLogs(stdout, stderr) {
   const kept = (log) => (log === SYSLOG || log === IGNORE ? undefined : log);
@@ -32,24 +36,88 @@ function setLogs(stdout, stderr) {
   logs.stderr = kept(stderr);
 }
 
-/** In the foreground: puts what start() gave the streams in place, as the launcher does for a daemon. */
-function placeLogs(stdout, stderr) {
-  reopenLogs();
-  for (const [log, fd] of [
-    [stdout, 1],
-    [stderr, 2],
-  ]) {
-    if (log === IGNORE) native.detachStdio([fd]);
-    else if (typeof log === 'number') native.redirectStdio(fd, log);
+/** `daemon.lost`: what stdout and stderr could not write since start(), counted in place. */
+const lost = Object.seal({ writes: 0, bytes: 0 });
+let lossReported = false;
+
+/**
+ * Makes a failed write on stdout or stderr (a full disk, EIO, EFBIG, a pipe
+ * whose reader left) a count in `daemon.lost` instead of the end of the
+ * process: Node would emit the error on the stream, where nothing listens,
+ * and the uncaught exception would end the daemon, its report lost on the
+ * same full disk. The first loss is said once to syslog (`target`). When an
+ * inherited terminal hangs up or pipe's reader goes away, the stream lets go
+ * of it for /dev/null, and what is written after counts as lost too.
+ */
+function guardStreams(target) {
+  for (const [name, fd] of STREAMS) {
+    const stream = process[name];
+    const lose = (bytes, error) => {
+      lost.writes += 1;
+      lost.bytes += bytes;
+      if (lossReported || error === undefined) return;
+      lossReported = true;
+      const message = `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`;
+      native.syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
+    };
+    // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
+    if (stream._type === 'fs') {
+      stream._write = (chunk, _encoding, callback) => {
+        writeAll(fd, chunk, lose);
+        callback();
+      };
+    } else {
+      // A terminal or pipe it inherited is let go of; syslog's pipe is the process's own.
+      const letGo = () => {
+        if (logs[name] !== undefined) return false;
+        native.detachStdio([fd]);
+        return true;
+      };
+      for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, letGo);
+    }
+    // Any other error of the stream is not the end of the process either.
+    stream.on('error', (error) => lose(0, error));
   }
 }
 
-/** When the terminal hangs up or the pipe's reader goes away, carry on writing to /dev/null. */
-function guardStreams() {
-  for (const [name, fd] of STREAMS) {
-    if (typeof logs[name] === 'string') continue;
-    process[name].on('error', () => native.detachStdio([fd]));
+/**
+ * Node's own write to a file (its SyncWriteStream's), except that it carries
+ * on after a short write, which Node's drops; what cannot be written is lost.
+ */
+function writeAll(fd, buffer, lose) {
+  let written = 0;
+  try {
+    while (written < buffer.length) written += fs.writeSync(fd, buffer, written, buffer.length - written);
+  } catch (error) {
+    lose(buffer.length - written, error);
   }
+}
+
+/**
+ * Wraps a pipe's or terminal's `_write` or `_writev` so that its failure is a
+ * loss, not the stream's error. Once `letGo()` has let go of the stream's
+ * file after a failure, what is written is lost.
+ */
+function guardWrite(stream, method, lose, letGo) {
+  const write = stream[method];
+  if (typeof write !== 'function') return;
+  let failed = false;
+  stream[method] = function guarded(...args) {
+    const callback = args.pop();
+    const chunks = method === '_writev' ? args[0] : [{ chunk: args[0], encoding: args[1] }];
+    const bytes = () => chunks.reduce((sum, { chunk, encoding }) => sum + Buffer.byteLength(chunk, encoding), 0);
+    if (failed) {
+      lose(bytes());
+      return callback();
+    }
+    return write.call(this, ...args, (error) => {
+      if (error) {
+        lose(bytes(), error);
+        failed = letGo();
+      }
+      callback();
+    });
+  };
 }
 
 /** Turns the named streams (not yet logged) into syslog messages, one a line. */
@@ -85,11 +153,36 @@ function closeIO(options) {
   native.detachStdio(fds);
 }
 
-/** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr. */
+/** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr, both or neither. */
 function reopenLogs() {
-  for (const [name, fd] of STREAMS) {
-    if (isLogFile(logs[name])) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
+  openLogs(logFile(logs.stdout), logFile(logs.stderr), logOwner);
+}
+
+/**
+ * In the foreground (and for reopenLogs()): opens the log files onto stdout
+ * and stderr, both or neither. `owner`, the uid of start()'s `user`, may own
+ * them, as root and this process's user may (logrotate creates them so).
+ */
+function openLogs(stdout, stderr, owner) {
+  if (stdout === undefined && stderr === undefined) return;
+  nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
+  logOwner = owner; // for reopenLogs(), after the switch of user
+}
+
+/**
+ * In the foreground: puts what start() gave the streams in place, as the
+ * launcher does for a daemon: the log files (`owner` as for openLogs()), a
+ * descriptor, or /dev/null.
+ */
+function placeLogs(stdout, stderr, owner) {
+  openLogs(logFile(stdout), logFile(stderr), owner);
+  for (const [log, fd] of [
+    [stdout, 1],
+    [stderr, 2],
+  ]) {
+    if (log === IGNORE) native.detachStdio([fd]);
+    else if (typeof log === 'number') native.redirectStdio(fd, log);
   }
 }
 
-module.exports = { setLogs, placeLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs };
+module.exports = { setLogs, placeLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };

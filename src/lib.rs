@@ -7,6 +7,7 @@ mod errors;
 mod fileid;
 mod launch;
 mod lockfile;
+mod logfile;
 mod notify;
 mod privileges;
 mod ready;
@@ -53,6 +54,30 @@ fn throw_coded(env: &Env, code: &str, message: String) -> Error {
     throw_with(env, message, |object| {
         object.set_named_property("code", code)
     })
+}
+
+/// Throws a `RangeError` with `ERR_OUT_OF_RANGE`, in the words of Node's own checks.
+fn out_of_range(env: &Env, name: &str, expected: &str, received: impl std::fmt::Display) -> Error {
+    let message = format!(
+        "The value of \"{name}\" is out of range. It must be {expected}. Received {received}"
+    );
+    match env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE")) {
+        Ok(()) => Error::new(Status::PendingException, message),
+        Err(err) => err,
+    }
+}
+
+/// Checks that `fds` are distinct descriptors among `allowed` (some of 0, 1,
+/// 2): any other number would be used as a descriptor that may not exist.
+fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
+    for (i, &fd) in fds.iter().enumerate() {
+        if !allowed.contains(&fd) || fds[..i].contains(&fd) {
+            let names: Vec<String> = allowed.iter().map(i32::to_string).collect();
+            let expected = format!("distinct descriptors among {}", names.join(", "));
+            return Err(out_of_range(env, "fds", &expected, fd));
+        }
+    }
+    Ok(())
 }
 
 /// The environment variable that marks a process as the daemon.
@@ -188,9 +213,21 @@ impl From<ready::Verdict> for SpawnVerdict {
 
 /// Forks the daemon (nothing is started on error) and waits for its word, `until` ready or its pid.
 fn spawn_until(env: &Env, plan: SpawnPlan, until: ready::Until) -> Result<SpawnVerdict> {
+    Ok(fork(env, plan)?.wait(until).into())
+}
+
+/// Checks the plan's values and forks the daemon; on error nothing was started.
+fn fork(env: &Env, plan: SpawnPlan) -> Result<launch::Started> {
+    if plan.umask > 0o777 {
+        return Err(out_of_range(
+            env,
+            "umask",
+            "an integer from 0 to 0o777",
+            plan.umask,
+        ));
+    }
     let plan = launch::Plan::try_from(plan)?;
-    let started = launch::fork(&plan).map_err(|e| throw(env, e))?;
-    Ok(started.wait(until).into())
+    launch::fork(&plan).map_err(|e| throw(env, e))
 }
 
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
@@ -229,9 +266,7 @@ impl Task for AwaitReady {
 /// a Promise of its verdict, awaited off the main thread.
 #[napi(ts_return_type = "Promise<SpawnVerdict>")]
 pub fn spawn_async(env: Env, plan: SpawnPlan) -> Result<AsyncTask<AwaitReady>> {
-    let plan = launch::Plan::try_from(plan)?;
-    let started = launch::fork(&plan).map_err(|e| throw(&env, e))?;
-    Ok(AsyncTask::new(AwaitReady(Some(started))))
+    Ok(AsyncTask::new(AwaitReady(Some(fork(&env, plan)?))))
 }
 
 /// Whether this is Node's main thread (a worker may not daemonize).
@@ -292,12 +327,14 @@ pub fn release_locks() {
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.
 #[napi]
 pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::set_blocking(&fds).map_err(|e| throw(&env, e))
 }
 
 /// Points the given standard descriptors, and their twins, at `/dev/null`.
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
@@ -357,6 +394,7 @@ pub fn notify(socket: String, state: String) -> bool {
 /// Points fd 1 or 2 (and its twins) at `fd`, a descriptor of this process.
 #[napi]
 pub fn redirect_stdio(env: Env, target: i32, fd: i32) -> Result<()> {
+    check_fds(&env, &[target], &[1, 2])?;
     if fd < 0 {
         return Err(throw(&env, SysError::new(nix::errno::Errno::EBADF, "dup2")));
     }
@@ -365,10 +403,17 @@ pub fn redirect_stdio(env: Env, target: i32, fd: i32) -> Result<()> {
     stdio::replace(target, borrowed).map_err(|e| throw(&env, e))
 }
 
-/// Reopens a log file onto fd 1 or 2.
+/// Reopens the log files of stdout and stderr onto fds 1 and 2, both or
+/// neither; `daemonUser` (a uid) may own them as well as root and this process.
 #[napi]
-pub fn reopen_log(env: Env, fd: i32, path: String) -> Result<()> {
-    stdio::reopen_log(fd, &path).map_err(|e| throw(&env, e))
+pub fn reopen_logs(
+    env: Env,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    daemon_user: Option<u32>,
+) -> Result<()> {
+    stdio::reopen_logs([stdout.as_deref(), stderr.as_deref()], daemon_user)
+        .map_err(|e| throw(&env, e))
 }
 
 /// Reads the user database: `user` (name or id) with its primary group or
@@ -467,6 +512,7 @@ pub struct SyslogStdio {
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
 pub fn syslog_stdio(env: Env, plan: SyslogStdio) -> Result<&'static str> {
+    check_fds(&env, &plan.fds, &[1, 2])?;
     let fds = plan
         .fds
         .iter()

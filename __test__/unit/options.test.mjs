@@ -125,6 +125,7 @@ test('every export is a named ESM import, the default import is the callable, an
     'dropPrivileges',
     'chroot',
     'syslog',
+    'lost',
     'isDaemon',
     'spawn',
     'daemon',

@@ -11,9 +11,10 @@
 mod child;
 
 use crate::errors::{SysError, SysResult, WithPath};
+use crate::logfile::open_logs;
 use crate::privileges::Account;
 use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
-use crate::stdio::{dup_above, open_devnull, open_log};
+use crate::stdio::{dup_above, open_devnull};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
@@ -115,15 +116,29 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-/// Opens (or duplicates) what the daemon's stream goes to, above the low descriptors.
-fn open_high(output: &Option<Output>) -> SysResult<Option<OwnedFd>> {
-    let opened = match output {
-        None => return Ok(None),
-        Some(Output::File(path)) => open_log(path)?,
-        Some(Output::Fd(fd)) => return writable(*fd).map(Some),
-        Some(Output::Null) => open_devnull()?,
+/// The path of a log file, for `open_logs`.
+fn log_path(output: &Option<Output>) -> Option<&str> {
+    match output {
+        Some(Output::File(path)) => Some(path),
+        _ => None,
+    }
+}
+
+/// Opens (or duplicates) what stdout and stderr go to, above 0-3: the log
+/// files (both or neither), a descriptor of the launcher's, /dev/null.
+fn open_high(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
+    // The daemon's user may own its logs (logrotate creates them so).
+    let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
+    let [stdout, stderr] = open_logs(
+        [log_path(&plan.stdout), log_path(&plan.stderr)],
+        daemon_user,
+    )?;
+    let high = |output: &Option<Output>, log: Option<OwnedFd>| match (output, log) {
+        (Some(Output::Fd(fd)), _) => writable(*fd).map(Some),
+        (Some(Output::Null), _) => dup_above(&open_devnull()?, FIRST_HIGH_FD).map(Some),
+        (_, log) => log.map(|fd| dup_above(&fd, FIRST_HIGH_FD)).transpose(),
     };
-    dup_above(&opened, FIRST_HIGH_FD).map(Some)
+    Ok([high(&plan.stdout, stdout)?, high(&plan.stderr, stderr)?])
 }
 
 /// A copy (above the low descriptors) of `fd`, open in this process for
@@ -151,8 +166,7 @@ impl Prepared {
             return Err(SysError::new(Errno::EINVAL, "execve"));
         }
         check_directory(&plan.cwd)?;
-        let stdout = open_high(&plan.stdout)?;
-        let stderr = open_high(&plan.stderr)?;
+        let [stdout, stderr] = open_high(plan)?;
         let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
         let argv = to_cstrings(&plan.argv)?;
         let env = to_cstrings(&plan.env)?;
