@@ -9,6 +9,7 @@ const { lock } = require('./lib/lock.js');
 const { status, signal, stop } = require('./lib/control.js');
 const { dropPrivileges, chroot } = require('./lib/identity.js');
 const { syslog } = require('./lib/syslog.js');
+const { listeners } = require('./lib/sockets.js');
 const { spawn } = require('./lib/spawn.js');
 const { daemonize, daemon } = require('./lib/compat.js');
 
@@ -30,5 +31,6 @@ module.exports.chroot = chroot;
 module.exports.syslog = syslog;
 module.exports.lost = lost;
 module.exports.isDaemon = isDaemon;
+module.exports.listeners = listeners;
 module.exports.spawn = spawn;
 module.exports.daemon = daemon;

@@ -222,6 +222,33 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['changeRoot', [''], 'Error ENOENT'],
     ['syslogSend', [{ message: 'x', priority: 'loud', facility: 'daemon', ident: 'x', socket: `${dir}/none` }], null],
     ['reportExit', [-1], null],
+    ['adoptListener', [-1], 'Error EBADF'],
+    ['adoptListener', [99999], 'Error EBADF'],
+    [
+      'spawn',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, listeners: [{ name: 'x', fd: -1 }] }],
+      'Error EBADF',
+    ],
+    [
+      'spawn',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, listeners: [{ name: 'x', port: 70000 }] }],
+      null,
+    ],
+    [
+      'spawn',
+      [
+        {
+          argv: ['/bin/true'],
+          env: [],
+          cwd: '/',
+          umask: 0,
+          readyTimeout: 1,
+          preventCore: false,
+          listeners: [{ name: 'x', host: 'nohost', port: 1 }],
+        },
+      ],
+      null,
+    ],
     ['reportError', [''], null],
   ];
   const script = `

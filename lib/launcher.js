@@ -13,6 +13,7 @@ const { SYSLOG, IGNORE, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { evaluated } = require('./node-options.js');
 const { thisScript } = require('./command.js');
+const { daemonListeners } = require('./sockets.js');
 
 const debug = debuglog('daemon');
 
@@ -89,15 +90,18 @@ function describeLog(log) {
 /**
  * The native spawn's plan for validated options. `command.argv` is the Node
  * command line the daemon runs, `command.env` entries added to its
- * environment, `command.drop` names left out of it. Reads the user database
- * here: it may not be read between fork() and execve().
+ * environment. `command.another`: the daemon is another program's (spawn(),
+ * daemon.daemon()), not this service's, so systemd's notify socket and the
+ * sockets passed to this process stay here. Reads the user database here:
+ * it may not be read between fork() and execve().
  */
 function spawnPlan(opts, command) {
   const account = lookupAccount(opts.user, opts.group);
+  const service = !command.another;
   // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
   return bare({
     argv: command.argv,
-    env: daemonEnv(opts.env, command.env ?? [], account, command.drop),
+    env: daemonEnv(opts.env, command.env ?? [], account, service ? [] : [ENV.NOTIFY_SOCKET]),
     cwd: opts.cwd,
     umask: opts.umask,
     stdout: output(opts.stdout),
@@ -105,6 +109,7 @@ function spawnPlan(opts, command) {
     readyTimeout: opts.readyTimeout,
     account,
     preventCore: opts.preventCore,
+    listeners: daemonListeners(opts.listen, lookupAccount, service),
   });
 }
 

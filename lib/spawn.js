@@ -6,7 +6,6 @@
 const { getSystemErrorName } = require('node:util');
 const { codedError } = require('./errors.js');
 const { nativeFor } = require('./native.js');
-const { ENV } = require('./env.js');
 const { bare, checkCommand, spawnOptions } = require('./options.js');
 const { spawnPlan } = require('./launcher.js');
 const { preloadCommand } = require('./command.js');
@@ -23,14 +22,14 @@ function daemonSideOptions(opts) {
 /**
  * The native plan that runs `script` with `args` as a daemon, its options
  * validated by `schema` before anything is opened or forked. Not the
- * caller's execArgv, nor its systemd socket: the daemon is not the service.
+ * caller's execArgv, nor its systemd sockets: the daemon is not the service.
  */
 function scriptPlan(script, args, options, schema, fn) {
   const [main, ...rest] = checkCommand(script, args);
   const opts = schema(options, main);
   nativeFor(fn);
   const command = preloadCommand(main, rest, daemonSideOptions(opts));
-  return spawnPlan(opts, { ...command, drop: [ENV.NOTIFY_SOCKET] });
+  return spawnPlan(opts, { ...command, another: true });
 }
 
 /**

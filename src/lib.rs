@@ -11,6 +11,7 @@ mod logfile;
 mod notify;
 mod privileges;
 mod ready;
+mod sockets;
 mod stdio;
 mod sync;
 mod sys;
@@ -96,6 +97,46 @@ pub struct SpawnPlan {
     pub ready_timeout: u32,
     pub account: Option<Account>,
     pub prevent_core: bool,
+    pub listeners: Option<Vec<ListenerSpec>>,
+}
+
+/// A listening socket for the daemon: a passed `fd`, or an address to bind
+/// (`host` and `port`, or a Unix socket's `path` with its `mode`, `uid`, `gid`).
+#[napi(object)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub fd: Option<i32>,
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    pub path: Option<String>,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// The one place a spec becomes the launcher's `Listener`; lib/sockets.js checked it.
+fn listener_of(spec: ListenerSpec) -> Result<launch::Listener> {
+    let invalid = |what: &str| Error::new(Status::InvalidArg, format!("listener {what}"));
+    let source = match (spec.fd, spec.path, spec.port) {
+        (Some(fd), _, _) => launch::ListenSource::Inherited(fd),
+        (None, Some(path), _) => launch::ListenSource::Bind(sockets::Address::Unix {
+            path,
+            mode: spec.mode,
+            owner: (spec.uid.is_some() || spec.gid.is_some()).then_some((spec.uid, spec.gid)),
+        }),
+        (None, None, Some(port)) => launch::ListenSource::Bind(sockets::Address::Tcp {
+            host: spec
+                .host
+                .map(|h| h.parse().map_err(|_| invalid("host")))
+                .transpose()?,
+            port: u16::try_from(port).map_err(|_| invalid("port"))?,
+        }),
+        (None, None, None) => return Err(invalid("without fd, path or port")),
+    };
+    Ok(launch::Listener {
+        name: spec.name,
+        source,
+    })
 }
 
 /// Where the daemon's stdout or stderr goes: one of the three.
@@ -137,6 +178,12 @@ impl TryFrom<SpawnPlan> for launch::Plan {
             ready_timeout: Duration::from_millis(plan.ready_timeout.into()),
             account: plan.account.map(Into::into),
             prevent_core: plan.prevent_core,
+            listeners: plan
+                .listeners
+                .unwrap_or_default()
+                .into_iter()
+                .map(listener_of)
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -267,6 +314,13 @@ impl Task for AwaitReady {
 #[napi(ts_return_type = "Promise<SpawnVerdict>")]
 pub fn spawn_async(env: Env, plan: SpawnPlan) -> Result<AsyncTask<AwaitReady>> {
     Ok(AsyncTask::new(AwaitReady(Some(fork(&env, plan)?))))
+}
+
+/// Takes a socket passed to this process (fd 3, 4, ...): marks it
+/// close-on-exec and says what it is (`stream`, `dgram`, ..., `other`).
+#[napi]
+pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
+    sockets::adopt(fd).map_err(|e| throw(&env, e))
 }
 
 /// Whether this is Node's main thread (a worker may not daemonize).

@@ -129,6 +129,7 @@ test('every export is a named ESM import, the default import is the callable, an
     'isDaemon',
     'spawn',
     'daemon',
+    'listeners',
   ];
   const esm = await import(path.join(root, 'index.js'));
   const cjs = require(path.join(root, 'index.js'));

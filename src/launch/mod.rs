@@ -14,6 +14,7 @@ use crate::errors::{SysError, SysResult, WithPath};
 use crate::logfile::open_logs;
 use crate::privileges::Account;
 use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
+use crate::sockets::{bind_stream, Address};
 use crate::stdio::{dup_above, open_devnull};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -46,6 +47,24 @@ pub struct Plan {
     pub account: Option<Account>,
     /// A core file size limit of 0 before `execve()`.
     pub prevent_core: bool,
+    /// Listening sockets for the daemon, as fds 3, 4, ... with systemd's
+    /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`.
+    pub listeners: Vec<Listener>,
+}
+
+/// One listening socket the daemon gets, and its `LISTEN_FDNAMES` name.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub source: ListenSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum ListenSource {
+    /// Bound by the launcher before anything is forked.
+    Bind(Address),
+    /// Passed to the launcher (socket activation): handed on as it is.
+    Inherited(RawFd),
 }
 
 /// Where the daemon's stdout or stderr goes, other than the launcher's own stream.
@@ -83,7 +102,20 @@ pub struct Prepared {
     fd_limit: c_int,
     account: Option<Account>,
     prevent_core: bool,
+    /// The listening sockets, above `high`, in the order of fds 3, 4, ...
+    sockets: Vec<OwnedFd>,
+    /// Their numbers, for the child.
+    socket_fds: Vec<RawFd>,
+    /// `LISTEN_PID=` and room for the digits the child writes into its own
+    /// copy; with `LISTEN_FDS` and `LISTEN_FDNAMES` among the `_env` strings.
+    listen_pid: Vec<u8>,
+    /// Where the child's descriptors wait above its low numbers.
+    high: RawFd,
 }
+
+/// `LISTEN_PID=` and the digits of a pid, at most 10.
+const LISTEN_PID: &[u8] = b"LISTEN_PID=";
+const PID_DIGITS: usize = 10;
 
 /// The readiness pipe of one fork: the daemon gets the write end as fd 3.
 pub struct ReadyPipe {
@@ -94,8 +126,7 @@ pub struct ReadyPipe {
 
 impl ReadyPipe {
     pub fn new() -> SysResult<ReadyPipe> {
-        let (read, low_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
-        let write = dup_above(&low_write, FIRST_HIGH_FD)?;
+        let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
         Ok(ReadyPipe { read, write })
     }
 }
@@ -124,26 +155,26 @@ fn log_path(output: &Option<Output>) -> Option<&str> {
     }
 }
 
-/// Opens (or duplicates) what stdout and stderr go to, above 0-3: the log
+/// Opens (or duplicates) what stdout and stderr go to, above `high`: the log
 /// files (both or neither), a descriptor of the launcher's, /dev/null.
-fn open_high(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
+fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
     // The daemon's user may own its logs (logrotate creates them so).
     let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
     let [stdout, stderr] = open_logs(
         [log_path(&plan.stdout), log_path(&plan.stderr)],
         daemon_user,
     )?;
-    let high = |output: &Option<Output>, log: Option<OwnedFd>| match (output, log) {
-        (Some(Output::Fd(fd)), _) => writable(*fd).map(Some),
-        (Some(Output::Null), _) => dup_above(&open_devnull()?, FIRST_HIGH_FD).map(Some),
-        (_, log) => log.map(|fd| dup_above(&fd, FIRST_HIGH_FD)).transpose(),
+    let above = |output: &Option<Output>, log: Option<OwnedFd>| match (output, log) {
+        (Some(Output::Fd(fd)), _) => writable(*fd, high).map(Some),
+        (Some(Output::Null), _) => dup_above(&open_devnull()?, high).map(Some),
+        (_, log) => log.map(|fd| dup_above(&fd, high)).transpose(),
     };
-    Ok([high(&plan.stdout, stdout)?, high(&plan.stderr, stderr)?])
+    Ok([above(&plan.stdout, stdout)?, above(&plan.stderr, stderr)?])
 }
 
-/// A copy (above the low descriptors) of `fd`, open in this process for
+/// A copy (above `high`) of `fd`, open in this process for
 /// writing; else EBADF, before anything is forked.
-fn writable(fd: RawFd) -> SysResult<OwnedFd> {
+fn writable(fd: RawFd, high: RawFd) -> SysResult<OwnedFd> {
     let bad = || SysError::new(Errno::EBADF, "fcntl");
     if fd < 0 {
         return Err(bad());
@@ -155,7 +186,34 @@ fn writable(fd: RawFd) -> SysResult<OwnedFd> {
     if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDONLY {
         return Err(bad());
     }
-    dup_above(borrowed, FIRST_HIGH_FD)
+    dup_above(borrowed, high)
+}
+
+/// Binds or takes each listener, above `high`; their environment entries.
+fn open_listeners(listeners: &[Listener], high: RawFd) -> SysResult<(Vec<OwnedFd>, Vec<String>)> {
+    let mut fds = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let fd = match &listener.source {
+            ListenSource::Bind(address) => dup_above(&bind_stream(address)?, high)?,
+            ListenSource::Inherited(fd) if *fd < 0 => {
+                return Err(SysError::new(Errno::EBADF, "fcntl"));
+            }
+            // SAFETY: a descriptor number (not -1) passed to this process; only
+            // duplicated here, and a closed one fails with EBADF.
+            ListenSource::Inherited(fd) => dup_above(unsafe { BorrowedFd::borrow_raw(*fd) }, high)?,
+        };
+        fds.push(fd);
+    }
+    let env = if listeners.is_empty() {
+        vec![]
+    } else {
+        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+        vec![
+            format!("LISTEN_FDS={}", listeners.len()),
+            format!("LISTEN_FDNAMES={}", names.join(":")),
+        ]
+    };
+    Ok((fds, env))
 }
 
 impl Prepared {
@@ -166,14 +224,30 @@ impl Prepared {
             return Err(SysError::new(Errno::EINVAL, "execve"));
         }
         check_directory(&plan.cwd)?;
-        let [stdout, stderr] = open_high(plan)?;
-        let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
+        // Above every number the child dup2()s onto: 0-2, the sockets, the pipe.
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 1);
+        let [stdout, stderr] = open_high(plan, high)?;
+        let devnull = dup_above(&open_devnull()?, high)?;
+        let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
         let argv = to_cstrings(&plan.argv)?;
-        let env = to_cstrings(&plan.env)?;
+        let env = to_cstrings(&[&plan.env[..], &listen_env[..]].concat())?;
         let marker = CString::default();
+        let mut listen_pid = LISTEN_PID.to_vec();
+        listen_pid.resize(LISTEN_PID.len() + PID_DIGITS + 1, 0);
+        let listen_pid_ptr = listen_pid.as_ptr().cast::<c_char>();
+        let extra: Vec<*const c_char> = match sockets.is_empty() {
+            true => vec![marker.as_ptr()],
+            false => vec![listen_pid_ptr, marker.as_ptr()],
+        };
+        let envp_ptrs = env
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(extra)
+            .chain([ptr::null()])
+            .collect();
         Ok(Prepared {
             argv_ptrs: null_terminated(&argv),
-            envp_ptrs: null_terminated(env.iter().chain([&marker])),
+            envp_ptrs,
             _argv: argv,
             _env: env,
             marker,
@@ -185,7 +259,16 @@ impl Prepared {
             fd_limit: fd_limit(),
             account: plan.account.clone().filter(|a| !a.is_current()),
             prevent_core: plan.prevent_core,
+            socket_fds: sockets.iter().map(AsRawFd::as_raw_fd).collect(),
+            sockets,
+            listen_pid,
+            high,
         })
+    }
+
+    /// The fd the daemon reads its readiness pipe from: right after the sockets.
+    fn ready_fd(&self) -> RawFd {
+        READY_FD + self.sockets.len() as RawFd
     }
 
     /// Names `pipe` in the marker: `FD:INODE`, so that the daemon can tell
@@ -194,15 +277,26 @@ impl Prepared {
         let inode = fstat(&pipe.write)
             .map_err(|e| SysError::new(e, "fstat"))?
             .st_ino;
-        self.marker = to_cstring(&format!("{MARKER_ENV}={READY_FD}:{inode}"), "execve")?;
+        let fd = self.ready_fd();
+        self.marker = to_cstring(&format!("{MARKER_ENV}={fd}:{inode}"), "execve")?;
         let slot = self.envp_ptrs.len() - 2;
         self.envp_ptrs[slot] = self.marker.as_ptr();
         Ok(())
     }
 
     /// The raw values the child reads, borrowed from `self` for one fork.
-    fn image(&self, ready: RawFd) -> child::Image<'_> {
+    fn image(&mut self, ready: RawFd) -> child::Image<'_> {
+        let listen_pid = match self.sockets.is_empty() {
+            true => None,
+            false => Some(child::PidSlot {
+                digits: self.listen_pid[LISTEN_PID.len()..].as_mut_ptr(),
+                room: PID_DIGITS,
+            }),
+        };
         child::Image {
+            sockets: &self.socket_fds,
+            ready_fd: self.ready_fd(),
+            listen_pid,
             argv: &self.argv_ptrs,
             envp: &self.envp_ptrs,
             cwd: &self.cwd,
@@ -223,7 +317,9 @@ impl Prepared {
     /// the only write end of `pipe` once `pipe` is given up here.
     pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
         self.mark(&pipe)?;
-        let image = self.image(pipe.write.as_raw_fd());
+        let write = dup_above(&pipe.write, self.high)?;
+        drop(pipe.write);
+        let image = self.image(write.as_raw_fd());
         // Block every signal across fork(): a handler of Node's must not run
         // in the child before the child has reset it.
         let mut old_mask = SigSet::empty();
@@ -244,7 +340,7 @@ impl Prepared {
             return Err(SysError::new(fork_errno, "fork"));
         }
         // Only the daemon may hold the write end, so that its death reads as EOF.
-        drop(pipe.write);
+        drop(write);
         reap(Pid::from_raw(middle));
         Ok(pipe.read)
     }
@@ -334,6 +430,7 @@ mod tests {
             ready_timeout: timeout,
             account: None,
             prevent_core: false,
+            listeners: vec![],
         }
     }
 
