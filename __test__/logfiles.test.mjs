@@ -250,6 +250,26 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
       null,
     ],
     ['reportError', [''], null],
+    ['redirectStdio', [0, 1], 'RangeError ERR_OUT_OF_RANGE'],
+    ['redirectStdio', [1, -1], 'Error EBADF'],
+    ['redirectStdio', [2, 99999], 'Error EBADF'],
+    ['spawnUntilPid', [{ argv: [], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false }], 'Error EINVAL'],
+    [
+      'spawnAsync',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 2 ** 32 - 1, readyTimeout: 1, preventCore: false }],
+      'RangeError ERR_OUT_OF_RANGE',
+    ],
+    [
+      'spawn',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stdout: { fd: -1 } }],
+      'Error EBADF',
+    ],
+    [
+      'spawn',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stderr: { fd: 99999 } }],
+      'Error EBADF',
+    ],
+    ['spawn', [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stdout: {} }], null],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

@@ -6,6 +6,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { ENV } = require('./env.js');
+const { bare } = require('./options.js');
 
 const PRELOAD = path.join(__dirname, '..', 'bin', 'preload.js');
 const ESM_MAIN = path.join(__dirname, '..', 'bin', 'esm-main.mjs');
@@ -38,14 +39,15 @@ function isEsm(file) {
  * waits for: a small main module imports it and reports ready once its top
  * level has run (not inside a new root, where that module is out of reach).
  */
-function preloadCommand(script, args, options, { pidfile, chroot } = {}) {
+function preloadCommand(script, args, options, extra) {
+  const { pidfile, chroot } = bare(extra);
   const esm = chroot === undefined && isEsm(script);
   const entry = esm ? [ESM_MAIN, script] : [script];
   const daemonOptions = esm ? { ...options, ready: 'manual' } : options;
-  return {
+  return bare({
     argv: [process.execPath, '-r', PRELOAD, ...entry, ...args],
     env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options: daemonOptions, pidfile, chroot })}`],
-  };
+  });
 }
 
 module.exports = { thisScript, preloadCommand };

@@ -15,7 +15,7 @@ const { scriptPlan, verdictError } = require('./spawn.js');
  * daemon's environment, which 1.x code reads.
  */
 function daemonize(options) {
-  return become(compatOptions(options), { env: [`${ENV.COMPAT_MARKER}=true`] });
+  return become(compatOptions(options), bare({ env: [`${ENV.COMPAT_MARKER}=true`] }));
 }
 
 /**

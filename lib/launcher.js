@@ -95,7 +95,8 @@ function describeLog(log) {
  * sockets passed to this process stay here. Reads the user database here:
  * it may not be read between fork() and execve().
  */
-function spawnPlan(opts, command) {
+function spawnPlan(opts, given) {
+  const command = bare(given); // its own fields only: a polluted prototype supplies no argv
   const account = lookupAccount(opts.user, opts.group);
   const service = !command.another;
   // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
@@ -117,8 +118,9 @@ function spawnPlan(opts, command) {
  * Starts the daemon and exits with its verdict. `command` as spawnPlan()
  * takes it; its `argv` is this script by default (the CLI gives another).
  */
-function launch(opts, command = {}) {
+function launch(opts, given) {
   checkLauncher();
+  const command = bare(given);
   const argv = command.argv ?? thisScript();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
   const plan = spawnPlan(opts, { ...command, argv });

@@ -29,7 +29,7 @@ function scriptPlan(script, args, options, schema, fn) {
   const opts = schema(options, main);
   nativeFor(fn);
   const command = preloadCommand(main, rest, daemonSideOptions(opts));
-  return spawnPlan(opts, { ...command, another: true });
+  return spawnPlan(opts, bare(command, { another: true }));
 }
 
 /**
