@@ -199,8 +199,9 @@ declare namespace daemon {
    * daemon@1.x's `daemon.daemon(script, args, options)`: starts `script` as a
    * daemon like {@link spawn}, with the callable export's defaults (the
    * working directory, stdout and stderr to /dev/null), and returns as soon
-   * as the daemon has said its pid, without waiting for it to be ready.
-   * @throws as `spawn()` rejects, for what happened before the pid.
+   * as the daemon is forked, without waiting for it to run or be ready.
+   * @throws as `spawn()` rejects, for what fails before the fork (a bad
+   * option, a log file or descriptor that cannot be used).
    */
   function daemon(script: string, args?: readonly string[], options?: SpawnOptions): Daemon;
 

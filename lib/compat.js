@@ -20,8 +20,8 @@ function daemonize(options) {
 
 /**
  * `daemon.daemon(script, args, options)`: starts `script` as a daemon and
- * returns once the daemon has said its pid (a failed step before, or an
- * early exit, throws), without waiting for it to be ready. Of 1.x's
+ * returns its pid as soon as it is forked (what fails before, throws),
+ * without waiting for it to run or be ready. Of 1.x's
  * ChildProcess it keeps `pid` and `unref()`, which does nothing: the daemon
  * is no child of this process.
  */

@@ -283,7 +283,7 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
     spawn_until(&env, plan, ready::Until::Ready)
 }
 
-/// Forks the daemon and blocks only until it has said its pid (or failed first).
+/// Forks the daemon and returns once its session leader has named it (or a step failed first).
 #[napi]
 pub fn spawn_until_pid(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
     spawn_until(&env, plan, ready::Until::Pid)

@@ -2,7 +2,8 @@
 //! message on a pipe, how its start went; the launcher turns that into its
 //! exit status.
 //!
-//! `pid N` as soon as the daemon runs, `ready`, `error TEXT` for an uncaught
+//! `pid N` from the session leader as soon as it has forked the daemon, and
+//! again from the daemon once it runs, `ready`, `error TEXT` for an uncaught
 //! error, `exit CODE` when it exits before it was ready, and `fail STEP ERRNO`
 //! from the child when a step between `fork()` and `execve()` failed.
 

@@ -472,10 +472,12 @@ mod tests {
         let plan = plan("/bin/true", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 1);
-        assert!(verdict
-            .message
-            .unwrap()
-            .ends_with("exited before it was ready"));
+        // The session leader named the daemon, which never spoke itself.
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(
+            verdict.message.unwrap(),
+            format!("daemon: the daemon (pid {pid}) exited before it was ready")
+        );
     }
 
     #[test]
@@ -496,6 +498,22 @@ mod tests {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
         assert_eq!(text, "out\n/dev/null\n");
+    }
+
+    #[test]
+    fn until_its_pid_returns_once_the_daemon_is_forked() {
+        let plan = plan("/bin/sleep", "/", Duration::from_secs(10));
+        let plan = Plan {
+            argv: vec!["/bin/sleep".into(), "5".into()],
+            ..plan
+        };
+        let verdict = fork(&plan).unwrap().wait(Until::Pid);
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(verdict.code, 0);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
+        // Forked, perhaps not yet executed: sleep, or still the test binary.
+        assert!(comm.is_ok());
     }
 
     #[test]
