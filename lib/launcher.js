@@ -13,6 +13,7 @@ const { SYSLOG, IGNORE, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { evaluated } = require('./node-options.js');
 const { thisScript } = require('./command.js');
+const { output } = require('./stdio.js');
 const { daemonListeners } = require('./sockets.js');
 
 const debug = debuglog('daemon');
@@ -67,17 +68,6 @@ function releaseInspector() {
   if (inspector.url() === undefined) return;
   debug('launcher %d: closing its inspector for the daemon', process.pid);
   inspector.close();
-}
-
-/**
- * Where the native spawn puts stdout or stderr: a log file, a descriptor of
- * this process, /dev/null, or nothing (the launcher's own stream; also for
- * 'syslog', which is the daemon's own doing).
- */
-function output(log) {
-  if (log === undefined || log === SYSLOG) return undefined;
-  if (log === IGNORE) return bare({ ignore: true });
-  return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
 }
 
 /** Where `log` (a validated stdout or stderr) went, for the launcher's last word. */

@@ -4,7 +4,7 @@
 
 const fs = require('node:fs');
 const { native, nativeFor } = require('./native.js');
-const { SYSLOG, IGNORE, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
+const { SYSLOG, IGNORE, bare, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
 
 const STREAMS = Object.freeze([
   ['stdout', 1],
@@ -27,13 +27,16 @@ let logOwner;
 
 /**
  * Records what start() gave the streams (validated: a path, a descriptor,
- * 'syslog', 'ignore', or nothing). 'syslog' is recorded once the streams go
- * there, 'ignore' not at all: /dev/null is what closeIO() gives them too.
+ * 'syslog', 'ignore', or nothing), and `owner`, the uid of start()'s `user`,
+ * who may own the log files when reopenLogs() opens them again. 'syslog' is
+ * recorded once the streams go there, 'ignore' not at all: /dev/null is
+ * what closeIO() gives them too.
  */
-function setLogs(stdout, stderr) {
+function setLogs(stdout, stderr, owner) {
   const kept = (log) => (log === SYSLOG || log === IGNORE ? undefined : log);
   logs.stdout = kept(stdout);
   logs.stderr = kept(stderr);
+  logOwner = owner;
 }
 
 /** `daemon.lost`: what stdout and stderr could not write since start(), counted in place. */
@@ -159,30 +162,25 @@ function reopenLogs() {
 }
 
 /**
- * In the foreground (and for reopenLogs()): opens the log files onto stdout
- * and stderr, both or neither. `owner`, the uid of start()'s `user`, may own
- * them, as root and this process's user may (logrotate creates them so).
+ * Opens the log files onto stdout and stderr, both or neither. `owner`, the
+ * uid of start()'s `user`, may own them, as root and this process's user may
+ * (logrotate creates them so).
  */
 function openLogs(stdout, stderr, owner) {
   if (stdout === undefined && stderr === undefined) return;
   nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
-  logOwner = owner; // for reopenLogs(), after the switch of user
 }
 
 /**
- * In the foreground: puts what start() gave the streams in place, as the
- * launcher does for a daemon: the log files (`owner` as for openLogs()), a
- * descriptor, or /dev/null.
+ * Where the addon puts stdout or stderr (a launcher for its daemon, or a
+ * process in place): a log file, a descriptor of this process, /dev/null, or
+ * nothing (the stream it has; also for 'syslog', which the started process
+ * does itself).
  */
-function placeLogs(stdout, stderr, owner) {
-  openLogs(logFile(stdout), logFile(stderr), owner);
-  for (const [log, fd] of [
-    [stdout, 1],
-    [stderr, 2],
-  ]) {
-    if (log === IGNORE) native.detachStdio([fd]);
-    else if (typeof log === 'number') native.redirectStdio(fd, log);
-  }
+function output(log) {
+  if (log === undefined || log === SYSLOG) return undefined;
+  if (log === IGNORE) return bare({ ignore: true });
+  return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
 }
 
-module.exports = { setLogs, placeLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };
+module.exports = { setLogs, output, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -9,9 +9,12 @@
 //! each fork takes a fresh [`ReadyPipe`].
 
 mod child;
+mod in_place;
+
+pub use in_place::in_place;
 
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::logfile::open_logs;
+use crate::logfile;
 use crate::privileges::Account;
 use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
 use crate::sockets::{bind_stream, Address};
@@ -77,6 +80,34 @@ pub enum Output {
     /// `/dev/null`.
     Null,
 }
+
+/// The daemon steps, in the one order both ways of starting take them: the
+/// child of `fork()` before `execve()` (`child.rs`, with bare system calls)
+/// and a process that stays in the foreground (`in_place`, with glibc's
+/// wrappers, which change every thread). Before them, both check the
+/// directory and open the log files; what only a fork needs (a new session,
+/// default signal actions, the readiness pipe, `execve()`) is the child's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonStep {
+    /// The file mode creation mask.
+    Umask,
+    /// The log files, where given, on fds 1 and 2.
+    Streams,
+    /// A core file size limit of 0, when asked for.
+    CoreLimit,
+    /// Supplementary groups, group, user, when asked for.
+    User,
+    /// Whether the new user may enter the working directory.
+    Directory,
+}
+
+pub const DAEMON_STEPS: [DaemonStep; 5] = [
+    DaemonStep::Umask,
+    DaemonStep::Streams,
+    DaemonStep::CoreLimit,
+    DaemonStep::User,
+    DaemonStep::Directory,
+];
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
 /// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
@@ -147,7 +178,7 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-/// The path of a log file, for `open_logs`.
+/// The path of a log file, for `logfile::open_logs`.
 fn log_path(output: &Option<Output>) -> Option<&str> {
     match output {
         Some(Output::File(path)) => Some(path),
@@ -155,26 +186,27 @@ fn log_path(output: &Option<Output>) -> Option<&str> {
     }
 }
 
-/// Opens (or duplicates) what stdout and stderr go to, above `high`: the log
-/// files (both or neither), a descriptor of the launcher's, /dev/null.
-fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+/// Opens what stdout and stderr go to, as both ways of starting do before
+/// anything else changes: the log files (both or neither), a copy of a
+/// descriptor of the launcher's, /dev/null.
+fn open_logs(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
     // The daemon's user may own its logs (logrotate creates them so).
     let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
-    let [stdout, stderr] = open_logs(
+    let [stdout, stderr] = logfile::open_logs(
         [log_path(&plan.stdout), log_path(&plan.stderr)],
         daemon_user,
     )?;
-    let above = |output: &Option<Output>, log: Option<OwnedFd>| match (output, log) {
-        (Some(Output::Fd(fd)), _) => writable(*fd, high).map(Some),
-        (Some(Output::Null), _) => dup_above(&open_devnull()?, high).map(Some),
-        (_, log) => log.map(|fd| dup_above(&fd, high)).transpose(),
+    let other = |output: &Option<Output>, log: Option<OwnedFd>| match output {
+        Some(Output::Fd(fd)) => writable(*fd).map(Some),
+        Some(Output::Null) => open_devnull().map(Some),
+        _ => Ok(log),
     };
-    Ok([above(&plan.stdout, stdout)?, above(&plan.stderr, stderr)?])
+    Ok([other(&plan.stdout, stdout)?, other(&plan.stderr, stderr)?])
 }
 
-/// A copy (above `high`) of `fd`, open in this process for
-/// writing; else EBADF, before anything is forked.
-fn writable(fd: RawFd, high: RawFd) -> SysResult<OwnedFd> {
+/// A copy (close-on-exec) of `fd`, open in this process for writing; else
+/// EBADF, before anything is forked or changed.
+fn writable(fd: RawFd) -> SysResult<OwnedFd> {
     let bad = || SysError::new(Errno::EBADF, "fcntl");
     if fd < 0 {
         return Err(bad());
@@ -186,7 +218,14 @@ fn writable(fd: RawFd, high: RawFd) -> SysResult<OwnedFd> {
     if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDONLY {
         return Err(bad());
     }
-    dup_above(borrowed, high)
+    dup_above(borrowed, 0)
+}
+
+/// What stdout and stderr go to, above `high`.
+fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+    let [stdout, stderr] = open_logs(plan)?;
+    let above = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, high)).transpose();
+    Ok([above(stdout)?, above(stderr)?])
 }
 
 /// Binds or takes each listener, above `high`; their environment entries.
@@ -454,6 +493,41 @@ mod tests {
                 (code, Some(cwd))
             );
         }
+    }
+
+    #[test]
+    fn in_place_changes_nothing_unless_both_logs_open() {
+        let stdout =
+            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let plan = Plan {
+            stdout: Some(Output::File(stdout.to_str().unwrap().into())),
+            stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let elsewhere = Plan {
+            cwd: "/nonexistent-dir".into(),
+            ..plan.clone()
+        };
+        let err = in_place(&elsewhere).unwrap_err();
+        assert_eq!((err.code().as_str(), err.syscall), ("ENOENT", "chdir"));
+        assert!(
+            !stdout.exists(),
+            "the directory is checked before a log is opened"
+        );
+        // SAFETY: fd 1 is only inspected.
+        let fd1 = || fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) }).map(|st| st.st_ino);
+        let before = fd1();
+        let err = in_place(&plan).unwrap_err();
+        assert_eq!(
+            (err.code().as_str(), err.syscall, err.path.as_deref()),
+            ("ENOENT", "open", Some("/nonexistent-dir/err.log"))
+        );
+        assert_eq!(
+            fd1(),
+            before,
+            "stdout is left alone when stderr's log fails"
+        );
+        let _ = std::fs::remove_file(&stdout);
     }
 
     #[test]
