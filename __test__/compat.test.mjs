@@ -292,3 +292,33 @@ test('start() takes the fd and keyword forms too, and so does the foreground', a
   assert.equal(first, 'foreground to the fd');
   assert.deepEqual(JSON.parse(second), { stderr: '/dev/null' });
 });
+
+test('spawn() and daemon.daemon() with Object.prototype polluted: no inherited command line, pid file, cwd, output or environment', async () => {
+  const dir = scripts();
+  const pidfile = path.join(dir, 'polluted.pid');
+  const code = `
+    const daemon = require('daemon');
+    const path = require('path');
+    Object.assign(Object.prototype, {
+      argv: ['/bin/false'], env: ['POLLUTED=1'], pidfile: ${JSON.stringify(pidfile)}, another: false,
+      cwd: '/etc', stdout: 'polluted.log', stderr: 'polluted.log', fd: 1, umask: 0, readyTimeout: 1,
+    });
+    const first = daemon.daemon(path.resolve('child.js'), []);
+    daemon.spawn('child.js').then(({ pid }) => console.log(JSON.stringify({ pids: [first.pid, pid] })), (e) => { console.error(e); process.exit(1); });`;
+  const { pids } = await evaluate(dir, code, { env: { COMPAT_REPORT: path.join(dir, 'report.json') } });
+  try {
+    for (const pid of pids) {
+      // daemon.daemon() returns once forked: its execve() (after the streams) may be yet to come.
+      await waitFor(() => /child\.js/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')), 5000, 'the daemon to run child.js');
+      assert.equal(environ(pid).includes('POLLUTED=1'), false);
+    }
+    await waitFor(() => fs.existsSync(path.join(dir, 'report.json')), 5000, 'the first report');
+    assert.equal(fs.readlinkSync(`/proc/${pids[0]}/cwd`), dir, "daemon.daemon()'s cwd: the caller's");
+    assert.equal(fs.readlinkSync(`/proc/${pids[1]}/cwd`), '/', "spawn()'s cwd: start()'s");
+    assert.equal(fs.readlinkSync(`/proc/${pids[0]}/fd/1`), '/dev/null');
+    assert.equal(fs.existsSync(pidfile), false);
+    assert.equal(fs.existsSync(path.join(dir, 'polluted.log')), false);
+  } finally {
+    for (const pid of pids) await killAndWait(pid);
+  }
+});
