@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, killAndWait, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
+import { freePort, killAndWait, npm, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
 import { startRegistry } from './registry.mjs';
 
 const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -17,13 +17,10 @@ const platformTarball = path.join(dist, `daemon-linux-x64-gnu-${version}.tgz`);
 // What a machine without Rust has on PATH: node, npm, sh and the usual tools.
 const NO_CARGO_PATH = `${path.dirname(process.execPath)}:/usr/bin:/bin`;
 
-function npm(args, cwd, env = {}) {
+/** `npm ARGS` with how long it took, in seconds. */
+function timedNpm(args, cwd, env) {
   const started = performance.now();
-  const result = spawnSync('npm', args, {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false', ...env },
-  });
+  const result = npm(args, cwd, env);
   return { ...result, seconds: ((performance.now() - started) / 1000).toFixed(1) };
 }
 
@@ -161,7 +158,7 @@ test('the platform package holds the addon built for glibc 2.17, and names it as
 test('npm install daemon from a registry, no cargo on PATH: the prebuilt package is used, and module, CLI and example work', async (t) => {
   assert.notEqual(spawnSync('cargo', ['--version'], { env: { PATH: NO_CARGO_PATH } }).status, 0, `cargo is on ${NO_CARGO_PATH}`);
   const project = newProject('registry-consumer');
-  const install = npm(['install', 'daemon', '--foreground-scripts', '--userconfig', registry.npmrc], project, { PATH: NO_CARGO_PATH });
+  const install = timedNpm(['install', 'daemon', '--foreground-scripts', '--userconfig', registry.npmrc], project, { PATH: NO_CARGO_PATH });
   assert.equal(install.status, 0, install.stdout + install.stderr);
   t.diagnostic(`npm install daemon from the registry took ${install.seconds} s`);
   assert.doesNotMatch(install.stdout, /building the native addon/);
@@ -186,7 +183,11 @@ test('without a prebuilt package: builds from source in a temporary target direc
   const project = newProject('source-consumer');
   const temp = tmpdir('build-tmp');
   const env = { TMPDIR: temp, CARGO_TARGET_DIR: '' };
-  const install = npm(['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc], project, env);
+  const install = timedNpm(
+    ['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc],
+    project,
+    env,
+  );
   assert.equal(install.status, 0, install.stdout + install.stderr);
   t.diagnostic(`npm install building from source took ${install.seconds} s`);
   assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);

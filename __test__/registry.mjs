@@ -79,7 +79,7 @@ export async function startRegistry(dir) {
     const { token } = await user.json();
     if (!token) throw new Error(`verdaccio gave no token (HTTP ${user.status})`);
     const npmrc = path.join(dir, 'npmrc');
-    fs.writeFileSync(npmrc, `registry=${url}\n//127.0.0.1:${port}/:_authToken=${token}\n`);
+    fs.writeFileSync(npmrc, `registry=${url}\n//127.0.0.1:${port}/:_authToken=${token}\naudit=false\nfund=false\n`);
     return { url, npmrc, close };
   } catch (error) {
     close();

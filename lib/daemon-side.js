@@ -9,7 +9,7 @@ const { ENV } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { setLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 
 const debug = debuglog('daemon');
 
@@ -75,18 +75,17 @@ function joinStarted() {
 /** The started process's side of start(): in the daemon, or in place for the foreground. */
 function completeStart(opts) {
   const foreground = !isDaemon;
-  const file = (log) => (log === SYSLOG ? undefined : log);
-  const [stdout, stderr] = [file(opts.stdout), file(opts.stderr)];
   // In the foreground, what the launcher and the child do for a daemon, in
   // place and in the same order (the addon's startInPlace): an unknown user,
   // a bad cwd or a log that cannot be opened throws with nothing changed.
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) {
-    const plan = { cwd: opts.cwd, umask: opts.umask, stdout, stderr, account, preventCore: opts.preventCore };
+    const { cwd, umask, preventCore } = opts;
+    const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore };
     native.startInPlace(bare(plan));
     Object.assign(process.env, accountEnv(account));
   }
-  setLogs(stdout, stderr, account?.uid);
+  setLogs(opts.stdout, opts.stderr, account?.uid);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   anchorNodeOptions(process.cwd());

@@ -3,7 +3,7 @@
 //! binary shares them) and no struct mirrors another for napi's sake.
 
 use crate::errors::SysError;
-use crate::launch::{ListenSource, Listener, Plan};
+use crate::launch::{ListenSource, Listener, Output, Plan};
 use crate::lockfile::Status as PidFileStatus;
 use crate::privileges::{Account, Id};
 use crate::ready::Verdict;
@@ -108,7 +108,7 @@ fn set_some<T: ToNapiValue>(object: &mut Object, name: &str, value: Option<T>) -
     }
 }
 
-/// `{ argv, env, cwd, umask, stdout?, stderr?, readyTimeout, account?,
+/// `{ argv, env, cwd, umask, stdout?, stderr? (see `Output`), readyTimeout, account?,
 /// preventCore, listeners? }`; `argv`, `env`, `readyTimeout` and `listeners`
 /// matter only to `spawn`, which forks.
 impl FromNapiValue for Plan {
@@ -221,8 +221,37 @@ impl ToNapiValue for Verdict {
             o.set("code", v.code)?;
             set_some(o, "message", v.message)?;
             set_some(o, "pid", v.pid)?;
-            o.set("relayed", v.relayed)
+            o.set("relayed", v.relayed)?;
+            set_some(o, "step", v.failed.map(|(step, _)| step.name()))?;
+            set_some(o, "errno", v.failed.map(|(_, errno)| errno))?;
+            o.set("timedOut", v.timed_out)
         })
+    }
+}
+
+/// What spawnAsync's Promise resolves: `{ code, message?, pid?, relayed, step?, errno?, timedOut }`.
+impl TypeName for Verdict {
+    fn type_name() -> &'static str {
+        "Verdict"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+/// Where stdout or stderr goes: `{ path }` (a log file), `{ fd }` (a
+/// descriptor of this process) or `{ ignore: true }` (/dev/null).
+impl FromNapiValue for Output {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let o = Object::from_napi_value(env, value)?;
+        let ignore: Option<bool> = optional(&o, "ignore")?;
+        match (optional(&o, "path")?, optional(&o, "fd")?, ignore) {
+            (Some(path), None, None) => Ok(Output::File(path)),
+            (None, Some(fd), None) => Ok(Output::Fd(fd)),
+            (None, None, Some(true)) => Ok(Output::Null),
+            _ => Err(invalid("an output is one of path, fd, ignore".to_owned())),
+        }
     }
 }
 

@@ -31,13 +31,51 @@ pub const READY_ENV: &str = ready::MARKER_ENV;
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
 #[napi]
 pub fn spawn(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
-    launch::spawn(&plan).map_err(|e| throw(&env, e))
+    Ok(fork(&env, &plan)?.wait(ready::Until::Ready))
+}
+
+/// Forks the daemon and returns once its session leader has named it (or a step failed first).
+#[napi]
+pub fn spawn_until_pid(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
+    Ok(fork(&env, &plan)?.wait(ready::Until::Pid))
+}
+
+/// Forks the daemon; on error nothing was started.
+fn fork(env: &Env, plan: &launch::Plan) -> Result<launch::Started> {
+    launch::fork(plan).map_err(|e| throw(env, e))
+}
+
+/// The wait for a forked daemon's verdict, on a thread of libuv's pool.
+pub struct AwaitReady(Option<launch::Started>);
+
+impl Task for AwaitReady {
+    type Output = ready::Verdict;
+    type JsValue = ready::Verdict;
+
+    fn compute(&mut self) -> Result<ready::Verdict> {
+        let started = self
+            .0
+            .take()
+            .ok_or_else(|| Error::from_reason("awaited twice"))?;
+        Ok(started.wait(ready::Until::Ready))
+    }
+
+    fn resolve(&mut self, _env: Env, verdict: ready::Verdict) -> Result<ready::Verdict> {
+        Ok(verdict)
+    }
+}
+
+/// Forks the daemon here (an error throws: nothing was started) and returns
+/// a Promise of its verdict, awaited off the main thread.
+#[napi]
+pub fn spawn_async(env: Env, plan: launch::Plan) -> Result<AsyncTask<AwaitReady>> {
+    Ok(AsyncTask::new(AwaitReady(Some(fork(&env, &plan)?))))
 }
 
 /// In a process that stays in the foreground: the daemon steps of `spawn`'s
-/// child, in their order, in place (umask, log files on fds 1 and 2, core
-/// limit, user). Throws, with nothing changed, for a directory it cannot
-/// enter or a log file it cannot open.
+/// child, in their order, in place (umask, stdout and stderr on fds 1 and 2,
+/// core limit, user). Throws, with nothing changed, for a directory it cannot
+/// enter or a log file (or descriptor) it cannot use.
 #[napi]
 pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<()> {
     launch::in_place(&plan).map_err(|e| throw(&env, e))

@@ -2,7 +2,8 @@
 //! message on a pipe, how its start went; the launcher turns that into its
 //! exit status.
 //!
-//! `pid N` as soon as the daemon runs, `ready`, `error TEXT` for an uncaught
+//! `pid N` from the session leader as soon as it has forked the daemon, and
+//! again from the daemon once it runs, `ready`, `error TEXT` for an uncaught
 //! error, `exit CODE` when it exits before it was ready, and `fail STEP ERRNO`
 //! from the child when a step between `fork()` and `execve()` failed.
 
@@ -134,11 +135,25 @@ pub struct Verdict {
     pub pid: Option<u32>,
     /// The message is the daemon's own error, not the launcher's account.
     pub relayed: bool,
+    /// The step between `fork()` and `execve()` that failed, and its errno.
+    pub failed: Option<(Step, i32)>,
+    /// No verdict within the timeout: the daemon may still run.
+    pub timed_out: bool,
+}
+
+/// What the launcher waits for: the daemon ready, or only its pid
+/// (`daemon.daemon()`, which returns at once like 1.x did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Until {
+    #[default]
+    Ready,
+    Pid,
 }
 
 /// The launcher's reading of the messages so far.
 #[derive(Debug, Default)]
 pub struct Progress {
+    until: Until,
     pid: Option<u32>,
     error: Option<String>,
     exec_path: String,
@@ -147,8 +162,9 @@ pub struct Progress {
 
 impl Progress {
     /// `exec_path` and `cwd` name what a failed `execve` or `chdir` was about.
-    pub fn new(exec_path: &str, cwd: &str) -> Self {
+    pub fn new(exec_path: &str, cwd: &str, until: Until) -> Self {
         Progress {
+            until,
             exec_path: exec_path.to_owned(),
             cwd: cwd.to_owned(),
             ..Progress::default()
@@ -161,6 +177,8 @@ impl Progress {
             message,
             pid: self.pid,
             relayed: self.error.is_some(),
+            failed: None,
+            timed_out: false,
         }
     }
 
@@ -174,7 +192,12 @@ impl Progress {
     /// Takes one message; returns the verdict once there is one.
     pub fn receive(&mut self, message: Message) -> Option<Verdict> {
         match message {
-            Message::Pid(pid) => self.pid = Some(pid),
+            Message::Pid(pid) => {
+                self.pid = Some(pid);
+                if self.until == Until::Pid {
+                    return Some(self.verdict(0, None));
+                }
+            }
             Message::Error(text) => self.error = Some(text),
             Message::Ready => return Some(self.verdict(0, None)),
             Message::Exit(code) => {
@@ -189,13 +212,17 @@ impl Progress {
                 return Some(self.verdict(code, message));
             }
             Message::Fail { step, errno } => {
+                let failed = step;
                 let step = match step {
                     Step::Execve => format!("execve(\"{}\")", self.exec_path),
                     Step::Chdir => format!("chdir(\"{}\")", self.cwd),
                     _ => step.name().to_owned(),
                 };
                 let text = Errno::from_raw(errno).desc();
-                return Some(self.verdict(127, Some(format!("daemon: {step}: {text}"))));
+                return Some(Verdict {
+                    failed: Some((failed, errno)),
+                    ..self.verdict(127, Some(format!("daemon: {step}: {text}")))
+                });
             }
         }
         None
@@ -216,14 +243,17 @@ impl Progress {
             self.who(),
             timeout.as_millis()
         );
-        self.verdict(1, Some(message))
+        Verdict {
+            timed_out: true,
+            ..self.verdict(1, Some(message))
+        }
     }
 }
 
-/// Reads the pipe until the daemon's verdict, its end, or the timeout.
-pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str) -> Verdict {
+/// Reads the pipe until the daemon's verdict (or, `until` its pid, that), its end, or the timeout.
+pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str, until: Until) -> Verdict {
     let deadline = Instant::now() + timeout;
-    let mut progress = Progress::new(exec_path, cwd);
+    let mut progress = Progress::new(exec_path, cwd, until);
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -382,11 +412,11 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let mut p = Progress::new("/usr/bin/node", "/srv");
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Ready);
         assert_eq!(p.receive(Message::Pid(7)), None);
         assert_eq!(p.receive(Message::Ready).unwrap().code, 0);
 
-        let mut p = Progress::new("/usr/bin/node", "/srv");
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Ready);
         p.receive(Message::Pid(7));
         p.receive(Message::Error("Error: boom".into()));
         let v = p.receive(Message::Exit(1)).unwrap();
@@ -395,7 +425,7 @@ mod tests {
             (1, Some("daemon: Error: boom"), true)
         );
 
-        let mut p = Progress::new("/usr/bin/node", "/srv");
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Ready);
         p.receive(Message::Pid(7));
         let v = p.receive(Message::Exit(2)).unwrap();
         assert_eq!(
@@ -410,12 +440,19 @@ mod tests {
             .unwrap()
             .contains("pid 7"));
 
+        let v = p.at_timeout(Duration::from_millis(500));
+        assert!(v.timed_out && v.failed.is_none());
+
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Pid);
+        let v = p.receive(Message::Pid(7)).unwrap();
+        assert_eq!((v.code, v.pid, v.timed_out), (0, Some(7), false));
+
         let failed = |step: Step| {
             let fail = Message::Fail { step, errno: 13 };
-            let v = Progress::new("/usr/bin/node", "/srv")
+            let v = Progress::new("/usr/bin/node", "/srv", Until::Ready)
                 .receive(fail)
                 .unwrap();
-            assert_eq!(v.code, 127);
+            assert_eq!((v.code, v.failed), (127, Some((step, 13))));
             v.message.unwrap()
         };
         assert_eq!(

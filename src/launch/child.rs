@@ -89,11 +89,16 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
     // ...whose leader exits at once, so the daemon is not a session leader
     // and can never acquire a controlling terminal again. The bare system
     // call: libc's fork() runs atfork handlers (see `sys::fork_raw`);
-    // _exit: async-signal-safe, runs no exit handlers.
+    // _exit: async-signal-safe, runs no exit handlers. The leader says the
+    // daemon's pid first, so that the launcher knows it even when the daemon
+    // never speaks (a ready timeout names it; daemon.daemon() returns it).
     match sys::fork_raw() {
         Err(errno) => fail(p.ready, Step::Fork, errno),
         Ok(ForkResult::Child) => exec_daemon(p),
-        Ok(ForkResult::Parent { .. }) => libc::_exit(0),
+        Ok(ForkResult::Parent { child }) => {
+            say_pid(p.ready, child.as_raw());
+            libc::_exit(0)
+        }
     }
 }
 
@@ -245,6 +250,16 @@ unsafe fn close_from(first: RawFd, limit: c_int) {
 
 /// Writes `fail STEP ERRNO\n`, formatted on the stack, and exits 127
 /// (write, _exit: async-signal-safe).
+/// Writes `pid PID` to the readiness pipe (write: async-signal-safe; the
+/// line is formatted on the stack).
+unsafe fn say_pid(fd: RawFd, pid: libc::pid_t) {
+    let mut line = StackLine::default();
+    line.push(b"pid ");
+    line.push_number(pid);
+    line.push(b"\n");
+    libc::write(fd, line.bytes.as_ptr().cast(), line.len);
+}
+
 unsafe fn fail(fd: RawFd, step: Step, errno: Errno) -> ! {
     let mut line = StackLine::default();
     line.push(b"fail ");

@@ -16,11 +16,11 @@ pub use in_place::in_place;
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::logfile;
 use crate::privileges::Account;
-use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
+use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
 use crate::sockets::{bind_stream, Address};
 use crate::stdio::{dup_above, open_devnull};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
 use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
@@ -28,8 +28,7 @@ use nix::sys::stat::{fstat, stat, SFlag};
 use nix::sys::wait::waitpid;
 use nix::unistd::{access, pipe2, AccessFlags, Pid};
 use std::ffi::CString;
-use std::os::fd::BorrowedFd;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
@@ -43,8 +42,9 @@ pub struct Plan {
     /// Where the daemon will run; it boots in the launcher's directory.
     pub cwd: String,
     pub umask: u32,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
+    /// `None`: the launcher's own stream, kept across `execve()`.
+    pub stdout: Option<Output>,
+    pub stderr: Option<Output>,
     pub ready_timeout: Duration,
     /// Whom the daemon runs as; `None`: the launcher's user.
     pub account: Option<Account>,
@@ -68,6 +68,17 @@ pub enum ListenSource {
     Bind(Address),
     /// Passed to the launcher (socket activation): handed on as it is.
     Inherited(RawFd),
+}
+
+/// Where the daemon's stdout or stderr goes, other than the launcher's own stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A log file, opened for appending (created 0640).
+    File(String),
+    /// A descriptor of the launcher's (a file it opened, a stream's), shared.
+    Fd(RawFd),
+    /// `/dev/null`.
+    Null,
 }
 
 /// The daemon steps, in the one order both ways of starting take them: the
@@ -167,18 +178,50 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-/// Opens stdout's and stderr's log files, both or neither, as both ways of
-/// starting do before anything else changes.
+/// The path of a log file, for `logfile::open_logs`.
+fn log_path(output: &Option<Output>) -> Option<&str> {
+    match output {
+        Some(Output::File(path)) => Some(path),
+        _ => None,
+    }
+}
+
+/// Opens what stdout and stderr go to, as both ways of starting do before
+/// anything else changes: the log files (both or neither), a copy of a
+/// descriptor of the launcher's, /dev/null.
 fn open_logs(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
     // The daemon's user may own its logs (logrotate creates them so).
     let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
-    logfile::open_logs(
-        [plan.stdout.as_deref(), plan.stderr.as_deref()],
+    let [stdout, stderr] = logfile::open_logs(
+        [log_path(&plan.stdout), log_path(&plan.stderr)],
         daemon_user,
-    )
+    )?;
+    let other = |output: &Option<Output>, log: Option<OwnedFd>| match output {
+        Some(Output::Fd(fd)) => writable(*fd).map(Some),
+        Some(Output::Null) => open_devnull().map(Some),
+        _ => Ok(log),
+    };
+    Ok([other(&plan.stdout, stdout)?, other(&plan.stderr, stderr)?])
 }
 
-/// The log files, above `high`.
+/// A copy (close-on-exec) of `fd`, open in this process for writing; else
+/// EBADF, before anything is forked or changed.
+fn writable(fd: RawFd) -> SysResult<OwnedFd> {
+    let bad = || SysError::new(Errno::EBADF, "fcntl");
+    if fd < 0 {
+        return Err(bad());
+    }
+    // SAFETY: only inspected and duplicated here; an fd that is not open
+    // makes fcntl fail with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| SysError::new(e, "fcntl"))?;
+    if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDONLY {
+        return Err(bad());
+    }
+    dup_above(borrowed, 0)
+}
+
+/// What stdout and stderr go to, above `high`.
 fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
     let [stdout, stderr] = open_logs(plan)?;
     let above = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, high)).transpose();
@@ -342,15 +385,35 @@ impl Prepared {
     }
 }
 
-/// Starts the daemon and waits for its verdict. Errors are the launcher's own
-/// (a log file that cannot be opened, no pipe, no fork): nothing was started.
-pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
+/// A daemon forked and not yet heard from: what waiting for its word needs.
+/// It can be sent to another thread, so that Node's main thread need not wait.
+pub struct Started {
+    pipe: OwnedFd,
+    timeout: Duration,
+    exec_path: String,
+    cwd: String,
+}
+
+impl Started {
+    /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
+    pub fn wait(self, until: Until) -> Verdict {
+        ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
+    }
+}
+
+/// Forks the daemon. Errors are the launcher's own (a log file that cannot
+/// be opened, no pipe, no fork): nothing was started.
+pub fn fork(plan: &Plan) -> SysResult<Started> {
     let mut prepared = Prepared::new(plan)?;
     let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
-    let exec_path = plan.argv.first().map_or("", String::as_str);
-    Ok(ready::wait(pipe, plan.ready_timeout, exec_path, &plan.cwd))
+    Ok(Started {
+        pipe,
+        timeout: plan.ready_timeout,
+        exec_path: plan.argv.first().cloned().unwrap_or_default(),
+        cwd: plan.cwd.clone(),
+    })
 }
 
 /// Whether the calling thread is the process's first one: Node's main
@@ -391,6 +454,10 @@ fn fd_limit() -> c_int {
 mod tests {
     use super::*;
 
+    fn spawn(plan: &Plan) -> SysResult<Verdict> {
+        Ok(fork(plan)?.wait(Until::Ready))
+    }
+
     fn plan(argv0: &str, cwd: &str, timeout: Duration) -> Plan {
         Plan {
             argv: vec![argv0.into()],
@@ -409,7 +476,7 @@ mod tests {
     #[test]
     fn log_error_comes_before_any_fork() {
         let plan = Plan {
-            stdout: Some("/nonexistent-dir/out.log".into()),
+            stdout: Some(Output::File("/nonexistent-dir/out.log".into())),
             ..plan("/bin/true", "/", Duration::from_millis(100))
         };
         let err = spawn(&plan).unwrap_err();
@@ -433,8 +500,8 @@ mod tests {
         let stdout =
             std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
         let plan = Plan {
-            stdout: Some(stdout.to_str().unwrap().into()),
-            stderr: Some("/nonexistent-dir/err.log".into()),
+            stdout: Some(Output::File(stdout.to_str().unwrap().into())),
+            stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
             ..plan("/bin/true", "/", Duration::from_millis(100))
         };
         let elsewhere = Plan {
@@ -479,10 +546,65 @@ mod tests {
         let plan = plan("/bin/true", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 1);
-        assert!(verdict
-            .message
-            .unwrap()
-            .ends_with("exited before it was ready"));
+        // The session leader named the daemon, which never spoke itself.
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(
+            verdict.message.unwrap(),
+            format!("daemon: the daemon (pid {pid}) exited before it was ready")
+        );
+    }
+
+    #[test]
+    fn a_given_descriptor_and_dev_null_become_the_streams() {
+        let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let plan = Plan {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo out; readlink /proc/self/fd/2 >&1".into(),
+            ],
+            stdout: Some(Output::Fd(write_end.as_raw_fd())),
+            stderr: Some(Output::Null),
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        drop(write_end);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
+        assert_eq!(text, "out\n/dev/null\n");
+    }
+
+    #[test]
+    fn until_its_pid_returns_once_the_daemon_is_forked() {
+        let plan = plan("/bin/sleep", "/", Duration::from_secs(10));
+        let plan = Plan {
+            argv: vec!["/bin/sleep".into(), "5".into()],
+            ..plan
+        };
+        let verdict = fork(&plan).unwrap().wait(Until::Pid);
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(verdict.code, 0);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
+        // Forked, perhaps not yet executed: sleep, or still the test binary.
+        assert!(comm.is_ok());
+    }
+
+    #[test]
+    fn a_descriptor_not_open_for_writing_is_refused_before_any_fork() {
+        let (read_end, _write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        for fd in [read_end.as_raw_fd(), -1, 100_000] {
+            let plan = Plan {
+                stdout: Some(Output::Fd(fd)),
+                ..plan("/bin/true", "/", Duration::from_millis(100))
+            };
+            let err = spawn(&plan).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.syscall),
+                ("EBADF", "fcntl"),
+                "fd {fd}"
+            );
+        }
     }
 
     fn nobody() -> Account {
