@@ -28,6 +28,7 @@ const NODE_LINES = [18, 20, 22, 24, 26];
 const BUN_SKIPS = [
   'cluster: with start() at the top',
   '--inspect: the launcher lets go of the port',
+  'spawn() from node -e with an inspector',
   'under node --watch start() stays in the foreground',
   'the CLI: daemon start --chroot --user --group --no-core',
   'terminal hang-up before closeIO()',
