@@ -78,7 +78,11 @@ export function fds(pid) {
 
 /** The TCP ports on which `pid` itself holds a listening socket (from /proc, IPv4). */
 export function listeningPorts(pid) {
-  const sockets = new Set(Object.values(fds(pid)).map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1]).filter(Boolean));
+  const sockets = new Set(
+    Object.values(fds(pid))
+      .map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1])
+      .filter(Boolean),
+  );
   return fs
     .readFileSync(`/proc/${pid}/net/tcp`, 'utf8')
     .split('\n')
@@ -216,6 +220,7 @@ export function publicCopy() {
   fs.chmodSync(copy, 0o755);
   const addon = fs.readdirSync(root).filter((name) => name.endsWith('.node'));
   for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
+  fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
   return copy;
 }

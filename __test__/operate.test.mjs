@@ -4,7 +4,24 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, daemon, environ, fixture, freePort, readJson, readPid, root, run, sleep, startFixture, stat, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  alive,
+  daemon,
+  environ,
+  fixture,
+  freePort,
+  readJson,
+  readPid,
+  root,
+  run,
+  sleep,
+  startFixture,
+  stat,
+  stop,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 const cli = path.join(root, 'bin', 'daemon.js');
 const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
@@ -54,7 +71,10 @@ test('status() polled in a tight loop never makes one of 50 restarts fail', asyn
   const dir = tmpdir('poll');
   const pidfile = path.join(dir, 'fx.pid');
   const index = JSON.stringify(path.join(root, 'index.js'));
-  const poller = run(['-e', `const d = require(${index}); let n = 0; const end = Date.now() + 60000; while (Date.now() < end && !require('fs').existsSync(${JSON.stringify(`${dir}/done`)})) { d.status(${JSON.stringify(pidfile)}); n++ } console.log(n)`]);
+  const poller = run([
+    '-e',
+    `const d = require(${index}); let n = 0; const end = Date.now() + 60000; while (Date.now() < end && !require('fs').existsSync(${JSON.stringify(`${dir}/done`)})) { d.status(${JSON.stringify(pidfile)}); n++ } console.log(n)`,
+  ]);
   let current = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
   try {
     for (let cycle = 0; cycle < 50; cycle++) {
@@ -157,7 +177,13 @@ test('foreground mode (DAEMON_FOREGROUND=1) with NOTIFY_SOCKET: no fork, READY=1
   const dir = tmpdir('fg');
   const pidfile = path.join(dir, 'fx.pid');
   const report = path.join(dir, 'report.json');
-  const env = { DAEMON_FOREGROUND: '1', NOTIFY_SOCKET: listener.socket, FIXTURE_LOCK: pidfile, FIXTURE_REPORT: report, FIXTURE_DO: 'slow-term' };
+  const env = {
+    DAEMON_FOREGROUND: '1',
+    NOTIFY_SOCKET: listener.socket,
+    FIXTURE_LOCK: pidfile,
+    FIXTURE_REPORT: report,
+    FIXTURE_DO: 'slow-term',
+  };
   const fg = run([fixture('daemon.js')], { env });
   try {
     await waitFor(() => listener.messages().length >= 1, 10000, 'READY=1');
@@ -210,7 +236,10 @@ test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM
   const dir = tmpdir('pid1');
   const report = path.join(dir, 'report.json');
   const pidfile = path.join(dir, 'init.pid');
-  const init = run([], { command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, fixture('daemon.js')], env: { FIXTURE_REPORT: report, FIXTURE_LOCK: pidfile } });
+  const init = run([], {
+    command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, fixture('daemon.js')],
+    env: { FIXTURE_REPORT: report, FIXTURE_LOCK: pidfile },
+  });
   let pid = null;
   try {
     await waitFor(() => fs.existsSync(report), 10000, 'the report of PID 1');
@@ -225,8 +254,26 @@ test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM
     await stop(pid);
   }
   // The command, which always daemonizes, refuses instead, with nothing started.
-  const refused = await run([], { command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, cli, 'start', '--pidfile', pidfile, '--', fixture('daemon.js')], env: { FIXTURE_REPORT: report } });
-  assert.deepEqual([refused.code, refused.stderr], [1, "daemon: as PID 1 (a container's init) the daemon would end with this command: run the script itself\n"]);
+  const refused = await run([], {
+    command: [
+      'unshare',
+      '--fork',
+      '--pid',
+      '--mount-proc',
+      process.execPath,
+      cli,
+      'start',
+      '--pidfile',
+      pidfile,
+      '--',
+      fixture('daemon.js'),
+    ],
+    env: { FIXTURE_REPORT: report },
+  });
+  assert.deepEqual(
+    [refused.code, refused.stderr],
+    [1, "daemon: as PID 1 (a container's init) the daemon would end with this command: run the script itself\n"],
+  );
   assert.equal(fs.existsSync(pidfile), false);
 });
 
@@ -251,7 +298,9 @@ test('a once() SIGTERM listener of the script added before lock() runs to its en
 });
 
 const hasWatch = Number(process.versions.node.split('.')[0]) > 18 || Number(process.versions.node.split('.')[1]) >= 11;
-test('under node --watch start() stays in the foreground, so the watcher keeps it; told otherwise, the watch variable stays out of the daemon', { skip: !hasWatch && 'node --watch came in Node 18.11' }, async () => {
+test('under node --watch start() stays in the foreground, so the watcher keeps it; told otherwise, the watch variable stays out of the daemon', {
+  skip: !hasWatch && 'node --watch came in Node 18.11',
+}, async () => {
   for (const told of [undefined, '0']) {
     const report = path.join(tmpdir('watch'), 'report.json');
     // The watcher itself never exits: it waits for changes.
@@ -304,7 +353,14 @@ test('NODE_DEBUG=daemon traces the launcher and the daemon', async () => {
   const r = await startFixture({ env: { NODE_DEBUG: 'daemon', FIXTURE_LOCK: pidfile } });
   try {
     assert.equal(r.code, 0, r.stderr);
-    for (const step of [/DAEMON \d+: launcher \d+: starting/, /DAEMON \d+: daemon \d+: took the readiness pipe/, /started in \//, /lock .*fx\.pid: taken/, /DAEMON \d+: \d+: ready/, /gave exit status 0/]) {
+    for (const step of [
+      /DAEMON \d+: launcher \d+: starting/,
+      /DAEMON \d+: daemon \d+: took the readiness pipe/,
+      /started in \//,
+      /lock .*fx\.pid: taken/,
+      /DAEMON \d+: \d+: ready/,
+      /gave exit status 0/,
+    ]) {
       assert.match(r.stderr, step);
     }
   } finally {
@@ -316,7 +372,10 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
   const dir = tmpdir('cli');
   const port = await freePort();
   const server = path.join(dir, 'server.js');
-  fs.writeFileSync(server, `require('http').createServer((req, res) => res.end('plain ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\nprocess.on('SIGHUP', () => console.log('hup'));\n`);
+  fs.writeFileSync(
+    server,
+    `require('http').createServer((req, res) => res.end('plain ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\nprocess.on('SIGHUP', () => console.log('hup'));\n`,
+  );
   const pidfile = path.join(dir, 'server.pid');
   const log = path.join(dir, 'server.log');
   const started = await run([cli, 'start', '--pidfile', pidfile, '--stdout', log, '--', server, 'with args']);
@@ -357,7 +416,7 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
 test('the CLI: reload reopens the log files of a script that does not handle SIGHUP, which lives on', async () => {
   const dir = tmpdir('clihup');
   const script = path.join(dir, 'ticker.js');
-  fs.writeFileSync(script, "let n = 0;\nsetInterval(() => console.log(`tick ${n++}`), 20);\n");
+  fs.writeFileSync(script, 'let n = 0;\nsetInterval(() => console.log(`tick ${n++}`), 20);\n');
   const pidfile = path.join(dir, 'ticker.pid');
   const log = path.join(dir, 'ticker.log');
   const started = await run([cli, 'start', '--pidfile', pidfile, '--stdout', log, '--', script]);
@@ -383,7 +442,10 @@ test('the CLI on an ES module: ready only once its top level (with top-level awa
   const port = await freePort();
   const server = path.join(dir, 'server.mjs');
   // Listens only after a top-level await: a launcher that exits earlier leaves a refused first request.
-  fs.writeFileSync(server, `import http from 'node:http';\nawait new Promise((r) => setTimeout(r, 300));\nhttp.createServer((req, res) => res.end('esm ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\n`);
+  fs.writeFileSync(
+    server,
+    `import http from 'node:http';\nawait new Promise((r) => setTimeout(r, 300));\nhttp.createServer((req, res) => res.end('esm ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\n`,
+  );
   const pidfile = path.join(dir, 'server.pid');
   const started = await run([cli, 'start', '--pidfile', pidfile, '--', server, 'arg']);
   let pid = null;
@@ -408,7 +470,10 @@ test('the CLI: a pid file it cannot take is one line and exit status 1, checked 
   const missing = path.join(dir, 'missing', 'server.pid');
   // NODE_DEBUG=daemon would trace a launch: the one line is all there is.
   const early = await run([cli, 'start', '--pidfile', missing, '--', server], { env: { NODE_DEBUG: 'daemon' } });
-  assert.deepEqual([early.code, early.stderr], [1, `daemon: --pidfile ${missing}: ENOENT: no such file or directory, stat '${path.join(dir, 'missing')}/'\n`]);
+  assert.deepEqual(
+    [early.code, early.stderr],
+    [1, `daemon: --pidfile ${missing}: ENOENT: no such file or directory, stat '${path.join(dir, 'missing')}/'\n`],
+  );
   // A directory in its place: only lock() in the daemon finds out.
   const late = await run([cli, 'start', '--pidfile', dir, '--', server]);
   assert.deepEqual([late.code, late.stderr], [1, `daemon: Error: EISDIR: is a directory, open '${dir}'\n`]);
@@ -423,7 +488,14 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`^Usage: daemon ${command}`));
   }
-  for (const args of [['start', '--frob', 'x.js'], ['stop'], ['status', '--pidfile'], ['launch'], ['start'], ['start', '--umask', 'abc', 'x.js']]) {
+  for (const args of [
+    ['start', '--frob', 'x.js'],
+    ['stop'],
+    ['status', '--pidfile'],
+    ['launch'],
+    ['start'],
+    ['start', '--umask', 'abc', 'x.js'],
+  ]) {
     const r = await run([cli, ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^daemon: .+\n\nUsage: daemon <command>/);
@@ -438,7 +510,7 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
  */
 function postrotate({ prefix, pidfile, log }) {
   const config = fs.readFileSync(path.join(root, 'examples', 'hellohttpd.logrotate'), 'utf8');
-  const example = config.match(/\n\s*postrotate\n([^]*?)\n\s*endscript\n/)[1];
+  const example = config.match(/\n\s*postrotate\n([\s\S]*?)\n\s*endscript\n/)[1];
   assert.match(example, /\/opt\/hellohttpd\/.*\/run\/hellohttpd\/hellohttpd\.pid/, 'the paths the test stands in for');
   const script = example.replaceAll('/opt/hellohttpd', prefix).replaceAll('/run/hellohttpd/hellohttpd.pid', pidfile);
   const PATH = `${path.dirname(process.execPath)}:${process.env.PATH}`;
@@ -455,7 +527,13 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
   fs.mkdirSync(path.join(prefix, 'node_modules', '.bin'), { recursive: true });
   fs.symlinkSync(root, path.join(prefix, 'node_modules', 'daemon'));
   fs.symlinkSync('../daemon/bin/daemon.js', path.join(prefix, 'node_modules', '.bin', 'daemon'));
-  const env = { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile, HELLOHTTPD_LOG: log, HELLOHTTPD_DIR: path.join(root, 'examples'), DAEMON: `${process.execPath} ${cli}` };
+  const env = {
+    PORT: String(port),
+    HELLOHTTPD_PIDFILE: pidfile,
+    HELLOHTTPD_LOG: log,
+    HELLOHTTPD_DIR: path.join(root, 'examples'),
+    DAEMON: `${process.execPath} ${cli}`,
+  };
   const init = path.join(root, 'examples', 'hellohttpd.init');
   const started = await run([], { command: ['sh', init, 'start'], env });
   let pid = null;

@@ -3,7 +3,26 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, fds, fixture, freePort, listeningPorts, readJson, readPid, root, run, sleep, startFixture, stat, status, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  alive,
+  fds,
+  fixture,
+  freePort,
+  listeningPorts,
+  readJson,
+  readPid,
+  root,
+  run,
+  sleep,
+  startFixture,
+  stat,
+  status,
+  stop,
+  tagged,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 test('the launcher exits 0 once the daemon runs detached, in its own session, without a terminal', async () => {
   const r = await startFixture();
@@ -135,7 +154,9 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 /** `--env-file` came in Node 20.6. */
 const hasEnvFile = major > 20 || (major === 20 && minor >= 6);
 
-test("cluster: with start() at the top, the workers do not daemonize again; they serve (with the launcher's relative -r, NODE_OPTIONS and --env-file) and end with the daemon", { timeout: 30000 }, async () => {
+test("cluster: with start() at the top, the workers do not daemonize again; they serve (with the launcher's relative -r, NODE_OPTIONS and --env-file) and end with the daemon", {
+  timeout: 30000,
+}, async () => {
   const dir = tmpdir('cluster');
   const port = await freePort();
   const pidfile = path.join(dir, 'primary.pid');

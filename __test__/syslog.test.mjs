@@ -7,7 +7,22 @@ import net from 'node:net';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { after, test } from 'node:test';
-import { TAG, alive, fds, fixture, freePort, readJson, readPid, root, run, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  TAG,
+  alive,
+  fds,
+  fixture,
+  freePort,
+  readJson,
+  readPid,
+  root,
+  run,
+  startFixture,
+  stop,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 const RSYSLOGD = '/usr/sbin/rsyslogd';
 const dir = tmpdir('rsyslog');
@@ -157,7 +172,10 @@ test('closeIO({ syslog: true }) after the fact: lets go of the launcher pipes; i
   const report = path.join(tmpdir('late'), 'report.json');
   const closeio = { syslog: true, ident: 'late-syslog', facility: 'local5', socket };
   // The launcher's stdout and stderr are pipes, read to EOF as ssh would.
-  const launcher = run([fixture('daemon.js')], { untilEof: true, env: { FIXTURE_REPORT: report, FIXTURE_CLOSEIO: JSON.stringify(closeio) } });
+  const launcher = run([fixture('daemon.js')], {
+    untilEof: true,
+    env: { FIXTURE_REPORT: report, FIXTURE_CLOSEIO: JSON.stringify(closeio) },
+  });
   await waitFor(() => fs.existsSync(report), 10000, 'the daemon report');
   const { pid } = readJson(report);
   try {
@@ -189,7 +207,10 @@ test('10 000 lines from a busy daemon arrive complete and in order', async () =>
     const lines = () => messages(pid).filter((m) => m.text.startsWith('burst line '));
     await waitFor(() => lines().length >= 10000, 10000, 'all 10 000 lines');
     const numbers = lines().map((m) => Number(m.text.split(' ')[2]));
-    assert.deepEqual(numbers, Array.from({ length: 10000 }, (_, i) => i));
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: 10000 }, (_, i) => i),
+    );
     assert.ok(lines().every((m) => m.severity === 'info' && m.ident === 'daemon'));
   } finally {
     await stop(pid);
@@ -212,7 +233,10 @@ test("lines written just before process.exit() and an uncaught exception's stack
     await waitForMessage(thrown.info.pid, 'about to throw');
     const stack = await waitForMessage(thrown.info.pid, 'Error: late boom from the daemon');
     assert.equal(stack.severity, 'err');
-    assert.ok(messages(thrown.info.pid).some((m) => /^ {4}at .*daemon\.js:\d+:\d+/.test(m.text)), 'the stack frames');
+    assert.ok(
+      messages(thrown.info.pid).some((m) => /^ {4}at .*daemon\.js:\d+:\d+/.test(m.text)),
+      'the stack frames',
+    );
   } finally {
     await stop(exited.info?.pid);
     await stop(thrown.info?.pid);
@@ -245,13 +269,19 @@ test('a stalled syslog: the daemon waits one send timeout at most, then drops an
   }
 });
 
-test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s name, for an ES module too', async () => {
+test("the CLI with --stdout syslog --stderr syslog: lines carry the script's name, for an ES module too", async () => {
   const dir = tmpdir('cli-syslog');
   for (const name of ['c1.js', 'e1.mjs']) {
     const script = path.join(dir, name);
-    fs.writeFileSync(script, "console.log('out from ' + process.argv[2]);\nconsole.error('err from ' + process.argv[2]);\nsetInterval(() => {}, 1000);\n");
+    fs.writeFileSync(
+      script,
+      "console.log('out from ' + process.argv[2]);\nconsole.error('err from ' + process.argv[2]);\nsetInterval(() => {}, 1000);\n",
+    );
     const pidfile = path.join(dir, `${name}.pid`);
-    const r = await run([path.join(root, 'bin', 'daemon.js'), 'start', '--pidfile', pidfile, '--stdout', 'syslog', '--stderr', 'syslog', '--', script, name], { env: syslogEnv });
+    const r = await run(
+      [path.join(root, 'bin', 'daemon.js'), 'start', '--pidfile', pidfile, '--stdout', 'syslog', '--stderr', 'syslog', '--', script, name],
+      { env: syslogEnv },
+    );
     let pid;
     try {
       assert.equal(r.code, 0, r.stderr);
@@ -270,7 +300,9 @@ test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s na
 test('examples/hellohttpd.js --syslog: its log lines reach syslog as hellohttpd', async () => {
   const port = String(await freePort());
   const pidfile = path.join(tmpdir('hello'), 'hellohttpd.pid');
-  const r = await run([path.join(root, 'examples', 'hellohttpd.js'), '--syslog'], { env: { ...syslogEnv, PORT: port, HELLOHTTPD_PIDFILE: pidfile } });
+  const r = await run([path.join(root, 'examples', 'hellohttpd.js'), '--syslog'], {
+    env: { ...syslogEnv, PORT: port, HELLOHTTPD_PIDFILE: pidfile },
+  });
   let pid;
   try {
     assert.equal(r.code, 0, r.stderr);
