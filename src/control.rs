@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn finds_and_pins_this_process_as_the_holder() {
-        let path = std::env::temp_dir().join(format!("daemon-control-{}-own.pid", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("daemon-control-{}-own.pid", std::process::id()));
         let path = path.to_str().unwrap();
         assert!(crate::lockfile::lock(path).unwrap());
         let holder = find(path).unwrap().expect("this process holds it");

@@ -47,14 +47,22 @@ pub fn status(path: &str) -> SysResult<Status> {
     };
     check_kind(&lock, &lock_path)?;
     let takers = lock_takers(&lock);
-    let running = match &takers {
-        Some(takers) => !takers.is_empty(),
-        None => probe(&dir, &lock_name, &lock_path)?,
-    };
+    let listed = takers.as_ref().is_some_and(|takers| !takers.is_empty());
+    let running = listed
+        || match probe(&dir, &lock_name, &lock_path)? {
+            Some(held) => held,
+            None if takers.is_some() => false, // the list is all another user has
+            None => return Err(Errno::EACCES).at("open", &lock_path),
+        };
     if !running {
         return Ok(nothing(true));
     }
-    let candidates = written.flatten().into_iter().chain(takers.unwrap_or_default());
+    let mut candidates: Vec<u32> = written.flatten().into_iter().collect();
+    for pid in takers.unwrap_or_default() {
+        if !candidates.contains(&pid) {
+            candidates.push(pid);
+        }
+    }
     let mut reasons = Vec::new();
     for pid in candidates {
         match verify(pid, &lock) {
@@ -98,16 +106,22 @@ fn read_pid_file(dir: &OwnedFd, name: &str, path: &str) -> SysResult<Option<Opti
     Ok(Some(parse_pid(&read_head(&fd, path)?)))
 }
 
-/// Tries a shared lock and lets go at once: true when someone holds it.
-/// Only where /proc/locks cannot be read, and only for whoever may open the
-/// lock file.
-fn probe(dir: &OwnedFd, name: &str, path: &str) -> SysResult<bool> {
+/// Tries a shared lock and lets go at once: whether someone holds it, or
+/// `None` for a caller who may not open the lock file (another user). Needed
+/// where /proc/locks shows no taker although the lock is held: in a pid
+/// namespace it leaves out a lock whose taker has exited (flock(1)'s) or
+/// runs outside. `lock()` waits a probe out.
+fn probe(dir: &OwnedFd, name: &str, path: &str) -> SysResult<Option<bool>> {
     use nix::fcntl::{Flock, FlockArg};
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-    let fd = openat(dir, name, flags, Mode::empty()).at("open", path)?;
+    let fd = match openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::EACCES) => return Ok(None),
+        Err(errno) => return Err(errno).at("open", path),
+    };
     match Flock::lock(fd, FlockArg::LockSharedNonblock) {
-        Ok(_released_on_drop) => Ok(false),
-        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Ok(_released_on_drop) => Ok(Some(false)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(Some(true)),
         Err((_, errno)) => Err(errno).at("flock", path),
     }
 }
@@ -190,8 +204,14 @@ mod tests {
     #[test]
     fn finds_exclusive_flocks_only() {
         let line = |text| exclusive_flock(text);
-        assert_eq!(line("4: FLOCK  ADVISORY  WRITE 44 fd:01:42 0 EOF"), Some((44, 42)));
-        assert_eq!(line("\t1: FLOCK  ADVISORY  WRITE 7 00:2d:9 0 EOF"), Some((7, 9)));
+        assert_eq!(
+            line("4: FLOCK  ADVISORY  WRITE 44 fd:01:42 0 EOF"),
+            Some((44, 42))
+        );
+        assert_eq!(
+            line("\t1: FLOCK  ADVISORY  WRITE 7 00:2d:9 0 EOF"),
+            Some((7, 9))
+        );
         assert_eq!(line("1: POSIX  ADVISORY  WRITE 11 fd:01:42 0 EOF"), None);
         assert_eq!(line("2: FLOCK  ADVISORY  READ 22 fd:01:42 0 EOF"), None);
         assert_eq!(line("3: -> FLOCK  ADVISORY  WRITE 33 fd:01:42 0 EOF"), None);

@@ -13,9 +13,9 @@ mod privileges;
 mod ready;
 mod stdio;
 mod sync;
+mod sys;
 mod syslog;
 mod syslog_stdio;
-mod sys;
 mod trusted_dir;
 
 use errors::SysError;
@@ -282,7 +282,11 @@ impl LockHolder {
 
     fn open(&self, env: &Env) -> Result<&control::Holder> {
         self.holder.as_ref().ok_or_else(|| {
-            throw_coded(env, "ERR_INVALID_STATE", "the lock holder was closed".to_owned())
+            throw_coded(
+                env,
+                "ERR_INVALID_STATE",
+                "the lock holder was closed".to_owned(),
+            )
         })
     }
 }

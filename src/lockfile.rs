@@ -73,7 +73,9 @@ pub fn check_kind(st: &FileStat, path: &str) -> SysResult<()> {
 }
 
 fn refused(errno: Errno, path: &str, why: impl Into<std::borrow::Cow<'static, str>>) -> SysError {
-    SysError::new(errno, "open").with_path(path).with_detail(why)
+    SysError::new(errno, "open")
+        .with_path(path)
+        .with_detail(why)
 }
 
 /// A pid file's whole content: decimal digits from 1 to `PID_MAX`, with an
@@ -105,7 +107,10 @@ fn is_private(dir: &OwnedFd) -> bool {
 fn check_own(st: &FileStat, path: &str) -> SysResult<()> {
     check_kind(st, path)?;
     if st.st_uid != geteuid().as_raw() {
-        let why = format!("owned by another user (uid {}), in a directory others may write", st.st_uid);
+        let why = format!(
+            "owned by another user (uid {}), in a directory others may write",
+            st.st_uid
+        );
         return Err(refused(Errno::EPERM, path, why));
     }
     if st.st_nlink != 1 {
@@ -179,7 +184,11 @@ fn open_lock_file(
 /// caller's takes its name, unless it is held. False when it is held.
 fn replace_foreign_lock(dir: &OwnedFd, name: &str, st: &FileStat, path: &str) -> SysResult<bool> {
     if st.st_nlink != 1 || st.st_size != 0 {
-        return Err(refused(Errno::EPERM, path, "another user's file, not a lock file"));
+        return Err(refused(
+            Errno::EPERM,
+            path,
+            "another user's file, not a lock file",
+        ));
     }
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
     // Held while the name is removed, so that no one takes it meanwhile.
@@ -219,20 +228,32 @@ fn open_pid_file(dir: &OwnedFd, name: &str, path: &str, private: bool) -> SysRes
         if !theirs {
             check_own(&st, path)?;
         }
-        let access = if theirs { OFlag::O_RDONLY } else { OFlag::O_RDWR };
+        let access = if theirs {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_RDWR
+        };
         let fd = openat(dir, name, flags | access, Mode::empty()).at("open", path)?;
         let opened = fstat(&fd).at("fstat", path)?;
         if theirs {
             check_kind(&opened, path)?;
             if opened.st_nlink != 1 {
-                return Err(refused(Errno::EPERM, path, "another user's file, not a pid file"));
+                return Err(refused(
+                    Errno::EPERM,
+                    path,
+                    "another user's file, not a pid file",
+                ));
             }
         } else {
             check_own(&opened, path)?;
         }
         let text = read_head(&fd, path)?;
         if !text.is_empty() && parse_pid(&text).is_none() {
-            return Err(refused(Errno::EINVAL, path, "holds something other than a pid"));
+            return Err(refused(
+                Errno::EINVAL,
+                path,
+                "holds something other than a pid",
+            ));
         }
         if !theirs {
             return Ok(fd);
@@ -262,7 +283,10 @@ pub fn lock(path: &str) -> SysResult<bool> {
         };
         let id = id_of(&fstat(&fd).at("fstat", &lock_path)?);
         // Held by this process already (a second lock() of the same file).
-        if held.iter().any(|h| fstat(&*h.lock).map(|st| id_of(&st)) == Ok(id)) {
+        if held
+            .iter()
+            .any(|h| fstat(&*h.lock).map(|st| id_of(&st)) == Ok(id))
+        {
             return Ok(true);
         }
         let lock = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
