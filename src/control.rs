@@ -4,9 +4,11 @@
 
 use crate::errors::{SysError, SysResult};
 use crate::holder;
+use crate::sys::{pidfd_open, pidfd_send_signal};
 use nix::errno::Errno;
-use nix::libc;
-use std::os::fd::OwnedFd;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// How often `find` looks again when the holder it verified exited before
 /// its pidfd pinned it (a successor may hold the lock by then).
@@ -26,7 +28,7 @@ pub fn find(path: &str) -> SysResult<Option<Holder>> {
         let Some(pid) = verified_pid(path)? else {
             return Ok(None);
         };
-        let pidfd = match pidfd_open(pid) {
+        let pidfd = match pidfd_open(Pid::from_raw(pid as i32)) {
             Ok(pidfd) => Some(pidfd),
             Err(Errno::ESRCH) => continue,
             Err(Errno::ENOSYS) => None,
@@ -55,14 +57,18 @@ fn verified_pid(path: &str) -> SysResult<Option<u32>> {
 }
 
 impl Holder {
-    /// Sends `signal`; false when the process has exited.
+    /// Sends `signal` (0: only checks); false when the process has exited.
     pub fn signal(&self, signal: i32) -> SysResult<bool> {
+        let signal = match signal {
+            0 => None,
+            number => Some(Signal::try_from(number).map_err(|e| SysError::new(e, "kill"))?),
+        };
         let sent = match &self.pidfd {
-            Some(pidfd) => pidfd_send_signal(pidfd, signal),
-            // Without pidfds: verified again right before kill().
+            Some(pidfd) => pidfd_send_signal(pidfd.as_fd(), signal),
+            // Without pidfds: verified again right before kill(); the pid is
+            // from 1 to pid_max, never a group or -1.
             None if verified_pid(&self.path)? != Some(self.pid) => return Ok(false),
-            // SAFETY: kill takes plain integers; the pid is from 1 to pid_max.
-            None => Errno::result(unsafe { libc::kill(self.pid as libc::pid_t, signal) }).map(drop),
+            None => kill(Pid::from_raw(self.pid as i32), signal),
         };
         match sent {
             Ok(()) => Ok(true),
@@ -82,29 +88,9 @@ impl Holder {
     }
 }
 
-#[cfg(target_os = "linux")]
-use crate::sys::pidfd::pidfd_open;
-
-#[cfg(not(target_os = "linux"))]
-fn pidfd_open(_pid: u32) -> nix::Result<OwnedFd> {
-    Err(Errno::ENOSYS)
-}
-
-#[cfg(target_os = "linux")]
-fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> nix::Result<()> {
-    use std::os::fd::AsFd;
-    crate::sys::pidfd::pidfd_send_signal(pidfd.as_fd(), signal)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pidfd_send_signal(_pidfd: &OwnedFd, _signal: i32) -> nix::Result<()> {
-    Err(Errno::ENOSYS)
-}
-
 /// A pidfd is readable once its process has exited.
 fn pidfd_exited(pidfd: &OwnedFd) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
 }
