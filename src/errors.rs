@@ -42,12 +42,17 @@ impl SysError {
         format!("{:?}", self.errno)
     }
 
-    /// Node's shape: `ENOENT: no such file or directory, open '/x'`.
-    pub fn message(&self) -> String {
-        let text = match &self.detail {
+    /// Why it failed: the detail, else the errno's text.
+    pub fn text(&self) -> String {
+        match &self.detail {
             Some(detail) => detail.to_string(),
             None => describe(self.errno),
-        };
+        }
+    }
+
+    /// Node's shape: `ENOENT: no such file or directory, open '/x'`.
+    pub fn message(&self) -> String {
+        let text = self.text();
         match &self.path {
             Some(path) => format!("{}: {}, {} '{}'", self.code(), text, self.syscall, path),
             None => format!("{}: {}, {}", self.code(), text, self.syscall),

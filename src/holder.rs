@@ -28,8 +28,12 @@ pub struct Status {
 /// lock where the system can tell (Linux's /proc/locks): a probe that holds
 /// the lock even for an instant could make a concurrent start fail.
 pub fn status(path: &str) -> SysResult<Status> {
+    read_status(path).map_err(|e| crate::lockfile::on_pid_file(e, path))
+}
+
+fn read_status(path: &str) -> SysResult<Status> {
     let (dir_path, name) = split(path)?;
-    let dir = crate::trusted_dir::open_dir(dir_path)?;
+    let dir = crate::trusted_dir::open_dir(dir_path, path)?;
     let written = read_pid_file(&dir, name, path)?;
     let lock_path = format!("{path}{LOCK_SUFFIX}");
     let lock_name = format!("{name}{LOCK_SUFFIX}");
@@ -117,6 +121,7 @@ fn probe(dir: &OwnedFd, name: &str, path: &str) -> SysResult<Option<bool>> {
     let fd = match openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::EACCES) => return Ok(None),
+        Err(Errno::ENOENT) => return Ok(Some(false)), // removed by its exiting holder
         Err(errno) => return Err(errno).at("open", path),
     };
     match Flock::lock(fd, FlockArg::LockSharedNonblock) {

@@ -266,12 +266,35 @@ fn open_pid_file(dir: &OwnedFd, name: &str, path: &str, private: bool) -> SysRes
     Ok(fd)
 }
 
+/// An error about `P.lock` as `lock(P)` and `status(P)` report it: on the
+/// path they were given, naming the lock file where it says more than the
+/// errno.
+pub fn on_pid_file(e: SysError, path: &str) -> SysError {
+    let lock_path = format!("{path}{LOCK_SUFFIX}");
+    if e.path.as_deref() != Some(lock_path.as_str()) {
+        return e;
+    }
+    let e = e.with_path(path);
+    match &e.detail {
+        Some(detail) => {
+            let name = lock_path.rsplit('/').next().unwrap_or_default();
+            let why = format!("its lock file {name}: {detail}");
+            e.with_detail(why)
+        }
+        None => e,
+    }
+}
+
 /// Takes the lock of the pid file at `path` (absolute) and writes this
 /// process's pid into it. `Ok(false)`: another process holds it, and both
 /// files were left exactly as they were.
 pub fn lock(path: &str) -> SysResult<bool> {
+    take(path).map_err(|e| on_pid_file(e, path))
+}
+
+fn take(path: &str) -> SysResult<bool> {
     let (dir_path, name) = split(path)?;
-    let dir = crate::trusted_dir::open_dir(dir_path)?;
+    let dir = crate::trusted_dir::open_dir(dir_path, path)?;
     let private = is_private(&dir);
     let lock_name = format!("{name}{LOCK_SUFFIX}");
     let lock_path = format!("{path}{LOCK_SUFFIX}");

@@ -18,17 +18,18 @@ const SEARCH: OFlag = OFlag::O_RDONLY;
 /// As many symlinks as the kernel follows on one path (MAXSYMLINKS).
 const MAX_SYMLINKS: usize = 40;
 
-/// Opens the directory `path` (absolute), one component at a time, so that
-/// what is checked is what is opened.
-pub fn open_dir(path: &str) -> SysResult<OwnedFd> {
+/// Opens the directory `dir` (absolute), one component at a time, so that
+/// what is checked is what is opened. Errors name `path`, the file the
+/// caller is after, as an `open()` of it would.
+pub fn open_dir(dir_path: &str, path: &str) -> SysResult<OwnedFd> {
     let flags = SEARCH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let root = || open("/", flags, Mode::empty()).at("open", path);
     let mut dir = root()?;
     // Components still to walk, the next one last.
-    let mut pending: Vec<String> = components(path);
+    let mut pending: Vec<String> = components(dir_path);
     let mut followed = 0;
     while let Some(name) = pending.pop() {
-        let st = fstatat(&dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).at("stat", path)?;
+        let st = fstatat(&dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).at("open", path)?;
         if kind_of(&st) != SFlag::S_IFLNK {
             dir = openat(&dir, name.as_str(), flags, Mode::empty()).at("open", path)?;
             continue;
@@ -45,7 +46,7 @@ pub fn open_dir(path: &str) -> SysResult<OwnedFd> {
         if followed > MAX_SYMLINKS {
             return Err(SysError::new(Errno::ELOOP, "open").with_path(path));
         }
-        let target = readlinkat(&dir, name.as_str()).at("readlink", path)?;
+        let target = readlinkat(&dir, name.as_str()).at("open", path)?;
         let target = target.to_string_lossy();
         if target.starts_with('/') {
             dir = root()?;
@@ -75,12 +76,12 @@ mod tests {
         std::fs::create_dir_all(base.join("real/sub")).unwrap();
         let _ = std::fs::remove_file(base.join("link"));
         std::os::unix::fs::symlink("real/sub/..", base.join("link")).unwrap();
-        let via_link = open_dir(base.join("link/sub").to_str().unwrap()).unwrap();
-        let direct = open_dir(base.join("real/sub").to_str().unwrap()).unwrap();
+        let open = |dir: &str| open_dir(base.join(dir).to_str().unwrap(), "x");
+        let via_link = open("link/sub").unwrap();
+        let direct = open("real/sub").unwrap();
         let id = |fd: &OwnedFd| crate::fileid::id_of(&fstat(fd).unwrap());
         assert_eq!(id(&via_link), id(&direct));
-        let missing = open_dir(base.join("none").to_str().unwrap());
-        assert_eq!(missing.unwrap_err().code(), "ENOENT");
+        assert_eq!(open("none").unwrap_err().code(), "ENOENT");
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
