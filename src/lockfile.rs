@@ -167,6 +167,9 @@ fn open_lock_file(
             Err(errno) => return Err(errno).at("open", path),
         };
         let st = fstat(&fd).at("fstat", path)?;
+        if st.st_nlink == 0 {
+            continue; // removed by its exiting holder since we looked
+        }
         check_own(&st, path)?;
         if st.st_size != 0 {
             return Err(refused(Errno::EINVAL, path, "not empty: not a lock file"));
