@@ -18,10 +18,15 @@ const logs = Object.seal({ __proto__: null, stdout: undefined, stderr: undefined
 /** The uid of start()'s `user` in the foreground, who may own the log files. */
 let logOwner;
 
-/** Records what start() gave the streams: a log file's path, 'syslog', or nothing (inherited). */
-function setLogs(stdout, stderr) {
+/**
+ * Records what start() gave the streams: a log file's path, 'syslog', or
+ * nothing (inherited); and `owner`, the uid of start()'s `user`, who may own
+ * the log files when reopenLogs() opens them again.
+ */
+function setLogs(stdout, stderr, owner) {
   logs.stdout = stdout;
   logs.stderr = stderr;
+  logOwner = owner;
 }
 
 /** `daemon.lost`: what stdout and stderr could not write since start(), counted in place. */
@@ -148,14 +153,13 @@ function reopenLogs() {
 }
 
 /**
- * In the foreground (and for reopenLogs()): opens the log files onto stdout
- * and stderr, both or neither. `owner`, the uid of start()'s `user`, may own
- * them, as root and this process's user may (logrotate creates them so).
+ * Opens the log files onto stdout and stderr, both or neither. `owner`, the
+ * uid of start()'s `user`, may own them, as root and this process's user may
+ * (logrotate creates them so).
  */
 function openLogs(stdout, stderr, owner) {
   if (stdout === undefined && stderr === undefined) return;
   nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
-  logOwner = owner; // for reopenLogs(), after the switch of user
 }
 
-module.exports = { setLogs, openLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };
+module.exports = { setLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -12,7 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::{fstat, SFlag};
 use nix::unistd::{close, read, write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The environment variable that tells a freshly executed Node that it is the
@@ -172,7 +172,7 @@ impl Progress {
     }
 
     /// Takes one message; returns the verdict once there is one.
-    pub fn take(&mut self, message: Message) -> Option<Verdict> {
+    pub fn receive(&mut self, message: Message) -> Option<Verdict> {
         match message {
             Message::Pid(pid) => self.pid = Some(pid),
             Message::Error(text) => self.error = Some(text),
@@ -245,7 +245,7 @@ pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str) -> Ver
         while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=newline).collect();
             let line = String::from_utf8_lossy(&line[..newline]);
-            if let Some(verdict) = Message::parse(&line).and_then(|m| progress.take(m)) {
+            if let Some(verdict) = Message::parse(&line).and_then(|m| progress.receive(m)) {
                 return verdict;
             }
         }
@@ -264,7 +264,7 @@ fn parse_marker(marker: &str) -> Option<(RawFd, u64)> {
 /// In a freshly executed Node: takes the pipe the marker names, if it really is
 /// the launcher's (a FIFO open for writing with that inode: an inherited stdin
 /// pipe or a stray variable does not pass), and says the daemon's pid on it.
-pub fn take(marker: &str) -> bool {
+pub fn take_pipe(marker: &str) -> bool {
     let Some((fd, ino)) = parse_marker(marker) else {
         return false;
     };
@@ -283,7 +283,32 @@ pub fn take(marker: &str) -> bool {
         return false;
     }
     DAEMON_END.store(fd, Ordering::SeqCst);
+    TOOK_PIPE.store(true, Ordering::SeqCst);
     send(&Message::Pid(std::process::id()));
+    true
+}
+
+/// This process took a launcher's pipe: it is a daemon (and stays one once
+/// the pipe is closed).
+static TOOK_PIPE: AtomicBool = AtomicBool::new(false);
+
+/// `ready` was reported, by whichever path: once per process.
+static READY_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Reports that the process is ready, once: a daemon to its launcher, over
+/// the pipe; a process that took no pipe (one in the foreground) to systemd,
+/// `READY=1` and `MAINPID` to `notify_socket` when there is one. Returns
+/// whether this call was the one that reported (false for every later call).
+pub fn report_ready(notify_socket: Option<&str>) -> bool {
+    if READY_REPORTED.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    if TOOK_PIPE.load(Ordering::SeqCst) {
+        send(&Message::Ready);
+    } else if let Some(socket) = notify_socket {
+        let pid = std::process::id();
+        crate::notify::notify(socket, &format!("READY=1\nMAINPID={pid}"));
+    }
     true
 }
 
@@ -304,7 +329,7 @@ pub fn send(message: &Message) {
     if fd < 0 {
         return;
     }
-    // SAFETY: `fd` is the pipe taken in `take()`, open until closed below.
+    // SAFETY: `fd` is the pipe taken in `take_pipe()`, open until closed below.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let line = message.to_line();
     let mut rest = line.as_bytes();
@@ -358,21 +383,21 @@ mod tests {
     #[test]
     fn verdicts() {
         let mut p = Progress::new("/usr/bin/node", "/srv");
-        assert_eq!(p.take(Message::Pid(7)), None);
-        assert_eq!(p.take(Message::Ready).unwrap().code, 0);
+        assert_eq!(p.receive(Message::Pid(7)), None);
+        assert_eq!(p.receive(Message::Ready).unwrap().code, 0);
 
         let mut p = Progress::new("/usr/bin/node", "/srv");
-        p.take(Message::Pid(7));
-        p.take(Message::Error("Error: boom".into()));
-        let v = p.take(Message::Exit(1)).unwrap();
+        p.receive(Message::Pid(7));
+        p.receive(Message::Error("Error: boom".into()));
+        let v = p.receive(Message::Exit(1)).unwrap();
         assert_eq!(
             (v.code, v.message.as_deref(), v.relayed),
             (1, Some("daemon: Error: boom"), true)
         );
 
         let mut p = Progress::new("/usr/bin/node", "/srv");
-        p.take(Message::Pid(7));
-        let v = p.take(Message::Exit(2)).unwrap();
+        p.receive(Message::Pid(7));
+        let v = p.receive(Message::Exit(2)).unwrap();
         assert_eq!(
             v.message.as_deref(),
             Some("daemon: the daemon (pid 7) exited with code 2 before it was ready")
@@ -387,7 +412,9 @@ mod tests {
 
         let failed = |step: Step| {
             let fail = Message::Fail { step, errno: 13 };
-            let v = Progress::new("/usr/bin/node", "/srv").take(fail).unwrap();
+            let v = Progress::new("/usr/bin/node", "/srv")
+                .receive(fail)
+                .unwrap();
             assert_eq!(v.code, 127);
             v.message.unwrap()
         };
@@ -403,11 +430,28 @@ mod tests {
     }
 
     #[test]
+    fn ready_is_reported_once_without_a_pipe_to_systemd() {
+        let path = std::env::temp_dir().join(format!("daemon-ready-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        systemd.set_nonblocking(true).unwrap();
+        let socket = path.to_str();
+        assert!(report_ready(socket));
+        let mut buf = [0u8; 64];
+        let n = systemd.recv(&mut buf).unwrap();
+        let expected = format!("READY=1\nMAINPID={}", std::process::id());
+        assert_eq!(&buf[..n], expected.as_bytes());
+        assert!(!report_ready(socket));
+        assert!(systemd.recv(&mut buf).is_err(), "no second READY=1");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn markers() {
         assert_eq!(parse_marker("3:1234"), Some((3, 1234)));
         assert_eq!(parse_marker("3"), None);
         assert_eq!(parse_marker("x:1"), None);
-        assert!(!take("0:1"));
-        assert!(!take("garbage"));
+        assert!(!take_pipe("0:1"));
+        assert!(!take_pipe("garbage"));
     }
 }

@@ -9,6 +9,7 @@
 //! could panic, no `nix` wrapper that builds a `Vec` (its `execve` does).
 //! A failed step writes `fail STEP ERRNO` to the readiness pipe and exits 127.
 
+use super::{DaemonStep, DAEMON_STEPS};
 use crate::privileges::Account;
 use crate::ready::{Step, READY_FD};
 use crate::sys;
@@ -96,8 +97,9 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
     }
 }
 
-/// Becomes the daemon and executes it: signals, umask, descriptors, core
-/// limit, user, directory, signal mask, `execve()`. Never returns.
+/// Becomes the daemon and executes it: default signal actions, the daemon
+/// steps (`DAEMON_STEPS`, in their order), the signal mask, `execve()`.
+/// Never returns.
 ///
 /// # Safety
 /// Only in the child of `fork()`, with `p` prepared before the fork.
@@ -107,10 +109,40 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         // and numbers the system lacks.
         libc::sigaction(signal, &p.signals.default_action, ptr::null_mut());
     }
-    // umask: async-signal-safe, cannot fail.
-    libc::umask(p.umask);
-    // dup2: async-signal-safe. The pipe first, so later failures reach it;
-    // every source is above every target (prepared so), none is overwritten.
+    // A loop over a constant array and a match: no allocation.
+    for step in DAEMON_STEPS {
+        match step {
+            // umask: async-signal-safe, cannot fail.
+            DaemonStep::Umask => {
+                libc::umask(p.umask);
+            }
+            DaemonStep::Streams => give_streams(p),
+            DaemonStep::CoreLimit if p.prevent_core => no_core_file(p.ready_fd),
+            DaemonStep::User => {
+                if let Some(account) = p.account {
+                    switch_user(account, p.ready_fd);
+                }
+            }
+            // Only a new user can be refused what the launcher could do.
+            DaemonStep::Directory if p.account.is_some() => enter_directory(p.cwd, p.ready_fd),
+            DaemonStep::CoreLimit | DaemonStep::Directory => {}
+        }
+    }
+    // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
+    libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
+    // execve: async-signal-safe; libc's own, which takes the prepared arrays as they are.
+    if let Some(&path) = p.argv.first() {
+        libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
+    }
+    fail(p.ready_fd, Step::Execve, Errno::last())
+}
+
+/// The readiness pipe right after the sockets (fds 3, 4, ...), /dev/null on
+/// 0, the logs (or what there was) on 1 and 2, nothing else open, and the
+/// child's own pid in `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
+/// so that later failures reach it; every source is above every target
+/// (prepared so), none is overwritten.
+unsafe fn give_streams(p: &Image) {
     let ready = p.ready_fd;
     if libc::dup2(p.ready, ready) < 0 {
         fail(p.ready, Step::Dup2, Errno::last());
@@ -131,37 +163,31 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         // copy of the prepared string, on no heap of its own.
         write_pid(slot, libc::getpid());
     }
-    if p.prevent_core {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // setrlimit: a plain system call, not on POSIX's list but taking no lock.
-        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
-            fail(ready, Step::Setrlimit, Errno::last());
-        }
+}
+
+/// A core file size limit of 0 (setrlimit: a plain system call, not on
+/// POSIX's list but taking no lock).
+unsafe fn no_core_file(ready: RawFd) {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+        fail(ready, Step::Setrlimit, Errno::last());
     }
-    if let Some(account) = p.account {
-        switch_user(account, ready);
-        // access, chdir: async-signal-safe. The launcher checked `cwd` as
-        // itself; whether the new user may enter it is known only now, and
-        // the daemon would fail later.
-        if libc::access(p.cwd.as_ptr(), libc::X_OK) != 0 {
-            fail(ready, Step::Chdir, Errno::last());
-        }
-        // Node boots in the launcher's directory; when the new user may not
-        // search it (a 0700 /root), it boots in the daemon's own instead.
-        if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(ready, Step::Chdir, Errno::last());
-        }
+}
+
+/// access, chdir: async-signal-safe. The launcher checked `cwd` as itself;
+/// whether the new user may enter it is known only now, and the daemon
+/// would fail later. Node boots in the launcher's directory; when the new
+/// user may not search it (a 0700 /root), it boots in the daemon's own.
+unsafe fn enter_directory(cwd: &CStr, ready: RawFd) {
+    if libc::access(cwd.as_ptr(), libc::X_OK) != 0 {
+        fail(ready, Step::Chdir, Errno::last());
     }
-    // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
-    libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
-    // execve: async-signal-safe; libc's own, which takes the prepared arrays as they are.
-    if let Some(&path) = p.argv.first() {
-        libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
+    if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(cwd.as_ptr()) != 0 {
+        fail(ready, Step::Chdir, Errno::last());
     }
-    fail(ready, Step::Execve, Errno::last())
 }
 
 /// Supplementary groups, group, user: the only safe order (after `setuid()`

@@ -9,9 +9,12 @@
 //! each fork takes a fresh [`ReadyPipe`].
 
 mod child;
+mod in_place;
+
+pub use in_place::in_place;
 
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::logfile::open_logs;
+use crate::logfile;
 use crate::privileges::Account;
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
 use crate::sockets::{bind_stream, Address};
@@ -66,6 +69,34 @@ pub enum ListenSource {
     /// Passed to the launcher (socket activation): handed on as it is.
     Inherited(RawFd),
 }
+
+/// The daemon steps, in the one order both ways of starting take them: the
+/// child of `fork()` before `execve()` (`child.rs`, with bare system calls)
+/// and a process that stays in the foreground (`in_place`, with glibc's
+/// wrappers, which change every thread). Before them, both check the
+/// directory and open the log files; what only a fork needs (a new session,
+/// default signal actions, the readiness pipe, `execve()`) is the child's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonStep {
+    /// The file mode creation mask.
+    Umask,
+    /// The log files, where given, on fds 1 and 2.
+    Streams,
+    /// A core file size limit of 0, when asked for.
+    CoreLimit,
+    /// Supplementary groups, group, user, when asked for.
+    User,
+    /// Whether the new user may enter the working directory.
+    Directory,
+}
+
+pub const DAEMON_STEPS: [DaemonStep; 5] = [
+    DaemonStep::Umask,
+    DaemonStep::Streams,
+    DaemonStep::CoreLimit,
+    DaemonStep::User,
+    DaemonStep::Directory,
+];
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
 /// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
@@ -136,14 +167,20 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-/// Opens stdout's and stderr's log files (both or neither), above `high`.
-fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+/// Opens stdout's and stderr's log files, both or neither, as both ways of
+/// starting do before anything else changes.
+fn open_logs(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
     // The daemon's user may own its logs (logrotate creates them so).
     let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
-    let [stdout, stderr] = open_logs(
+    logfile::open_logs(
         [plan.stdout.as_deref(), plan.stderr.as_deref()],
         daemon_user,
-    )?;
+    )
+}
+
+/// The log files, above `high`.
+fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+    let [stdout, stderr] = open_logs(plan)?;
     let above = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, high)).transpose();
     Ok([above(stdout)?, above(stderr)?])
 }
@@ -389,6 +426,41 @@ mod tests {
                 (code, Some(cwd))
             );
         }
+    }
+
+    #[test]
+    fn in_place_changes_nothing_unless_both_logs_open() {
+        let stdout =
+            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let plan = Plan {
+            stdout: Some(stdout.to_str().unwrap().into()),
+            stderr: Some("/nonexistent-dir/err.log".into()),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let elsewhere = Plan {
+            cwd: "/nonexistent-dir".into(),
+            ..plan.clone()
+        };
+        let err = in_place(&elsewhere).unwrap_err();
+        assert_eq!((err.code().as_str(), err.syscall), ("ENOENT", "chdir"));
+        assert!(
+            !stdout.exists(),
+            "the directory is checked before a log is opened"
+        );
+        // SAFETY: fd 1 is only inspected.
+        let fd1 = || fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) }).map(|st| st.st_ino);
+        let before = fd1();
+        let err = in_place(&plan).unwrap_err();
+        assert_eq!(
+            (err.code().as_str(), err.syscall, err.path.as_deref()),
+            ("ENOENT", "open", Some("/nonexistent-dir/err.log"))
+        );
+        assert_eq!(
+            fd1(),
+            before,
+            "stdout is left alone when stderr's log fails"
+        );
+        let _ = std::fs::remove_file(&stdout);
     }
 
     #[test]
