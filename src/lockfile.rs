@@ -120,7 +120,7 @@ fn check_own(st: &FileStat, path: &str) -> SysResult<()> {
     Ok(())
 }
 
-/// Removes `name` if it still names the file `st` describes.
+/// Removes `name` if it still names the file `id` identifies.
 fn remove_if_same(dir: &OwnedFd, name: &str, id: FileId) {
     let named = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map(|st| id_of(&st));
     if named == Ok(id) {
