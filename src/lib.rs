@@ -25,6 +25,7 @@ mod trusted_dir;
 use js::{check_fds, known, throw, throw_coded};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::os::fd::IntoRawFd;
 
 /// The environment variable that marks a process as the daemon.
 #[napi]
@@ -79,8 +80,10 @@ pub fn spawn_async(env: Env, plan: launch::Plan) -> Result<AsyncTask<AwaitReady>
 /// core limit, user). Throws, with nothing changed, for a directory it cannot
 /// enter or a log file (or descriptor) it cannot use.
 #[napi]
-pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<()> {
-    launch::in_place(&plan).map_err(|e| throw(&env, e))
+pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<Vec<i32>> {
+    let sockets = launch::in_place(&plan).map_err(|e| throw(&env, e))?;
+    // The process keeps them for its life, as it keeps sockets a manager passed.
+    Ok(sockets.into_iter().map(IntoRawFd::into_raw_fd).collect())
 }
 
 /// Takes a socket passed to this process (fd 3, 4, ...): marks it
