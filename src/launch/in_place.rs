@@ -4,9 +4,9 @@
 //! a running, multi-threaded Node needs.
 
 use super::{check_directory, open_logs, DaemonStep, ListenSource, Plan, DAEMON_STEPS};
-use crate::sockets::bind_stream;
 use crate::errors::{SysError, SysResult};
 use crate::privileges;
+use crate::sockets::bind_stream;
 use crate::stdio::replace;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
