@@ -233,14 +233,15 @@ export function publicCopy() {
 }
 
 /**
- * Pids holding a flock() on `file`, read from /proc/locks by the file's inode.
+ * Pids holding a flock() on the lock file of the pid file `file` (`file.lock`),
+ * read from /proc/locks by the lock file's inode.
  * Each pid once: /proc/locks is read page by page, and a list that changes
  * between two pages can show one lock twice.
  */
 export function flockHolders(file) {
   let ino;
   try {
-    ino = fs.statSync(file).ino;
+    ino = fs.statSync(`${file}.lock`).ino;
   } catch {
     return [];
   }

@@ -183,8 +183,7 @@ async function main(argv) {
         console.log(status.pid ?? 'running');
         return 0;
       }
-      const pid = status.pid === null ? 'no pid' : `pid ${status.pid}`;
-      console.log(status.stale ? `dead, but ${flags.pidfile} names ${pid}` : 'not running');
+      console.log(status.stale ? `dead, but ${flags.pidfile} is left over` : 'not running');
       return status.stale ? 1 : 3;
     }
   }

@@ -2,8 +2,9 @@
 // The operator's side: status(), signal() and stop() for the daemon that
 // holds a pid file's lock, from any process.
 
+const os = require('node:os');
 const { debuglog } = require('node:util');
-const { native, nativeFor } = require('./native.js');
+const { nativeFor } = require('./native.js');
 const { systemError } = require('./errors.js');
 const { bare, checkPath, checkSignal, stopOptions, STOP } = require('./options.js');
 
@@ -11,57 +12,70 @@ const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
 const STOP_POLL_MS = 10;
 
-/** Whether the daemon of `file` runs, decided by its lock: `{ running, pid, stale }`. */
+/**
+ * Whether the daemon of `file` runs, decided by its lock: `{ running, pid,
+ * stale, verified }`, with a pid only once the kernel shows that it holds the lock.
+ */
 function status(file) {
   // Prototype-less: a field the addon leaves out (pid: None) must not be inherited.
-  const { running, pid, stale } = bare(nativeFor('status').status(checkPath('file', file)));
-  return { running, pid: pid ?? null, stale };
+  const { running, pid, stale, verified } = bare(nativeFor('status').status(checkPath('file', file)));
+  return { running, pid: pid ?? null, stale, verified };
 }
 
-/** Sends `sig` to the daemon holding the lock on `file`; returns its pid. */
+const notRunning = (file) => systemError('ESRCH', 'no process holds the lock', 'kill', file);
+
+/** Sends `sig` to the verified holder of the lock on `file`; returns its pid. */
 function signal(file, sig) {
   const absolute = checkPath('file', file);
   const number = checkSignal('signal', sig);
-  const pid = nativeFor('signal').signalHolder(absolute, number);
-  if (pid == null) throw systemError('ESRCH', 'no process holds the lock', 'kill', absolute);
-  return pid;
+  const holder = nativeFor('signal').findHolder(absolute); // EPERM: held, by a process it cannot verify
+  if (holder == null) throw notRunning(absolute);
+  try {
+    if (!holder.signal(number)) throw notRunning(absolute);
+    return holder.pid;
+  } finally {
+    holder.close();
+  }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Resolves true once the signalled daemon is gone, false after `ms`: its
+ * Resolves true once the signalled holder is gone, false after `ms`: its
  * pidfd says when the whole process has exited (its lock goes earlier, and
  * exit handlers may still run); without pidfds, the lock is all there is.
  */
-async function gone(file, pid, ms) {
+async function gone(holder, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (native.hasExited(pid) ?? !native.status(file).running) return true;
+    if (holder.hasExited()) return true;
     if (Date.now() >= deadline) return false;
     await sleep(STOP_POLL_MS);
   }
 }
 
 /**
- * Stops the daemon holding the lock on `file`: sends the signal, waits until
- * the process is gone, and sends SIGKILL after `timeout` ms when `kill` is
- * true. Resolves `{ pid, stopped, killed }`.
+ * Stops the verified holder of the lock on `file`: sends the signal, waits
+ * until that process is gone, and sends it SIGKILL after `timeout` ms when
+ * `kill` is true. Resolves `{ pid, stopped, killed }`.
  */
 async function stop(file, options) {
   const absolute = checkPath('file', file);
   const opts = stopOptions(options);
-  const pid = nativeFor('stop').signalAndWatch(absolute, opts.signal);
-  debug('stop %s: signal %d sent to %s', absolute, opts.signal, pid);
-  if (pid == null) return { pid: null, stopped: false, killed: false };
+  const holder = nativeFor('stop').findHolder(absolute); // EPERM: held, by a process it cannot verify
+  const nothing = { pid: null, stopped: false, killed: false };
+  if (holder == null) return nothing;
   try {
-    if (await gone(absolute, pid, opts.timeout)) return { pid, stopped: true, killed: false };
+    if (!holder.signal(opts.signal)) return nothing; // it exited meanwhile
+    const { pid } = holder;
+    debug('stop %s: signal %d sent to %d', absolute, opts.signal, pid);
+    if (await gone(holder, opts.timeout)) return { pid, stopped: true, killed: false };
     if (!opts.kill) return { pid, stopped: false, killed: false };
-    native.killWatched(absolute, pid); // that process, not a successor that took the lock since
-    const stopped = await gone(absolute, pid, STOP.timeout);
+    holder.signal(os.constants.signals.SIGKILL); // that process, not a successor that took the lock since
+    const stopped = await gone(holder, STOP.timeout);
     return { pid, stopped, killed: stopped };
   } finally {
-    native.forgetWatched(pid);
+    holder.close();
   }
 }
 
