@@ -10,6 +10,7 @@ use crate::errors::{SysError, SysResult, WithPath};
 use crate::privileges::{self, Account};
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
 use crate::stdio::{dup_above, open_devnull, open_log};
+use crate::supervision::{self, Respawn};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc::{self, c_char, c_int};
@@ -47,31 +48,47 @@ const FIRST_HIGH_FD: RawFd = 10;
 
 /// The child's whole plan, as raw values and pointers into strings that the
 /// parent keeps alive until the fork has happened.
-struct Prepared<'a> {
-    argv: &'a [*const c_char],
-    envp: &'a [*const c_char],
+pub struct Prepared<'a> {
+    pub argv: &'a [*const c_char],
+    pub envp: &'a [*const c_char],
     /// Where Node boots when the new user may not search the launcher's directory.
-    cwd: *const c_char,
-    umask: libc::mode_t,
-    devnull: RawFd,
-    stdout: Option<RawFd>,
-    stderr: Option<RawFd>,
-    ready: RawFd,
-    fd_limit: c_int,
-    default_action: libc::sigaction,
-    empty_mask: libc::sigset_t,
-    account: Option<&'a Account>,
-    core_limit: Option<libc::rlimit>,
+    pub cwd: *const c_char,
+    /// The supervisor's children boot in the launcher's directory (where
+    /// relative `-r` paths point), the supervisor itself sitting in `/`.
+    pub boot_dir: Option<*const c_char>,
+    pub umask: libc::mode_t,
+    pub devnull: RawFd,
+    /// `None`: the inherited stream, kept across `execve()`.
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+    pub ready: RawFd,
+    pub fd_limit: c_int,
+    pub default_action: libc::sigaction,
+    pub empty_mask: libc::sigset_t,
+    pub account: Option<&'a Account>,
+    pub core_limit: Option<libc::rlimit>,
+    /// The supervisor's pid: the child dies with it (`PR_SET_PDEATHSIG`).
+    pub parent: Option<libc::pid_t>,
 }
 
-fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
+/// The signal disposition and mask the child resets to, made before forking.
+pub fn defaults() -> (libc::sigaction, libc::sigset_t) {
+    // SAFETY: plain C structs, filled in by the calls below before use.
+    let mut default_action: libc::sigaction = unsafe { std::mem::zeroed() };
+    default_action.sa_sigaction = libc::SIG_DFL;
+    let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigemptyset(&mut empty_mask) };
+    (default_action, empty_mask)
+}
+
+pub fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
     items
         .iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| SysError::new(Errno::EINVAL, "execve")))
         .collect()
 }
 
-fn null_terminated(items: &[CString]) -> Vec<*const c_char> {
+pub fn null_terminated(items: &[CString]) -> Vec<*const c_char> {
     items
         .iter()
         .map(|s| s.as_ptr())
@@ -85,13 +102,17 @@ fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
         .transpose()
 }
 
-/// Starts the daemon and waits for its verdict. Errors are the launcher's own
-/// (a log file that cannot be opened, no pipe, no fork): nothing was started.
-pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
+/// Starts the daemon, or with `respawn` its supervisor, and waits for its
+/// verdict. Errors are the launcher's own (a log file that cannot be opened,
+/// no pipe, no fork, no supervisor executable): nothing was started.
+pub fn spawn(plan: &Plan, respawn: Option<&Respawn>) -> SysResult<Verdict> {
     if plan.argv.is_empty() {
         return Err(SysError::new(Errno::EINVAL, "execve"));
     }
     check_directory(&plan.cwd)?;
+    if let Some(respawn) = respawn {
+        access(respawn.program.as_str(), AccessFlags::X_OK).at("execve", &respawn.program)?;
+    }
     let stdout = open_high(&plan.stdout)?;
     let stderr = open_high(&plan.stderr)?;
     let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
@@ -102,35 +123,38 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
         .map_err(|e| SysError::new(e, "fstat"))?
         .st_ino;
 
-    let argv = to_cstrings(&plan.argv)?;
+    let argv = match respawn {
+        Some(respawn) => to_cstrings(&supervision::to_args(plan, respawn))?,
+        None => to_cstrings(&plan.argv)?,
+    };
     let mut envp = to_cstrings(&plan.env)?;
     envp.extend(to_cstrings(&[format!("{MARKER_ENV}={READY_FD}:{inode}")])?);
     let (argv_ptrs, envp_ptrs) = (null_terminated(&argv), null_terminated(&envp));
     let cwd =
         CString::new(plan.cwd.as_bytes()).map_err(|_| SysError::new(Errno::EINVAL, "chdir"))?;
 
-    // SAFETY: plain C structs, filled in by the calls below before use.
-    let mut default_action: libc::sigaction = unsafe { std::mem::zeroed() };
-    default_action.sa_sigaction = libc::SIG_DFL;
-    let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::sigemptyset(&mut empty_mask) };
+    let (default_action, empty_mask) = defaults();
+    let supervised = respawn.is_some();
     let prepared = Prepared {
         argv: &argv_ptrs,
         envp: &envp_ptrs,
         cwd: cwd.as_ptr(),
+        boot_dir: None,
         umask: plan.umask as libc::mode_t,
         devnull: devnull.as_raw_fd(),
-        stdout: stdout.as_ref().map(|fd| fd.as_raw_fd()),
-        stderr: stderr.as_ref().map(|fd| fd.as_raw_fd()),
+        stdout: stream(&stdout, &devnull, supervised),
+        stderr: stream(&stderr, &devnull, supervised),
         ready: pipe_write.as_raw_fd(),
         fd_limit: fd_limit(),
         default_action,
         empty_mask,
-        account: plan.account.as_ref().filter(|a| !a.is_current()),
-        core_limit: plan.prevent_core.then_some(libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        }),
+        // The supervisor runs as the launcher's user; it switches each child.
+        account: plan
+            .account
+            .as_ref()
+            .filter(|a| !supervised && !a.is_current()),
+        core_limit: (plan.prevent_core && !supervised).then_some(NO_CORE),
+        parent: None,
     };
 
     // Block every signal across fork(): a handler of Node's must not run in
@@ -163,6 +187,21 @@ pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
     ))
 }
 
+/// A core file size limit of 0.
+pub const NO_CORE: libc::rlimit = libc::rlimit {
+    rlim_cur: 0,
+    rlim_max: 0,
+};
+
+/// The log file, else for a supervisor `/dev/null` (it must not hold the
+/// launcher's terminal or pipe), else the inherited stream.
+fn stream(log: &Option<OwnedFd>, devnull: &OwnedFd, supervised: bool) -> Option<RawFd> {
+    match log {
+        Some(fd) => Some(fd.as_raw_fd()),
+        None => supervised.then_some(devnull.as_raw_fd()),
+    }
+}
+
 /// Whether the calling thread is the process's first one: Node's main
 /// thread, not a worker's (cheaper than loading `node:worker_threads`).
 pub fn on_main_thread() -> bool {
@@ -192,7 +231,7 @@ fn reap(pid: Pid) {
 
 /// The highest descriptor count, for closing descriptors one by one where
 /// `close_range()` is missing.
-fn fd_limit() -> c_int {
+pub fn fd_limit() -> c_int {
     // SAFETY: getrlimit only writes the struct it is given.
     let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
@@ -208,13 +247,14 @@ fn fd_limit() -> c_int {
 // thread in it: another thread may have held the allocator's lock, or stdio's,
 // at the moment of the fork. So this code only makes async-signal-safe system
 // calls (POSIX.1's list: setsid, _exit, sigaction, sigprocmask, umask, dup2,
-// fcntl, close, write, access, chdir, setgid, setuid, execve; the second
-// fork is a raw clone, see `raw_fork`; close_range, setrlimit and setgroups
-// are plain system calls too, and the switch of user makes them raw, see
-// `privileges::THIS_THREAD`),
+// fcntl, close, write, access, chdir, getppid, setgid, setuid, execve; the
+// second fork is a raw clone, see `raw_fork`; close_range, setrlimit, prctl
+// and setgroups are plain system calls too, and the switch of user makes
+// them raw, see `privileges::THIS_THREAD`),
 // reads memory prepared before the fork, and writes only to its own stack:
 // no allocation, no locks, no Rust std I/O, no formatting, no indexing that
-// could panic.
+// could panic. The supervisor's children run `exec_prepared` too: it is
+// single-threaded, but keeps the same discipline.
 // ---------------------------------------------------------------------------
 
 /// Runs in the child of `fork()`; never returns. A failed step writes
@@ -231,6 +271,16 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
         0 => {}
         _ => libc::_exit(0),
     }
+    exec_prepared(p)
+}
+
+/// Puts the prepared process in place of this one: signals, umask, stdio,
+/// descriptors, limits, user, directory, then `execve()`. Never returns; a
+/// failed step writes `fail STEP ERRNO` to the readiness pipe and exits 127.
+///
+/// # Safety
+/// Only in a child of `fork()`, with `p` prepared before the fork.
+pub unsafe fn exec_prepared(p: &Prepared) -> ! {
     for signal in 1..65 {
         // Fails harmlessly for SIGKILL, SIGSTOP and numbers the system lacks.
         libc::sigaction(signal, &p.default_action, ptr::null_mut());
@@ -250,6 +300,12 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
             fail(READY_FD, b"setrlimit");
         }
     }
+    if let Some(boot_dir) = p.boot_dir {
+        // A launcher's directory removed since: the daemon's own will do.
+        if libc::chdir(boot_dir) != 0 && libc::chdir(p.cwd) != 0 {
+            fail(READY_FD, b"chdir");
+        }
+    }
     if let Some(account) = p.account {
         if let Err(step) = privileges::switch(account, &privileges::THIS_THREAD) {
             fail(READY_FD, step.as_bytes());
@@ -265,11 +321,27 @@ unsafe fn become_daemon(p: &Prepared) -> ! {
             fail(READY_FD, b"chdir");
         }
     }
+    if let Some(parent) = p.parent {
+        die_with(parent);
+    }
     libc::sigprocmask(libc::SIG_SETMASK, &p.empty_mask, ptr::null_mut());
     if let Some(&path) = p.argv.first() {
         libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
     }
     fail(READY_FD, b"execve")
+}
+
+/// Ends this child (SIGKILL) when the supervisor dies, so that no daemon runs
+/// on unseen. After the switch of user, which clears the setting; and if the
+/// supervisor died before it took effect, the child ends at once itself.
+unsafe fn die_with(parent: libc::pid_t) {
+    #[cfg(target_os = "linux")]
+    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        fail(READY_FD, b"prctl");
+    }
+    if libc::getppid() != parent {
+        libc::_exit(127);
+    }
 }
 
 /// `fork()` without libc's wrapper, which runs `pthread_atfork` handlers and
@@ -411,7 +483,7 @@ mod tests {
             stdout: Some("/nonexistent-dir/out.log".into()),
             ..plan("/bin/true", "/", Duration::from_millis(100))
         };
-        let err = spawn(&plan).unwrap_err();
+        let err = spawn(&plan, None).unwrap_err();
         assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
     }
 
@@ -419,7 +491,7 @@ mod tests {
     fn cwd_is_checked_before_any_fork() {
         for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
             let plan = plan("/bin/true", cwd, Duration::from_millis(100));
-            let err = spawn(&plan).unwrap_err();
+            let err = spawn(&plan, None).unwrap_err();
             assert_eq!(
                 (err.code().as_str(), err.path.as_deref()),
                 (code, Some(cwd))
@@ -430,7 +502,7 @@ mod tests {
     #[test]
     fn failed_exec_is_reported_with_its_step() {
         let plan = plan("/nonexistent/node", "/", Duration::from_secs(10));
-        let verdict = spawn(&plan).unwrap();
+        let verdict = spawn(&plan, None).unwrap();
         assert_eq!(verdict.code, 127);
         assert_eq!(
             verdict.message.as_deref(),
@@ -441,7 +513,7 @@ mod tests {
     #[test]
     fn a_program_that_never_reports_ends_as_not_ready() {
         let plan = plan("/bin/true", "/", Duration::from_secs(10));
-        let verdict = spawn(&plan).unwrap();
+        let verdict = spawn(&plan, None).unwrap();
         assert_eq!(verdict.code, 1);
         assert!(verdict
             .message
@@ -479,7 +551,7 @@ mod tests {
             prevent_core: true,
             ..plan("/bin/sh", "/", Duration::from_secs(10))
         };
-        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        assert_eq!(spawn(&plan, None).unwrap().code, 1); // sh never reports ready
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "65534 65534 65534 0 0\n");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -495,7 +567,7 @@ mod tests {
             }),
             ..plan("/bin/true", "/", Duration::from_secs(10))
         };
-        let verdict = spawn(&plan).unwrap();
+        let verdict = spawn(&plan, None).unwrap();
         assert_eq!(verdict.code, 127);
         let message = verdict.message.unwrap();
         assert!(message.starts_with("daemon: setgroups: "), "{message}");

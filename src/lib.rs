@@ -11,6 +11,7 @@ mod notify;
 mod privileges;
 mod ready;
 mod stdio;
+mod supervision;
 mod sync;
 mod syslog;
 mod syslog_stdio;
@@ -69,6 +70,19 @@ pub struct SpawnPlan {
     pub ready_timeout: u32,
     pub account: Option<Account>,
     pub prevent_core: bool,
+    /// A supervisor that restarts the daemon when it crashes.
+    pub respawn: Option<Respawn>,
+}
+
+#[napi(object)]
+pub struct Respawn {
+    /// The `daemon-supervisor` executable.
+    pub program: String,
+    pub restarts: u32,
+    pub window: u32,
+    pub pidfile: Option<String>,
+    /// The supervisor's state record, for `status()`.
+    pub record: Option<String>,
 }
 
 /// Whom to run as, from `lookupAccount()`.
@@ -122,9 +136,17 @@ pub struct SpawnVerdict {
     pub relayed: bool,
 }
 
-/// Forks the daemon and blocks until it is ready, has failed, or timed out.
+/// Forks the daemon (or its supervisor) and blocks until it is ready, has
+/// failed, or timed out.
 #[napi]
 pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
+    let respawn = plan.respawn.map(|r| supervision::Respawn {
+        program: r.program,
+        restarts: r.restarts,
+        window_ms: r.window.into(),
+        pidfile: r.pidfile,
+        record: r.record,
+    });
     let plan = daemonize::Plan {
         argv: plan.argv,
         env: plan.env,
@@ -136,7 +158,7 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
         account: plan.account.map(Into::into),
         prevent_core: plan.prevent_core,
     };
-    let verdict = daemonize::spawn(&plan).map_err(|e| throw(&env, e))?;
+    let verdict = daemonize::spawn(&plan, respawn.as_ref()).map_err(|e| throw(&env, e))?;
     Ok(SpawnVerdict {
         code: verdict.code,
         message: verdict.message,

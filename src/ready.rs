@@ -244,10 +244,13 @@ pub fn is_pending() -> bool {
     DAEMON_END.load(Ordering::SeqCst) >= 0
 }
 
-/// Sends a message to the launcher; `ready` and `exit` are final and close the
-/// pipe. A launcher that is gone (EPIPE) is not an error: the daemon goes on.
+/// Sends a message to the launcher; `ready`, `exit` and (relayed by a
+/// supervisor) `fail` are final and close the pipe. A launcher that is gone (EPIPE) is not an error: the daemon goes on.
 pub fn send(message: &Message) {
-    let last = matches!(message, Message::Ready | Message::Exit(_));
+    let last = matches!(
+        message,
+        Message::Ready | Message::Exit(_) | Message::Fail { .. }
+    );
     let fd = if last {
         DAEMON_END.swap(-1, Ordering::SeqCst)
     } else {
