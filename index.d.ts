@@ -9,8 +9,26 @@ declare namespace daemon {
 
   /** Syslog facilities. */
   type SyslogFacility =
-    | 'kern' | 'user' | 'mail' | 'daemon' | 'auth' | 'syslog' | 'lpr' | 'news' | 'uucp' | 'cron' | 'authpriv' | 'ftp'
-    | 'local0' | 'local1' | 'local2' | 'local3' | 'local4' | 'local5' | 'local6' | 'local7';
+    | 'kern'
+    | 'user'
+    | 'mail'
+    | 'daemon'
+    | 'auth'
+    | 'syslog'
+    | 'lpr'
+    | 'news'
+    | 'uucp'
+    | 'cron'
+    | 'authpriv'
+    | 'ftp'
+    | 'local0'
+    | 'local1'
+    | 'local2'
+    | 'local3'
+    | 'local4'
+    | 'local5'
+    | 'local6'
+    | 'local7';
 
   /** Where syslog messages go and whom they name: shared by {@link start}, {@link closeIO} and {@link syslog}. */
   interface SyslogTarget {

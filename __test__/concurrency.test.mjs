@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, flockHolders, readPid, startFixture, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, flockHolders, killAndWait, readPid, startFixture, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const LAUNCHERS = 30;
 const CYCLES = 100;
@@ -40,9 +40,12 @@ test(`storm: ${LAUNCHERS} launchers of one daemon at once, exactly one survives 
     const first = reads.indexOf(`${survivor}\n`);
     assert.ok(first >= 0, 'the poller saw the pid');
     const after = reads.slice(first);
-    assert.ok(after.every((text) => text === `${survivor}\n`), `${after.length} reads after the write, all the survivor's`);
+    assert.ok(
+      after.every((text) => text === `${survivor}\n`),
+      `${after.length} reads after the write, all the survivor's`,
+    );
   } finally {
-    for (const r of results) await stop(r.info?.pid);
+    for (const r of results) await killAndWait(r.info?.pid);
   }
 });
 
@@ -65,12 +68,16 @@ test(`restart storm: ${CYCLES} cycles of SIGTERM while the next daemon spins on 
       current = await next;
       assert.equal(current.code, 0, current.stderr);
       const holders = flockHolders(pidfile);
-      assert.deepEqual(holders, [current.info.pid], `cycle ${cycle}: lock holders ${holders}\n${fs.readFileSync('/proc/locks', 'utf8')}\n${fs.statSync(pidfile).ino}`);
+      assert.deepEqual(
+        holders,
+        [current.info.pid],
+        `cycle ${cycle}: lock holders ${holders}\n${fs.readFileSync('/proc/locks', 'utf8')}\n${fs.statSync(pidfile).ino}`,
+      );
       assert.equal(readPid(pidfile), current.info.pid, `cycle ${cycle}: the pid file names the new daemon`);
       await waitGone(old);
     }
   } finally {
-    await stop(current.info?.pid, 'SIGTERM');
+    await killAndWait(current.info?.pid, 'SIGTERM');
   }
   assert.equal(fs.existsSync(pidfile), false, 'the last daemon removed its pid file');
 });
@@ -87,8 +94,12 @@ test(`${LAUNCHERS} different daemons at once: all ready, all named by their pid 
     });
     for (const r of results) process.kill(r.info.pid, 'SIGTERM');
     await Promise.all(results.map((r) => waitGone(r.info.pid, 10000)));
-    assert.deepEqual(pidfiles.filter((f) => fs.existsSync(f)), [], 'every pid file removed');
+    assert.deepEqual(
+      pidfiles.filter((f) => fs.existsSync(f)),
+      [],
+      'every pid file removed',
+    );
   } finally {
-    for (const r of results) await stop(r.info?.pid);
+    for (const r of results) await killAndWait(r.info?.pid);
   }
 });

@@ -59,7 +59,7 @@ export function stat(pid) {
 }
 
 /** /proc/PID/status as an object of its lines. */
-export function status(pid) {
+export function procStatus(pid) {
   const lines = fs.readFileSync(`/proc/${pid}/status`, 'utf8').trim().split('\n');
   return Object.fromEntries(lines.map((line) => line.split(/:\s*/, 2)));
 }
@@ -78,7 +78,11 @@ export function fds(pid) {
 
 /** The TCP ports on which `pid` itself holds a listening socket (from /proc, IPv4). */
 export function listeningPorts(pid) {
-  const sockets = new Set(Object.values(fds(pid)).map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1]).filter(Boolean));
+  const sockets = new Set(
+    Object.values(fds(pid))
+      .map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1])
+      .filter(Boolean),
+  );
   return fs
     .readFileSync(`/proc/${pid}/net/tcp`, 'utf8')
     .split('\n')
@@ -99,7 +103,7 @@ export function environ(pid) {
  */
 export function alive(pid) {
   try {
-    const { State, Threads } = status(pid);
+    const { State, Threads } = procStatus(pid);
     return !(State.startsWith('Z') && Threads === '1');
   } catch {
     return false;
@@ -181,7 +185,7 @@ export async function startFixture({ opts = {}, env = {}, args = [], nodeArgs = 
   return { ...result, info, dir, report };
 }
 
-export async function stop(pid, signal = 'SIGKILL') {
+export async function killAndWait(pid, signal = 'SIGKILL') {
   if (!pid) return;
   try {
     process.kill(pid, signal);
@@ -191,7 +195,7 @@ export async function stop(pid, signal = 'SIGKILL') {
 
 /** The Uid, Gid and Groups lines of /proc/PID/status, as numbers. */
 export function ids(pid) {
-  const s = status(pid);
+  const s = procStatus(pid);
   const numbers = (line) => line.trim().split(/\s+/).filter(Boolean).map(Number);
   return { uid: numbers(s.Uid), gid: numbers(s.Gid), groups: numbers(s.Groups ?? '').sort((a, b) => a - b) };
 }
@@ -216,6 +220,7 @@ export function publicCopy() {
   fs.chmodSync(copy, 0o755);
   const addon = fs.readdirSync(root).filter((name) => name.endsWith('.node'));
   for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
+  fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
   return copy;
 }

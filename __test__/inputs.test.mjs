@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { asNobody, fixture, publicCopy, readJson, root, run, startFixture, stop, tagged, tmpdir, waitFor } from './helpers.mjs';
+import { asNobody, fixture, killAndWait, publicCopy, readJson, root, run, startFixture, tagged, tmpdir, waitFor } from './helpers.mjs';
 
 const dir = tmpdir('inputs');
 const file = path.join(dir, 'a-file');
@@ -32,23 +32,39 @@ const rows = [
   ['start', '{ cwd: 42 }', wrongType(/^The "options\.cwd" argument must be of type string\. Received type number \(42\)$/)],
   ['start', `{ cwd: '' }`, wrongValue(/'options\.cwd' must be a non-empty path/)],
   ['start', `{ cwd: 'a\\0b' }`, wrongValue(/'options\.cwd' must be a string without null bytes/)],
-  ['start', `{ cwd: '/nonexistent-daemon-dir' }`, sysError('ENOENT', 'chdir', '/nonexistent-daemon-dir', /^ENOENT: no such file or directory, chdir '\/nonexistent-daemon-dir'$/)],
+  [
+    'start',
+    `{ cwd: '/nonexistent-daemon-dir' }`,
+    sysError('ENOENT', 'chdir', '/nonexistent-daemon-dir', /^ENOENT: no such file or directory, chdir '\/nonexistent-daemon-dir'$/),
+  ],
   ['start', `{ cwd: ${q(file)} }`, sysError('ENOTDIR', 'chdir', file, /^ENOTDIR: not a directory, chdir/)],
   ['start', `{ umask: '022' }`, wrongType(/"options\.umask" argument must be of type number/)],
-  ['start', '{ umask: -1 }', outOfRange(/^The value of "options\.umask" is out of range\. It must be an integer from 0 to 0o777\. Received -1$/)],
+  [
+    'start',
+    '{ umask: -1 }',
+    outOfRange(/^The value of "options\.umask" is out of range\. It must be an integer from 0 to 0o777\. Received -1$/),
+  ],
   ['start', '{ umask: 0o1000 }', outOfRange(/Received 512$/)],
   ['start', '{ umask: 1.5 }', outOfRange(/Received 1\.5$/)],
   ['start', '{ umask: NaN }', outOfRange(/Received NaN$/)],
   ['start', '{ stdout: 1 }', wrongType(/"options\.stdout" argument must be of type string/)],
   ['start', '{ stderr: true }', wrongType(/"options\.stderr" argument must be of type string/)],
-  ['start', `{ stdout: '/nonexistent-daemon-dir/out.log' }`, sysError('ENOENT', 'open', '/nonexistent-daemon-dir/out.log', /^ENOENT: no such file or directory, open/)],
+  [
+    'start',
+    `{ stdout: '/nonexistent-daemon-dir/out.log' }`,
+    sysError('ENOENT', 'open', '/nonexistent-daemon-dir/out.log', /^ENOENT: no such file or directory, open/),
+  ],
   ['start', `{ stdout: ${q(dir)} }`, sysError('EISDIR', 'open', dir, /^EISDIR: is a directory, open/)],
   ['start', `{ env: 'A=1' }`, wrongType(/"options\.env" argument must be of type object/)],
   ['start', '{ env: null }', wrongType(/"options\.env" argument must be of type object\. Received null/)],
   ['start', '{ env: [] }', wrongType(/"options\.env" argument must be of type object/)],
   ['start', `{ env: { A: 'x\\0y' } }`, wrongValue(/options\.env\['A'\]/)],
   ['start', `{ env: { 'A=B': '1' } }`, wrongValue(/options\.env\['A=B'\]/)],
-  ['start', `{ ready: 'soon' }`, wrongValue(/^The argument 'options\.ready' must be 'auto' or 'manual'\. Received type string \('soon'\)$/)],
+  [
+    'start',
+    `{ ready: 'soon' }`,
+    wrongValue(/^The argument 'options\.ready' must be 'auto' or 'manual'\. Received type string \('soon'\)$/),
+  ],
   ['start', '{ ready: true }', wrongValue(/'options\.ready' must be 'auto' or 'manual'/)],
   ['start', `{ readyTimeout: '5' }`, wrongType(/"options\.readyTimeout" argument must be of type number/)],
   ['start', '{ readyTimeout: 0 }', outOfRange(/"options\.readyTimeout" is out of range/)],
@@ -56,19 +72,43 @@ const rows = [
   ['start', '{ readyTimeout: Infinity }', outOfRange(/Received Infinity$/)],
   ['start', '{ foo: 1 }', wrongValue(/^The argument 'options\.foo' is not an option of start\(\) \(known: cwd, umask/)],
   ['start', `{ Cwd: '/' }`, wrongValue(/'options\.Cwd' is not an option of start\(\)/)],
-  ['start', '{ user: {} }', wrongType(/^The "options\.user" argument must be one of type string or number\. Received an instance of Object$/)],
+  [
+    'start',
+    '{ user: {} }',
+    wrongType(/^The "options\.user" argument must be one of type string or number\. Received an instance of Object$/),
+  ],
   ['start', `{ user: '' }`, wrongValue(/'options\.user' must be a non-empty name/)],
   ['start', `{ group: 'a\\0b' }`, wrongValue(/'options\.group' must be a string without null bytes/)],
-  ['start', '{ user: -1 }', outOfRange(/^The value of "options\.user" is out of range\. It must be an integer from 0 to 4294967294\. Received -1$/)],
+  [
+    'start',
+    '{ user: -1 }',
+    outOfRange(/^The value of "options\.user" is out of range\. It must be an integer from 0 to 4294967294\. Received -1$/),
+  ],
   ['start', '{ group: 2 ** 32 - 1 }', outOfRange(/"options\.group" is out of range\. .* Received 4294967295$/)],
   ['start', '{ user: 1.5 }', outOfRange(/Received 1\.5$/)],
-  ['start', `{ preventCore: 'yes' }`, wrongType(/^The "options\.preventCore" argument must be of type boolean\. Received type string \('yes'\)$/)],
+  [
+    'start',
+    `{ preventCore: 'yes' }`,
+    wrongType(/^The "options\.preventCore" argument must be of type boolean\. Received type string \('yes'\)$/),
+  ],
   ['start', `{ user: 'no-such-user-daemon' }`, unknownCredential(/^User identifier does not exist: no-such-user-daemon$/)],
   // In the foreground the same checks come before anything changes (the log is not created).
-  ['start', `{ foreground: true, user: 'no-such-user-daemon', stdout: ${q(`${dir}/fg.log`)} }`, unknownCredential(/^User identifier does not exist/)],
-  ['start', `{ foreground: true, cwd: '/nonexistent-daemon-dir', stdout: ${q(`${dir}/fg.log`)} }`, sysError('ENOENT', 'chdir', '/nonexistent-daemon-dir', /^ENOENT/)],
+  [
+    'start',
+    `{ foreground: true, user: 'no-such-user-daemon', stdout: ${q(`${dir}/fg.log`)} }`,
+    unknownCredential(/^User identifier does not exist/),
+  ],
+  [
+    'start',
+    `{ foreground: true, cwd: '/nonexistent-daemon-dir', stdout: ${q(`${dir}/fg.log`)} }`,
+    sysError('ENOENT', 'chdir', '/nonexistent-daemon-dir', /^ENOENT/),
+  ],
   ['start', `{ foreground: 'yes' }`, wrongType(/^The "options\.foreground" argument must be of type boolean/)],
-  ['start', `{ user: 'root', group: 'no-such-group-daemon' }`, unknownCredential(/^Group identifier does not exist: no-such-group-daemon$/)],
+  [
+    'start',
+    `{ user: 'root', group: 'no-such-group-daemon' }`,
+    unknownCredential(/^Group identifier does not exist: no-such-group-daemon$/),
+  ],
   ['start', '{ user: 4000000000 }', unknownCredential(/^User identifier does not exist: 4000000000$/)],
   ['start', '{ group: 4000000000 }', unknownCredential(/^Group identifier does not exist: 4000000000$/)],
   ['dropPrivileges', '', wrongType(/^The "user" argument must be one of type string or number\. Received undefined$/)],
@@ -77,24 +117,42 @@ const rows = [
   ['dropPrivileges', `'root', 'no-such-group-daemon'`, unknownCredential(/^Group identifier does not exist/)],
   ['chroot', '42', wrongType(/^The "dir" argument must be of type string\. Received type number \(42\)$/)],
   ['chroot', `''`, wrongValue(/'dir' must be a non-empty path/)],
-  ['chroot', `'/nonexistent-daemon-dir'`, sysError('ENOENT', 'chroot', '/nonexistent-daemon-dir', /^ENOENT: no such file or directory, chroot '\/nonexistent-daemon-dir'$/)],
+  [
+    'chroot',
+    `'/nonexistent-daemon-dir'`,
+    sysError('ENOENT', 'chroot', '/nonexistent-daemon-dir', /^ENOENT: no such file or directory, chroot '\/nonexistent-daemon-dir'$/),
+  ],
   ['chroot', q(file), sysError('ENOTDIR', 'chroot', file, /^ENOTDIR: not a directory, chroot/)],
   ['chroot', `'/tmp', 'nobody'`, wrongType(/^The "options" argument must be of type object\. Received type string \('nobody'\)$/)],
   ['chroot', `'/tmp', { uid: 0 }`, wrongValue(/^The argument 'options\.uid' is not an option of chroot\(\) \(known: user, group\)/)],
   ['chroot', `'/tmp', { user: 'no-such-user-daemon' }`, unknownCredential(/^User identifier does not exist/)], // looked up before the chroot
   ['chroot', `'/tmp', { user: 'nobody', group: -1 }`, outOfRange(/"options\.group" is out of range/)],
-  ['start', `{ stdout: 'syslog', facility: 'LOCAL0' }`, wrongValue(/^The argument 'options\.facility' must be one of kern, user, mail, daemon, .*local7\. Received type string \('LOCAL0'\)$/)],
+  [
+    'start',
+    `{ stdout: 'syslog', facility: 'LOCAL0' }`,
+    wrongValue(/^The argument 'options\.facility' must be one of kern, user, mail, daemon, .*local7\. Received type string \('LOCAL0'\)$/),
+  ],
   ['start', `{ stderr: 'syslog', ident: 'a:b' }`, wrongValue(/^The argument 'options\.ident' must be 1 to 48 characters without spaces/)],
   ['start', `{ stdout: 'syslog', socket: 5 }`, wrongType(/^The "options\.socket" argument must be of type string/)],
   ['syslog', '42', wrongType(/^The "message" argument must be of type string\. Received type number \(42\)$/)],
-  ['syslog', `'m', { priority: 'loud' }`, wrongValue(/^The argument 'options\.priority' must be one of emerg, alert, crit, err, warning, notice, info, debug\. Received type string \('loud'\)$/)],
+  [
+    'syslog',
+    `'m', { priority: 'loud' }`,
+    wrongValue(
+      /^The argument 'options\.priority' must be one of emerg, alert, crit, err, warning, notice, info, debug\. Received type string \('loud'\)$/,
+    ),
+  ],
   ['syslog', `'m', { priority: 6 }`, wrongType(/^The "options\.priority" argument must be of type string\. Received type number \(6\)$/)],
   ['syslog', `'m', { facility: 'local8' }`, wrongValue(/'options\.facility' must be one of kern, user/)],
   ['syslog', `'m', { ident: 'has space' }`, wrongValue(/'options\.ident' must be 1 to 48 characters/)],
   ['syslog', `'m', { ident: '' }`, wrongValue(/'options\.ident' must be 1 to 48 characters/)],
   ['syslog', `'m', { ident: 'x'.repeat(49) }`, wrongValue(/'options\.ident' must be 1 to 48 characters/)],
   ['syslog', `'m', { socket: '' }`, wrongValue(/'options\.socket' must be a non-empty path/)],
-  ['syslog', `'m', { prio: 'info' }`, wrongValue(/^The argument 'options\.prio' is not an option of syslog\(\) \(known: priority, facility, ident, socket\)/)],
+  [
+    'syslog',
+    `'m', { prio: 'info' }`,
+    wrongValue(/^The argument 'options\.prio' is not an option of syslog\(\) \(known: priority, facility, ident, socket\)/),
+  ],
   ['syslog', `'m', 'info'`, wrongType(/^The "options" argument must be of type object\. Received type string \('info'\)$/)],
   ['closeIO', `{ syslog: 'yes' }`, wrongType(/^The "options\.syslog" argument must be of type boolean\. Received type string \('yes'\)$/)],
   ['closeIO', '{ sylog: true }', wrongValue(/'options\.sylog' is not an option of closeIO\(\)/)],
@@ -104,7 +162,11 @@ const rows = [
   ['lock', 'null', wrongType(/Received null/)],
   ['lock', `''`, wrongValue(/'file' must be a non-empty path/)],
   ['lock', `'x\\0.pid'`, wrongValue(/'file' must be a string without null bytes/)],
-  ['lock', `'/nonexistent-daemon-dir/x.pid'`, sysError('ENOENT', 'open', '/nonexistent-daemon-dir/x.pid', /^ENOENT: no such file or directory, open/)],
+  [
+    'lock',
+    `'/nonexistent-daemon-dir/x.pid'`,
+    sysError('ENOENT', 'open', '/nonexistent-daemon-dir/x.pid', /^ENOENT: no such file or directory, open/),
+  ],
   ['lock', q(dir), sysError('EISDIR', 'open', dir, /^EISDIR: is a directory, open/)],
   ['lock', q(link), sysError('ELOOP', 'open', link, /^ELOOP: too many (levels of )?symbolic links/)],
   ['lock', q(fifo), sysError('EINVAL', 'open', fifo, /^EINVAL: not a regular file, open/)],
@@ -119,7 +181,10 @@ async function attempt(rows, { script = fixture('bad-inputs.js'), ...runOptions 
   const input = rows.map(([call, source]) => `${call}\t${source}`).join('\n');
   const r = await run([script], { input, cwd: dir, ...runOptions });
   assert.equal(r.code, 0, r.stderr);
-  const outcomes = r.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  const outcomes = r.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   assert.equal(outcomes.length, rows.length, r.stdout);
   rows.forEach(([call, source, expected], i) => {
     const got = outcomes[i];
@@ -161,7 +226,11 @@ test('as an unprivileged user: a log, a pid file or a cwd it may not use gives E
   fs.chmodSync(rootOnly, 0o755); // others may enter, not write
   const closed = tmpdir('closed'); // 0700: others may not even enter
   const unprivileged = [
-    ['start', `{ stdout: ${q(`${rootOnly}/out.log`)} }`, sysError('EACCES', 'open', `${rootOnly}/out.log`, /^EACCES: permission denied, open/)],
+    [
+      'start',
+      `{ stdout: ${q(`${rootOnly}/out.log`)} }`,
+      sysError('EACCES', 'open', `${rootOnly}/out.log`, /^EACCES: permission denied, open/),
+    ],
     ['start', `{ stderr: ${q(`${closed}/err.log`)} }`, sysError('EACCES', 'open', `${closed}/err.log`, /^EACCES/)],
     ['start', `{ cwd: ${q(closed)} }`, sysError('EACCES', 'chdir', closed, /^EACCES: permission denied, chdir/)],
     ['lock', q(`${rootOnly}/x.pid`), sysError('EACCES', 'open', `${rootOnly}/x.pid`, /^EACCES: permission denied, open/)],
@@ -170,7 +239,12 @@ test('as an unprivileged user: a log, a pid file or a cwd it may not use gives E
     ['dropPrivileges', `'root'`, sysError('EPERM', 'setgroups', undefined, /^EPERM: operation not permitted, setgroups$/)],
     ['dropPrivileges', `'nobody', 'root'`, sysError('EPERM', 'setgroups', undefined, /^EPERM/)],
   ];
-  await attempt(unprivileged, { script: path.join(copy, 'fixtures', 'bad-inputs.js'), prefix: asNobody, cwd: copy, env: { DAEMON_INDEX: path.join(copy, 'index.js') } });
+  await attempt(unprivileged, {
+    script: path.join(copy, 'fixtures', 'bad-inputs.js'),
+    prefix: asNobody,
+    cwd: copy,
+    env: { DAEMON_INDEX: path.join(copy, 'index.js') },
+  });
   assert.deepEqual(fs.readdirSync(rootOnly), []);
   assert.deepEqual(tagged(), []);
 });
@@ -192,7 +266,7 @@ test('a marker set by hand is ignored: a pipe on stdin, a closed fd, a regular f
       assert.equal(r.code, 0, `${name}: ${r.stderr}`);
       assert.equal(info?.isDaemon, true, `${name}: daemonized normally`);
     } finally {
-      await stop(info?.pid);
+      await killAndWait(info?.pid);
     }
   }
   assert.equal(fs.readFileSync(file, 'utf8'), 'untouched\n');
@@ -208,14 +282,14 @@ test('a launcher started by child_process.fork() (NODE_CHANNEL_FD) or in a clust
     assert.equal(info.isDaemon, true);
     assert.equal(info.channelFd, false, 'no IPC channel in the daemon');
   } finally {
-    await stop(info?.pid);
+    await killAndWait(info?.pid);
   }
   const cluster = await startFixture({ env: { NODE_UNIQUE_ID: '1' } });
   try {
     assert.equal(cluster.code, 0, cluster.stderr);
     assert.equal(cluster.info.isDaemon, true);
   } finally {
-    await stop(cluster.info?.pid);
+    await killAndWait(cluster.info?.pid);
   }
 });
 
@@ -235,7 +309,10 @@ test('start() from a worker thread or from stdin is refused; from node -e it wor
   fs.writeFileSync(path.join(cwd, 'helper.js'), 'module.exports = "relative require works";');
   const out = path.join(cwd, 'out.json');
   const evaluated = await run(
-    ['-e', `require(${index}).start(); require('fs').writeFileSync(${q(out)}, JSON.stringify([process.pid, require('./helper.js')])); setInterval(() => {}, 1e9)`],
+    [
+      '-e',
+      `require(${index}).start(); require('fs').writeFileSync(${q(out)}, JSON.stringify([process.pid, require('./helper.js')])); setInterval(() => {}, 1e9)`,
+    ],
     { cwd },
   );
   await waitFor(() => fs.existsSync(out), 5000, 'the -e daemon').catch(() => {});
@@ -244,6 +321,6 @@ test('start() from a worker thread or from stdin is refused; from node -e it wor
     assert.equal(evaluated.code, 0, evaluated.stderr);
     assert.equal(text, 'relative require works');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });

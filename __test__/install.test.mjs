@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { freePort, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
+import { freePort, killAndWait, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
 
 const npm = (args, cwd, env = {}) =>
   spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
@@ -13,9 +13,31 @@ const npm = (args, cwd, env = {}) =>
 test('npm pack ships exactly the shim, the types, the CLI, the installer and the Rust sources', () => {
   const packed = npm(['pack', '--dry-run', '--json'], root);
   assert.equal(packed.status, 0, packed.stderr);
-  const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort();
-  const sources = fs.readdirSync(path.join(root, 'src')).map((name) => `src/${name}`);
-  const expected = ['Cargo.lock', 'Cargo.toml', 'LICENSE', 'README.md', 'bin/daemon.js', 'bin/esm-main.mjs', 'bin/preload.js', 'build.rs', 'index.d.ts', 'index.js', 'native.js', 'package.json', 'scripts/install.js', ...sources];
+  const files = JSON.parse(packed.stdout)[0]
+    .files.map((f) => f.path)
+    .sort();
+  const tree = (dir) =>
+    fs
+      .readdirSync(path.join(root, dir), { recursive: true })
+      .filter((name) => fs.statSync(path.join(root, dir, name)).isFile())
+      .map((name) => `${dir}/${name}`);
+  const sources = [...tree('src'), ...tree('lib')];
+  const expected = [
+    'Cargo.lock',
+    'Cargo.toml',
+    'LICENSE',
+    'README.md',
+    'bin/daemon.js',
+    'bin/esm-main.mjs',
+    'bin/preload.js',
+    'build.rs',
+    'index.d.ts',
+    'index.js',
+    'native.js',
+    'package.json',
+    'scripts/install.js',
+    ...sources,
+  ];
   assert.deepEqual(files, expected.sort());
 });
 
@@ -26,13 +48,22 @@ test('installed from the tarball into a fresh project: builds with cargo, then r
   const tarball = pack.stdout.trim().split('\n').pop();
   assert.equal(npm(['init', '-y'], project).status, 0);
   // A shared target directory keeps the suite fast; the build itself is real.
-  const install = npm(['install', `./${tarball}`, '--foreground-scripts'], project, { CARGO_TARGET_DIR: path.join(root, 'target', 'consumer') });
+  const install = npm(['install', `./${tarball}`, '--foreground-scripts'], project, {
+    CARGO_TARGET_DIR: path.join(root, 'target', 'consumer'),
+  });
   assert.equal(install.status, 0, install.stderr);
   assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
 
-  const cjs = execFileSync(process.execPath, ['-e', "const d = require('daemon'); console.log(typeof d.start, typeof d.lock, typeof d.closeIO, d.isDaemon)"], { cwd: project, encoding: 'utf8' });
+  const cjs = execFileSync(
+    process.execPath,
+    ['-e', "const d = require('daemon'); console.log(typeof d.start, typeof d.lock, typeof d.closeIO, d.isDaemon)"],
+    { cwd: project, encoding: 'utf8' },
+  );
   assert.equal(cjs.trim(), 'function function function false');
-  fs.writeFileSync(path.join(project, 'esm.mjs'), "import daemon, { start, lock, closeIO } from 'daemon';\nconsole.log(typeof daemon.ready, typeof start, typeof lock, typeof closeIO);\n");
+  fs.writeFileSync(
+    path.join(project, 'esm.mjs'),
+    "import daemon, { start, lock, closeIO } from 'daemon';\nconsole.log(typeof daemon.ready, typeof start, typeof lock, typeof closeIO);\n",
+  );
   const esm = execFileSync(process.execPath, ['esm.mjs'], { cwd: project, encoding: 'utf8' });
   assert.equal(esm.trim(), 'function function function function');
 
@@ -48,7 +79,7 @@ test('installed from the tarball into a fresh project: builds with cargo, then r
     process.kill(pid, 'SIGTERM');
     await waitGone(pid);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 
   // Without cargo and without a prebuilt binary, the install fails with one clear line.

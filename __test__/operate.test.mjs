@@ -4,7 +4,24 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, daemon, environ, fixture, freePort, readJson, readPid, root, run, sleep, startFixture, stat, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  alive,
+  daemon,
+  environ,
+  fixture,
+  freePort,
+  killAndWait,
+  readJson,
+  readPid,
+  root,
+  run,
+  sleep,
+  startFixture,
+  stat,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 const cli = path.join(root, 'bin', 'daemon.js');
 const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
@@ -34,7 +51,7 @@ test('status(): missing, running, stale after SIGKILL, and an unreadable file', 
   try {
     assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: r.info.pid, stale: false });
   } finally {
-    await stop(r.info?.pid, 'SIGKILL');
+    await killAndWait(r.info?.pid, 'SIGKILL');
   }
   assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: r.info.pid, stale: true });
   // A reused pid cannot fool it: the file names this very test process, which holds no lock.
@@ -53,7 +70,10 @@ test('status() polled in a tight loop never makes one of 50 restarts fail', asyn
   const dir = tmpdir('poll');
   const pidfile = path.join(dir, 'fx.pid');
   const index = JSON.stringify(path.join(root, 'index.js'));
-  const poller = run(['-e', `const d = require(${index}); let n = 0; const end = Date.now() + 60000; while (Date.now() < end && !require('fs').existsSync(${JSON.stringify(`${dir}/done`)})) { d.status(${JSON.stringify(pidfile)}); n++ } console.log(n)`]);
+  const poller = run([
+    '-e',
+    `const d = require(${index}); let n = 0; const end = Date.now() + 60000; while (Date.now() < end && !require('fs').existsSync(${JSON.stringify(`${dir}/done`)})) { d.status(${JSON.stringify(pidfile)}); n++ } console.log(n)`,
+  ]);
   let current = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
   try {
     for (let cycle = 0; cycle < 50; cycle++) {
@@ -69,7 +89,7 @@ test('status() polled in a tight loop never makes one of 50 restarts fail', asyn
     assert.equal(current.code, 0, current.stderr);
   } finally {
     fs.writeFileSync(path.join(dir, 'done'), '');
-    await stop(current.info?.pid);
+    await killAndWait(current.info?.pid);
   }
   const polls = Number((await poller).stdout.trim());
   assert.ok(polls > 50, `status() ran ${polls} times`);
@@ -88,7 +108,7 @@ test('stop(): waits for the lock to be released, kills after the timeout, and kn
     await waitGone(slow.info.pid, 2000);
     assert.equal(fs.existsSync(pidfile), false);
   } finally {
-    await stop(slow.info?.pid);
+    await killAndWait(slow.info?.pid);
   }
   const stubborn = await startFixture({ env: { FIXTURE_LOCK: pidfile, FIXTURE_DO: 'ignore-term' } });
   try {
@@ -98,7 +118,7 @@ test('stop(): waits for the lock to be released, kills after the timeout, and kn
     assert.equal(readPid(pidfile), stubborn.info.pid, 'SIGKILL leaves the pid file, stale');
     assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
   } finally {
-    await stop(stubborn.info?.pid);
+    await killAndWait(stubborn.info?.pid);
   }
   await assert.rejects(daemon.stop(pidfile, { signal: 'SIGNOPE' }), { code: 'ERR_UNKNOWN_SIGNAL' });
   await assert.rejects(daemon.stop(pidfile, { timeout: -1 }), { code: 'ERR_OUT_OF_RANGE' });
@@ -113,9 +133,9 @@ test('stop() resolves when the process is gone, not when its lock is: exit handl
     const started = Date.now();
     assert.deepEqual(await daemon.stop(pidfile), { pid: r.info.pid, stopped: true, killed: false });
     assert.ok(Date.now() - started >= 700, `resolved after ${Date.now() - started} ms, while 800 ms of exit handler ran`);
-    assert.ok(!alive(r.info.pid), 'the process is gone when stop() resolves');
+    assert.ok(!alive(r.info.pid), 'the process is gone when killAndWait() resolves');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -126,7 +146,7 @@ test('signal() reaches the lock holder; ESRCH when nothing runs', async () => {
     assert.equal(daemon.signal(pidfile, 'SIGUSR1'), r.info.pid);
     await waitFor(() => dots(r.report) === 1, 5000, 'SIGUSR1');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
   assert.throws(() => daemon.signal(pidfile, 'SIGUSR1'), { code: 'ESRCH', syscall: 'kill', path: pidfile });
   assert.throws(() => daemon.signal(pidfile, 'SIGWHAT'), { code: 'ERR_UNKNOWN_SIGNAL' });
@@ -147,7 +167,7 @@ test('reopenLogs() on SIGHUP: after the log is moved away, new lines go to a new
     assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /fixture \d+ running/);
     assert.doesNotMatch(fs.readFileSync(`${log}.1`, 'utf8'), /reopened/);
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -156,7 +176,13 @@ test('foreground mode (DAEMON_FOREGROUND=1) with NOTIFY_SOCKET: no fork, READY=1
   const dir = tmpdir('fg');
   const pidfile = path.join(dir, 'fx.pid');
   const report = path.join(dir, 'report.json');
-  const env = { DAEMON_FOREGROUND: '1', NOTIFY_SOCKET: listener.socket, FIXTURE_LOCK: pidfile, FIXTURE_REPORT: report, FIXTURE_DO: 'slow-term' };
+  const env = {
+    DAEMON_FOREGROUND: '1',
+    NOTIFY_SOCKET: listener.socket,
+    FIXTURE_LOCK: pidfile,
+    FIXTURE_REPORT: report,
+    FIXTURE_DO: 'slow-term',
+  };
   const fg = run([fixture('daemon.js')], { env });
   try {
     await waitFor(() => listener.messages().length >= 1, 10000, 'READY=1');
@@ -194,7 +220,7 @@ test('foreground without NOTIFY_SOCKET, and DAEMON_FOREGROUND=0 overriding foreg
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal(forced.info.isDaemon, true);
   } finally {
-    await stop(forced.info?.pid);
+    await killAndWait(forced.info?.pid);
   }
 });
 
@@ -209,7 +235,10 @@ test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM
   const dir = tmpdir('pid1');
   const report = path.join(dir, 'report.json');
   const pidfile = path.join(dir, 'init.pid');
-  const init = run([], { command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, fixture('daemon.js')], env: { FIXTURE_REPORT: report, FIXTURE_LOCK: pidfile } });
+  const init = run([], {
+    command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, fixture('daemon.js')],
+    env: { FIXTURE_REPORT: report, FIXTURE_LOCK: pidfile },
+  });
   let pid = null;
   try {
     await waitFor(() => fs.existsSync(report), 10000, 'the report of PID 1');
@@ -221,11 +250,29 @@ test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM
     assert.equal(ended.code, 128 + 15, ended.stderr);
     assert.equal(fs.existsSync(pidfile), false);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   // The command, which always daemonizes, refuses instead, with nothing started.
-  const refused = await run([], { command: ['unshare', '--fork', '--pid', '--mount-proc', process.execPath, cli, 'start', '--pidfile', pidfile, '--', fixture('daemon.js')], env: { FIXTURE_REPORT: report } });
-  assert.deepEqual([refused.code, refused.stderr], [1, "daemon: as PID 1 (a container's init) the daemon would end with this command: run the script itself\n"]);
+  const refused = await run([], {
+    command: [
+      'unshare',
+      '--fork',
+      '--pid',
+      '--mount-proc',
+      process.execPath,
+      cli,
+      'start',
+      '--pidfile',
+      pidfile,
+      '--',
+      fixture('daemon.js'),
+    ],
+    env: { FIXTURE_REPORT: report },
+  });
+  assert.deepEqual(
+    [refused.code, refused.stderr],
+    [1, "daemon: as PID 1 (a container's init) the daemon would end with this command: run the script itself\n"],
+  );
   assert.equal(fs.existsSync(pidfile), false);
 });
 
@@ -250,7 +297,9 @@ test('a once() SIGTERM listener of the script added before lock() runs to its en
 });
 
 const hasWatch = Number(process.versions.node.split('.')[0]) > 18 || Number(process.versions.node.split('.')[1]) >= 11;
-test('under node --watch start() stays in the foreground, so the watcher keeps it; told otherwise, the watch variable stays out of the daemon', { skip: !hasWatch && 'node --watch came in Node 18.11' }, async () => {
+test('under node --watch start() stays in the foreground, so the watcher keeps it; told otherwise, the watch variable stays out of the daemon', {
+  skip: !hasWatch && 'node --watch came in Node 18.11',
+}, async () => {
   for (const told of [undefined, '0']) {
     const report = path.join(tmpdir('watch'), 'report.json');
     // The watcher itself never exits: it waits for changes.
@@ -268,7 +317,7 @@ test('under node --watch start() stays in the foreground, so the watcher keeps i
     } finally {
       watcher.child.kill('SIGKILL');
       await watcher;
-      await stop(info?.pid);
+      await killAndWait(info?.pid);
     }
   }
 });
@@ -286,7 +335,7 @@ test('daemonizing with NOTIFY_SOCKET: the launcher names the daemon as MAINPID, 
     await waitFor(() => listener.messages().length >= 2, 5000, 'STOPPING=1');
     assert.equal(listener.messages()[1], 'STOPPING=1');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
     await listener.close();
   }
   // A dead socket is never fatal.
@@ -294,7 +343,7 @@ test('daemonizing with NOTIFY_SOCKET: the launcher names the daemon as MAINPID, 
   try {
     assert.equal(dead.code, 0, dead.stderr);
   } finally {
-    await stop(dead.info?.pid);
+    await killAndWait(dead.info?.pid);
   }
 });
 
@@ -303,11 +352,18 @@ test('NODE_DEBUG=daemon traces the launcher and the daemon', async () => {
   const r = await startFixture({ env: { NODE_DEBUG: 'daemon', FIXTURE_LOCK: pidfile } });
   try {
     assert.equal(r.code, 0, r.stderr);
-    for (const step of [/DAEMON \d+: launcher \d+: starting/, /DAEMON \d+: daemon \d+: took the readiness pipe/, /started in \//, /lock .*fx\.pid: taken/, /DAEMON \d+: \d+: ready/, /gave exit status 0/]) {
+    for (const step of [
+      /DAEMON \d+: launcher \d+: starting/,
+      /DAEMON \d+: daemon \d+: took the readiness pipe/,
+      /started in \//,
+      /lock .*fx\.pid: taken/,
+      /DAEMON \d+: \d+: ready/,
+      /gave exit status 0/,
+    ]) {
       assert.match(r.stderr, step);
     }
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -315,7 +371,10 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
   const dir = tmpdir('cli');
   const port = await freePort();
   const server = path.join(dir, 'server.js');
-  fs.writeFileSync(server, `require('http').createServer((req, res) => res.end('plain ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\nprocess.on('SIGHUP', () => console.log('hup'));\n`);
+  fs.writeFileSync(
+    server,
+    `require('http').createServer((req, res) => res.end('plain ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\nprocess.on('SIGHUP', () => console.log('hup'));\n`,
+  );
   const pidfile = path.join(dir, 'server.pid');
   const log = path.join(dir, 'server.log');
   const started = await run([cli, 'start', '--pidfile', pidfile, '--stdout', log, '--', server, 'with args']);
@@ -349,14 +408,14 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
     assert.equal((await run([cli, 'status', '--pidfile', pidfile])).code, 1, 'dead, but the pid file exists');
     assert.equal((await run([cli, 'status', '--pidfile', dir])).code, 4, 'unknown: not a pid file');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
 test('the CLI: reload reopens the log files of a script that does not handle SIGHUP, which lives on', async () => {
   const dir = tmpdir('clihup');
   const script = path.join(dir, 'ticker.js');
-  fs.writeFileSync(script, "let n = 0;\nsetInterval(() => console.log(`tick ${n++}`), 20);\n");
+  fs.writeFileSync(script, 'let n = 0;\nsetInterval(() => console.log(`tick ${n++}`), 20);\n');
   const pidfile = path.join(dir, 'ticker.pid');
   const log = path.join(dir, 'ticker.log');
   const started = await run([cli, 'start', '--pidfile', pidfile, '--stdout', log, '--', script]);
@@ -373,7 +432,7 @@ test('the CLI: reload reopens the log files of a script that does not handle SIG
     await sleep(100);
     assert.equal(fs.readFileSync(`${log}.1`, 'utf8'), moved, 'nothing more goes to the moved log');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -382,7 +441,10 @@ test('the CLI on an ES module: ready only once its top level (with top-level awa
   const port = await freePort();
   const server = path.join(dir, 'server.mjs');
   // Listens only after a top-level await: a launcher that exits earlier leaves a refused first request.
-  fs.writeFileSync(server, `import http from 'node:http';\nawait new Promise((r) => setTimeout(r, 300));\nhttp.createServer((req, res) => res.end('esm ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\n`);
+  fs.writeFileSync(
+    server,
+    `import http from 'node:http';\nawait new Promise((r) => setTimeout(r, 300));\nhttp.createServer((req, res) => res.end('esm ' + process.argv[2] + '\\n')).listen(${port}, '127.0.0.1');\n`,
+  );
   const pidfile = path.join(dir, 'server.pid');
   const started = await run([cli, 'start', '--pidfile', pidfile, '--', server, 'arg']);
   let pid = null;
@@ -391,7 +453,7 @@ test('the CLI on an ES module: ready only once its top level (with top-level awa
     pid = readPid(pidfile);
     assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'esm arg\n');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   const boom = path.join(dir, 'boom.mjs');
   fs.writeFileSync(boom, "await new Promise((r) => setTimeout(r, 100));\nthrow new Error('boom from an ES module');\n");
@@ -407,7 +469,10 @@ test('the CLI: a pid file it cannot take is one line and exit status 1, checked 
   const missing = path.join(dir, 'missing', 'server.pid');
   // NODE_DEBUG=daemon would trace a launch: the one line is all there is.
   const early = await run([cli, 'start', '--pidfile', missing, '--', server], { env: { NODE_DEBUG: 'daemon' } });
-  assert.deepEqual([early.code, early.stderr], [1, `daemon: --pidfile ${missing}: ENOENT: no such file or directory, stat '${path.join(dir, 'missing')}/'\n`]);
+  assert.deepEqual(
+    [early.code, early.stderr],
+    [1, `daemon: --pidfile ${missing}: ENOENT: no such file or directory, stat '${path.join(dir, 'missing')}/'\n`],
+  );
   // A directory in its place: only lock() in the daemon finds out.
   const late = await run([cli, 'start', '--pidfile', dir, '--', server]);
   assert.deepEqual([late.code, late.stderr], [1, `daemon: Error: EISDIR: is a directory, open '${dir}'\n`]);
@@ -422,7 +487,14 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`^Usage: daemon ${command}`));
   }
-  for (const args of [['start', '--frob', 'x.js'], ['stop'], ['status', '--pidfile'], ['launch'], ['start'], ['start', '--umask', 'abc', 'x.js']]) {
+  for (const args of [
+    ['start', '--frob', 'x.js'],
+    ['stop'],
+    ['status', '--pidfile'],
+    ['launch'],
+    ['start'],
+    ['start', '--umask', 'abc', 'x.js'],
+  ]) {
     const r = await run([cli, ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^daemon: .+\n\nUsage: daemon <command>/);
@@ -437,7 +509,7 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
  */
 function postrotate({ prefix, pidfile, log }) {
   const config = fs.readFileSync(path.join(root, 'examples', 'hellohttpd.logrotate'), 'utf8');
-  const example = config.match(/\n\s*postrotate\n([^]*?)\n\s*endscript\n/)[1];
+  const example = config.match(/\n\s*postrotate\n([\s\S]*?)\n\s*endscript\n/)[1];
   assert.match(example, /\/opt\/hellohttpd\/.*\/run\/hellohttpd\/hellohttpd\.pid/, 'the paths the test stands in for');
   const script = example.replaceAll('/opt/hellohttpd', prefix).replaceAll('/run/hellohttpd/hellohttpd.pid', pidfile);
   const PATH = `${path.dirname(process.execPath)}:${process.env.PATH}`;
@@ -454,7 +526,13 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
   fs.mkdirSync(path.join(prefix, 'node_modules', '.bin'), { recursive: true });
   fs.symlinkSync(root, path.join(prefix, 'node_modules', 'daemon'));
   fs.symlinkSync('../daemon/bin/daemon.js', path.join(prefix, 'node_modules', '.bin', 'daemon'));
-  const env = { PORT: String(port), HELLOHTTPD_PIDFILE: pidfile, HELLOHTTPD_LOG: log, HELLOHTTPD_DIR: path.join(root, 'examples'), DAEMON: `${process.execPath} ${cli}` };
+  const env = {
+    PORT: String(port),
+    HELLOHTTPD_PIDFILE: pidfile,
+    HELLOHTTPD_LOG: log,
+    HELLOHTTPD_DIR: path.join(root, 'examples'),
+    DAEMON: `${process.execPath} ${cli}`,
+  };
   const init = path.join(root, 'examples', 'hellohttpd.init');
   const started = await run([], { command: ['sh', init, 'start'], env });
   let pid = null;
@@ -478,7 +556,7 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
     await waitGone(pid);
     assert.equal((await run([], { command: ['sh', init, 'status'], env })).code, 3);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   // Nothing runs: no log to reopen, not an error. No install: an error logrotate reports.
   assert.equal((await postrotate({ prefix, pidfile, log })).code, 0);

@@ -6,7 +6,26 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { asNobody, environ, fds, flockHolders, ids, killTagged, ownedDir, publicCopy, readPid, root, run, startFixture, stop, tagged, tmpdir, waitFor, waitForSync, waitGone } from './helpers.mjs';
+import {
+  asNobody,
+  environ,
+  fds,
+  flockHolders,
+  ids,
+  killAndWait,
+  killTagged,
+  ownedDir,
+  publicCopy,
+  readPid,
+  root,
+  run,
+  startFixture,
+  tagged,
+  tmpdir,
+  waitFor,
+  waitForSync,
+  waitGone,
+} from './helpers.mjs';
 
 const NOBODY = 65534;
 const user = `dmn${process.pid}`;
@@ -42,7 +61,7 @@ process.on('exit', removeUser);
 const sorted = (list) => [...list].sort((a, b) => a - b);
 const all = (id) => [id, id, id, id];
 
-test('start({ user }): Uid, Gid and Groups are exactly the user\'s; HOME, USER, LOGNAME too; log files and pid file work', async () => {
+test("start({ user }): Uid, Gid and Groups are exactly the user's; HOME, USER, LOGNAME too; log files and pid file work", async () => {
   const dir = ownedDir(account.uid, account.gid, 'user');
   const logs = tmpdir('logs'); // 0700 root: only the launcher can open them
   const [out, err] = [path.join(logs, 'out.log'), path.join(logs, 'err.log')];
@@ -66,7 +85,7 @@ test('start({ user }): Uid, Gid and Groups are exactly the user\'s; HOME, USER, 
     await waitGone(pid);
     assert.equal(fs.existsSync(pidfile), false, 'removed at exit by the user');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -77,7 +96,7 @@ test('start({ user, group }) by numeric ids: the group replaces the primary one,
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(ids(r.info.pid), { uid: all(account.uid), gid: all(NOBODY), groups: sorted([NOBODY, ...account.extra]) });
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -91,7 +110,7 @@ test("a launcher in a 0700 directory starts a daemon as nobody: it boots in opti
       assert.deepEqual(ids(r.info.pid), { uid: all(NOBODY), gid: all(NOBODY), groups: [NOBODY] });
       assert.equal(fs.readlinkSync(`/proc/${r.info.pid}/cwd`), opts.cwd ?? '/');
     } finally {
-      await stop(r.info?.pid);
+      await killAndWait(r.info?.pid);
     }
   }
   // A cwd the user may not enter is refused before the script runs, by name.
@@ -108,7 +127,7 @@ test("a launcher in a 0700 directory starts a daemon as nobody: it boots in opti
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.info.preloaded, 'yes');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -123,7 +142,7 @@ test('a launcher without the privilege: EPERM relayed with the step named; a swi
     assert.equal(itself.code, 0, itself.stderr);
     assert.deepEqual(ids(itself.info.pid).uid, all(NOBODY));
   } finally {
-    await stop(itself.info?.pid);
+    await killAndWait(itself.info?.pid);
   }
 });
 
@@ -134,12 +153,15 @@ test('preventCore: RLIMIT_CORE is 0 (soft and hard) and the daemon is not dumpab
     const pid = r.info?.pid;
     try {
       assert.equal(r.code, 0, r.stderr);
-      const limit = fs.readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((line) => line.startsWith('Max core file size'));
+      const limit = fs
+        .readFileSync(`/proc/${pid}/limits`, 'utf8')
+        .split('\n')
+        .find((line) => line.startsWith('Max core file size'));
       if (opts.preventCore) assert.match(limit, /^Max core file size\s+0\s+0\s+bytes/, JSON.stringify(opts));
       // A process that is not dumpable has its /proc files owned by root.
       if (opts.user) assert.equal(fs.statSync(`/proc/${pid}/status`).uid, opts.preventCore ? 0 : NOBODY, JSON.stringify(opts));
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   }
 });
@@ -148,7 +170,12 @@ test('closeIO() in a daemon that is another user and not dumpable still finds th
   const dir = ownedDir(NOBODY, NOBODY, 'twin');
   const report = path.join(dir, 'report.json');
   const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(copy, 'fixtures', 'daemon.js'))}`;
-  const env = { FIXTURE_REPORT: report, FIXTURE_DO: 'closeio', FIXTURE_OPTS: JSON.stringify({ user: 'nobody', preventCore: true }), DAEMON_INDEX: path.join(copy, 'index.js') };
+  const env = {
+    FIXTURE_REPORT: report,
+    FIXTURE_DO: 'closeio',
+    FIXTURE_OPTS: JSON.stringify({ user: 'nobody', preventCore: true }),
+    DAEMON_INDEX: path.join(copy, 'index.js'),
+  };
   const term = await run([], { command: ['script', '-qfec', command, '/dev/null'], env, untilEof: true });
   const pid = fs.existsSync(report) ? JSON.parse(fs.readFileSync(report, 'utf8')).pid : undefined;
   try {
@@ -157,7 +184,7 @@ test('closeIO() in a daemon that is another user and not dumpable still finds th
     const open = Object.values(fds(pid));
     assert.ok(!open.some((target) => target.startsWith('/dev/pts/')), `a terminal is still open: ${open}`);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -177,11 +204,11 @@ test('lock(), then chroot(dir, { user, group }) in the daemon: the pid file is s
     await waitGone(pid);
     assert.equal(fs.existsSync(pidfile), false, 'unlinkat() through the directory kept open');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
-test('dropPrivileges() to a user who may not write the pid file\'s directory: the file stays, the lock goes', async () => {
+test("dropPrivileges() to a user who may not write the pid file's directory: the file stays, the lock goes", async () => {
   const dir = ownedDir(NOBODY, NOBODY, 'stays');
   const runDir = tmpdir('root-run');
   fs.chmodSync(runDir, 0o755);
@@ -191,7 +218,7 @@ test('dropPrivileges() to a user who may not write the pid file\'s directory: th
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual(ids(first.info.pid).groups, sorted([account.gid, ...account.extra]));
   } finally {
-    await stop(first.info?.pid, 'SIGTERM');
+    await killAndWait(first.info?.pid, 'SIGTERM');
   }
   assert.equal(readPid(pidfile), first.info.pid, 'no permission to remove it');
   assert.deepEqual(flockHolders(pidfile), []);
@@ -200,7 +227,7 @@ test('dropPrivileges() to a user who may not write the pid file\'s directory: th
     assert.equal(second.code, 0, second.stderr);
     assert.equal(readPid(pidfile), second.info.pid);
   } finally {
-    await stop(second.info?.pid);
+    await killAndWait(second.info?.pid);
   }
 });
 
@@ -227,7 +254,12 @@ test('foreground mode applies user and group in place: no fork, the process itse
   const report = path.join(dir, 'report.json');
   const fg = run([path.join(copy, 'fixtures', 'daemon.js')], {
     cwd: copy,
-    env: { DAEMON_FOREGROUND: '1', DAEMON_INDEX: path.join(copy, 'index.js'), FIXTURE_REPORT: report, FIXTURE_OPTS: JSON.stringify({ user: 'nobody', group: 'nogroup' }) },
+    env: {
+      DAEMON_FOREGROUND: '1',
+      DAEMON_INDEX: path.join(copy, 'index.js'),
+      FIXTURE_REPORT: report,
+      FIXTURE_OPTS: JSON.stringify({ user: 'nobody', group: 'nogroup' }),
+    },
   });
   try {
     await waitFor(() => fs.existsSync(report), 10000, 'the foreground report');
@@ -243,11 +275,28 @@ test('the CLI: daemon start --chroot --user --group --no-core runs an unmodified
   const jail = tmpdir('jail');
   fs.chmodSync(jail, 0o755);
   fs.mkdirSync(path.join(jail, 'app'));
-  fs.writeFileSync(path.join(jail, 'app', 'main.js'), "require('fs').writeFileSync('/app/seen.json', JSON.stringify({ uid: process.getuid(), root: require('fs').readdirSync('/') }));\nsetInterval(() => {}, 1e9);\n");
+  fs.writeFileSync(
+    path.join(jail, 'app', 'main.js'),
+    "require('fs').writeFileSync('/app/seen.json', JSON.stringify({ uid: process.getuid(), root: require('fs').readdirSync('/') }));\nsetInterval(() => {}, 1e9);\n",
+  );
   fs.chmodSync(path.join(jail, 'app'), 0o777);
   const pidfile = path.join(tmpdir('jailpid'), 'jail.pid');
   const cli = path.join(root, 'bin', 'daemon.js');
-  const started = await run([cli, 'start', '--pidfile', pidfile, '--chroot', jail, '--user', 'nobody', '--group', 'nogroup', '--no-core', '--', '/app/main.js']);
+  const started = await run([
+    cli,
+    'start',
+    '--pidfile',
+    pidfile,
+    '--chroot',
+    jail,
+    '--user',
+    'nobody',
+    '--group',
+    'nogroup',
+    '--no-core',
+    '--',
+    '/app/main.js',
+  ]);
   let pid;
   try {
     assert.equal(started.code, 0, started.stderr);
@@ -261,7 +310,7 @@ test('the CLI: daemon start --chroot --user --group --no-core runs an unmodified
     assert.equal(stopped.code, 0, stopped.stderr);
     await waitGone(pid);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   const relative = await run([cli, 'start', '--chroot', jail, 'app/main.js']);
   assert.equal(relative.code, 2);

@@ -7,7 +7,22 @@ import net from 'node:net';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { after, test } from 'node:test';
-import { TAG, alive, fds, fixture, freePort, readJson, readPid, root, run, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  alive,
+  fds,
+  fixture,
+  freePort,
+  killAndWait,
+  readJson,
+  readPid,
+  root,
+  run,
+  startFixture,
+  TAG,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 const RSYSLOGD = '/usr/sbin/rsyslogd';
 const dir = tmpdir('rsyslog');
@@ -149,7 +164,7 @@ test("start({ stdout: 'syslog', stderr: 'syslog' }): console.log at info, consol
       .sort();
     assert.deepEqual(severities, ['err', 'info']);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -157,7 +172,10 @@ test('closeIO({ syslog: true }) after the fact: lets go of the launcher pipes; i
   const report = path.join(tmpdir('late'), 'report.json');
   const closeio = { syslog: true, ident: 'late-syslog', facility: 'local5', socket };
   // The launcher's stdout and stderr are pipes, read to EOF as ssh would.
-  const launcher = run([fixture('daemon.js')], { untilEof: true, env: { FIXTURE_REPORT: report, FIXTURE_CLOSEIO: JSON.stringify(closeio) } });
+  const launcher = run([fixture('daemon.js')], {
+    untilEof: true,
+    env: { FIXTURE_REPORT: report, FIXTURE_CLOSEIO: JSON.stringify(closeio) },
+  });
   await waitFor(() => fs.existsSync(report), 10000, 'the daemon report');
   const { pid } = readJson(report);
   try {
@@ -174,7 +192,7 @@ test('closeIO({ syslog: true }) after the fact: lets go of the launcher pipes; i
     assert.match(after[1], /^pipe:/);
     assert.ok(!Object.values(after).includes(before), 'no fd left on the launcher pipe');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -189,10 +207,13 @@ test('10 000 lines from a busy daemon arrive complete and in order', async () =>
     const lines = () => messages(pid).filter((m) => m.text.startsWith('burst line '));
     await waitFor(() => lines().length >= 10000, 10000, 'all 10 000 lines');
     const numbers = lines().map((m) => Number(m.text.split(' ')[2]));
-    assert.deepEqual(numbers, Array.from({ length: 10000 }, (_, i) => i));
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: 10000 }, (_, i) => i),
+    );
     assert.ok(lines().every((m) => m.severity === 'info' && m.ident === 'daemon'));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -212,10 +233,13 @@ test("lines written just before process.exit() and an uncaught exception's stack
     await waitForMessage(thrown.info.pid, 'about to throw');
     const stack = await waitForMessage(thrown.info.pid, 'Error: late boom from the daemon');
     assert.equal(stack.severity, 'err');
-    assert.ok(messages(thrown.info.pid).some((m) => /^ {4}at .*daemon\.js:\d+:\d+/.test(m.text)), 'the stack frames');
+    assert.ok(
+      messages(thrown.info.pid).some((m) => /^ {4}at .*daemon\.js:\d+:\d+/.test(m.text)),
+      'the stack frames',
+    );
   } finally {
-    await stop(exited.info?.pid);
-    await stop(thrown.info?.pid);
+    await killAndWait(exited.info?.pid);
+    await killAndWait(thrown.info?.pid);
   }
 });
 
@@ -241,17 +265,23 @@ test('a stalled syslog: the daemon waits one send timeout at most, then drops an
     assert.equal(arrived() + dropped, total);
   } finally {
     rsyslog.kill('SIGCONT');
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
-test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s name, for an ES module too', async () => {
+test("the CLI with --stdout syslog --stderr syslog: lines carry the script's name, for an ES module too", async () => {
   const dir = tmpdir('cli-syslog');
   for (const name of ['c1.js', 'e1.mjs']) {
     const script = path.join(dir, name);
-    fs.writeFileSync(script, "console.log('out from ' + process.argv[2]);\nconsole.error('err from ' + process.argv[2]);\nsetInterval(() => {}, 1000);\n");
+    fs.writeFileSync(
+      script,
+      "console.log('out from ' + process.argv[2]);\nconsole.error('err from ' + process.argv[2]);\nsetInterval(() => {}, 1000);\n",
+    );
     const pidfile = path.join(dir, `${name}.pid`);
-    const r = await run([path.join(root, 'bin', 'daemon.js'), 'start', '--pidfile', pidfile, '--stdout', 'syslog', '--stderr', 'syslog', '--', script, name], { env: syslogEnv });
+    const r = await run(
+      [path.join(root, 'bin', 'daemon.js'), 'start', '--pidfile', pidfile, '--stdout', 'syslog', '--stderr', 'syslog', '--', script, name],
+      { env: syslogEnv },
+    );
     let pid;
     try {
       assert.equal(r.code, 0, r.stderr);
@@ -262,7 +292,7 @@ test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s na
       const err = await waitForMessage(pid, `err from ${name}`);
       assert.deepEqual([err.ident, err.severity], [ident, 'err']);
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   }
 });
@@ -270,7 +300,9 @@ test('the CLI with --stdout syslog --stderr syslog: lines carry the script\'s na
 test('examples/hellohttpd.js --syslog: its log lines reach syslog as hellohttpd', async () => {
   const port = String(await freePort());
   const pidfile = path.join(tmpdir('hello'), 'hellohttpd.pid');
-  const r = await run([path.join(root, 'examples', 'hellohttpd.js'), '--syslog'], { env: { ...syslogEnv, PORT: port, HELLOHTTPD_PIDFILE: pidfile } });
+  const r = await run([path.join(root, 'examples', 'hellohttpd.js'), '--syslog'], {
+    env: { ...syslogEnv, PORT: port, HELLOHTTPD_PIDFILE: pidfile },
+  });
   let pid;
   try {
     assert.equal(r.code, 0, r.stderr);
@@ -284,7 +316,7 @@ test('examples/hellohttpd.js --syslog: its log lines reach syslog as hellohttpd'
     await waitGone(pid);
     assert.ok(!alive(pid));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -326,7 +358,7 @@ test("journald's stdout stream where it exists, unless a socket is named", async
     await waitForMessage(named.info.pid, `fixture ${named.info.pid} running`);
     assert.equal(streams.length, 2, 'DAEMON_SYSLOG_SOCKET wins over journald');
   } finally {
-    for (const pid of pids) await stop(pid);
+    for (const pid of pids) await killAndWait(pid);
     await new Promise((resolve) => server.close(resolve));
     fs.rmSync(journal, { force: true });
     for (const d of created) fs.rmdirSync(d);

@@ -35,7 +35,10 @@ const WARMUP = process.env.BENCH_WARMUP === undefined ? 3 : Number(process.env.B
  * alternating run (see bench/PROFILE.md). Their results go to BENCH_OUT
  * (default: a directory under the system's temp dir), never to bench/.
  */
-const CANDIDATES = (process.env.BENCH_CANDIDATES || '').split(',').filter(Boolean).map((p) => path.resolve(p));
+const CANDIDATES = (process.env.BENCH_CANDIDATES || '')
+  .split(',')
+  .filter(Boolean)
+  .map((p) => path.resolve(p));
 const OUT = process.env.BENCH_OUT
   ? path.resolve(process.env.BENCH_OUT)
   : CANDIDATES.length
@@ -58,7 +61,12 @@ const LIBRARIES = [
     load: ['probes/require.js', dir],
   })),
   { name: 'daemon@1.1.0', script: 'servers/daemon-1.js', isPeer: true, load: ['probes/require.js', 'daemon-1'] },
-  { name: 'daemonize-process@4.1.1', script: 'servers/daemonize-process.mjs', isPeer: true, load: ['probes/import.mjs', 'daemonize-process'] },
+  {
+    name: 'daemonize-process@4.1.1',
+    script: 'servers/daemonize-process.mjs',
+    isPeer: true,
+    load: ['probes/import.mjs', 'daemonize-process'],
+  },
   { name: 'node server.js (floor)', script: 'servers/foreground.js', isFloor: true, load: ['probes/require.js', './empty.js'] },
 ];
 
@@ -188,7 +196,11 @@ async function serverRounds() {
 
 function loadTime(lib) {
   const [probe, spec] = lib.load;
-  const out = execFileSync(process.execPath, [path.join(BENCH, probe), spec], { cwd: path.join(BENCH, 'probes'), env: baseEnv(), encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [path.join(BENCH, probe), spec], {
+    cwd: path.join(BENCH, 'probes'),
+    env: baseEnv(),
+    encoding: 'utf8',
+  });
   return Number(out.trim());
 }
 
@@ -230,7 +242,10 @@ function machine() {
     node: process.version,
     kernel: `${os.type()} ${os.release()} ${os.arch()}`,
     memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    load: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+    load: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   };
 }
@@ -371,13 +386,34 @@ function readmeSection({ rows, checks, m }) {
 
 ![Time to first answer: daemon, daemon@1.1.0, daemonize-process, foreground node](bench/first-answer.svg)
 
-${line('', cols.map((r) => (r === floor ? '`node server.js` (foreground)' : r === me ? '**daemon**' : r.name)))}
-${line('---', cols.map(() => '---:'))}
-${line('command to first HTTP answer', cols.map((r) => cell(r, (x) => x.firstAnswer, 0, 'ms')))}
-${line('first request after the prompt returns is answered', cols.map((r) => (r.promptToReady === null ? '–' : `${(r.promptToReady * 100).toFixed(0)}%`)))}
-${line('prompt held', cols.map((r) => (r === floor ? '–' : cell(r, (x) => x.launcher, 0, 'ms'))))}
-${line('\`require()\`', cols.map((r) => (r === floor ? '–' : cell(r, (x) => x.requireMs, 1, 'ms'))))}
-${line('RSS of the server', cols.map((r) => cell(r, (x) => x.rss, 1, 'MB', 2 ** 20)))}
+${line(
+  '',
+  cols.map((r) => (r === floor ? '`node server.js` (foreground)' : r === me ? '**daemon**' : r.name)),
+)}
+${line(
+  '---',
+  cols.map(() => '---:'),
+)}
+${line(
+  'command to first HTTP answer',
+  cols.map((r) => cell(r, (x) => x.firstAnswer, 0, 'ms')),
+)}
+${line(
+  'first request after the prompt returns is answered',
+  cols.map((r) => (r.promptToReady === null ? '–' : `${(r.promptToReady * 100).toFixed(0)}%`)),
+)}
+${line(
+  'prompt held',
+  cols.map((r) => (r === floor ? '–' : cell(r, (x) => x.launcher, 0, 'ms'))),
+)}
+${line(
+  '`require()`',
+  cols.map((r) => (r === floor ? '–' : cell(r, (x) => x.requireMs, 1, 'ms'))),
+)}
+${line(
+  'RSS of the server',
+  cols.map((r) => cell(r, (x) => x.rss, 1, 'MB', 2 ** 20)),
+)}
 
 Medians of ${RUNS} runs each (ratios: over this module's figure). A daemon that
 re-executes Node boots it twice, so it answers ${(me.firstAnswer.median / floor.firstAnswer.median).toFixed(2)} × later than the same server in
@@ -422,7 +458,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 async function main() {
   const started = performance.now();
-  const startLoad = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const startLoad = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   const stale = staleDaemons();
   if (stale.length) {
     process.stderr.write(`bench: killing ${stale.length} daemon(s) left by an earlier, interrupted bench\n`);
@@ -473,8 +512,12 @@ async function main() {
   // Nothing left behind: no process with our tag, no port of ours listening.
   const left = oursAlive();
   const bound = [...procs.tcpPorts({ listeningOnly: true })].filter((p) => portsUsed.has(p));
-  console.log(`\nleft behind: ${left.length} process(es)${left.length ? ` (${left.join(', ')})` : ''}, ${bound.length} port(s) listening${bound.length ? ` (${bound.join(', ')})` : ''}`);
-  console.log(`wrote RESULTS.md, first-answer.svg, README-SECTION.md in ${path.relative(process.cwd(), OUT) || '.'} (${(elapsed / 1000).toFixed(0)} s)`);
+  console.log(
+    `\nleft behind: ${left.length} process(es)${left.length ? ` (${left.join(', ')})` : ''}, ${bound.length} port(s) listening${bound.length ? ` (${bound.join(', ')})` : ''}`,
+  );
+  console.log(
+    `wrote RESULTS.md, first-answer.svg, README-SECTION.md in ${path.relative(process.cwd(), OUT) || '.'} (${(elapsed / 1000).toFixed(0)} s)`,
+  );
   if (left.length || bound.length) process.exitCode = 1;
 }
 

@@ -26,6 +26,7 @@ for (const file of fs.readdirSync(root)) {
     fs.copyFileSync(path.join(root, file), path.join(dir, file));
   }
 }
+fs.cpSync(path.join(root, 'lib'), path.join(dir, 'lib'), { recursive: true });
 for (const patch of patches) {
   const applied = spawnSync('patch', ['-p1', '--forward', '--no-backup-if-mismatch', '-d', dir, '-i', patch], { encoding: 'utf8' });
   if (applied.status !== 0) {

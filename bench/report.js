@@ -78,7 +78,7 @@ function targets(rows, me = rows.find((r) => r.isThis)) {
   }
   add('prompt-to-ready', percent(me.promptToReady), '100%', me.promptToReady === 1);
   add('require() (median, fresh process)', `${me.requireMs.median.toFixed(2)} ms`, '< 5 ms', me.requireMs.median < 5);
-  if (floor && floor.rss) {
+  if (floor?.rss) {
     const x = me.rss.median / floor.rss.median;
     add('daemon RSS vs the foreground floor', `${x.toFixed(3)} × (${((x - 1) * 100).toFixed(1)}%)`, '≤ 1.05 ×', x <= 1.05);
   }
@@ -114,7 +114,9 @@ function svgChart(rows, { title, subtitle }) {
   const maxValue = Math.max(...charted.map((r) => r.firstAnswer.median), limit) * 1.3;
   const x = (v) => labelW + (Math.min(v, maxValue) / maxValue) * plotW;
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`,
+  );
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="12" y="22" font-size="15" font-weight="bold" fill="#222">${escapeXml(title)}</text>`);
   out.push(`<text x="12" y="41" fill="#555">${escapeXml(subtitle)}</text>`);
@@ -126,28 +128,38 @@ function svgChart(rows, { title, subtitle }) {
     out.push(`<text x="${x(v).toFixed(1)}" y="${axisY + 16}" fill="#777" font-size="11" text-anchor="middle">${v} ms</text>`);
   }
   if (limit) {
-    out.push(`<line x1="${x(limit).toFixed(1)}" y1="${top - 6}" x2="${x(limit).toFixed(1)}" y2="${axisY}" stroke="#c0392b" stroke-dasharray="4 3"/>`);
+    out.push(
+      `<line x1="${x(limit).toFixed(1)}" y1="${top - 6}" x2="${x(limit).toFixed(1)}" y2="${axisY}" stroke="#c0392b" stroke-dasharray="4 3"/>`,
+    );
     out.push(`<text x="${(x(limit) + 4).toFixed(1)}" y="${top - 8}" fill="#c0392b" font-size="11">2.2 × floor</text>`);
   }
   charted.forEach((r, i) => {
     const y = top + i * (barH + gap);
     const s = r.firstAnswer;
     const fill = r.isThis ? '#2b6cb0' : r.isCandidate ? '#90cdf4' : r.isFloor ? '#a0aec0' : '#718096';
-    out.push(`<text x="${labelW - 10}" y="${y + barH / 2 + 5}" text-anchor="end" fill="#222"${r.isThis ? ' font-weight="bold"' : ''}>${escapeXml(r.name)}</text>`);
+    out.push(
+      `<text x="${labelW - 10}" y="${y + barH / 2 + 5}" text-anchor="end" fill="#222"${r.isThis ? ' font-weight="bold"' : ''}>${escapeXml(r.name)}</text>`,
+    );
     out.push(`<rect x="${labelW}" y="${y}" width="${(x(s.median) - labelW).toFixed(1)}" height="${barH}" fill="${fill}"/>`);
     const wy = y + barH / 2;
     out.push(`<line x1="${x(s.min).toFixed(1)}" y1="${wy}" x2="${x(s.max).toFixed(1)}" y2="${wy}" stroke="#222" stroke-width="1.2"/>`);
     for (const v of [s.min, s.max]) {
       if (v > maxValue) {
         const tip = x(v);
-        out.push(`<path d="M${(tip - 7).toFixed(1)},${wy - 5} L${tip.toFixed(1)},${wy} L${(tip - 7).toFixed(1)},${wy + 5}" fill="none" stroke="#222" stroke-width="1.2"/>`);
+        out.push(
+          `<path d="M${(tip - 7).toFixed(1)},${wy - 5} L${tip.toFixed(1)},${wy} L${(tip - 7).toFixed(1)},${wy + 5}" fill="none" stroke="#222" stroke-width="1.2"/>`,
+        );
       } else {
         out.push(`<line x1="${x(v).toFixed(1)}" y1="${wy - 6}" x2="${x(v).toFixed(1)}" y2="${wy + 6}" stroke="#222" stroke-width="1.2"/>`);
       }
     }
-    out.push(`<text x="${width - valueW}" y="${y + barH / 2 + 5}" fill="#222">${s.median.toFixed(1)} ms (${s.min.toFixed(0)}–${s.max.toFixed(0)})</text>`);
+    out.push(
+      `<text x="${width - valueW}" y="${y + barH / 2 + 5}" fill="#222">${s.median.toFixed(1)} ms (${s.min.toFixed(0)}–${s.max.toFixed(0)})</text>`,
+    );
   });
-  out.push(`<text x="${labelW}" y="${height - 4}" fill="#777" font-size="11">bar: median · whisker: min–max (an arrow: beyond the axis) · shorter is better</text>`);
+  out.push(
+    `<text x="${labelW}" y="${height - 4}" fill="#777" font-size="11">bar: median · whisker: min–max (an arrow: beyond the axis) · shorter is better</text>`,
+  );
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

@@ -7,6 +7,9 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const daemon = require('..');
+const { launch } = require('../lib/launcher.js');
+const { ENV } = require('../lib/env.js');
+const { startOptions, defaultIdent } = require('../lib/options.js');
 
 const USAGE = `Usage: daemon <command> [options]
 
@@ -36,7 +39,12 @@ const START_FLAGS = ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeo
 const SWITCHES = ['no-core'];
 
 const COMMANDS = {
-  start: { flags: START_FLAGS, script: true, usage: 'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--] script.js [args...]' },
+  start: {
+    flags: START_FLAGS,
+    script: true,
+    usage:
+      'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--] script.js [args...]',
+  },
   restart: { flags: START_FLAGS, script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
   stop: { flags: ['pidfile', 'signal', 'timeout'], usage: 'daemon stop --pidfile P [--signal S] [--timeout MS]' },
   reload: { flags: ['pidfile'], usage: 'daemon reload --pidfile P' },
@@ -115,7 +123,7 @@ function checkPidfileDirectory(given, pidfile) {
 
 function start({ flags, script, scriptArgs }) {
   // When a namespace's init exits, the kernel ends every process in it.
-  if (process.pid === 1) throw new Error('as PID 1 (a container\'s init) the daemon would end with this command: run the script itself');
+  if (process.pid === 1) throw new Error("as PID 1 (a container's init) the daemon would end with this command: run the script itself");
   const options = { ready: 'auto' };
   if (flags.cwd !== undefined) options.cwd = flags.cwd;
   if (flags.stdout !== undefined) options.stdout = flags.stdout;
@@ -142,11 +150,11 @@ function start({ flags, script, scriptArgs }) {
   const entry = !chroot && isEsm(main) ? [path.join(__dirname, 'esm-main.mjs'), main] : [main];
   if (entry.length > 1) options.ready = 'manual';
   // Syslog's tag: the script's name, not that of esm-main.mjs, the daemon's argv[1] when start() runs.
-  options.ident = daemon[Symbol.for('daemon.ident')](main);
+  options.ident = defaultIdent(main);
   // The daemon runs the script after a preload that calls start() and lock() for it.
-  daemon[Symbol.for('daemon.launch')](options, {
+  launch(startOptions(options), {
     argv: [process.execPath, '-r', preload, ...entry, ...scriptArgs],
-    env: [`DAEMON_CLI_OPTIONS=${JSON.stringify({ options, pidfile, chroot })}`],
+    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options, pidfile, chroot })}`],
   });
 }
 

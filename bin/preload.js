@@ -3,9 +3,10 @@
 // does for the script what a script using this module does at its top.
 
 const daemon = require('..');
+const { ENV } = require('../lib/env.js');
 
-const { options, pidfile, chroot } = JSON.parse(process.env.DAEMON_CLI_OPTIONS);
-delete process.env.DAEMON_CLI_OPTIONS;
+const { options, pidfile, chroot } = JSON.parse(process.env[ENV.CLI_OPTIONS]);
+delete process.env[ENV.CLI_OPTIONS];
 
 daemon.start(options); // ready once the script's own first turn of the event loop has run
 // `daemon reload` sends SIGHUP, whose default action would end a script that

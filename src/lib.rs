@@ -3,9 +3,9 @@
 
 mod confine;
 mod control;
-mod daemonize;
 mod errors;
 mod fileid;
+mod launch;
 mod lockfile;
 mod notify;
 mod privileges;
@@ -13,6 +13,7 @@ mod ready;
 mod stdio;
 mod supervision;
 mod sync;
+mod sys;
 mod syslog;
 mod syslog_stdio;
 
@@ -147,7 +148,7 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
         pidfile: r.pidfile,
         record: r.record,
     });
-    let plan = daemonize::Plan {
+    let plan = launch::Plan {
         argv: plan.argv,
         env: plan.env,
         cwd: plan.cwd,
@@ -158,7 +159,7 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
         account: plan.account.map(Into::into),
         prevent_core: plan.prevent_core,
     };
-    let verdict = daemonize::spawn(&plan, respawn.as_ref()).map_err(|e| throw(&env, e))?;
+    let verdict = launch::spawn(&plan, respawn.as_ref()).map_err(|e| throw(&env, e))?;
     Ok(SpawnVerdict {
         code: verdict.code,
         message: verdict.message,
@@ -170,13 +171,13 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
 /// Whether this is Node's main thread (a worker may not daemonize).
 #[napi]
 pub fn is_main_thread() -> bool {
-    daemonize::on_main_thread()
+    launch::on_main_thread()
 }
 
 /// Throws (ENOENT, ENOTDIR, EACCES) unless `path` is a directory this process can enter.
 #[napi]
 pub fn check_directory(env: Env, path: String) -> Result<()> {
-    daemonize::check_directory(&path).map_err(|e| throw(&env, e))
+    launch::check_directory(&path).map_err(|e| throw(&env, e))
 }
 
 /// In the daemon: takes the readiness pipe the marker names. False when the

@@ -87,27 +87,8 @@ pub fn detach(targets: &[RawFd]) -> SysResult<()> {
 /// Whether descriptors `a` and `b` share one open file description (one
 /// `open()`, as after `dup()`); `None` where `kcmp()` is missing or refused.
 fn kcmp(a: RawFd, b: RawFd) -> Option<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        const KCMP_FILE: nix::libc::c_long = 0;
-        let pid = nix::libc::c_long::from(nix::unistd::getpid().as_raw());
-        // SAFETY: kcmp only compares the two descriptors' kernel objects.
-        let order = unsafe {
-            nix::libc::syscall(
-                nix::libc::SYS_kcmp,
-                pid,
-                pid,
-                KCMP_FILE,
-                nix::libc::c_long::from(a),
-                nix::libc::c_long::from(b),
-            )
-        };
-        if order >= 0 {
-            return Some(order == 0);
-        }
-    }
-    let _ = (a, b);
-    None
+    let me = nix::unistd::getpid();
+    crate::sys::kcmp_files(me, me, a, b).ok()
 }
 
 /// Points `target` (0, 1 or 2) at `to`, together with every descriptor above 2

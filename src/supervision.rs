@@ -2,7 +2,7 @@
 //! environment travels as the supervisor's own): written by the launcher,
 //! read back by the supervisor, and visible to `ps` as what the service runs.
 
-use crate::daemonize::Plan;
+use crate::launch::Plan;
 use crate::privileges::Account;
 use std::time::Duration;
 
@@ -20,8 +20,19 @@ pub struct Respawn {
     pub record: Option<String>,
 }
 
+/// What the launcher executes instead of the daemon: the supervisor, as the
+/// launcher's user, with the daemon's environment.
+pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
+    Plan {
+        argv: to_args(plan, respawn),
+        account: None,
+        prevent_core: false,
+        ..plan.clone()
+    }
+}
+
 /// The supervisor's command line: `program --flag value ... -- argv...`.
-pub fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
+fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
     let mut args = vec![respawn.program.clone()];
     let mut flag = |name: &str, value: String| {
         args.push(format!("--{name}"));

@@ -1,5 +1,18 @@
 // An ESM TypeScript consumer: every export used as documented, and misuse that must not compile.
-import daemon, { closeIO, isDaemon, lock, ready, reopenLogs, signal, start, status, stop, type StartOptions, type Status, type StopResult } from 'daemon';
+import daemon, {
+  closeIO,
+  isDaemon,
+  lock,
+  ready,
+  reopenLogs,
+  signal,
+  start,
+  status,
+  stop,
+  type StartOptions,
+  type Status,
+  type StopResult,
+} from 'daemon';
 
 const options: StartOptions = {
   cwd: '/',

@@ -4,7 +4,7 @@
 require('daemon-1')({ cwd: '/' });
 
 const http = require('node:http');
-const server = http.createServer((req, res) => {
+const server = http.createServer((_req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end('hello\n');
 });

@@ -6,7 +6,7 @@ const daemon = require(process.env.BENCH_DAEMON_MODULE || '../..');
 daemon.start({ ready: 'manual' });
 
 const http = require('node:http');
-const server = http.createServer((req, res) => {
+const server = http.createServer((_req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end('hello\n');
 });

@@ -3,7 +3,7 @@ import { daemonizeProcess } from 'daemonize-process';
 daemonizeProcess({ cwd: '/' });
 
 import http from 'node:http';
-const server = http.createServer((req, res) => {
+const server = http.createServer((_req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end('hello\n');
 });

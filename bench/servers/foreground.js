@@ -2,7 +2,7 @@
 'use strict';
 
 const http = require('node:http');
-const server = http.createServer((req, res) => {
+const server = http.createServer((_req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end('hello\n');
 });

@@ -9,14 +9,14 @@
 
 // Modules shared with the addon; the supervisor uses part of each.
 #[allow(dead_code)]
-#[path = "../daemonize.rs"]
-mod daemonize;
-#[allow(dead_code)]
 #[path = "../errors.rs"]
 mod errors;
 #[allow(dead_code)]
 #[path = "../fileid.rs"]
 mod fileid;
+#[allow(dead_code)]
+#[path = "../launch/mod.rs"]
+mod launch;
 #[allow(dead_code)]
 #[path = "../lockfile.rs"]
 mod lockfile;
@@ -35,6 +35,9 @@ mod supervision;
 #[allow(dead_code)]
 #[path = "../sync.rs"]
 mod sync;
+#[allow(dead_code, unused_imports)]
+#[path = "../sys/mod.rs"]
+mod sys;
 
 mod generation;
 mod policy;

@@ -70,7 +70,11 @@ impl Policy {
     /// it never was).
     pub fn crashed(&mut self, now: u64, up_ms: u64) -> Decision {
         let window = self.limit.window_ms;
-        while self.recent.front().is_some_and(|&t| now.saturating_sub(t) >= window) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) >= window)
+        {
             self.recent.pop_front();
         }
         if self.recent.len() >= self.limit.restarts as usize {

@@ -2,8 +2,8 @@
 //! first one's relayed to the launcher), its end, the restart policy's
 //! verdict, and the signals that stop the service or are forwarded to it.
 
-use crate::daemonize::Plan;
 use crate::generation::Launcher;
+use crate::launch::Plan;
 use crate::policy::{Decision, Ending, Limit, Policy};
 use crate::ready::{self, Message, MARKER_ENV};
 use crate::record::{self, Record, State};

@@ -1,0 +1,31 @@
+'use strict';
+// Every environment variable the module reads or writes, in one table, with
+// the role that owns it. Nothing else in lib/ or bin/ names one by its string.
+
+const ENV = Object.freeze({
+  __proto__: null,
+  /** `FD:INODE` of the readiness pipe: set by the launcher for the daemon, taken and deleted at require(). */
+  READY_PIPE: '__DAEMON_READY_PIPE',
+  /** The started process's pid, for the Node children it forks (cluster workers): they must not start again. */
+  PRIMARY_PID: 'DAEMON_PRIMARY_PID',
+  /** `1`/`true` or `0`/`false`: overrides the code's choice of foreground mode (PID 1 always stays). */
+  FOREGROUND: 'DAEMON_FOREGROUND',
+  /** The syslog socket, below `options.socket` (tests, containers). */
+  SYSLOG_SOCKET: 'DAEMON_SYSLOG_SOCKET',
+  /** The `daemon` command's options for its preload in the daemon (JSON), deleted once read. */
+  CLI_OPTIONS: 'DAEMON_CLI_OPTIONS',
+  /** systemd's notify socket: read for READY=1/MAINPID, deleted from the started process's env. */
+  NOTIFY_SOCKET: 'NOTIFY_SOCKET',
+  /** Node's own options: relative paths in it are made absolute before the daemon changes directory. */
+  NODE_OPTIONS: 'NODE_OPTIONS',
+  /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
+  WATCH: 'WATCH_REPORT_DEPENDENCIES',
+});
+
+/**
+ * Variables of the launcher's own parent that would mislead the daemon's Node
+ * (an IPC channel, a cluster id, `node --watch` asking for dependency reports).
+ */
+const PARENT_ONLY = Object.freeze(['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID', ENV.WATCH]);
+
+module.exports = { ENV, PARENT_ONLY };

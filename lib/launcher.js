@@ -1,0 +1,114 @@
+'use strict';
+// The launcher's side: the `node app.js` a user typed. It checks that a
+// daemon can be made from here, prepares the daemon's environment and hands
+// the plan to the native spawn(), which forks and waits for the daemon's
+// verdict; then it exits with it. The CLI calls launch() directly.
+
+const { debuglog } = require('node:util');
+const { unsupported } = require('./errors.js');
+const { native } = require('./native.js');
+const { ENV, PARENT_ONLY } = require('./env.js');
+const { SYSLOG, bare } = require('./options.js');
+const { lookupAccount, accountEnv } = require('./identity.js');
+const { evaluated } = require('./node-options.js');
+
+const debug = debuglog('daemon');
+
+/** Throws where a daemon cannot be made from this process, before anything is done. */
+function checkLauncher() {
+  if (native === null) {
+    throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'start() is not supported on Windows, which has no Unix daemons');
+  }
+  if (!native.isMainThread()) {
+    throw unsupported('ERR_WORKER_UNSUPPORTED_OPERATION', 'start() must be called from the main thread, not a worker', TypeError);
+  }
+  const script = process.argv[1];
+  if (!evaluated() && (script === undefined || script === '-')) {
+    throw unsupported(
+      'ERR_DAEMON_NO_SCRIPT',
+      'start() runs the script again in the daemon, so the code must come from a file or -e, not from stdin or the REPL',
+    );
+  }
+  if (native.holdsLock()) {
+    throw unsupported(
+      'ERR_DAEMON_LOCKED_BEFORE_START',
+      'lock() was called before start(): the launcher would hold the lock and the daemon would find itself already running. Call start() first.',
+    );
+  }
+}
+
+/** The daemon's environment: the launcher's (or `entries`) without its parent's variables, plus `extra` and the account's. */
+function daemonEnv(entries, extra, account) {
+  const env = entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`);
+  const own = [...extra, ...Object.entries(accountEnv(account)).map(([key, value]) => `${key}=${value}`)];
+  const name = (entry) => entry.slice(0, entry.indexOf('='));
+  const dropped = [...PARENT_ONLY, ENV.READY_PIPE, ...own.map(name)];
+  return [...env.filter((entry) => !dropped.includes(name(entry))), ...own];
+}
+
+/** Whether the daemon will open an inspector: `--inspect…` in its argv or NODE_OPTIONS. */
+function startsInspector(argv, env) {
+  const nodeOptions = env.filter((entry) => entry.startsWith(`${ENV.NODE_OPTIONS}=`));
+  return [...argv, ...nodeOptions].some((arg) => arg.includes('--inspect'));
+}
+
+/**
+ * The launcher's own inspector would hold the port the daemon's wants until
+ * the launcher exits: it lets go of it first, the daemon is what there is to debug.
+ */
+function releaseInspector() {
+  const inspector = require('node:inspector');
+  if (inspector.url() === undefined) return;
+  debug('launcher %d: closing its inspector for the daemon', process.pid);
+  inspector.close();
+}
+
+/** The Node command line that runs this script again. */
+function thisScript() {
+  return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+}
+
+/**
+ * Starts the daemon and exits with its verdict. `command.argv` is the Node
+ * command line the daemon runs (this script by default: the CLI gives
+ * another), `command.env` entries added to its environment.
+ */
+function launch(opts, command) {
+  checkLauncher();
+  const argv = command?.argv ?? thisScript();
+  debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
+  // Before forking: the user database may not be read between fork() and execve().
+  const account = lookupAccount(opts.user, opts.group);
+  const env = daemonEnv(opts.env, command?.env ?? [], account);
+  if (startsInspector(argv, env)) releaseInspector();
+  // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
+  const verdict = bare(
+    native.spawn(
+      bare({
+        argv,
+        env,
+        cwd: opts.cwd,
+        umask: opts.umask,
+        // 'syslog' is the daemon's own doing: the launcher hands on the streams.
+        stdout: opts.stdout === SYSLOG ? undefined : opts.stdout,
+        stderr: opts.stderr === SYSLOG ? undefined : opts.stderr,
+        readyTimeout: opts.readyTimeout,
+        account,
+        preventCore: opts.preventCore,
+      }),
+    ),
+  );
+  debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
+  // systemd sees the launcher as the service's main process: name the daemon.
+  const notifySocket = process.env[ENV.NOTIFY_SOCKET];
+  if (verdict.code === 0 && notifySocket) native.notify(notifySocket, `MAINPID=${verdict.pid}\nREADY=1`);
+  if (verdict.message) process.stderr.write(`${verdict.message}\n`);
+  // Unless its error came through, what the daemon said about it went where
+  // its stderr goes, not here (127: it never ran).
+  if (verdict.code !== 0 && verdict.code !== 127 && !verdict.relayed && opts.stderr !== undefined) {
+    process.stderr.write(`daemon: its stderr went to ${opts.stderr === SYSLOG ? 'syslog' : opts.stderr}\n`);
+  }
+  process.exit(verdict.code);
+}
+
+module.exports = { launch };

@@ -1,0 +1,450 @@
+//! Starting a daemon from a plan: prepare (every C string and descriptor the
+//! child needs), fork, wait for the daemon's verdict, in the order of
+//! systemd's daemon(7). The code that runs between `fork()` and `execve()` is
+//! all in `child.rs`.
+//!
+//! Node cannot survive a plain `fork()` (V8 marks its heap `MADV_DONTFORK`),
+//! so the daemon is a new Node process running the same script. One
+//! [`Prepared`] plan can be forked many times (a supervisor's generations):
+//! each fork takes a fresh [`ReadyPipe`].
+
+mod child;
+
+use crate::errors::{SysError, SysResult, WithPath};
+use crate::privileges::Account;
+use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
+use crate::stdio::{dup_above, open_devnull, open_log};
+use crate::supervision::{self, Respawn};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc::{self, c_char, c_int};
+use nix::sys::resource::{getrlimit, Resource};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+use nix::sys::stat::{fstat, stat, SFlag};
+use nix::sys::wait::waitpid;
+use nix::unistd::{access, pipe2, AccessFlags, Pid};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::time::Duration;
+
+/// Everything `start()` decided in JavaScript.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `argv[0]` is the Node binary to execute.
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` entries, without the marker.
+    pub env: Vec<String>,
+    /// Where the daemon will run; it boots in the launcher's directory.
+    pub cwd: String,
+    pub umask: u32,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub ready_timeout: Duration,
+    /// Whom the daemon runs as; `None`: the launcher's user.
+    pub account: Option<Account>,
+    /// A core file size limit of 0 before `execve()`.
+    pub prevent_core: bool,
+}
+
+/// The launcher keeps the descriptors it hands to the child at or above this,
+/// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
+const FIRST_HIGH_FD: RawFd = 10;
+
+/// A plan turned into what the child reads: C strings with their pointer
+/// arrays, and open descriptors. Nothing in it changes across forks but the
+/// marker, which names each fork's own pipe.
+pub struct Prepared {
+    // The pointer arrays point into these strings' heap buffers, which stay
+    // put while the strings live, however `Prepared` moves.
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _env: Vec<CString>,
+    marker: CString,
+    /// The environment's pointers, the marker's last before the null.
+    envp_ptrs: Vec<*const c_char>,
+    cwd: CString,
+    /// Where the child boots, when not where this process is (see `boot_in`).
+    boot_dir: Option<CString>,
+    umask: libc::mode_t,
+    /// `None`: the inherited stream, unless `inherit_streams` is false.
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    devnull: OwnedFd,
+    /// False: a stream without a log file is `/dev/null`, not this process's.
+    inherit_streams: bool,
+    fd_limit: c_int,
+    account: Option<Account>,
+    prevent_core: bool,
+}
+
+/// The readiness pipe of one fork: the daemon gets the write end as fd 3.
+pub struct ReadyPipe {
+    read: OwnedFd,
+    /// Above the low descriptors, like every descriptor the child `dup2()`s.
+    write: OwnedFd,
+}
+
+impl ReadyPipe {
+    pub fn new() -> SysResult<ReadyPipe> {
+        let (read, low_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
+        let write = dup_above(&low_write, FIRST_HIGH_FD)?;
+        Ok(ReadyPipe { read, write })
+    }
+}
+
+fn to_cstring(text: &str, syscall: &'static str) -> SysResult<CString> {
+    CString::new(text).map_err(|_| SysError::new(Errno::EINVAL, syscall))
+}
+
+fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
+    items.iter().map(|s| to_cstring(s, "execve")).collect()
+}
+
+fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*const c_char> {
+    items
+        .into_iter()
+        .map(|s| s.as_ptr())
+        .chain([ptr::null()])
+        .collect()
+}
+
+fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
+    path.as_deref()
+        .map(|p| open_log(p).and_then(|fd| dup_above(&fd, FIRST_HIGH_FD)))
+        .transpose()
+}
+
+impl Prepared {
+    /// Checks the directory and opens the log files: an error here is the
+    /// launcher's own, and nothing was started.
+    pub fn new(plan: &Plan) -> SysResult<Prepared> {
+        if plan.argv.is_empty() {
+            return Err(SysError::new(Errno::EINVAL, "execve"));
+        }
+        check_directory(&plan.cwd)?;
+        let stdout = open_high(&plan.stdout)?;
+        let stderr = open_high(&plan.stderr)?;
+        let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
+        let argv = to_cstrings(&plan.argv)?;
+        let env = to_cstrings(&plan.env)?;
+        let marker = CString::default();
+        Ok(Prepared {
+            argv_ptrs: null_terminated(&argv),
+            envp_ptrs: null_terminated(env.iter().chain([&marker])),
+            _argv: argv,
+            _env: env,
+            marker,
+            cwd: to_cstring(&plan.cwd, "chdir")?,
+            boot_dir: None,
+            umask: plan.umask as libc::mode_t,
+            stdout,
+            stderr,
+            devnull,
+            inherit_streams: true,
+            fd_limit: fd_limit(),
+            account: plan.account.clone().filter(|a| !a.is_current()),
+            prevent_core: plan.prevent_core,
+        })
+    }
+
+    /// The child gets `/dev/null` for a stream without a log file, not this
+    /// process's terminal or pipe (a supervisor must not hold them).
+    pub fn without_inherited_streams(&mut self) {
+        self.inherit_streams = false;
+    }
+
+    // The supervisor's (src/supervisor/ includes this module), like `fork_child`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// The child boots in `dir` (where the launcher ran, so that relative
+    /// `-r` paths still point where they did), or in `cwd` if it is gone.
+    pub fn boot_in(&mut self, dir: &[u8]) -> SysResult<()> {
+        let dir = CString::new(dir).map_err(|_| SysError::new(Errno::EINVAL, "chdir"))?;
+        self.boot_dir = Some(dir);
+        Ok(())
+    }
+
+    /// Names `pipe` in the marker: `FD:INODE`, so that the daemon can tell
+    /// the launcher's pipe from an inherited one.
+    fn mark(&mut self, pipe: &ReadyPipe) -> SysResult<()> {
+        let inode = fstat(&pipe.write)
+            .map_err(|e| SysError::new(e, "fstat"))?
+            .st_ino;
+        self.marker = to_cstring(&format!("{MARKER_ENV}={READY_FD}:{inode}"), "execve")?;
+        let slot = self.envp_ptrs.len() - 2;
+        self.envp_ptrs[slot] = self.marker.as_ptr();
+        Ok(())
+    }
+
+    /// The raw values the child reads, borrowed from `self` for one fork;
+    /// `parent`: the child ends when that process (a supervisor) does.
+    fn image(&self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
+        let devnull = self.devnull.as_raw_fd();
+        let stream = |log: &Option<OwnedFd>| match log {
+            Some(fd) => Some(fd.as_raw_fd()),
+            None => (!self.inherit_streams).then_some(devnull),
+        };
+        child::Image {
+            argv: &self.argv_ptrs,
+            envp: &self.envp_ptrs,
+            cwd: &self.cwd,
+            boot_dir: self.boot_dir.as_deref(),
+            umask: self.umask,
+            devnull,
+            stdout: stream(&self.stdout),
+            stderr: stream(&self.stderr),
+            ready,
+            fd_limit: self.fd_limit,
+            signals: child::Signals::new(),
+            account: self.account.as_ref(),
+            prevent_core: self.prevent_core,
+            parent,
+        }
+    }
+
+    /// Forks with every signal blocked (a handler of this process must not
+    /// run in the child before the child has reset it); the child runs
+    /// `in_child` (child.rs), which never returns.
+    fn fork_blocked(
+        image: &child::Image,
+        in_child: unsafe fn(&child::Image) -> !,
+    ) -> SysResult<Pid> {
+        let mut old_mask = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old_mask),
+        )
+        .map_err(|e| SysError::new(e, "sigprocmask"))?;
+        // SAFETY: the child runs only child.rs, which never returns.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe { in_child(image) }
+        }
+        let fork_errno = Errno::last();
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+        if pid < 0 {
+            return Err(SysError::new(fork_errno, "fork"));
+        }
+        Ok(Pid::from_raw(pid))
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Forks a child of this process (a supervisor's generation), which
+    /// ends with this process (`PR_SET_PDEATHSIG`). Returns its pid and the
+    /// read end of `pipe`.
+    pub fn fork_child(&mut self, pipe: ReadyPipe) -> SysResult<(Pid, OwnedFd)> {
+        self.mark(&pipe)?;
+        let parent = nix::unistd::getpid().as_raw();
+        let image = self.image(pipe.write.as_raw_fd(), Some(parent));
+        let pid = Self::fork_blocked(&image, child::exec_daemon)?;
+        Ok((pid, pipe.read))
+    }
+
+    /// Forks a daemon detached from this process (setsid, fork again, the
+    /// middle process exits) and reaps the middle process. The daemon holds
+    /// the only write end of `pipe` once `pipe` is given up here.
+    pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
+        self.mark(&pipe)?;
+        let image = self.image(pipe.write.as_raw_fd(), None);
+        let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
+        // Only the daemon may hold the write end, so that its death reads as EOF.
+        drop(pipe.write);
+        reap(middle);
+        Ok(pipe.read)
+    }
+}
+
+/// Starts the daemon, or with `respawn` its supervisor (which starts the
+/// daemon and relays its messages), and waits for the daemon's verdict.
+/// Errors are the launcher's own (a log file that cannot be opened, no pipe,
+/// no fork, no supervisor executable): nothing was started.
+pub fn spawn(plan: &Plan, respawn: Option<&Respawn>) -> SysResult<Verdict> {
+    let (mut prepared, exec_path) = match respawn {
+        None => (Prepared::new(plan)?, plan.argv.first()),
+        Some(respawn) => {
+            let program = respawn.program.as_str();
+            access(program, AccessFlags::X_OK).at("execve", program)?;
+            let mut prepared = Prepared::new(&supervision::supervisor_plan(plan, respawn))?;
+            prepared.without_inherited_streams();
+            (prepared, Some(&respawn.program))
+        }
+    };
+    let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
+    // The daemon has its own copies of the log files and /dev/null.
+    drop(prepared);
+    let exec_path = exec_path.map_or("", String::as_str);
+    Ok(ready::wait(pipe, plan.ready_timeout, exec_path, &plan.cwd))
+}
+
+/// Whether the calling thread is the process's first one: Node's main
+/// thread, not a worker's (cheaper than loading `node:worker_threads`).
+pub fn on_main_thread() -> bool {
+    #[cfg(target_os = "linux")]
+    return nix::unistd::gettid() == nix::unistd::getpid();
+    #[cfg(target_os = "macos")]
+    // SAFETY: pthread_main_np takes no arguments and cannot fail.
+    return unsafe { libc::pthread_main_np() } == 1;
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    return true;
+}
+
+/// A directory this process can enter, or the error `chdir()` would give.
+pub fn check_directory(path: &str) -> SysResult<()> {
+    let st = stat(path).at("chdir", path)?;
+    if crate::fileid::kind_of(&st) != SFlag::S_IFDIR {
+        return Err(SysError::new(Errno::ENOTDIR, "chdir").with_path(path));
+    }
+    access(path, AccessFlags::X_OK).at("chdir", path)
+}
+
+/// Waits for the middle process, which exits as soon as it has forked.
+fn reap(pid: Pid) {
+    while let Err(Errno::EINTR) = waitpid(pid, None) {}
+}
+
+/// The highest descriptor count, for closing descriptors one by one where
+/// `close_range()` is missing.
+fn fd_limit() -> c_int {
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| {
+        soft.min(c_int::MAX as libc::rlim_t) as c_int
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(argv0: &str, cwd: &str, timeout: Duration) -> Plan {
+        Plan {
+            argv: vec![argv0.into()],
+            env: vec![],
+            cwd: cwd.into(),
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: timeout,
+            account: None,
+            prevent_core: false,
+        }
+    }
+
+    #[test]
+    fn log_error_comes_before_any_fork() {
+        let plan = Plan {
+            stdout: Some("/nonexistent-dir/out.log".into()),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let err = spawn(&plan, None).unwrap_err();
+        assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
+    }
+
+    #[test]
+    fn cwd_is_checked_before_any_fork() {
+        for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
+            let plan = plan("/bin/true", cwd, Duration::from_millis(100));
+            let err = spawn(&plan, None).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.path.as_deref()),
+                (code, Some(cwd))
+            );
+        }
+    }
+
+    #[test]
+    fn failed_exec_is_reported_with_its_step() {
+        let plan = plan("/nonexistent/node", "/", Duration::from_secs(10));
+        let verdict = spawn(&plan, None).unwrap();
+        assert_eq!(verdict.code, 127);
+        assert_eq!(
+            verdict.message.as_deref(),
+            Some("daemon: execve(\"/nonexistent/node\"): No such file or directory")
+        );
+    }
+
+    #[test]
+    fn a_program_that_never_reports_ends_as_not_ready() {
+        let plan = plan("/bin/true", "/", Duration::from_secs(10));
+        let verdict = spawn(&plan, None).unwrap();
+        assert_eq!(verdict.code, 1);
+        assert!(verdict
+            .message
+            .unwrap()
+            .ends_with("exited before it was ready"));
+    }
+
+    fn nobody() -> Account {
+        Account {
+            uid: Some(65534),
+            gid: 65534,
+            groups: vec![65534],
+            name: None,
+            home: None,
+        }
+    }
+
+    #[test]
+    fn the_child_drops_groups_gid_uid_and_core_limit_before_execve() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // needs the privilege to switch
+        }
+        let dir = std::env::temp_dir().join(format!("daemon-drop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let out = dir.join("id.txt");
+        let script = format!(
+            "echo $(id -u) $(id -g) $(id -G) $(ulimit -c) $(ulimit -H -c) > {}",
+            out.display()
+        );
+        let plan = Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            account: Some(nobody()),
+            prevent_core: true,
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan, None).unwrap().code, 1); // sh never reports ready
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text, "65534 65534 65534 0 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_supervisors_child_is_its_own_and_boots_in_the_given_directory() {
+        let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("boot.txt");
+        // The death signal is checked end to end (a supervisor SIGKILLed).
+        let script = format!("echo $(pwd) $PPID > {}", out.display());
+        let mut prepared = Prepared::new(&Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        })
+        .unwrap();
+        prepared
+            .boot_in(dir.as_os_str().as_encoded_bytes())
+            .unwrap();
+        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap()).unwrap();
+        let status = waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text, format!("{} {}\n", dir.display(), std::process::id()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_switch_is_reported_with_its_step() {
+        // More groups than the kernel takes: EINVAL as root, EPERM otherwise.
+        let plan = Plan {
+            account: Some(Account {
+                groups: vec![65534; 70000],
+                ..nobody()
+            }),
+            ..plan("/bin/true", "/", Duration::from_secs(10))
+        };
+        let verdict = spawn(&plan, None).unwrap();
+        assert_eq!(verdict.code, 127);
+        let message = verdict.message.unwrap();
+        assert!(message.starts_with("daemon: setgroups: "), "{message}");
+    }
+}
