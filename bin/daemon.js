@@ -31,19 +31,36 @@ Start options:
   --user U, --group G run as this user and group (names or ids; needs root)
   --chroot D          change the root to D before the script runs (the script's path is inside D)
   --no-core           no core dumps
+  --respawn           a supervisor restarts the daemon when it crashes (not after a clean exit)
+  --respawn-limit N   restarts allowed within the window before it gives up (default 10)
+  --respawn-window MS that window (default 60000)
 
 Run 'daemon <command> --help' for one command.`;
 
-const START_FLAGS = ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeout', 'user', 'group', 'chroot', 'no-core'];
+const START_FLAGS = [
+  'pidfile',
+  'stdout',
+  'stderr',
+  'cwd',
+  'umask',
+  'ready-timeout',
+  'user',
+  'group',
+  'chroot',
+  'no-core',
+  'respawn',
+  'respawn-limit',
+  'respawn-window',
+];
 /** Flags that take no value. */
-const SWITCHES = ['no-core'];
+const SWITCHES = ['no-core', 'respawn'];
 
 const COMMANDS = {
   start: {
     flags: START_FLAGS,
     script: true,
     usage:
-      'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--] script.js [args...]',
+      'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--respawn [--respawn-limit N] [--respawn-window MS]] [--] script.js [args...]',
   },
   restart: { flags: START_FLAGS, script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
   stop: { flags: ['pidfile', 'signal', 'timeout'], usage: 'daemon stop --pidfile P [--signal S] [--timeout MS]' },
@@ -131,9 +148,18 @@ function start({ flags, script, scriptArgs }) {
   if (flags.umask !== undefined) options.umask = integer('umask', flags.umask, 8);
   if (flags['ready-timeout'] !== undefined) options.readyTimeout = integer('ready-timeout', flags['ready-timeout']);
   if (flags['no-core']) options.preventCore = true;
-  const account = { user: idOrName(flags.user), group: idOrName(flags.group) };
   const pidfile = flags.pidfile === undefined ? undefined : path.resolve(flags.pidfile);
   if (pidfile !== undefined) checkPidfileDirectory(flags.pidfile, pidfile);
+  if (flags.respawn) {
+    options.respawn = {};
+    if (flags['respawn-limit'] !== undefined) options.respawn.limit = integer('respawn-limit', flags['respawn-limit']);
+    if (flags['respawn-window'] !== undefined) options.respawn.window = integer('respawn-window', flags['respawn-window']);
+    // The supervisor holds the pid file's lock; the preload's lock() of it is then true.
+    if (pidfile !== undefined) options.pidfile = pidfile;
+  } else if (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined) {
+    throw new UsageError('--respawn-limit and --respawn-window need --respawn');
+  }
+  const account = { user: idOrName(flags.user), group: idOrName(flags.group) };
   let chroot;
   if (flags.chroot !== undefined) {
     if (!path.isAbsolute(script)) throw new UsageError('with --chroot, the script path must be absolute inside the new root');
@@ -156,6 +182,12 @@ function start({ flags, script, scriptArgs }) {
     argv: [process.execPath, '-r', preload, ...entry, ...scriptArgs],
     env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options, pidfile, chroot })}`],
   });
+}
+
+/** `2 restarts, last exit: code 1` (or `by SIGKILL`). */
+function restarts({ restarts: count, lastExit }) {
+  const last = lastExit === null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+  return `${count} restart${count === 1 ? '' : 's'}${last}`;
 }
 
 async function main(argv) {
@@ -205,10 +237,15 @@ async function main(argv) {
       }
       if (status.running) {
         console.log(status.pid ?? 'running');
+        if (status.since !== null)
+          console.log(
+            `supervisor of the daemon ${status.daemonPid ?? '(unverified)'} since ${status.since.toISOString()}, ${restarts(status)}`,
+          );
         return 0;
       }
       const pid = status.pid === null ? 'no pid' : `pid ${status.pid}`;
       console.log(status.stale ? `dead, but ${flags.pidfile} names ${pid}` : 'not running');
+      if (status.gaveUp !== null) console.log(`the supervisor gave up at ${status.gaveUp.at.toISOString()}: ${restarts(status)}`);
       return status.stale ? 1 : 3;
     }
   }

@@ -2,20 +2,59 @@
 // The operator's side: status(), signal() and stop() for the daemon that
 // holds a pid file's lock, from any process.
 
+const fs = require('node:fs');
 const { debuglog } = require('node:util');
 const { native, nativeFor } = require('./native.js');
 const { systemError } = require('./errors.js');
 const { bare, checkPath, checkSignal, stopOptions, STOP } = require('./options.js');
+const { readRecord } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
 const STOP_POLL_MS = 10;
 
-/** Whether the daemon of `file` runs, decided by its lock: `{ running, pid, stale }`. */
+/** `/proc/PID/stat`'s parent and start time (clock ticks since boot), or null when the process is gone. */
+function procStat(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? null : { ppid: Number(fields[1]), start: fields[19] };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What the supervisor's record adds: the daemon it runs now (only while the
+ * kernel says that it is the supervisor's child), restarts, the last exit,
+ * since when the current generation runs; or why it gave up.
+ */
+function supervision(file, running, pid) {
+  const record = readRecord(file);
+  const none = { daemonPid: running ? pid : null, restarts: 0, lastExit: null, since: null, gaveUp: null };
+  if (record === null) return none;
+  const lastExit = record.lastExit && { code: record.lastExit.code ?? null, signal: record.lastExit.signal ?? null };
+  if (!running) {
+    if (record.state !== 'gave-up') return none;
+    return { ...none, restarts: record.restarts, lastExit, gaveUp: { restarts: record.restarts, lastExit, at: new Date(record.since) } };
+  }
+  // A record of another supervisor (one SIGKILLed, its successor not supervised) says nothing.
+  if (record.supervisor !== pid) return none;
+  const daemonPid = record.daemonPid !== null && procStat(record.daemonPid)?.ppid === pid ? record.daemonPid : null;
+  const since = record.state === 'running' ? new Date(record.since) : null;
+  return { daemonPid, restarts: record.restarts, lastExit, since, gaveUp: null };
+}
+
+/**
+ * Whether the daemon of `file` runs, decided by its lock: `{ running, pid,
+ * stale }`, and for a supervised service `daemonPid`, `restarts`,
+ * `lastExit`, `since`, or `gaveUp` once its supervisor gave up.
+ */
 function status(file) {
+  const absolute = checkPath('file', file);
   // Prototype-less: a field the addon leaves out (pid: None) must not be inherited.
-  const { running, pid, stale } = bare(nativeFor('status').status(checkPath('file', file)));
-  return { running, pid: pid ?? null, stale };
+  const { running, pid, stale } = bare(nativeFor('status').status(absolute));
+  return { running, pid: pid ?? null, stale, ...supervision(absolute, running, pid ?? null) };
 }
 
 /** Sends `sig` to the daemon holding the lock on `file`; returns its pid. */
@@ -44,21 +83,44 @@ async function gone(file, pid, ms) {
 }
 
 /**
- * Stops the daemon holding the lock on `file`: sends the signal, waits until
- * the process is gone, and sends SIGKILL after `timeout` ms when `kill` is
- * true. Resolves `{ pid, stopped, killed }`.
+ * Resolves once a supervised daemon is gone too (`child`: its pid and start
+ * time): a supervisor exits only after its daemon, unless it was SIGKILLed,
+ * whereupon the kernel kills the daemon (PR_SET_PDEATHSIG), a moment later.
+ */
+async function childGone(child, ms) {
+  const deadline = Date.now() + ms;
+  while (child !== null && procStat(child.pid)?.start === child.start) {
+    if (Date.now() >= deadline) return false;
+    await sleep(STOP_POLL_MS);
+  }
+  return true;
+}
+
+/** A supervised service's daemon, as the kernel names it now (pid and start time), or null. */
+function supervisedChild(file) {
+  const { pid, daemonPid } = status(file);
+  const stat = daemonPid === null ? null : procStat(daemonPid);
+  return stat !== null && stat.ppid === pid ? { pid: daemonPid, start: stat.start } : null;
+}
+
+/**
+ * Stops the daemon holding the lock on `file` (a supervisor, which forwards
+ * the signal and exits after its daemon): sends the signal, waits until the
+ * process (and a supervisor's daemon) is gone, and sends SIGKILL after
+ * `timeout` ms when `kill` is true. Resolves `{ pid, stopped, killed }`.
  */
 async function stop(file, options) {
   const absolute = checkPath('file', file);
   const opts = stopOptions(options);
+  const child = supervisedChild(absolute);
   const pid = nativeFor('stop').signalAndWatch(absolute, opts.signal);
   debug('stop %s: signal %d sent to %s', absolute, opts.signal, pid);
   if (pid == null) return { pid: null, stopped: false, killed: false };
   try {
-    if (await gone(absolute, pid, opts.timeout)) return { pid, stopped: true, killed: false };
+    if (await gone(absolute, pid, opts.timeout)) return { pid, stopped: await childGone(child, STOP.timeout), killed: false };
     if (!opts.kill) return { pid, stopped: false, killed: false };
     native.killWatched(absolute, pid); // that process, not a successor that took the lock since
-    const stopped = await gone(absolute, pid, STOP.timeout);
+    const stopped = (await gone(absolute, pid, STOP.timeout)) && (await childGone(child, STOP.timeout));
     return { pid, stopped, killed: stopped };
   } finally {
     native.forgetWatched(pid);

@@ -11,6 +11,8 @@ const { ENV, PARENT_ONLY } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { evaluated } = require('./node-options.js');
+const { prepareRecord } = require('./state-dir.js');
+const { supervisorPath } = require('../native.js');
 
 const debug = debuglog('daemon');
 
@@ -63,6 +65,22 @@ function releaseInspector() {
   inspector.close();
 }
 
+/**
+ * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
+ * within the window), or undefined for an unsupervised daemon.
+ */
+function respawnPlan(opts) {
+  if (opts.respawn === undefined) return undefined;
+  return bare({
+    program: supervisorPath(),
+    restarts: opts.respawn.limit,
+    window: opts.respawn.window,
+    pidfile: opts.pidfile,
+    // Where status() finds restarts and a give-up, also after the supervisor is gone.
+    record: opts.pidfile === undefined ? undefined : prepareRecord(opts.pidfile),
+  });
+}
+
 /** The Node command line that runs this script again. */
 function thisScript() {
   return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
@@ -95,11 +113,13 @@ function launch(opts, command) {
         readyTimeout: opts.readyTimeout,
         account,
         preventCore: opts.preventCore,
+        respawn: respawnPlan(opts),
       }),
     ),
   );
   debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
-  // systemd sees the launcher as the service's main process: name the daemon.
+  // systemd sees the launcher as the service's main process: name the daemon
+  // (its supervisor, when supervised: the pid that stays across restarts).
   const notifySocket = process.env[ENV.NOTIFY_SOCKET];
   if (verdict.code === 0 && notifySocket) native.notify(notifySocket, `MAINPID=${verdict.pid}\nREADY=1`);
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);

@@ -153,6 +153,8 @@ function syslogTarget(options) {
 const START = Object.freeze({ __proto__: null, cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false });
 const START_OPTIONS = Object.freeze([
   ...Object.keys(START),
+  'respawn',
+  'pidfile',
   'stdout',
   'stderr',
   'env',
@@ -163,6 +165,26 @@ const START_OPTIONS = Object.freeze([
   'facility',
   'socket',
 ]);
+
+/** `respawn: true`: restarts allowed within the window (ms) before the supervisor gives up. */
+const RESPAWN = Object.freeze({ __proto__: null, limit: 10, window: 60000 });
+
+/** `respawn`: true, false, or `{ limit, window }`; the supervisor's limits, or undefined for none. */
+function checkRespawn(name, value) {
+  if (value === false) return undefined;
+  if (value === true) return bare(RESPAWN);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidType(name, 'of type boolean or object', value);
+  }
+  const own = bare(value);
+  for (const key of Object.keys(own)) {
+    if (!(key in RESPAWN)) throw invalidValue(`${name}.${key}`, 'is not an option of respawn (known: limit, window)', own[key]);
+  }
+  return bare({
+    limit: optional(own, 'limit', (_, v) => checkInteger(`${name}.limit`, v, 1, MAX_MS), RESPAWN.limit),
+    window: optional(own, 'window', (_, v) => checkInteger(`${name}.window`, v, 1, MAX_MS), RESPAWN.window),
+  });
+}
 
 /** A log file's path, or 'syslog'. */
 function checkLog(name, value) {
@@ -186,6 +208,8 @@ function startOptions(input) {
     user: optionalId('options.user', options.user),
     group: optionalId('options.group', options.group),
     preventCore: optional(options, 'preventCore', checkBoolean, false),
+    respawn: optional(options, 'respawn', checkRespawn),
+    pidfile: optional(options, 'pidfile', checkPath),
     syslog: syslogTarget(options),
   });
 }
@@ -221,4 +245,5 @@ module.exports = {
   optional,
   stopOptions,
   STOP,
+  RESPAWN,
 };

@@ -33,7 +33,10 @@ function main() {
   }
   console.log(`daemon: building the native addon and its supervisor for ${triple} with cargo (about a minute)`);
   // The addon, then the supervisor in its own profile (a panic aborts there).
-  for (const args of [['--release', '--lib'], ['--profile', SUPERVISOR_PROFILE, '--bin', SUPERVISOR]]) {
+  for (const args of [
+    ['--release', '--lib'],
+    ['--profile', SUPERVISOR_PROFILE, '--bin', SUPERVISOR],
+  ]) {
     const build = spawnSync(cargo, ['build', ...args, '--locked'], { cwd: root, stdio: 'inherit' });
     if (build.status !== 0) return build.status ?? 1;
   }

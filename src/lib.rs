@@ -11,6 +11,7 @@ mod notify;
 mod privileges;
 mod ready;
 mod stdio;
+mod supervised_lock;
 mod supervision;
 mod sync;
 mod sys;
@@ -185,6 +186,12 @@ pub fn check_directory(env: Env, path: String) -> Result<()> {
 #[napi]
 pub fn take_ready_pipe(marker: String) -> bool {
     ready::take(&marker)
+}
+
+/// In a supervised daemon: takes the pid-file lock its supervisor handed on.
+#[napi]
+pub fn take_supervisor_lock(marker: String) -> bool {
+    supervised_lock::take(&marker)
 }
 
 #[napi]

@@ -11,6 +11,7 @@
 
 use crate::privileges::Account;
 use crate::ready::{Step, READY_FD};
+use crate::supervised_lock::LOCK_FD;
 use crate::sys;
 use nix::errno::Errno;
 use nix::libc::{self, c_char, c_int};
@@ -43,6 +44,8 @@ pub struct Image<'a> {
     pub prevent_core: bool,
     /// The supervisor's pid: the child dies with it.
     pub parent: Option<libc::pid_t>,
+    /// The pid-file lock a supervisor hands on, for fd 4.
+    pub lock: Option<RawFd>,
 }
 
 /// The signal structures the child hands to the kernel, filled before the fork.
@@ -111,7 +114,14 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     }
     give_stream(1, p.stdout, p.devnull);
     give_stream(2, p.stderr, p.devnull);
-    close_from(READY_FD + 1, p.fd_limit);
+    let mut first_closed = READY_FD + 1;
+    if let Some(lock) = p.lock {
+        if libc::dup2(lock, LOCK_FD) < 0 {
+            fail(READY_FD, Step::Dup2, Errno::last());
+        }
+        first_closed = LOCK_FD + 1;
+    }
+    close_from(first_closed, p.fd_limit);
     if p.prevent_core {
         let zero = libc::rlimit {
             rlim_cur: 0,

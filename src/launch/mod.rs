@@ -73,6 +73,8 @@ pub struct Prepared {
     devnull: OwnedFd,
     /// False: a stream without a log file is `/dev/null`, not this process's.
     inherit_streams: bool,
+    /// A supervisor's pid-file lock, handed on to each child.
+    lock: Option<OwnedFd>,
     fd_limit: c_int,
     account: Option<Account>,
     prevent_core: bool,
@@ -142,6 +144,7 @@ impl Prepared {
             stderr,
             devnull,
             inherit_streams: true,
+            lock: None,
             fd_limit: fd_limit(),
             account: plan.account.clone().filter(|a| !a.is_current()),
             prevent_core: plan.prevent_core,
@@ -161,6 +164,15 @@ impl Prepared {
     pub fn boot_in(&mut self, dir: &[u8]) -> SysResult<()> {
         let dir = CString::new(dir).map_err(|_| SysError::new(Errno::EINVAL, "chdir"))?;
         self.boot_dir = Some(dir);
+        Ok(())
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Each child gets `lock` (a descriptor of the description holding the
+    /// pid file's lock) on `supervised_lock::LOCK_FD`; the plan's environment
+    /// must name it (`supervised_lock::MARKER_ENV`).
+    pub fn hand_on_lock(&mut self, lock: &OwnedFd) -> SysResult<()> {
+        self.lock = Some(dup_above(lock, FIRST_HIGH_FD)?);
         Ok(())
     }
 
@@ -199,6 +211,7 @@ impl Prepared {
             account: self.account.as_ref(),
             prevent_core: self.prevent_core,
             parent,
+            lock: self.lock.as_ref().map(AsRawFd::as_raw_fd),
         }
     }
 
@@ -410,25 +423,40 @@ mod tests {
     }
 
     #[test]
-    fn a_supervisors_child_is_its_own_and_boots_in_the_given_directory() {
+    fn a_supervisors_child_is_its_own_boots_where_it_is_told_and_gets_the_lock() {
         let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("boot.txt");
+        let lock_file = dir.join("x.pid.lock");
+        std::fs::write(&lock_file, "").unwrap();
+        let lock = OwnedFd::from(std::fs::File::open(&lock_file).unwrap());
         // The death signal is checked end to end (a supervisor SIGKILLed).
-        let script = format!("echo $(pwd) $PPID > {}", out.display());
+        let marker = crate::supervised_lock::MARKER_ENV;
+        let script = format!(
+            "echo $(pwd) $PPID $(readlink /proc/$$/fd/4) ${marker} > {}",
+            out.display()
+        );
         let mut prepared = Prepared::new(&Plan {
             argv: vec!["/bin/sh".into(), "-c".into(), script],
+            env: vec![format!("{marker}=4:1")],
             ..plan("/bin/sh", "/", Duration::from_secs(10))
         })
         .unwrap();
         prepared
             .boot_in(dir.as_os_str().as_encoded_bytes())
             .unwrap();
+        prepared.hand_on_lock(&lock).unwrap();
         let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap()).unwrap();
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         let text = std::fs::read_to_string(&out).unwrap();
-        assert_eq!(text, format!("{} {}\n", dir.display(), std::process::id()));
+        let expected = format!(
+            "{} {} {} 4:1\n",
+            dir.display(),
+            std::process::id(),
+            lock_file.display()
+        );
+        assert_eq!(text, expected);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,7 +5,9 @@
 use crate::errors::{SysError, SysResult};
 use crate::launch::{Plan, Prepared, ReadyPipe};
 use crate::ready::MARKER_ENV;
+use crate::supervised_lock::{self, LOCK_FD};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::stat::fstat;
 use nix::unistd::Pid;
 use std::os::fd::OwnedFd;
 
@@ -15,14 +17,19 @@ pub struct Launcher {
 }
 
 impl Launcher {
-    /// `plan` as the supervisor read it; `boot_dir`: where the launcher ran.
-    pub fn new(plan: &Plan, boot_dir: &[u8]) -> SysResult<Launcher> {
+    /// `plan` as the supervisor read it; `boot_dir`: where the launcher ran;
+    /// `lock`: the pid file's lock, handed on to each generation.
+    pub fn new(plan: &Plan, boot_dir: &[u8], lock: Option<&OwnedFd>) -> SysResult<Launcher> {
         // The environment the supervisor was given, without the launcher's
         // marker (the launcher made it from JavaScript strings: UTF-8).
-        let env = std::env::vars_os()
+        let mut env: Vec<String> = std::env::vars_os()
             .filter(|(key, _)| key != MARKER_ENV)
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();
+        if let Some(lock) = lock {
+            let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
+            env.push(format!("{}={LOCK_FD}:{inode}", supervised_lock::MARKER_ENV));
+        }
         let plan = Plan {
             env,
             // The log files are the supervisor's own fds 1 and 2, inherited.
@@ -32,6 +39,9 @@ impl Launcher {
         };
         let mut prepared = Prepared::new(&plan)?;
         prepared.boot_in(boot_dir)?;
+        if let Some(lock) = lock {
+            prepared.hand_on_lock(lock)?;
+        }
         Ok(Launcher { prepared })
     }
 

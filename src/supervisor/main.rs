@@ -30,6 +30,9 @@ mod ready;
 #[path = "../stdio.rs"]
 mod stdio;
 #[allow(dead_code)]
+#[path = "../supervised_lock.rs"]
+mod supervised_lock;
+#[allow(dead_code)]
 #[path = "../supervision.rs"]
 mod supervision;
 #[allow(dead_code)]

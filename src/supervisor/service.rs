@@ -81,7 +81,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
             Err(e) => return refuse(&e.message()),
         }
     }
-    let launcher = match Launcher::new(&plan, boot_dir) {
+    let lock = lockfile::held_lock();
+    let launcher = match Launcher::new(&plan, boot_dir, lock.as_ref()) {
         Ok(launcher) => launcher,
         Err(e) => return refuse(&e.message()),
     };
