@@ -237,15 +237,18 @@ async function main(argv) {
       }
       if (status.running) {
         console.log(status.pid ?? 'running');
-        if (status.since !== null)
+        // A supervisor: the daemon it runs now (none while it waits to restart one).
+        if (status.restarts !== undefined) {
+          const since = status.since === null ? '' : ` since ${status.since.toISOString()}`;
           console.log(
-            `supervisor of the daemon ${status.daemonPid ?? '(unverified)'} since ${status.since.toISOString()}, ${restarts(status)}`,
+            `supervising ${status.daemonPid === null ? 'no daemon now' : `the daemon ${status.daemonPid}`}${since}, ${restarts(status)}`,
           );
+        }
         return 0;
       }
       const pid = status.pid === null ? 'no pid' : `pid ${status.pid}`;
       console.log(status.stale ? `dead, but ${flags.pidfile} names ${pid}` : 'not running');
-      if (status.gaveUp !== null) console.log(`the supervisor gave up at ${status.gaveUp.at.toISOString()}: ${restarts(status)}`);
+      if (status.gaveUp) console.log(`the supervisor gave up at ${status.gaveUp.at.toISOString()}: ${restarts(status)}`);
       return status.stale ? 1 : 3;
     }
   }

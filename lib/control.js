@@ -25,30 +25,31 @@ function procStat(pid) {
 }
 
 /**
- * What the supervisor's record adds: the daemon it runs now (only while the
- * kernel says that it is the supervisor's child), restarts, the last exit,
- * since when the current generation runs; or why it gave up.
+ * What a supervisor's record adds, for a supervised service only: the daemon
+ * it runs now (only while the kernel says that it is the supervisor's
+ * child), restarts, the last exit, since when the current generation runs
+ * (null while it waits to restart one); or, once it gave up, why.
  */
 function supervision(file, running, pid) {
   const record = readRecord(file);
-  const none = { daemonPid: running ? pid : null, restarts: 0, lastExit: null, since: null, gaveUp: null };
-  if (record === null) return none;
+  if (record === null) return {};
   const lastExit = record.lastExit && { code: record.lastExit.code ?? null, signal: record.lastExit.signal ?? null };
   if (!running) {
-    if (record.state !== 'gave-up') return none;
-    return { ...none, restarts: record.restarts, lastExit, gaveUp: { restarts: record.restarts, lastExit, at: new Date(record.since) } };
+    if (record.state !== 'gave-up') return {};
+    return { restarts: record.restarts, lastExit, gaveUp: { at: new Date(record.since) } };
   }
   // A record of another supervisor (one SIGKILLed, its successor not supervised) says nothing.
-  if (record.supervisor !== pid) return none;
+  if (pid === null || record.supervisor !== pid) return {};
   const daemonPid = record.daemonPid !== null && procStat(record.daemonPid)?.ppid === pid ? record.daemonPid : null;
   const since = record.state === 'running' ? new Date(record.since) : null;
-  return { daemonPid, restarts: record.restarts, lastExit, since, gaveUp: null };
+  return { daemonPid, restarts: record.restarts, lastExit, since };
 }
 
 /**
  * Whether the daemon of `file` runs, decided by its lock: `{ running, pid,
- * stale }`, and for a supervised service `daemonPid`, `restarts`,
- * `lastExit`, `since`, or `gaveUp` once its supervisor gave up.
+ * stale }`; for a supervised service also `daemonPid`, `restarts`,
+ * `lastExit` and `since`, or once its supervisor gave up `restarts`,
+ * `lastExit` and `gaveUp: { at }`.
  */
 function status(file) {
   const absolute = checkPath('file', file);

@@ -31,7 +31,7 @@ function main() {
     );
     return 1;
   }
-  console.log(`daemon: building the native addon and its supervisor for ${triple} with cargo (about a minute)`);
+  console.log(`daemon: building the native addon for ${triple} with cargo, and its supervisor (about a minute)`);
   // The addon, then the supervisor in its own profile (a panic aborts there).
   for (const args of [
     ['--release', '--lib'],

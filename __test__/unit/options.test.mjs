@@ -131,3 +131,33 @@ test('every export is a named ESM import, and the CJS object has exactly them', 
   for (const name of names) assert.ok(Object.hasOwn(esm, name), `import { ${name} } from 'daemon'`);
   assert.deepEqual(Object.keys(require(path.join(root, 'index.js'))).sort(), [...names].sort());
 });
+
+test('startOptions: respawn is true, false or { limit, window }; a pid file is a path', () => {
+  assert.deepEqual({ ...options.startOptions({ respawn: true }).respawn }, { limit: 10, window: 60000 });
+  assert.equal(options.startOptions({ respawn: false }).respawn, undefined);
+  assert.equal(options.startOptions({}).respawn, undefined);
+  assert.deepEqual({ ...options.startOptions({ respawn: { limit: 3 } }).respawn }, { limit: 3, window: 60000 });
+  assert.deepEqual({ ...options.startOptions({ respawn: { window: 5 } }).respawn }, { limit: 10, window: 5 });
+  assert.equal(options.startOptions({ pidfile: 'x.pid' }).pidfile, path.resolve('x.pid'));
+  const inherited = Object.create({ limit: 0 });
+  assert.equal(options.startOptions({ respawn: inherited }).respawn.limit, 10, 'own properties only');
+});
+
+test('startOptions: bad respawn options are TypeError or RangeError', () => {
+  const code = (respawn) => {
+    try {
+      options.startOptions({ respawn });
+    } catch (error) {
+      return `${error.name} ${error.code}`;
+    }
+    return 'accepted';
+  };
+  for (const bad of [1, 'yes', null, [], () => {}]) assert.equal(code(bad), 'TypeError ERR_INVALID_ARG_TYPE', String(bad));
+  assert.equal(code({ limit: '3' }), 'TypeError ERR_INVALID_ARG_TYPE');
+  assert.equal(code({ retries: 3 }), 'TypeError ERR_INVALID_ARG_VALUE');
+  for (const bad of [{ limit: 0 }, { limit: 1.5 }, { limit: -1 }, { window: 0 }, { window: 2 ** 31 }]) {
+    assert.equal(code(bad), 'RangeError ERR_OUT_OF_RANGE', JSON.stringify(bad));
+  }
+  assert.throws(() => options.startOptions({ pidfile: 3 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => options.startOptions({ pidfile: '' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+});
