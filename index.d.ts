@@ -101,6 +101,14 @@ declare namespace daemon {
     group?: string | number;
     /** No core dumps: `RLIMIT_CORE` 0 (soft and hard), and the daemon is not dumpable. Default `false`. */
     preventCore?: boolean;
+    /**
+     * Restart the daemon when it crashes: `true` is `{ limit: 10, window: 60000 }`
+     * (restarts allowed within `window` ms before the supervisor gives up).
+     * No supervisor in the foreground.
+     */
+    respawn?: boolean | { limit?: number; window?: number };
+    /** The service's pid file: its lock is taken at start (by the supervisor, with `respawn`). */
+    pidfile?: string;
   }
 
   /** Options of {@link chroot}. */
@@ -114,14 +122,30 @@ declare namespace daemon {
   /** A signal by name (`'SIGTERM'`) or number (15). */
   type Signal = `SIG${Uppercase<string>}` | number;
 
+  /** How a supervised daemon last ended: an exit code, or a signal's name. */
+  interface Exit {
+    code: number | null;
+    signal: string | null;
+  }
+
   /** What {@link status} finds. */
   interface Status {
     /** Whether a process holds the pid file's lock. */
     running: boolean;
-    /** The lock holder's pid, else the pid the file names, else null. */
+    /** The lock holder's pid (a supervisor, with `respawn`), else the pid the file names, else null. */
     pid: number | null;
     /** Nothing runs, but the pid file is there (`pid` is null if it names none). */
     stale: boolean;
+    /** Supervised: the daemon running now (null while the supervisor waits to restart it). */
+    daemonPid?: number | null;
+    /** Supervised: restarts so far. */
+    restarts?: number;
+    /** Supervised: how the last generation that crashed ended. */
+    lastExit?: Exit | null;
+    /** Supervised: when the current generation started. */
+    since?: Date | null;
+    /** Once the supervisor gave up (too many crashes): when. */
+    gaveUp?: { at: Date };
   }
 
   /** Options of {@link stop}. */
