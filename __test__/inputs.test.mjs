@@ -55,7 +55,11 @@ const rows = [
     sysError('ENOENT', 'open', '/nonexistent-daemon-dir/out.log', /^ENOENT: no such file or directory, open/),
   ],
   ['start', `{ stdout: ${q(dir)} }`, sysError('EISDIR', 'open', dir, /^EISDIR: is a directory, open/)],
-  ['start', '{ respawn: 1 }', wrongType(/^The "options\.respawn" argument must be of type boolean or object\. Received type number \(1\)$/)],
+  [
+    'start',
+    '{ respawn: 1 }',
+    wrongType(/^The "options\.respawn" argument must be of type boolean or object\. Received type number \(1\)$/),
+  ],
   ['start', `{ respawn: { limit: '3' } }`, wrongType(/"options\.respawn\.limit" argument must be of type number/)],
   ['start', '{ respawn: { tries: 3 } }', wrongValue(/'options\.respawn\.tries' is not an option of respawn/)],
   ['start', '{ respawn: { limit: 0 } }', outOfRange(/"options\.respawn\.limit" is out of range\. .* Received 0$/)],

@@ -114,10 +114,14 @@ test('SIGKILL of the daemon: a new generation (new pid, same supervisor) answers
     }
 
     process.kill(first.pid, 'SIGKILL');
-    await waitFor(async () => {
-      const pid = await answer(s.port);
-      return pid !== null && pid !== first.pid;
-    }, 15000, 'a new generation to answer');
+    await waitFor(
+      async () => {
+        const pid = await answer(s.port);
+        return pid !== null && pid !== first.pid;
+      },
+      15000,
+      'a new generation to answer',
+    );
     const second = s.report();
     assert.notEqual(second.pid, first.pid);
     assert.equal(second.ppid, s.supervisor);
@@ -199,7 +203,7 @@ test('the supervisor SIGKILLed: its daemon does not run on unseen (PR_SET_PDEATH
   }
 });
 
-test('with a pid file: the script\'s own lock() of it is true and writes nothing; another file works as today; a second service is refused', async () => {
+test("with a pid file: the script's own lock() of it is true and writes nothing; another file works as today; a second service is refused", async () => {
   const other = path.join(tmpdir('other'), 'other.pid');
   const s = await startSupervised({ env: { SUP_LOCK: 'start', SUP_OTHER: other } });
   try {
@@ -209,7 +213,11 @@ test('with a pid file: the script\'s own lock() of it is true and writes nothing
     assert.equal(readPid(other), s.first.pid, 'another pid file: the generation holds it');
     assert.equal(readPid(s.pidfile), s.supervisor);
     const second = await run([fixture('supervised.js')], {
-      env: { SUP_OPTS: JSON.stringify({ respawn: true, pidfile: s.pidfile }), SUP_REPORT: path.join(s.dir, 'second.json'), DAEMON_DIR: s.stateDir },
+      env: {
+        SUP_OPTS: JSON.stringify({ respawn: true, pidfile: s.pidfile }),
+        SUP_REPORT: path.join(s.dir, 'second.json'),
+        DAEMON_DIR: s.stateDir,
+      },
     });
     assert.equal(second.code, 1);
     assert.match(second.stderr, new RegExp(`already running as pid ${s.supervisor}`));
@@ -219,7 +227,7 @@ test('with a pid file: the script\'s own lock() of it is true and writes nothing
   }
 });
 
-test('without a pid file: the script\'s own lock() works as today (that generation holds it, the next takes it)', async () => {
+test("without a pid file: the script's own lock() works as today (that generation holds it, the next takes it)", async () => {
   const own = path.join(tmpdir('own'), 'own.pid');
   const s = await startSupervised({ withPidfile: false, env: { SUP_LOCK: own } });
   try {
@@ -241,7 +249,10 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
   const pidfile = path.join(dir, 'app.pid');
   const reportFile = path.join(dir, 'report.json');
   const env = { SUP_REPORT: reportFile, DAEMON_DIR: path.join(dir, 'state') };
-  const started = await run([cli, 'start', '--respawn', '--respawn-limit', '3', '--respawn-window', '5000', '--pidfile', pidfile, fixture('supervised.js')], { env });
+  const started = await run(
+    [cli, 'start', '--respawn', '--respawn-limit', '3', '--respawn-window', '5000', '--pidfile', pidfile, fixture('supervised.js')],
+    { env },
+  );
   let supervisor;
   try {
     assert.equal(started.code, 0, started.stderr);
@@ -250,7 +261,12 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
     assert.equal(first.ppid, supervisor);
     assert.match(procStatus(supervisor).Name, /^daemon-supervis/);
     const cmdline = fs.readFileSync(`/proc/${supervisor}/cmdline`, 'utf8').split('\0');
-    assert.deepEqual(cmdline.slice(cmdline.indexOf('--restarts'), cmdline.indexOf('--restarts') + 4), ['--restarts', '3', '--window', '5000']);
+    assert.deepEqual(cmdline.slice(cmdline.indexOf('--restarts'), cmdline.indexOf('--restarts') + 4), [
+      '--restarts',
+      '3',
+      '--window',
+      '5000',
+    ]);
     const before = process.env.DAEMON_DIR;
     process.env.DAEMON_DIR = env.DAEMON_DIR;
     try {

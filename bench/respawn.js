@@ -40,9 +40,15 @@ function fetchPeers() {
   const bin = (name) => path.join(PEER_DIR, 'node_modules', '.bin', name);
   if (Object.keys(PEERS).every((name) => fs.existsSync(bin(name)))) return bin;
   fs.mkdirSync(PEER_DIR, { recursive: true });
-  process.stderr.write(`respawn: fetching ${Object.entries(PEERS).map(([n, v]) => `${n}@${v}`).join(' and ')} into ${PEER_DIR}\n`);
+  process.stderr.write(
+    `respawn: fetching ${Object.entries(PEERS)
+      .map(([n, v]) => `${n}@${v}`)
+      .join(' and ')} into ${PEER_DIR}\n`,
+  );
   const specs = Object.entries(PEERS).map(([name, version]) => `${name}@${version}`);
-  const npm = spawnSync('npm', ['install', '--prefix', PEER_DIR, '--no-save', '--no-audit', '--no-fund', ...specs], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const npm = spawnSync('npm', ['install', '--prefix', PEER_DIR, '--no-save', '--no-audit', '--no-fund', ...specs], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   if (npm.status !== 0) throw new Error('npm could not fetch pm2 and forever');
   return bin;
 }
@@ -109,8 +115,16 @@ function tools(bin) {
   return [
     {
       name: 'daemon (this): start({ respawn })',
-      start: (home) => [process.execPath, [path.join(BENCH, 'servers', 'respawn-daemon.js')], { BENCH_PIDFILE: path.join(home, 'app.pid'), DAEMON_DIR: home }],
-      stop: (home) => [process.execPath, [path.join(ROOT, 'bin', 'daemon.js'), 'stop', '--pidfile', path.join(home, 'app.pid')], { DAEMON_DIR: home }],
+      start: (home) => [
+        process.execPath,
+        [path.join(BENCH, 'servers', 'respawn-daemon.js')],
+        { BENCH_PIDFILE: path.join(home, 'app.pid'), DAEMON_DIR: home },
+      ],
+      stop: (home) => [
+        process.execPath,
+        [path.join(ROOT, 'bin', 'daemon.js'), 'stop', '--pidfile', path.join(home, 'app.pid')],
+        { DAEMON_DIR: home },
+      ],
     },
     {
       name: `pm2@${PEERS.pm2} (fork mode)`,
@@ -239,7 +253,7 @@ async function main() {
     `# Keeping a crashed server up (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version})`,
     '',
     `${RUNS} rounds, tools alternating; medians. \`/bin/sleep\` here: VmRSS ${(sleepRss.vmRss / 1024).toFixed(1)} MiB, RssAnon ${(sleepRss.rssAnon / 1024).toFixed(2)} MiB.`,
-    'The supervisor is the listening server\'s parent (pm2: its God daemon; forever: its monitor).',
+    "The supervisor is the listening server's parent (pm2: its God daemon; forever: its monitor).",
     '',
     table(samples),
     '',
