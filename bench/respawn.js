@@ -32,8 +32,15 @@ const PEERS = { pm2: '7.0.4', forever: '4.0.3' };
 const PEER_DIR = path.join(os.tmpdir(), 'daemon-bench-peers');
 const TAG = `daemon-bench-respawn-${process.pid}-${Date.now()}`;
 const ANSWER_TIMEOUT_MS = 15000;
-/** After the server is back, the loop runs this long before the next kill. */
+/** After the server answers, the loop runs this long before the first kill. */
 const SETTLE_MS = 1000;
+/**
+ * Between a kill's recovery and the next kill: longer than this supervisor's
+ * stable time (10 s), so that each kill is an isolated crash for every tool
+ * (within it, this supervisor's backoff adds 100 ms, then 200 ms, ...: a
+ * crash loop, which pm2 and forever restart at full speed).
+ */
+const KILL_SPACING_MS = 11000;
 
 /** pm2 and forever, installed once into PEER_DIR with npm, as a user would. */
 function fetchPeers() {
@@ -143,8 +150,10 @@ function runCommand([file, args, extra], port) {
   const env = { ...process.env, ...extra, PORT: String(port), BENCH_TAG: TAG };
   delete env.__DAEMON_READY_PIPE;
   return new Promise((resolve) => {
-    const child = spawn(file, args, { env, stdio: 'ignore' });
-    child.on('exit', (code) => resolve(code));
+    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('close', (code) => resolve({ code, stderr: stderr.trim() }));
   });
 }
 
@@ -154,9 +163,9 @@ async function runOnce(tool, port) {
   const result = { tool: tool.name };
   try {
     const t0 = performance.now();
-    const code = await runCommand(tool.start(home), port);
+    const { code, stderr } = await runCommand(tool.start(home), port);
     const exitedAt = performance.now();
-    if (code !== 0) throw new Error(`${tool.name}: the start command exited with ${code}`);
+    if (code !== 0) throw new Error(`${tool.name}: the start command exited with ${code}: ${stderr}`);
     result.prompt = (await request(port)) === 'ok';
     result.firstAnswer = (result.prompt ? performance.now() : await waitForAnswer(port)) - t0;
     result.command = exitedAt - t0;
@@ -185,7 +194,7 @@ async function runOnce(tool, port) {
         await sleep(1);
       }
       result.backAfter.push(lastOk - killedAt);
-      await sleep(SETTLE_MS);
+      if (kill < KILLS - 1) await sleep(KILL_SPACING_MS);
     }
     looping = false;
     await loop;
@@ -254,6 +263,7 @@ async function main() {
     '',
     `${RUNS} rounds, tools alternating; medians. \`/bin/sleep\` here: VmRSS ${(sleepRss.vmRss / 1024).toFixed(1)} MiB, RssAnon ${(sleepRss.rssAnon / 1024).toFixed(2)} MiB.`,
     "The supervisor is the listening server's parent (pm2: its God daemon; forever: its monitor).",
+    `Kills ${KILL_SPACING_MS / 1000} s apart, each an isolated crash; a sequential request loop, a new connection each, runs throughout.`,
     '',
     table(samples),
     '',
