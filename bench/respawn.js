@@ -153,7 +153,8 @@ function runCommand([file, args, extra], port) {
     const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('close', (code) => resolve({ code, stderr: stderr.trim() }));
+    // On exit, not close: a daemon the command left behind may hold the pipe.
+    child.on('exit', (code) => resolve({ code, stderr: stderr.trim() }));
   });
 }
 
