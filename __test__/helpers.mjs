@@ -254,3 +254,15 @@ export async function freePort() {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** Reads what the fixture's server on `port` answers: its daemon.lost. */
+export function askLost(port) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    net
+      .connect(port, '127.0.0.1')
+      .on('data', (d) => (text += d))
+      .on('end', () => resolve(JSON.parse(text)))
+      .on('error', reject);
+  });
+}

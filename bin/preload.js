@@ -11,8 +11,16 @@ delete process.env[ENV.CLI_OPTIONS];
 daemon.start(options); // ready once the script's own first turn of the event loop has run
 // `daemon reload` sends SIGHUP, whose default action would end a script that
 // does not handle it: here it reopens the log files (for logrotate), and the
-// script's own SIGHUP listeners, if any, run too.
-process.on('SIGHUP', () => daemon.reopenLogs());
+// script's own SIGHUP listeners, if any, run too. A log it may not open (one
+// another user swapped for a symlink) leaves the streams on the old files and
+// is said there: it does not end the daemon.
+process.on('SIGHUP', () => {
+  try {
+    daemon.reopenLogs();
+  } catch (error) {
+    console.error(`daemon: the log files were not reopened: ${error.message}`);
+  }
+});
 try {
   if (pidfile !== undefined && !daemon.lock(pidfile)) {
     // Thrown, not printed: the launcher says it even when stderr is a log file.

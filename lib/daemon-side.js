@@ -9,7 +9,7 @@ const { ENV } = require('./env.js');
 const { SYSLOG } = require('./options.js');
 const { lookupAccount, become } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { setLogs, reopenLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { setLogs, openLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
 const { status } = require('./control.js');
 
@@ -86,14 +86,15 @@ function completeStart(opts) {
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) native.checkDirectory(opts.cwd);
   const file = (log) => (log === SYSLOG ? undefined : log);
-  setLogs(file(opts.stdout), file(opts.stderr));
+  const [stdout, stderr] = [file(opts.stdout), file(opts.stderr)];
   if (foreground) {
     // What the launcher and the child do for a daemon, in place: the logs
     // are opened before the user switch, as the launcher opens them.
-    reopenLogs();
+    openLogs(stdout, stderr, account?.uid);
     process.umask(opts.umask);
     if (account !== undefined) become(account);
   }
+  setLogs(stdout, stderr);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   anchorNodeOptions(process.cwd());
@@ -103,7 +104,7 @@ function completeStart(opts) {
     ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
     opts.syslog,
   );
-  guardStreams();
+  guardStreams(opts.syslog);
   // The service's pid file (a supervisor's lock, held for this process, is true).
   if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
     throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);

@@ -13,6 +13,7 @@ const { lookupAccount, accountEnv } = require('./identity.js');
 const { evaluated } = require('./node-options.js');
 const { prepareRecord } = require('./state-dir.js');
 const { supervisorPath } = require('../native.js');
+const { daemonListeners } = require('./sockets.js');
 
 const debug = debuglog('daemon');
 
@@ -114,6 +115,7 @@ function launch(opts, command) {
         account,
         preventCore: opts.preventCore,
         respawn: respawnPlan(opts),
+        listeners: daemonListeners(opts.listen, lookupAccount),
       }),
     ),
   );

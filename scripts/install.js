@@ -14,6 +14,17 @@ const SUPERVISOR_PROFILE = 'supervisor';
 const root = path.join(__dirname, '..');
 const triple = platformTriple();
 
+/**
+ * Copies a built file into place under a temporary name, then renames it:
+ * running daemons and supervisors keep the file they mapped (writing into it
+ * would corrupt them, and a running executable cannot be written: ETXTBSY).
+ */
+function install(from, name) {
+  const temporary = path.join(root, `.${name}.${process.pid}`);
+  fs.copyFileSync(from, temporary);
+  fs.renameSync(temporary, path.join(root, name));
+}
+
 function main() {
   if (process.platform === 'win32') {
     console.log('daemon: Windows has no Unix daemons; skipping the native build.');
@@ -42,9 +53,9 @@ function main() {
   }
   const lib = process.platform === 'darwin' ? 'libdaemon.dylib' : 'libdaemon.so';
   const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
-  fs.copyFileSync(path.join(targetDir, 'release', lib), path.join(root, `daemon.${triple}.node`));
+  install(path.join(targetDir, 'release', lib), `daemon.${triple}.node`);
   // Beside the addon, where native.js looks for it.
-  fs.copyFileSync(path.join(targetDir, SUPERVISOR_PROFILE, SUPERVISOR), path.join(root, SUPERVISOR));
+  install(path.join(targetDir, SUPERVISOR_PROFILE, SUPERVISOR), SUPERVISOR);
   return 0;
 }
 

@@ -15,8 +15,12 @@ use std::sync::Mutex;
 /// The environment variable naming the descriptor: `FD:INODE`.
 pub const MARKER_ENV: &str = "__DAEMON_SUPERVISOR_LOCK";
 
-/// Where the child puts it: right above the readiness pipe.
-pub const LOCK_FD: RawFd = crate::ready::READY_FD + 1;
+#[cfg_attr(not(test), allow(dead_code))]
+/// Where the child puts it: right after the readiness pipe, which comes
+/// after the `sockets` listening sockets on fds 3, 4, ...
+pub fn lock_fd(sockets: usize) -> RawFd {
+    crate::ready::READY_FD + sockets as RawFd + 1
+}
 
 /// The descriptor taken at `require()`, and the file it is of.
 static TAKEN: Mutex<Option<(OwnedFd, FileId)>> = Mutex::new(None);

@@ -20,13 +20,13 @@ pub struct Respawn {
     pub record: Option<String>,
 }
 
-/// What the launcher executes instead of the daemon: the supervisor, as the
-/// launcher's user, with the daemon's environment.
+/// What the launcher executes instead of the daemon: the supervisor, with
+/// the daemon's environment (see `Prepared::as_supervisor` for the rest).
 pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
     Plan {
         argv: to_args(plan, respawn),
-        account: None,
-        prevent_core: false,
+        // Not yet held by the supervisor: lib/options.js refuses respawn with listen.
+        listeners: Vec::new(),
         ..plan.clone()
     }
 }
@@ -84,6 +84,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         ready_timeout: Duration::ZERO,
         account: None,
         prevent_core: false,
+        listeners: Vec::new(),
     };
     let mut respawn = Respawn {
         program: String::new(),
@@ -162,6 +163,7 @@ mod tests {
                 home: None,
             }),
             prevent_core: true,
+            listeners: Vec::new(),
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),

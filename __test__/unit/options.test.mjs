@@ -125,7 +125,9 @@ test('every export is a named ESM import, and the CJS object has exactly them', 
     'dropPrivileges',
     'chroot',
     'syslog',
+    'lost',
     'isDaemon',
+    'listeners',
   ];
   const esm = await import(path.join(root, 'index.js'));
   for (const name of names) assert.ok(Object.hasOwn(esm, name), `import { ${name} } from 'daemon'`);
@@ -160,4 +162,12 @@ test('startOptions: bad respawn options are TypeError or RangeError', () => {
   }
   assert.throws(() => options.startOptions({ pidfile: 3 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   assert.throws(() => options.startOptions({ pidfile: '' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+});
+
+test('startOptions: respawn with listen is refused (the supervisor does not hold sockets yet)', () => {
+  assert.throws(() => options.startOptions({ respawn: true, listen: ['8080'] }), {
+    name: 'TypeError',
+    code: 'ERR_INCOMPATIBLE_OPTION_PAIR',
+  });
+  assert.equal(options.startOptions({ respawn: true, listen: [] }).respawn.limit, 10);
 });

@@ -11,7 +11,6 @@
 
 use crate::privileges::Account;
 use crate::ready::{Step, READY_FD};
-use crate::supervised_lock::LOCK_FD;
 use crate::sys;
 use nix::errno::Errno;
 use nix::libc::{self, c_char, c_int};
@@ -35,8 +34,14 @@ pub struct Image<'a> {
     pub devnull: RawFd,
     pub stdout: Option<RawFd>,
     pub stderr: Option<RawFd>,
-    /// The readiness pipe's write end, until it is `dup2()`ed onto fd 3.
+    /// The readiness pipe's write end, until it is `dup2()`ed onto `ready_fd`.
     pub ready: RawFd,
+    /// 3 plus the number of sockets: the pipe comes right after them.
+    pub ready_fd: RawFd,
+    /// Listening sockets (above the low numbers) for fds 3, 4, ...
+    pub sockets: &'a [RawFd],
+    /// Where the child writes its own pid for `LISTEN_PID`, with sockets.
+    pub listen_pid: Option<PidSlot>,
     pub fd_limit: c_int,
     pub signals: Signals,
     pub account: Option<&'a Account>,
@@ -44,8 +49,15 @@ pub struct Image<'a> {
     pub prevent_core: bool,
     /// The supervisor's pid: the child dies with it.
     pub parent: Option<libc::pid_t>,
-    /// The pid-file lock a supervisor hands on, for fd 4.
+    /// The pid-file lock a supervisor hands on, for the fd after the pipe.
     pub lock: Option<RawFd>,
+}
+
+/// Room in a prepared environment string for the digits of a pid and a NUL.
+pub struct PidSlot {
+    pub digits: *mut u8,
+    /// Digits it holds at most (its NUL comes after).
+    pub room: usize,
 }
 
 /// The signal structures the child hands to the kernel, filled before the fork.
@@ -105,23 +117,36 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     }
     // umask: async-signal-safe, cannot fail.
     libc::umask(p.umask);
-    // dup2: async-signal-safe. The pipe first, so later failures reach fd 3.
-    if libc::dup2(p.ready, READY_FD) < 0 {
+    // dup2: async-signal-safe. The pipe first, so later failures reach it;
+    // every source is above every target (prepared so), none is overwritten.
+    let ready = p.ready_fd;
+    if libc::dup2(p.ready, ready) < 0 {
         fail(p.ready, Step::Dup2, Errno::last());
     }
-    if libc::dup2(p.devnull, 0) < 0 {
-        fail(READY_FD, Step::Dup2, Errno::last());
-    }
-    give_stream(1, p.stdout, p.devnull);
-    give_stream(2, p.stderr, p.devnull);
-    let mut first_closed = READY_FD + 1;
-    if let Some(lock) = p.lock {
-        if libc::dup2(lock, LOCK_FD) < 0 {
-            fail(READY_FD, Step::Dup2, Errno::last());
+    for (target, &socket) in (READY_FD..).zip(p.sockets) {
+        if libc::dup2(socket, target) < 0 {
+            fail(ready, Step::Dup2, Errno::last());
         }
-        first_closed = LOCK_FD + 1;
+    }
+    if libc::dup2(p.devnull, 0) < 0 {
+        fail(ready, Step::Dup2, Errno::last());
+    }
+    give_stream(1, p.stdout, p.devnull, ready);
+    give_stream(2, p.stderr, p.devnull, ready);
+    // A supervisor's lock right after the pipe (prepared above it too).
+    let mut first_closed = ready + 1;
+    if let Some(lock) = p.lock {
+        if libc::dup2(lock, first_closed) < 0 {
+            fail(ready, Step::Dup2, Errno::last());
+        }
+        first_closed += 1;
     }
     close_from(first_closed, p.fd_limit);
+    if let Some(slot) = &p.listen_pid {
+        // getpid: async-signal-safe; the digits go into this process's own
+        // copy of the prepared string, on no heap of its own.
+        write_pid(slot, libc::getpid());
+    }
     if p.prevent_core {
         let zero = libc::rlimit {
             rlim_cur: 0,
@@ -129,31 +154,31 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         };
         // setrlimit: a plain system call, not on POSIX's list but taking no lock.
         if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
-            fail(READY_FD, Step::Setrlimit, Errno::last());
+            fail(ready, Step::Setrlimit, Errno::last());
         }
     }
     // chdir: async-signal-safe.
     if let Some(boot_dir) = p.boot_dir {
         if libc::chdir(boot_dir.as_ptr()) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(READY_FD, Step::Chdir, Errno::last());
+            fail(ready, Step::Chdir, Errno::last());
         }
     }
     if let Some(account) = p.account {
-        switch_user(account);
+        switch_user(account, ready);
         // access, chdir: async-signal-safe. The launcher checked `cwd` as
         // itself; whether the new user may enter it is known only now, and
         // the daemon would fail later.
         if libc::access(p.cwd.as_ptr(), libc::X_OK) != 0 {
-            fail(READY_FD, Step::Chdir, Errno::last());
+            fail(ready, Step::Chdir, Errno::last());
         }
         // Node boots in the launcher's directory; when the new user may not
         // search it (a 0700 /root), it boots in the daemon's own instead.
         if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(READY_FD, Step::Chdir, Errno::last());
+            fail(ready, Step::Chdir, Errno::last());
         }
     }
     if let Some(parent) = p.parent {
-        die_with(parent);
+        die_with(parent, ready);
     }
     // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
     libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
@@ -161,17 +186,17 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     if let Some(&path) = p.argv.first() {
         libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
     }
-    fail(READY_FD, Step::Execve, Errno::last())
+    fail(ready, Step::Execve, Errno::last())
 }
 
 /// Ends this child with SIGKILL when the supervisor dies, so that no daemon
 /// runs on unseen: set after the switch of user, which clears it; and if the
 /// supervisor died before it took effect, the child ends at once itself.
 /// prctl: a plain system call taking no lock; getppid, _exit: async-signal-safe.
-unsafe fn die_with(parent: libc::pid_t) {
+unsafe fn die_with(parent: libc::pid_t, ready: RawFd) {
     #[cfg(target_os = "linux")]
     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-        fail(READY_FD, Step::Prctl, Errno::last());
+        fail(ready, Step::Prctl, Errno::last());
     }
     if libc::getppid() != parent {
         libc::_exit(127);
@@ -182,30 +207,41 @@ unsafe fn die_with(parent: libc::pid_t) {
 /// the process could no longer change its groups). Bare system calls, for
 /// this thread only and taking no lock (see `sys::thread_setuid`); a running
 /// Node uses `privileges::drop_to` instead.
-unsafe fn switch_user(account: &Account) {
+unsafe fn switch_user(account: &Account, ready: RawFd) {
     if let Err(errno) = sys::thread_setgroups(&account.groups) {
-        fail(READY_FD, Step::Setgroups, errno);
+        fail(ready, Step::Setgroups, errno);
     }
     if let Err(errno) = sys::thread_setgid(account.gid) {
-        fail(READY_FD, Step::Setgid, errno);
+        fail(ready, Step::Setgid, errno);
     }
     if let Some(Err(errno)) = account.uid.map(sys::thread_setuid) {
-        fail(READY_FD, Step::Setuid, errno);
+        fail(ready, Step::Setuid, errno);
     }
 }
 
 /// Puts the log file on `fd`, or keeps the inherited stream across execve()
 /// (Node marked it close-on-exec), or `/dev/null` where there was none: fds
 /// 0-2 are never left closed. dup2, fcntl: async-signal-safe.
-unsafe fn give_stream(fd: RawFd, log: Option<RawFd>, devnull: RawFd) {
+unsafe fn give_stream(fd: RawFd, log: Option<RawFd>, devnull: RawFd, ready: RawFd) {
     let ok = match log {
         Some(log) => libc::dup2(log, fd) >= 0,
         None if libc::fcntl(fd, libc::F_GETFD) < 0 => libc::dup2(devnull, fd) >= 0,
         None => libc::fcntl(fd, libc::F_SETFD, 0) >= 0,
     };
     if !ok {
-        fail(READY_FD, Step::Dup2, Errno::last());
+        fail(ready, Step::Dup2, Errno::last());
     }
+}
+
+/// Writes `pid`'s digits and a NUL into `slot` (a pid has at most 10 digits;
+/// what does not fit is dropped rather than overflowing).
+unsafe fn write_pid(slot: &PidSlot, pid: libc::pid_t) {
+    let mut line = StackLine::default();
+    line.push_number(pid);
+    let len = line.len.min(slot.room);
+    // SAFETY: the slot has `room` + 1 bytes, prepared before the fork.
+    ptr::copy_nonoverlapping(line.bytes.as_ptr(), slot.digits, len);
+    *slot.digits.add(len) = 0;
 }
 
 /// Closes every descriptor from `first` up: with one `close_range()` where

@@ -11,9 +11,11 @@
 mod child;
 
 use crate::errors::{SysError, SysResult, WithPath};
+use crate::logfile::open_logs;
 use crate::privileges::Account;
 use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
-use crate::stdio::{dup_above, open_devnull, open_log};
+use crate::sockets::{bind_stream, Address};
+use crate::stdio::{dup_above, open_devnull};
 use crate::supervision::{self, Respawn};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -24,6 +26,7 @@ use nix::sys::stat::{fstat, stat, SFlag};
 use nix::sys::wait::waitpid;
 use nix::unistd::{access, pipe2, AccessFlags, Pid};
 use std::ffi::CString;
+use std::os::fd::BorrowedFd;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
@@ -45,6 +48,24 @@ pub struct Plan {
     pub account: Option<Account>,
     /// A core file size limit of 0 before `execve()`.
     pub prevent_core: bool,
+    /// Listening sockets for the daemon, as fds 3, 4, ... with systemd's
+    /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`.
+    pub listeners: Vec<Listener>,
+}
+
+/// One listening socket the daemon gets, and its `LISTEN_FDNAMES` name.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub source: ListenSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum ListenSource {
+    /// Bound by the launcher before anything is forked.
+    Bind(Address),
+    /// Passed to the launcher (socket activation): handed on as it is.
+    Inherited(RawFd),
 }
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
@@ -78,7 +99,20 @@ pub struct Prepared {
     fd_limit: c_int,
     account: Option<Account>,
     prevent_core: bool,
+    /// The listening sockets, above `high`, in the order of fds 3, 4, ...
+    sockets: Vec<OwnedFd>,
+    /// Their numbers, for the child.
+    socket_fds: Vec<RawFd>,
+    /// `LISTEN_PID=` and room for the digits the child writes into its own
+    /// copy; with `LISTEN_FDS` and `LISTEN_FDNAMES` among the `_env` strings.
+    listen_pid: Vec<u8>,
+    /// Where the child's descriptors wait above its low numbers.
+    high: RawFd,
 }
+
+/// `LISTEN_PID=` and the digits of a pid, at most 10.
+const LISTEN_PID: &[u8] = b"LISTEN_PID=";
+const PID_DIGITS: usize = 10;
 
 /// The readiness pipe of one fork: the daemon gets the write end as fd 3.
 pub struct ReadyPipe {
@@ -89,8 +123,7 @@ pub struct ReadyPipe {
 
 impl ReadyPipe {
     pub fn new() -> SysResult<ReadyPipe> {
-        let (read, low_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
-        let write = dup_above(&low_write, FIRST_HIGH_FD)?;
+        let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
         Ok(ReadyPipe { read, write })
     }
 }
@@ -111,10 +144,43 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-fn open_high(path: &Option<String>) -> SysResult<Option<OwnedFd>> {
-    path.as_deref()
-        .map(|p| open_log(p).and_then(|fd| dup_above(&fd, FIRST_HIGH_FD)))
-        .transpose()
+/// Opens stdout's and stderr's log files (both or neither), above `high`.
+fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+    // The daemon's user may own its logs (logrotate creates them so).
+    let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
+    let [stdout, stderr] = open_logs(
+        [plan.stdout.as_deref(), plan.stderr.as_deref()],
+        daemon_user,
+    )?;
+    let above = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, high)).transpose();
+    Ok([above(stdout)?, above(stderr)?])
+}
+
+/// Binds or takes each listener, above `high`; their environment entries.
+fn open_listeners(listeners: &[Listener], high: RawFd) -> SysResult<(Vec<OwnedFd>, Vec<String>)> {
+    let mut fds = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let fd = match &listener.source {
+            ListenSource::Bind(address) => dup_above(&bind_stream(address)?, high)?,
+            ListenSource::Inherited(fd) if *fd < 0 => {
+                return Err(SysError::new(Errno::EBADF, "fcntl"));
+            }
+            // SAFETY: a descriptor number (not -1) passed to this process; only
+            // duplicated here, and a closed one fails with EBADF.
+            ListenSource::Inherited(fd) => dup_above(unsafe { BorrowedFd::borrow_raw(*fd) }, high)?,
+        };
+        fds.push(fd);
+    }
+    let env = if listeners.is_empty() {
+        vec![]
+    } else {
+        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+        vec![
+            format!("LISTEN_FDS={}", listeners.len()),
+            format!("LISTEN_FDNAMES={}", names.join(":")),
+        ]
+    };
+    Ok((fds, env))
 }
 
 impl Prepared {
@@ -125,15 +191,31 @@ impl Prepared {
             return Err(SysError::new(Errno::EINVAL, "execve"));
         }
         check_directory(&plan.cwd)?;
-        let stdout = open_high(&plan.stdout)?;
-        let stderr = open_high(&plan.stderr)?;
-        let devnull = dup_above(&open_devnull()?, FIRST_HIGH_FD)?;
+        // Above every number the child dup2()s onto: 0-2, the sockets, the
+        // pipe, a supervisor's lock.
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 2);
+        let [stdout, stderr] = open_high(plan, high)?;
+        let devnull = dup_above(&open_devnull()?, high)?;
+        let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
         let argv = to_cstrings(&plan.argv)?;
-        let env = to_cstrings(&plan.env)?;
+        let env = to_cstrings(&[&plan.env[..], &listen_env[..]].concat())?;
         let marker = CString::default();
+        let mut listen_pid = LISTEN_PID.to_vec();
+        listen_pid.resize(LISTEN_PID.len() + PID_DIGITS + 1, 0);
+        let listen_pid_ptr = listen_pid.as_ptr().cast::<c_char>();
+        let extra: Vec<*const c_char> = match sockets.is_empty() {
+            true => vec![marker.as_ptr()],
+            false => vec![listen_pid_ptr, marker.as_ptr()],
+        };
+        let envp_ptrs = env
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(extra)
+            .chain([ptr::null()])
+            .collect();
         Ok(Prepared {
             argv_ptrs: null_terminated(&argv),
-            envp_ptrs: null_terminated(env.iter().chain([&marker])),
+            envp_ptrs,
             _argv: argv,
             _env: env,
             marker,
@@ -148,12 +230,26 @@ impl Prepared {
             fd_limit: fd_limit(),
             account: plan.account.clone().filter(|a| !a.is_current()),
             prevent_core: plan.prevent_core,
+            socket_fds: sockets.iter().map(AsRawFd::as_raw_fd).collect(),
+            sockets,
+            listen_pid,
+            high,
         })
     }
 
-    /// The child gets `/dev/null` for a stream without a log file, not this
-    /// process's terminal or pipe (a supervisor must not hold them).
-    pub fn without_inherited_streams(&mut self) {
+    /// The fd the daemon reads its readiness pipe from: right after the sockets.
+    fn ready_fd(&self) -> RawFd {
+        READY_FD + self.sockets.len() as RawFd
+    }
+
+    /// The child is a supervisor: it runs as this process's user (it
+    /// switches each of its own children), without a core limit, and gets
+    /// `/dev/null` for a stream without a log file, not this process's
+    /// terminal or pipe (it must not hold them). The log files were opened
+    /// with the daemon's user's rights to own them all the same.
+    pub fn as_supervisor(&mut self) {
+        self.account = None;
+        self.prevent_core = false;
         self.inherit_streams = false;
     }
 
@@ -169,10 +265,11 @@ impl Prepared {
 
     #[cfg_attr(not(test), allow(dead_code))]
     /// Each child gets `lock` (a descriptor of the description holding the
-    /// pid file's lock) on `supervised_lock::LOCK_FD`; the plan's environment
-    /// must name it (`supervised_lock::MARKER_ENV`).
+    /// pid file's lock) right after its readiness pipe
+    /// (`supervised_lock::lock_fd`); the plan's environment must name it
+    /// (`supervised_lock::MARKER_ENV`).
     pub fn hand_on_lock(&mut self, lock: &OwnedFd) -> SysResult<()> {
-        self.lock = Some(dup_above(lock, FIRST_HIGH_FD)?);
+        self.lock = Some(dup_above(lock, self.high)?);
         Ok(())
     }
 
@@ -182,7 +279,8 @@ impl Prepared {
         let inode = fstat(&pipe.write)
             .map_err(|e| SysError::new(e, "fstat"))?
             .st_ino;
-        self.marker = to_cstring(&format!("{MARKER_ENV}={READY_FD}:{inode}"), "execve")?;
+        let fd = self.ready_fd();
+        self.marker = to_cstring(&format!("{MARKER_ENV}={fd}:{inode}"), "execve")?;
         let slot = self.envp_ptrs.len() - 2;
         self.envp_ptrs[slot] = self.marker.as_ptr();
         Ok(())
@@ -190,13 +288,24 @@ impl Prepared {
 
     /// The raw values the child reads, borrowed from `self` for one fork;
     /// `parent`: the child ends when that process (a supervisor) does.
-    fn image(&self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
+    fn image(&mut self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
         let devnull = self.devnull.as_raw_fd();
+        let inherit = self.inherit_streams;
         let stream = |log: &Option<OwnedFd>| match log {
             Some(fd) => Some(fd.as_raw_fd()),
-            None => (!self.inherit_streams).then_some(devnull),
+            None => (!inherit).then_some(devnull),
+        };
+        let listen_pid = match self.sockets.is_empty() {
+            true => None,
+            false => Some(child::PidSlot {
+                digits: self.listen_pid[LISTEN_PID.len()..].as_mut_ptr(),
+                room: PID_DIGITS,
+            }),
         };
         child::Image {
+            sockets: &self.socket_fds,
+            ready_fd: self.ready_fd(),
+            listen_pid,
             argv: &self.argv_ptrs,
             envp: &self.envp_ptrs,
             cwd: &self.cwd,
@@ -248,8 +357,10 @@ impl Prepared {
     /// read end of `pipe`.
     pub fn fork_child(&mut self, pipe: ReadyPipe) -> SysResult<(Pid, OwnedFd)> {
         self.mark(&pipe)?;
+        let write = dup_above(&pipe.write, self.high)?;
+        drop(pipe.write);
         let parent = nix::unistd::getpid().as_raw();
-        let image = self.image(pipe.write.as_raw_fd(), Some(parent));
+        let image = self.image(write.as_raw_fd(), Some(parent));
         let pid = Self::fork_blocked(&image, child::exec_daemon)?;
         Ok((pid, pipe.read))
     }
@@ -259,10 +370,12 @@ impl Prepared {
     /// the only write end of `pipe` once `pipe` is given up here.
     pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
         self.mark(&pipe)?;
-        let image = self.image(pipe.write.as_raw_fd(), None);
+        let write = dup_above(&pipe.write, self.high)?;
+        drop(pipe.write);
+        let image = self.image(write.as_raw_fd(), None);
         let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
         // Only the daemon may hold the write end, so that its death reads as EOF.
-        drop(pipe.write);
+        drop(write);
         reap(middle);
         Ok(pipe.read)
     }
@@ -279,7 +392,7 @@ pub fn spawn(plan: &Plan, respawn: Option<&Respawn>) -> SysResult<Verdict> {
             let program = respawn.program.as_str();
             access(program, AccessFlags::X_OK).at("execve", program)?;
             let mut prepared = Prepared::new(&supervision::supervisor_plan(plan, respawn))?;
-            prepared.without_inherited_streams();
+            prepared.as_supervisor();
             (prepared, Some(&respawn.program))
         }
     };
@@ -339,6 +452,7 @@ mod tests {
             ready_timeout: timeout,
             account: None,
             prevent_core: false,
+            listeners: vec![],
         }
     }
 
@@ -431,6 +545,7 @@ mod tests {
         std::fs::write(&lock_file, "").unwrap();
         let lock = OwnedFd::from(std::fs::File::open(&lock_file).unwrap());
         // The death signal is checked end to end (a supervisor SIGKILLed).
+        // No sockets: the lock comes right after the pipe, on fd 4.
         let marker = crate::supervised_lock::MARKER_ENV;
         let script = format!(
             "echo $(pwd) $PPID $(readlink /proc/$$/fd/4) ${marker} > {}",
@@ -446,6 +561,7 @@ mod tests {
             .boot_in(dir.as_os_str().as_encoded_bytes())
             .unwrap();
         prepared.hand_on_lock(&lock).unwrap();
+        assert_eq!(crate::supervised_lock::lock_fd(0), 4);
         let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap()).unwrap();
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));

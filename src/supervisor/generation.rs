@@ -5,7 +5,7 @@
 use crate::errors::{SysError, SysResult};
 use crate::launch::{Plan, Prepared, ReadyPipe};
 use crate::ready::MARKER_ENV;
-use crate::supervised_lock::{self, LOCK_FD};
+use crate::supervised_lock;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::fstat;
 use nix::unistd::Pid;
@@ -28,7 +28,8 @@ impl Launcher {
             .collect();
         if let Some(lock) = lock {
             let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
-            env.push(format!("{}={LOCK_FD}:{inode}", supervised_lock::MARKER_ENV));
+            let fd = supervised_lock::lock_fd(plan.listeners.len());
+            env.push(format!("{}={fd}:{inode}", supervised_lock::MARKER_ENV));
         }
         let plan = Plan {
             env,

@@ -21,11 +21,17 @@ mod launch;
 #[path = "../lockfile.rs"]
 mod lockfile;
 #[allow(dead_code)]
+#[path = "../logfile.rs"]
+mod logfile;
+#[allow(dead_code)]
 #[path = "../privileges.rs"]
 mod privileges;
 #[allow(dead_code)]
 #[path = "../ready.rs"]
 mod ready;
+#[allow(dead_code)]
+#[path = "../sockets.rs"]
+mod sockets;
 #[allow(dead_code)]
 #[path = "../stdio.rs"]
 mod stdio;

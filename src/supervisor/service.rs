@@ -46,6 +46,8 @@ struct Service {
     ready_timeout: Duration,
     stdout: Option<String>,
     stderr: Option<String>,
+    /// The daemon's user may own its log files (logrotate creates them so).
+    daemon_user: Option<u32>,
     limit: Limit,
     record: Option<String>,
     launcher: Launcher,
@@ -82,7 +84,9 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         }
     }
     let lock = lockfile::held_lock();
-    let launcher = match Launcher::new(&plan, boot_dir, lock.as_ref()) {
+    let launcher = Launcher::new(&plan, boot_dir, lock.as_ref());
+    drop(lock); // the launcher keeps its own copy for the children
+    let launcher = match launcher {
         Ok(launcher) => launcher,
         Err(e) => return refuse(&e.message()),
     };
@@ -92,6 +96,7 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     };
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
+        daemon_user: plan.account.as_ref().and_then(|a| a.uid),
         stdout: plan.stdout,
         stderr: plan.stderr,
         limit,
@@ -301,12 +306,9 @@ impl Service {
     /// After logrotate: the next generation gets the new files, as the
     /// daemon, on the same SIGHUP, reopens its own.
     fn reopen_logs(&self) {
-        for (fd, path) in [(1, &self.stdout), (2, &self.stderr)] {
-            if let Some(path) = path {
-                if let Err(e) = stdio::reopen_log(fd, path) {
-                    note(&e.message());
-                }
-            }
+        let paths = [self.stdout.as_deref(), self.stderr.as_deref()];
+        if let Err(e) = stdio::reopen_logs(paths, self.daemon_user) {
+            note(&e.message());
         }
     }
 
