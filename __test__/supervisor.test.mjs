@@ -105,7 +105,8 @@ test('SIGKILL of the daemon: a new generation (new pid, same supervisor) answers
     assert.ok(kb(status.RssAnon) <= 512, `RssAnon ${status.RssAnon}`);
     const sleeper = run([], { command: ['sleep', '30'] });
     try {
-      await waitFor(() => procStatus(sleeper.child.pid).Name === 'sleep', 5000, 'sleep');
+      // Asleep in nanosleep(): past its start-up, its pages touched.
+      await waitFor(() => procStatus(sleeper.child.pid).Name === 'sleep' && stat(sleeper.child.pid).state === 'S', 5000, 'sleep');
       const sleepRss = kb(procStatus(sleeper.child.pid).VmRSS);
       assert.ok(kb(status.VmRSS) <= sleepRss + 1024, `VmRSS ${status.VmRSS} vs sleep's ${sleepRss} kB`);
     } finally {
@@ -267,14 +268,10 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
       '--window',
       '5000',
     ]);
-    const before = process.env.DAEMON_DIR;
-    process.env.DAEMON_DIR = env.DAEMON_DIR;
-    try {
-      assert.equal(daemon.signal(pidfile, 'SIGUSR1'), supervisor);
-    } finally {
-      if (before === undefined) delete process.env.DAEMON_DIR;
-      else process.env.DAEMON_DIR = before;
-    }
+    assert.equal(
+      withStateDir({ stateDir: env.DAEMON_DIR }, () => daemon.signal(pidfile, 'SIGUSR1')),
+      supervisor,
+    );
     await waitFor(() => fs.existsSync(`${reportFile}.usr1`), 5000, 'SIGUSR1 in the daemon');
     assert.equal(fs.readFileSync(`${reportFile}.usr1`, 'utf8'), `${first.pid}\n`);
     const status = await run([cli, 'status', '--pidfile', pidfile], { env });
@@ -286,5 +283,36 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
     assert.equal(alive(first.pid), false);
   } finally {
     await killAndWait(supervisor);
+  }
+});
+
+test('a later generation not ready within readyTimeout is a crash, even when it then ends by SIGTERM', async () => {
+  const s = await startSupervised({ respawn: { limit: 1 }, opts: { readyTimeout: 1000 }, env: { SUP_DO: 'never-ready-later' } });
+  try {
+    assert.equal(s.code, 0, s.stderr);
+    process.kill(s.first.pid, 'SIGKILL');
+    await waitGone(s.supervisor, 20000);
+    assert.equal(s.report().generation, 2, 'the first, then the one restart allowed');
+    const st = withStateDir(s, () => daemon.status(s.pidfile));
+    assert.equal(st.restarts, 1);
+    assert.deepEqual(st.lastExit, { code: null, signal: 'SIGTERM' });
+    assert.ok(st.gaveUp);
+    assert.match(fs.readFileSync(path.join(s.dir, 'err.log'), 'utf8'), /did not report ready within 1000 ms: stopping it/);
+  } finally {
+    await cleanup(s);
+  }
+});
+
+test('stop() of a daemon that ignores SIGTERM: the supervisor kills it in time, and stop() resolves once both are gone', async () => {
+  const s = await startSupervised({ env: { SUP_DO: 'ignore-term' } });
+  try {
+    assert.equal(s.code, 0, s.stderr);
+    const result = await withStateDir(s, () => daemon.stop(s.pidfile));
+    assert.deepEqual({ ...result }, { pid: s.supervisor, stopped: true, killed: false });
+    assert.equal(alive(s.supervisor), false);
+    assert.equal(alive(s.first.pid), false);
+    assert.equal(s.report().generation, 1, 'nothing restarted');
+  } finally {
+    await cleanup(s);
   }
 });

@@ -3,7 +3,8 @@
 // supervisor (start({ respawn })) against pm2 in fork mode and forever, the
 // same tiny HTTP server under each, alternating them, in one run:
 //   1. the supervisor's RSS (VmRSS, and RssAnon: what it alone costs) once the
-//      server answers; the supervisor is the listening process's parent;
+//      server answers, and its CPU time over 5 s in which nothing happens;
+//      the supervisor is the listening process's parent;
 //   2. the start command's wall time to the first answer, and whether the
 //      first request, made the moment the command exited, was answered;
 //   3. SIGKILL of the server, 3 times, during a sequential request loop (a new
@@ -41,6 +42,10 @@ const SETTLE_MS = 1000;
  * crash loop, which pm2 and forever restart at full speed).
  */
 const KILL_SPACING_MS = 11000;
+/** How long the supervisor's CPU time is watched while nothing happens. */
+const IDLE_MS = 5000;
+/** sysconf(_SC_CLK_TCK) on Linux. */
+const CLOCK_TICKS = 100;
 
 /** pm2 and forever, installed once into PEER_DIR with npm, as a user would. */
 function fetchPeers() {
@@ -102,6 +107,11 @@ const statusOf = (pid) => {
   const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
   return { vmRss: kb('VmRSS'), rssAnon: kb('RssAnon') };
 };
+/** CPU time the process has used (user and system), in clock ticks (10 ms here). */
+const cpuTicks = (pid) => {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+};
 const ppidOf = (pid) => {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
   return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
@@ -124,7 +134,7 @@ function tools(bin) {
       name: 'daemon (this): start({ respawn })',
       start: (home) => [
         process.execPath,
-        [path.join(BENCH, 'servers', 'respawn-daemon.js')],
+        [path.join(BENCH, 'servers', 'daemon.js')],
         { BENCH_PIDFILE: path.join(home, 'app.pid'), DAEMON_DIR: home },
       ],
       stop: (home) => [
@@ -174,6 +184,10 @@ async function runOnce(tool, port) {
     const app = listener(port);
     const supervisor = ppidOf(app);
     Object.assign(result, statusOf(supervisor));
+    // Whether it blocks or polls while the server just runs.
+    const ticks = cpuTicks(supervisor);
+    await sleep(IDLE_MS);
+    result.idleCpuMs = (cpuTicks(supervisor) - ticks) * (1000 / CLOCK_TICKS);
     // The request loop, sequential, one connection each, during the kills.
     const counts = { ok: 0, refused: 0, failed: 0 };
     let looping = true;
@@ -215,19 +229,19 @@ const median = (xs) => {
 
 function table(samples) {
   const rows = [
-    '| | supervisor VmRSS | supervisor RssAnon | start command | first answer | first request after the command | SIGKILL to next answer (median, max) | refused / failed requests in 3 kills (median run) |',
-    '|---|---|---|---|---|---|---|---|',
+    `| | supervisor VmRSS | supervisor RssAnon | supervisor CPU in ${IDLE_MS / 1000} s idle | start command | first answer | first request after the command | SIGKILL to next answer (median, max) | refused / failed requests in 3 kills (median run) |`,
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const [name, runs] of samples) {
     const ok = runs.filter(Boolean);
     if (ok.length === 0) {
-      rows.push(`| ${name} | failed | | | | | | |`);
+      rows.push(`| ${name} | failed | | | | | | | |`);
       continue;
     }
     const m = (key) => median(ok.map((r) => r[key]));
     const back = ok.flatMap((r) => r.backAfter);
     rows.push(
-      `| ${name} | ${(m('vmRss') / 1024).toFixed(1)} MiB | ${(m('rssAnon') / 1024).toFixed(1)} MiB | ${m('command').toFixed(0)} ms | ${m('firstAnswer').toFixed(0)} ms | ${ok.filter((r) => r.prompt).length}/${ok.length} | ${median(back).toFixed(0)} ms, ${Math.max(...back).toFixed(0)} ms | ${m('refused')} / ${m('failed')} |`,
+      `| ${name} | ${(m('vmRss') / 1024).toFixed(1)} MiB | ${m('rssAnon')} kB | ${m('idleCpuMs')} ms | ${m('command').toFixed(0)} ms | ${m('firstAnswer').toFixed(0)} ms | ${ok.filter((r) => r.prompt).length}/${ok.length} | ${median(back).toFixed(0)} ms, ${Math.max(...back).toFixed(0)} ms | ${m('refused')} / ${m('failed')} |`,
     );
   }
   return rows.join('\n');
@@ -262,7 +276,7 @@ async function main() {
   const text = [
     `# Keeping a crashed server up (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version})`,
     '',
-    `${RUNS} rounds, tools alternating; medians. \`/bin/sleep\` here: VmRSS ${(sleepRss.vmRss / 1024).toFixed(1)} MiB, RssAnon ${(sleepRss.rssAnon / 1024).toFixed(2)} MiB.`,
+    `${RUNS} rounds, tools alternating; medians. \`/bin/sleep\` here: VmRSS ${(sleepRss.vmRss / 1024).toFixed(1)} MiB, RssAnon ${sleepRss.rssAnon} kB.`,
     "The supervisor is the listening server's parent (pm2: its God daemon; forever: its monitor).",
     `Kills ${KILL_SPACING_MS / 1000} s apart, each an isolated crash; a sequential request loop, a new connection each, runs throughout.`,
     '',
