@@ -287,17 +287,18 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
 });
 
 test('a later generation not ready within readyTimeout is a crash, even when it then ends by SIGTERM', async () => {
-  const s = await startSupervised({ respawn: { limit: 1 }, opts: { readyTimeout: 1000 }, env: { SUP_DO: 'never-ready-later' } });
+  // Long enough for the first generation's boot on a loaded machine (the launcher waits as long).
+  const s = await startSupervised({ respawn: { limit: 1 }, opts: { readyTimeout: 5000 }, env: { SUP_DO: 'never-ready-later' } });
   try {
     assert.equal(s.code, 0, s.stderr);
     process.kill(s.first.pid, 'SIGKILL');
     await waitGone(s.supervisor, 20000);
-    assert.equal(s.report().generation, 2, 'the first, then the one restart allowed');
+    assert.equal(fs.readFileSync(`${s.reportFile}.generations`, 'utf8'), '..', 'the first, then the one restart allowed');
     const st = withStateDir(s, () => daemon.status(s.pidfile));
     assert.equal(st.restarts, 1);
     assert.deepEqual(st.lastExit, { code: null, signal: 'SIGTERM' });
     assert.ok(st.gaveUp);
-    assert.match(fs.readFileSync(path.join(s.dir, 'err.log'), 'utf8'), /did not report ready within 1000 ms: stopping it/);
+    assert.match(fs.readFileSync(path.join(s.dir, 'err.log'), 'utf8'), /did not report ready within 5000 ms: stopping it/);
   } finally {
     await cleanup(s);
   }
@@ -315,4 +316,24 @@ test('stop() of a daemon that ignores SIGTERM: the supervisor kills it in time, 
   } finally {
     await cleanup(s);
   }
+});
+
+test('a first generation that fails before ready is relayed by the launcher and not restarted; a failed execve names the daemon', async () => {
+  const s = await startSupervised({ env: { SUP_DO: 'throw' } });
+  try {
+    assert.equal(s.code, 1);
+    assert.match(s.stderr, /^daemon: Error: boom in generation 1$/m);
+    assert.equal(fs.readFileSync(`${s.reportFile}.generations`, 'utf8'), '.', 'one generation only');
+    assert.equal(fs.existsSync(s.pidfile), false);
+    await waitFor(() => tagged().length === 0, 5000, 'the supervisor to exit');
+  } finally {
+    await cleanup(s);
+  }
+  // The daemon's Node is process.execPath: one that is not there.
+  const script = `process.execPath = '/nonexistent/node'; require(${JSON.stringify(root)}).start({ respawn: true })`;
+  const bad = await run(['-e', script]);
+  assert.equal(bad.code, 127, bad.stderr);
+  assert.match(bad.stderr, /^daemon: execve\("\/nonexistent\/node"\): No such file or directory$/m);
+  // The supervisor said the last word once it had let go of everything; it exits right after.
+  await waitFor(() => tagged().length === 0, 5000, 'the supervisor to exit');
 });

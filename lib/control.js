@@ -100,7 +100,7 @@ async function childGone(child, ms) {
 /** A supervised service's daemon, as the kernel names it now (pid and start time), or null. */
 function supervisedChild(file) {
   const { pid, daemonPid } = status(file);
-  const stat = daemonPid === null ? null : procStat(daemonPid);
+  const stat = daemonPid == null ? null : procStat(daemonPid);
   return stat !== null && stat.ppid === pid ? { pid: daemonPid, start: stat.start } : null;
 }
 

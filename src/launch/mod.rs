@@ -386,20 +386,22 @@ impl Prepared {
 /// Errors are the launcher's own (a log file that cannot be opened, no pipe,
 /// no fork, no supervisor executable): nothing was started.
 pub fn spawn(plan: &Plan, respawn: Option<&Respawn>) -> SysResult<Verdict> {
-    let (mut prepared, exec_path) = match respawn {
-        None => (Prepared::new(plan)?, plan.argv.first()),
+    let mut prepared = match respawn {
+        None => Prepared::new(plan)?,
         Some(respawn) => {
             let program = respawn.program.as_str();
             access(program, AccessFlags::X_OK).at("execve", program)?;
             let mut prepared = Prepared::new(&supervision::supervisor_plan(plan, respawn))?;
             prepared.as_supervisor();
-            (prepared, Some(&respawn.program))
+            prepared
         }
     };
     let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
-    let exec_path = exec_path.map_or("", String::as_str);
+    // A failed execve() is the daemon's (a supervisor relays its first
+    // generation's): the supervisor's own was checked above.
+    let exec_path = plan.argv.first().map_or("", String::as_str);
     Ok(ready::wait(pipe, plan.ready_timeout, exec_path, &plan.cwd))
 }
 

@@ -40,6 +40,9 @@ struct Generation {
     kill_at: Option<Instant>,
     /// Stopped for not being ready: a crash, however it then exits.
     timed_out: bool,
+    /// The first generation's last word (`exit`, `fail`), held back for the
+    /// launcher until the supervisor has let go of the pid file.
+    last_word: Option<Message>,
 }
 
 struct Service {
@@ -227,6 +230,7 @@ impl Service {
             ready_by: (!first).then(|| now + self.ready_timeout),
             kill_at: None,
             timed_out: false,
+            last_word: None,
         });
         self.save(State::Running, Some(pid));
         Ok(())
@@ -264,8 +268,11 @@ impl Service {
                 g.ready_by = None;
             }
             // The launcher names the supervisor, whose pid it was told first.
-            if g.first && !matches!(message, Message::Pid(_)) {
-                ready::send(&message);
+            match message {
+                _ if !g.first => {}
+                Message::Pid(_) => {}
+                Message::Exit(_) | Message::Fail { .. } => g.last_word = Some(message),
+                _ => ready::send(&message),
             }
         }
     }
@@ -329,19 +336,20 @@ impl Service {
     fn ended(&mut self, ending: Ending) -> Option<i32> {
         self.read_pipe(); // what it said before it went
         let g = self.current.take()?;
-        if g.first && ready::is_pending() {
-            // Died without a word: the launcher gets its exit status.
-            let code = match ending {
-                Ending::Code(code) => code,
-                Ending::Signal(n) => 128 + n,
-            };
-            ready::send(&Message::Exit(code));
-        }
-        if self.stopping {
-            return Some(self.finish(0));
-        }
-        if g.first && g.ready_at.is_none() {
-            return Some(self.finish(1)); // the launcher has said why
+        // A first generation that never became ready is not restarted.
+        let never_ready = g.first && g.ready_at.is_none();
+        if self.stopping || never_ready {
+            let code = self.finish(if self.stopping { 0 } else { 1 });
+            // Only now, with the pid file gone: a start right after the
+            // launcher's failure must not find this service still running.
+            if ready::is_pending() {
+                let status = match ending {
+                    Ending::Code(code) => code,
+                    Ending::Signal(n) => 128 + n,
+                };
+                ready::send(&g.last_word.unwrap_or(Message::Exit(status)));
+            }
+            return Some(code);
         }
         if !g.timed_out && ending.is_clean() {
             note(&format!(
