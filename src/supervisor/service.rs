@@ -91,7 +91,10 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     drop(lock); // the launcher keeps its own copy for the children
     let launcher = match launcher {
         Ok(launcher) => launcher,
-        Err(e) => return refuse(&e.message()),
+        Err(e) => {
+            lockfile::release_all();
+            return refuse(&e.message());
+        }
     };
     let limit = Limit {
         restarts: respawn.restarts,
