@@ -3,6 +3,15 @@
 // index.js is CommonJS; `export =` describes it exactly, and lets both
 // `import daemon, { start } from 'daemon'` (ESM) and `require('daemon')` type-check.
 
+/**
+ * daemon@1.x's call, `require('daemon')(options)` (and the default ESM
+ * import): {@link daemon.start} with 1.x's defaults: `cwd` the working
+ * directory, `stdout` and `stderr` `'ignore'`; and `__daemon=true` in the
+ * daemon's environment, which start() leaves out. Returns the daemon's pid
+ * in the daemon; in the launcher it does not return.
+ */
+declare function daemon(options?: daemon.StartOptions): number;
+
 declare namespace daemon {
   /** Syslog severities, most severe first. */
   type SyslogPriority = 'emerg' | 'alert' | 'crit' | 'err' | 'warning' | 'notice' | 'info' | 'debug';
@@ -29,6 +38,13 @@ declare namespace daemon {
     | 'local5'
     | 'local6'
     | 'local7';
+
+  /**
+   * Where stdout or stderr goes: a log file's path, a keyword, a file
+   * descriptor, or an open stream with an own `fd` (typed as `object`:
+   * @types/node does not declare `fd` on `fs.WriteStream`).
+   */
+  type Output = 'syslog' | 'ignore' | 'inherit' | (string & {}) | number | object;
 
   /** Where syslog messages go and whom they name: shared by {@link start}, {@link closeIO} and {@link syslog}. */
   interface SyslogTarget {
@@ -67,10 +83,16 @@ declare namespace daemon {
      * owned by root, the caller or `user`, have one link, and every symlink on
      * its path be root's or the caller's; otherwise an `Error` (`EPERM`,
      * `EMLINK`). stdout's and stderr's logs are opened both or neither.
+     * Also (as daemon@1.x took them): a file descriptor open for writing
+     * (`fs.openSync('out.log', 'a')`), an open stream with an `fd` (an
+     * `fs.WriteStream` after its `'open'`), `'ignore'` (/dev/null) or
+     * `'inherit'`. These are keywords, never file names (a file named
+     * `ignore` is `'./ignore'`); `'pipe'` is refused: nothing reads it once
+     * the launcher has exited. Default: inherited (the callable export: `'ignore'`).
      */
-    stdout?: string;
+    stdout?: Output;
     /** Like `stdout`, for stderr; with `'syslog'` its lines go out at `err`. Default: inherited. */
-    stderr?: string;
+    stderr?: Output;
     /** The daemon's environment instead of `process.env`. Values are turned into strings. */
     env?: Record<string, string | number | boolean | undefined>;
     /**
@@ -148,6 +170,48 @@ declare namespace daemon {
     /** `'stream'`, `'dgram'`, `'seqpacket'`, `'raw'`, or `'other'` (not a socket). */
     type: 'stream' | 'dgram' | 'seqpacket' | 'raw' | 'other';
   }
+
+  /**
+   * Options of {@link spawn} and {@link daemon}: those of {@link start} but
+   * `foreground`. The syslog tag defaults to the spawned script's name.
+   */
+  type SpawnOptions = Omit<StartOptions, 'foreground'>;
+
+  /** What {@link daemon} returns: of daemon@1.x's `ChildProcess`, the members kept. */
+  interface Daemon {
+    /** The daemon's pid. */
+    readonly pid: number;
+    /** Does nothing (the daemon is no child of this process); returns this object, as `ChildProcess.unref()` returned nothing harmful. */
+    unref(): this;
+  }
+
+  /**
+   * Starts `script` (resolved against the working directory) with `args` as
+   * a daemon, as {@link start} would make it one, from a program that goes
+   * on running (a CLI, a test harness; the REPL and `node -e` too). Nothing
+   * blocks the event loop while it waits; the caller's inspector and
+   * `execArgv` stay its own. The script need not use this module: a preload
+   * calls start() for it (an ES module reports ready once its top level has
+   * run). With `ready: 'manual'` it calls `require('daemon').ready()`.
+   * Resolves `{ pid }` once the daemon is ready. Rejects with a TypeError or
+   * RangeError for bad arguments (before anything is forked); an `Error`
+   * with `code`, `errno` and `syscall` (the step) for a failed step between
+   * fork() and execve(); `code` `ERR_DAEMON_EXITED`, `exitCode` and `pid`
+   * when it exited before it was ready (an uncaught exception's text is the
+   * message); `code` `ERR_DAEMON_READY_TIMEOUT` and the `pid` of the daemon,
+   * which still runs, after `readyTimeout`.
+   */
+  function spawn(script: string, args?: readonly string[], options?: SpawnOptions): Promise<{ pid: number }>;
+
+  /**
+   * daemon@1.x's `daemon.daemon(script, args, options)`: starts `script` as a
+   * daemon like {@link spawn}, with the callable export's defaults (the
+   * working directory, stdout and stderr to /dev/null), and returns as soon
+   * as the daemon is forked, without waiting for it to run or be ready.
+   * @throws as `spawn()` rejects, for what fails before the fork (a bad
+   * option, a log file or descriptor that cannot be used).
+   */
+  function daemon(script: string, args?: readonly string[], options?: SpawnOptions): Daemon;
 
   /** Options of {@link chroot}. */
   interface ChrootOptions {

@@ -1,6 +1,6 @@
 // Starts real launchers and daemons, reads the truth from /proc, and kills
 // every process it started, even when a test fails.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -253,6 +253,28 @@ export async function freePort() {
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** `npm ARGS` in `cwd`, quietly. */
+export const npm = (args, cwd, env = {}) =>
+  spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
+
+/**
+ * Installs the module as a user would: npm pack, then npm install of the
+ * tarball into a fresh project outside the repository, built from source
+ * with cargo (a shared target directory keeps it fast; the build is real).
+ * Returns the project's directory and npm install's result.
+ */
+export function installPacked(name = 'consumer') {
+  const project = tmpdir(name);
+  const pack = npm(['pack', '--pack-destination', project], root);
+  if (pack.status !== 0) throw new Error(`npm pack: ${pack.stderr}`);
+  const tarball = pack.stdout.trim().split('\n').pop();
+  if (npm(['init', '-y'], project).status !== 0) throw new Error('npm init failed');
+  const install = npm(['install', `./${tarball}`, '--foreground-scripts'], project, {
+    CARGO_TARGET_DIR: path.join(root, 'target', 'consumer'),
+  });
+  return { project, install };
 }
 
 /** Reads what the fixture's server on `port` answers: its daemon.lost. */

@@ -47,8 +47,15 @@ const rows = [
   ['start', '{ umask: 0o1000 }', outOfRange(/Received 512$/)],
   ['start', '{ umask: 1.5 }', outOfRange(/Received 1\.5$/)],
   ['start', '{ umask: NaN }', outOfRange(/Received NaN$/)],
-  ['start', '{ stdout: 1 }', wrongType(/"options\.stdout" argument must be of type string/)],
-  ['start', '{ stderr: true }', wrongType(/"options\.stderr" argument must be of type string/)],
+  ['start', '{ stdout: -1 }', outOfRange(/"options\.stdout" is out of range\. It must be an integer from 0 to 2147483647\. Received -1$/)],
+  [
+    'start',
+    '{ stderr: true }',
+    wrongType(/"options\.stderr" argument must be a path, a file descriptor, a stream with an fd, or a keyword/),
+  ],
+  ['start', "{ stdout: 'pipe' }", wrongValue(/'options\.stdout' cannot be 'pipe'/)],
+  ['start', '{ stdout: { fd: null } }', wrongValue(/'options\.stdout' must be an open stream/)],
+  ['start', '{ stdout: 99999 }', sysError('EBADF', 'fcntl', undefined, /^EBADF: bad file number, fcntl$/)],
   [
     'start',
     `{ stdout: '/nonexistent-daemon-dir/out.log' }`,

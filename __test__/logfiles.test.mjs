@@ -204,6 +204,10 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
       'RangeError ERR_OUT_OF_RANGE',
     ],
     ['spawn', [{ argv: [], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false }], 'Error EINVAL'],
+    ['startInPlace', [{ cwd: '/', umask: 2 ** 32 - 1 }], 'RangeError ERR_OUT_OF_RANGE'],
+    ['startInPlace', [{ cwd: '/nonexistent-daemon-dir', umask: 0 }], 'Error ENOENT'],
+    ['startInPlace', [{ cwd: '/', umask: 0, stdout: { path: '/nonexistent-daemon-dir/o.log' } }], 'Error ENOENT'],
+    ['startInPlace', [{ cwd: '/', umask: 0, stderr: { fd: 99999 } }], 'Error EBADF'],
     ['reopenLogs', ['/nonexistent-daemon-dir/o.log', undefined, undefined], 'Error ENOENT'],
     ['reopenLogs', [`${dir}/a\0b`, undefined, undefined], 'Error EINVAL'],
     ['lock', [''], 'Error EINVAL'],
@@ -234,7 +238,6 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
       'Error ENOENT',
     ],
     ['notify', ['', ''], null],
-    ['checkDirectory', [''], 'Error ENOENT'],
     ['lookupAccount', [2 ** 32 - 1, 2 ** 32 - 1], 'Error ERR_UNKNOWN_CREDENTIAL'],
     ['dropPrivileges', [{ uid: 2 ** 32 - 1, gid: 2 ** 32 - 1, groups: [] }], 'Error EINVAL'],
     ['changeRoot', [''], 'Error ENOENT'],
@@ -268,6 +271,23 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
       null,
     ],
     ['reportError', [''], null],
+    ['spawnUntilPid', [{ argv: [], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false }], 'Error EINVAL'],
+    [
+      'spawnAsync',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 2 ** 32 - 1, readyTimeout: 1, preventCore: false }],
+      'RangeError ERR_OUT_OF_RANGE',
+    ],
+    [
+      'spawn',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stdout: { fd: -1 } }],
+      'Error EBADF',
+    ],
+    [
+      'spawn',
+      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stderr: { fd: 99999 } }],
+      'Error EBADF',
+    ],
+    ['spawn', [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stdout: {} }], null],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

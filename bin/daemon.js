@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const daemon = require('..');
 const { launch } = require('../lib/launcher.js');
-const { ENV } = require('../lib/env.js');
+const { preloadCommand } = require('../lib/command.js');
 const { startOptions, defaultIdent } = require('../lib/options.js');
 
 const USAGE = `Usage: daemon <command> [options]
@@ -109,20 +109,6 @@ function integer(name, text, radix = 10) {
   return Number.parseInt(text, radix);
 }
 
-/** Whether Node loads `file` as an ES module: `.mjs`, or `.js` under `"type": "module"`. */
-function isEsm(file) {
-  if (file.endsWith('.mjs')) return true;
-  if (!file.endsWith('.js')) return false;
-  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
-    try {
-      return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).type === 'module';
-    } catch (error) {
-      if (error.code !== 'ENOENT') return false;
-    }
-    if (dir === path.dirname(dir)) return false;
-  }
-}
-
 /** A user or group flag: a numeric id, else a name. */
 function idOrName(text) {
   return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : text;
@@ -168,20 +154,10 @@ function start({ flags, script, scriptArgs }) {
   } else {
     Object.assign(options, account);
   }
-  const preload = path.join(__dirname, 'preload.js');
   const main = chroot ? script : path.resolve(script);
-  // An ES module is evaluated after the first turn of the event loop: a small
-  // main module imports it and reports ready then (not inside a new root,
-  // where that main module is out of reach).
-  const entry = !chroot && isEsm(main) ? [path.join(__dirname, 'esm-main.mjs'), main] : [main];
-  if (entry.length > 1) options.ready = 'manual';
-  // Syslog's tag: the script's name, not that of esm-main.mjs, the daemon's argv[1] when start() runs.
+  // Syslog's tag: the script's name, not that of the ES module's main module, the daemon's argv[1] when start() runs.
   options.ident = defaultIdent(main);
-  // The daemon runs the script after a preload that calls start() and lock() for it.
-  launch(startOptions(options), {
-    argv: [process.execPath, '-r', preload, ...entry, ...scriptArgs],
-    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options, pidfile, chroot })}`],
-  });
+  launch(startOptions(options), preloadCommand(main, scriptArgs, options, { pidfile, chroot }));
 }
 
 /** `2 restarts, last exit: code 1` (or `by SIGKILL`). */

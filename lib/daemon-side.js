@@ -6,10 +6,10 @@
 const { debuglog } = require('node:util');
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
-const { SYSLOG } = require('./options.js');
-const { lookupAccount, become } = require('./identity.js');
+const { SYSLOG, bare } = require('./options.js');
+const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { setLogs, openLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
 const { status } = require('./control.js');
 
@@ -81,20 +81,17 @@ function joinStarted() {
 /** The started process's side of start(): in the daemon, or in place for the foreground. */
 function completeStart(opts) {
   const foreground = !isDaemon;
-  // In the foreground, what the launcher checks for a daemon comes first, so
-  // that an unknown user or a bad cwd throws with nothing changed.
+  // In the foreground, what the launcher and the child do for a daemon, in
+  // place and in the same order (the addon's startInPlace): an unknown user,
+  // a bad cwd or a log that cannot be opened throws with nothing changed.
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
-  if (foreground) native.checkDirectory(opts.cwd);
-  const file = (log) => (log === SYSLOG ? undefined : log);
-  const [stdout, stderr] = [file(opts.stdout), file(opts.stderr)];
   if (foreground) {
-    // What the launcher and the child do for a daemon, in place: the logs
-    // are opened before the user switch, as the launcher opens them.
-    openLogs(stdout, stderr, account?.uid);
-    process.umask(opts.umask);
-    if (account !== undefined) become(account);
+    const { cwd, umask, preventCore } = opts;
+    const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore };
+    native.startInPlace(bare(plan));
+    Object.assign(process.env, accountEnv(account));
   }
-  setLogs(stdout, stderr);
+  setLogs(opts.stdout, opts.stderr, account?.uid);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   anchorNodeOptions(process.cwd());
@@ -119,15 +116,10 @@ function completeStart(opts) {
   if (opts.ready === 'auto') setImmediate(ready);
 }
 
-let readySent = false;
-
-/** Tells the launcher (or systemd, in the foreground) that the daemon is ready. */
+/** Tells the launcher (or systemd, in the foreground) that the daemon is ready, once: the addon keeps whether it did. */
 function ready() {
-  if (startedState === null || readySent) return;
-  readySent = true;
-  debug('%d: ready', process.pid);
-  if (isDaemon) native.reportReady();
-  else if (startedState.notifySocket) native.notify(startedState.notifySocket, `READY=1\nMAINPID=${process.pid}`);
+  if (startedState === null) return;
+  if (native.reportReady(startedState.notifySocket)) debug('%d: ready', process.pid);
 }
 
 module.exports = { isDaemon, hasStarted, isForkedByStarted, joinStarted, completeStart, ready };

@@ -39,13 +39,16 @@ function listeners() {
   return passed.map((listener) => ({ ...listener }));
 }
 
-/** What the launcher hands to the daemon: the passed sockets, then the ones to bind. */
-function daemonListeners(toBind, lookupAccount) {
+/**
+ * What the launcher hands to the daemon: the passed sockets (unless `handOn`
+ * is false: another program's daemon is not this service), then the ones to bind.
+ */
+function daemonListeners(toBind, lookupAccount, handOn = true) {
   const bound = toBind.map(({ user, group, ...spec }) => {
     const account = lookupAccount(user, group); // a group alone: no uid
     return bare({ ...spec, uid: account?.uid, gid: account?.gid });
   });
-  return [...passed.map(({ fd, name }) => bare({ fd, name })), ...bound];
+  return [...(handOn ? passed : []).map(({ fd, name }) => bare({ fd, name })), ...bound];
 }
 
 module.exports = { listeners, daemonListeners };

@@ -2,7 +2,7 @@
 //! environment travels as the supervisor's own): written by the launcher,
 //! read back by the supervisor, and visible to `ps` as what the service runs.
 
-use crate::launch::Plan;
+use crate::launch::{Output, Plan};
 use crate::privileges::Account;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
         argv: to_args(plan, respawn),
         // Not yet held by the supervisor: lib/options.js refuses respawn with listen.
         listeners: Vec::new(),
+        respawn: None,
         ..plan.clone()
     }
 }
@@ -43,14 +44,20 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
     flag("ready-timeout", plan.ready_timeout.as_millis().to_string());
     flag("restarts", respawn.restarts.to_string());
     flag("window", respawn.window_ms.to_string());
+    // A log file's path, for the supervisor to reopen it (the descriptor
+    // itself it inherits on fd 1 or 2, as any other output).
+    let path = |output: &Option<Output>| match output {
+        Some(Output::File(path)) => Some(path.clone()),
+        _ => None,
+    };
     for (name, value) in [
-        ("stdout", &plan.stdout),
-        ("stderr", &plan.stderr),
-        ("pidfile", &respawn.pidfile),
-        ("record", &respawn.record),
+        ("stdout", path(&plan.stdout)),
+        ("stderr", path(&plan.stderr)),
+        ("pidfile", respawn.pidfile.clone()),
+        ("record", respawn.record.clone()),
     ] {
         if let Some(value) = value {
-            flag(name, value.clone());
+            flag(name, value);
         }
     }
     if let Some(account) = plan.account.as_ref().filter(|a| !a.is_current()) {
@@ -85,6 +92,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         account: None,
         prevent_core: false,
         listeners: Vec::new(),
+        respawn: None,
     };
     let mut respawn = Respawn {
         program: String::new(),
@@ -109,8 +117,8 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     }
                     "--restarts" => respawn.restarts = value.parse().ok()?,
                     "--window" => respawn.window_ms = value.parse().ok()?,
-                    "--stdout" => plan.stdout = Some(value),
-                    "--stderr" => plan.stderr = Some(value),
+                    "--stdout" => plan.stdout = Some(Output::File(value)),
+                    "--stderr" => plan.stderr = Some(Output::File(value)),
                     "--pidfile" => respawn.pidfile = Some(value),
                     "--record" => respawn.record = Some(value),
                     "--uid" => uid = Some(value.parse().ok()?),
@@ -152,7 +160,7 @@ mod tests {
             env: Vec::new(),
             cwd: "/srv".into(),
             umask: 0o027,
-            stdout: Some("/var/log/out.log".into()),
+            stdout: Some(Output::File("/var/log/out.log".into())),
             stderr: None,
             ready_timeout: Duration::from_millis(1234),
             account: Some(Account {
@@ -164,6 +172,7 @@ mod tests {
             }),
             prevent_core: true,
             listeners: Vec::new(),
+            respawn: None,
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),

@@ -9,6 +9,7 @@
 //! could panic, no `nix` wrapper that builds a `Vec` (its `execve` does).
 //! A failed step writes `fail STEP ERRNO` to the readiness pipe and exits 127.
 
+use super::{DaemonStep, DAEMON_STEPS};
 use crate::privileges::Account;
 use crate::ready::{Step, READY_FD};
 use crate::sys;
@@ -95,17 +96,24 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
     // ...whose leader exits at once, so the daemon is not a session leader
     // and can never acquire a controlling terminal again. The bare system
     // call: libc's fork() runs atfork handlers (see `sys::fork_raw`);
-    // _exit: async-signal-safe, runs no exit handlers.
+    // _exit: async-signal-safe, runs no exit handlers. The leader says the
+    // daemon's pid first, so that the launcher knows it even when the daemon
+    // never speaks (a ready timeout names it; daemon.daemon() returns it).
     match sys::fork_raw() {
         Err(errno) => fail(p.ready, Step::Fork, errno),
         Ok(ForkResult::Child) => exec_daemon(p),
-        Ok(ForkResult::Parent { .. }) => libc::_exit(0),
+        Ok(ForkResult::Parent { child }) => {
+            say_pid(p.ready, child.as_raw());
+            libc::_exit(0)
+        }
     }
 }
 
-/// Becomes the daemon and executes it: signals, umask, descriptors, core
-/// limit, directory, user, parent-death signal, signal mask, `execve()`.
-/// Never returns. A supervisor's children start here (it is their parent).
+/// Becomes the daemon and executes it: default signal actions, a
+/// supervisor's boot directory, the daemon steps (`DAEMON_STEPS`, in their
+/// order), the death signal of a supervisor's child, the signal mask,
+/// `execve()`. Never returns. A supervisor's children start here (it is
+/// their parent).
 ///
 /// # Safety
 /// Only in the child of `fork()`, with `p` prepared before the fork.
@@ -115,10 +123,50 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         // and numbers the system lacks.
         libc::sigaction(signal, &p.signals.default_action, ptr::null_mut());
     }
-    // umask: async-signal-safe, cannot fail.
-    libc::umask(p.umask);
-    // dup2: async-signal-safe. The pipe first, so later failures reach it;
-    // every source is above every target (prepared so), none is overwritten.
+    // chdir: async-signal-safe.
+    if let Some(boot_dir) = p.boot_dir {
+        if libc::chdir(boot_dir.as_ptr()) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
+            fail(p.ready, Step::Chdir, Errno::last());
+        }
+    }
+    // A loop over a constant array and a match: no allocation.
+    for step in DAEMON_STEPS {
+        match step {
+            // umask: async-signal-safe, cannot fail.
+            DaemonStep::Umask => {
+                libc::umask(p.umask);
+            }
+            DaemonStep::Streams => give_streams(p),
+            DaemonStep::CoreLimit if p.prevent_core => no_core_file(p.ready_fd),
+            DaemonStep::User => {
+                if let Some(account) = p.account {
+                    switch_user(account, p.ready_fd);
+                }
+            }
+            // Only a new user can be refused what the launcher could do.
+            DaemonStep::Directory if p.account.is_some() => enter_directory(p.cwd, p.ready_fd),
+            DaemonStep::CoreLimit | DaemonStep::Directory => {}
+        }
+    }
+    if let Some(parent) = p.parent {
+        die_with(parent, p.ready_fd);
+    }
+    // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
+    libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
+    // execve: async-signal-safe; libc's own, which takes the prepared arrays as they are.
+    if let Some(&path) = p.argv.first() {
+        libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
+    }
+    fail(p.ready_fd, Step::Execve, Errno::last())
+}
+
+/// The readiness pipe right after the sockets (fds 3, 4, ...), a
+/// supervisor's lock right after the pipe, /dev/null on 0, the logs (or what
+/// there was) on 1 and 2, nothing else open, and the child's own pid in
+/// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
+/// so that later failures reach it; every source is above every target
+/// (prepared so), none is overwritten.
+unsafe fn give_streams(p: &Image) {
     let ready = p.ready_fd;
     if libc::dup2(p.ready, ready) < 0 {
         fail(p.ready, Step::Dup2, Errno::last());
@@ -133,7 +181,6 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     }
     give_stream(1, p.stdout, p.devnull, ready);
     give_stream(2, p.stderr, p.devnull, ready);
-    // A supervisor's lock right after the pipe (prepared above it too).
     let mut first_closed = ready + 1;
     if let Some(lock) = p.lock {
         if libc::dup2(lock, first_closed) < 0 {
@@ -147,46 +194,31 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         // copy of the prepared string, on no heap of its own.
         write_pid(slot, libc::getpid());
     }
-    if p.prevent_core {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // setrlimit: a plain system call, not on POSIX's list but taking no lock.
-        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
-            fail(ready, Step::Setrlimit, Errno::last());
-        }
+}
+
+/// A core file size limit of 0 (setrlimit: a plain system call, not on
+/// POSIX's list but taking no lock).
+unsafe fn no_core_file(ready: RawFd) {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+        fail(ready, Step::Setrlimit, Errno::last());
     }
-    // chdir: async-signal-safe.
-    if let Some(boot_dir) = p.boot_dir {
-        if libc::chdir(boot_dir.as_ptr()) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(ready, Step::Chdir, Errno::last());
-        }
+}
+
+/// access, chdir: async-signal-safe. The launcher checked `cwd` as itself;
+/// whether the new user may enter it is known only now, and the daemon
+/// would fail later. Node boots in the launcher's directory; when the new
+/// user may not search it (a 0700 /root), it boots in the daemon's own.
+unsafe fn enter_directory(cwd: &CStr, ready: RawFd) {
+    if libc::access(cwd.as_ptr(), libc::X_OK) != 0 {
+        fail(ready, Step::Chdir, Errno::last());
     }
-    if let Some(account) = p.account {
-        switch_user(account, ready);
-        // access, chdir: async-signal-safe. The launcher checked `cwd` as
-        // itself; whether the new user may enter it is known only now, and
-        // the daemon would fail later.
-        if libc::access(p.cwd.as_ptr(), libc::X_OK) != 0 {
-            fail(ready, Step::Chdir, Errno::last());
-        }
-        // Node boots in the launcher's directory; when the new user may not
-        // search it (a 0700 /root), it boots in the daemon's own instead.
-        if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(ready, Step::Chdir, Errno::last());
-        }
+    if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(cwd.as_ptr()) != 0 {
+        fail(ready, Step::Chdir, Errno::last());
     }
-    if let Some(parent) = p.parent {
-        die_with(parent, ready);
-    }
-    // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
-    libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
-    // execve: async-signal-safe; libc's own, which takes the prepared arrays as they are.
-    if let Some(&path) = p.argv.first() {
-        libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
-    }
-    fail(ready, Step::Execve, Errno::last())
 }
 
 /// Ends this child with SIGKILL when the supervisor dies, so that no daemon
@@ -258,6 +290,16 @@ unsafe fn close_from(first: RawFd, limit: c_int) {
 
 /// Writes `fail STEP ERRNO\n`, formatted on the stack, and exits 127
 /// (write, _exit: async-signal-safe).
+/// Writes `pid PID` to the readiness pipe (write: async-signal-safe; the
+/// line is formatted on the stack).
+unsafe fn say_pid(fd: RawFd, pid: libc::pid_t) {
+    let mut line = StackLine::default();
+    line.push(b"pid ");
+    line.push_number(pid);
+    line.push(b"\n");
+    libc::write(fd, line.bytes.as_ptr().cast(), line.len);
+}
+
 unsafe fn fail(fd: RawFd, step: Step, errno: Errno) -> ! {
     let mut line = StackLine::default();
     line.push(b"fail ");

@@ -9,16 +9,19 @@
 //! each fork takes a fresh [`ReadyPipe`].
 
 mod child;
+mod in_place;
+
+pub use in_place::in_place;
 
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::logfile::open_logs;
+use crate::logfile;
 use crate::privileges::Account;
-use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
+use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
 use crate::sockets::{bind_stream, Address};
 use crate::stdio::{dup_above, open_devnull};
 use crate::supervision::{self, Respawn};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
 use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
@@ -26,8 +29,7 @@ use nix::sys::stat::{fstat, stat, SFlag};
 use nix::sys::wait::waitpid;
 use nix::unistd::{access, pipe2, AccessFlags, Pid};
 use std::ffi::CString;
-use std::os::fd::BorrowedFd;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
@@ -41,8 +43,9 @@ pub struct Plan {
     /// Where the daemon will run; it boots in the launcher's directory.
     pub cwd: String,
     pub umask: u32,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
+    /// `None`: the launcher's own stream, kept across `execve()`.
+    pub stdout: Option<Output>,
+    pub stderr: Option<Output>,
     pub ready_timeout: Duration,
     /// Whom the daemon runs as; `None`: the launcher's user.
     pub account: Option<Account>,
@@ -51,6 +54,8 @@ pub struct Plan {
     /// Listening sockets for the daemon, as fds 3, 4, ... with systemd's
     /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`.
     pub listeners: Vec<Listener>,
+    /// A supervisor that restarts the daemon when it crashes.
+    pub respawn: Option<Respawn>,
 }
 
 /// One listening socket the daemon gets, and its `LISTEN_FDNAMES` name.
@@ -67,6 +72,45 @@ pub enum ListenSource {
     /// Passed to the launcher (socket activation): handed on as it is.
     Inherited(RawFd),
 }
+
+/// Where the daemon's stdout or stderr goes, other than the launcher's own stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A log file, opened for appending (created 0640).
+    File(String),
+    /// A descriptor of the launcher's (a file it opened, a stream's), shared.
+    Fd(RawFd),
+    /// `/dev/null`.
+    Null,
+}
+
+/// The daemon steps, in the one order both ways of starting take them: the
+/// child of `fork()` before `execve()` (`child.rs`, with bare system calls)
+/// and a process that stays in the foreground (`in_place`, with glibc's
+/// wrappers, which change every thread). Before them, both check the
+/// directory and open the log files; what only a fork needs (a new session,
+/// default signal actions, the readiness pipe, `execve()`) is the child's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonStep {
+    /// The file mode creation mask.
+    Umask,
+    /// The log files, where given, on fds 1 and 2.
+    Streams,
+    /// A core file size limit of 0, when asked for.
+    CoreLimit,
+    /// Supplementary groups, group, user, when asked for.
+    User,
+    /// Whether the new user may enter the working directory.
+    Directory,
+}
+
+pub const DAEMON_STEPS: [DaemonStep; 5] = [
+    DaemonStep::Umask,
+    DaemonStep::Streams,
+    DaemonStep::CoreLimit,
+    DaemonStep::User,
+    DaemonStep::Directory,
+];
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
 /// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
@@ -144,14 +188,52 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-/// Opens stdout's and stderr's log files (both or neither), above `high`.
-fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+/// The path of a log file, for `logfile::open_logs`.
+fn log_path(output: &Option<Output>) -> Option<&str> {
+    match output {
+        Some(Output::File(path)) => Some(path),
+        _ => None,
+    }
+}
+
+/// Opens what stdout and stderr go to, as both ways of starting do before
+/// anything else changes: the log files (both or neither), a copy of a
+/// descriptor of the launcher's, /dev/null.
+fn open_logs(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
     // The daemon's user may own its logs (logrotate creates them so).
     let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
-    let [stdout, stderr] = open_logs(
-        [plan.stdout.as_deref(), plan.stderr.as_deref()],
+    let [stdout, stderr] = logfile::open_logs(
+        [log_path(&plan.stdout), log_path(&plan.stderr)],
         daemon_user,
     )?;
+    let other = |output: &Option<Output>, log: Option<OwnedFd>| match output {
+        Some(Output::Fd(fd)) => writable(*fd).map(Some),
+        Some(Output::Null) => open_devnull().map(Some),
+        _ => Ok(log),
+    };
+    Ok([other(&plan.stdout, stdout)?, other(&plan.stderr, stderr)?])
+}
+
+/// A copy (close-on-exec) of `fd`, open in this process for writing; else
+/// EBADF, before anything is forked or changed.
+fn writable(fd: RawFd) -> SysResult<OwnedFd> {
+    let bad = || SysError::new(Errno::EBADF, "fcntl");
+    if fd < 0 {
+        return Err(bad());
+    }
+    // SAFETY: only inspected and duplicated here; an fd that is not open
+    // makes fcntl fail with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| SysError::new(e, "fcntl"))?;
+    if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDONLY {
+        return Err(bad());
+    }
+    dup_above(borrowed, 0)
+}
+
+/// What stdout and stderr go to, above `high`.
+fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+    let [stdout, stderr] = open_logs(plan)?;
     let above = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, high)).transpose();
     Ok([above(stdout)?, above(stderr)?])
 }
@@ -381,12 +463,28 @@ impl Prepared {
     }
 }
 
-/// Starts the daemon, or with `respawn` its supervisor (which starts the
-/// daemon and relays its messages), and waits for the daemon's verdict.
-/// Errors are the launcher's own (a log file that cannot be opened, no pipe,
-/// no fork, no supervisor executable): nothing was started.
-pub fn spawn(plan: &Plan, respawn: Option<&Respawn>) -> SysResult<Verdict> {
-    let mut prepared = match respawn {
+/// A daemon forked and not yet heard from: what waiting for its word needs.
+/// It can be sent to another thread, so that Node's main thread need not wait.
+pub struct Started {
+    pipe: OwnedFd,
+    timeout: Duration,
+    exec_path: String,
+    cwd: String,
+}
+
+impl Started {
+    /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
+    pub fn wait(self, until: Until) -> Verdict {
+        ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
+    }
+}
+
+/// Forks the daemon, or with `respawn` its supervisor (which starts the
+/// daemon and relays its messages). Errors are the launcher's own (a log
+/// file that cannot be opened, no pipe, no fork, no supervisor executable):
+/// nothing was started.
+pub fn fork(plan: &Plan) -> SysResult<Started> {
+    let mut prepared = match &plan.respawn {
         None => Prepared::new(plan)?,
         Some(respawn) => {
             let program = respawn.program.as_str();
@@ -399,10 +497,14 @@ pub fn spawn(plan: &Plan, respawn: Option<&Respawn>) -> SysResult<Verdict> {
     let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
-    // A failed execve() is the daemon's (a supervisor relays its first
-    // generation's): the supervisor's own was checked above.
-    let exec_path = plan.argv.first().map_or("", String::as_str);
-    Ok(ready::wait(pipe, plan.ready_timeout, exec_path, &plan.cwd))
+    Ok(Started {
+        pipe,
+        timeout: plan.ready_timeout,
+        // A failed execve() is the daemon's (a supervisor relays its first
+        // generation's): the supervisor's own was checked above.
+        exec_path: plan.argv.first().cloned().unwrap_or_default(),
+        cwd: plan.cwd.clone(),
+    })
 }
 
 /// Whether the calling thread is the process's first one: Node's main
@@ -443,6 +545,10 @@ fn fd_limit() -> c_int {
 mod tests {
     use super::*;
 
+    fn spawn(plan: &Plan) -> SysResult<Verdict> {
+        Ok(fork(plan)?.wait(Until::Ready))
+    }
+
     fn plan(argv0: &str, cwd: &str, timeout: Duration) -> Plan {
         Plan {
             argv: vec![argv0.into()],
@@ -455,16 +561,17 @@ mod tests {
             account: None,
             prevent_core: false,
             listeners: vec![],
+            respawn: None,
         }
     }
 
     #[test]
     fn log_error_comes_before_any_fork() {
         let plan = Plan {
-            stdout: Some("/nonexistent-dir/out.log".into()),
+            stdout: Some(Output::File("/nonexistent-dir/out.log".into())),
             ..plan("/bin/true", "/", Duration::from_millis(100))
         };
-        let err = spawn(&plan, None).unwrap_err();
+        let err = spawn(&plan).unwrap_err();
         assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
     }
 
@@ -472,7 +579,7 @@ mod tests {
     fn cwd_is_checked_before_any_fork() {
         for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
             let plan = plan("/bin/true", cwd, Duration::from_millis(100));
-            let err = spawn(&plan, None).unwrap_err();
+            let err = spawn(&plan).unwrap_err();
             assert_eq!(
                 (err.code().as_str(), err.path.as_deref()),
                 (code, Some(cwd))
@@ -481,9 +588,44 @@ mod tests {
     }
 
     #[test]
+    fn in_place_changes_nothing_unless_both_logs_open() {
+        let stdout =
+            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let plan = Plan {
+            stdout: Some(Output::File(stdout.to_str().unwrap().into())),
+            stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let elsewhere = Plan {
+            cwd: "/nonexistent-dir".into(),
+            ..plan.clone()
+        };
+        let err = in_place(&elsewhere).unwrap_err();
+        assert_eq!((err.code().as_str(), err.syscall), ("ENOENT", "chdir"));
+        assert!(
+            !stdout.exists(),
+            "the directory is checked before a log is opened"
+        );
+        // SAFETY: fd 1 is only inspected.
+        let fd1 = || fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) }).map(|st| st.st_ino);
+        let before = fd1();
+        let err = in_place(&plan).unwrap_err();
+        assert_eq!(
+            (err.code().as_str(), err.syscall, err.path.as_deref()),
+            ("ENOENT", "open", Some("/nonexistent-dir/err.log"))
+        );
+        assert_eq!(
+            fd1(),
+            before,
+            "stdout is left alone when stderr's log fails"
+        );
+        let _ = std::fs::remove_file(&stdout);
+    }
+
+    #[test]
     fn failed_exec_is_reported_with_its_step() {
         let plan = plan("/nonexistent/node", "/", Duration::from_secs(10));
-        let verdict = spawn(&plan, None).unwrap();
+        let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 127);
         assert_eq!(
             verdict.message.as_deref(),
@@ -494,12 +636,67 @@ mod tests {
     #[test]
     fn a_program_that_never_reports_ends_as_not_ready() {
         let plan = plan("/bin/true", "/", Duration::from_secs(10));
-        let verdict = spawn(&plan, None).unwrap();
+        let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 1);
-        assert!(verdict
-            .message
-            .unwrap()
-            .ends_with("exited before it was ready"));
+        // The session leader named the daemon, which never spoke itself.
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(
+            verdict.message.unwrap(),
+            format!("daemon: the daemon (pid {pid}) exited before it was ready")
+        );
+    }
+
+    #[test]
+    fn a_given_descriptor_and_dev_null_become_the_streams() {
+        let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let plan = Plan {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo out; readlink /proc/self/fd/2 >&1".into(),
+            ],
+            stdout: Some(Output::Fd(write_end.as_raw_fd())),
+            stderr: Some(Output::Null),
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        drop(write_end);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
+        assert_eq!(text, "out\n/dev/null\n");
+    }
+
+    #[test]
+    fn until_its_pid_returns_once_the_daemon_is_forked() {
+        let plan = plan("/bin/sleep", "/", Duration::from_secs(10));
+        let plan = Plan {
+            argv: vec!["/bin/sleep".into(), "5".into()],
+            ..plan
+        };
+        let verdict = fork(&plan).unwrap().wait(Until::Pid);
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(verdict.code, 0);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
+        // Forked, perhaps not yet executed: sleep, or still the test binary.
+        assert!(comm.is_ok());
+    }
+
+    #[test]
+    fn a_descriptor_not_open_for_writing_is_refused_before_any_fork() {
+        let (read_end, _write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        for fd in [read_end.as_raw_fd(), -1, 100_000] {
+            let plan = Plan {
+                stdout: Some(Output::Fd(fd)),
+                ..plan("/bin/true", "/", Duration::from_millis(100))
+            };
+            let err = spawn(&plan).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.syscall),
+                ("EBADF", "fcntl"),
+                "fd {fd}"
+            );
+        }
     }
 
     fn nobody() -> Account {
@@ -532,7 +729,7 @@ mod tests {
             prevent_core: true,
             ..plan("/bin/sh", "/", Duration::from_secs(10))
         };
-        assert_eq!(spawn(&plan, None).unwrap().code, 1); // sh never reports ready
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "65534 65534 65534 0 0\n");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -588,7 +785,7 @@ mod tests {
             }),
             ..plan("/bin/true", "/", Duration::from_secs(10))
         };
-        let verdict = spawn(&plan, None).unwrap();
+        let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 127);
         let message = verdict.message.unwrap();
         assert!(message.starts_with("daemon: setgroups: "), "{message}");

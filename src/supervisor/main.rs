@@ -14,7 +14,7 @@ mod errors;
 #[allow(dead_code)]
 #[path = "../fileid.rs"]
 mod fileid;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../launch/mod.rs"]
 mod launch;
 #[allow(dead_code)]
@@ -23,6 +23,9 @@ mod lockfile;
 #[allow(dead_code)]
 #[path = "../logfile.rs"]
 mod logfile;
+#[allow(dead_code)]
+#[path = "../notify.rs"]
+mod notify;
 #[allow(dead_code)]
 #[path = "../privileges.rs"]
 mod privileges;

@@ -3,7 +3,7 @@
 //! verdict, and the signals that stop the service or are forwarded to it.
 
 use crate::generation::Launcher;
-use crate::launch::Plan;
+use crate::launch::{Output, Plan};
 use crate::policy::{Decision, Ending, Limit, Policy};
 use crate::ready::{self, Message, MARKER_ENV};
 use crate::record::{self, Record, State};
@@ -69,7 +69,7 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     // The launcher's pipe: `pid` of the supervisor, then the first
     // generation's messages, relayed.
     if let Ok(marker) = std::env::var(MARKER_ENV) {
-        ready::take(&marker);
+        ready::take_pipe(&marker);
     }
     let wake = match signals::install() {
         Ok(fd) => fd,
@@ -103,8 +103,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
         daemon_user: plan.account.as_ref().and_then(|a| a.uid),
-        stdout: plan.stdout,
-        stderr: plan.stderr,
+        stdout: log_path(plan.stdout),
+        stderr: log_path(plan.stderr),
         limit,
         record: respawn.record,
         launcher,
@@ -122,6 +122,14 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         return refuse(&e.message());
     }
     service.run()
+}
+
+/// A log file's path, to reopen it on SIGHUP (the command line names only files).
+fn log_path(output: Option<Output>) -> Option<String> {
+    match output {
+        Some(Output::File(path)) => Some(path),
+        _ => None,
+    }
 }
 
 /// Tells the launcher why nothing was started.
