@@ -232,12 +232,18 @@ declare namespace daemon {
 
   /** What {@link status} finds. */
   interface Status {
-    /** Whether a process holds the pid file's lock. */
+    /** Whether a process holds the pid file's lock (an flock() on `file.lock`). */
     running: boolean;
-    /** The lock holder's pid (a supervisor, with `respawn`), else the pid the file names, else null. */
+    /**
+     * The lock holder's pid, once the kernel confirms that this process holds
+     * the lock now (its /proc/PID/fd and fdinfo): a supervisor, with `respawn`; else null. Other users get
+     * null for a root daemon. On macOS: the file's pid while the lock is held.
+     */
     pid: number | null;
-    /** Nothing runs, but the pid file is there (`pid` is null if it names none). */
+    /** Nothing runs, but the pid file or its lock file is there. */
     stale: boolean;
+    /** `pid` is confirmed by the kernel (always false on macOS). */
+    verified: boolean;
     /** Supervised: the daemon running now (null while the supervisor waits to restart it). */
     daemonPid?: number | null;
     /** Supervised: restarts so far. */
@@ -343,21 +349,28 @@ declare namespace daemon {
   }
 
   /**
-   * Takes the single-instance lock on `file` (a pid file, created 0644) and
-   * writes this process's pid into it. The lock lasts as long as the process;
-   * the file is removed at exit, on SIGTERM and SIGINT when the script has no
-   * handler of its own.
-   * @returns `false`, leaving the file untouched, when another process holds it.
+   * Takes the single-instance lock of the pid file `file`: an flock() on
+   * `file.lock` (0600, only this user can open it), and writes this process's
+   * pid into `file` (0644). The lock lasts as long as the process; both files
+   * are removed at exit, and on SIGTERM and SIGINT when the script has no
+   * handler of its own. Writes only into a pid file of its own (a regular
+   * file of this user with one link, empty or one pid); replaces another
+   * user's stale files only where nobody else may write the directory;
+   * follows no symlink on the path unless root or this user owns it.
+   * @returns `false`, leaving both files untouched, when another process holds it.
    * @throws TypeError for a non-string or empty path, an `Error` with `code`,
-   * `syscall` and `path` when the file cannot be used (ENOENT, EACCES, ELOOP for
-   * a symlink, EISDIR, EINVAL for a device or FIFO).
+   * `syscall` and `path` when the file is not one to take (EINVAL: a device,
+   * FIFO or content that is not a pid; EISDIR; ELOOP: a symlink; EPERM:
+   * another user's file, a second link, another user's symlink on the way;
+   * ENOENT; EACCES), leaving it exactly as it was.
    */
   function lock(file: string): boolean;
 
   /**
-   * Whether the daemon of a pid file runs, decided by its lock, not by the
-   * pid inside (immune to pid reuse). On Linux it reads the holder from
-   * `/proc/locks`; only where that shows none does it probe with a shared
+   * Whether the daemon of a pid file runs, decided by its lock, and its pid
+   * only once the kernel confirms that it holds the lock (immune to pid reuse
+   * and to the file's word). On Linux it reads `/proc/locks` by inode; only
+   * where that lists none do the daemon's user and root probe with a shared
    * lock for an instant, which `lock()` waits out, so a starting daemon is
    * never disturbed.
    * @throws TypeError for a bad path, an `Error` with `code` when the file is unreadable.
@@ -365,18 +378,21 @@ declare namespace daemon {
   function status(file: string): Status;
 
   /**
-   * Stops the daemon holding the lock on `file`: signals it (through a pidfd
-   * on Linux, so a reused pid is never hit), resolves once that process has
-   * exited (on Linux by its pidfd; elsewhere once its lock is released), and
-   * sends it SIGKILL after `timeout` ms when `kill` is true.
+   * Stops the verified holder of the lock on `file`: signals it (through a
+   * pidfd on Linux, so a reused pid is never hit), resolves once that process
+   * has exited (on Linux by its pidfd; elsewhere once its lock is released),
+   * and sends it SIGKILL after `timeout` ms when `kill` is true.
    * Resolves `{ pid: null, stopped: false, killed: false }` when nothing runs.
+   * Rejects with an `Error` with code `EPERM` (its message says why, nothing
+   * is signalled) when the lock is held but its holder cannot be verified.
    */
   function stop(file: string, options?: StopOptions): Promise<StopResult>;
 
   /**
-   * Sends `signal` (e.g. `'SIGHUP'` to reload) to the daemon holding the lock
-   * on `file`, and returns its pid.
-   * @throws an `Error` with code `ESRCH` when nothing runs, `ERR_UNKNOWN_SIGNAL` for a bad signal.
+   * Sends `signal` (e.g. `'SIGHUP'` to reload) to the verified holder of the
+   * lock on `file`, and returns its pid.
+   * @throws an `Error` with code `ESRCH` when nothing runs, `EPERM` when the
+   * holder cannot be verified, `ERR_UNKNOWN_SIGNAL` for a bad signal.
    */
   function signal(file: string, signal: Signal): number;
 

@@ -219,21 +219,23 @@ export function publicCopy() {
   const copy = tmpdir('public');
   fs.chmodSync(copy, 0o755);
   const addon = fs.readdirSync(root).filter((name) => name.endsWith('.node'));
-  for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
+  for (const name of ['index.js', 'native.js', 'package.json', 'daemon-supervisor', ...addon])
+    fs.copyFileSync(path.join(root, name), path.join(copy, name));
   fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
   return copy;
 }
 
 /**
- * Pids holding a flock() on `file`, read from /proc/locks by the file's inode.
+ * Pids holding a flock() on the lock file of the pid file `file` (`file.lock`),
+ * read from /proc/locks by the lock file's inode.
  * Each pid once: /proc/locks is read page by page, and a list that changes
  * between two pages can show one lock twice.
  */
 export function flockHolders(file) {
   let ino;
   try {
-    ino = fs.statSync(file).ino;
+    ino = fs.statSync(`${file}.lock`).ino;
   } catch {
     return [];
   }

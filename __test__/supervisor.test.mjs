@@ -7,6 +7,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  ids,
+  ownedDir,
+  publicCopy,
   daemon,
   fds,
   fixture,
@@ -336,4 +339,39 @@ test('a first generation that fails before ready is relayed by the launcher and 
   assert.match(bad.stderr, /^daemon: execve\("\/nonexistent\/node"\): No such file or directory$/m);
   // The supervisor said the last word once it had let go of everything; it exits right after.
   await waitFor(() => tagged().length === 0, 5000, 'the supervisor to exit');
+});
+
+test("a generation running as another user: lock() of the supervisor's pid file is true through the handed-on lock, the files stay root's", async () => {
+  const copy = publicCopy();
+  const dir = tmpdir('supuser');
+  const pidfile = path.join(dir, 'app.pid');
+  const reports = ownedDir(65534, 65534, 'supuser-report');
+  const reportFile = path.join(reports, 'report.json');
+  const started = await run([path.join(copy, 'fixtures', 'supervised.js')], {
+    cwd: copy,
+    env: {
+      DAEMON_INDEX: path.join(copy, 'index.js'),
+      SUP_OPTS: JSON.stringify({ respawn: true, pidfile, user: 'nobody' }),
+      SUP_LOCK: 'start',
+      SUP_REPORT: reportFile,
+      DAEMON_DIR: path.join(dir, 'state'),
+    },
+  });
+  const s = { supervisor: null, report: () => (fs.existsSync(reportFile) ? readJson(reportFile) : null) };
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    const first = s.report();
+    s.supervisor = first.ppid;
+    assert.equal(first.lockOwn, true);
+    assert.equal(ids(first.pid).uid[0], 65534);
+    assert.equal(ids(s.supervisor).uid[0], 0, 'the supervisor runs as the launcher');
+    assert.equal(readPid(pidfile), s.supervisor);
+    assert.equal(fs.statSync(`${pidfile}.lock`).uid, 0);
+    process.kill(first.pid, 'SIGKILL');
+    await waitFor(() => s.report()?.pid !== first.pid, 15000, 'the next generation');
+    assert.equal(s.report().lockOwn, true);
+    assert.equal(readPid(pidfile), s.supervisor);
+  } finally {
+    await cleanup(s);
+  }
 });

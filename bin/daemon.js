@@ -222,8 +222,7 @@ async function main(argv) {
         }
         return 0;
       }
-      const pid = status.pid === null ? 'no pid' : `pid ${status.pid}`;
-      console.log(status.stale ? `dead, but ${flags.pidfile} names ${pid}` : 'not running');
+      console.log(status.stale ? `dead, but ${flags.pidfile} is left over` : 'not running');
       if (status.gaveUp) console.log(`the supervisor gave up at ${status.gaveUp.at.toISOString()}: ${restarts(status)}`);
       return status.stale ? 1 : 3;
     }

@@ -24,7 +24,8 @@ process.on('SIGHUP', () => {
 try {
   if (pidfile !== undefined && !daemon.lock(pidfile)) {
     // Thrown, not printed: the launcher says it even when stderr is a log file.
-    throw new Error(`already running as pid ${daemon.status(pidfile).pid}`);
+    const { pid } = daemon.status(pidfile);
+    throw new Error(pid === null ? 'already running' : `already running as pid ${pid}`);
   }
   // After the lock (its directory stays reachable for the removal at exit):
   // the script itself is then loaded from inside the new root.

@@ -3,8 +3,9 @@
 // holds a pid file's lock, from any process.
 
 const fs = require('node:fs');
+const os = require('node:os');
 const { debuglog } = require('node:util');
-const { native, nativeFor } = require('./native.js');
+const { nativeFor } = require('./native.js');
 const { systemError } = require('./errors.js');
 const { bare, checkPath, checkSignal, stopOptions, STOP } = require('./options.js');
 const { readRecord } = require('./state-dir.js');
@@ -26,9 +27,9 @@ function procStat(pid) {
 
 /**
  * What a supervisor's record adds, for a supervised service only: the daemon
- * it runs now (only while the kernel says that it is the supervisor's
- * child), restarts, the last exit, since when the current generation runs
- * (null while it waits to restart one); or, once it gave up, why.
+ * it runs now (only while the kernel says that it is the verified
+ * supervisor's child), restarts, the last exit, since when the current
+ * generation runs (null while it waits to restart one); or, once it gave up, why.
  */
 function supervision(file, running, pid) {
   const record = readRecord(file);
@@ -47,37 +48,45 @@ function supervision(file, running, pid) {
 
 /**
  * Whether the daemon of `file` runs, decided by its lock: `{ running, pid,
- * stale }`; for a supervised service also `daemonPid`, `restarts`,
- * `lastExit` and `since`, or once its supervisor gave up `restarts`,
- * `lastExit` and `gaveUp: { at }`.
+ * stale, verified }`, with a pid only once the kernel shows that it holds the
+ * lock; for a supervised service also `daemonPid`, `restarts`, `lastExit`
+ * and `since`, or once its supervisor gave up `restarts`, `lastExit` and
+ * `gaveUp: { at }`.
  */
 function status(file) {
   const absolute = checkPath('file', file);
   // Prototype-less: a field the addon leaves out (pid: None) must not be inherited.
-  const { running, pid, stale } = bare(nativeFor('status').status(absolute));
-  return { running, pid: pid ?? null, stale, ...supervision(absolute, running, pid ?? null) };
+  const { running, pid, stale, verified } = bare(nativeFor('status').status(absolute));
+  return { running, pid: pid ?? null, stale, verified, ...supervision(absolute, running, pid ?? null) };
 }
 
-/** Sends `sig` to the daemon holding the lock on `file`; returns its pid. */
+const notRunning = (file) => systemError('ESRCH', 'no process holds the lock', 'kill', file);
+
+/** Sends `sig` to the verified holder of the lock on `file`; returns its pid. */
 function signal(file, sig) {
   const absolute = checkPath('file', file);
   const number = checkSignal('signal', sig);
-  const pid = nativeFor('signal').signalHolder(absolute, number);
-  if (pid == null) throw systemError('ESRCH', 'no process holds the lock', 'kill', absolute);
-  return pid;
+  const holder = nativeFor('signal').findHolder(absolute); // EPERM: held, by a process it cannot verify
+  if (holder == null) throw notRunning(absolute);
+  try {
+    if (!holder.signal(number)) throw notRunning(absolute);
+    return holder.pid;
+  } finally {
+    holder.close();
+  }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Resolves true once the signalled daemon is gone, false after `ms`: its
+ * Resolves true once the signalled holder is gone, false after `ms`: its
  * pidfd says when the whole process has exited (its lock goes earlier, and
  * exit handlers may still run); without pidfds, the lock is all there is.
  */
-async function gone(file, pid, ms) {
+async function gone(holder, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (native.hasExited(pid) ?? !native.status(file).running) return true;
+    if (holder.hasExited()) return true;
     if (Date.now() >= deadline) return false;
     await sleep(STOP_POLL_MS);
   }
@@ -105,26 +114,29 @@ function supervisedChild(file) {
 }
 
 /**
- * Stops the daemon holding the lock on `file` (a supervisor, which forwards
- * the signal and exits after its daemon): sends the signal, waits until the
- * process (and a supervisor's daemon) is gone, and sends SIGKILL after
+ * Stops the verified holder of the lock on `file` (a supervisor forwards the
+ * signal and exits after its daemon): sends the signal, waits until that
+ * process (and a supervisor's daemon) is gone, and sends it SIGKILL after
  * `timeout` ms when `kill` is true. Resolves `{ pid, stopped, killed }`.
  */
 async function stop(file, options) {
   const absolute = checkPath('file', file);
   const opts = stopOptions(options);
   const child = supervisedChild(absolute);
-  const pid = nativeFor('stop').signalAndWatch(absolute, opts.signal);
-  debug('stop %s: signal %d sent to %s', absolute, opts.signal, pid);
-  if (pid == null) return { pid: null, stopped: false, killed: false };
+  const holder = nativeFor('stop').findHolder(absolute); // EPERM: held, by a process it cannot verify
+  const nothing = { pid: null, stopped: false, killed: false };
+  if (holder == null) return nothing;
   try {
-    if (await gone(absolute, pid, opts.timeout)) return { pid, stopped: await childGone(child, STOP.timeout), killed: false };
+    if (!holder.signal(opts.signal)) return nothing; // it exited meanwhile
+    const { pid } = holder;
+    debug('stop %s: signal %d sent to %d', absolute, opts.signal, pid);
+    if (await gone(holder, opts.timeout)) return { pid, stopped: await childGone(child, STOP.timeout), killed: false };
     if (!opts.kill) return { pid, stopped: false, killed: false };
-    native.killWatched(absolute, pid); // that process, not a successor that took the lock since
-    const stopped = (await gone(absolute, pid, STOP.timeout)) && (await childGone(child, STOP.timeout));
+    holder.signal(os.constants.signals.SIGKILL); // that process, not a successor that took the lock since
+    const stopped = (await gone(holder, STOP.timeout)) && (await childGone(child, STOP.timeout));
     return { pid, stopped, killed: stopped };
   } finally {
-    native.forgetWatched(pid);
+    holder.close();
   }
 }
 

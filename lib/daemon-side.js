@@ -9,6 +9,7 @@ const { ENV } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
+const { addBound, toBind } = require('./sockets.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
 const { status } = require('./control.js');
@@ -87,8 +88,9 @@ function completeStart(opts) {
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) {
     const { cwd, umask, preventCore } = opts;
-    const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore };
-    native.startInPlace(bare(plan));
+    const listeners = toBind(opts.listen, lookupAccount);
+    const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore, listeners };
+    addBound(opts.listen, native.startInPlace(bare(plan)));
     Object.assign(process.env, accountEnv(account));
   }
   setLogs(opts.stdout, opts.stderr, account?.uid);

@@ -30,7 +30,7 @@ const ENV = Object.freeze({
   STATE_DIR: 'DAEMON_DIR',
   /** A non-root user's state directory is `$XDG_STATE_HOME/daemon` (default `~/.local/state/daemon`). */
   XDG_STATE_HOME: 'XDG_STATE_HOME',
-  /** `FD:INODE` of the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
+  /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
 });
 

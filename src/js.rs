@@ -3,8 +3,8 @@
 //! binary shares them) and no struct mirrors another for napi's sake.
 
 use crate::errors::SysError;
+use crate::holder::Status as PidFileStatus;
 use crate::launch::{ListenSource, Listener, Output, Plan};
-use crate::lockfile::Status as PidFileStatus;
 use crate::privileges::{Account, Id};
 use crate::ready::Verdict;
 use crate::sockets::Address;
@@ -280,7 +280,8 @@ impl ToNapiValue for PidFileStatus {
         object_of(env, |o| {
             o.set("running", s.running)?;
             set_some(o, "pid", s.pid)?;
-            o.set("stale", s.stale)
+            o.set("stale", s.stale)?;
+            o.set("verified", s.verified)
         })
     }
 }

@@ -6,6 +6,7 @@ mod confine;
 mod control;
 mod errors;
 mod fileid;
+mod holder;
 mod js;
 mod launch;
 mod lockfile;
@@ -21,10 +22,12 @@ mod sync;
 mod sys;
 mod syslog;
 mod syslog_stdio;
+mod trusted_dir;
 
 use js::{check_fds, known, throw, throw_coded};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::os::fd::IntoRawFd;
 
 /// The environment variable that marks a process as the daemon.
 #[napi]
@@ -80,8 +83,10 @@ pub fn spawn_async(env: Env, plan: launch::Plan) -> Result<AsyncTask<AwaitReady>
 /// core limit, user). Throws, with nothing changed, for a directory it cannot
 /// enter or a log file (or descriptor) it cannot use.
 #[napi]
-pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<()> {
-    launch::in_place(&plan).map_err(|e| throw(&env, e))
+pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<Vec<i32>> {
+    let sockets = launch::in_place(&plan).map_err(|e| throw(&env, e))?;
+    // The process keeps them for its life, as it keeps sockets a manager passed.
+    Ok(sockets.into_iter().map(IntoRawFd::into_raw_fd).collect())
 }
 
 /// Takes a socket passed to this process (fd 3, 4, ...): marks it
@@ -163,39 +168,66 @@ pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
-/// Whether the daemon of a pid file runs, decided by its lock.
+/// Whether the daemon of a pid file runs, decided by its lock, and its
+/// verified pid.
 #[napi]
-pub fn status(env: Env, path: String) -> Result<lockfile::Status> {
-    lockfile::status(&path).map_err(|e| throw(&env, e))
+pub fn status(env: Env, path: String) -> Result<holder::Status> {
+    holder::status(&path).map_err(|e| throw(&env, e))
 }
 
-/// Sends a signal to the lock holder; returns its pid, or null when nothing runs.
+/// The verified holder of a pid file's lock, pinned by its pidfd (Linux)
+/// until `close()`.
 #[napi]
-pub fn signal_holder(env: Env, path: String, signal: i32) -> Result<Option<u32>> {
-    control::signal_holder(&path, signal).map_err(|e| throw(&env, e))
+pub struct LockHolder {
+    pid: u32,
+    holder: Option<control::Holder>,
 }
 
-/// Like `signalHolder`, and keeps the daemon's pidfd for `hasExited` and `killWatched`.
+/// The verified holder of the lock on `path`, or null when nothing runs.
+/// Throws EPERM when the lock is held by a process it cannot verify.
 #[napi]
-pub fn signal_and_watch(env: Env, path: String, signal: i32) -> Result<Option<u32>> {
-    control::signal_and_watch(&path, signal).map_err(|e| throw(&env, e))
-}
-
-/// Whether a watched daemon has exited; null when it is not watched (no pidfds).
-#[napi]
-pub fn has_exited(pid: u32) -> Option<bool> {
-    control::exited(pid)
-}
-
-/// SIGKILL for a watched daemon, through its pidfd.
-#[napi]
-pub fn kill_watched(env: Env, path: String, pid: u32) -> Result<()> {
-    control::kill(&path, pid).map_err(|e| throw(&env, e))
+pub fn find_holder(env: Env, path: String) -> Result<Option<LockHolder>> {
+    let found = control::find(&path).map_err(|e| throw(&env, e))?;
+    Ok(found.map(|holder| LockHolder {
+        pid: holder.pid,
+        holder: Some(holder),
+    }))
 }
 
 #[napi]
-pub fn forget_watched(pid: u32) {
-    control::forget(pid);
+impl LockHolder {
+    #[napi(getter)]
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends a signal; false when the process has exited.
+    #[napi]
+    pub fn signal(&self, env: Env, signal: i32) -> Result<bool> {
+        self.open(&env)?.signal(signal).map_err(|e| throw(&env, e))
+    }
+
+    /// Whether the whole process has exited (without pidfds: its lock).
+    #[napi]
+    pub fn has_exited(&self, env: Env) -> Result<bool> {
+        self.open(&env)?.exited().map_err(|e| throw(&env, e))
+    }
+
+    /// Lets go of the pidfd.
+    #[napi]
+    pub fn close(&mut self) {
+        self.holder = None;
+    }
+
+    fn open(&self, env: &Env) -> Result<&control::Holder> {
+        self.holder.as_ref().ok_or_else(|| {
+            throw_coded(
+                env,
+                "ERR_INVALID_STATE",
+                "the lock holder was closed".to_owned(),
+            )
+        })
+    }
 }
 
 /// Sends a state to systemd's notify socket; false when it could not.

@@ -3,9 +3,10 @@
 //! the same plan and the same order as the child of `fork()`, with the calls
 //! a running, multi-threaded Node needs.
 
-use super::{check_directory, open_logs, DaemonStep, Plan, DAEMON_STEPS};
+use super::{check_directory, open_logs, DaemonStep, ListenSource, Plan, DAEMON_STEPS};
 use crate::errors::{SysError, SysResult};
 use crate::privileges;
+use crate::sockets::bind_stream;
 use crate::stdio::replace;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
@@ -15,11 +16,20 @@ use std::os::fd::{AsFd, OwnedFd};
 /// then takes the daemon steps. Two things stay the caller's, next, as for
 /// a daemon after `execve()`: entering the directory (only Node's own
 /// `process.chdir()` renews the working directory Node caches) and making
-/// the process not dumpable (`preventCoreDumps()`). The plan's listeners
-/// are the launcher's to bind: in the foreground, the manager hands them on.
-pub fn in_place(plan: &Plan) -> SysResult<()> {
+/// the process not dumpable (`preventCoreDumps()`). The plan's addresses to
+/// listen on are bound here too, before the user switch (root binds port 80
+/// for a process that then runs as `user`); returns those sockets, in order.
+pub fn in_place(plan: &Plan) -> SysResult<Vec<OwnedFd>> {
     check_directory(&plan.cwd)?;
     let [stdout, stderr] = open_logs(plan)?;
+    let sockets = plan
+        .listeners
+        .iter()
+        .filter_map(|listener| match &listener.source {
+            ListenSource::Bind(address) => Some(bind_stream(address)),
+            ListenSource::Inherited(_) => None, // already this process's
+        })
+        .collect::<SysResult<Vec<_>>>()?;
     for step in DAEMON_STEPS {
         match step {
             DaemonStep::Umask => {
@@ -40,7 +50,7 @@ pub fn in_place(plan: &Plan) -> SysResult<()> {
             DaemonStep::CoreLimit => {}
         }
     }
-    Ok(())
+    Ok(sockets)
 }
 
 /// The log file, where there is one, on `fd` and its twins, as `reopenLogs()` puts it.

@@ -752,7 +752,7 @@ mod tests {
         );
         let mut prepared = Prepared::new(&Plan {
             argv: vec!["/bin/sh".into(), "-c".into(), script],
-            env: vec![format!("{marker}=4:1")],
+            env: vec![format!("{marker}=4:1:/x.pid")],
             ..plan("/bin/sh", "/", Duration::from_secs(10))
         })
         .unwrap();
@@ -766,7 +766,7 @@ mod tests {
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         let text = std::fs::read_to_string(&out).unwrap();
         let expected = format!(
-            "{} {} {} 4:1\n",
+            "{} {} {} 4:1:/x.pid\n",
             dir.display(),
             std::process::id(),
             lock_file.display()

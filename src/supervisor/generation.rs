@@ -18,18 +18,25 @@ pub struct Launcher {
 
 impl Launcher {
     /// `plan` as the supervisor read it; `boot_dir`: where the launcher ran;
-    /// `lock`: the pid file's lock, handed on to each generation.
-    pub fn new(plan: &Plan, boot_dir: &[u8], lock: Option<&OwnedFd>) -> SysResult<Launcher> {
+    /// `lock`: the pid file's lock and path, handed on to each generation.
+    pub fn new(
+        plan: &Plan,
+        boot_dir: &[u8],
+        lock: Option<(&OwnedFd, &str)>,
+    ) -> SysResult<Launcher> {
         // The environment the supervisor was given, without the launcher's
         // marker (the launcher made it from JavaScript strings: UTF-8).
         let mut env: Vec<String> = std::env::vars_os()
             .filter(|(key, _)| key != MARKER_ENV)
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();
-        if let Some(lock) = lock {
+        if let Some((lock, pidfile)) = lock {
             let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
             let fd = supervised_lock::lock_fd(plan.listeners.len());
-            env.push(format!("{}={fd}:{inode}", supervised_lock::MARKER_ENV));
+            env.push(format!(
+                "{}={fd}:{inode}:{pidfile}",
+                supervised_lock::MARKER_ENV
+            ));
         }
         let plan = Plan {
             env,
@@ -40,7 +47,7 @@ impl Launcher {
         };
         let mut prepared = Prepared::new(&plan)?;
         prepared.boot_in(boot_dir)?;
-        if let Some(lock) = lock {
+        if let Some((lock, _)) = lock {
             prepared.hand_on_lock(lock)?;
         }
         Ok(Launcher { prepared })

@@ -14,6 +14,9 @@ mod errors;
 #[allow(dead_code)]
 #[path = "../fileid.rs"]
 mod fileid;
+#[allow(dead_code)]
+#[path = "../holder.rs"]
+mod holder;
 #[allow(dead_code, unused_imports)]
 #[path = "../launch/mod.rs"]
 mod launch;
@@ -50,6 +53,9 @@ mod sync;
 #[allow(dead_code, unused_imports)]
 #[path = "../sys/mod.rs"]
 mod sys;
+#[allow(dead_code)]
+#[path = "../trusted_dir.rs"]
+mod trusted_dir;
 
 mod generation;
 mod policy;

@@ -79,7 +79,7 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         match lockfile::lock(pidfile) {
             Ok(true) => {}
             Ok(false) => {
-                let holder = lockfile::status(pidfile).ok().and_then(|s| s.pid);
+                let holder = crate::holder::status(pidfile).ok().and_then(|s| s.pid);
                 let pid = holder.map_or("another process".to_owned(), |pid| format!("pid {pid}"));
                 return refuse(&format!("already running as {pid}"));
             }
@@ -87,7 +87,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         }
     }
     let lock = lockfile::held_lock();
-    let launcher = Launcher::new(&plan, boot_dir, lock.as_ref());
+    let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
+    let launcher = Launcher::new(&plan, boot_dir, handed_on);
     drop(lock); // the launcher keeps its own copy for the children
     let launcher = match launcher {
         Ok(launcher) => launcher,
