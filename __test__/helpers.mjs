@@ -219,7 +219,8 @@ export function publicCopy() {
   const copy = tmpdir('public');
   fs.chmodSync(copy, 0o755);
   const addon = fs.readdirSync(root).filter((name) => name.endsWith('.node'));
-  for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
+  for (const name of ['index.js', 'native.js', 'package.json', 'daemon-supervisor', ...addon])
+    fs.copyFileSync(path.join(root, name), path.join(copy, name));
   fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
   return copy;

@@ -42,6 +42,12 @@ test('installed from the tarball into a fresh project: builds with cargo, then r
   const { project, install } = installPacked();
   assert.equal(install.status, 0, install.stderr);
   assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
+  // The supervisor executable beside the addon, runnable.
+  const supervisor = path.join(project, 'node_modules', 'daemon', 'daemon-supervisor');
+  fs.accessSync(supervisor, fs.constants.X_OK);
+  const byHand = spawnSync(supervisor, [], { encoding: 'utf8' });
+  assert.equal(byHand.status, 2);
+  assert.match(byHand.stderr, /started by the daemon module's launcher only/);
 
   const cjs = execFileSync(
     process.execPath,
