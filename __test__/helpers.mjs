@@ -37,7 +37,11 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
   let stderr = '';
   child.stdout?.on('data', (d) => (stdout += d));
   child.stderr?.on('data', (d) => (stderr += d));
-  if (child.stdin) child.stdin.end(input ?? '');
+  if (child.stdin) {
+    // A child that exits without reading its input (most do) must not fail the test with EPIPE.
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  }
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: performance.now() - started })));
   const closed = new Promise((resolve) => child.on('close', resolve));
   return Object.assign(
