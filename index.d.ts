@@ -127,6 +127,14 @@ declare namespace daemon {
     /** No core dumps: `RLIMIT_CORE` 0 (soft and hard), and the daemon is not dumpable. Default `false`. */
     preventCore?: boolean;
     /**
+     * Restart the daemon when it crashes: `true` is `{ limit: 10, window: 60000 }`
+     * (restarts allowed within `window` ms before the supervisor gives up).
+     * No supervisor in the foreground.
+     */
+    respawn?: boolean | { limit?: number; window?: number };
+    /** The service's pid file: its lock is taken at start (by the supervisor, with `respawn`). */
+    pidfile?: string;
+    /**
      * Listening sockets the launcher binds (as its own user, before anything
      * is forked) for the daemon, which gets them as fds 3, 4, ... with
      * systemd's `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES`: read them
@@ -216,13 +224,19 @@ declare namespace daemon {
   /** A signal by name (`'SIGTERM'`) or number (15). */
   type Signal = `SIG${Uppercase<string>}` | number;
 
+  /** How a supervised daemon last ended: an exit code, or a signal's name. */
+  interface Exit {
+    code: number | null;
+    signal: string | null;
+  }
+
   /** What {@link status} finds. */
   interface Status {
     /** Whether a process holds the pid file's lock (an flock() on `file.lock`). */
     running: boolean;
     /**
      * The lock holder's pid, once the kernel confirms that this process holds
-     * the lock now (its /proc/PID/fd and fdinfo); else null. Other users get
+     * the lock now (its /proc/PID/fd and fdinfo): a supervisor, with `respawn`; else null. Other users get
      * null for a root daemon. On macOS: the file's pid while the lock is held.
      */
     pid: number | null;
@@ -230,6 +244,16 @@ declare namespace daemon {
     stale: boolean;
     /** `pid` is confirmed by the kernel (always false on macOS). */
     verified: boolean;
+    /** Supervised: the daemon running now (null while the supervisor waits to restart it). */
+    daemonPid?: number | null;
+    /** Supervised: restarts so far. */
+    restarts?: number;
+    /** Supervised: how the last generation that crashed ended. */
+    lastExit?: Exit | null;
+    /** Supervised: when the current generation started. */
+    since?: Date | null;
+    /** Once the supervisor gave up (too many crashes): when. */
+    gaveUp?: { at: Date };
   }
 
   /** Options of {@link stop}. */

@@ -1,7 +1,7 @@
 'use strict';
 // Finds and loads the compiled addon: the one `npm install` built from source
-// in this folder, else a prebuilt package for this platform. The crate's
-// executables (the supervisor) sit beside whichever addon was loaded.
+// in this folder, else a prebuilt package for this platform; and names the
+// supervisor executable installed beside it.
 
 const path = require('node:path');
 const fs = require('node:fs');
@@ -22,42 +22,41 @@ function platformTriple() {
   return platform === 'linux' ? `${platform}-${arch}-${linuxLibc()}` : `${platform}-${arch}`;
 }
 
-/** The folder of the addon that load() found, where the executables are too. */
-let addonDir = null;
+/** The supervisor's file name, beside the addon. */
+const SUPERVISOR = 'daemon-supervisor';
+/** The addon's path, once loaded. */
+let loaded;
+
+function loadFrom(file) {
+  const addon = require(file);
+  loaded = file;
+  return addon;
+}
 
 function load() {
   // A local build is the only one for this platform and architecture: take
   // it without asking which libc this is.
   const prefix = `daemon.${process.platform}-${process.arch}`;
   const local = fs.readdirSync(__dirname).filter((name) => name.startsWith(prefix) && name.endsWith('.node'));
-  const triple = local.length === 1 ? null : platformTriple();
-  const localFile = local.length === 1 ? local[0] : local.find((name) => name === `daemon.${triple}.node`);
-  if (localFile) return loadFrom(path.join(__dirname, localFile));
-  let prebuilt;
+  if (local.length === 1) return loadFrom(path.join(__dirname, local[0]));
+  const triple = platformTriple();
+  if (local.includes(`daemon.${triple}.node`)) return loadFrom(path.join(__dirname, `daemon.${triple}.node`));
   try {
-    prebuilt = require.resolve(`daemon-${triple}`);
+    return loadFrom(require.resolve(`daemon-${triple}`));
   } catch (err) {
     if (err.code !== 'MODULE_NOT_FOUND') throw err;
-    const error = new Error(
-      `daemon: no native addon for ${triple}: reinstall with \`npm install\`, which builds it from source ` +
-        "when no prebuilt package fits (it needs Rust's cargo: https://rustup.rs).",
-    );
-    error.code = 'ERR_DAEMON_NO_ADDON';
-    throw error;
   }
-  return loadFrom(prebuilt);
+  const error = new Error(
+    `daemon: no native addon for ${triple}: reinstall with \`npm install\`, which builds it from source ` +
+      "when no prebuilt package fits (it needs Rust's cargo: https://rustup.rs).",
+  );
+  error.code = 'ERR_DAEMON_NO_ADDON';
+  throw error;
 }
 
-function loadFrom(file) {
-  const addon = require(file);
-  addonDir = path.dirname(file);
-  return addon;
+/** The supervisor executable installed beside the loaded addon. */
+function supervisorPath() {
+  return path.join(path.dirname(loaded), SUPERVISOR);
 }
 
-/** The absolute path of the crate's executable `name`, shipped beside the addon. */
-function executable(name) {
-  if (addonDir === null) throw new Error('daemon: executable() before the addon was loaded');
-  return path.join(addonDir, name);
-}
-
-module.exports = { platformTriple, load, executable };
+module.exports = { platformTriple, load, supervisorPath, SUPERVISOR };

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, killAndWait, npm, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
+import { freePort, killAndWait, npm, readPid, root, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
 import { startRegistry } from './registry.mjs';
 
 const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -41,14 +41,20 @@ function newProject(name) {
   return project;
 }
 
-/** Where the loader says the crate's executables are: beside the addon it loaded. */
-function executablesDir(project) {
-  const code = "require('daemon'); console.log(require(require.resolve('daemon').replace(/index\\.js$/, 'native.js')).executable('x'))";
-  return path.dirname(execFileSync(process.execPath, ['-e', code], { cwd: project, encoding: 'utf8' }).trim());
+/** Where the loader finds the supervisor: beside the addon it loaded. */
+function supervisorPath(project) {
+  const code = "require('daemon'); console.log(require(require.resolve('daemon').replace(/index\\.js$/, 'native.js')).supervisorPath())";
+  return execFileSync(process.execPath, ['-e', code], { cwd: project, encoding: 'utf8' }).trim();
 }
 
-/** require, import, the `daemon` CLI and the shipped example, in `project`. */
+/** The supervisor, the module (require, import), the `daemon` CLI and the shipped example, in `project`. */
 async function checkWorks(project) {
+  const supervisor = supervisorPath(project);
+  fs.accessSync(supervisor, fs.constants.X_OK);
+  const byHand = spawnSync(supervisor, [], { encoding: 'utf8' });
+  assert.equal(byHand.status, 2);
+  assert.match(byHand.stderr, /started by the daemon module's launcher only/);
+
   const cjs = execFileSync(
     process.execPath,
     ['-e', "const d = require('daemon'); console.log(typeof d.start, typeof d.lock, typeof d.closeIO, d.isDaemon)"],
@@ -68,15 +74,24 @@ async function checkWorks(project) {
   const cliPidfile = path.join(project, 'sleeper.pid');
   fs.writeFileSync(path.join(project, 'sleeper.js'), 'setInterval(() => {}, 1000);\n');
   let cliPid;
+  let respawned;
   try {
-    const started = await run([cli, 'start', '--pidfile', cliPidfile, 'sleeper.js'], { cwd: project });
+    // --respawn: the installed supervisor starts the daemon again after a crash.
+    const started = await run([cli, 'start', '--respawn', '--pidfile', cliPidfile, 'sleeper.js'], { cwd: project });
     assert.equal(started.code, 0, started.stderr);
     cliPid = readPid(cliPidfile);
+    process.kill(cliPid, 'SIGKILL');
+    await waitFor(
+      () => fs.existsSync(cliPidfile) && ![0, cliPid].includes((respawned = readPid(cliPidfile) || 0)),
+      10000,
+      'the respawned daemon',
+    );
     const status = spawnSync(process.execPath, [cli, 'status', '--pidfile', cliPidfile], { encoding: 'utf8' });
     assert.equal(status.status, 0, status.stderr);
     assert.equal(spawnSync(process.execPath, [cli, 'stop', '--pidfile', cliPidfile]).status, 0);
-    await waitGone(cliPid);
+    await waitGone(respawned);
   } finally {
+    await killAndWait(respawned);
     await killAndWait(cliPid);
   }
 
@@ -146,9 +161,10 @@ test('npm pack ships exactly the shim, the types, the CLI, the installer, the ex
   assert.deepEqual(files, expected.sort());
 });
 
-test('the platform package holds the addon built for glibc 2.17, and names it as its main', () => {
+test('the platform package holds the addon and the supervisor built for glibc 2.17, and names the addon as its main', () => {
   const listing = execFileSync('tar', ['-tzvf', platformTarball], { encoding: 'utf8' });
   assert.match(listing, /^-rwxr-xr-x .* package\/daemon\.linux-x64-gnu\.node$/m);
+  assert.match(listing, /^-rwxr-xr-x .* package\/daemon-supervisor$/m);
   const manifest = JSON.parse(execFileSync('tar', ['-xzOf', platformTarball, 'package/package.json'], { encoding: 'utf8' }));
   assert.equal(manifest.main, 'daemon.linux-x64-gnu.node');
   assert.equal(manifest.version, version);
@@ -167,7 +183,7 @@ test('npm install daemon from a registry, no cargo on PATH: the prebuilt package
     fs.readdirSync(path.join(project, 'node_modules', 'daemon')).filter((name) => name.endsWith('.node')),
     [],
   );
-  assert.equal(executablesDir(project), fs.realpathSync(path.join(project, 'node_modules', 'daemon-linux-x64-gnu')));
+  assert.equal(path.dirname(supervisorPath(project)), fs.realpathSync(path.join(project, 'node_modules', 'daemon-linux-x64-gnu')));
   checkFootprint(t, project, 'prebuilt install');
   await checkWorks(project);
 });
@@ -190,10 +206,10 @@ test('without a prebuilt package: builds from source in a temporary target direc
   );
   assert.equal(install.status, 0, install.stdout + install.stderr);
   t.diagnostic(`npm install building from source took ${install.seconds} s`);
-  assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
+  assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo, and its supervisor/);
   assert.deepEqual(fs.readdirSync(temp), [], 'the temporary target directory is removed');
   assert.ok(!fs.existsSync(path.join(project, 'node_modules', 'daemon', 'target')));
-  assert.equal(executablesDir(project), fs.realpathSync(path.join(project, 'node_modules', 'daemon')));
+  assert.equal(path.dirname(supervisorPath(project)), fs.realpathSync(path.join(project, 'node_modules', 'daemon')));
   checkFootprint(t, project, 'source build');
   await checkWorks(project);
 

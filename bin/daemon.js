@@ -31,19 +31,36 @@ Start options:
   --user U, --group G run as this user and group (names or ids; needs root)
   --chroot D          change the root to D before the script runs (the script's path is inside D)
   --no-core           no core dumps
+  --respawn           a supervisor restarts the daemon when it crashes (not after a clean exit)
+  --respawn-limit N   restarts allowed within the window before it gives up (default 10)
+  --respawn-window MS that window (default 60000)
 
 Run 'daemon <command> --help' for one command.`;
 
-const START_FLAGS = ['pidfile', 'stdout', 'stderr', 'cwd', 'umask', 'ready-timeout', 'user', 'group', 'chroot', 'no-core'];
+const START_FLAGS = [
+  'pidfile',
+  'stdout',
+  'stderr',
+  'cwd',
+  'umask',
+  'ready-timeout',
+  'user',
+  'group',
+  'chroot',
+  'no-core',
+  'respawn',
+  'respawn-limit',
+  'respawn-window',
+];
 /** Flags that take no value. */
-const SWITCHES = ['no-core'];
+const SWITCHES = ['no-core', 'respawn'];
 
 const COMMANDS = {
   start: {
     flags: START_FLAGS,
     script: true,
     usage:
-      'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--] script.js [args...]',
+      'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--respawn [--respawn-limit N] [--respawn-window MS]] [--] script.js [args...]',
   },
   restart: { flags: START_FLAGS, script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
   stop: { flags: ['pidfile', 'signal', 'timeout'], usage: 'daemon stop --pidfile P [--signal S] [--timeout MS]' },
@@ -117,9 +134,18 @@ function start({ flags, script, scriptArgs }) {
   if (flags.umask !== undefined) options.umask = integer('umask', flags.umask, 8);
   if (flags['ready-timeout'] !== undefined) options.readyTimeout = integer('ready-timeout', flags['ready-timeout']);
   if (flags['no-core']) options.preventCore = true;
-  const account = { user: idOrName(flags.user), group: idOrName(flags.group) };
   const pidfile = flags.pidfile === undefined ? undefined : path.resolve(flags.pidfile);
   if (pidfile !== undefined) checkPidfileDirectory(flags.pidfile, pidfile);
+  if (flags.respawn) {
+    options.respawn = {};
+    if (flags['respawn-limit'] !== undefined) options.respawn.limit = integer('respawn-limit', flags['respawn-limit']);
+    if (flags['respawn-window'] !== undefined) options.respawn.window = integer('respawn-window', flags['respawn-window']);
+    // The supervisor holds the pid file's lock; the preload's lock() of it is then true.
+    if (pidfile !== undefined) options.pidfile = pidfile;
+  } else if (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined) {
+    throw new UsageError('--respawn-limit and --respawn-window need --respawn');
+  }
+  const account = { user: idOrName(flags.user), group: idOrName(flags.group) };
   let chroot;
   if (flags.chroot !== undefined) {
     if (!path.isAbsolute(script)) throw new UsageError('with --chroot, the script path must be absolute inside the new root');
@@ -132,6 +158,12 @@ function start({ flags, script, scriptArgs }) {
   // Syslog's tag: the script's name, not that of the ES module's main module, the daemon's argv[1] when start() runs.
   options.ident = defaultIdent(main);
   launch(startOptions(options), preloadCommand(main, scriptArgs, options, { pidfile, chroot }));
+}
+
+/** `2 restarts, last exit: code 1` (or `by SIGKILL`). */
+function restarts({ restarts: count, lastExit }) {
+  const last = lastExit === null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+  return `${count} restart${count === 1 ? '' : 's'}${last}`;
 }
 
 async function main(argv) {
@@ -181,9 +213,17 @@ async function main(argv) {
       }
       if (status.running) {
         console.log(status.pid ?? 'running');
+        // A supervisor: the daemon it runs now (none while it waits to restart one).
+        if (status.restarts !== undefined) {
+          const since = status.since === null ? '' : ` since ${status.since.toISOString()}`;
+          console.log(
+            `supervising ${status.daemonPid === null ? 'no daemon now' : `the daemon ${status.daemonPid}`}${since}, ${restarts(status)}`,
+          );
+        }
         return 0;
       }
       console.log(status.stale ? `dead, but ${flags.pidfile} is left over` : 'not running');
+      if (status.gaveUp) console.log(`the supervisor gave up at ${status.gaveUp.at.toISOString()}: ${restarts(status)}`);
       return status.stale ? 1 : 3;
     }
   }

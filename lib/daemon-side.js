@@ -11,6 +11,8 @@ const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
 const { addBound, toBind } = require('./sockets.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { lock } = require('./lock.js');
+const { status } = require('./control.js');
 
 const debug = debuglog('daemon');
 
@@ -33,8 +35,12 @@ function takeReadyPipe() {
   const marker = process.env[ENV.READY_PIPE];
   if (marker === undefined) return false;
   delete process.env[ENV.READY_PIPE];
+  const lockMarker = process.env[ENV.SUPERVISOR_LOCK];
+  delete process.env[ENV.SUPERVISOR_LOCK];
   if (!native.takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
+  // A supervised daemon: its lock() of the supervisor's pid file is true.
+  if (lockMarker !== undefined && native.takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
     if (native.isReadyPending()) native.reportError(errorText(error));
   });
@@ -98,6 +104,10 @@ function completeStart(opts) {
     opts.syslog,
   );
   guardStreams(opts.syslog);
+  // The service's pid file (a supervisor's lock, held for this process, is true).
+  if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
+    throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);
+  }
   startedState = { notifySocket: process.env[ENV.NOTIFY_SOCKET] };
   // The daemon's own children must not speak to systemd for it.
   delete process.env[ENV.NOTIFY_SOCKET];

@@ -26,6 +26,12 @@ const ENV = Object.freeze({
   LISTEN_FDNAMES: 'LISTEN_FDNAMES',
   /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
   WATCH: 'WATCH_REPORT_DEPENDENCIES',
+  /** The state directory (supervisor records), over the defaults below. */
+  STATE_DIR: 'DAEMON_DIR',
+  /** A non-root user's state directory is `$XDG_STATE_HOME/daemon` (default `~/.local/state/daemon`). */
+  XDG_STATE_HOME: 'XDG_STATE_HOME',
+  /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
+  SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
 });
 
 /**

@@ -15,6 +15,8 @@ const { evaluated } = require('./node-options.js');
 const { thisScript } = require('./command.js');
 const { output } = require('./stdio.js');
 const { daemonListeners } = require('./sockets.js');
+const { prepareRecord } = require('./state-dir.js');
+const { supervisorPath } = require('../native.js');
 
 const debug = debuglog('daemon');
 
@@ -85,6 +87,22 @@ function describeLog(log) {
  * sockets passed to this process stay here. Reads the user database here:
  * it may not be read between fork() and execve().
  */
+/**
+ * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
+ * within the window), or undefined for an unsupervised daemon.
+ */
+function respawnPlan(opts) {
+  if (opts.respawn === undefined) return undefined;
+  return bare({
+    program: supervisorPath(),
+    restarts: opts.respawn.limit,
+    window: opts.respawn.window,
+    pidfile: opts.pidfile,
+    // Where status() finds restarts and a give-up, also after the supervisor is gone.
+    record: opts.pidfile === undefined ? undefined : prepareRecord(opts.pidfile),
+  });
+}
+
 function spawnPlan(opts, given) {
   const command = bare(given); // its own fields only: a polluted prototype supplies no argv
   const account = lookupAccount(opts.user, opts.group);
@@ -101,6 +119,7 @@ function spawnPlan(opts, given) {
     account,
     preventCore: opts.preventCore,
     listeners: daemonListeners(opts.listen, lookupAccount, service),
+    respawn: respawnPlan(opts),
   });
 }
 
@@ -117,7 +136,8 @@ function launch(opts, given) {
   if (startsInspector(argv, plan.env)) releaseInspector();
   const verdict = bare(native.spawn(plan));
   debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
-  // systemd sees the launcher as the service's main process: name the daemon.
+  // systemd sees the launcher as the service's main process: name the daemon
+  // (its supervisor, when supervised: the pid that stays across restarts).
   const notifySocket = process.env[ENV.NOTIFY_SOCKET];
   if (verdict.code === 0 && notifySocket) native.notify(notifySocket, `MAINPID=${verdict.pid}\nREADY=1`);
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);

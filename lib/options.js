@@ -237,6 +237,8 @@ function checkListen(name, value) {
 const START = Object.freeze({ __proto__: null, cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false });
 const START_OPTIONS = Object.freeze([
   ...Object.keys(START),
+  'respawn',
+  'pidfile',
   'stdout',
   'stderr',
   'env',
@@ -250,6 +252,26 @@ const START_OPTIONS = Object.freeze([
 ]);
 /** spawn() and daemon.daemon() start another script: staying in the foreground is not theirs to do. */
 const SPAWN_OPTIONS = Object.freeze(START_OPTIONS.filter((key) => key !== 'foreground'));
+
+/** `respawn: true`: restarts allowed within the window (ms) before the supervisor gives up. */
+const RESPAWN = Object.freeze({ __proto__: null, limit: 10, window: 60000 });
+
+/** `respawn`: true, false, or `{ limit, window }`; the supervisor's limits, or undefined for none. */
+function checkRespawn(name, value) {
+  if (value === false) return undefined;
+  if (value === true) return bare(RESPAWN);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidType(name, 'of type boolean or object', value);
+  }
+  const own = bare(value);
+  for (const key of Object.keys(own)) {
+    if (!(key in RESPAWN)) throw invalidValue(`${name}.${key}`, 'is not an option of respawn (known: limit, window)', own[key]);
+  }
+  return bare({
+    limit: optional(own, 'limit', (_, v) => checkInteger(`${name}.limit`, v, 1, MAX_MS), RESPAWN.limit),
+    window: optional(own, 'window', (_, v) => checkInteger(`${name}.window`, v, 1, MAX_MS), RESPAWN.window),
+  });
+}
 
 /** `stdout: 'ignore'`: /dev/null. `'inherit'` (the launcher's stream) reads as no option. */
 const IGNORE = 'ignore';
@@ -290,7 +312,7 @@ function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = S
   const options = checkOptions(input, known, fn);
   const ready = options.ready === undefined ? defaults.ready : options.ready;
   if (ready !== 'auto' && ready !== 'manual') throw invalidValue('options.ready', "must be 'auto' or 'manual'", ready);
-  return bare({
+  const opts = bare({
     cwd: optional(options, 'cwd', checkPath, defaults.cwd),
     umask: optional(options, 'umask', (name, value) => checkInteger(name, value, 0, 0o777, '0 to 0o777'), defaults.umask),
     stdout: optional(options, 'stdout', checkLog, defaults.stdout),
@@ -302,9 +324,20 @@ function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = S
     user: optionalId('options.user', options.user),
     group: optionalId('options.group', options.group),
     preventCore: optional(options, 'preventCore', checkBoolean, false),
+    respawn: optional(options, 'respawn', checkRespawn),
+    pidfile: optional(options, 'pidfile', checkPath),
     syslog: syslogTarget(options, script),
     listen: optional(options, 'listen', checkListen, []),
   });
+  // Held listeners need a supervisor that holds them for every generation: not yet.
+  if (opts.respawn !== undefined && opts.listen.length > 0) {
+    throw codedError(
+      TypeError,
+      'ERR_INCOMPATIBLE_OPTION_PAIR',
+      'Option "respawn" cannot be used in combination with option "listen" (yet)',
+    );
+  }
+  return opts;
 }
 
 /** The 1.x defaults: the launcher's working directory, and no output. */
@@ -379,4 +412,5 @@ module.exports = {
   optional,
   stopOptions,
   STOP,
+  RESPAWN,
 };

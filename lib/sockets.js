@@ -57,7 +57,7 @@ function daemonListeners(specs, lookupAccount, handOn = true) {
 
 /** In the foreground: the sockets start() bound in place join the passed ones. */
 function addBound(specs, fds) {
-  fds.forEach((fd, i) => passed.push(Object.freeze({ fd, name: specs[i].name, type: 'stream' })));
+  for (const [i, fd] of fds.entries()) passed.push(Object.freeze({ fd, name: specs[i].name, type: 'stream' }));
 }
 
 module.exports = { listeners, daemonListeners, toBind, addBound };

@@ -1,22 +1,21 @@
 'use strict';
-// Runs a cargo build of this crate and says what it made: the addon's shared
-// library and the crate's executables (the supervisor, once it exists), which
-// ship beside the addon. Used by the installer and by pack:all.
+// Builds this crate with cargo and says what it made: the addon's shared
+// library (release profile) and the crate's executables, such as the
+// supervisor (their own profile, where a panic aborts), which ship beside the
+// addon. Used by the installer and by pack:all.
 
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 /** napi-rs's file name for the addon of a platform (`linux-x64-gnu`). */
 const addonName = (platform) => `daemon.${platform}.node`;
+/** Cargo.toml's profile for the executables. */
+const EXECUTABLES_PROFILE = 'supervisor';
 
-/**
- * `cargo ARGS --message-format=json-render-diagnostics` in `cwd` (the crate);
- * cargo's own words go to stderr. Returns { library, executables } as absolute
- * paths, or throws with cargo's exit status.
- */
-function cargoArtifacts(args, cwd, env = process.env) {
+/** `cargo SUBCOMMAND ARGS` with cargo's JSON messages read; cargo's own words go to stderr. */
+function artifacts(subcommand, args, cwd, env) {
   const cargo = env.CARGO || 'cargo';
-  const build = spawnSync(cargo, [...args, '--message-format=json-render-diagnostics'], {
+  const build = spawnSync(cargo, [subcommand, ...args, '--locked', '--message-format=json-render-diagnostics'], {
     cwd,
     env,
     encoding: 'utf8',
@@ -24,20 +23,31 @@ function cargoArtifacts(args, cwd, env = process.env) {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   if (build.status !== 0) {
-    throw Object.assign(new Error(`cargo ${args[0]} failed (exit ${build.status ?? build.signal})`), { status: build.status ?? 1 });
+    throw Object.assign(new Error(`cargo ${subcommand} failed (exit ${build.status ?? build.signal})`), { status: build.status ?? 1 });
   }
   const manifest = path.join(cwd, 'Cargo.toml');
-  let library = null;
-  const executables = [];
-  for (const line of build.stdout.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const message = JSON.parse(line);
-    if (message.reason !== 'compiler-artifact' || message.manifest_path !== manifest) continue;
-    if (message.executable) executables.push(message.executable);
-    if (message.target.kind.includes('cdylib')) library = message.filenames.find((file) => /\.(so|dylib)$/.test(file));
-  }
-  if (!library) throw Object.assign(new Error('cargo built no shared library for the addon'), { status: 1 });
-  return { library, executables };
+  return build.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line))
+    .filter((message) => message.reason === 'compiler-artifact' && message.manifest_path === manifest);
 }
 
-module.exports = { addonName, cargoArtifacts };
+/**
+ * Builds the addon and the executables in `cwd` (the crate) with `cargo
+ * SUBCOMMAND` (`build`, `zigbuild`) and `targetArgs` (`--target T`, or none).
+ * Returns { library, executables } as absolute paths, or throws with cargo's
+ * exit status.
+ */
+function buildCrate(subcommand, targetArgs, cwd, env = process.env) {
+  const libs = artifacts(subcommand, ['--release', '--lib', ...targetArgs], cwd, env);
+  const library = libs
+    .filter((message) => message.target.kind.includes('cdylib'))
+    .flatMap((message) => message.filenames)
+    .find((file) => /\.(so|dylib)$/.test(file));
+  if (!library) throw Object.assign(new Error('cargo built no shared library for the addon'), { status: 1 });
+  const bins = artifacts(subcommand, ['--profile', EXECUTABLES_PROFILE, '--bins', ...targetArgs], cwd, env);
+  return { library, executables: bins.map((message) => message.executable).filter(Boolean) };
+}
+
+module.exports = { addonName, buildCrate };

@@ -1,6 +1,6 @@
 'use strict';
 // npm's install step: uses the prebuilt platform package when npm installed
-// one, else builds the addon (and the crate's executables) from source with
+// one, else builds the addon and the supervisor executable from source with
 // cargo. Installed as a dependency, it builds in a temporary target directory
 // that it removes, so that node_modules keeps only what runs; in a checkout it
 // builds in target/, which later builds reuse. Consumers get no
@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { platformTriple } = require('../native.js');
-const { addonName, cargoArtifacts } = require('./cargo.js');
+const { addonName, buildCrate } = require('./cargo.js');
 
 const root = path.join(__dirname, '..');
 const triple = platformTriple();
@@ -26,10 +26,15 @@ function prebuiltInstalled() {
   }
 }
 
-function build(env) {
-  const { library, executables } = cargoArtifacts(['build', '--release', '--locked'], root, env);
-  fs.copyFileSync(library, path.join(root, addonName(triple)));
-  for (const file of executables) fs.copyFileSync(file, path.join(root, path.basename(file)));
+/**
+ * Copies a built file into place under a temporary name, then renames it:
+ * running daemons and supervisors keep the file they mapped (writing into it
+ * would corrupt them, and a running executable cannot be written: ETXTBSY).
+ */
+function install(from, name) {
+  const temporary = path.join(root, `.${name}.${process.pid}`);
+  fs.copyFileSync(from, temporary);
+  fs.renameSync(temporary, path.join(root, name));
 }
 
 function main() {
@@ -46,11 +51,15 @@ function main() {
     );
     return 1;
   }
-  console.log(`daemon: building the native addon for ${triple} with cargo (about a minute)`);
+  console.log(`daemon: building the native addon for ${triple} with cargo, and its supervisor (about a minute)`);
   // A target directory the user chose is theirs to keep.
   const temporary = inNodeModules && !process.env.CARGO_TARGET_DIR ? fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-build-')) : null;
   try {
-    build(temporary === null ? process.env : { ...process.env, CARGO_TARGET_DIR: temporary });
+    const env = temporary === null ? process.env : { ...process.env, CARGO_TARGET_DIR: temporary };
+    const { library, executables } = buildCrate('build', [], root, env);
+    install(library, addonName(triple));
+    // Beside the addon, where native.js looks for them.
+    for (const file of executables) install(file, path.basename(file));
     return 0;
   } catch (error) {
     console.error(`daemon: ${error.message}`);

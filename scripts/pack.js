@@ -1,7 +1,7 @@
 'use strict';
-// `npm run pack:all`: builds the addon and the crate's executables for every
-// platform package this machine can build, checks Linux glibc builds against
-// the glibc 2.17 baseline, and writes their tarballs and the main package's
+// `npm run pack:all`: builds the addon and the crate's executables (the
+// supervisor) for every platform package this machine can build, checks Linux
+// glibc builds against the glibc 2.17 baseline, and writes their tarballs and the main package's
 // tarball into dist/. `--target TRIPLE` (a Rust target, as the release
 // workflow passes) builds that one platform package and not the main one.
 
@@ -9,7 +9,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { cargoArtifacts, addonName } = require('./cargo.js');
+const { addonName, buildCrate } = require('./cargo.js');
 
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -58,9 +58,10 @@ function buildable(target) {
 }
 
 /**
- * The undefined dynamic symbols that would keep the library from loading on
- * glibc 2.17: every one but napi_* (Node's) needs a GLIBC version at most the
- * baseline; a weak one may have none (it is looked up at run time).
+ * The undefined dynamic symbols that would keep the addon or an executable
+ * from loading on glibc 2.17: every one but napi_* (Node's) needs a GLIBC
+ * version at most the baseline; a weak one may have none (it is looked up at
+ * run time).
  */
 function baselineViolations(file) {
   const table = ok('readelf', ['--dyn-syms', '--wide', file]);
@@ -88,11 +89,11 @@ function packPlatform(target) {
   const cargoTarget = gnu ? `${target}.${GLIBC_BASELINE.join('.')}` : target;
   const subcommand = target.includes('linux') ? 'zigbuild' : 'build';
   console.log(`pack:all: building ${platform} (cargo ${subcommand} --target ${cargoTarget})`);
-  const { library, executables } = cargoArtifacts([subcommand, '--release', '--locked', '--target', cargoTarget], root);
+  const { library, executables } = buildCrate(subcommand, ['--target', cargoTarget], root);
   if (gnu) {
-    const violations = baselineViolations(library);
+    const violations = [library, ...executables].flatMap((file) => baselineViolations(file).map((v) => `${path.basename(file)}: ${v}`));
     if (violations.length > 0) {
-      fail(`${path.basename(library)} for ${platform} would not load on glibc ${GLIBC_BASELINE.join('.')}:\n  ${violations.join('\n  ')}`);
+      fail(`the ${platform} build would not load on glibc ${GLIBC_BASELINE.join('.')}:\n  ${violations.join('\n  ')}`);
     }
   }
   const staging = fs.mkdtempSync(path.join(os.tmpdir(), `daemon-pack-${platform}-`));

@@ -8,6 +8,7 @@ use crate::launch::{ListenSource, Listener, Output, Plan};
 use crate::privileges::{Account, Id};
 use crate::ready::Verdict;
 use crate::sockets::Address;
+use crate::supervision::Respawn;
 use crate::syslog;
 use crate::syslog_stdio;
 use napi::bindgen_prelude::*;
@@ -109,8 +110,8 @@ fn set_some<T: ToNapiValue>(object: &mut Object, name: &str, value: Option<T>) -
 }
 
 /// `{ argv, env, cwd, umask, stdout?, stderr? (see `Output`), readyTimeout, account?,
-/// preventCore, listeners? }`; `argv`, `env`, `readyTimeout` and `listeners`
-/// matter only to `spawn`, which forks.
+/// preventCore, listeners?, respawn? }`; `argv`, `env`, `readyTimeout`,
+/// `listeners` and `respawn` matter only to `spawn`, which forks.
 impl FromNapiValue for Plan {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
@@ -136,6 +137,24 @@ impl FromNapiValue for Plan {
             account: optional(&o, "account")?,
             prevent_core: optional(&o, "preventCore")?.unwrap_or(false),
             listeners: optional(&o, "listeners")?.unwrap_or_default(),
+            respawn: optional(&o, "respawn")?,
+        })
+    }
+}
+
+/// `{ program, restarts, window, pidfile?, record? }`: the supervisor
+/// executable, restarts allowed within `window` ms, the service's pid file,
+/// the supervisor's state record.
+impl FromNapiValue for Respawn {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let o = Object::from_napi_value(env, value)?;
+        let window: u32 = required(&o, "window")?;
+        Ok(Respawn {
+            program: required(&o, "program")?,
+            restarts: required(&o, "restarts")?,
+            window_ms: window.into(),
+            pidfile: optional(&o, "pidfile")?,
+            record: optional(&o, "record")?,
         })
     }
 }

@@ -16,6 +16,8 @@ mod privileges;
 mod ready;
 mod sockets;
 mod stdio;
+mod supervised_lock;
+mod supervision;
 mod sync;
 mod sys;
 mod syslog;
@@ -31,7 +33,8 @@ use std::os::fd::IntoRawFd;
 #[napi]
 pub const READY_ENV: &str = ready::MARKER_ENV;
 
-/// Forks the daemon and blocks until it is ready, has failed, or timed out.
+/// Forks the daemon (or, with `respawn`, its supervisor) and blocks until it
+/// is ready, has failed, or timed out.
 #[napi]
 pub fn spawn(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
     Ok(fork(&env, &plan)?.wait(ready::Until::Ready))
@@ -104,6 +107,12 @@ pub fn is_main_thread() -> bool {
 #[napi]
 pub fn take_ready_pipe(marker: String) -> bool {
     ready::take_pipe(&marker)
+}
+
+/// In a supervised daemon: takes the pid-file lock its supervisor handed on.
+#[napi]
+pub fn take_supervisor_lock(marker: String) -> bool {
+    supervised_lock::take(&marker)
 }
 
 /// Reports readiness once per process: a daemon over its pipe, a process in

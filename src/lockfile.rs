@@ -296,6 +296,12 @@ pub fn lock(path: &str) -> SysResult<bool> {
 }
 
 fn take(path: &str) -> SysResult<bool> {
+    // Held for this process by its supervisor: true, and nothing written
+    // (first: a generation running as another user may not even search the
+    // pid file's directory).
+    if crate::supervised_lock::holds(path) {
+        return Ok(true);
+    }
     let (dir_path, name) = split(path)?;
     let dir = crate::trusted_dir::open_dir(dir_path, path)?;
     let private = is_private(&dir);
@@ -366,6 +372,14 @@ fn write_pid(file: &OwnedFd, path: &str) -> SysResult<()> {
         return Err(SysError::new(Errno::EIO, "write").with_path(path));
     }
     ftruncate(file, text.len() as i64).at("ftruncate", path)
+}
+
+// The supervisor's (src/supervisor/ includes this module).
+#[cfg_attr(not(test), allow(dead_code))]
+/// A descriptor of the description holding the lock of the (first) pid file
+/// this process holds, for a supervisor to hand on to its children.
+pub fn held_lock() -> Option<OwnedFd> {
+    held().first().and_then(|h| h.lock.try_clone().ok())
 }
 
 /// Whether this process holds any pid file.

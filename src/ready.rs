@@ -38,11 +38,12 @@ pub enum Step {
     Setgid,
     Setuid,
     Chdir,
+    Prctl,
     Execve,
 }
 
 impl Step {
-    const ALL: [Step; 9] = [
+    const ALL: [Step; 10] = [
         Step::Setsid,
         Step::Fork,
         Step::Dup2,
@@ -51,6 +52,7 @@ impl Step {
         Step::Setgid,
         Step::Setuid,
         Step::Chdir,
+        Step::Prctl,
         Step::Execve,
     ];
 
@@ -65,6 +67,7 @@ impl Step {
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
             Step::Chdir => "chdir",
+            Step::Prctl => "prctl",
             Step::Execve => "execve",
         }
     }
@@ -347,10 +350,13 @@ pub fn is_pending() -> bool {
     DAEMON_END.load(Ordering::SeqCst) >= 0
 }
 
-/// Sends a message to the launcher; `ready` and `exit` are final and close the
-/// pipe. A launcher that is gone (EPIPE) is not an error: the daemon goes on.
+/// Sends a message to the launcher; `ready`, `exit` and (relayed by a
+/// supervisor) `fail` are final and close the pipe. A launcher that is gone (EPIPE) is not an error: the daemon goes on.
 pub fn send(message: &Message) {
-    let last = matches!(message, Message::Ready | Message::Exit(_));
+    let last = matches!(
+        message,
+        Message::Ready | Message::Exit(_) | Message::Fail { .. }
+    );
     let fd = if last {
         DAEMON_END.swap(-1, Ordering::SeqCst)
     } else {

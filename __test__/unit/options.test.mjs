@@ -196,3 +196,41 @@ test('checkCommand: the script resolved, the arguments strings without null byte
   assert.throws(() => options.checkCommand('/w.js', ['a\0b']), { code: 'ERR_INVALID_ARG_VALUE' });
   assert.throws(() => options.checkCommand(undefined), { code: 'ERR_INVALID_ARG_TYPE' });
 });
+
+test('startOptions: respawn is true, false or { limit, window }; a pid file is a path', () => {
+  assert.deepEqual({ ...options.startOptions({ respawn: true }).respawn }, { limit: 10, window: 60000 });
+  assert.equal(options.startOptions({ respawn: false }).respawn, undefined);
+  assert.equal(options.startOptions({}).respawn, undefined);
+  assert.deepEqual({ ...options.startOptions({ respawn: { limit: 3 } }).respawn }, { limit: 3, window: 60000 });
+  assert.deepEqual({ ...options.startOptions({ respawn: { window: 5 } }).respawn }, { limit: 10, window: 5 });
+  assert.equal(options.startOptions({ pidfile: 'x.pid' }).pidfile, path.resolve('x.pid'));
+  const inherited = Object.create({ limit: 0 });
+  assert.equal(options.startOptions({ respawn: inherited }).respawn.limit, 10, 'own properties only');
+});
+
+test('startOptions: bad respawn options are TypeError or RangeError', () => {
+  const code = (respawn) => {
+    try {
+      options.startOptions({ respawn });
+    } catch (error) {
+      return `${error.name} ${error.code}`;
+    }
+    return 'accepted';
+  };
+  for (const bad of [1, 'yes', null, [], () => {}]) assert.equal(code(bad), 'TypeError ERR_INVALID_ARG_TYPE', String(bad));
+  assert.equal(code({ limit: '3' }), 'TypeError ERR_INVALID_ARG_TYPE');
+  assert.equal(code({ retries: 3 }), 'TypeError ERR_INVALID_ARG_VALUE');
+  for (const bad of [{ limit: 0 }, { limit: 1.5 }, { limit: -1 }, { window: 0 }, { window: 2 ** 31 }]) {
+    assert.equal(code(bad), 'RangeError ERR_OUT_OF_RANGE', JSON.stringify(bad));
+  }
+  assert.throws(() => options.startOptions({ pidfile: 3 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => options.startOptions({ pidfile: '' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+});
+
+test('startOptions: respawn with listen is refused (the supervisor does not hold sockets yet)', () => {
+  assert.throws(() => options.startOptions({ respawn: true, listen: ['8080'] }), {
+    name: 'TypeError',
+    code: 'ERR_INCOMPATIBLE_OPTION_PAIR',
+  });
+  assert.equal(options.startOptions({ respawn: true, listen: [] }).respawn.limit, 10);
+});

@@ -28,6 +28,9 @@ pub struct Image<'a> {
     pub envp: &'a [*const c_char],
     /// Where Node boots when the new user may not search the launcher's directory.
     pub cwd: &'a CStr,
+    /// A supervisor's children boot where the launcher ran (the supervisor
+    /// itself sits in `/`), or in `cwd` if that directory is gone.
+    pub boot_dir: Option<&'a CStr>,
     pub umask: libc::mode_t,
     pub devnull: RawFd,
     pub stdout: Option<RawFd>,
@@ -45,6 +48,10 @@ pub struct Image<'a> {
     pub account: Option<&'a Account>,
     /// A core file size limit of 0.
     pub prevent_core: bool,
+    /// The supervisor's pid: the child dies with it.
+    pub parent: Option<libc::pid_t>,
+    /// The pid-file lock a supervisor hands on, for the fd after the pipe.
+    pub lock: Option<RawFd>,
 }
 
 /// Room in a prepared environment string for the digits of a pid and a NUL.
@@ -102,9 +109,11 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
     }
 }
 
-/// Becomes the daemon and executes it: default signal actions, the daemon
-/// steps (`DAEMON_STEPS`, in their order), the signal mask, `execve()`.
-/// Never returns.
+/// Becomes the daemon and executes it: default signal actions, a
+/// supervisor's boot directory, the daemon steps (`DAEMON_STEPS`, in their
+/// order), the death signal of a supervisor's child, the signal mask,
+/// `execve()`. Never returns. A supervisor's children start here (it is
+/// their parent).
 ///
 /// # Safety
 /// Only in the child of `fork()`, with `p` prepared before the fork.
@@ -113,6 +122,12 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         // sigaction: async-signal-safe. Fails harmlessly for SIGKILL, SIGSTOP
         // and numbers the system lacks.
         libc::sigaction(signal, &p.signals.default_action, ptr::null_mut());
+    }
+    // chdir: async-signal-safe.
+    if let Some(boot_dir) = p.boot_dir {
+        if libc::chdir(boot_dir.as_ptr()) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
+            fail(p.ready, Step::Chdir, Errno::last());
+        }
     }
     // A loop over a constant array and a match: no allocation.
     for step in DAEMON_STEPS {
@@ -133,6 +148,9 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
             DaemonStep::CoreLimit | DaemonStep::Directory => {}
         }
     }
+    if let Some(parent) = p.parent {
+        die_with(parent, p.ready_fd);
+    }
     // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
     libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
     // execve: async-signal-safe; libc's own, which takes the prepared arrays as they are.
@@ -142,9 +160,10 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     fail(p.ready_fd, Step::Execve, Errno::last())
 }
 
-/// The readiness pipe right after the sockets (fds 3, 4, ...), /dev/null on
-/// 0, the logs (or what there was) on 1 and 2, nothing else open, and the
-/// child's own pid in `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
+/// The readiness pipe right after the sockets (fds 3, 4, ...), a
+/// supervisor's lock right after the pipe, /dev/null on 0, the logs (or what
+/// there was) on 1 and 2, nothing else open, and the child's own pid in
+/// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
 /// so that later failures reach it; every source is above every target
 /// (prepared so), none is overwritten.
 unsafe fn give_streams(p: &Image) {
@@ -162,7 +181,14 @@ unsafe fn give_streams(p: &Image) {
     }
     give_stream(1, p.stdout, p.devnull, ready);
     give_stream(2, p.stderr, p.devnull, ready);
-    close_from(ready + 1, p.fd_limit);
+    let mut first_closed = ready + 1;
+    if let Some(lock) = p.lock {
+        if libc::dup2(lock, first_closed) < 0 {
+            fail(ready, Step::Dup2, Errno::last());
+        }
+        first_closed += 1;
+    }
+    close_from(first_closed, p.fd_limit);
     if let Some(slot) = &p.listen_pid {
         // getpid: async-signal-safe; the digits go into this process's own
         // copy of the prepared string, on no heap of its own.
@@ -192,6 +218,20 @@ unsafe fn enter_directory(cwd: &CStr, ready: RawFd) {
     }
     if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(cwd.as_ptr()) != 0 {
         fail(ready, Step::Chdir, Errno::last());
+    }
+}
+
+/// Ends this child with SIGKILL when the supervisor dies, so that no daemon
+/// runs on unseen: set after the switch of user, which clears it; and if the
+/// supervisor died before it took effect, the child ends at once itself.
+/// prctl: a plain system call taking no lock; getppid, _exit: async-signal-safe.
+unsafe fn die_with(parent: libc::pid_t, ready: RawFd) {
+    #[cfg(target_os = "linux")]
+    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        fail(ready, Step::Prctl, Errno::last());
+    }
+    if libc::getppid() != parent {
+        libc::_exit(127);
     }
 }
 

@@ -19,6 +19,7 @@ use crate::privileges::Account;
 use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
 use crate::sockets::{bind_stream, Address};
 use crate::stdio::{dup_above, open_devnull};
+use crate::supervision::{self, Respawn};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
@@ -53,6 +54,8 @@ pub struct Plan {
     /// Listening sockets for the daemon, as fds 3, 4, ... with systemd's
     /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`.
     pub listeners: Vec<Listener>,
+    /// A supervisor that restarts the daemon when it crashes.
+    pub respawn: Option<Respawn>,
 }
 
 /// One listening socket the daemon gets, and its `LISTEN_FDNAMES` name.
@@ -126,10 +129,17 @@ pub struct Prepared {
     /// The environment's pointers, the marker's last before the null.
     envp_ptrs: Vec<*const c_char>,
     cwd: CString,
+    /// Where the child boots, when not where this process is (see `boot_in`).
+    boot_dir: Option<CString>,
     umask: libc::mode_t,
+    /// `None`: the inherited stream, unless `inherit_streams` is false.
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     devnull: OwnedFd,
+    /// False: a stream without a log file is `/dev/null`, not this process's.
+    inherit_streams: bool,
+    /// A supervisor's pid-file lock, handed on to each child.
+    lock: Option<OwnedFd>,
     fd_limit: c_int,
     account: Option<Account>,
     prevent_core: bool,
@@ -263,8 +273,9 @@ impl Prepared {
             return Err(SysError::new(Errno::EINVAL, "execve"));
         }
         check_directory(&plan.cwd)?;
-        // Above every number the child dup2()s onto: 0-2, the sockets, the pipe.
-        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 1);
+        // Above every number the child dup2()s onto: 0-2, the sockets, the
+        // pipe, a supervisor's lock.
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 2);
         let [stdout, stderr] = open_high(plan, high)?;
         let devnull = dup_above(&open_devnull()?, high)?;
         let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
@@ -291,10 +302,13 @@ impl Prepared {
             _env: env,
             marker,
             cwd: to_cstring(&plan.cwd, "chdir")?,
+            boot_dir: None,
             umask: plan.umask as libc::mode_t,
             stdout,
             stderr,
             devnull,
+            inherit_streams: true,
+            lock: None,
             fd_limit: fd_limit(),
             account: plan.account.clone().filter(|a| !a.is_current()),
             prevent_core: plan.prevent_core,
@@ -310,6 +324,37 @@ impl Prepared {
         READY_FD + self.sockets.len() as RawFd
     }
 
+    /// The child is a supervisor: it runs as this process's user (it
+    /// switches each of its own children), without a core limit, and gets
+    /// `/dev/null` for a stream without a log file, not this process's
+    /// terminal or pipe (it must not hold them). The log files were opened
+    /// with the daemon's user's rights to own them all the same.
+    pub fn as_supervisor(&mut self) {
+        self.account = None;
+        self.prevent_core = false;
+        self.inherit_streams = false;
+    }
+
+    // The supervisor's (src/supervisor/ includes this module), like `fork_child`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// The child boots in `dir` (where the launcher ran, so that relative
+    /// `-r` paths still point where they did), or in `cwd` if it is gone.
+    pub fn boot_in(&mut self, dir: &[u8]) -> SysResult<()> {
+        let dir = CString::new(dir).map_err(|_| SysError::new(Errno::EINVAL, "chdir"))?;
+        self.boot_dir = Some(dir);
+        Ok(())
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Each child gets `lock` (a descriptor of the description holding the
+    /// pid file's lock) right after its readiness pipe
+    /// (`supervised_lock::lock_fd`); the plan's environment must name it
+    /// (`supervised_lock::MARKER_ENV`).
+    pub fn hand_on_lock(&mut self, lock: &OwnedFd) -> SysResult<()> {
+        self.lock = Some(dup_above(lock, self.high)?);
+        Ok(())
+    }
+
     /// Names `pipe` in the marker: `FD:INODE`, so that the daemon can tell
     /// the launcher's pipe from an inherited one.
     fn mark(&mut self, pipe: &ReadyPipe) -> SysResult<()> {
@@ -323,8 +368,15 @@ impl Prepared {
         Ok(())
     }
 
-    /// The raw values the child reads, borrowed from `self` for one fork.
-    fn image(&mut self, ready: RawFd) -> child::Image<'_> {
+    /// The raw values the child reads, borrowed from `self` for one fork;
+    /// `parent`: the child ends when that process (a supervisor) does.
+    fn image(&mut self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
+        let devnull = self.devnull.as_raw_fd();
+        let inherit = self.inherit_streams;
+        let stream = |log: &Option<OwnedFd>| match log {
+            Some(fd) => Some(fd.as_raw_fd()),
+            None => (!inherit).then_some(devnull),
+        };
         let listen_pid = match self.sockets.is_empty() {
             true => None,
             false => Some(child::PidSlot {
@@ -339,16 +391,60 @@ impl Prepared {
             argv: &self.argv_ptrs,
             envp: &self.envp_ptrs,
             cwd: &self.cwd,
+            boot_dir: self.boot_dir.as_deref(),
             umask: self.umask,
-            devnull: self.devnull.as_raw_fd(),
-            stdout: self.stdout.as_ref().map(AsRawFd::as_raw_fd),
-            stderr: self.stderr.as_ref().map(AsRawFd::as_raw_fd),
+            devnull,
+            stdout: stream(&self.stdout),
+            stderr: stream(&self.stderr),
             ready,
             fd_limit: self.fd_limit,
             signals: child::Signals::new(),
             account: self.account.as_ref(),
             prevent_core: self.prevent_core,
+            parent,
+            lock: self.lock.as_ref().map(AsRawFd::as_raw_fd),
         }
+    }
+
+    /// Forks with every signal blocked (a handler of this process must not
+    /// run in the child before the child has reset it); the child runs
+    /// `in_child` (child.rs), which never returns.
+    fn fork_blocked(
+        image: &child::Image,
+        in_child: unsafe fn(&child::Image) -> !,
+    ) -> SysResult<Pid> {
+        let mut old_mask = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old_mask),
+        )
+        .map_err(|e| SysError::new(e, "sigprocmask"))?;
+        // SAFETY: the child runs only child.rs, which never returns.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe { in_child(image) }
+        }
+        let fork_errno = Errno::last();
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+        if pid < 0 {
+            return Err(SysError::new(fork_errno, "fork"));
+        }
+        Ok(Pid::from_raw(pid))
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Forks a child of this process (a supervisor's generation), which
+    /// ends with this process (`PR_SET_PDEATHSIG`). Returns its pid and the
+    /// read end of `pipe`.
+    pub fn fork_child(&mut self, pipe: ReadyPipe) -> SysResult<(Pid, OwnedFd)> {
+        self.mark(&pipe)?;
+        let write = dup_above(&pipe.write, self.high)?;
+        drop(pipe.write);
+        let parent = nix::unistd::getpid().as_raw();
+        let image = self.image(write.as_raw_fd(), Some(parent));
+        let pid = Self::fork_blocked(&image, child::exec_daemon)?;
+        Ok((pid, pipe.read))
     }
 
     /// Forks a daemon detached from this process (setsid, fork again, the
@@ -358,29 +454,11 @@ impl Prepared {
         self.mark(&pipe)?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
-        let image = self.image(write.as_raw_fd());
-        // Block every signal across fork(): a handler of Node's must not run
-        // in the child before the child has reset it.
-        let mut old_mask = SigSet::empty();
-        pthread_sigmask(
-            SigmaskHow::SIG_SETMASK,
-            Some(&SigSet::all()),
-            Some(&mut old_mask),
-        )
-        .map_err(|e| SysError::new(e, "sigprocmask"))?;
-        // SAFETY: the child runs only child.rs, which never returns.
-        let middle = unsafe { libc::fork() };
-        if middle == 0 {
-            unsafe { child::detach_and_exec(&image) }
-        }
-        let fork_errno = Errno::last();
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-        if middle < 0 {
-            return Err(SysError::new(fork_errno, "fork"));
-        }
+        let image = self.image(write.as_raw_fd(), None);
+        let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
         // Only the daemon may hold the write end, so that its death reads as EOF.
         drop(write);
-        reap(Pid::from_raw(middle));
+        reap(middle);
         Ok(pipe.read)
     }
 }
@@ -401,16 +479,29 @@ impl Started {
     }
 }
 
-/// Forks the daemon. Errors are the launcher's own (a log file that cannot
-/// be opened, no pipe, no fork): nothing was started.
+/// Forks the daemon, or with `respawn` its supervisor (which starts the
+/// daemon and relays its messages). Errors are the launcher's own (a log
+/// file that cannot be opened, no pipe, no fork, no supervisor executable):
+/// nothing was started.
 pub fn fork(plan: &Plan) -> SysResult<Started> {
-    let mut prepared = Prepared::new(plan)?;
+    let mut prepared = match &plan.respawn {
+        None => Prepared::new(plan)?,
+        Some(respawn) => {
+            let program = respawn.program.as_str();
+            access(program, AccessFlags::X_OK).at("execve", program)?;
+            let mut prepared = Prepared::new(&supervision::supervisor_plan(plan, respawn))?;
+            prepared.as_supervisor();
+            prepared
+        }
+    };
     let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
     Ok(Started {
         pipe,
         timeout: plan.ready_timeout,
+        // A failed execve() is the daemon's (a supervisor relays its first
+        // generation's): the supervisor's own was checked above.
         exec_path: plan.argv.first().cloned().unwrap_or_default(),
         cwd: plan.cwd.clone(),
     })
@@ -470,6 +561,7 @@ mod tests {
             account: None,
             prevent_core: false,
             listeners: vec![],
+            respawn: None,
         }
     }
 
@@ -640,6 +732,46 @@ mod tests {
         assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "65534 65534 65534 0 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_supervisors_child_is_its_own_boots_where_it_is_told_and_gets_the_lock() {
+        let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("boot.txt");
+        let lock_file = dir.join("x.pid.lock");
+        std::fs::write(&lock_file, "").unwrap();
+        let lock = OwnedFd::from(std::fs::File::open(&lock_file).unwrap());
+        // The death signal is checked end to end (a supervisor SIGKILLed).
+        // No sockets: the lock comes right after the pipe, on fd 4.
+        let marker = crate::supervised_lock::MARKER_ENV;
+        let script = format!(
+            "echo $(pwd) $PPID $(readlink /proc/$$/fd/4) ${marker} > {}",
+            out.display()
+        );
+        let mut prepared = Prepared::new(&Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            env: vec![format!("{marker}=4:1:/x.pid")],
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        })
+        .unwrap();
+        prepared
+            .boot_in(dir.as_os_str().as_encoded_bytes())
+            .unwrap();
+        prepared.hand_on_lock(&lock).unwrap();
+        assert_eq!(crate::supervised_lock::lock_fd(0), 4);
+        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap()).unwrap();
+        let status = waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let expected = format!(
+            "{} {} {} 4:1:/x.pid\n",
+            dir.display(),
+            std::process::id(),
+            lock_file.display()
+        );
+        assert_eq!(text, expected);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
