@@ -49,9 +49,9 @@ function supervisorPath(project) {
 
 /** The supervisor, the module (require, import), the `daemon` CLI and the shipped example, in `project`. */
 async function checkWorks(project) {
-  const supervisor = supervisorPath(project);
-  fs.accessSync(supervisor, fs.constants.X_OK);
-  const byHand = spawnSync(supervisor, [], { encoding: 'utf8' });
+  const installed = supervisorPath(project);
+  fs.accessSync(installed, fs.constants.X_OK);
+  const byHand = spawnSync(installed, [], { encoding: 'utf8' });
   assert.equal(byHand.status, 2);
   assert.match(byHand.stderr, /started by the daemon module's launcher only/);
 
@@ -73,26 +73,25 @@ async function checkWorks(project) {
   const cli = path.join(project, 'node_modules', '.bin', 'daemon');
   const cliPidfile = path.join(project, 'sleeper.pid');
   fs.writeFileSync(path.join(project, 'sleeper.js'), 'setInterval(() => {}, 1000);\n');
-  let cliPid;
-  let respawned;
+  let supervisor;
+  // The supervisor's child: the daemon of the moment.
+  const generation = () => Number(fs.readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, 'utf8').trim().split(' ')[0]) || 0;
+  let first;
   try {
-    // --respawn: the installed supervisor starts the daemon again after a crash.
+    // --respawn: the installed supervisor (named in the pid file) starts the daemon again after a crash.
     const started = await run([cli, 'start', '--respawn', '--pidfile', cliPidfile, 'sleeper.js'], { cwd: project });
     assert.equal(started.code, 0, started.stderr);
-    cliPid = readPid(cliPidfile);
-    process.kill(cliPid, 'SIGKILL');
-    await waitFor(
-      () => fs.existsSync(cliPidfile) && ![0, cliPid].includes((respawned = readPid(cliPidfile) || 0)),
-      10000,
-      'the respawned daemon',
-    );
+    supervisor = readPid(cliPidfile);
+    await waitFor(() => generation() !== 0, 10000, 'the first generation');
+    first = generation();
+    process.kill(first, 'SIGKILL');
+    await waitFor(() => ![0, first].includes(generation()), 10000, 'the respawned daemon');
     const status = spawnSync(process.execPath, [cli, 'status', '--pidfile', cliPidfile], { encoding: 'utf8' });
     assert.equal(status.status, 0, status.stderr);
     assert.equal(spawnSync(process.execPath, [cli, 'stop', '--pidfile', cliPidfile]).status, 0);
-    await waitGone(respawned);
+    await waitGone(supervisor);
   } finally {
-    await killAndWait(respawned);
-    await killAndWait(cliPid);
+    await killAndWait(supervisor);
   }
 
   const port = await freePort();
