@@ -60,6 +60,7 @@ const DENO_TESTS = {
     'an exiting daemon never removes a successor',
     'pid file 0644 and log files 0640',
   ],
+  'supervisor.test.mjs': ['SIGKILL of the daemon: a new generation', 'stop() ends the supervisor and its daemon'],
   'operate.test.mjs': [
     'status(): missing, running, stale',
     'stop(): waits for the lock to be released',
