@@ -34,6 +34,8 @@ Start options:
   --respawn           a supervisor restarts the daemon when it crashes (not after a clean exit)
   --respawn-limit N   restarts allowed within the window before it gives up (default 10)
   --respawn-window MS that window (default 60000)
+  --listen [NAME=]ADDR bind PORT, HOST:PORT, [IPv6]:PORT or /path.sock for the daemon (fds 3, ...,
+                      LISTEN_FDS); repeatable; with --respawn the supervisor holds them
 
 Run 'daemon <command> --help' for one command.`;
 
@@ -51,16 +53,19 @@ const START_FLAGS = [
   'respawn',
   'respawn-limit',
   'respawn-window',
+  'listen',
 ];
 /** Flags that take no value. */
 const SWITCHES = ['no-core', 'respawn'];
+/** Flags that may be given more than once: an array of their values. */
+const REPEATABLE = ['listen'];
 
 const COMMANDS = {
   start: {
     flags: START_FLAGS,
     script: true,
     usage:
-      'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--respawn [--respawn-limit N] [--respawn-window MS]] [--] script.js [args...]',
+      'daemon start [--pidfile P] [--stdout F] [--stderr F] [--cwd D] [--umask M] [--ready-timeout MS] [--user U] [--group G] [--chroot D] [--no-core] [--respawn [--respawn-limit N] [--respawn-window MS]] [--listen [NAME=]ADDR]... [--] script.js [args...]',
   },
   restart: { flags: START_FLAGS, script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
   stop: { flags: ['pidfile', 'signal', 'timeout'], usage: 'daemon stop --pidfile P [--signal S] [--timeout MS]' },
@@ -92,7 +97,7 @@ function parse(command, args) {
     }
     const value = inline ?? args[++i];
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    flags[name] = value;
+    flags[name] = REPEATABLE.includes(name) ? [...(flags[name] ?? []), value] : value;
   }
   const [script, ...scriptArgs] = args.slice(i);
   if (spec.script && script === undefined) throw new UsageError('no script given');
@@ -134,6 +139,7 @@ function start({ flags, script, scriptArgs }) {
   if (flags.umask !== undefined) options.umask = integer('umask', flags.umask, 8);
   if (flags['ready-timeout'] !== undefined) options.readyTimeout = integer('ready-timeout', flags['ready-timeout']);
   if (flags['no-core']) options.preventCore = true;
+  if (flags.listen !== undefined) options.listen = flags.listen;
   const pidfile = flags.pidfile === undefined ? undefined : path.resolve(flags.pidfile);
   if (pidfile !== undefined) checkPidfileDirectory(flags.pidfile, pidfile);
   if (flags.respawn) {

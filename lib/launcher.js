@@ -17,6 +17,7 @@ const { output } = require('./stdio.js');
 const { daemonListeners } = require('./sockets.js');
 const { prepareRecord } = require('./state-dir.js');
 const { supervisorPath } = require('../native.js');
+const { status } = require('./control.js');
 
 const debug = debuglog('daemon');
 
@@ -132,6 +133,12 @@ function launch(opts, given) {
   const command = bare(given);
   const argv = command.argv ?? thisScript();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
+  // Before binding: a second start says who runs, not that the address is busy.
+  const holder = opts.pidfile === undefined || opts.listen.length === 0 ? null : status(opts.pidfile);
+  if (holder?.running) {
+    process.stderr.write(`daemon: Error: already running as pid ${holder.pid}\n`);
+    process.exit(1);
+  }
   const plan = spawnPlan(opts, { ...command, argv });
   if (startsInspector(argv, plan.env)) releaseInspector();
   const verdict = bare(native.spawn(plan));

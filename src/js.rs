@@ -155,6 +155,8 @@ impl FromNapiValue for Respawn {
             window_ms: window.into(),
             pidfile: optional(&o, "pidfile")?,
             record: optional(&o, "record")?,
+            // The supervisor's command line names them, from the listeners.
+            socket_files: Vec::new(),
         })
     }
 }

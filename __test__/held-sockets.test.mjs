@@ -1,0 +1,167 @@
+// Held listeners: a supervisor that holds the service's sockets for every
+// generation (respawn with listen), real daemons on loopback, read from /proc.
+// Each test kills what it started; the helpers' sweep backs it up.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { test } from 'node:test';
+import { alive, daemon, freePort, killAndWait, readPid, root, run, stat, tmpdir, waitFor, waitGone } from './helpers.mjs';
+
+/** An app that serves `VERSION PID` on every socket passed to it; the tests rewrite VERSION. */
+function writeApp(file, version, { startOpts, extra = '' }) {
+  const text = `'use strict';
+const daemon = require(${JSON.stringify(path.join(root, 'index.js'))});
+const http = require('node:http');
+const VERSION = ${JSON.stringify(version)};
+daemon.start(${JSON.stringify(startOpts)});
+${extra}
+for (const { fd } of daemon.listeners()) {
+  http.createServer((_req, res) => res.end(VERSION + ' ' + process.pid)).listen({ fd });
+}
+`;
+  fs.writeFileSync(file, text);
+}
+
+/** One request on a new connection: `{ version, pid }`, or `{ error }` (its code). */
+function request(port) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 10000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        const [version, pid] = body.split(' ');
+        resolve({ version, pid: Number(pid) });
+      });
+      res.on('error', (e) => resolve({ error: e.code ?? e.message }));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+    req.on('error', (e) => resolve({ error: e.code ?? e.message }));
+  });
+}
+
+const newTally = () => ({ answered: 0, refused: 0, failed: [], pids: new Set(), versions: new Set() });
+
+/**
+ * Requests one after another until `done()` holds (or `max` requests or
+ * `ms` pass); counts in `tally` answers by pid, refused connections and other failures.
+ */
+async function requestLoop(port, done, tally = newTally(), { max = 20000, ms = 60000 } = {}) {
+  const deadline = Date.now() + ms;
+  for (let i = 0; i < max && Date.now() < deadline && !done(); i++) {
+    const r = await request(port);
+    if (r.error === 'ECONNREFUSED') tally.refused++;
+    else if (r.error) tally.failed.push(r.error);
+    else {
+      tally.answered++;
+      tally.pids.add(r.pid);
+      tally.versions.add(r.version);
+    }
+  }
+  return tally;
+}
+
+/** The supervisor's children (its generations). */
+function children(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text === '' ? [] : text.split(' ').map(Number);
+}
+
+/** The inode of the socket on `fd` of `pid`. */
+function socketInode(pid, fd) {
+  const link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+  return Number(/^socket:\[(\d+)\]$/.exec(link)?.[1]);
+}
+
+/** The inode of the socket listening on 127.0.0.1:`port`, from /proc/net/tcp. */
+function listeningInode(port) {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const rows = fs
+    .readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/));
+  const listening = rows.filter((row) => row[1] === local && row[3] === '0A');
+  assert.equal(listening.length, 1, `one socket listens on ${local}`);
+  return Number(listening[0][9]);
+}
+
+/** Starts the app as a supervised service on a held socket; returns what the tests need. */
+async function startService({ listen, opts = {} } = {}) {
+  const dir = tmpdir('held');
+  const port = await freePort();
+  const pidfile = path.join(dir, 'app.pid');
+  const app = path.join(dir, 'app.js');
+  const startOpts = { respawn: true, pidfile, stderr: path.join(dir, 'err.log'), listen: listen ?? [`127.0.0.1:${port}`], ...opts };
+  writeApp(app, 'v1', { startOpts });
+  const env = { DAEMON_DIR: path.join(dir, 'state') };
+  const result = await run([app], { env });
+  const supervisor = result.code === 0 ? readPid(pidfile) : null;
+  return { dir, port, pidfile, app, startOpts, env, result, supervisor };
+}
+
+async function stopService(service) {
+  if (!service.supervisor) return;
+  const generations = alive(service.supervisor) ? children(service.supervisor) : [];
+  await killAndWait(service.supervisor);
+  for (const pid of generations) await waitGone(pid);
+}
+
+test('respawn with listen: 3 SIGKILLs under a sequential request loop refuse nothing; each generation serves the held socket', async () => {
+  const service = await startService();
+  try {
+    assert.equal(service.result.code, 0, service.result.stderr);
+    const { port, supervisor } = service;
+    const heldInode = listeningInode(port);
+    const first = children(supervisor);
+    assert.equal(first.length, 1);
+    assert.equal(socketInode(first[0], 3), heldInode, 'the first generation serves the supervisor-held socket');
+    const killed = [];
+    const tally = newTally();
+    let killerDone = false;
+    const killer = (async () => {
+      for (let kills = 0; kills < 3; kills++) {
+        // The generation that now runs, once the loop had an answer from it.
+        let current;
+        await waitFor(() => ([current] = children(supervisor)) && tally.pids.has(current), 20000, 'a generation that answers');
+        killed.push(current);
+        process.kill(current, 'SIGKILL');
+        await waitGone(current);
+      }
+      await waitFor(() => children(supervisor).some((pid) => tally.pids.has(pid)), 20000, 'the last generation to answer');
+    })().finally(() => (killerDone = true));
+    await requestLoop(port, () => killerDone, tally);
+    await killer;
+    assert.equal(tally.refused, 0, 'no refused connection');
+    assert.ok(tally.failed.length <= 3, `at most one failed request per kill: ${tally.failed}`);
+    const [now] = children(supervisor);
+    assert.ok(now && !killed.includes(now), 'a new generation');
+    assert.equal(stat(now).ppid, supervisor, "it is the supervisor's child");
+    assert.equal(socketInode(now, 3), heldInode, 'it serves the same socket');
+    assert.equal(listeningInode(port), heldInode, 'still the one listening socket');
+  } finally {
+    await stopService(service);
+  }
+});
+
+test('respawn with listen: a Unix socket file goes when the service stops; a second start on the pid file says already running', async () => {
+  const dir = tmpdir('held-unix');
+  const socketPath = path.join(dir, 'app.sock');
+  const service = await startService({ listen: [socketPath] });
+  try {
+    assert.equal(service.result.code, 0, service.result.stderr);
+    assert.ok(fs.statSync(socketPath).isSocket());
+    const busy = `127.0.0.1:${service.port}`;
+    // The second start binds a TCP address too: it must not get as far as binding.
+    const other = path.join(service.dir, 'again.js');
+    writeApp(other, 'v1', { startOpts: { ...service.startOpts, listen: [socketPath, busy] } });
+    const again = await run([other], { env: service.env });
+    assert.deepEqual([again.code, again.stderr], [1, `daemon: Error: already running as pid ${service.supervisor}\n`]);
+    assert.ok(fs.statSync(socketPath).isSocket(), 'the running service keeps its socket file');
+    await daemon.stop(service.pidfile);
+    assert.ok(!alive(service.supervisor));
+    assert.ok(!fs.existsSync(socketPath), 'the socket file is removed');
+  } finally {
+    await stopService(service);
+  }
+});
