@@ -122,8 +122,8 @@ test('respawn with listen: 3 SIGKILLs under a sequential request loop refuse not
     const killer = (async () => {
       for (let kills = 0; kills < 3; kills++) {
         // The generation that now runs, once the loop had an answer from it.
-        let current;
-        await waitFor(() => ([current] = children(supervisor)) && tally.pids.has(current), 20000, 'a generation that answers');
+        await waitFor(() => tally.pids.has(children(supervisor)[0]), 20000, 'a generation that answers');
+        const [current] = children(supervisor);
         killed.push(current);
         process.kill(current, 'SIGKILL');
         await waitGone(current);
