@@ -8,6 +8,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { alive, daemon, freePort, killAndWait, readPid, root, run, stat, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
+// status() and upgrade() here find the supervisors' records and channels where they keep them.
+process.env.DAEMON_DIR = tmpdir('held-state');
+
 /** An app that serves `VERSION PID` on every socket passed to it; the tests rewrite VERSION. */
 function writeApp(file, version, { startOpts, extra = '' }) {
   const text = `'use strict';
@@ -94,7 +97,7 @@ async function startService({ listen, opts = {} } = {}) {
   const app = path.join(dir, 'app.js');
   const startOpts = { respawn: true, pidfile, stderr: path.join(dir, 'err.log'), listen: listen ?? [`127.0.0.1:${port}`], ...opts };
   writeApp(app, 'v1', { startOpts });
-  const env = { DAEMON_DIR: path.join(dir, 'state') };
+  const env = { DAEMON_DIR: process.env.DAEMON_DIR };
   const result = await run([app], { env });
   const supervisor = result.code === 0 ? readPid(pidfile) : null;
   return { dir, port, pidfile, app, startOpts, env, result, supervisor };
@@ -161,6 +164,64 @@ test('respawn with listen: a Unix socket file goes when the service stops; a sec
     await daemon.stop(service.pidfile);
     assert.ok(!alive(service.supervisor));
     assert.ok(!fs.existsSync(socketPath), 'the socket file is removed');
+  } finally {
+    await stopService(service);
+  }
+});
+
+test('upgrade: under a sequential request loop 3 upgrades fail nothing; the old generation is gone after each, the new code serves', async () => {
+  const service = await startService();
+  try {
+    assert.equal(service.result.code, 0, service.result.stderr);
+    const { port, pidfile, supervisor } = service;
+    const tally = newTally();
+    let upgrading = true;
+    const loop = requestLoop(port, () => !upgrading, tally);
+    try {
+      await waitFor(() => tally.versions.has('v1'), 20000, 'v1 to answer');
+      for (const version of ['v2', 'v3', 'v4']) {
+        const [old] = children(supervisor);
+        writeApp(service.app, version, service);
+        const { daemonPid, previous } = await daemon.upgrade(pidfile);
+        assert.equal(previous, old);
+        assert.notEqual(daemonPid, old);
+        await waitGone(old, 10000);
+        assert.deepEqual(children(supervisor), [daemonPid], 'only the new generation runs');
+        assert.equal(daemon.status(pidfile).daemonPid, daemonPid, 'status() names the new generation');
+        await waitFor(() => tally.versions.has(version), 20000, `${version} to answer`);
+      }
+    } finally {
+      upgrading = false;
+      await loop;
+    }
+    assert.equal(tally.refused, 0, 'no refused connection');
+    assert.deepEqual(tally.failed, [], 'no failed request');
+    assert.equal((await request(port)).version, 'v4');
+  } finally {
+    await stopService(service);
+  }
+});
+
+test('upgrade: a new generation that fails or is not ready in time is stopped and the old one keeps serving', async () => {
+  const service = await startService({ opts: { readyTimeout: 2000 } });
+  try {
+    assert.equal(service.result.code, 0, service.result.stderr);
+    const { port, pidfile, supervisor } = service;
+    const [old] = children(supervisor);
+    const cli = path.join(root, 'bin', 'daemon.js');
+    writeApp(service.app, 'v2', { ...service, extra: "throw new Error('broken v2');" });
+    const failed = await run([cli, 'upgrade', '--pidfile', pidfile], { env: service.env });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^daemon: upgrade of .* failed: the new generation \(pid \d+\) exited with code 1\n$/);
+    writeApp(service.app, 'v3', { startOpts: { ...service.startOpts, ready: 'manual' } });
+    await assert.rejects(daemon.upgrade(pidfile), { code: 'ERR_DAEMON_UPGRADE_FAILED', message: /did not report ready within 2000 ms/ });
+    await waitFor(() => children(supervisor).length === 1, 10000, 'the unready generation to be stopped');
+    assert.deepEqual(children(supervisor), [old], 'the old generation runs on');
+    assert.deepEqual(await request(port), { version: 'v1', pid: old });
+    writeApp(service.app, 'v4', service);
+    const ok = await run([cli, 'upgrade', '--pidfile', pidfile], { env: service.env });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((await request(port)).version, 'v4');
   } finally {
     await stopService(service);
   }

@@ -18,6 +18,8 @@ Commands:
   stop --pidfile P [--signal S] [--timeout MS]   stop it, SIGKILL after the timeout (default 10000)
   restart [start options] [--] script.js [args...]   stop, then start (give every start option again)
   reload --pidfile P                         send SIGHUP (a script started here reopens its log files)
+  upgrade --pidfile P                        a supervised service's new code: a new generation on the same
+                                             sockets, the old one retired once it is ready (0: it serves)
   status --pidfile P                         0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown
 
 Start options:
@@ -70,6 +72,7 @@ const COMMANDS = {
   restart: { flags: START_FLAGS, script: true, usage: 'daemon restart --pidfile P [start options] [--] script.js [args...]' },
   stop: { flags: ['pidfile', 'signal', 'timeout'], usage: 'daemon stop --pidfile P [--signal S] [--timeout MS]' },
   reload: { flags: ['pidfile'], usage: 'daemon reload --pidfile P' },
+  upgrade: { flags: ['pidfile'], usage: 'daemon upgrade --pidfile P' },
   status: { flags: ['pidfile'], usage: 'daemon status --pidfile P' },
 };
 
@@ -208,6 +211,15 @@ async function main(argv) {
         if (error.code !== 'ESRCH') throw error;
         console.error('daemon: not running');
         return 7; // LSB: program is not running
+      }
+    case 'upgrade':
+      try {
+        const { daemonPid, previous } = await daemon.upgrade(flags.pidfile);
+        console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+        return 0;
+      } catch (error) {
+        console.error(`daemon: ${error.message}`);
+        return 1;
       }
     case 'status': {
       let status;

@@ -32,6 +32,8 @@ const ENV = Object.freeze({
   XDG_STATE_HOME: 'XDG_STATE_HOME',
   /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
+  /** The supervisor's pid, set for each generation: its module drains its servers on SIGTERM; taken and deleted at require(). */
+  SUPERVISED: '__DAEMON_SUPERVISED',
 });
 
 /**

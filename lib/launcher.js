@@ -15,7 +15,7 @@ const { evaluated } = require('./node-options.js');
 const { thisScript } = require('./command.js');
 const { output } = require('./stdio.js');
 const { daemonListeners } = require('./sockets.js');
-const { prepareRecord } = require('./state-dir.js');
+const { prepareRecord, controlPath } = require('./state-dir.js');
 const { supervisorPath } = require('../native.js');
 const { status } = require('./control.js');
 
@@ -101,6 +101,7 @@ function respawnPlan(opts) {
     pidfile: opts.pidfile,
     // Where status() finds restarts and a give-up, also after the supervisor is gone.
     record: opts.pidfile === undefined ? undefined : prepareRecord(opts.pidfile),
+    control: opts.pidfile === undefined ? undefined : controlPath(opts.pidfile),
   });
 }
 

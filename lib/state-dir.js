@@ -23,10 +23,13 @@ function stateDir() {
  * (for people) and a hash of its whole path (two services' pid files may
  * share a name), bounded in length whatever the path.
  */
-function recordPath(pidfile) {
+function recordPath(pidfile, suffix = 'json') {
   const hash = crypto.createHash('sha256').update(pidfile).digest('hex').slice(0, 16);
-  return path.join(stateDir(), `${path.basename(pidfile).slice(0, 64)}.${hash}.supervisor.json`);
+  return path.join(stateDir(), `${path.basename(pidfile).slice(0, 64)}.${hash}.supervisor.${suffix}`);
 }
+
+/** The supervisor's control channel (a Unix socket) beside its record: upgrade() asks there. */
+const controlPath = (pidfile) => recordPath(pidfile, 'sock');
 
 /** Creates the state directory (root's readable by all, a user's private); returns the record's path. */
 function prepareRecord(pidfile) {
@@ -45,4 +48,4 @@ function readRecord(pidfile) {
   }
 }
 
-module.exports = { stateDir, prepareRecord, readRecord };
+module.exports = { stateDir, prepareRecord, readRecord, controlPath };

@@ -20,6 +20,8 @@ pub struct Respawn {
     pub pidfile: Option<String>,
     /// Where the supervisor keeps its state record for `status()`.
     pub record: Option<String>,
+    /// Its control channel (a Unix socket) for `upgrade()`.
+    pub control: Option<String>,
     /// The Unix socket files the launcher bound: the supervisor removes them
     /// when the service ends.
     pub socket_files: Vec<String>,
@@ -60,6 +62,7 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
         ("stderr", path(&plan.stderr)),
         ("pidfile", respawn.pidfile.clone()),
         ("record", respawn.record.clone()),
+        ("control", respawn.control.clone()),
     ] {
         if let Some(value) = value {
             flag(name, value);
@@ -112,6 +115,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         window_ms: 0,
         pidfile: None,
         record: None,
+        control: None,
         socket_files: Vec::new(),
     };
     let (mut uid, mut gid, mut groups) = (None, None, Vec::new());
@@ -134,6 +138,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     "--stderr" => plan.stderr = Some(Output::File(value)),
                     "--pidfile" => respawn.pidfile = Some(value),
                     "--record" => respawn.record = Some(value),
+                    "--control" => respawn.control = Some(value),
                     "--listener" => plan.listeners.push(Listener {
                         name: value,
                         source: ListenSource::Inherited(READY_FD + plan.listeners.len() as i32),
@@ -198,6 +203,7 @@ mod tests {
             window_ms: 60_000,
             pidfile: Some("/run/app.pid".into()),
             record: None,
+            control: Some("/run/daemon/app.sock".into()),
             socket_files: Vec::new(),
         };
         let args = to_args(&plan, &respawn);
@@ -252,6 +258,7 @@ mod tests {
             window_ms: 60_000,
             pidfile: None,
             record: None,
+            control: None,
             socket_files: Vec::new(),
         };
         let (read, read_respawn) = from_args(&to_args(&plan, &respawn)[1..]).unwrap();

@@ -121,6 +121,7 @@ test('every export is a named ESM import, the default import is the callable, an
     'status',
     'stop',
     'signal',
+    'upgrade',
     'reopenLogs',
     'dropPrivileges',
     'chroot',

@@ -10,10 +10,14 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::fstat;
 use nix::unistd::{close, Pid};
 
+use std::os::fd::OwnedFd;
+
 /// The variables of sd_listen_fds(3), which the launcher set for the
 /// supervisor and `Prepared` sets for each generation.
 const LISTEN_ENV: [&str; 3] = ["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"];
-use std::os::fd::OwnedFd;
+
+/// Names the supervisor to each generation (lib/env.js: `SUPERVISED`).
+const SUPERVISED_ENV: &str = "__DAEMON_SUPERVISED";
 
 /// Everything that is the same for every generation, prepared once.
 pub struct Launcher {
@@ -35,6 +39,8 @@ impl Launcher {
             .filter(|(key, _)| key != MARKER_ENV && !LISTEN_ENV.iter().any(|name| key == name))
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();
+        // The generation's module drains its servers on SIGTERM (an upgrade retires it so).
+        env.push(format!("{SUPERVISED_ENV}={}", std::process::id()));
         if let Some((lock, pidfile)) = lock {
             let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
             let fd = supervised_lock::lock_fd(plan.listeners.len());

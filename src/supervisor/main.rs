@@ -57,6 +57,7 @@ mod sys;
 #[path = "../trusted_dir.rs"]
 mod trusted_dir;
 
+mod control;
 mod generation;
 mod policy;
 mod record;
