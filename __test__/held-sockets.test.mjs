@@ -11,7 +11,7 @@ import { alive, daemon, freePort, killAndWait, readPid, root, run, stat, tmpdir,
 // status() and upgrade() here find the supervisors' records and channels where they keep them.
 process.env.DAEMON_DIR = tmpdir('held-state');
 
-/** An app that serves `VERSION PID` on every socket passed to it; the tests rewrite VERSION. */
+/** An app that serves `VERSION PID` on every socket passed to it (`/slow`: after 500 ms); the tests rewrite VERSION. */
 function writeApp(file, version, { startOpts, extra = '' }) {
   const text = `'use strict';
 const daemon = require(${JSON.stringify(path.join(root, 'index.js'))});
@@ -20,16 +20,18 @@ const VERSION = ${JSON.stringify(version)};
 daemon.start(${JSON.stringify(startOpts)});
 ${extra}
 for (const { fd } of daemon.listeners()) {
-  http.createServer((_req, res) => res.end(VERSION + ' ' + process.pid)).listen({ fd });
+  http
+    .createServer((req, res) => setTimeout(() => res.end(VERSION + ' ' + process.pid), req.url === '/slow' ? 500 : 0))
+    .listen({ fd });
 }
 `;
   fs.writeFileSync(file, text);
 }
 
 /** One request on a new connection: `{ version, pid }`, or `{ error }` (its code). */
-function request(port) {
+function request(port, at = '/') {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 10000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: at, agent: false, timeout: 10000 }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => {
@@ -72,8 +74,11 @@ function children(pid) {
 
 /** The inode of the socket on `fd` of `pid`. */
 function socketInode(pid, fd) {
-  const link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-  return Number(/^socket:\[(\d+)\]$/.exec(link)?.[1]);
+  let link = '';
+  try {
+    link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {} // closed meanwhile
+  return Number(/^socket:\[(\d+)\]$/.exec(link)?.[1] ?? 0);
 }
 
 /** The inode of the socket listening on 127.0.0.1:`port`, from /proc/net/tcp. */
@@ -186,7 +191,8 @@ test('upgrade: under a sequential request loop 3 upgrades fail nothing; the old 
         assert.equal(previous, old);
         assert.notEqual(daemonPid, old);
         await waitGone(old, 10000);
-        assert.deepEqual(children(supervisor), [daemonPid], 'only the new generation runs');
+        // Reaped too: only the new generation is the supervisor's child.
+        await waitFor(() => children(supervisor).join() === String(daemonPid), 5000, 'the old generation to be reaped');
         assert.equal(daemon.status(pidfile).daemonPid, daemonPid, 'status() names the new generation');
         await waitFor(() => tally.versions.has(version), 20000, `${version} to answer`);
       }
@@ -197,6 +203,16 @@ test('upgrade: under a sequential request loop 3 upgrades fail nothing; the old 
     assert.equal(tally.refused, 0, 'no refused connection');
     assert.deepEqual(tally.failed, [], 'no failed request');
     assert.equal((await request(port)).version, 'v4');
+    // The retired generation (no SIGTERM handler of its own) finishes what it serves.
+    const [old] = children(supervisor);
+    const sockets = () => fs.readdirSync(`/proc/${old}/fd`).map((fd) => socketInode(old, fd));
+    const before = new Set(sockets());
+    const slow = request(port, '/slow');
+    await waitFor(() => sockets().some((inode) => inode > 0 && !before.has(inode)), 5000, 'the old generation to accept the slow request');
+    writeApp(service.app, 'v5', service);
+    await daemon.upgrade(pidfile);
+    assert.deepEqual(await slow, { version: 'v4', pid: old }, 'the request in flight is answered by the old generation');
+    await waitGone(old, 10000);
   } finally {
     await stopService(service);
   }
