@@ -8,6 +8,10 @@ const ENV = Object.freeze({
   READY_PIPE: '__DAEMON_READY_PIPE',
   /** The started process's pid, for the Node children it forks (cluster workers): they must not start again. */
   PRIMARY_PID: 'DAEMON_PRIMARY_PID',
+  /** The `daemon` command's state directory (names, pid files, logs, records), over its default. */
+  STATE_DIR: 'DAEMON_DIR',
+  /** The XDG base directory for state: the `daemon` command's state directory of a user other than root is in it. */
+  XDG_STATE_HOME: 'XDG_STATE_HOME',
   /** `1`/`true` or `0`/`false`: overrides the code's choice of foreground mode (PID 1 always stays). */
   FOREGROUND: 'DAEMON_FOREGROUND',
   /** The syslog socket, below `options.socket` (tests, containers). */
@@ -28,4 +32,44 @@ const ENV = Object.freeze({
  */
 const PARENT_ONLY = Object.freeze(['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID', ENV.WATCH]);
 
-module.exports = { ENV, PARENT_ONLY };
+/**
+ * Variables of the login session a daemon was started from, left out of the
+ * environment file of `daemon unit` (a service outlives the session);
+ * a trailing `*` matches a prefix. systemd sets HOME, USER, LOGNAME, SHELL itself.
+ */
+const SESSION_ONLY = Object.freeze([
+  'SSH_*',
+  'XDG_*',
+  'TERM',
+  'TERMCAP',
+  'COLORTERM',
+  'COLUMNS',
+  'LINES',
+  'DISPLAY',
+  'WAYLAND_DISPLAY',
+  'DBUS_SESSION_BUS_ADDRESS',
+  'TMUX',
+  'TMUX_PANE',
+  'STY',
+  'WINDOW',
+  'SHLVL',
+  'PWD',
+  'OLDPWD',
+  '_',
+  'MAIL',
+  'LS_COLORS',
+  'SUDO_*',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LISTEN_*',
+  'INVOCATION_ID',
+  'JOURNAL_STREAM',
+  'MANAGERPID',
+  'SYSTEMD_EXEC_PID',
+  ENV.NOTIFY_SOCKET,
+  ENV.STATE_DIR,
+]);
+
+module.exports = { ENV, PARENT_ONLY, SESSION_ONLY };

@@ -2,7 +2,7 @@
 // The launcher's side: the `node app.js` a user typed. It checks that a
 // daemon can be made from here, prepares the daemon's environment and hands
 // the plan to the native spawn(), which forks and waits for the daemon's
-// verdict; then it exits with it. The CLI calls launch() directly.
+// verdict; then it exits with it. The CLI calls launchDaemon() directly.
 
 const { debuglog } = require('node:util');
 const { unsupported } = require('./errors.js');
@@ -69,11 +69,12 @@ function thisScript() {
 }
 
 /**
- * Starts the daemon and exits with its verdict. `command.argv` is the Node
- * command line the daemon runs (this script by default: the CLI gives
- * another), `command.env` entries added to its environment.
+ * Starts the daemon and returns its verdict, `{ pid, code }`, once it is
+ * ready or has failed (said on stderr). `command.argv` is the Node command
+ * line the daemon runs (this script by default: the CLI gives another),
+ * `command.env` entries added to its environment.
  */
-function launch(opts, command) {
+function launchDaemon(opts, command) {
   checkLauncher();
   const argv = command?.argv ?? thisScript();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
@@ -108,7 +109,12 @@ function launch(opts, command) {
   if (verdict.code !== 0 && verdict.code !== 127 && !verdict.relayed && opts.stderr !== undefined) {
     process.stderr.write(`daemon: its stderr went to ${opts.stderr === SYSLOG ? 'syslog' : opts.stderr}\n`);
   }
-  process.exit(verdict.code);
+  return verdict;
 }
 
-module.exports = { launch };
+/** Starts the daemon and exits with its verdict. */
+function launch(opts) {
+  process.exit(launchDaemon(opts).code);
+}
+
+module.exports = { launch, launchDaemon };
