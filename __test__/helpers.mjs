@@ -215,7 +215,7 @@ export function ownedDir(uid, gid, name = 'own') {
 export const asNobody = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
 
 /**
- * A world-readable copy of the module and the fixtures, for processes that
+ * A world-readable copy of the module, its command and the fixtures, for processes that
  * run as nobody (a checkout may sit in a 0700 directory).
  */
 export function publicCopy() {
@@ -224,6 +224,7 @@ export function publicCopy() {
   const addon = fs.readdirSync(root).filter((name) => name.endsWith('.node'));
   for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
   fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
+  fs.cpSync(path.join(root, 'bin'), path.join(copy, 'bin'), { recursive: true });
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
   return copy;
 }

@@ -120,6 +120,23 @@ const COMMANDS = Object.freeze({
   unit: { flags: ['env-file'], target: 'name', summary: 'print a systemd unit that runs it as it was started' },
 });
 
+/** The start flags of `given` over `recorded`; any log flag given replaces all the recorded ones. */
+function mergeFlags(recorded, given) {
+  const merged = Object.create(null);
+  const logsGiven = LOG_FLAGS.some((flag) => given[flag] !== undefined);
+  for (const flag of START_FLAGS) {
+    const value = given[flag] !== undefined || (logsGiven && LOG_FLAGS.includes(flag)) ? given[flag] : recorded[flag];
+    if (value !== undefined) merged[flag] = value;
+  }
+  return merged;
+}
+
+/** Where stdout and stderr go: --log takes both, either of --stdout and --stderr alone takes both, none: `fallback`. */
+function streams(flags, fallback) {
+  if (flags.log !== undefined) return { stdout: flags.log, stderr: flags.log };
+  return { stdout: flags.stdout ?? flags.stderr ?? fallback, stderr: flags.stderr ?? flags.stdout ?? fallback };
+}
+
 /** How the command is written, for the usage. */
 function synopsis(command) {
   const spec = COMMANDS[command];
@@ -208,4 +225,4 @@ function parse(command, args) {
   return { flags, name: name ?? flags.name, script, scriptArgs };
 }
 
-module.exports = { UsageError, FLAGS, START_FLAGS, LOG_FLAGS, COMMANDS, USAGE, commandUsage, parse, integer };
+module.exports = { UsageError, FLAGS, START_FLAGS, LOG_FLAGS, COMMANDS, USAGE, commandUsage, parse, integer, mergeFlags, streams };

@@ -12,30 +12,13 @@ const { status, stop } = require('../control.js');
 const { lookupAccount } = require('../identity.js');
 const { startOptions } = require('../options.js');
 const { ENV } = require('../env.js');
-const { FLAGS, START_FLAGS, LOG_FLAGS, UsageError } = require('./args.js');
+const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams } = require('./args.js');
 const state = require('./state.js');
 const { isEsm, prepare } = require('./script.js');
 
 const PRELOAD = path.join(__dirname, '..', '..', 'bin', 'preload.js');
 const ESM_MAIN = path.join(__dirname, '..', '..', 'bin', 'esm-main.mjs');
 const INHERIT = 'inherit';
-
-/** The start flags of `given` over `recorded`; any log flag given replaces all the recorded ones. */
-function mergeFlags(recorded, given) {
-  const merged = Object.create(null);
-  const logsGiven = LOG_FLAGS.some((flag) => given[flag] !== undefined);
-  for (const flag of START_FLAGS) {
-    const value = given[flag] !== undefined || (logsGiven && LOG_FLAGS.includes(flag)) ? given[flag] : recorded[flag];
-    if (value !== undefined) merged[flag] = value;
-  }
-  return merged;
-}
-
-/** Where stdout and stderr go: --log takes both, either of --stdout and --stderr alone takes both, none: `fallback`. */
-function streams(flags, fallback) {
-  if (flags.log !== undefined) return { stdout: flags.log, stderr: flags.log };
-  return { stdout: flags.stdout ?? flags.stderr ?? fallback, stderr: flags.stderr ?? flags.stdout ?? fallback };
-}
 
 /** start()'s options for these flags and streams (`ident`: syslog's tag, the name). */
 function optionsOf(flags, out, ident) {
@@ -189,4 +172,4 @@ function run(parsed) {
   return undefined;
 }
 
-module.exports = { start, restart, run, recordOf, mergeFlags, streams };
+module.exports = { start, restart, run, recordOf };

@@ -4,7 +4,7 @@
 
 const path = require('node:path');
 const { SESSION_ONLY } = require('../env.js');
-const { streams } = require('./start.js');
+const { streams } = require('./args.js');
 
 const CLI = path.join(__dirname, '..', '..', 'bin', 'daemon.js');
 const VARIABLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -84,7 +84,9 @@ function unitText(record, { node = process.execPath, envFile, system }) {
     `# ${name}, as \`daemon start\` last started it; made by \`daemon unit ${name}\`.`,
     `# Its environment is in ${envFile} (0600: a unit file is world-readable).`,
     `# Install: daemon unit ${name} > ${install}; the logs: journalctl ${system ? '' : '--user '}-u ${name}`,
-    '# (a log file here is appended to; rotate it with copytruncate).',
+    ...(Object.values(out).some((target) => path.isAbsolute(target))
+      ? ['# systemd appends to the log files: rotate them with copytruncate.']
+      : []),
     '[Unit]',
     `Description=${plain(name)}: ${plain(path.basename(record.script))}, run by daemon`,
     'After=network.target',
