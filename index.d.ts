@@ -63,7 +63,10 @@ declare namespace daemon {
      * Log file for the daemon's stdout, opened for appending (created 0640), or
      * `'syslog'`: every line becomes a syslog message at `info` (see
      * {@link SyslogTarget} for `ident`, `facility`, `socket`). A file named
-     * `syslog` is `'./syslog'`. Default: inherited.
+     * `syslog` is `'./syslog'`. Default: inherited. An existing log must be
+     * owned by root, the caller or `user`, have one link, and every symlink on
+     * its path be root's or the caller's; otherwise an `Error` (`EPERM`,
+     * `EMLINK`). stdout's and stderr's logs are opened both or neither.
      */
     stdout?: string;
     /** Like `stdout`, for stderr; with `'syslog'` its lines go out at `err`. Default: inherited. */
@@ -101,6 +104,41 @@ declare namespace daemon {
     group?: string | number;
     /** No core dumps: `RLIMIT_CORE` 0 (soft and hard), and the daemon is not dumpable. Default `false`. */
     preventCore?: boolean;
+    /**
+     * Listening sockets the launcher binds (as its own user, before anything
+     * is forked) for the daemon, which gets them as fds 3, 4, ... with
+     * systemd's `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES`: read them
+     * with {@link listeners}. Each is `'[NAME=]ADDR'` or a {@link ListenSpec};
+     * `ADDR` as systemd's `ListenStream=`: `PORT` (dual-stack `[::]`),
+     * `IPV4:PORT`, `[IPV6]:PORT` or an absolute path (a Unix socket).
+     * A bad address is a `TypeError`; a busy or refused one an `Error`
+     * (`EADDRINUSE`, `EACCES`) naming it, with nothing started.
+     */
+    listen?: Array<string | ListenSpec>;
+  }
+
+  /** One listening socket of {@link StartOptions.listen}. */
+  interface ListenSpec {
+    /** `PORT`, `IPV4:PORT`, `[IPV6]:PORT` or an absolute path. */
+    address: string;
+    /** Its name in `LISTEN_FDNAMES`: printable, no `:`. Default `'unknown'`, as systemd reports an unnamed one. */
+    name?: string;
+    /** A Unix socket file's mode (default: 0777 less the umask). */
+    mode?: number;
+    /** A Unix socket file's owner (name or id). */
+    user?: string | number;
+    /** A Unix socket file's group (name or id). */
+    group?: string | number;
+  }
+
+  /** A socket passed to this process, from {@link listeners}. */
+  interface Listener {
+    /** Its descriptor: 3, 4, ... A `stream` one can be given to `server.listen({ fd })`. */
+    fd: number;
+    /** From `LISTEN_FDNAMES`; `'unknown'` when unnamed. */
+    name: string;
+    /** `'stream'`, `'dgram'`, `'seqpacket'`, `'raw'`, or `'other'` (not a socket). */
+    type: 'stream' | 'dgram' | 'seqpacket' | 'raw' | 'other';
   }
 
   /** Options of {@link chroot}. */
@@ -197,6 +235,16 @@ declare namespace daemon {
    * priority or facility name).
    */
   function syslog(message: string, options?: SyslogOptions): boolean;
+
+  /**
+   * The listening sockets passed to this process in systemd's protocol
+   * (`sd_listen_fds(3)`: a socket unit, `systemd-socket-activate`, or a
+   * launcher's `start({ listen })`), taken at `require()`: the `LISTEN_*`
+   * variables are removed and the descriptors are close-on-exec, so children
+   * do not take them. `[]` when none were passed to this very process.
+   * Under `cluster`, workers pass the primary's `fd` to `listen()`.
+   */
+  function listeners(): Listener[];
   namespace syslog {
     /**
      * Messages lost since the process started, by `syslog()` and by stdout and
@@ -246,9 +294,19 @@ declare namespace daemon {
 
   /**
    * Opens the log files `start()` was given anew onto stdout and stderr
-   * (after logrotate moved them away). Does nothing without log files.
+   * (after logrotate moved them away), both or neither, with `start()`'s
+   * checks of owner, links and symlinks. Does nothing without log files.
+   * @throws an `Error` with `code`, `syscall` and `path`; the streams stay on the old files.
    */
   function reopenLogs(): void;
+
+  /**
+   * Output that stdout and stderr could not write since `start()` (a full
+   * disk, EIO, EFBIG, a terminal or pipe gone): such a write never ends the
+   * process; it is counted here, and the first is reported once to syslog
+   * at `err`. The counts change in place.
+   */
+  const lost: { readonly writes: number; readonly bytes: number };
 
   /**
    * Becomes `user` (a name or a numeric id) with its primary group, or `group`,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, flockHolders, readPid, startFixture, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, flockHolders, killAndWait, readPid, startFixture, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const LAUNCHERS = 30;
 const CYCLES = 100;
@@ -45,7 +45,7 @@ test(`storm: ${LAUNCHERS} launchers of one daemon at once, exactly one survives 
       `${after.length} reads after the write, all the survivor's`,
     );
   } finally {
-    for (const r of results) await stop(r.info?.pid);
+    for (const r of results) await killAndWait(r.info?.pid);
   }
 });
 
@@ -77,7 +77,7 @@ test(`restart storm: ${CYCLES} cycles of SIGTERM while the next daemon spins on 
       await waitGone(old);
     }
   } finally {
-    await stop(current.info?.pid, 'SIGTERM');
+    await killAndWait(current.info?.pid, 'SIGTERM');
   }
   assert.equal(fs.existsSync(pidfile), false, 'the last daemon removed its pid file');
 });
@@ -100,6 +100,6 @@ test(`${LAUNCHERS} different daemons at once: all ready, all named by their pid 
       'every pid file removed',
     );
   } finally {
-    for (const r of results) await stop(r.info?.pid);
+    for (const r of results) await killAndWait(r.info?.pid);
   }
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, freePort, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
+import { alive, freePort, killAndWait, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
 
 test('hellohttpd: ready at once, answers right after, one instance only, SIGTERM removes the pid file', async () => {
   const pidfile = path.join(tmpdir('hello'), 'hellohttpd.pid');
@@ -26,6 +26,6 @@ test('hellohttpd: ready at once, answers right after, one instance only, SIGTERM
     assert.equal(fs.existsSync(pidfile), false);
     assert.ok(!alive(pid));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });

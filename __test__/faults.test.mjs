@@ -4,7 +4,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, fds, fixture, readJson, run, sleep, startFixture, stat, stop, tagged, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  alive,
+  askLost,
+  fds,
+  fixture,
+  freePort,
+  killAndWait,
+  readJson,
+  run,
+  sleep,
+  startFixture,
+  stat,
+  tagged,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
 
@@ -23,7 +39,7 @@ for (const signal of ['SIGINT', 'SIGKILL']) {
       process.kill(pid, 'SIGUSR1');
       await waitFor(() => dots(report) === 1, 5000, 'the daemon to answer SIGUSR1');
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   });
 }
@@ -48,7 +64,7 @@ for (const closeio of [false, true]) {
       }
       assert.ok(!Object.values(fds(pid)).some((target) => target.startsWith('/dev/pts/')), 'no fd left on the terminal');
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   });
 }
@@ -61,7 +77,7 @@ test('ssh-style capture with log files: the pipes reach EOF as soon as the launc
     assert.equal(r.code, 0, r.stderr);
     assert.ok(alive(r.info.pid), 'EOF came while the daemon runs');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -81,8 +97,8 @@ test('no leftovers: no middle process, no zombie, no inherited fd beyond 0-2', a
     const left = tagged().sort();
     assert.deepEqual(left, [baseline.info.pid, leaky.info.pid].sort(), 'only the two daemons: no launcher, middle process or zombie');
   } finally {
-    await stop(baseline.info?.pid);
-    await stop(leaky.info?.pid);
+    await killAndWait(baseline.info?.pid);
+    await killAndWait(leaky.info?.pid);
   }
   await waitFor(() => tagged().length === 0, 5000, 'nothing of this test running');
 });
@@ -95,7 +111,27 @@ test('a daemon that the launcher waits for with its stdin a terminal-less pipe b
     assert.notEqual(s.pgrp, r.info.pid);
     assert.equal(fds(r.info.pid)[0], '/dev/null');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
   await waitGone(r.info.pid);
+});
+
+test("EPIPE: when the reader of the launcher's stdout pipe goes away, the daemon keeps running and serving, on /dev/null, and counts what it loses", async () => {
+  const port = await freePort();
+  const report = path.join(tmpdir('epipe'), 'report.json');
+  const launcher = run([fixture('daemon.js')], { env: { FIXTURE_REPORT: report, FIXTURE_DO: 'flood', FIXTURE_PORT: String(port) } });
+  const r = await launcher;
+  const pid = r.code === 0 ? readJson(report).pid : undefined;
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(fds(pid)[1], /^(pipe|socket):/, "the launcher's pipe (a socket pair from Node)");
+    launcher.child.stdout.destroy(); // the reader goes away
+    await waitFor(() => fds(pid)[1] === '/dev/null', 10000, 'stdout to let go of the pipe');
+    const first = await askLost(port);
+    assert.ok(first.writes > 0 && first.bytes > 0, JSON.stringify(first));
+    await waitFor(async () => (await askLost(port)).writes > first.writes, 10000, 'more lost writes');
+    assert.ok(alive(pid));
+  } finally {
+    await killAndWait(pid);
+  }
 });

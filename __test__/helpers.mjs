@@ -62,7 +62,7 @@ export function stat(pid) {
 }
 
 /** /proc/PID/status as an object of its lines. */
-export function status(pid) {
+export function procStatus(pid) {
   const lines = fs.readFileSync(`/proc/${pid}/status`, 'utf8').trim().split('\n');
   return Object.fromEntries(lines.map((line) => line.split(/:\s*/, 2)));
 }
@@ -106,7 +106,7 @@ export function environ(pid) {
  */
 export function alive(pid) {
   try {
-    const { State, Threads } = status(pid);
+    const { State, Threads } = procStatus(pid);
     return !(State.startsWith('Z') && Threads === '1');
   } catch {
     return false;
@@ -188,7 +188,7 @@ export async function startFixture({ opts = {}, env = {}, args = [], nodeArgs = 
   return { ...result, info, dir, report };
 }
 
-export async function stop(pid, signal = 'SIGKILL') {
+export async function killAndWait(pid, signal = 'SIGKILL') {
   if (!pid) return;
   try {
     process.kill(pid, signal);
@@ -198,7 +198,7 @@ export async function stop(pid, signal = 'SIGKILL') {
 
 /** The Uid, Gid and Groups lines of /proc/PID/status, as numbers. */
 export function ids(pid) {
-  const s = status(pid);
+  const s = procStatus(pid);
   const numbers = (line) => line.trim().split(/\s+/).filter(Boolean).map(Number);
   return { uid: numbers(s.Uid), gid: numbers(s.Gid), groups: numbers(s.Groups ?? '').sort((a, b) => a - b) };
 }
@@ -274,4 +274,16 @@ export async function notifyListener() {
       await listener;
     },
   };
+}
+
+/** Reads what the fixture's server on `port` answers: its daemon.lost. */
+export function askLost(port) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    net
+      .connect(port, '127.0.0.1')
+      .on('data', (d) => (text += d))
+      .on('end', () => resolve(JSON.parse(text)))
+      .on('error', reject);
+  });
 }

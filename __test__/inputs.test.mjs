@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { asNobody, fixture, publicCopy, readJson, root, run, startFixture, stop, tagged, tmpdir, waitFor } from './helpers.mjs';
+import { asNobody, fixture, killAndWait, publicCopy, readJson, root, run, startFixture, tagged, tmpdir, waitFor } from './helpers.mjs';
 
 const dir = tmpdir('inputs');
 const file = path.join(dir, 'a-file');
@@ -266,7 +266,7 @@ test('a marker set by hand is ignored: a pipe on stdin, a closed fd, a regular f
       assert.equal(r.code, 0, `${name}: ${r.stderr}`);
       assert.equal(info?.isDaemon, true, `${name}: daemonized normally`);
     } finally {
-      await stop(info?.pid);
+      await killAndWait(info?.pid);
     }
   }
   assert.equal(fs.readFileSync(file, 'utf8'), 'untouched\n');
@@ -282,14 +282,14 @@ test('a launcher started by child_process.fork() (NODE_CHANNEL_FD) or in a clust
     assert.equal(info.isDaemon, true);
     assert.equal(info.channelFd, false, 'no IPC channel in the daemon');
   } finally {
-    await stop(info?.pid);
+    await killAndWait(info?.pid);
   }
   const cluster = await startFixture({ env: { NODE_UNIQUE_ID: '1' } });
   try {
     assert.equal(cluster.code, 0, cluster.stderr);
     assert.equal(cluster.info.isDaemon, true);
   } finally {
-    await stop(cluster.info?.pid);
+    await killAndWait(cluster.info?.pid);
   }
 });
 
@@ -321,6 +321,6 @@ test('start() from a worker thread or from stdin is refused; from node -e it wor
     assert.equal(evaluated.code, 0, evaluated.stderr);
     assert.equal(text, 'relative require works');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { freePort, readPid, root, run, stop, tmpdir, waitGone } from './helpers.mjs';
+import { freePort, killAndWait, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
 
 const npm = (args, cwd, env = {}) =>
   spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
@@ -79,7 +79,7 @@ test('installed from the tarball into a fresh project: builds with cargo, then r
     process.kill(pid, 'SIGTERM');
     await waitGone(pid);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 
   // Without cargo and without a prebuilt binary, the install fails with one clear line.

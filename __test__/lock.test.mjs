@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, readPid, run, startFixture, stop, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, killAndWait, readPid, run, startFixture, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 test('the second instance finds the lock held, exits 3, and leaves the pid file as it was', async () => {
   const dir = tmpdir('lock');
@@ -23,7 +23,7 @@ test('the second instance finds the lock held, exits 3, and leaves the pid file 
     assert.equal(afterStat.mtimeMs, before.mtimeMs);
     assert.equal(afterStat.ino, before.ino);
   } finally {
-    await stop(first.info?.pid);
+    await killAndWait(first.info?.pid);
   }
 });
 
@@ -39,7 +39,7 @@ test('SIGTERM with no handler of the script removes the pid file and ends the da
 test('after SIGKILL the stale pid file stays, and a new start takes it over', async () => {
   const pidfile = path.join(tmpdir('kill'), 'fx.pid');
   const first = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
-  await stop(first.info.pid, 'SIGKILL');
+  await killAndWait(first.info.pid, 'SIGKILL');
   assert.equal(readPid(pidfile), first.info.pid, 'stale file left by SIGKILL');
   const second = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
   try {
@@ -47,7 +47,7 @@ test('after SIGKILL the stale pid file stays, and a new start takes it over', as
     assert.equal(readPid(pidfile), second.info.pid);
     assert.equal(fs.readFileSync(pidfile, 'utf8'), `${second.info.pid}\n`);
   } finally {
-    await stop(second.info?.pid);
+    await killAndWait(second.info?.pid);
   }
 });
 
@@ -60,11 +60,11 @@ test("an exiting daemon never removes a successor's pid file", async () => {
     fs.unlinkSync(pidfile);
     second = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
     assert.equal(second.code, 0, second.stderr);
-    await stop(first.info.pid, 'SIGTERM');
+    await killAndWait(first.info.pid, 'SIGTERM');
     assert.equal(readPid(pidfile), second.info.pid);
   } finally {
-    await stop(first.info?.pid);
-    await stop(second?.info?.pid);
+    await killAndWait(first.info?.pid);
+    await killAndWait(second?.info?.pid);
   }
 });
 
@@ -103,7 +103,7 @@ test('pid file 0644 and log files 0640 whatever the umask; nothing the module cr
         assert.equal(fs.statSync(path.join(dir, name)).mode & 0o002, 0, `${name} is not writable by others`);
       }
     } finally {
-      await stop(r.info?.pid);
+      await killAndWait(r.info?.pid);
     }
   }
 });

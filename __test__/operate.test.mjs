@@ -10,6 +10,7 @@ import {
   environ,
   fixture,
   freePort,
+  killAndWait,
   notifyListener,
   readJson,
   readPid,
@@ -18,7 +19,6 @@ import {
   sleep,
   startFixture,
   stat,
-  stop,
   tmpdir,
   waitFor,
   waitGone,
@@ -35,7 +35,7 @@ test('status(): missing, running, stale after SIGKILL, and an unreadable file', 
   try {
     assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: r.info.pid, stale: false });
   } finally {
-    await stop(r.info?.pid, 'SIGKILL');
+    await killAndWait(r.info?.pid, 'SIGKILL');
   }
   assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: r.info.pid, stale: true });
   // A reused pid cannot fool it: the file names this very test process, which holds no lock.
@@ -73,7 +73,7 @@ test('status() polled in a tight loop never makes one of 50 restarts fail', asyn
     assert.equal(current.code, 0, current.stderr);
   } finally {
     fs.writeFileSync(path.join(dir, 'done'), '');
-    await stop(current.info?.pid);
+    await killAndWait(current.info?.pid);
   }
   const polls = Number((await poller).stdout.trim());
   assert.ok(polls > 50, `status() ran ${polls} times`);
@@ -92,7 +92,7 @@ test('stop(): waits for the lock to be released, kills after the timeout, and kn
     await waitGone(slow.info.pid, 2000);
     assert.equal(fs.existsSync(pidfile), false);
   } finally {
-    await stop(slow.info?.pid);
+    await killAndWait(slow.info?.pid);
   }
   const stubborn = await startFixture({ env: { FIXTURE_LOCK: pidfile, FIXTURE_DO: 'ignore-term' } });
   try {
@@ -102,7 +102,7 @@ test('stop(): waits for the lock to be released, kills after the timeout, and kn
     assert.equal(readPid(pidfile), stubborn.info.pid, 'SIGKILL leaves the pid file, stale');
     assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
   } finally {
-    await stop(stubborn.info?.pid);
+    await killAndWait(stubborn.info?.pid);
   }
   await assert.rejects(daemon.stop(pidfile, { signal: 'SIGNOPE' }), { code: 'ERR_UNKNOWN_SIGNAL' });
   await assert.rejects(daemon.stop(pidfile, { timeout: -1 }), { code: 'ERR_OUT_OF_RANGE' });
@@ -117,9 +117,9 @@ test('stop() resolves when the process is gone, not when its lock is: exit handl
     const started = Date.now();
     assert.deepEqual(await daemon.stop(pidfile), { pid: r.info.pid, stopped: true, killed: false });
     assert.ok(Date.now() - started >= 700, `resolved after ${Date.now() - started} ms, while 800 ms of exit handler ran`);
-    assert.ok(!alive(r.info.pid), 'the process is gone when stop() resolves');
+    assert.ok(!alive(r.info.pid), 'the process is gone when killAndWait() resolves');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -130,7 +130,7 @@ test('signal() reaches the lock holder; ESRCH when nothing runs', async () => {
     assert.equal(daemon.signal(pidfile, 'SIGUSR1'), r.info.pid);
     await waitFor(() => dots(r.report) === 1, 5000, 'SIGUSR1');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
   assert.throws(() => daemon.signal(pidfile, 'SIGUSR1'), { code: 'ESRCH', syscall: 'kill', path: pidfile });
   assert.throws(() => daemon.signal(pidfile, 'SIGWHAT'), { code: 'ERR_UNKNOWN_SIGNAL' });
@@ -151,7 +151,7 @@ test('reopenLogs() on SIGHUP: after the log is moved away, new lines go to a new
     assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /fixture \d+ running/);
     assert.doesNotMatch(fs.readFileSync(`${log}.1`, 'utf8'), /reopened/);
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -204,7 +204,7 @@ test('foreground without NOTIFY_SOCKET, and DAEMON_FOREGROUND=0 overriding foreg
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal(forced.info.isDaemon, true);
   } finally {
-    await stop(forced.info?.pid);
+    await killAndWait(forced.info?.pid);
   }
 });
 
@@ -234,7 +234,7 @@ test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM
     assert.equal(ended.code, 128 + 15, ended.stderr);
     assert.equal(fs.existsSync(pidfile), false);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   // The command, which always daemonizes, refuses instead, with nothing started.
   const refused = await run([], {
@@ -301,7 +301,7 @@ test('under node --watch start() stays in the foreground, so the watcher keeps i
     } finally {
       watcher.child.kill('SIGKILL');
       await watcher;
-      await stop(info?.pid);
+      await killAndWait(info?.pid);
     }
   }
 });
@@ -319,7 +319,7 @@ test('daemonizing with NOTIFY_SOCKET: the launcher names the daemon as MAINPID, 
     await waitFor(() => listener.messages().length >= 2, 5000, 'STOPPING=1');
     assert.equal(listener.messages()[1], 'STOPPING=1');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
     await listener.close();
   }
   // A dead socket is never fatal.
@@ -327,7 +327,7 @@ test('daemonizing with NOTIFY_SOCKET: the launcher names the daemon as MAINPID, 
   try {
     assert.equal(dead.code, 0, dead.stderr);
   } finally {
-    await stop(dead.info?.pid);
+    await killAndWait(dead.info?.pid);
   }
 });
 
@@ -347,7 +347,7 @@ test('NODE_DEBUG=daemon traces the launcher and the daemon', async () => {
       assert.match(r.stderr, step);
     }
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -393,7 +393,7 @@ test('the CLI daemonizes an unmodified script by --pidfile: start, status, alrea
     assert.equal((await run([cli, 'status', '--pidfile', pidfile])).code, 1, 'dead, but the pid file exists');
     assert.equal((await run([cli, 'status', '--pidfile', dir])).code, 4, 'unknown: not a pid file');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -417,7 +417,7 @@ test('the CLI: reload reopens the log files of a script that does not handle SIG
     await sleep(100);
     assert.equal(fs.readFileSync(`${log}.1`, 'utf8'), moved, 'nothing more goes to the moved log');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -438,7 +438,7 @@ test('the CLI on an ES module: ready only once its top level (with top-level awa
     pid = readPid(pidfile);
     assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'esm arg\n');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   const boom = path.join(dir, 'boom.mjs');
   fs.writeFileSync(boom, "await new Promise((r) => setTimeout(r, 100));\nthrow new Error('boom from an ES module');\n");
@@ -541,7 +541,7 @@ test('examples: logrotate moves the log and reloads through the CLI; the init sc
     await waitGone(pid);
     assert.equal((await run([], { command: ['sh', init, 'status'], env })).code, 3);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   // Nothing runs: no log to reopen, not an error. No install: an error logrotate reports.
   assert.equal((await postrotate({ prefix, pidfile, log })).code, 0);

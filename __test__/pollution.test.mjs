@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, environ, fds, fixture, readPid, root, run, startFixture, status, stop, tmpdir, waitFor } from './helpers.mjs';
+import { alive, environ, fds, fixture, killAndWait, procStatus, readPid, root, run, startFixture, tmpdir, waitFor } from './helpers.mjs';
 
 const pollute = ['-r', fixture('pollute.js')];
 const index = JSON.stringify(path.join(root, 'index.js'));
@@ -28,8 +28,8 @@ for (const [name, opts] of [
       pid = started.info.pid;
       assert.equal(readPid(pidfile), pid);
       assert.equal(fs.readlinkSync(`/proc/${pid}/cwd`), '/');
-      assert.equal(status(pid).Umask, '0022');
-      assert.equal(status(pid).Uid.split('\t')[0], '0');
+      assert.equal(procStatus(pid).Umask, '0022');
+      assert.equal(procStatus(pid).Uid.split('\t')[0], '0');
       assert.ok(!environ(pid).includes('POLLUTED=1'));
       assert.ok(!fs.existsSync('/tmp/daemon-polluted.log'));
       assert.match(fds(pid)['1'], /^(pipe|socket):/, "stdout is still the launcher's");
@@ -39,7 +39,7 @@ for (const [name, opts] of [
       await waitFor(() => fs.existsSync(`${started.report}.closed`), 5000, 'closeIO');
       assert.equal(fds(pid)['1'], '/dev/null');
 
-      // stop() with signal, timeout and kill polluted: SIGTERM, waits, stops.
+      // killAndWait() with signal, timeout and kill polluted: SIGTERM, waits, stops.
       const code = `${operator} d.stop(${JSON.stringify(pidfile)}).then((r) => console.log(JSON.stringify(r)))`;
       const stopped = await run([...pollute, '-e', code]);
       assert.equal(stopped.code, 0, stopped.stderr);
@@ -47,7 +47,7 @@ for (const [name, opts] of [
       assert.ok(!alive(pid));
       assert.ok(!fs.existsSync(pidfile));
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   });
 }

@@ -12,6 +12,7 @@ import {
   fds,
   flockHolders,
   ids,
+  killAndWait,
   killTagged,
   ownedDir,
   publicCopy,
@@ -19,7 +20,6 @@ import {
   root,
   run,
   startFixture,
-  stop,
   tagged,
   tmpdir,
   waitFor,
@@ -85,7 +85,7 @@ test("start({ user }): Uid, Gid and Groups are exactly the user's; HOME, USER, L
     await waitGone(pid);
     assert.equal(fs.existsSync(pidfile), false, 'removed at exit by the user');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -96,7 +96,7 @@ test('start({ user, group }) by numeric ids: the group replaces the primary one,
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(ids(r.info.pid), { uid: all(account.uid), gid: all(NOBODY), groups: sorted([NOBODY, ...account.extra]) });
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -110,7 +110,7 @@ test("a launcher in a 0700 directory starts a daemon as nobody: it boots in opti
       assert.deepEqual(ids(r.info.pid), { uid: all(NOBODY), gid: all(NOBODY), groups: [NOBODY] });
       assert.equal(fs.readlinkSync(`/proc/${r.info.pid}/cwd`), opts.cwd ?? '/');
     } finally {
-      await stop(r.info?.pid);
+      await killAndWait(r.info?.pid);
     }
   }
   // A cwd the user may not enter is refused before the script runs, by name.
@@ -127,7 +127,7 @@ test("a launcher in a 0700 directory starts a daemon as nobody: it boots in opti
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.info.preloaded, 'yes');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -142,7 +142,7 @@ test('a launcher without the privilege: EPERM relayed with the step named; a swi
     assert.equal(itself.code, 0, itself.stderr);
     assert.deepEqual(ids(itself.info.pid).uid, all(NOBODY));
   } finally {
-    await stop(itself.info?.pid);
+    await killAndWait(itself.info?.pid);
   }
 });
 
@@ -161,7 +161,7 @@ test('preventCore: RLIMIT_CORE is 0 (soft and hard) and the daemon is not dumpab
       // A process that is not dumpable has its /proc files owned by root.
       if (opts.user) assert.equal(fs.statSync(`/proc/${pid}/status`).uid, opts.preventCore ? 0 : NOBODY, JSON.stringify(opts));
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   }
 });
@@ -184,7 +184,7 @@ test('closeIO() in a daemon that is another user and not dumpable still finds th
     const open = Object.values(fds(pid));
     assert.ok(!open.some((target) => target.startsWith('/dev/pts/')), `a terminal is still open: ${open}`);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -204,7 +204,7 @@ test('lock(), then chroot(dir, { user, group }) in the daemon: the pid file is s
     await waitGone(pid);
     assert.equal(fs.existsSync(pidfile), false, 'unlinkat() through the directory kept open');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -218,7 +218,7 @@ test("dropPrivileges() to a user who may not write the pid file's directory: the
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual(ids(first.info.pid).groups, sorted([account.gid, ...account.extra]));
   } finally {
-    await stop(first.info?.pid, 'SIGTERM');
+    await killAndWait(first.info?.pid, 'SIGTERM');
   }
   assert.equal(readPid(pidfile), first.info.pid, 'no permission to remove it');
   assert.deepEqual(flockHolders(pidfile), []);
@@ -227,7 +227,7 @@ test("dropPrivileges() to a user who may not write the pid file's directory: the
     assert.equal(second.code, 0, second.stderr);
     assert.equal(readPid(pidfile), second.info.pid);
   } finally {
-    await stop(second.info?.pid);
+    await killAndWait(second.info?.pid);
   }
 });
 
@@ -310,7 +310,7 @@ test('the CLI: daemon start --chroot --user --group --no-core runs an unmodified
     assert.equal(stopped.code, 0, stopped.stderr);
     await waitGone(pid);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
   const relative = await run([cli, 'start', '--chroot', jail, 'app/main.js']);
   assert.equal(relative.code, 2);

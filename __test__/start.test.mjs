@@ -8,7 +8,9 @@ import {
   fds,
   fixture,
   freePort,
+  killAndWait,
   listeningPorts,
+  procStatus,
   readJson,
   readPid,
   root,
@@ -16,8 +18,6 @@ import {
   sleep,
   startFixture,
   stat,
-  status,
-  stop,
   tagged,
   tmpdir,
   waitFor,
@@ -38,14 +38,14 @@ test('the launcher exits 0 once the daemon runs detached, in its own session, wi
     assert.notEqual(s.session, stat(process.pid).session, 'a session of its own');
     assert.equal(s.ttyNr, 0, 'no controlling terminal');
     assert.equal(fs.readlinkSync(`/proc/${pid}/cwd`), '/');
-    const st = status(pid);
+    const st = procStatus(pid);
     assert.equal(st.Umask, '0022');
     assert.equal(st.SigBlk, '0000000000000000');
     // Only Node's own: SIGPIPE (13) and SIGXFSZ (25).
     assert.equal(BigInt(`0x${st.SigIgn}`), (1n << 12n) | (1n << 24n));
     assert.equal(fds(pid)[0], '/dev/null');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -62,13 +62,13 @@ test('cwd and umask options; the daemon boots in the launcher directory, so -r .
     assert.equal(r.code, 0, r.stderr);
     const pid = r.info.pid;
     assert.equal(fs.readlinkSync(`/proc/${pid}/cwd`), '/tmp');
-    assert.equal(status(pid).Umask, '0027');
+    assert.equal(procStatus(pid).Umask, '0027');
     assert.equal(r.info.preloaded, 'yes');
     assert.deepEqual(r.info.argv, ['with space', 'b']);
     // Made absolute for the children it forks, which boot in its cwd.
     assert.deepEqual(r.info.execArgv, ['-r', path.join(dir, 'preload.js'), '--max-old-space-size=96']);
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -79,7 +79,7 @@ test('the marker is not left for the daemon or its children', async () => {
     assert.deepEqual(r.info.markerInEnv, []);
     assert.deepEqual(r.info.childEnv, []);
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -89,7 +89,7 @@ test('ready: manual waits for daemon.ready(); the launcher exits only then', asy
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.ms >= 400, `launcher returned after ${r.ms} ms, before ready()`);
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -115,7 +115,7 @@ test('a daemon that never reports ready: the launcher times out, names the pid, 
     assert.match(r.stderr, /did not report ready within 300 ms; it is still running/);
     assert.ok(alive(pid));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -146,7 +146,7 @@ test('log files: stdout and stderr go to them, created 0640, and closeIO() keeps
     assert.match(fs.readFileSync(out, 'utf8'), /fixture \d+ running/);
     assert.equal(r.stdout, '', 'nothing reaches the launcher stdout');
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -211,7 +211,7 @@ if (cluster.isPrimary) {
     await Promise.all([one, two].map((worker) => waitGone(worker)));
     assert.equal(fs.existsSync(pidfile), false);
   } finally {
-    for (const p of [pid, ...(pid ? workers() : [])]) await stop(p);
+    for (const p of [pid, ...(pid ? workers() : [])]) await killAndWait(p);
   }
 });
 
@@ -224,7 +224,7 @@ test("--inspect: the launcher lets go of the port, and the daemon's inspector li
     await waitFor(() => listeningPorts(r.info.pid).includes(port), 5000, `the daemon listening on ${port}`);
     assert.doesNotMatch(r.stderr, /failed/);
   } finally {
-    await stop(r.info?.pid);
+    await killAndWait(r.info?.pid);
   }
 });
 
@@ -251,7 +251,7 @@ test('closeIO() leaves alone a file the script opened itself, even the one its s
     assert.match(text, /own line/);
     assert.doesNotMatch(text, /still here|after closeIO/);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -278,6 +278,6 @@ test('closeIO() lets go of the pipes the launcher was started with, and console.
     await sleep(100);
     assert.ok(alive(pid));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });

@@ -8,17 +8,18 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { after, test } from 'node:test';
 import {
-  TAG,
   alive,
+  askLost,
   fds,
   fixture,
   freePort,
+  killAndWait,
   readJson,
   readPid,
   root,
   run,
   startFixture,
-  stop,
+  TAG,
   tmpdir,
   waitFor,
   waitGone,
@@ -164,7 +165,7 @@ test("start({ stdout: 'syslog', stderr: 'syslog' }): console.log at info, consol
       .sort();
     assert.deepEqual(severities, ['err', 'info']);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -192,7 +193,7 @@ test('closeIO({ syslog: true }) after the fact: lets go of the launcher pipes; i
     assert.match(after[1], /^pipe:/);
     assert.ok(!Object.values(after).includes(before), 'no fd left on the launcher pipe');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -213,7 +214,7 @@ test('10 000 lines from a busy daemon arrive complete and in order', async () =>
     );
     assert.ok(lines().every((m) => m.severity === 'info' && m.ident === 'daemon'));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -238,8 +239,8 @@ test("lines written just before process.exit() and an uncaught exception's stack
       'the stack frames',
     );
   } finally {
-    await stop(exited.info?.pid);
-    await stop(thrown.info?.pid);
+    await killAndWait(exited.info?.pid);
+    await killAndWait(thrown.info?.pid);
   }
 });
 
@@ -265,7 +266,7 @@ test('a stalled syslog: the daemon waits one send timeout at most, then drops an
     assert.equal(arrived() + dropped, total);
   } finally {
     rsyslog.kill('SIGCONT');
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -292,7 +293,7 @@ test("the CLI with --stdout syslog --stderr syslog: lines carry the script's nam
       const err = await waitForMessage(pid, `err from ${name}`);
       assert.deepEqual([err.ident, err.severity], [ident, 'err']);
     } finally {
-      await stop(pid);
+      await killAndWait(pid);
     }
   }
 });
@@ -316,7 +317,7 @@ test('examples/hellohttpd.js --syslog: its log lines reach syslog as hellohttpd'
     await waitGone(pid);
     assert.ok(!alive(pid));
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -358,9 +359,66 @@ test("journald's stdout stream where it exists, unless a socket is named", async
     await waitForMessage(named.info.pid, `fixture ${named.info.pid} running`);
     assert.equal(streams.length, 2, 'DAEMON_SYSLOG_SOCKET wins over journald');
   } finally {
-    for (const pid of pids) await stop(pid);
+    for (const pid of pids) await killAndWait(pid);
     await new Promise((resolve) => server.close(resolve));
     fs.rmSync(journal, { force: true });
     for (const d of created) fs.rmdirSync(d);
+  }
+});
+
+/** Waits until the flooding process on `port` has lost more, and its one report of the loss is in syslog. */
+async function keepsServingWhileLosing(pid, port) {
+  // The server listens soon after ready: until then, nothing answers.
+  await waitFor(async () => (await askLost(port).catch(() => ({ writes: 0 }))).writes > 100, 10000, `${pid} to lose output`);
+  const first = await askLost(port);
+  assert.ok(first.bytes > first.writes, JSON.stringify(first));
+  await waitFor(async () => (await askLost(port)).writes > first.writes + 100, 10000, `${pid} to lose more`);
+  assert.ok(alive(pid), 'still running');
+  const lossReports = () => messages(pid).filter((m) => m.text.includes('is lost'));
+  await waitFor(() => lossReports().length > 0, 5000, `the loss of ${pid} in syslog`);
+  const [report, ...more] = lossReports();
+  assert.deepEqual(more, [], 'reported once');
+  assert.match(report.text, /^daemon: output to std(out|err) is lost \(ENOSPC: no space left on device, write\); daemon\.lost counts it$/);
+  assert.deepEqual([report.severity, report.ident], ['err', 'daemon']);
+}
+
+test('a full disk (a 64 KiB tmpfs) under the log files: the daemon and a foreground process keep running and serving, daemon.lost grows, the loss is said once to syslog', async (t) => {
+  const full = tmpdir('full');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0755', 'tmpfs', full], { stdio: 'pipe' });
+  } catch (error) {
+    t.skip(`no tmpfs can be mounted here: ${error.stderr}`);
+    return;
+  }
+  const pids = [];
+  try {
+    const port = await freePort();
+    const logs = { stdout: path.join(full, 'out.log'), stderr: path.join(full, 'err.log') };
+    const r = await startFixture({ opts: logs, env: { ...syslogEnv, FIXTURE_DO: 'flood', FIXTURE_PORT: String(port) } });
+    pids.push(r.info?.pid);
+    assert.equal(r.code, 0, r.stderr);
+    await keepsServingWhileLosing(r.info.pid, port);
+    const written = fs.statSync(logs.stdout).size + fs.statSync(logs.stderr).size;
+    assert.ok(written > 60000 && written <= 65536, `the disk is full: ${written} bytes`);
+
+    // In the foreground, on the disk that is full already.
+    const fgPort = await freePort();
+    const report = path.join(tmpdir('fg-full'), 'report.json');
+    const fgLog = path.join(full, 'fg.log');
+    const opts = { foreground: true, stdout: fgLog, stderr: fgLog };
+    const foreground = run([fixture('daemon.js')], {
+      env: { ...syslogEnv, FIXTURE_OPTS: JSON.stringify(opts), FIXTURE_REPORT: report, FIXTURE_DO: 'flood', FIXTURE_PORT: String(fgPort) },
+    });
+    pids.push(foreground.child.pid);
+    await waitFor(() => fs.existsSync(report), 10000, 'the foreground report');
+    assert.equal(readJson(report).pid, foreground.child.pid);
+    await keepsServingWhileLosing(foreground.child.pid, fgPort);
+  } finally {
+    for (const pid of pids) await killAndWait(pid);
+    try {
+      execFileSync('umount', [full]);
+    } catch {
+      execFileSync('umount', ['-l', full]); // never left mounted
+    }
   }
 });

@@ -9,7 +9,7 @@ const { ENV } = require('./env.js');
 const { SYSLOG } = require('./options.js');
 const { lookupAccount, become } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { setLogs, reopenLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { setLogs, openLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
 
 const debug = debuglog('daemon');
 
@@ -80,14 +80,15 @@ function completeStart(opts) {
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) native.checkDirectory(opts.cwd);
   const file = (log) => (log === SYSLOG ? undefined : log);
-  setLogs(file(opts.stdout), file(opts.stderr));
+  const [stdout, stderr] = [file(opts.stdout), file(opts.stderr)];
   if (foreground) {
     // What the launcher and the child do for a daemon, in place: the logs
     // are opened before the user switch, as the launcher opens them.
-    reopenLogs();
+    openLogs(stdout, stderr, account?.uid);
     process.umask(opts.umask);
     if (account !== undefined) become(account);
   }
+  setLogs(stdout, stderr);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   anchorNodeOptions(process.cwd());
@@ -97,7 +98,7 @@ function completeStart(opts) {
     ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
     opts.syslog,
   );
-  guardStreams();
+  guardStreams(opts.syslog);
   startedState = { notifySocket: process.env[ENV.NOTIFY_SOCKET] };
   // The daemon's own children must not speak to systemd for it.
   delete process.env[ENV.NOTIFY_SOCKET];

@@ -22,15 +22,29 @@ const ENV = Object.freeze({
   NOTIFY_SOCKET: 'NOTIFY_SOCKET',
   /** Node's own options: relative paths in it are made absolute before the daemon changes directory. */
   NODE_OPTIONS: 'NODE_OPTIONS',
+  /** systemd's socket passing (sd_listen_fds(3)): the pid the sockets are for, their count, their names. */
+  LISTEN_PID: 'LISTEN_PID',
+  LISTEN_FDS: 'LISTEN_FDS',
+  LISTEN_FDNAMES: 'LISTEN_FDNAMES',
   /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
   WATCH: 'WATCH_REPORT_DEPENDENCIES',
 });
 
 /**
  * Variables of the launcher's own parent that would mislead the daemon's Node
- * (an IPC channel, a cluster id, `node --watch` asking for dependency reports).
+ * (an IPC channel, a cluster id, `node --watch` asking for dependency reports,
+ * sockets passed to the launcher).
  */
-const PARENT_ONLY = Object.freeze(['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID', ENV.WATCH]);
+const PARENT_ONLY = Object.freeze([
+  'NODE_CHANNEL_FD',
+  'NODE_CHANNEL_SERIALIZATION_MODE',
+  'NODE_UNIQUE_ID',
+  ENV.WATCH,
+  // The daemon gets its own, naming its own sockets and pid.
+  ENV.LISTEN_PID,
+  ENV.LISTEN_FDS,
+  ENV.LISTEN_FDNAMES,
+]);
 
 /**
  * Variables of the login session a daemon was started from, left out of the

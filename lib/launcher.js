@@ -11,6 +11,7 @@ const { ENV, PARENT_ONLY } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { evaluated } = require('./node-options.js');
+const { daemonListeners } = require('./sockets.js');
 
 const debug = debuglog('daemon');
 
@@ -96,6 +97,7 @@ function launchDaemon(opts, command) {
         readyTimeout: opts.readyTimeout,
         account,
         preventCore: opts.preventCore,
+        listeners: daemonListeners(opts.listen, lookupAccount),
       }),
     ),
   );

@@ -2,6 +2,7 @@
 // The started process's standard streams: log files, syslog, letting go of
 // the terminal (closeIO), reopening logs after rotation.
 
+const fs = require('node:fs');
 const { native, nativeFor } = require('./native.js');
 const { SYSLOG, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
 
@@ -14,18 +15,97 @@ const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
 /** What start() or closeIO() gave stdout and stderr: a log file's path, or 'syslog'. closeIO() leaves those alone. */
 const logs = Object.seal({ __proto__: null, stdout: undefined, stderr: undefined });
 
+/** The uid of start()'s `user` in the foreground, who may own the log files. */
+let logOwner;
+
 /** Records what start() gave the streams: a log file's path, 'syslog', or nothing (inherited). */
 function setLogs(stdout, stderr) {
   logs.stdout = stdout;
   logs.stderr = stderr;
 }
 
-/** When the terminal hangs up or the pipe's reader goes away, carry on writing to /dev/null. */
-function guardStreams() {
+/** `daemon.lost`: what stdout and stderr could not write since start(), counted in place. */
+const lost = Object.seal({ writes: 0, bytes: 0 });
+let lossReported = false;
+
+/**
+ * Makes a failed write on stdout or stderr (a full disk, EIO, EFBIG, a pipe
+ * whose reader left) a count in `daemon.lost` instead of the end of the
+ * process: Node would emit the error on the stream, where nothing listens,
+ * and the uncaught exception would end the daemon, its report lost on the
+ * same full disk. The first loss is said once to syslog (`target`). When an
+ * inherited terminal hangs up or pipe's reader goes away, the stream lets go
+ * of it for /dev/null, and what is written after counts as lost too.
+ */
+function guardStreams(target) {
   for (const [name, fd] of STREAMS) {
-    if (logs[name] !== undefined) continue;
-    process[name].on('error', () => native.detachStdio([fd]));
+    const stream = process[name];
+    const lose = (bytes, error) => {
+      lost.writes += 1;
+      lost.bytes += bytes;
+      if (lossReported || error === undefined) return;
+      lossReported = true;
+      const message = `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`;
+      native.syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
+    };
+    // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
+    if (stream._type === 'fs') {
+      stream._write = (chunk, _encoding, callback) => {
+        writeAll(fd, chunk, lose);
+        callback();
+      };
+    } else {
+      // A terminal or pipe it inherited is let go of; syslog's pipe is the process's own.
+      const letGo = () => {
+        if (logs[name] !== undefined) return false;
+        native.detachStdio([fd]);
+        return true;
+      };
+      for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, letGo);
+    }
+    // Any other error of the stream is not the end of the process either.
+    stream.on('error', (error) => lose(0, error));
   }
+}
+
+/**
+ * Node's own write to a file (its SyncWriteStream's), except that it carries
+ * on after a short write, which Node's drops; what cannot be written is lost.
+ */
+function writeAll(fd, buffer, lose) {
+  let written = 0;
+  try {
+    while (written < buffer.length) written += fs.writeSync(fd, buffer, written, buffer.length - written);
+  } catch (error) {
+    lose(buffer.length - written, error);
+  }
+}
+
+/**
+ * Wraps a pipe's or terminal's `_write` or `_writev` so that its failure is a
+ * loss, not the stream's error. Once `letGo()` has let go of the stream's
+ * file after a failure, what is written is lost.
+ */
+function guardWrite(stream, method, lose, letGo) {
+  const write = stream[method];
+  if (typeof write !== 'function') return;
+  let failed = false;
+  stream[method] = function guarded(...args) {
+    const callback = args.pop();
+    const chunks = method === '_writev' ? args[0] : [{ chunk: args[0], encoding: args[1] }];
+    const bytes = () => chunks.reduce((sum, { chunk, encoding }) => sum + Buffer.byteLength(chunk, encoding), 0);
+    if (failed) {
+      lose(bytes());
+      return callback();
+    }
+    return write.call(this, ...args, (error) => {
+      if (error) {
+        lose(bytes(), error);
+        failed = letGo();
+      }
+      callback();
+    });
+  };
 }
 
 /** Turns the named streams (not yet logged) into syslog messages, one a line. */
@@ -61,11 +141,21 @@ function closeIO(options) {
   native.detachStdio(fds);
 }
 
-/** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr. */
+/** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr, both or neither. */
 function reopenLogs() {
-  for (const [name, fd] of STREAMS) {
-    if (logs[name] !== undefined && logs[name] !== SYSLOG) nativeFor('reopenLogs').reopenLog(fd, logs[name]);
-  }
+  const file = (log) => (log === SYSLOG ? undefined : log);
+  openLogs(file(logs.stdout), file(logs.stderr), logOwner);
 }
 
-module.exports = { setLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs };
+/**
+ * In the foreground (and for reopenLogs()): opens the log files onto stdout
+ * and stderr, both or neither. `owner`, the uid of start()'s `user`, may own
+ * them, as root and this process's user may (logrotate creates them so).
+ */
+function openLogs(stdout, stderr, owner) {
+  if (stdout === undefined && stderr === undefined) return;
+  nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
+  logOwner = owner; // for reopenLogs(), after the switch of user
+}
+
+module.exports = { setLogs, openLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };

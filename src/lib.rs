@@ -3,15 +3,18 @@
 
 mod confine;
 mod control;
-mod daemonize;
 mod errors;
 mod fileid;
+mod launch;
 mod lockfile;
+mod logfile;
 mod notify;
 mod privileges;
 mod ready;
+mod sockets;
 mod stdio;
 mod sync;
+mod sys;
 mod syslog;
 mod syslog_stdio;
 
@@ -54,6 +57,30 @@ fn throw_coded(env: &Env, code: &str, message: String) -> Error {
     })
 }
 
+/// Throws a `RangeError` with `ERR_OUT_OF_RANGE`, in the words of Node's own checks.
+fn out_of_range(env: &Env, name: &str, expected: &str, received: impl std::fmt::Display) -> Error {
+    let message = format!(
+        "The value of \"{name}\" is out of range. It must be {expected}. Received {received}"
+    );
+    match env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE")) {
+        Ok(()) => Error::new(Status::PendingException, message),
+        Err(err) => err,
+    }
+}
+
+/// Checks that `fds` are distinct descriptors among `allowed` (some of 0, 1,
+/// 2): any other number would be used as a descriptor that may not exist.
+fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
+    for (i, &fd) in fds.iter().enumerate() {
+        if !allowed.contains(&fd) || fds[..i].contains(&fd) {
+            let names: Vec<String> = allowed.iter().map(i32::to_string).collect();
+            let expected = format!("distinct descriptors among {}", names.join(", "));
+            return Err(out_of_range(env, "fds", &expected, fd));
+        }
+    }
+    Ok(())
+}
+
 /// The environment variable that marks a process as the daemon.
 #[napi]
 pub const READY_ENV: &str = ready::MARKER_ENV;
@@ -69,6 +96,46 @@ pub struct SpawnPlan {
     pub ready_timeout: u32,
     pub account: Option<Account>,
     pub prevent_core: bool,
+    pub listeners: Option<Vec<ListenerSpec>>,
+}
+
+/// A listening socket for the daemon: a passed `fd`, or an address to bind
+/// (`host` and `port`, or a Unix socket's `path` with its `mode`, `uid`, `gid`).
+#[napi(object)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub fd: Option<i32>,
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    pub path: Option<String>,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// The one place a spec becomes the launcher's `Listener`; lib/sockets.js checked it.
+fn listener_of(spec: ListenerSpec) -> Result<launch::Listener> {
+    let invalid = |what: &str| Error::new(Status::InvalidArg, format!("listener {what}"));
+    let source = match (spec.fd, spec.path, spec.port) {
+        (Some(fd), _, _) => launch::ListenSource::Inherited(fd),
+        (None, Some(path), _) => launch::ListenSource::Bind(sockets::Address::Unix {
+            path,
+            mode: spec.mode,
+            owner: (spec.uid.is_some() || spec.gid.is_some()).then_some((spec.uid, spec.gid)),
+        }),
+        (None, None, Some(port)) => launch::ListenSource::Bind(sockets::Address::Tcp {
+            host: spec
+                .host
+                .map(|h| h.parse().map_err(|_| invalid("host")))
+                .transpose()?,
+            port: u16::try_from(port).map_err(|_| invalid("port"))?,
+        }),
+        (None, None, None) => return Err(invalid("without fd, path or port")),
+    };
+    Ok(launch::Listener {
+        name: spec.name,
+        source,
+    })
 }
 
 /// Whom to run as, from `lookupAccount()`.
@@ -125,7 +192,15 @@ pub struct SpawnVerdict {
 /// Forks the daemon and blocks until it is ready, has failed, or timed out.
 #[napi]
 pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
-    let plan = daemonize::Plan {
+    if plan.umask > 0o777 {
+        return Err(out_of_range(
+            &env,
+            "umask",
+            "an integer from 0 to 0o777",
+            plan.umask,
+        ));
+    }
+    let plan = launch::Plan {
         argv: plan.argv,
         env: plan.env,
         cwd: plan.cwd,
@@ -135,8 +210,14 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
         ready_timeout: Duration::from_millis(plan.ready_timeout.into()),
         account: plan.account.map(Into::into),
         prevent_core: plan.prevent_core,
+        listeners: plan
+            .listeners
+            .unwrap_or_default()
+            .into_iter()
+            .map(listener_of)
+            .collect::<Result<_>>()?,
     };
-    let verdict = daemonize::spawn(&plan).map_err(|e| throw(&env, e))?;
+    let verdict = launch::spawn(&plan).map_err(|e| throw(&env, e))?;
     Ok(SpawnVerdict {
         code: verdict.code,
         message: verdict.message,
@@ -145,16 +226,23 @@ pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
     })
 }
 
+/// Takes a socket passed to this process (fd 3, 4, ...): marks it
+/// close-on-exec and says what it is (`stream`, `dgram`, ..., `other`).
+#[napi]
+pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
+    sockets::adopt(fd).map_err(|e| throw(&env, e))
+}
+
 /// Whether this is Node's main thread (a worker may not daemonize).
 #[napi]
 pub fn is_main_thread() -> bool {
-    daemonize::on_main_thread()
+    launch::on_main_thread()
 }
 
 /// Throws (ENOENT, ENOTDIR, EACCES) unless `path` is a directory this process can enter.
 #[napi]
 pub fn check_directory(env: Env, path: String) -> Result<()> {
-    daemonize::check_directory(&path).map_err(|e| throw(&env, e))
+    launch::check_directory(&path).map_err(|e| throw(&env, e))
 }
 
 /// In the daemon: takes the readiness pipe the marker names. False when the
@@ -203,12 +291,14 @@ pub fn release_locks() {
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.
 #[napi]
 pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::set_blocking(&fds).map_err(|e| throw(&env, e))
 }
 
 /// Points the given standard descriptors, and their twins, at `/dev/null`.
 #[napi]
 pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
+    check_fds(&env, &fds, &[0, 1, 2])?;
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
@@ -265,10 +355,17 @@ pub fn notify(socket: String, state: String) -> bool {
     notify::notify(&socket, &state)
 }
 
-/// Reopens a log file onto fd 1 or 2.
+/// Reopens the log files of stdout and stderr onto fds 1 and 2, both or
+/// neither; `daemonUser` (a uid) may own them as well as root and this process.
 #[napi]
-pub fn reopen_log(env: Env, fd: i32, path: String) -> Result<()> {
-    stdio::reopen_log(fd, &path).map_err(|e| throw(&env, e))
+pub fn reopen_logs(
+    env: Env,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    daemon_user: Option<u32>,
+) -> Result<()> {
+    stdio::reopen_logs([stdout.as_deref(), stderr.as_deref()], daemon_user)
+        .map_err(|e| throw(&env, e))
 }
 
 /// Reads the user database: `user` (name or id) with its primary group or
@@ -367,6 +464,7 @@ pub struct SyslogStdio {
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
 pub fn syslog_stdio(env: Env, plan: SyslogStdio) -> Result<&'static str> {
+    check_fds(&env, &plan.fds, &[1, 2])?;
     let fds = plan
         .fds
         .iter()

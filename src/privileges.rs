@@ -1,14 +1,17 @@
 //! Running as another user. The user database is read here, in the launcher
 //! (or before the drop in the daemon): `getpwnam_r`, `getgrnam_r` and
 //! `getgrouplist` take locks and open files, so none of them may run between
-//! `fork()` and `execve()`. The switch itself is three checked calls in the
-//! only safe order: supplementary groups, group, user (after `setuid()` the
-//! process could no longer change its groups).
+//! `fork()` and `execve()`. A switch is three checked calls in the only safe
+//! order: supplementary groups, group, user (after `setuid()` the process
+//! could no longer change its groups); here with glibc's wrappers, for a
+//! running process; the child of `fork()` makes its own (`launch/child.rs`).
 
 use crate::errors::{SysError, SysResult};
 use nix::errno::Errno;
 use nix::libc::{self, c_int, gid_t, uid_t};
-use nix::unistd::{getegid, geteuid, getgid, getuid, Gid, Group, Uid, User};
+use nix::unistd::{
+    getegid, geteuid, getgid, getuid, setgid, setgroups, setuid, Gid, Group, Uid, User,
+};
 use std::ffi::CString;
 
 /// A user or group as `start()` was given it: a name or a numeric id.
@@ -193,65 +196,25 @@ impl Account {
     }
 }
 
-/// The three calls of a switch. Two sets: glibc's wrappers change every thread
-/// of the process (Node has several, which must not stay root), while the raw
-/// system calls change the calling thread only and take no lock, which is what
-/// the single-threaded child of `fork()` needs.
-pub struct Calls {
-    setgroups: unsafe fn(&[gid_t]) -> c_int,
-    setgid: unsafe fn(gid_t) -> c_int,
-    setuid: unsafe fn(uid_t) -> c_int,
-}
-
-/// For a running process: every thread changes (glibc synchronises them).
-pub const EVERY_THREAD: Calls = Calls {
-    setgroups: |list| unsafe { libc::setgroups(list.len() as _, list.as_ptr()) },
-    setgid: |gid| unsafe { libc::setgid(gid) },
-    setuid: |uid| unsafe { libc::setuid(uid) },
-};
-
-/// For the child of `fork()`: plain system calls, async-signal-safe.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-pub const THIS_THREAD: Calls = Calls {
-    setgroups: |list| unsafe {
-        libc::syscall(libc::SYS_setgroups, list.len(), list.as_ptr()) as c_int
-    },
-    setgid: |gid| unsafe { libc::syscall(libc::SYS_setgid, gid) as c_int },
-    setuid: |uid| unsafe { libc::syscall(libc::SYS_setuid, uid) as c_int },
-};
-
-/// Elsewhere the child has only libc's wrappers (single-threaded there).
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-pub const THIS_THREAD: Calls = EVERY_THREAD;
-
-/// Sets the supplementary groups, then the group, then the user, each checked.
-/// On failure returns the step's name; `errno` says why. Async-signal-safe
-/// with [`THIS_THREAD`]: no allocation, no lock, nothing that can panic.
-///
-/// # Safety
-/// Changes the credentials of the process (or thread); the caller decides.
-pub unsafe fn switch(account: &Account, calls: &Calls) -> Result<(), &'static str> {
-    if (calls.setgroups)(&account.groups) != 0 {
-        return Err("setgroups");
-    }
-    if (calls.setgid)(account.gid) != 0 {
-        return Err("setgid");
-    }
-    if let Some(uid) = account.uid {
-        if (calls.setuid)(uid) != 0 {
-            return Err("setuid");
-        }
-    }
-    Ok(())
-}
-
-/// `dropPrivileges()` in a running process: a no-op when already `account`.
+/// `dropPrivileges()` in a running process: supplementary groups, group,
+/// user, each checked, in that order, in every thread (glibc's wrappers
+/// synchronise them: Node has several threads, which must not stay root).
+/// A no-op when already `account`.
 pub fn drop_to(account: &Account) -> SysResult<()> {
     if account.is_current() {
         return Ok(());
     }
-    // SAFETY: changing credentials is what the caller asked for.
-    unsafe { switch(account, &EVERY_THREAD) }.map_err(|step| SysError::new(Errno::last(), step))
+    let groups: Vec<Gid> = account
+        .groups
+        .iter()
+        .map(|&gid| Gid::from_raw(gid))
+        .collect();
+    setgroups(&groups).map_err(|e| SysError::new(e, "setgroups"))?;
+    setgid(Gid::from_raw(account.gid)).map_err(|e| SysError::new(e, "setgid"))?;
+    if let Some(uid) = account.uid {
+        setuid(Uid::from_raw(uid)).map_err(|e| SysError::new(e, "setuid"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -316,27 +279,5 @@ mod tests {
         };
         assert!(me.is_current());
         assert_eq!(drop_to(&me), Ok(()));
-    }
-
-    #[test]
-    fn a_failed_step_is_named() {
-        fn refuse(_: gid_t) -> c_int {
-            Errno::set_raw(libc::EPERM);
-            -1
-        }
-        let calls = Calls {
-            setgroups: |_| 0,
-            setgid: refuse,
-            setuid: |_| 0,
-        };
-        let a = Account {
-            uid: Some(1),
-            gid: 1,
-            groups: vec![1],
-            name: None,
-            home: None,
-        };
-        assert_eq!(unsafe { switch(&a, &calls) }, Err("setgid"));
-        assert_eq!(Errno::last(), Errno::EPERM);
     }
 }

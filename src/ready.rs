@@ -25,13 +25,61 @@ pub const READY_FD: RawFd = 3;
 /// Longest text an `error` message carries.
 const MAX_TEXT: usize = 2000;
 
+/// A step between `fork()` and `execve()` that can fail: on the wire, the
+/// name of its system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Setsid,
+    Fork,
+    Dup2,
+    Setrlimit,
+    Setgroups,
+    Setgid,
+    Setuid,
+    Chdir,
+    Execve,
+}
+
+impl Step {
+    const ALL: [Step; 9] = [
+        Step::Setsid,
+        Step::Fork,
+        Step::Dup2,
+        Step::Setrlimit,
+        Step::Setgroups,
+        Step::Setgid,
+        Step::Setuid,
+        Step::Chdir,
+        Step::Execve,
+    ];
+
+    /// The system call's name; async-signal-safe (a static string).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Setsid => "setsid",
+            Step::Fork => "fork",
+            Step::Dup2 => "dup2",
+            Step::Setrlimit => "setrlimit",
+            Step::Setgroups => "setgroups",
+            Step::Setgid => "setgid",
+            Step::Setuid => "setuid",
+            Step::Chdir => "chdir",
+            Step::Execve => "execve",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|step| step.name() == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Pid(u32),
     Ready,
     Error(String),
     Exit(i32),
-    Fail { step: String, errno: i32 },
+    Fail { step: Step, errno: i32 },
 }
 
 impl Message {
@@ -45,7 +93,7 @@ impl Message {
             "fail" => {
                 let (step, errno) = rest.rsplit_once(' ')?;
                 Some(Message::Fail {
-                    step: step.to_owned(),
+                    step: Step::from_name(step)?,
                     errno: errno.parse().ok()?,
                 })
             }
@@ -73,7 +121,7 @@ impl Message {
                 format!("error {one_line}\n")
             }
             Message::Exit(code) => format!("exit {code}\n"),
-            Message::Fail { step, errno } => format!("fail {step} {errno}\n"),
+            Message::Fail { step, errno } => format!("fail {} {errno}\n", step.name()),
         }
     }
 }
@@ -141,10 +189,10 @@ impl Progress {
                 return Some(self.verdict(code, message));
             }
             Message::Fail { step, errno } => {
-                let step = match step.as_str() {
-                    "execve" => format!("execve(\"{}\")", self.exec_path),
-                    "chdir" => format!("chdir(\"{}\")", self.cwd),
-                    _ => step,
+                let step = match step {
+                    Step::Execve => format!("execve(\"{}\")", self.exec_path),
+                    Step::Chdir => format!("chdir(\"{}\")", self.cwd),
+                    _ => step.name().to_owned(),
                 };
                 let text = Errno::from_raw(errno).desc();
                 return Some(self.verdict(127, Some(format!("daemon: {step}: {text}"))));
@@ -284,7 +332,7 @@ mod tests {
             Message::Error("Error: boom".into()),
             Message::Exit(3),
             Message::Fail {
-                step: "execve".into(),
+                step: Step::Execve,
                 errno: 13,
             },
         ] {
@@ -293,6 +341,10 @@ mod tests {
         }
         assert_eq!(Message::parse("pid x"), None);
         assert_eq!(Message::parse("hello"), None);
+        assert_eq!(Message::parse("fail nosuchcall 13"), None);
+        for step in Step::ALL {
+            assert_eq!(Step::from_name(step.name()), Some(step));
+        }
     }
 
     #[test]
@@ -333,24 +385,21 @@ mod tests {
             .unwrap()
             .contains("pid 7"));
 
-        let failed = |step: &str| {
-            let fail = Message::Fail {
-                step: step.into(),
-                errno: 13,
-            };
+        let failed = |step: Step| {
+            let fail = Message::Fail { step, errno: 13 };
             let v = Progress::new("/usr/bin/node", "/srv").take(fail).unwrap();
             assert_eq!(v.code, 127);
             v.message.unwrap()
         };
         assert_eq!(
-            failed("execve"),
+            failed(Step::Execve),
             "daemon: execve(\"/usr/bin/node\"): Permission denied"
         );
         assert_eq!(
-            failed("chdir"),
+            failed(Step::Chdir),
             "daemon: chdir(\"/srv\"): Permission denied"
         );
-        assert_eq!(failed("setuid"), "daemon: setuid: Permission denied");
+        assert_eq!(failed(Step::Setuid), "daemon: setuid: Permission denied");
     }
 
     #[test]

@@ -3,48 +3,34 @@
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, FileId};
+use crate::logfile::open_logs;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
-use nix::sys::stat::{fchmod, fstat, Mode};
+use nix::sys::stat::{fstat, Mode};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-
-/// Mode of a log file the module creates, whatever the umask.
-const LOG_MODE: u32 = 0o640;
 
 pub fn open_devnull() -> SysResult<OwnedFd> {
     open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).at("open", "/dev/null")
 }
 
-/// Opens (creating it 0640 if missing) a log file for appending.
-pub fn open_log(path: &str) -> SysResult<OwnedFd> {
-    let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CLOEXEC;
-    match open(
-        path,
-        flags | OFlag::O_CREAT | OFlag::O_EXCL,
-        Mode::from_bits_truncate(LOG_MODE),
-    ) {
-        Ok(fd) => {
-            // The umask may have taken bits away; the mode is ours to set.
-            fchmod(&fd, Mode::from_bits_truncate(LOG_MODE)).at("fchmod", path)?;
-            Ok(fd)
+/// Opens the log files at `paths` (stdout's, stderr's) anew, both or neither,
+/// and puts each on its descriptor in one `dup2()`: after logrotate has moved
+/// the old files away, writes go to the new ones.
+pub fn reopen_logs(paths: [Option<&str>; 2], daemon_user: Option<u32>) -> SysResult<()> {
+    let logs = open_logs(paths, daemon_user)?;
+    for (fd, log) in [1, 2].into_iter().zip(logs) {
+        if let Some(log) = log {
+            // With the descriptor Node may have reopened on a terminal for it.
+            replace(fd, log.as_fd())?;
         }
-        Err(Errno::EEXIST) => open(path, flags, Mode::empty()).at("open", path),
-        Err(errno) => Err(errno).at("open", path),
     }
-}
-
-/// Opens the log file at `path` anew and puts it on `fd` (1 or 2) in one
-/// `dup2()`: after logrotate has moved the old file away, writes go to the new one.
-pub fn reopen_log(fd: RawFd, path: &str) -> SysResult<()> {
-    let log = open_log(path)?;
-    // With the descriptor Node may have reopened on a terminal for it.
-    replace(fd, log.as_fd())
+    Ok(())
 }
 
 /// Duplicates `fd` to the lowest free descriptor at or above `min`, close-on-exec.
 /// The launcher keeps everything the child will `dup2()` above 0-3, so that no
 /// `dup2()` in the child can overwrite a descriptor it still has to read from.
-pub fn dup_above(fd: &OwnedFd, min: RawFd) -> SysResult<OwnedFd> {
+pub fn dup_above(fd: impl AsFd, min: RawFd) -> SysResult<OwnedFd> {
     let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min)).map_err(|e| SysError::new(e, "fcntl"))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
@@ -87,27 +73,8 @@ pub fn detach(targets: &[RawFd]) -> SysResult<()> {
 /// Whether descriptors `a` and `b` share one open file description (one
 /// `open()`, as after `dup()`); `None` where `kcmp()` is missing or refused.
 fn kcmp(a: RawFd, b: RawFd) -> Option<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        const KCMP_FILE: nix::libc::c_long = 0;
-        let pid = nix::libc::c_long::from(nix::unistd::getpid().as_raw());
-        // SAFETY: kcmp only compares the two descriptors' kernel objects.
-        let order = unsafe {
-            nix::libc::syscall(
-                nix::libc::SYS_kcmp,
-                pid,
-                pid,
-                KCMP_FILE,
-                nix::libc::c_long::from(a),
-                nix::libc::c_long::from(b),
-            )
-        };
-        if order >= 0 {
-            return Some(order == 0);
-        }
-    }
-    let _ = (a, b);
-    None
+    let me = nix::unistd::getpid();
+    crate::sys::kcmp_files(me, me, a, b).ok()
 }
 
 /// Points `target` (0, 1 or 2) at `to`, together with every descriptor above 2
@@ -149,39 +116,6 @@ pub fn set_blocking(fds: &[RawFd]) -> SysResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
-
-    #[test]
-    fn log_file_is_created_0640_whatever_the_umask() {
-        let dir = std::env::temp_dir().join(format!("daemon-stdio-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("out.log");
-        let _ = std::fs::remove_file(&path);
-        let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
-        let fd = open_log(path.to_str().unwrap());
-        nix::sys::stat::umask(old);
-        let fd = fd.unwrap();
-        let mode = fstat(&fd).unwrap().st_mode & 0o777;
-        assert_eq!(mode, 0o640);
-        let mut file = std::fs::File::from(fd);
-        file.write_all(b"one\n").unwrap();
-        let mut file = std::fs::File::from(open_log(path.to_str().unwrap()).unwrap());
-        file.write_all(b"two\n").unwrap();
-        let mut text = String::new();
-        std::fs::File::open(&path)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(text, "one\ntwo\n");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn log_in_missing_directory_names_the_path() {
-        let err = open_log("/nonexistent-dir/x.log").unwrap_err();
-        assert_eq!(err.code(), "ENOENT");
-        assert_eq!(err.path.as_deref(), Some("/nonexistent-dir/x.log"));
-    }
 
     #[test]
     fn dup_above_leaves_low_numbers_free() {

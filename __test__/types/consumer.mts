@@ -3,6 +3,7 @@ import daemon, {
   closeIO,
   isDaemon,
   lock,
+  lost,
   ready,
   reopenLogs,
   signal,
@@ -36,7 +37,8 @@ const state: Status = status('/tmp/app.pid');
 const holder: number | null = state.pid;
 const signalled: number = signal('/tmp/app.pid', 'SIGHUP') + signal('/tmp/app.pid', 1);
 const stopping: Promise<StopResult> = stop('/tmp/app.pid', { signal: 'SIGINT', timeout: 5000, kill: false });
-void [pid, again, locked, inDaemon, holder, signalled, stopping];
+const lostWrites: number = lost.writes + daemon.lost.bytes;
+void [pid, again, locked, inDaemon, holder, signalled, stopping, lostWrites];
 
 // @ts-expect-error umask is a number
 start({ umask: '022' });
@@ -61,3 +63,5 @@ const always: number = status('/tmp/app.pid').pid;
 // @ts-expect-error foreground is a boolean
 start({ foreground: 'yes' });
 void [wrong, always];
+// @ts-expect-error lost is read-only
+lost.writes = 0;

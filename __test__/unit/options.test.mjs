@@ -125,7 +125,9 @@ test('every export is a named ESM import, and the CJS object has exactly them', 
     'dropPrivileges',
     'chroot',
     'syslog',
+    'lost',
     'isDaemon',
+    'listeners',
   ];
   const esm = await import(path.join(root, 'index.js'));
   for (const name of names) assert.ok(Object.hasOwn(esm, name), `import { ${name} } from 'daemon'`);

@@ -1,0 +1,51 @@
+'use strict';
+// Listening sockets in systemd's protocol (sd_listen_fds(3)): the ones a
+// manager passed to this process (fds 3, 4, ... with LISTEN_FDS, LISTEN_PID,
+// LISTEN_FDNAMES), taken at require(), and the addresses `start({ listen })`
+// binds in the launcher for the daemon.
+
+const { native } = require('./native.js');
+const { ENV } = require('./env.js');
+const { bare, MAX_LISTENERS, UNNAMED } = require('./options.js');
+
+/** The first passed descriptor, as in sd_listen_fds(3). */
+const FIRST_FD = 3;
+
+/**
+ * The sockets passed to this process, taken once at require(): a daemonizing
+ * start() hands them on to the daemon. The variables are removed and the
+ * descriptors marked close-on-exec, so that children do not take them.
+ */
+function takePassed() {
+  const { env } = process;
+  if (native === null || env[ENV.LISTEN_PID] !== String(process.pid)) return [];
+  const count = Number(env[ENV.LISTEN_FDS]);
+  const names = env[ENV.LISTEN_FDNAMES]?.split(':') ?? [];
+  for (const name of [ENV.LISTEN_PID, ENV.LISTEN_FDS, ENV.LISTEN_FDNAMES]) delete env[name];
+  if (!Number.isInteger(count) || count < 1 || count > MAX_LISTENERS) return [];
+  return Array.from({ length: count }, (_, i) => {
+    const fd = FIRST_FD + i;
+    return Object.freeze({ fd, name: names[i] || UNNAMED, type: native.adoptListener(fd) });
+  });
+}
+
+const passed = takePassed();
+
+/**
+ * The listening sockets passed to this process: `[{ fd, name, type }]`. A
+ * `stream` one can be handed to `server.listen()` as it is.
+ */
+function listeners() {
+  return passed.map((listener) => ({ ...listener }));
+}
+
+/** What the launcher hands to the daemon: the passed sockets, then the ones to bind. */
+function daemonListeners(toBind, lookupAccount) {
+  const bound = toBind.map(({ user, group, ...spec }) => {
+    const account = lookupAccount(user, group); // a group alone: no uid
+    return bare({ ...spec, uid: account?.uid, gid: account?.gid });
+  });
+  return [...passed.map(({ fd, name }) => bare({ fd, name })), ...bound];
+}
+
+module.exports = { listeners, daemonListeners };
