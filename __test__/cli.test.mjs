@@ -10,14 +10,15 @@ import {
   alive,
   environ,
   fds,
+  freePort,
   ids,
   notifyListener,
   publicCopy,
   readPid,
   root,
   run,
-  status as procStatus,
-  stop,
+  procStatus,
+  killAndWait,
   TAG,
   tmpdir,
   waitFor,
@@ -78,7 +79,7 @@ test('start by name prints the pid; status and stop by name; a second start name
     assert.equal((await daemon(['reload', 'app'])).code, 7);
     assert.equal((await daemon(['stop', 'app-2'])).code, 0);
   } finally {
-    for (const pid of pids) await stop(pid);
+    for (const pid of pids) await killAndWait(pid);
   }
 });
 
@@ -110,7 +111,7 @@ test('start ... 2>&1 | cat returns at once: the daemon keeps none of the caller 
     assert.match(fds(pid)[1], /^(pipe|socket):/, 'the opt-in keeps the caller stdout');
     assert.match(fds(pid)[2], /^(pipe|socket):/);
   } finally {
-    for (const pid of pids) await stop(pid);
+    for (const pid of pids) await killAndWait(pid);
   }
 });
 
@@ -128,7 +129,7 @@ test("a script argument that looks like the command's flag stays the script's", 
     assert.equal(fs.existsSync(path.join(state, 'x.json')), false);
     assert.equal(procStatus(pid).Umask, '0027');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -167,7 +168,7 @@ test('list, as text and JSON, shows running and stale daemons, and one started w
     assert.equal((await daemon(['status', 'killed'])).code, 1);
     assert.equal((await daemon(['status', 'own'])).stdout, `${pids.own}\n`);
   } finally {
-    for (const pid of Object.values(pids)) await stop(pid);
+    for (const pid of Object.values(pids)) await killAndWait(pid);
   }
 });
 
@@ -200,10 +201,10 @@ test('restart by name starts it again with its script, arguments, options and en
     assert.equal(fs.readlinkSync(`/proc/${newest()}/cwd`), cwd, 'what was not given stays as recorded');
     assert.equal(mode(path.join(state, 'app.json')), 0o600);
     const unknown = await daemon(['restart', 'nothing-here']);
-    assert.equal(unknown.code, 2);
+    assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /no start of nothing-here is recorded/);
   } finally {
-    for (const pid of pids) await stop(pid);
+    for (const pid of pids) await killAndWait(pid);
   }
 });
 
@@ -241,7 +242,7 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
     assert.equal((await daemon(['logs', 'missing'])).code, 1);
   } finally {
     follower?.kill('SIGKILL');
-    for (const pid of pids) await stop(pid);
+    for (const pid of pids) await killAndWait(pid);
   }
 });
 
@@ -271,7 +272,7 @@ test('unit prints a Type=notify unit that systemd-analyze verify accepts without
     assert.match(entries, /^APP_TOKEN="a \\"quoted\\" \\\$value"$/m);
     assert.doesNotMatch(entries, /^(SSH_|TERM=|XDG_|HOME=)/m);
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -325,7 +326,7 @@ test('root with --user: the pid file in a directory that user owns, records and 
     assert.deepEqual([stopped.code, stopped.stdout], [0, `stopped ${pid}\n`]);
     assert.equal(fs.existsSync(pidfile), false, 'removed by the daemon at exit');
   } finally {
-    await stop(pid);
+    await killAndWait(pid);
   }
 });
 
@@ -341,4 +342,26 @@ test('bad names are refused with the usage, before anything is made', async () =
   const unnamed = await daemon(['start', script(dir, 'my app.js', idle)]);
   assert.deepEqual([unnamed.code, /give one with --name/.test(unnamed.stderr)], [2, true]);
   assert.equal(fs.existsSync(state), false);
+});
+
+test('start --listen binds before the daemon starts; restart by name binds it again from the record', async () => {
+  const { dir, state, daemon } = workspace('cli-listen');
+  const port = await freePort();
+  const app = script(
+    dir,
+    'app.js',
+    `const [listener] = require(${JSON.stringify(path.join(root, 'index.js'))}).listeners();\nrequire('http').createServer((req, res) => res.end(listener.name + ' ' + process.pid)).listen({ fd: listener.fd });\n`,
+  );
+  const pids = [];
+  try {
+    const started = await daemon(['start', '--listen', `web=127.0.0.1:${port}`, app]);
+    assert.equal(started.code, 0, started.stderr);
+    pids.push(readPid(path.join(state, 'app.pid')));
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), `web ${pids[0]}`);
+    assert.equal((await daemon(['restart', 'app'])).code, 0);
+    pids.push(readPid(path.join(state, 'app.pid')));
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), `web ${pids[1]}`);
+  } finally {
+    for (const pid of pids) await killAndWait(pid);
+  }
 });

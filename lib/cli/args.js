@@ -56,6 +56,13 @@ const FLAGS = Object.freeze({
   group: { type: 'string', arg: 'G', help: 'run as this group', read: idOrName },
   chroot: { type: 'string', arg: 'D', help: "change the root to D before the script runs (the script's path is inside D)", read: absolute },
   'no-core': { type: 'boolean', help: 'no core dumps', option: 'preventCore' },
+  listen: {
+    type: 'string',
+    multiple: true,
+    arg: '[NAME=]ADDR',
+    help: 'bind PORT, HOST:PORT, [IPV6]:PORT or /a/unix.sock for the daemon before it starts (repeatable; see listeners())',
+    option: 'listen',
+  },
   quiet: { type: 'boolean', short: 'q', help: 'print nothing on success' },
   signal: { type: 'string', arg: 'S', help: 'the signal to stop with (default SIGTERM)', read: signalOf },
   timeout: { type: 'string', arg: 'MS', help: 'SIGKILL after MS (default 10000)', read: (text) => integer('timeout', text) },
@@ -79,6 +86,7 @@ const START_FLAGS = Object.freeze([
   'group',
   'chroot',
   'no-core',
+  'listen',
 ]);
 /** Where output goes: given to restart, these replace all the recorded ones. */
 const LOG_FLAGS = Object.freeze(['log', 'stdout', 'stderr']);
@@ -112,7 +120,8 @@ const COMMANDS = Object.freeze({
   list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory' },
   logs: { flags: ['lines', 'follow'], target: 'name', summary: 'the last lines of its log files' },
   run: {
-    flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout')],
+    // In the foreground the manager binds (a systemd .socket unit) and waits.
+    flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && flag !== 'listen')],
     script: 'required',
     usage: '[options] [--] script.js [args...]',
     summary: 'run the script in the foreground (no fork; READY=1 to NOTIFY_SOCKET)',
@@ -148,7 +157,7 @@ const USAGE = [
   'Usage: daemon <command> [options]',
   '',
   'Commands:',
-  ...Object.keys(COMMANDS).map((command) => `  ${synopsis(command).slice('daemon '.length).padEnd(44)} ${COMMANDS[command].summary}`),
+  ...Object.keys(COMMANDS).map((command) => `  ${synopsis(command).slice('daemon '.length).padEnd(48)} ${COMMANDS[command].summary}`),
   '',
   'The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
   "Run 'daemon <command> --help' for its options.",
@@ -187,11 +196,12 @@ function scriptIndex(spec, tokens) {
 function parse(command, args) {
   if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command ${command}`);
   const spec = COMMANDS[command];
+  // parseArgs' own part of each row.
   const options = Object.fromEntries(
-    [...spec.flags, 'help'].map((flag) => [
-      flag,
-      FLAGS[flag].short ? { type: FLAGS[flag].type, short: FLAGS[flag].short } : { type: FLAGS[flag].type },
-    ]),
+    [...spec.flags, 'help'].map((flag) => {
+      const { type, short, multiple } = FLAGS[flag];
+      return [flag, Object.fromEntries(Object.entries({ type, short, multiple }).filter(([, value]) => value !== undefined))];
+    }),
   );
   let cut = -1;
   if (spec.script) {

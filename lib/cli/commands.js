@@ -98,6 +98,11 @@ function unitCommand(parsed) {
   const text = unitText(record, { envFile, system });
   const { text: envText, left } = environmentFile(record.env);
   if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
+  if (record.flags.listen !== undefined) {
+    console.error(
+      `daemon: systemd binds for a unit: give it a ${record.name}.socket with ListenStream= for ${record.flags.listen.join(', ')}`,
+    );
+  }
   fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
   state.writePrivate(envFile, envText);
   process.stdout.write(text);

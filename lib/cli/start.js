@@ -137,8 +137,9 @@ function recordOf(parsed) {
 async function restart(parsed) {
   const recorded = recordOf(parsed);
   const name = parsed.name ?? recorded?.name ?? (parsed.script === undefined ? undefined : state.defaultName(parsed.script));
-  if (recorded === null && parsed.script === undefined)
-    throw new UsageError(`no start of ${name ?? parsed.flags.pidfile} is recorded: give the script`);
+  if (recorded === null && parsed.script === undefined) {
+    throw new Error(`no start of ${name ?? parsed.flags.pidfile} is recorded: give the script`);
+  }
   const pidfile = recorded?.pidfile ?? parsed.flags.pidfile ?? state.filesOf(state.stateDir(), state.checkName(name)).pidfile;
   const { pid, stopped } = await stop(pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop`);
