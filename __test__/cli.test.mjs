@@ -208,7 +208,7 @@ test('restart by name starts it again with its script, arguments, options and en
   }
 });
 
-test('logs shows the last lines, follows with -f, and says where syslog lines went', async () => {
+test('logs shows the last lines, follows with -f, and says where syslog lines went', { timeout: 60000 }, async () => {
   const { dir, daemon } = workspace('cli-logs');
   const app = script(
     dir,
@@ -225,13 +225,16 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
     assert.deepEqual([tail.code, tail.stdout], [0, 'line 28\nline 29\nline 30\n']);
     assert.equal((await daemon(['logs', 'app'])).stdout.split('\n').length, 11, 'ten lines by default');
     follower = spawn(process.execPath, [cli, 'logs', 'app', '-f', '-n', '1'], {
-      env: { ...process.env, DAEMON_DIR: path.join(dir, 'state') },
+      env: { ...process.env, DAEMON_TEST_TAG: TAG, DAEMON_DIR: path.join(dir, 'state') },
     });
+    const followerEnded = new Promise((resolve) => follower.on('close', resolve));
     let followed = '';
     follower.stdout.on('data', (data) => (followed += data));
     await waitFor(() => followed === 'line 30\n', 5000, 'the follower to start');
     process.kill(pids[0], 'SIGUSR2');
     await waitFor(() => followed === 'line 30\nlater\n', 5000, 'the new line followed');
+    follower.kill('SIGTERM');
+    await followerEnded; // its tail, handed the signal, has let go of the pipe too
     const syslogged = await daemon(['start', '--name', 'sys', '--stdout', 'syslog', app], {
       env: { DAEMON_SYSLOG_SOCKET: path.join(dir, 'none') },
     });

@@ -3,8 +3,9 @@
 // logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
 // LSB init-script conventions.
 
-const { spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { signal, stop } = require('../control.js');
 const { ENV } = require('../env.js');
@@ -16,6 +17,8 @@ const { environmentFile, unitText } = require('./unit.js');
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
 const UNKNOWN = 4;
+/** The signals `logs` hands on to its tail. */
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** The pid file of the daemon `parsed` names: --pidfile, its recorded one, or its default one. */
 function pidfileOf(parsed) {
@@ -81,9 +84,17 @@ function logsCommand(parsed) {
   if ([stdout, stderr].includes('inherit')) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
   if (files.length === 0) return 0;
   const lines = String(parsed.flags.lines ?? 10);
-  const tail = spawnSync('tail', ['-n', lines, ...(parsed.flags.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
-  if (tail.error) throw tail.error;
-  return tail.status ?? 1;
+  const tail = spawn('tail', ['-n', lines, ...(parsed.flags.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
+  // Ended by a signal, the command ends its tail too (a following one would read on alone).
+  const forward = (name) => tail.kill(name);
+  for (const name of FORWARDED) process.on(name, forward);
+  return new Promise((resolve, reject) => {
+    tail.on('error', reject);
+    tail.on('exit', (code, name) => {
+      for (const each of FORWARDED) process.removeListener(each, forward);
+      resolve(code ?? 128 + os.constants.signals[name]);
+    });
+  });
 }
 
 /**
