@@ -3,6 +3,15 @@
 // index.js is CommonJS; `export =` describes it exactly, and lets both
 // `import daemon, { start } from 'daemon'` (ESM) and `require('daemon')` type-check.
 
+/**
+ * daemon@1.x's call, `require('daemon')(options)` (and the default ESM
+ * import): {@link daemon.start} with 1.x's defaults: `cwd` the working
+ * directory, `stdout` and `stderr` `'ignore'`; and `__daemon=true` in the
+ * daemon's environment, which start() leaves out. Returns the daemon's pid
+ * in the daemon; in the launcher it does not return.
+ */
+declare function daemon(options?: daemon.StartOptions): number;
+
 declare namespace daemon {
   /** Syslog severities, most severe first. */
   type SyslogPriority = 'emerg' | 'alert' | 'crit' | 'err' | 'warning' | 'notice' | 'info' | 'debug';
@@ -29,6 +38,13 @@ declare namespace daemon {
     | 'local5'
     | 'local6'
     | 'local7';
+
+  /**
+   * Where stdout or stderr goes: a log file's path, a keyword, a file
+   * descriptor, or an open stream with an own `fd` (typed as `object`:
+   * @types/node does not declare `fd` on `fs.WriteStream`).
+   */
+  type Output = 'syslog' | 'ignore' | 'inherit' | (string & {}) | number | object;
 
   /** Where syslog messages go and whom they name: shared by {@link start}, {@link closeIO} and {@link syslog}. */
   interface SyslogTarget {
@@ -67,10 +83,16 @@ declare namespace daemon {
      * owned by root, the caller or `user`, have one link, and every symlink on
      * its path be root's or the caller's; otherwise an `Error` (`EPERM`,
      * `EMLINK`). stdout's and stderr's logs are opened both or neither.
+     * Also (as daemon@1.x took them): a file descriptor open for writing
+     * (`fs.openSync('out.log', 'a')`), an open stream with an `fd` (an
+     * `fs.WriteStream` after its `'open'`), `'ignore'` (/dev/null) or
+     * `'inherit'`. These are keywords, never file names (a file named
+     * `ignore` is `'./ignore'`); `'pipe'` is refused: nothing reads it once
+     * the launcher has exited. Default: inherited (the callable export: `'ignore'`).
      */
-    stdout?: string;
+    stdout?: Output;
     /** Like `stdout`, for stderr; with `'syslog'` its lines go out at `err`. Default: inherited. */
-    stderr?: string;
+    stderr?: Output;
     /** The daemon's environment instead of `process.env`. Values are turned into strings. */
     env?: Record<string, string | number | boolean | undefined>;
     /**
@@ -104,6 +126,14 @@ declare namespace daemon {
     group?: string | number;
     /** No core dumps: `RLIMIT_CORE` 0 (soft and hard), and the daemon is not dumpable. Default `false`. */
     preventCore?: boolean;
+    /**
+     * Restart the daemon when it crashes: `true` is `{ limit: 10, window: 60000 }`
+     * (restarts allowed within `window` ms before the supervisor gives up).
+     * No supervisor in the foreground.
+     */
+    respawn?: boolean | { limit?: number; window?: number };
+    /** The service's pid file: its lock is taken at start (by the supervisor, with `respawn`). */
+    pidfile?: string;
     /**
      * Listening sockets the launcher binds (as its own user, before anything
      * is forked) for the daemon, which gets them as fds 3, 4, ... with
@@ -141,6 +171,48 @@ declare namespace daemon {
     type: 'stream' | 'dgram' | 'seqpacket' | 'raw' | 'other';
   }
 
+  /**
+   * Options of {@link spawn} and {@link daemon}: those of {@link start} but
+   * `foreground`. The syslog tag defaults to the spawned script's name.
+   */
+  type SpawnOptions = Omit<StartOptions, 'foreground'>;
+
+  /** What {@link daemon} returns: of daemon@1.x's `ChildProcess`, the members kept. */
+  interface Daemon {
+    /** The daemon's pid. */
+    readonly pid: number;
+    /** Does nothing (the daemon is no child of this process); returns this object, as `ChildProcess.unref()` returned nothing harmful. */
+    unref(): this;
+  }
+
+  /**
+   * Starts `script` (resolved against the working directory) with `args` as
+   * a daemon, as {@link start} would make it one, from a program that goes
+   * on running (a CLI, a test harness; the REPL and `node -e` too). Nothing
+   * blocks the event loop while it waits; the caller's inspector and
+   * `execArgv` stay its own. The script need not use this module: a preload
+   * calls start() for it (an ES module reports ready once its top level has
+   * run). With `ready: 'manual'` it calls `require('daemon').ready()`.
+   * Resolves `{ pid }` once the daemon is ready. Rejects with a TypeError or
+   * RangeError for bad arguments (before anything is forked); an `Error`
+   * with `code`, `errno` and `syscall` (the step) for a failed step between
+   * fork() and execve(); `code` `ERR_DAEMON_EXITED`, `exitCode` and `pid`
+   * when it exited before it was ready (an uncaught exception's text is the
+   * message); `code` `ERR_DAEMON_READY_TIMEOUT` and the `pid` of the daemon,
+   * which still runs, after `readyTimeout`.
+   */
+  function spawn(script: string, args?: readonly string[], options?: SpawnOptions): Promise<{ pid: number }>;
+
+  /**
+   * daemon@1.x's `daemon.daemon(script, args, options)`: starts `script` as a
+   * daemon like {@link spawn}, with the callable export's defaults (the
+   * working directory, stdout and stderr to /dev/null), and returns as soon
+   * as the daemon is forked, without waiting for it to run or be ready.
+   * @throws as `spawn()` rejects, for what fails before the fork (a bad
+   * option, a log file or descriptor that cannot be used).
+   */
+  function daemon(script: string, args?: readonly string[], options?: SpawnOptions): Daemon;
+
   /** Options of {@link chroot}. */
   interface ChrootOptions {
     /** After the chroot, become this user (looked up before it), as {@link dropPrivileges} does. */
@@ -152,14 +224,36 @@ declare namespace daemon {
   /** A signal by name (`'SIGTERM'`) or number (15). */
   type Signal = `SIG${Uppercase<string>}` | number;
 
+  /** How a supervised daemon last ended: an exit code, or a signal's name. */
+  interface Exit {
+    code: number | null;
+    signal: string | null;
+  }
+
   /** What {@link status} finds. */
   interface Status {
-    /** Whether a process holds the pid file's lock. */
+    /** Whether a process holds the pid file's lock (an flock() on `file.lock`). */
     running: boolean;
-    /** The lock holder's pid, else the pid the file names, else null. */
+    /**
+     * The lock holder's pid, once the kernel confirms that this process holds
+     * the lock now (its /proc/PID/fd and fdinfo): a supervisor, with `respawn`; else null. Other users get
+     * null for a root daemon. On macOS: the file's pid while the lock is held.
+     */
     pid: number | null;
-    /** Nothing runs, but the pid file is there (`pid` is null if it names none). */
+    /** Nothing runs, but the pid file or its lock file is there. */
     stale: boolean;
+    /** `pid` is confirmed by the kernel (always false on macOS). */
+    verified: boolean;
+    /** Supervised: the daemon running now (null while the supervisor waits to restart it). */
+    daemonPid?: number | null;
+    /** Supervised: restarts so far. */
+    restarts?: number;
+    /** Supervised: how the last generation that crashed ended. */
+    lastExit?: Exit | null;
+    /** Supervised: when the current generation started. */
+    since?: Date | null;
+    /** Once the supervisor gave up (too many crashes): when. */
+    gaveUp?: { at: Date };
   }
 
   /** Options of {@link stop}. */
@@ -255,21 +349,28 @@ declare namespace daemon {
   }
 
   /**
-   * Takes the single-instance lock on `file` (a pid file, created 0644) and
-   * writes this process's pid into it. The lock lasts as long as the process;
-   * the file is removed at exit, on SIGTERM and SIGINT when the script has no
-   * handler of its own.
-   * @returns `false`, leaving the file untouched, when another process holds it.
+   * Takes the single-instance lock of the pid file `file`: an flock() on
+   * `file.lock` (0600, only this user can open it), and writes this process's
+   * pid into `file` (0644). The lock lasts as long as the process; both files
+   * are removed at exit, and on SIGTERM and SIGINT when the script has no
+   * handler of its own. Writes only into a pid file of its own (a regular
+   * file of this user with one link, empty or one pid); replaces another
+   * user's stale files only where nobody else may write the directory;
+   * follows no symlink on the path unless root or this user owns it.
+   * @returns `false`, leaving both files untouched, when another process holds it.
    * @throws TypeError for a non-string or empty path, an `Error` with `code`,
-   * `syscall` and `path` when the file cannot be used (ENOENT, EACCES, ELOOP for
-   * a symlink, EISDIR, EINVAL for a device or FIFO).
+   * `syscall` and `path` when the file is not one to take (EINVAL: a device,
+   * FIFO or content that is not a pid; EISDIR; ELOOP: a symlink; EPERM:
+   * another user's file, a second link, another user's symlink on the way;
+   * ENOENT; EACCES), leaving it exactly as it was.
    */
   function lock(file: string): boolean;
 
   /**
-   * Whether the daemon of a pid file runs, decided by its lock, not by the
-   * pid inside (immune to pid reuse). On Linux it reads the holder from
-   * `/proc/locks`; only where that shows none does it probe with a shared
+   * Whether the daemon of a pid file runs, decided by its lock, and its pid
+   * only once the kernel confirms that it holds the lock (immune to pid reuse
+   * and to the file's word). On Linux it reads `/proc/locks` by inode; only
+   * where that lists none do the daemon's user and root probe with a shared
    * lock for an instant, which `lock()` waits out, so a starting daemon is
    * never disturbed.
    * @throws TypeError for a bad path, an `Error` with `code` when the file is unreadable.
@@ -277,18 +378,21 @@ declare namespace daemon {
   function status(file: string): Status;
 
   /**
-   * Stops the daemon holding the lock on `file`: signals it (through a pidfd
-   * on Linux, so a reused pid is never hit), resolves once that process has
-   * exited (on Linux by its pidfd; elsewhere once its lock is released), and
-   * sends it SIGKILL after `timeout` ms when `kill` is true.
+   * Stops the verified holder of the lock on `file`: signals it (through a
+   * pidfd on Linux, so a reused pid is never hit), resolves once that process
+   * has exited (on Linux by its pidfd; elsewhere once its lock is released),
+   * and sends it SIGKILL after `timeout` ms when `kill` is true.
    * Resolves `{ pid: null, stopped: false, killed: false }` when nothing runs.
+   * Rejects with an `Error` with code `EPERM` (its message says why, nothing
+   * is signalled) when the lock is held but its holder cannot be verified.
    */
   function stop(file: string, options?: StopOptions): Promise<StopResult>;
 
   /**
-   * Sends `signal` (e.g. `'SIGHUP'` to reload) to the daemon holding the lock
-   * on `file`, and returns its pid.
-   * @throws an `Error` with code `ESRCH` when nothing runs, `ERR_UNKNOWN_SIGNAL` for a bad signal.
+   * Sends `signal` (e.g. `'SIGHUP'` to reload) to the verified holder of the
+   * lock on `file`, and returns its pid.
+   * @throws an `Error` with code `ESRCH` when nothing runs, `EPERM` when the
+   * holder cannot be verified, `ERR_UNKNOWN_SIGNAL` for a bad signal.
    */
   function signal(file: string, signal: Signal): number;
 

@@ -1,6 +1,7 @@
 'use strict';
 // Finds and loads the compiled addon: the one `npm install` built from source
-// in this folder, else a prebuilt package for this platform.
+// in this folder, else a prebuilt package for this platform; and names the
+// supervisor executable installed beside it.
 
 const path = require('node:path');
 const fs = require('node:fs');
@@ -21,16 +22,27 @@ function platformTriple() {
   return platform === 'linux' ? `${platform}-${arch}-${linuxLibc()}` : `${platform}-${arch}`;
 }
 
+/** The supervisor's file name, beside the addon. */
+const SUPERVISOR = 'daemon-supervisor';
+/** The addon's path, once loaded. */
+let loaded;
+
+function loadFrom(file) {
+  const addon = require(file);
+  loaded = file;
+  return addon;
+}
+
 function load() {
   // A local build is the only one for this platform and architecture: take
   // it without asking which libc this is.
   const prefix = `daemon.${process.platform}-${process.arch}`;
   const local = fs.readdirSync(__dirname).filter((name) => name.startsWith(prefix) && name.endsWith('.node'));
-  if (local.length === 1) return require(path.join(__dirname, local[0]));
+  if (local.length === 1) return loadFrom(path.join(__dirname, local[0]));
   const triple = platformTriple();
-  if (local.includes(`daemon.${triple}.node`)) return require(path.join(__dirname, `daemon.${triple}.node`));
+  if (local.includes(`daemon.${triple}.node`)) return loadFrom(path.join(__dirname, `daemon.${triple}.node`));
   try {
-    return require(`daemon-${triple}`);
+    return loadFrom(require.resolve(`daemon-${triple}`));
   } catch (err) {
     if (err.code !== 'MODULE_NOT_FOUND') throw err;
   }
@@ -42,4 +54,9 @@ function load() {
   throw error;
 }
 
-module.exports = { platformTriple, load };
+/** The supervisor executable installed beside the loaded addon. */
+function supervisorPath() {
+  return path.join(path.dirname(loaded), SUPERVISOR);
+}
+
+module.exports = { platformTriple, load, supervisorPath, SUPERVISOR };

@@ -1,6 +1,6 @@
 // Starts real launchers and daemons, reads the truth from /proc, and kills
 // every process it started, even when a test fails.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -40,7 +40,11 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
   let stderr = '';
   child.stdout?.on('data', (d) => (stdout += d));
   child.stderr?.on('data', (d) => (stderr += d));
-  if (child.stdin) child.stdin.end(input ?? '');
+  if (child.stdin) {
+    // A child that exits without reading its input (most do) must not fail the test with EPIPE.
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  }
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: performance.now() - started })));
   const closed = new Promise((resolve) => child.on('close', resolve));
   return Object.assign(
@@ -222,7 +226,8 @@ export function publicCopy() {
   const copy = tmpdir('public');
   fs.chmodSync(copy, 0o755);
   const addon = fs.readdirSync(root).filter((name) => name.endsWith('.node'));
-  for (const name of ['index.js', 'native.js', 'package.json', ...addon]) fs.copyFileSync(path.join(root, name), path.join(copy, name));
+  for (const name of ['index.js', 'native.js', 'package.json', 'daemon-supervisor', ...addon])
+    fs.copyFileSync(path.join(root, name), path.join(copy, name));
   fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
   fs.cpSync(path.join(root, 'bin'), path.join(copy, 'bin'), { recursive: true });
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
@@ -230,14 +235,15 @@ export function publicCopy() {
 }
 
 /**
- * Pids holding a flock() on `file`, read from /proc/locks by the file's inode.
+ * Pids holding a flock() on the lock file of the pid file `file` (`file.lock`),
+ * read from /proc/locks by the lock file's inode.
  * Each pid once: /proc/locks is read page by page, and a list that changes
  * between two pages can show one lock twice.
  */
 export function flockHolders(file) {
   let ino;
   try {
-    ino = fs.statSync(file).ino;
+    ino = fs.statSync(`${file}.lock`).ino;
   } catch {
     return [];
   }
@@ -274,6 +280,28 @@ export async function notifyListener() {
       await listener;
     },
   };
+}
+
+/** `npm ARGS` in `cwd`, quietly. */
+export const npm = (args, cwd, env = {}) =>
+  spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
+
+/**
+ * Installs the module as a user would: npm pack, then npm install of the
+ * tarball into a fresh project outside the repository, built from source
+ * with cargo (a shared target directory keeps it fast; the build is real).
+ * Returns the project's directory and npm install's result.
+ */
+export function installPacked(name = 'consumer') {
+  const project = tmpdir(name);
+  const pack = npm(['pack', '--pack-destination', project], root);
+  if (pack.status !== 0) throw new Error(`npm pack: ${pack.stderr}`);
+  const tarball = pack.stdout.trim().split('\n').pop();
+  if (npm(['init', '-y'], project).status !== 0) throw new Error('npm init failed');
+  const install = npm(['install', `./${tarball}`, '--foreground-scripts'], project, {
+    CARGO_TARGET_DIR: path.join(root, 'target', 'consumer'),
+  });
+  return { project, install };
 }
 
 /** Reads what the fixture's server on `port` answers: its daemon.lost. */

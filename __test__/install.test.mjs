@@ -5,10 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { freePort, killAndWait, readPid, root, run, tmpdir, waitGone } from './helpers.mjs';
-
-const npm = (args, cwd, env = {}) =>
-  spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
+import { freePort, installPacked, killAndWait, npm, readPid, root, run, waitGone } from './helpers.mjs';
 
 test('npm pack ships exactly the shim, the types, the CLI, the installer and the Rust sources', () => {
   const packed = npm(['pack', '--dry-run', '--json'], root);
@@ -42,17 +39,15 @@ test('npm pack ships exactly the shim, the types, the CLI, the installer and the
 });
 
 test('installed from the tarball into a fresh project: builds with cargo, then require, import and the example work', async () => {
-  const project = tmpdir('consumer');
-  const pack = npm(['pack', '--pack-destination', project], root);
-  assert.equal(pack.status, 0, pack.stderr);
-  const tarball = pack.stdout.trim().split('\n').pop();
-  assert.equal(npm(['init', '-y'], project).status, 0);
-  // A shared target directory keeps the suite fast; the build itself is real.
-  const install = npm(['install', `./${tarball}`, '--foreground-scripts'], project, {
-    CARGO_TARGET_DIR: path.join(root, 'target', 'consumer'),
-  });
+  const { project, install } = installPacked();
   assert.equal(install.status, 0, install.stderr);
   assert.match(install.stdout, /daemon: building the native addon for linux-x64-gnu with cargo/);
+  // The supervisor executable beside the addon, runnable.
+  const supervisor = path.join(project, 'node_modules', 'daemon', 'daemon-supervisor');
+  fs.accessSync(supervisor, fs.constants.X_OK);
+  const byHand = spawnSync(supervisor, [], { encoding: 'utf8' });
+  assert.equal(byHand.status, 2);
+  assert.match(byHand.stderr, /started by the daemon module's launcher only/);
 
   const cjs = execFileSync(
     process.execPath,

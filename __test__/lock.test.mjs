@@ -56,12 +56,14 @@ test("an exiting daemon never removes a successor's pid file", async () => {
   const first = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
   let second;
   try {
-    // Someone removes the file while the first daemon runs; a second daemon creates a new one.
+    // Someone removes the files while the first daemon runs; a second daemon creates new ones.
     fs.unlinkSync(pidfile);
+    fs.unlinkSync(`${pidfile}.lock`);
     second = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
     assert.equal(second.code, 0, second.stderr);
     await killAndWait(first.info.pid, 'SIGTERM');
     assert.equal(readPid(pidfile), second.info.pid);
+    assert.ok(fs.existsSync(`${pidfile}.lock`), "the successor's lock file is still there");
   } finally {
     await killAndWait(first.info?.pid);
     await killAndWait(second?.info?.pid);

@@ -30,22 +30,23 @@ const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${r
 test('status(): missing, running, stale after SIGKILL, and an unreadable file', async () => {
   const dir = tmpdir('status');
   const pidfile = path.join(dir, 'fx.pid');
-  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: false });
+  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: false, verified: false });
   const r = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
   try {
-    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: r.info.pid, stale: false });
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: r.info.pid, stale: false, verified: true });
   } finally {
     await killAndWait(r.info?.pid, 'SIGKILL');
   }
-  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: r.info.pid, stale: true });
+  // Its pid is no one's word once nothing holds the lock.
+  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: true, verified: false });
   // A reused pid cannot fool it: the file names this very test process, which holds no lock.
   fs.writeFileSync(pidfile, `${process.pid}\n`);
   assert.equal(daemon.status(pidfile).running, false);
   // An empty file is left over all the same: LSB's "dead, but the pid file exists".
   fs.writeFileSync(pidfile, '');
-  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: true });
+  assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: true, verified: false });
   const cli = await run([path.join(root, 'bin', 'daemon.js'), 'status', '--pidfile', pidfile]);
-  assert.deepEqual([cli.code, cli.stdout], [1, `dead, but ${pidfile} names no pid\n`]);
+  assert.deepEqual([cli.code, cli.stdout], [1, `dead, but ${pidfile} is left over\n`]);
   assert.throws(() => daemon.status(dir), { code: 'EISDIR', syscall: 'open', path: dir });
   assert.throws(() => daemon.status(42), { code: 'ERR_INVALID_ARG_TYPE' });
 });

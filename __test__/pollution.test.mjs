@@ -62,7 +62,7 @@ test('status(), signal() and syslog() with every key polluted read only what the
   const r = await run([...pollute, '-e', code]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  assert.deepEqual({ ...out.s }, { running: false, pid: null, stale: false });
+  assert.deepEqual({ ...out.s }, { running: false, pid: null, stale: false, verified: false });
   assert.equal(out.signalled, 'ESRCH');
   assert.equal(out.sent, 'boolean');
 });

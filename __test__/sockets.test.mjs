@@ -208,3 +208,29 @@ test('bad, busy and refused addresses: a coded error naming the address, a non-z
   assert.match(refused.stderr, /EACCES: permission denied, bind '127\.0\.0\.1:99'/);
   assert.equal(refused.info, null);
 });
+
+test('start({ listen }) in the foreground binds in place, before the user switch: the process itself serves as nobody', async (t) => {
+  const port = await freePort();
+  const from = publicCopy();
+  const dir = tmpdir('listen-fg');
+  fs.chmodSync(dir, 0o777);
+  const report = path.join(dir, 'report.json');
+  const script = path.join(from, 'fixtures', 'listener.js');
+  const opts = { listen: [`fg=127.0.0.1:${port}`], user: 'nobody' };
+  const env = {
+    LISTENER_START: JSON.stringify(opts),
+    LISTENER_REPORT: report,
+    DAEMON_INDEX: path.join(from, 'index.js'),
+    DAEMON_FOREGROUND: '1',
+  };
+  const foreground = run([script], { env });
+  t.after(() => killAndWait(foreground.child.pid));
+  await waitFor(() => fs.existsSync(report), 5000, 'report');
+  const info = readJson(report);
+  assert.equal(info.pid, foreground.child.pid, 'no fork');
+  assert.equal(info.isDaemon, false);
+  assert.equal(info.listeners.length, 1);
+  assert.deepEqual({ ...info.listeners[0], fd: 0 }, { fd: 0, name: 'fg', type: 'stream' });
+  assert.equal(ids(info.pid).uid[0], 65534);
+  assert.equal(await get({ host: '127.0.0.1', port }), `fg ${info.pid} 65534`);
+});

@@ -2,66 +2,141 @@
 // The operator's side: status(), signal() and stop() for the daemon that
 // holds a pid file's lock, from any process.
 
+const fs = require('node:fs');
+const os = require('node:os');
 const { debuglog } = require('node:util');
-const { native, nativeFor } = require('./native.js');
+const { nativeFor } = require('./native.js');
 const { systemError } = require('./errors.js');
 const { bare, checkPath, checkSignal, stopOptions, STOP } = require('./options.js');
+const { readRecord } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
 const STOP_POLL_MS = 10;
 
-/** Whether the daemon of `file` runs, decided by its lock: `{ running, pid, stale }`. */
-function status(file) {
-  // Prototype-less: a field the addon leaves out (pid: None) must not be inherited.
-  const { running, pid, stale } = bare(nativeFor('status').status(checkPath('file', file)));
-  return { running, pid: pid ?? null, stale };
+/** `/proc/PID/stat`'s parent and start time (clock ticks since boot), or null when the process is gone. */
+function procStat(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? null : { ppid: Number(fields[1]), start: fields[19] };
+  } catch {
+    return null;
+  }
 }
 
-/** Sends `sig` to the daemon holding the lock on `file`; returns its pid. */
+/**
+ * What a supervisor's record adds, for a supervised service only: the daemon
+ * it runs now (only while the kernel says that it is the verified
+ * supervisor's child), restarts, the last exit, since when the current
+ * generation runs (null while it waits to restart one); or, once it gave up, why.
+ */
+function supervision(file, running, pid) {
+  const record = readRecord(file);
+  if (record === null) return {};
+  const lastExit = record.lastExit && { code: record.lastExit.code ?? null, signal: record.lastExit.signal ?? null };
+  if (!running) {
+    if (record.state !== 'gave-up') return {};
+    return { restarts: record.restarts, lastExit, gaveUp: { at: new Date(record.since) } };
+  }
+  // A record of another supervisor (one SIGKILLed, its successor not supervised) says nothing.
+  if (pid === null || record.supervisor !== pid) return {};
+  const daemonPid = record.daemonPid !== null && procStat(record.daemonPid)?.ppid === pid ? record.daemonPid : null;
+  const since = record.state === 'running' ? new Date(record.since) : null;
+  return { daemonPid, restarts: record.restarts, lastExit, since };
+}
+
+/**
+ * Whether the daemon of `file` runs, decided by its lock: `{ running, pid,
+ * stale, verified }`, with a pid only once the kernel shows that it holds the
+ * lock; for a supervised service also `daemonPid`, `restarts`, `lastExit`
+ * and `since`, or once its supervisor gave up `restarts`, `lastExit` and
+ * `gaveUp: { at }`.
+ */
+function status(file) {
+  const absolute = checkPath('file', file);
+  // Prototype-less: a field the addon leaves out (pid: None) must not be inherited.
+  const { running, pid, stale, verified } = bare(nativeFor('status').status(absolute));
+  return { running, pid: pid ?? null, stale, verified, ...supervision(absolute, running, pid ?? null) };
+}
+
+const notRunning = (file) => systemError('ESRCH', 'no process holds the lock', 'kill', file);
+
+/** Sends `sig` to the verified holder of the lock on `file`; returns its pid. */
 function signal(file, sig) {
   const absolute = checkPath('file', file);
   const number = checkSignal('signal', sig);
-  const pid = nativeFor('signal').signalHolder(absolute, number);
-  if (pid == null) throw systemError('ESRCH', 'no process holds the lock', 'kill', absolute);
-  return pid;
+  const holder = nativeFor('signal').findHolder(absolute); // EPERM: held, by a process it cannot verify
+  if (holder == null) throw notRunning(absolute);
+  try {
+    if (!holder.signal(number)) throw notRunning(absolute);
+    return holder.pid;
+  } finally {
+    holder.close();
+  }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Resolves true once the signalled daemon is gone, false after `ms`: its
+ * Resolves true once the signalled holder is gone, false after `ms`: its
  * pidfd says when the whole process has exited (its lock goes earlier, and
  * exit handlers may still run); without pidfds, the lock is all there is.
  */
-async function gone(file, pid, ms) {
+async function gone(holder, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (native.hasExited(pid) ?? !native.status(file).running) return true;
+    if (holder.hasExited()) return true;
     if (Date.now() >= deadline) return false;
     await sleep(STOP_POLL_MS);
   }
 }
 
 /**
- * Stops the daemon holding the lock on `file`: sends the signal, waits until
- * the process is gone, and sends SIGKILL after `timeout` ms when `kill` is
- * true. Resolves `{ pid, stopped, killed }`.
+ * Resolves once a supervised daemon is gone too (`child`: its pid and start
+ * time): a supervisor exits only after its daemon, unless it was SIGKILLed,
+ * whereupon the kernel kills the daemon (PR_SET_PDEATHSIG), a moment later.
+ */
+async function childGone(child, ms) {
+  const deadline = Date.now() + ms;
+  while (child !== null && procStat(child.pid)?.start === child.start) {
+    if (Date.now() >= deadline) return false;
+    await sleep(STOP_POLL_MS);
+  }
+  return true;
+}
+
+/** A supervised service's daemon, as the kernel names it now (pid and start time), or null. */
+function supervisedChild(file) {
+  const { pid, daemonPid } = status(file);
+  const stat = daemonPid == null ? null : procStat(daemonPid);
+  return stat !== null && stat.ppid === pid ? { pid: daemonPid, start: stat.start } : null;
+}
+
+/**
+ * Stops the verified holder of the lock on `file` (a supervisor forwards the
+ * signal and exits after its daemon): sends the signal, waits until that
+ * process (and a supervisor's daemon) is gone, and sends it SIGKILL after
+ * `timeout` ms when `kill` is true. Resolves `{ pid, stopped, killed }`.
  */
 async function stop(file, options) {
   const absolute = checkPath('file', file);
   const opts = stopOptions(options);
-  const pid = nativeFor('stop').signalAndWatch(absolute, opts.signal);
-  debug('stop %s: signal %d sent to %s', absolute, opts.signal, pid);
-  if (pid == null) return { pid: null, stopped: false, killed: false };
+  const child = supervisedChild(absolute);
+  const holder = nativeFor('stop').findHolder(absolute); // EPERM: held, by a process it cannot verify
+  const nothing = { pid: null, stopped: false, killed: false };
+  if (holder == null) return nothing;
   try {
-    if (await gone(absolute, pid, opts.timeout)) return { pid, stopped: true, killed: false };
+    if (!holder.signal(opts.signal)) return nothing; // it exited meanwhile
+    const { pid } = holder;
+    debug('stop %s: signal %d sent to %d', absolute, opts.signal, pid);
+    if (await gone(holder, opts.timeout)) return { pid, stopped: await childGone(child, STOP.timeout), killed: false };
     if (!opts.kill) return { pid, stopped: false, killed: false };
-    native.killWatched(absolute, pid); // that process, not a successor that took the lock since
-    const stopped = await gone(absolute, pid, STOP.timeout);
+    holder.signal(os.constants.signals.SIGKILL); // that process, not a successor that took the lock since
+    const stopped = (await gone(holder, STOP.timeout)) && (await childGone(child, STOP.timeout));
     return { pid, stopped, killed: stopped };
   } finally {
-    native.forgetWatched(pid);
+    holder.close();
   }
 }
 

@@ -6,10 +6,13 @@
 const { debuglog } = require('node:util');
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
-const { SYSLOG } = require('./options.js');
-const { lookupAccount, become } = require('./identity.js');
+const { SYSLOG, bare } = require('./options.js');
+const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { setLogs, openLogs, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { addBound, toBind } = require('./sockets.js');
+const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { lock } = require('./lock.js');
+const { status } = require('./control.js');
 
 const debug = debuglog('daemon');
 
@@ -32,8 +35,12 @@ function takeReadyPipe() {
   const marker = process.env[ENV.READY_PIPE];
   if (marker === undefined) return false;
   delete process.env[ENV.READY_PIPE];
+  const lockMarker = process.env[ENV.SUPERVISOR_LOCK];
+  delete process.env[ENV.SUPERVISOR_LOCK];
   if (!native.takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
+  // A supervised daemon: its lock() of the supervisor's pid file is true.
+  if (lockMarker !== undefined && native.takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
     if (native.isReadyPending()) native.reportError(errorText(error));
   });
@@ -75,20 +82,18 @@ function joinStarted() {
 /** The started process's side of start(): in the daemon, or in place for the foreground. */
 function completeStart(opts) {
   const foreground = !isDaemon;
-  // In the foreground, what the launcher checks for a daemon comes first, so
-  // that an unknown user or a bad cwd throws with nothing changed.
+  // In the foreground, what the launcher and the child do for a daemon, in
+  // place and in the same order (the addon's startInPlace): an unknown user,
+  // a bad cwd or a log that cannot be opened throws with nothing changed.
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
-  if (foreground) native.checkDirectory(opts.cwd);
-  const file = (log) => (log === SYSLOG ? undefined : log);
-  const [stdout, stderr] = [file(opts.stdout), file(opts.stderr)];
   if (foreground) {
-    // What the launcher and the child do for a daemon, in place: the logs
-    // are opened before the user switch, as the launcher opens them.
-    openLogs(stdout, stderr, account?.uid);
-    process.umask(opts.umask);
-    if (account !== undefined) become(account);
+    const { cwd, umask, preventCore } = opts;
+    const listeners = toBind(opts.listen, lookupAccount);
+    const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore, listeners };
+    addBound(opts.listen, native.startInPlace(bare(plan)));
+    Object.assign(process.env, accountEnv(account));
   }
-  setLogs(stdout, stderr);
+  setLogs(opts.stdout, opts.stderr, account?.uid);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
   anchorNodeOptions(process.cwd());
@@ -99,6 +104,10 @@ function completeStart(opts) {
     opts.syslog,
   );
   guardStreams(opts.syslog);
+  // The service's pid file (a supervisor's lock, held for this process, is true).
+  if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
+    throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);
+  }
   startedState = { notifySocket: process.env[ENV.NOTIFY_SOCKET] };
   // The daemon's own children must not speak to systemd for it.
   delete process.env[ENV.NOTIFY_SOCKET];
@@ -109,15 +118,10 @@ function completeStart(opts) {
   if (opts.ready === 'auto') setImmediate(ready);
 }
 
-let readySent = false;
-
-/** Tells the launcher (or systemd, in the foreground) that the daemon is ready. */
+/** Tells the launcher (or systemd, in the foreground) that the daemon is ready, once: the addon keeps whether it did. */
 function ready() {
-  if (startedState === null || readySent) return;
-  readySent = true;
-  debug('%d: ready', process.pid);
-  if (isDaemon) native.reportReady();
-  else if (startedState.notifySocket) native.notify(startedState.notifySocket, `READY=1\nMAINPID=${process.pid}`);
+  if (startedState === null) return;
+  if (native.reportReady(startedState.notifySocket)) debug('%d: ready', process.pid);
 }
 
 module.exports = { isDaemon, hasStarted, isForkedByStarted, joinStarted, completeStart, ready };

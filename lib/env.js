@@ -8,10 +8,6 @@ const ENV = Object.freeze({
   READY_PIPE: '__DAEMON_READY_PIPE',
   /** The started process's pid, for the Node children it forks (cluster workers): they must not start again. */
   PRIMARY_PID: 'DAEMON_PRIMARY_PID',
-  /** The `daemon` command's state directory (names, pid files, logs, records), over its default. */
-  STATE_DIR: 'DAEMON_DIR',
-  /** The XDG base directory for state: the `daemon` command's state directory of a user other than root is in it. */
-  XDG_STATE_HOME: 'XDG_STATE_HOME',
   /** `1`/`true` or `0`/`false`: overrides the code's choice of foreground mode (PID 1 always stays). */
   FOREGROUND: 'DAEMON_FOREGROUND',
   /** The syslog socket, below `options.socket` (tests, containers). */
@@ -22,12 +18,20 @@ const ENV = Object.freeze({
   NOTIFY_SOCKET: 'NOTIFY_SOCKET',
   /** Node's own options: relative paths in it are made absolute before the daemon changes directory. */
   NODE_OPTIONS: 'NODE_OPTIONS',
+  /** `true` in a daemon the callable export (1.x) started, as daemon@1.x set it; start() leaves it out. */
+  COMPAT_MARKER: '__daemon',
   /** systemd's socket passing (sd_listen_fds(3)): the pid the sockets are for, their count, their names. */
   LISTEN_PID: 'LISTEN_PID',
   LISTEN_FDS: 'LISTEN_FDS',
   LISTEN_FDNAMES: 'LISTEN_FDNAMES',
   /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
   WATCH: 'WATCH_REPORT_DEPENDENCIES',
+  /** The state directory (the `daemon` command's names, pid files, logs, records; supervisor records), over the defaults below. */
+  STATE_DIR: 'DAEMON_DIR',
+  /** A non-root user's state directory is `$XDG_STATE_HOME/daemon` (default `~/.local/state/daemon`). */
+  XDG_STATE_HOME: 'XDG_STATE_HOME',
+  /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
+  SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
 });
 
 /**

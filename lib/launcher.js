@@ -2,16 +2,21 @@
 // The launcher's side: the `node app.js` a user typed. It checks that a
 // daemon can be made from here, prepares the daemon's environment and hands
 // the plan to the native spawn(), which forks and waits for the daemon's
-// verdict; then it exits with it. The CLI calls launchDaemon() directly.
+// verdict; then it exits with it. The CLI calls launchDaemon() directly;
+// spawn() and daemon.daemon() share the plan (spawnPlan).
 
 const { debuglog } = require('node:util');
 const { unsupported } = require('./errors.js');
 const { native } = require('./native.js');
 const { ENV, PARENT_ONLY } = require('./env.js');
-const { SYSLOG, bare } = require('./options.js');
+const { SYSLOG, IGNORE, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { evaluated } = require('./node-options.js');
+const { thisScript } = require('./command.js');
+const { output } = require('./stdio.js');
 const { daemonListeners } = require('./sockets.js');
+const { prepareRecord } = require('./state-dir.js');
+const { supervisorPath } = require('../native.js');
 
 const debug = debuglog('daemon');
 
@@ -38,13 +43,16 @@ function checkLauncher() {
   }
 }
 
-/** The daemon's environment: the launcher's (or `entries`) without its parent's variables, plus `extra` and the account's. */
-function daemonEnv(entries, extra, account) {
+/**
+ * The daemon's environment: the launcher's (or `entries`) without its
+ * parent's variables and those named in `dropped`, plus `extra` and the account's.
+ */
+function daemonEnv(entries, extra, account, dropped = []) {
   const env = entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`);
   const own = [...extra, ...Object.entries(accountEnv(account)).map(([key, value]) => `${key}=${value}`)];
   const name = (entry) => entry.slice(0, entry.indexOf('='));
-  const dropped = [...PARENT_ONLY, ENV.READY_PIPE, ...own.map(name)];
-  return [...env.filter((entry) => !dropped.includes(name(entry))), ...own];
+  const left = [...PARENT_ONLY, ENV.READY_PIPE, ...dropped, ...own.map(name)];
+  return [...env.filter((entry) => !left.includes(name(entry))), ...own];
 }
 
 /** Whether the daemon will open an inspector: `--inspect…` in its argv or NODE_OPTIONS. */
@@ -64,59 +72,87 @@ function releaseInspector() {
   inspector.close();
 }
 
-/** The Node command line that runs this script again. */
-function thisScript() {
-  return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+/** Where `log` (a validated stdout or stderr) went, for the launcher's last word. */
+function describeLog(log) {
+  if (log === SYSLOG) return 'syslog';
+  if (log === IGNORE) return '/dev/null';
+  return typeof log === 'number' ? `descriptor ${log} of the launcher` : log;
+}
+
+/**
+ * The native spawn's plan for validated options. `command.argv` is the Node
+ * command line the daemon runs, `command.env` entries added to its
+ * environment. `command.another`: the daemon is another program's (spawn(),
+ * daemon.daemon()), not this service's, so systemd's notify socket and the
+ * sockets passed to this process stay here. Reads the user database here:
+ * it may not be read between fork() and execve().
+ */
+/**
+ * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
+ * within the window), or undefined for an unsupervised daemon.
+ */
+function respawnPlan(opts) {
+  if (opts.respawn === undefined) return undefined;
+  return bare({
+    program: supervisorPath(),
+    restarts: opts.respawn.limit,
+    window: opts.respawn.window,
+    pidfile: opts.pidfile,
+    // Where status() finds restarts and a give-up, also after the supervisor is gone.
+    record: opts.pidfile === undefined ? undefined : prepareRecord(opts.pidfile),
+  });
+}
+
+function spawnPlan(opts, given) {
+  const command = bare(given); // its own fields only: a polluted prototype supplies no argv
+  const account = lookupAccount(opts.user, opts.group);
+  const service = !command.another;
+  // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
+  return bare({
+    argv: command.argv,
+    env: daemonEnv(opts.env, command.env ?? [], account, service ? [] : [ENV.NOTIFY_SOCKET]),
+    cwd: opts.cwd,
+    umask: opts.umask,
+    stdout: output(opts.stdout),
+    stderr: output(opts.stderr),
+    readyTimeout: opts.readyTimeout,
+    account,
+    preventCore: opts.preventCore,
+    listeners: daemonListeners(opts.listen, lookupAccount, service),
+    respawn: respawnPlan(opts),
+  });
 }
 
 /**
  * Starts the daemon and returns its verdict, `{ pid, code }`, once it is
- * ready or has failed (said on stderr). `command.argv` is the Node command
- * line the daemon runs (this script by default: the CLI gives another),
- * `command.env` entries added to its environment.
+ * ready or has failed (said on stderr). `command` as spawnPlan() takes it;
+ * its `argv` is this script by default (the CLI gives another).
  */
-function launchDaemon(opts, command) {
+function launchDaemon(opts, given) {
   checkLauncher();
-  const argv = command?.argv ?? thisScript();
+  const command = bare(given);
+  const argv = command.argv ?? thisScript();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
-  // Before forking: the user database may not be read between fork() and execve().
-  const account = lookupAccount(opts.user, opts.group);
-  const env = daemonEnv(opts.env, command?.env ?? [], account);
-  if (startsInspector(argv, env)) releaseInspector();
-  // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
-  const verdict = bare(
-    native.spawn(
-      bare({
-        argv,
-        env,
-        cwd: opts.cwd,
-        umask: opts.umask,
-        // 'syslog' is the daemon's own doing: the launcher hands on the streams.
-        stdout: opts.stdout === SYSLOG ? undefined : opts.stdout,
-        stderr: opts.stderr === SYSLOG ? undefined : opts.stderr,
-        readyTimeout: opts.readyTimeout,
-        account,
-        preventCore: opts.preventCore,
-        listeners: daemonListeners(opts.listen, lookupAccount),
-      }),
-    ),
-  );
+  const plan = spawnPlan(opts, { ...command, argv });
+  if (startsInspector(argv, plan.env)) releaseInspector();
+  const verdict = bare(native.spawn(plan));
   debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
-  // systemd sees the launcher as the service's main process: name the daemon.
+  // systemd sees the launcher as the service's main process: name the daemon
+  // (its supervisor, when supervised: the pid that stays across restarts).
   const notifySocket = process.env[ENV.NOTIFY_SOCKET];
   if (verdict.code === 0 && notifySocket) native.notify(notifySocket, `MAINPID=${verdict.pid}\nREADY=1`);
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);
   // Unless its error came through, what the daemon said about it went where
   // its stderr goes, not here (127: it never ran).
   if (verdict.code !== 0 && verdict.code !== 127 && !verdict.relayed && opts.stderr !== undefined) {
-    process.stderr.write(`daemon: its stderr went to ${opts.stderr === SYSLOG ? 'syslog' : opts.stderr}\n`);
+    process.stderr.write(`daemon: its stderr went to ${describeLog(opts.stderr)}\n`);
   }
   return verdict;
 }
 
 /** Starts the daemon and exits with its verdict. */
-function launch(opts) {
-  process.exit(launchDaemon(opts).code);
+function launch(opts, given) {
+  process.exit(launchDaemon(opts, given).code);
 }
 
-module.exports = { launch, launchDaemon };
+module.exports = { launch, launchDaemon, spawnPlan };

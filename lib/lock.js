@@ -32,8 +32,9 @@ function installCleanup() {
 }
 
 /**
- * Takes the single-instance lock on `file` and writes this process's pid into
- * it. Returns false, leaving the file untouched, when another process holds it.
+ * Takes the single-instance lock of the pid file `file` (a flock() on
+ * `file.lock`, 0600) and writes this process's pid into `file`. Returns false,
+ * leaving both files untouched, when another process holds it.
  */
 function lock(file) {
   const absolute = checkPath('file', file);

@@ -139,11 +139,14 @@ function defaultIdent(script = process.argv[1]) {
   return IDENT.test(name) ? name : 'node';
 }
 
-/** Where syslog messages go and whom they name; the socket: options.socket, then $DAEMON_SYSLOG_SOCKET, else the default. */
-function syslogTarget(options) {
+/**
+ * Where syslog messages go and whom they name; the socket: options.socket,
+ * then $DAEMON_SYSLOG_SOCKET, else the default. The tag defaults to `script`'s name.
+ */
+function syslogTarget(options, script) {
   const fromEnv = process.env[ENV.SYSLOG_SOCKET];
   return bare({
-    ident: optional(options, 'ident', checkIdent, defaultIdent()),
+    ident: optional(options, 'ident', checkIdent, defaultIdent(script)),
     facility: optional(options, 'facility', (name, value) => checkName(name, value, syslogNames().facilities), 'daemon'),
     socket: optional(options, 'socket', checkPath, fromEnv ? path.resolve(fromEnv) : undefined),
   });
@@ -234,6 +237,8 @@ function checkListen(name, value) {
 const START = Object.freeze({ __proto__: null, cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false });
 const START_OPTIONS = Object.freeze([
   ...Object.keys(START),
+  'respawn',
+  'pidfile',
   'stdout',
   'stderr',
   'env',
@@ -245,32 +250,125 @@ const START_OPTIONS = Object.freeze([
   'socket',
   'listen',
 ]);
+/** spawn() and daemon.daemon() start another script: staying in the foreground is not theirs to do. */
+const SPAWN_OPTIONS = Object.freeze(START_OPTIONS.filter((key) => key !== 'foreground'));
 
-/** A log file's path, or 'syslog'. */
-function checkLog(name, value) {
-  return value === SYSLOG ? SYSLOG : checkPath(name, value);
+/** `respawn: true`: restarts allowed within the window (ms) before the supervisor gives up. */
+const RESPAWN = Object.freeze({ __proto__: null, limit: 10, window: 60000 });
+
+/** `respawn`: true, false, or `{ limit, window }`; the supervisor's limits, or undefined for none. */
+function checkRespawn(name, value) {
+  if (value === false) return undefined;
+  if (value === true) return bare(RESPAWN);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidType(name, 'of type boolean or object', value);
+  }
+  const own = bare(value);
+  for (const key of Object.keys(own)) {
+    if (!(key in RESPAWN)) throw invalidValue(`${name}.${key}`, 'is not an option of respawn (known: limit, window)', own[key]);
+  }
+  return bare({
+    limit: optional(own, 'limit', (_, v) => checkInteger(`${name}.limit`, v, 1, MAX_MS), RESPAWN.limit),
+    window: optional(own, 'window', (_, v) => checkInteger(`${name}.window`, v, 1, MAX_MS), RESPAWN.window),
+  });
 }
 
-/** Validates `start()`'s options; throws before anything is done. `foreground` is what the code chose. */
-function startOptions(input) {
-  const options = checkOptions(input, START_OPTIONS, 'start');
-  const ready = options.ready === undefined ? START.ready : options.ready;
+/** `stdout: 'ignore'`: /dev/null. `'inherit'` (the launcher's stream) reads as no option. */
+const IGNORE = 'ignore';
+const INHERIT = 'inherit';
+/** Keywords, never file names (a file of that name is `'./ignore'`); 'pipe' would have no reader once the launcher exits. */
+const KEYWORDS = Object.freeze([SYSLOG, IGNORE, INHERIT]);
+
+/** A descriptor number: what `fs.openSync()` returns. */
+function checkFd(name, value) {
+  return checkInteger(name, value, 0, MAX_MS);
+}
+
+/**
+ * Where stdout or stderr goes: 'syslog', 'ignore', undefined for 'inherit',
+ * a descriptor number (given, or the own `fd` of an open stream such as an
+ * `fs.WriteStream` after its 'open'), else a log file's absolute path.
+ */
+function checkLog(name, value) {
+  if (value === INHERIT) return undefined;
+  if (KEYWORDS.includes(value)) return value;
+  if (value === 'pipe') throw invalidValue(name, "cannot be 'pipe': nothing reads it once the launcher has exited", value);
+  if (typeof value === 'number') return checkFd(name, value);
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const fd = Object.hasOwn(value, 'fd') ? value.fd : undefined;
+    if (fd === null || fd === undefined) throw invalidValue(name, "must be an open stream (its fd is null: wait for its 'open')", value);
+    return checkFd(`${name}.fd`, fd);
+  }
+  if (typeof value !== 'string') throw invalidType(name, 'a path, a file descriptor, a stream with an fd, or a keyword', value);
+  return checkPath(name, value);
+}
+
+/**
+ * Validates `start()`'s options (or those of `fn`, with its `defaults` and
+ * `known` keys); throws before anything is done. `foreground` is what the
+ * code chose. `script` names the syslog tag's default.
+ */
+function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = START, script } = {}) {
+  const options = checkOptions(input, known, fn);
+  const ready = options.ready === undefined ? defaults.ready : options.ready;
   if (ready !== 'auto' && ready !== 'manual') throw invalidValue('options.ready', "must be 'auto' or 'manual'", ready);
-  return bare({
-    cwd: optional(options, 'cwd', checkPath, START.cwd),
-    umask: optional(options, 'umask', (name, value) => checkInteger(name, value, 0, 0o777, '0 to 0o777'), START.umask),
-    stdout: optional(options, 'stdout', checkLog),
-    stderr: optional(options, 'stderr', checkLog),
+  const opts = bare({
+    cwd: optional(options, 'cwd', checkPath, defaults.cwd),
+    umask: optional(options, 'umask', (name, value) => checkInteger(name, value, 0, 0o777, '0 to 0o777'), defaults.umask),
+    stdout: optional(options, 'stdout', checkLog, defaults.stdout),
+    stderr: optional(options, 'stderr', checkLog, defaults.stderr),
     env: options.env === undefined ? undefined : checkEnv(options.env),
     ready,
-    readyTimeout: optional(options, 'readyTimeout', (name, value) => checkInteger(name, value, 1, MAX_MS), START.readyTimeout),
-    foreground: optional(options, 'foreground', checkBoolean, START.foreground),
+    readyTimeout: optional(options, 'readyTimeout', (name, value) => checkInteger(name, value, 1, MAX_MS), defaults.readyTimeout),
+    foreground: optional(options, 'foreground', checkBoolean, defaults.foreground),
     user: optionalId('options.user', options.user),
     group: optionalId('options.group', options.group),
     preventCore: optional(options, 'preventCore', checkBoolean, false),
-    syslog: syslogTarget(options),
+    respawn: optional(options, 'respawn', checkRespawn),
+    pidfile: optional(options, 'pidfile', checkPath),
+    syslog: syslogTarget(options, script),
     listen: optional(options, 'listen', checkListen, []),
   });
+  // Held listeners need a supervisor that holds them for every generation: not yet.
+  if (opts.respawn !== undefined && opts.listen.length > 0) {
+    throw codedError(
+      TypeError,
+      'ERR_INCOMPATIBLE_OPTION_PAIR',
+      'Option "respawn" cannot be used in combination with option "listen" (yet)',
+    );
+  }
+  return opts;
+}
+
+/** The 1.x defaults: the launcher's working directory, and no output. */
+function compatDefaults() {
+  return bare(START, { cwd: process.cwd(), stdout: IGNORE, stderr: IGNORE });
+}
+
+/** The callable export's options (1.x): start()'s, with 1.x's defaults. */
+function compatOptions(input) {
+  return startOptions(input, { fn: 'daemon', defaults: compatDefaults() });
+}
+
+/** A script to start and its arguments: an absolute path, and strings without null bytes. */
+function checkCommand(script, args = []) {
+  const main = checkPath('script', script);
+  if (!Array.isArray(args)) throw invalidType('args', 'an instance of Array', args);
+  args.forEach((arg, i) => {
+    if (typeof arg !== 'string') throw invalidType(`args[${i}]`, 'of type string', arg);
+    if (arg.includes('\0')) throw invalidValue(`args[${i}]`, 'must be a string without null bytes', arg);
+  });
+  return [main, ...args];
+}
+
+/** spawn()'s options: start()'s without `foreground`, the syslog tag named after `script`. */
+function spawnOptions(input, script) {
+  return startOptions(input, { fn: 'spawn', known: SPAWN_OPTIONS, script });
+}
+
+/** daemon.daemon()'s (1.x): spawn()'s, with 1.x's defaults. */
+function spawnCompatOptions(input, script) {
+  return startOptions(input, { fn: 'daemon', known: SPAWN_OPTIONS, defaults: compatDefaults(), script });
 }
 
 const STOP = Object.freeze({ __proto__: null, signal: 'SIGTERM', timeout: 10000, kill: true });
@@ -291,6 +389,11 @@ module.exports = {
   parseAddress,
   splitName,
   SYSLOG,
+  IGNORE,
+  compatOptions,
+  checkCommand,
+  spawnOptions,
+  spawnCompatOptions,
   syslogNames,
   defaultIdent,
   syslogTarget,
@@ -309,4 +412,5 @@ module.exports = {
   optional,
   stopOptions,
   STOP,
+  RESPAWN,
 };

@@ -39,13 +39,25 @@ function listeners() {
   return passed.map((listener) => ({ ...listener }));
 }
 
-/** What the launcher hands to the daemon: the passed sockets, then the ones to bind. */
-function daemonListeners(toBind, lookupAccount) {
-  const bound = toBind.map(({ user, group, ...spec }) => {
+/** Checked `listen` specs as the addon binds them: a Unix socket's owner as ids. */
+function toBind(specs, lookupAccount) {
+  return specs.map(({ user, group, ...spec }) => {
     const account = lookupAccount(user, group); // a group alone: no uid
     return bare({ ...spec, uid: account?.uid, gid: account?.gid });
   });
-  return [...passed.map(({ fd, name }) => bare({ fd, name })), ...bound];
 }
 
-module.exports = { listeners, daemonListeners };
+/**
+ * What the launcher hands to the daemon: the passed sockets (unless `handOn`
+ * is false: another program's daemon is not this service), then the ones to bind.
+ */
+function daemonListeners(specs, lookupAccount, handOn = true) {
+  return [...(handOn ? passed : []).map(({ fd, name }) => bare({ fd, name })), ...toBind(specs, lookupAccount)];
+}
+
+/** In the foreground: the sockets start() bound in place join the passed ones. */
+function addBound(specs, fds) {
+  for (const [i, fd] of fds.entries()) passed.push(Object.freeze({ fd, name: specs[i].name, type: 'stream' }));
+}
+
+module.exports = { listeners, daemonListeners, toBind, addBound };

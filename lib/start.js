@@ -28,15 +28,19 @@ function staysInForeground(chosen) {
  * In the daemon it returns the daemon's pid.
  */
 function start(options) {
-  const opts = startOptions(options);
+  return become(startOptions(options));
+}
+
+/** start()'s steps for validated options; `command` adds to the daemon's environment (see launch()). */
+function become(opts, command) {
   opts.foreground = staysInForeground(opts.foreground);
   if (!hasStarted() && isForkedByStarted()) {
     joinStarted();
     return process.pid;
   }
-  if (!isDaemon && !opts.foreground) launch(opts);
+  if (!isDaemon && !opts.foreground) launch(opts, command);
   if (!hasStarted()) completeStart(opts);
   return process.pid;
 }
 
-module.exports = { start, staysInForeground };
+module.exports = { start, become, staysInForeground };

@@ -4,7 +4,7 @@
 
 const fs = require('node:fs');
 const { native, nativeFor } = require('./native.js');
-const { SYSLOG, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
+const { SYSLOG, IGNORE, bare, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
 
 const STREAMS = Object.freeze([
   ['stdout', 1],
@@ -12,16 +12,31 @@ const STREAMS = Object.freeze([
 ]);
 const CLOSEIO_OPTIONS = ['syslog', 'ident', 'facility', 'socket'];
 
-/** What start() or closeIO() gave stdout and stderr: a log file's path, or 'syslog'. closeIO() leaves those alone. */
+/**
+ * What start() or closeIO() gave stdout and stderr: a log file's path, a
+ * descriptor (the stream on 1 or 2 is then the caller's own), or 'syslog'.
+ * closeIO() leaves those alone.
+ */
 const logs = Object.seal({ __proto__: null, stdout: undefined, stderr: undefined });
+
+/** A log file's path (what reopenLogs() opens again), else undefined: 'syslog', a descriptor, 'ignore', nothing. */
+const logFile = (log) => (typeof log === 'string' && log !== SYSLOG && log !== IGNORE ? log : undefined);
 
 /** The uid of start()'s `user` in the foreground, who may own the log files. */
 let logOwner;
 
-/** Records what start() gave the streams: a log file's path, 'syslog', or nothing (inherited). */
-function setLogs(stdout, stderr) {
-  logs.stdout = stdout;
-  logs.stderr = stderr;
+/**
+ * Records what start() gave the streams (validated: a path, a descriptor,
+ * 'syslog', 'ignore', or nothing), and `owner`, the uid of start()'s `user`,
+ * who may own the log files when reopenLogs() opens them again. 'syslog' is
+ * recorded once the streams go there, 'ignore' not at all: /dev/null is
+ * what closeIO() gives them too.
+ */
+function setLogs(stdout, stderr, owner) {
+  const kept = (log) => (log === SYSLOG || log === IGNORE ? undefined : log);
+  logs.stdout = kept(stdout);
+  logs.stderr = kept(stderr);
+  logOwner = owner;
 }
 
 /** `daemon.lost`: what stdout and stderr could not write since start(), counted in place. */
@@ -143,19 +158,29 @@ function closeIO(options) {
 
 /** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr, both or neither. */
 function reopenLogs() {
-  const file = (log) => (log === SYSLOG ? undefined : log);
-  openLogs(file(logs.stdout), file(logs.stderr), logOwner);
+  openLogs(logFile(logs.stdout), logFile(logs.stderr), logOwner);
 }
 
 /**
- * In the foreground (and for reopenLogs()): opens the log files onto stdout
- * and stderr, both or neither. `owner`, the uid of start()'s `user`, may own
- * them, as root and this process's user may (logrotate creates them so).
+ * Opens the log files onto stdout and stderr, both or neither. `owner`, the
+ * uid of start()'s `user`, may own them, as root and this process's user may
+ * (logrotate creates them so).
  */
 function openLogs(stdout, stderr, owner) {
   if (stdout === undefined && stderr === undefined) return;
   nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
-  logOwner = owner; // for reopenLogs(), after the switch of user
 }
 
-module.exports = { setLogs, openLogs, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };
+/**
+ * Where the addon puts stdout or stderr (a launcher for its daemon, or a
+ * process in place): a log file, a descriptor of this process, /dev/null, or
+ * nothing (the stream it has; also for 'syslog', which the started process
+ * does itself).
+ */
+function output(log) {
+  if (log === undefined || log === SYSLOG) return undefined;
+  if (log === IGNORE) return bare({ ignore: true });
+  return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
+}
+
+module.exports = { setLogs, output, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -1,142 +1,98 @@
-//! Signals for a daemon found by its lock, with no window in which a reused
-//! pid could receive them, and the wait for that daemon to be gone.
+//! The verified holder of a pid file's lock, pinned by a pidfd where the
+//! system has them: its signals, and the wait for its exit, concern that
+//! process and no other, even once its pid is reused.
 
 use crate::errors::{SysError, SysResult};
-use crate::lockfile;
+use crate::holder;
+use crate::sys::{pidfd_open, pidfd_send_signal};
 use nix::errno::Errno;
-use nix::libc;
-use std::os::fd::OwnedFd;
-use std::sync::Mutex;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::os::fd::{AsFd, OwnedFd};
 
-/// The pid holding the lock on `path`, if a daemon runs.
-fn running_pid(path: &str) -> SysResult<Option<u32>> {
-    let status = lockfile::status(path)?;
-    Ok(status.pid.filter(|_| status.running))
+/// How often `find` looks again when the holder it verified exited before
+/// its pidfd pinned it (a successor may hold the lock by then).
+const FIND_ATTEMPTS: usize = 3;
+
+pub struct Holder {
+    pub pid: u32,
+    /// `None` without pidfds (not Linux, or a kernel or seccomp that refuses them).
+    pidfd: Option<OwnedFd>,
+    path: String,
 }
 
-/// Sends `signal` to the daemon holding the lock on `path`; `None` when
-/// nothing runs (or it exited meanwhile).
-pub fn signal_holder(path: &str, signal: i32) -> SysResult<Option<u32>> {
-    Ok(signal_pinned(path, signal)?.map(|(pid, _)| pid))
-}
-
-/// Daemons that `stop()` signalled, each pinned by its pidfd until it is
-/// forgotten: their exit, and a SIGKILL, concern that process and no other.
-static WATCHED: Mutex<Vec<(u32, OwnedFd)>> = Mutex::new(Vec::new());
-
-fn watched() -> std::sync::MutexGuard<'static, Vec<(u32, OwnedFd)>> {
-    crate::sync::lock(&WATCHED)
-}
-
-/// Like `signal_holder`, and keeps the daemon's pidfd for `exited` and `kill`.
-pub fn signal_and_watch(path: &str, signal: i32) -> SysResult<Option<u32>> {
-    Ok(signal_pinned(path, signal)?.map(|(pid, pidfd)| {
-        if let Some(pidfd) = pidfd {
-            watched().push((pid, pidfd));
-        }
-        pid
-    }))
-}
-
-/// Whether a watched daemon has exited: all of it, not just its lock (its
-/// exit handlers may still run after the pid file is removed). `None` when
-/// it is not watched (no pidfds here): then the lock is all there is to ask.
-pub fn exited(pid: u32) -> Option<bool> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let watched = watched();
-    let (_, pidfd) = watched.iter().find(|(p, _)| *p == pid)?;
-    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-    Some(poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0))
-}
-
-/// SIGKILL for a watched daemon through its pidfd, else through the lock.
-pub fn kill(path: &str, pid: u32) -> SysResult<()> {
-    let sent = match watched().iter().find(|(p, _)| *p == pid) {
-        Some((_, pidfd)) => send_pidfd(pidfd, libc::SIGKILL),
-        None => recheck_and_kill(path, pid, libc::SIGKILL).map(|_| true),
-    };
-    sent.map(drop)
-}
-
-/// Closes a watched daemon's pidfd.
-pub fn forget(pid: u32) {
-    watched().retain(|(p, _)| *p != pid);
-}
-
-/// Signals the lock holder; returns its pid and, on Linux, the pidfd that
-/// pinned it.
-fn signal_pinned(path: &str, signal: i32) -> SysResult<Option<(u32, Option<OwnedFd>)>> {
-    match running_pid(path)? {
-        Some(pid) => send(path, pid, signal),
-        None => Ok(None),
-    }
-}
-
-/// Linux: a pidfd pins the process, so once that pid is seen to hold the lock
-/// through it, the signal reaches the daemon even if the pid is reused later.
-#[cfg(target_os = "linux")]
-fn send(path: &str, pid: u32, signal: i32) -> SysResult<Option<(u32, Option<OwnedFd>)>> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes plain integers and returns a new descriptor.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return match Errno::last() {
-            Errno::ESRCH => Ok(None),
-            Errno::ENOSYS => Ok(recheck_and_kill(path, pid, signal)?.map(|pid| (pid, None))),
-            errno => Err(SysError::new(errno, "pidfd_open")),
+/// The verified holder of the lock on `path`; `None` when nothing runs.
+/// EPERM when the lock is held but its holder cannot be verified.
+pub fn find(path: &str) -> SysResult<Option<Holder>> {
+    for _ in 0..FIND_ATTEMPTS {
+        let Some(pid) = verified_pid(path)? else {
+            return Ok(None);
         };
+        let pidfd = match pidfd_open(Pid::from_raw(pid as i32)) {
+            Ok(pidfd) => Some(pidfd),
+            Err(Errno::ESRCH) => continue,
+            Err(Errno::ENOSYS) => None,
+            Err(errno) => return Err(SysError::new(errno, "pidfd_open")),
+        };
+        // The final check, after the pidfd pinned the process: if it still
+        // runs once this pid is verified again, the two are the same process.
+        if verified_pid(path)? == Some(pid) && !pidfd.as_ref().is_some_and(pidfd_exited) {
+            let path = path.to_owned();
+            return Ok(Some(Holder { pid, pidfd, path }));
+        }
     }
-    // SAFETY: the kernel just returned this descriptor, owned by nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
-    if running_pid(path)? != Some(pid) || !send_pidfd(&pidfd, signal)? {
-        return Ok(None);
-    }
-    Ok(Some((pid, Some(pidfd))))
+    Ok(None)
 }
 
-#[cfg(not(target_os = "linux"))]
-fn send(path: &str, pid: u32, signal: i32) -> SysResult<Option<(u32, Option<OwnedFd>)>> {
-    Ok(recheck_and_kill(path, pid, signal)?.map(|pid| (pid, None)))
-}
-
-/// Sends through a pidfd; false when the process is gone already.
-#[cfg(target_os = "linux")]
-fn send_pidfd(pidfd: &OwnedFd, signal: i32) -> SysResult<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a null siginfo is allowed and means "as kill() would send it".
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    match Errno::result(sent) {
-        Ok(_) => Ok(true),
-        Err(Errno::ESRCH) => Ok(false),
-        Err(errno) => Err(SysError::new(errno, "pidfd_send_signal")),
+/// The lock holder's pid, only once verified.
+fn verified_pid(path: &str) -> SysResult<Option<u32>> {
+    let status = holder::status(path)?;
+    match (status.running, status.pid) {
+        (false, _) => Ok(None),
+        (true, Some(pid)) => Ok(Some(pid)),
+        (true, None) => Err(SysError::new(Errno::EPERM, "kill")
+            .with_path(path)
+            .with_detail(status.unverified.unwrap_or_default() + ": nothing was signalled")),
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn send_pidfd(_pidfd: &OwnedFd, _signal: i32) -> SysResult<bool> {
-    Ok(false)
+impl Holder {
+    /// Sends `signal` (0: only checks); false when the process has exited.
+    pub fn signal(&self, signal: i32) -> SysResult<bool> {
+        let signal = match signal {
+            0 => None,
+            number => Some(Signal::try_from(number).map_err(|e| SysError::new(e, "kill"))?),
+        };
+        let sent = match &self.pidfd {
+            Some(pidfd) => pidfd_send_signal(pidfd.as_fd(), signal),
+            // Without pidfds: verified again right before kill(); the pid is
+            // from 1 to pid_max, never a group or -1.
+            None if verified_pid(&self.path)? != Some(self.pid) => return Ok(false),
+            None => kill(Pid::from_raw(self.pid as i32), signal),
+        };
+        match sent {
+            Ok(()) => Ok(true),
+            Err(Errno::ESRCH) => Ok(false),
+            Err(errno) => Err(SysError::new(errno, "kill").with_path(&self.path)),
+        }
+    }
+
+    /// Whether the process has exited: all of it, not just its lock (its
+    /// exit handlers may still run after the pid file is removed). Without
+    /// pidfds, the lock is all there is to ask.
+    pub fn exited(&self) -> SysResult<bool> {
+        Ok(match &self.pidfd {
+            Some(pidfd) => pidfd_exited(pidfd),
+            None => holder::status(&self.path)?.pid != Some(self.pid),
+        })
+    }
 }
 
-/// Without pidfds: checks the lock again right before `kill()`.
-fn recheck_and_kill(path: &str, pid: u32, signal: i32) -> SysResult<Option<u32>> {
-    if running_pid(path)? != Some(pid) {
-        return Ok(None);
-    }
-    // SAFETY: kill takes plain integers.
-    match Errno::result(unsafe { libc::kill(pid as libc::pid_t, signal) }) {
-        Ok(_) => Ok(Some(pid)),
-        Err(Errno::ESRCH) => Ok(None),
-        Err(errno) => Err(SysError::new(errno, "kill")),
-    }
+/// A pidfd is readable once its process has exited.
+fn pidfd_exited(pidfd: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
 }
 
 #[cfg(test)]
@@ -147,9 +103,19 @@ mod tests {
     fn nothing_to_signal_without_a_holder() {
         let path = std::env::temp_dir().join(format!("daemon-control-{}.pid", std::process::id()));
         std::fs::write(&path, "1\n").unwrap(); // pid 1 does not hold it: it must not be signalled
-        assert_eq!(signal_holder(path.to_str().unwrap(), 0), Ok(None));
-        assert_eq!(signal_and_watch(path.to_str().unwrap(), 0), Ok(None));
-        assert_eq!(exited(1), None);
+        assert!(find(path.to_str().unwrap()).unwrap().is_none());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn finds_and_pins_this_process_as_the_holder() {
+        let path =
+            std::env::temp_dir().join(format!("daemon-control-{}-own.pid", std::process::id()));
+        let path = path.to_str().unwrap();
+        assert!(crate::lockfile::lock(path).unwrap());
+        let holder = find(path).unwrap().expect("this process holds it");
+        assert_eq!(holder.pid, std::process::id());
+        assert!(holder.signal(0).unwrap());
+        assert!(!holder.exited().unwrap());
     }
 }

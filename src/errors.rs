@@ -1,6 +1,7 @@
 //! A failed system call, described the way Node's own `fs` errors describe one.
 
 use nix::errno::Errno;
+use std::borrow::Cow;
 
 /// What failed (`syscall`), why (`errno`) and on what (`path`), so that the
 /// JavaScript edge can build an `Error` with `code`, `errno`, `syscall` and `path`.
@@ -11,7 +12,7 @@ pub struct SysError {
     pub path: Option<String>,
     /// Replaces the errno's own text where it alone would mislead
     /// (e.g. EINVAL for a pid file that is a device).
-    pub detail: Option<&'static str>,
+    pub detail: Option<Cow<'static, str>>,
 }
 
 pub type SysResult<T> = Result<T, SysError>;
@@ -31,8 +32,8 @@ impl SysError {
         self
     }
 
-    pub fn with_detail(mut self, detail: &'static str) -> Self {
-        self.detail = Some(detail);
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
         self
     }
 
@@ -41,12 +42,17 @@ impl SysError {
         format!("{:?}", self.errno)
     }
 
+    /// Why it failed: the detail, else the errno's text.
+    pub fn text(&self) -> String {
+        match &self.detail {
+            Some(detail) => detail.to_string(),
+            None => describe(self.errno),
+        }
+    }
+
     /// Node's shape: `ENOENT: no such file or directory, open '/x'`.
     pub fn message(&self) -> String {
-        let text = match self.detail {
-            Some(detail) => detail.to_owned(),
-            None => describe(self.errno),
-        };
+        let text = self.text();
         match &self.path {
             Some(path) => format!("{}: {}, {} '{}'", self.code(), text, self.syscall, path),
             None => format!("{}: {}, {}", self.code(), text, self.syscall),

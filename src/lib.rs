@@ -1,10 +1,13 @@
-//! The JavaScript surface of `daemon`: each function converts its arguments
-//! and calls into the module that does the work.
+//! The JavaScript surface of `daemon`: each function takes its arguments (in
+//! the shapes `js.rs` gives the domain's structs) and calls into the module
+//! that does the work.
 
 mod confine;
 mod control;
 mod errors;
 mod fileid;
+mod holder;
+mod js;
 mod launch;
 mod lockfile;
 mod logfile;
@@ -13,217 +16,77 @@ mod privileges;
 mod ready;
 mod sockets;
 mod stdio;
+mod supervised_lock;
+mod supervision;
 mod sync;
 mod sys;
 mod syslog;
 mod syslog_stdio;
+mod trusted_dir;
 
-use errors::SysError;
+use js::{check_fds, known, throw, throw_coded};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::time::Duration;
-
-/// Throws an `Error` with `message` and the properties `fill` sets.
-fn throw_with(env: &Env, message: String, fill: impl FnOnce(&mut Object) -> Result<()>) -> Error {
-    let thrown = env
-        .create_error(Error::new(Status::GenericFailure, message.clone()))
-        .and_then(|mut object| {
-            fill(&mut object)?;
-            env.throw(object)
-        });
-    match thrown {
-        Ok(()) => Error::new(Status::PendingException, message),
-        Err(err) => err,
-    }
-}
-
-/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`.
-fn throw(env: &Env, e: SysError) -> Error {
-    throw_with(env, e.message(), |object| {
-        object.set_named_property("code", e.code())?;
-        object.set_named_property("errno", -(e.errno as i32))?;
-        object.set_named_property("syscall", e.syscall)?;
-        if let Some(path) = &e.path {
-            object.set_named_property("path", path.as_str())?;
-        }
-        Ok(())
-    })
-}
-
-/// Throws an `Error` with Node's `code` (no errno: not a failed system call).
-fn throw_coded(env: &Env, code: &str, message: String) -> Error {
-    throw_with(env, message, |object| {
-        object.set_named_property("code", code)
-    })
-}
-
-/// Throws a `RangeError` with `ERR_OUT_OF_RANGE`, in the words of Node's own checks.
-fn out_of_range(env: &Env, name: &str, expected: &str, received: impl std::fmt::Display) -> Error {
-    let message = format!(
-        "The value of \"{name}\" is out of range. It must be {expected}. Received {received}"
-    );
-    match env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE")) {
-        Ok(()) => Error::new(Status::PendingException, message),
-        Err(err) => err,
-    }
-}
-
-/// Checks that `fds` are distinct descriptors among `allowed` (some of 0, 1,
-/// 2): any other number would be used as a descriptor that may not exist.
-fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
-    for (i, &fd) in fds.iter().enumerate() {
-        if !allowed.contains(&fd) || fds[..i].contains(&fd) {
-            let names: Vec<String> = allowed.iter().map(i32::to_string).collect();
-            let expected = format!("distinct descriptors among {}", names.join(", "));
-            return Err(out_of_range(env, "fds", &expected, fd));
-        }
-    }
-    Ok(())
-}
+use std::os::fd::IntoRawFd;
 
 /// The environment variable that marks a process as the daemon.
 #[napi]
 pub const READY_ENV: &str = ready::MARKER_ENV;
 
-#[napi(object)]
-pub struct SpawnPlan {
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub umask: u32,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
-    pub ready_timeout: u32,
-    pub account: Option<Account>,
-    pub prevent_core: bool,
-    pub listeners: Option<Vec<ListenerSpec>>,
-}
-
-/// A listening socket for the daemon: a passed `fd`, or an address to bind
-/// (`host` and `port`, or a Unix socket's `path` with its `mode`, `uid`, `gid`).
-#[napi(object)]
-pub struct ListenerSpec {
-    pub name: String,
-    pub fd: Option<i32>,
-    pub host: Option<String>,
-    pub port: Option<u32>,
-    pub path: Option<String>,
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-}
-
-/// The one place a spec becomes the launcher's `Listener`; lib/sockets.js checked it.
-fn listener_of(spec: ListenerSpec) -> Result<launch::Listener> {
-    let invalid = |what: &str| Error::new(Status::InvalidArg, format!("listener {what}"));
-    let source = match (spec.fd, spec.path, spec.port) {
-        (Some(fd), _, _) => launch::ListenSource::Inherited(fd),
-        (None, Some(path), _) => launch::ListenSource::Bind(sockets::Address::Unix {
-            path,
-            mode: spec.mode,
-            owner: (spec.uid.is_some() || spec.gid.is_some()).then_some((spec.uid, spec.gid)),
-        }),
-        (None, None, Some(port)) => launch::ListenSource::Bind(sockets::Address::Tcp {
-            host: spec
-                .host
-                .map(|h| h.parse().map_err(|_| invalid("host")))
-                .transpose()?,
-            port: u16::try_from(port).map_err(|_| invalid("port"))?,
-        }),
-        (None, None, None) => return Err(invalid("without fd, path or port")),
-    };
-    Ok(launch::Listener {
-        name: spec.name,
-        source,
-    })
-}
-
-/// Whom to run as, from `lookupAccount()`.
-#[napi(object)]
-pub struct Account {
-    /// Absent when only a group was given.
-    pub uid: Option<u32>,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-    pub name: Option<String>,
-    pub home: Option<String>,
-}
-
-impl From<Account> for privileges::Account {
-    fn from(a: Account) -> Self {
-        privileges::Account {
-            uid: a.uid,
-            gid: a.gid,
-            groups: a.groups,
-            name: a.name,
-            home: a.home,
-        }
-    }
-}
-
-impl From<privileges::Account> for Account {
-    fn from(a: privileges::Account) -> Self {
-        Account {
-            uid: a.uid,
-            gid: a.gid,
-            groups: a.groups,
-            name: a.name,
-            home: a.home,
-        }
-    }
-}
-
-fn id_of(id: Either<u32, String>) -> privileges::Id {
-    match id {
-        Either::A(n) => privileges::Id::Number(n),
-        Either::B(name) => privileges::Id::Name(name),
-    }
-}
-
-#[napi(object)]
-pub struct SpawnVerdict {
-    pub code: i32,
-    pub message: Option<String>,
-    pub pid: Option<u32>,
-    /// The message is the daemon's own error.
-    pub relayed: bool,
-}
-
-/// Forks the daemon and blocks until it is ready, has failed, or timed out.
+/// Forks the daemon (or, with `respawn`, its supervisor) and blocks until it
+/// is ready, has failed, or timed out.
 #[napi]
-pub fn spawn(env: Env, plan: SpawnPlan) -> Result<SpawnVerdict> {
-    if plan.umask > 0o777 {
-        return Err(out_of_range(
-            &env,
-            "umask",
-            "an integer from 0 to 0o777",
-            plan.umask,
-        ));
+pub fn spawn(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
+    Ok(fork(&env, &plan)?.wait(ready::Until::Ready))
+}
+
+/// Forks the daemon and returns once its session leader has named it (or a step failed first).
+#[napi]
+pub fn spawn_until_pid(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
+    Ok(fork(&env, &plan)?.wait(ready::Until::Pid))
+}
+
+/// Forks the daemon; on error nothing was started.
+fn fork(env: &Env, plan: &launch::Plan) -> Result<launch::Started> {
+    launch::fork(plan).map_err(|e| throw(env, e))
+}
+
+/// The wait for a forked daemon's verdict, on a thread of libuv's pool.
+pub struct AwaitReady(Option<launch::Started>);
+
+impl Task for AwaitReady {
+    type Output = ready::Verdict;
+    type JsValue = ready::Verdict;
+
+    fn compute(&mut self) -> Result<ready::Verdict> {
+        let started = self
+            .0
+            .take()
+            .ok_or_else(|| Error::from_reason("awaited twice"))?;
+        Ok(started.wait(ready::Until::Ready))
     }
-    let plan = launch::Plan {
-        argv: plan.argv,
-        env: plan.env,
-        cwd: plan.cwd,
-        umask: plan.umask,
-        stdout: plan.stdout,
-        stderr: plan.stderr,
-        ready_timeout: Duration::from_millis(plan.ready_timeout.into()),
-        account: plan.account.map(Into::into),
-        prevent_core: plan.prevent_core,
-        listeners: plan
-            .listeners
-            .unwrap_or_default()
-            .into_iter()
-            .map(listener_of)
-            .collect::<Result<_>>()?,
-    };
-    let verdict = launch::spawn(&plan).map_err(|e| throw(&env, e))?;
-    Ok(SpawnVerdict {
-        code: verdict.code,
-        message: verdict.message,
-        pid: verdict.pid,
-        relayed: verdict.relayed,
-    })
+
+    fn resolve(&mut self, _env: Env, verdict: ready::Verdict) -> Result<ready::Verdict> {
+        Ok(verdict)
+    }
+}
+
+/// Forks the daemon here (an error throws: nothing was started) and returns
+/// a Promise of its verdict, awaited off the main thread.
+#[napi]
+pub fn spawn_async(env: Env, plan: launch::Plan) -> Result<AsyncTask<AwaitReady>> {
+    Ok(AsyncTask::new(AwaitReady(Some(fork(&env, &plan)?))))
+}
+
+/// In a process that stays in the foreground: the daemon steps of `spawn`'s
+/// child, in their order, in place (umask, stdout and stderr on fds 1 and 2,
+/// core limit, user). Throws, with nothing changed, for a directory it cannot
+/// enter or a log file (or descriptor) it cannot use.
+#[napi]
+pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<Vec<i32>> {
+    let sockets = launch::in_place(&plan).map_err(|e| throw(&env, e))?;
+    // The process keeps them for its life, as it keeps sockets a manager passed.
+    Ok(sockets.into_iter().map(IntoRawFd::into_raw_fd).collect())
 }
 
 /// Takes a socket passed to this process (fd 3, 4, ...): marks it
@@ -239,22 +102,25 @@ pub fn is_main_thread() -> bool {
     launch::on_main_thread()
 }
 
-/// Throws (ENOENT, ENOTDIR, EACCES) unless `path` is a directory this process can enter.
-#[napi]
-pub fn check_directory(env: Env, path: String) -> Result<()> {
-    launch::check_directory(&path).map_err(|e| throw(&env, e))
-}
-
 /// In the daemon: takes the readiness pipe the marker names. False when the
 /// marker does not name the launcher's pipe.
 #[napi]
 pub fn take_ready_pipe(marker: String) -> bool {
-    ready::take(&marker)
+    ready::take_pipe(&marker)
 }
 
+/// In a supervised daemon: takes the pid-file lock its supervisor handed on.
 #[napi]
-pub fn report_ready() {
-    ready::send(&ready::Message::Ready);
+pub fn take_supervisor_lock(marker: String) -> bool {
+    supervised_lock::take(&marker)
+}
+
+/// Reports readiness once per process: a daemon over its pipe, a process in
+/// the foreground to systemd's `notifySocket` (if any). True for the call
+/// that reported, false for every later one: Rust alone keeps that state.
+#[napi]
+pub fn report_ready(notify_socket: Option<String>) -> bool {
+    ready::report_ready(notify_socket.as_deref())
 }
 
 #[napi]
@@ -302,51 +168,66 @@ pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
     stdio::detach(&fds).map_err(|e| throw(&env, e))
 }
 
-#[napi(object)]
-pub struct PidFileStatus {
-    pub running: bool,
-    pub pid: Option<u32>,
-    pub stale: bool,
+/// Whether the daemon of a pid file runs, decided by its lock, and its
+/// verified pid.
+#[napi]
+pub fn status(env: Env, path: String) -> Result<holder::Status> {
+    holder::status(&path).map_err(|e| throw(&env, e))
 }
 
-/// Whether the daemon of a pid file runs, decided by its lock.
+/// The verified holder of a pid file's lock, pinned by its pidfd (Linux)
+/// until `close()`.
 #[napi]
-pub fn status(env: Env, path: String) -> Result<PidFileStatus> {
-    let status = lockfile::status(&path).map_err(|e| throw(&env, e))?;
-    Ok(PidFileStatus {
-        running: status.running,
-        pid: status.pid,
-        stale: status.stale,
-    })
+pub struct LockHolder {
+    pid: u32,
+    holder: Option<control::Holder>,
 }
 
-/// Sends a signal to the lock holder; returns its pid, or null when nothing runs.
+/// The verified holder of the lock on `path`, or null when nothing runs.
+/// Throws EPERM when the lock is held by a process it cannot verify.
 #[napi]
-pub fn signal_holder(env: Env, path: String, signal: i32) -> Result<Option<u32>> {
-    control::signal_holder(&path, signal).map_err(|e| throw(&env, e))
-}
-
-/// Like `signalHolder`, and keeps the daemon's pidfd for `hasExited` and `killWatched`.
-#[napi]
-pub fn signal_and_watch(env: Env, path: String, signal: i32) -> Result<Option<u32>> {
-    control::signal_and_watch(&path, signal).map_err(|e| throw(&env, e))
-}
-
-/// Whether a watched daemon has exited; null when it is not watched (no pidfds).
-#[napi]
-pub fn has_exited(pid: u32) -> Option<bool> {
-    control::exited(pid)
-}
-
-/// SIGKILL for a watched daemon, through its pidfd.
-#[napi]
-pub fn kill_watched(env: Env, path: String, pid: u32) -> Result<()> {
-    control::kill(&path, pid).map_err(|e| throw(&env, e))
+pub fn find_holder(env: Env, path: String) -> Result<Option<LockHolder>> {
+    let found = control::find(&path).map_err(|e| throw(&env, e))?;
+    Ok(found.map(|holder| LockHolder {
+        pid: holder.pid,
+        holder: Some(holder),
+    }))
 }
 
 #[napi]
-pub fn forget_watched(pid: u32) {
-    control::forget(pid);
+impl LockHolder {
+    #[napi(getter)]
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends a signal; false when the process has exited.
+    #[napi]
+    pub fn signal(&self, env: Env, signal: i32) -> Result<bool> {
+        self.open(&env)?.signal(signal).map_err(|e| throw(&env, e))
+    }
+
+    /// Whether the whole process has exited (without pidfds: its lock).
+    #[napi]
+    pub fn has_exited(&self, env: Env) -> Result<bool> {
+        self.open(&env)?.exited().map_err(|e| throw(&env, e))
+    }
+
+    /// Lets go of the pidfd.
+    #[napi]
+    pub fn close(&mut self) {
+        self.holder = None;
+    }
+
+    fn open(&self, env: &Env) -> Result<&control::Holder> {
+        self.holder.as_ref().ok_or_else(|| {
+            throw_coded(
+                env,
+                "ERR_INVALID_STATE",
+                "the lock holder was closed".to_owned(),
+            )
+        })
+    }
 }
 
 /// Sends a state to systemd's notify socket; false when it could not.
@@ -373,22 +254,19 @@ pub fn reopen_logs(
 #[napi]
 pub fn lookup_account(
     env: Env,
-    user: Option<Either<u32, String>>,
-    group: Option<Either<u32, String>>,
-) -> Result<Account> {
-    let (user, group) = (user.map(id_of), group.map(id_of));
-    privileges::resolve(user.as_ref(), group.as_ref())
-        .map(Into::into)
-        .map_err(|e| match e {
-            privileges::LookupError::Sys(e) => throw(&env, e),
-            unknown => throw_coded(&env, "ERR_UNKNOWN_CREDENTIAL", unknown.message()),
-        })
+    user: Option<privileges::Id>,
+    group: Option<privileges::Id>,
+) -> Result<privileges::Account> {
+    privileges::resolve(user.as_ref(), group.as_ref()).map_err(|e| match e {
+        privileges::LookupError::Sys(e) => throw(&env, e),
+        unknown => throw_coded(&env, "ERR_UNKNOWN_CREDENTIAL", unknown.message()),
+    })
 }
 
 /// setgroups, setgid, setuid, in that order, each checked, in every thread.
 #[napi]
-pub fn drop_privileges(env: Env, account: Account) -> Result<()> {
-    privileges::drop_to(&account.into()).map_err(|e| throw(&env, e))
+pub fn drop_privileges(env: Env, account: privileges::Account) -> Result<()> {
+    privileges::drop_to(&account).map_err(|e| throw(&env, e))
 }
 
 #[napi]
@@ -415,11 +293,6 @@ pub fn syslog_names() -> SyslogNames {
         priorities: names(&syslog::PRIORITIES),
         facilities: names(&syslog::FACILITIES),
     }
-}
-
-/// A code from a name index.js has checked already.
-fn known(code: Option<u8>, name: &str) -> Result<u8> {
-    code.ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown syslog name: {name}")))
 }
 
 #[napi(object)]
@@ -449,33 +322,10 @@ pub fn syslog_dropped() -> f64 {
     syslog::dropped() as f64
 }
 
-const LOG_ERR: u8 = 3;
-const LOG_INFO: u8 = 6;
-
-#[napi(object)]
-pub struct SyslogStdio {
-    /// 1, 2 or both: stdout's lines go out at `info`, stderr's at `err`.
-    pub fds: Vec<i32>,
-    pub facility: String,
-    pub ident: String,
-    pub socket: Option<String>,
-}
-
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
-pub fn syslog_stdio(env: Env, plan: SyslogStdio) -> Result<&'static str> {
+pub fn syslog_stdio(env: Env, plan: syslog_stdio::Plan) -> Result<&'static str> {
     check_fds(&env, &plan.fds, &[1, 2])?;
-    let fds = plan
-        .fds
-        .iter()
-        .map(|&fd| (fd, if fd == 2 { LOG_ERR } else { LOG_INFO }))
-        .collect();
-    let plan = syslog_stdio::Plan {
-        fds,
-        facility: known(syslog::facility(&plan.facility), &plan.facility)?,
-        ident: plan.ident,
-        socket: plan.socket,
-    };
     match syslog_stdio::redirect(&plan).map_err(|e| throw(&env, e))? {
         syslog_stdio::Route::Journal => Ok("journal"),
         syslog_stdio::Route::Syslog => Ok("syslog"),

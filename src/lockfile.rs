@@ -1,34 +1,45 @@
-//! Single-instance lock and pid file: `flock()` on the file decides who runs,
-//! the pid inside is for people and tools.
+//! Single-instance lock and pid file. The lock is a `flock()` on `P.lock`, a
+//! 0600 file only the daemon's user can open (anyone who can read a file can
+//! lock it); the pid file `P` (0644) says which process holds it.
 
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::fileid::id_of;
+use crate::fileid::{id_of, kind_of, FileId};
 use nix::errno::Errno;
-use nix::fcntl::{open, openat, AtFlags, Flock, FlockArg, OFlag};
+use nix::fcntl::{openat, AtFlags, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, Mode, SFlag};
 use nix::sys::uio::{pread, pwrite};
-use nix::unistd::{ftruncate, unlinkat, UnlinkatFlags};
+use nix::unistd::{ftruncate, geteuid, unlinkat, UnlinkatFlags};
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// Mode of a pid file the module creates, whatever the umask.
 const PID_FILE_MODE: u32 = 0o644;
+/// Mode of a lock file: nobody but its owner (and root) may open it.
+const LOCK_FILE_MODE: u32 = 0o600;
+/// The lock file's name is the pid file's with this added.
+pub const LOCK_SUFFIX: &str = ".lock";
+
+/// The largest pid: pids are below `pid_max`, which is at most 2^22.
+const PID_MAX: u32 = 4_194_303;
+/// Longer than any pid line (7 digits and a newline).
+const PID_TEXT_MAX: usize = 8;
 
 /// How often `lock()` reopens when the file it locked was replaced meanwhile.
 const REOPEN_ATTEMPTS: usize = 100;
 
 /// How often, and how far apart, `lock()` tries again before it reports the
-/// lock as held: a `status()` probe holds a shared lock for microseconds (but
-/// a loaded machine may deschedule the prober meanwhile), and must never make
-/// a start fail. 50 ms in all.
+/// lock as held: a `status()` probe (only where /proc/locks cannot be read)
+/// holds a shared lock for microseconds, and must never make a start fail.
+/// 50 ms in all.
 const BUSY_ATTEMPTS: usize = 25;
 const BUSY_PAUSE: Duration = Duration::from_millis(2);
 
-/// A pid file this process holds. The directory is kept open so that the file
-/// can be removed by name even after `chdir()` or `chroot()`.
+/// A pid file this process holds. The directory is kept open so that both
+/// files can be removed by name even after `chdir()` or `chroot()`.
 struct Held {
-    file: Flock<OwnedFd>,
+    lock: Flock<OwnedFd>,
+    pid_file: FileId,
     dir: OwnedFd,
     name: String,
 }
@@ -40,7 +51,7 @@ fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
 }
 
 /// Splits an absolute path into its directory and file name.
-fn split(path: &str) -> SysResult<(&str, &str)> {
+pub fn split(path: &str) -> SysResult<(&str, &str)> {
     let invalid = || SysError::new(Errno::EINVAL, "open").with_path(path);
     let slash = path.rfind('/').ok_or_else(invalid)?;
     let (dir, name) = (&path[..slash], &path[slash + 1..]);
@@ -50,99 +61,306 @@ fn split(path: &str) -> SysResult<(&str, &str)> {
     Ok((if dir.is_empty() { "/" } else { dir }, name))
 }
 
-/// Refuses what a pid file must not be, before opening it (opening a device
-/// or a FIFO can block or have side effects).
-fn check_kind(st: &FileStat, path: &str) -> SysResult<()> {
-    let kind = crate::fileid::kind_of(st);
-    match kind {
+/// Refuses what a pid or lock file must not be, before opening it (opening a
+/// device or a FIFO can block or have side effects).
+pub fn check_kind(st: &FileStat, path: &str) -> SysResult<()> {
+    match kind_of(st) {
         SFlag::S_IFREG => Ok(()),
         SFlag::S_IFDIR => Err(SysError::new(Errno::EISDIR, "open").with_path(path)),
         SFlag::S_IFLNK => Err(SysError::new(Errno::ELOOP, "open").with_path(path)),
-        _ => Err(SysError::new(Errno::EINVAL, "open")
-            .with_path(path)
-            .with_detail("not a regular file")),
+        _ => Err(refused(Errno::EINVAL, path, "not a regular file")),
     }
 }
 
-/// Opens the pid file for reading and writing without truncating it, creating
-/// it 0644 when missing. Never follows a symlink.
-fn open_pid_file(dir: &OwnedFd, name: &str, path: &str) -> SysResult<OwnedFd> {
-    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => check_kind(&st, path)?,
-        Err(Errno::ENOENT) => {}
-        Err(errno) => return Err(errno).at("stat", path),
+fn refused(errno: Errno, path: &str, why: impl Into<std::borrow::Cow<'static, str>>) -> SysError {
+    SysError::new(errno, "open")
+        .with_path(path)
+        .with_detail(why)
+}
+
+/// A pid file's whole content: decimal digits from 1 to `PID_MAX`, with an
+/// optional newline, and nothing else.
+pub fn parse_pid(text: &[u8]) -> Option<u32> {
+    let digits = text.strip_suffix(b"\n").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 7 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-    let mode = Mode::from_bits_truncate(PID_FILE_MODE);
+    let pid: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    (1..=PID_MAX).contains(&pid).then_some(pid)
+}
+
+/// Reads the start of a file, enough for any pid line and one byte more.
+pub fn read_head(fd: &OwnedFd, path: &str) -> SysResult<Vec<u8>> {
+    let mut text = vec![0u8; PID_TEXT_MAX + 1];
+    let len = pread(fd, &mut text, 0).at("read", path)?;
+    text.truncate(len);
+    Ok(text)
+}
+
+/// Whether the caller alone (and root) may create and remove names in `dir`.
+fn is_private(dir: &OwnedFd) -> bool {
+    fstat(dir).is_ok_and(|st| st.st_uid == geteuid().as_raw() && st.st_mode & 0o022 == 0)
+}
+
+/// The checks every file `lock()` opens as its own must pass: a regular
+/// file of the caller's with one name.
+fn check_own(st: &FileStat, path: &str) -> SysResult<()> {
+    check_kind(st, path)?;
+    if st.st_uid != geteuid().as_raw() {
+        let why = format!(
+            "owned by another user (uid {}), in a directory others may write",
+            st.st_uid
+        );
+        return Err(refused(Errno::EPERM, path, why));
+    }
+    if st.st_nlink != 1 {
+        let why = format!("has {} links: not a pid or lock file", st.st_nlink);
+        return Err(refused(Errno::EPERM, path, why));
+    }
+    Ok(())
+}
+
+/// Removes `name` if it still names the file `id` identifies.
+fn remove_if_same(dir: &OwnedFd, name: &str, id: FileId) {
+    let named = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map(|st| id_of(&st));
+    if named == Ok(id) {
+        let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+    }
+}
+
+/// Opens `P.lock` read-only (enough for `flock()`), creating it 0600 when
+/// missing. Returns whether this call created it, or `None` when another
+/// user's stale lock file could not be replaced because it is held.
+fn open_lock_file(
+    dir: &OwnedFd,
+    name: &str,
+    path: &str,
+    private: bool,
+) -> SysResult<Option<(OwnedFd, bool)>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let mode = Mode::from_bits_truncate(LOCK_FILE_MODE);
     for _ in 0..REOPEN_ATTEMPTS {
-        let fd = match openat(dir, name, flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
+        match openat(dir, name, flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
             Ok(fd) => {
                 fchmod(&fd, mode).at("fchmod", path)?;
-                fd
+                return Ok(Some((fd, true)));
             }
-            Err(Errno::EEXIST) => match openat(dir, name, flags, Mode::empty()) {
-                Ok(fd) => fd,
-                // Removed by its exiting holder between the two opens.
-                Err(Errno::ENOENT) => continue,
-                Err(errno) => return Err(errno).at("open", path),
-            },
+            Err(Errno::EEXIST) => {}
+            Err(errno) => return Err(errno).at("open", path),
+        }
+        let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue, // removed by its exiting holder
+            Err(errno) => return Err(errno).at("stat", path),
+        };
+        check_kind(&st, path)?;
+        if st.st_uid != geteuid().as_raw() && private {
+            if !replace_foreign_lock(dir, name, &st, path)? {
+                return Ok(None);
+            }
+            continue;
+        }
+        check_own(&st, path)?;
+        let fd = match openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
             Err(errno) => return Err(errno).at("open", path),
         };
-        check_kind(&fstat(&fd).at("fstat", path)?, path)?;
-        return Ok(fd);
+        let st = fstat(&fd).at("fstat", path)?;
+        if st.st_nlink == 0 {
+            continue; // removed by its exiting holder since we looked
+        }
+        check_own(&st, path)?;
+        if st.st_size != 0 {
+            return Err(refused(Errno::EINVAL, path, "not empty: not a lock file"));
+        }
+        if st.st_mode & 0o777 != LOCK_FILE_MODE {
+            fchmod(&fd, mode).at("fchmod", path)?;
+        }
+        return Ok(Some((fd, false)));
     }
     Err(SysError::new(Errno::EAGAIN, "open").with_path(path))
 }
 
-/// Takes the lock on the pid file at `path` (absolute) and writes this
-/// process's pid into it. `Ok(false)`: another process holds it, and the file
-/// was left exactly as it was.
+/// Another user's lock file in a directory only the caller may write (left by
+/// a daemon that ran as another user): removed, so that a fresh one of the
+/// caller's takes its name, unless it is held. False when it is held.
+fn replace_foreign_lock(dir: &OwnedFd, name: &str, st: &FileStat, path: &str) -> SysResult<bool> {
+    if st.st_nlink != 1 || st.st_size != 0 {
+        return Err(refused(
+            Errno::EPERM,
+            path,
+            "another user's file, not a lock file",
+        ));
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    // Held while the name is removed, so that no one takes it meanwhile.
+    let _locked = match openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => Some(locked),
+            Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
+            Err((_, errno)) => return Err(errno).at("flock", path),
+        },
+        // Not readable by the caller: the kernel's list of locks tells.
+        Err(Errno::EACCES) => match crate::holder::lock_takers(st) {
+            Some(takers) if takers.is_empty() => None,
+            Some(_) => return Ok(false),
+            None => return Err(refused(Errno::EACCES, path, "another user's lock file")),
+        },
+        Err(Errno::ENOENT) => return Ok(true),
+        Err(errno) => return Err(errno).at("open", path),
+    };
+    remove_if_same(dir, name, id_of(st));
+    Ok(true)
+}
+
+/// Opens the pid file for writing, under the lock: the caller's own pid file,
+/// or a fresh one in place of another user's stale one where only the caller
+/// may write the directory. Anything else is refused and left as it was.
+fn open_pid_file(dir: &OwnedFd, name: &str, path: &str, private: bool) -> SysResult<OwnedFd> {
+    let flags = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let mode = Mode::from_bits_truncate(PID_FILE_MODE);
+    let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Some(st),
+        Err(Errno::ENOENT) => None,
+        Err(errno) => return Err(errno).at("stat", path),
+    };
+    if let Some(st) = st {
+        check_kind(&st, path)?;
+        let theirs = st.st_uid != geteuid().as_raw() && private;
+        if !theirs {
+            check_own(&st, path)?;
+        }
+        let access = if theirs {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_RDWR
+        };
+        let fd = openat(dir, name, flags | access, Mode::empty()).at("open", path)?;
+        let opened = fstat(&fd).at("fstat", path)?;
+        if theirs {
+            check_kind(&opened, path)?;
+            if opened.st_nlink != 1 {
+                return Err(refused(
+                    Errno::EPERM,
+                    path,
+                    "another user's file, not a pid file",
+                ));
+            }
+        } else {
+            check_own(&opened, path)?;
+        }
+        let text = read_head(&fd, path)?;
+        if !text.is_empty() && parse_pid(&text).is_none() {
+            return Err(refused(
+                Errno::EINVAL,
+                path,
+                "holds something other than a pid",
+            ));
+        }
+        if !theirs {
+            return Ok(fd);
+        }
+        remove_if_same(dir, name, id_of(&opened));
+    }
+    let create = flags | OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL;
+    let fd = openat(dir, name, create, mode).at("open", path)?;
+    fchmod(&fd, mode).at("fchmod", path)?;
+    Ok(fd)
+}
+
+/// An error about `P.lock` as `lock(P)` and `status(P)` report it: on the
+/// path they were given, naming the lock file where it says more than the
+/// errno.
+pub fn on_pid_file(e: SysError, path: &str) -> SysError {
+    let lock_path = format!("{path}{LOCK_SUFFIX}");
+    if e.path.as_deref() != Some(lock_path.as_str()) {
+        return e;
+    }
+    let e = e.with_path(path);
+    match &e.detail {
+        Some(detail) => {
+            let name = lock_path.rsplit('/').next().unwrap_or_default();
+            let why = format!("its lock file {name}: {detail}");
+            e.with_detail(why)
+        }
+        None => e,
+    }
+}
+
+/// Takes the lock of the pid file at `path` (absolute) and writes this
+/// process's pid into it. `Ok(false)`: another process holds it, and both
+/// files were left exactly as they were.
 pub fn lock(path: &str) -> SysResult<bool> {
+    take(path).map_err(|e| on_pid_file(e, path))
+}
+
+fn take(path: &str) -> SysResult<bool> {
+    // Held for this process by its supervisor: true, and nothing written
+    // (first: a generation running as another user may not even search the
+    // pid file's directory).
+    if crate::supervised_lock::holds(path) {
+        return Ok(true);
+    }
     let (dir_path, name) = split(path)?;
-    let dir = open(
-        dir_path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .at("open", path)?;
+    let dir = crate::trusted_dir::open_dir(dir_path, path)?;
+    let private = is_private(&dir);
+    let lock_name = format!("{name}{LOCK_SUFFIX}");
+    let lock_path = format!("{path}{LOCK_SUFFIX}");
     let mut held = held();
     let mut busy = 0;
     for _ in 0..REOPEN_ATTEMPTS {
-        let fd = open_pid_file(&dir, name, path)?;
-        let id = id_of(&fstat(&fd).at("fstat", path)?);
+        let Some((fd, created)) = open_lock_file(&dir, &lock_name, &lock_path, private)? else {
+            return Ok(false);
+        };
+        let id = id_of(&fstat(&fd).at("fstat", &lock_path)?);
+        // Held by this process already (a second lock() of the same file).
         if held
             .iter()
-            .any(|h| fstat(&*h.file).map(|st| id_of(&st)) == Ok(id))
+            .any(|h| fstat(&*h.lock).map(|st| id_of(&st)) == Ok(id))
         {
             return Ok(true);
         }
-        let file = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-            Ok(file) => file,
+        let lock = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
             Err((_, Errno::EWOULDBLOCK)) if busy < BUSY_ATTEMPTS => {
                 busy += 1;
                 std::thread::sleep(BUSY_PAUSE);
                 continue;
             }
             Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
-            Err((_, errno)) => return Err(errno).at("flock", path),
+            Err((_, errno)) => return Err(errno).at("flock", &lock_path),
         };
-        // The previous holder may have removed the file (or someone replaced
-        // it) between our open() and flock(): a lock on an unlinked file
-        // excludes nobody, so lock whatever the name points at now.
-        match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        // The previous holder may have removed the file between our open()
+        // and flock(): a lock on an unlinked file excludes nobody, so lock
+        // whatever the name points at now.
+        match fstatat(&dir, lock_name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) if id_of(&st) == id => {}
             Ok(_) | Err(Errno::ENOENT) => continue,
-            Err(errno) => return Err(errno).at("stat", path),
+            Err(errno) => return Err(errno).at("stat", &lock_path),
         }
-        write_pid(&file, path)?;
+        let written = open_pid_file(&dir, name, path, private).and_then(|file| {
+            write_pid(&file, path)?;
+            Ok(id_of(&fstat(&file).at("fstat", path)?))
+        });
+        let pid_file = match written {
+            Ok(pid_file) => pid_file,
+            Err(e) => {
+                if created {
+                    remove_if_same(&dir, &lock_name, id);
+                }
+                return Err(e);
+            }
+        };
         held.push(Held {
-            file,
+            lock,
+            pid_file,
             dir,
             name: name.to_owned(),
         });
         return Ok(true);
     }
-    Err(SysError::new(Errno::EAGAIN, "flock").with_path(path))
+    Err(SysError::new(Errno::EAGAIN, "flock").with_path(&lock_path))
 }
 
 /// Writes the pid, then cuts what is left of a longer old one: the file is
@@ -156,103 +374,12 @@ fn write_pid(file: &OwnedFd, path: &str) -> SysResult<()> {
     ftruncate(file, text.len() as i64).at("ftruncate", path)
 }
 
-/// What a pid file says, decided by its lock: a daemon runs while it holds
-/// the lock, whatever the file says, so a reused pid cannot fool it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub running: bool,
-    pub pid: Option<u32>,
-    /// Nothing runs, but the file is there (naming a pid or not: a file
-    /// with none is left over all the same).
-    pub stale: bool,
-}
-
-/// Reads the status of the daemon that `path` belongs to, without taking its
-/// lock where the system can tell (Linux's /proc/locks): a probe that holds
-/// the lock even for an instant could make a concurrent start fail.
-pub fn status(path: &str) -> SysResult<Status> {
-    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-    let fd = match open(path, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => {
-            return Ok(Status {
-                running: false,
-                pid: None,
-                stale: false,
-            })
-        }
-        Err(errno) => return Err(errno).at("open", path),
-    };
-    let st = fstat(&fd).at("fstat", path)?;
-    check_kind(&st, path)?;
-    let mut text = [0u8; 32];
-    let len = pread(&fd, &mut text, 0).at("read", path)?;
-    let written = parse_pid(&text[..len]);
-    let holder = match locks_holder(&st) {
-        Some(pid) => Some(Some(pid)),
-        None => probe(fd, path)?.then_some(written),
-    };
-    Ok(match holder {
-        Some(pid) => Status {
-            running: true,
-            pid,
-            stale: false,
-        },
-        None => Status {
-            running: false,
-            pid: written,
-            stale: true,
-        },
-    })
-}
-
-/// The pid on the first line of a pid file.
-fn parse_pid(text: &[u8]) -> Option<u32> {
-    let line = text.split(|&b| b == b'\n').next()?;
-    std::str::from_utf8(line)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-        .filter(|&pid| pid > 0)
-}
-
-/// Tries a shared lock and lets go at once: true when someone holds it.
-fn probe(fd: OwnedFd, path: &str) -> SysResult<bool> {
-    match Flock::lock(fd, FlockArg::LockSharedNonblock) {
-        Ok(_released_on_drop) => Ok(false),
-        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
-        Err((_, errno)) => Err(errno).at("flock", path),
-    }
-}
-
-/// The pid holding an exclusive flock() on the file, from /proc/locks.
-#[cfg(target_os = "linux")]
-fn locks_holder(st: &FileStat) -> Option<u32> {
-    let text = std::fs::read_to_string("/proc/locks").ok()?;
-    let (major, minor) = (nix::libc::major(st.st_dev), nix::libc::minor(st.st_dev));
-    find_holder(&text, major, minor, st.st_ino)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn locks_holder(_st: &FileStat) -> Option<u32> {
-    None
-}
-
-/// Finds `1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`
-/// (major and minor in hex) among the lines of /proc/locks.
-fn find_holder(text: &str, major: u32, minor: u32, ino: u64) -> Option<u32> {
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_, "FLOCK", _, "WRITE", pid, file, ..] = fields.as_slice() else {
-            return None; // POSIX locks, shared locks and "->" waiters
-        };
-        let mut parts = file.split(':');
-        let same = u32::from_str_radix(parts.next()?, 16).ok()? == major
-            && u32::from_str_radix(parts.next()?, 16).ok()? == minor
-            && parts.next()?.parse::<u64>().ok()? == ino;
-        same.then(|| pid.parse().ok()).flatten()
-    })
+// The supervisor's (src/supervisor/ includes this module).
+#[cfg_attr(not(test), allow(dead_code))]
+/// A descriptor of the description holding the lock of the (first) pid file
+/// this process holds, for a supervisor to hand on to its children.
+pub fn held_lock() -> Option<OwnedFd> {
+    held().first().and_then(|h| h.lock.try_clone().ok())
 }
 
 /// Whether this process holds any pid file.
@@ -260,15 +387,14 @@ pub fn holds_any() -> bool {
     !held().is_empty()
 }
 
-/// Removes every pid file this process holds, where the name still names the
-/// file it locked (never a successor's), then lets go of the locks.
+/// Removes every pid file this process holds, and then its lock file, where
+/// the names still name the files it locked and wrote (never a successor's),
+/// then lets go of the locks.
 pub fn release_all() {
     for h in held().drain(..) {
-        let ours = fstat(&*h.file).map(|st| id_of(&st));
-        let named =
-            fstatat(&h.dir, h.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map(|st| id_of(&st));
-        if ours.is_ok() && ours == named {
-            let _ = unlinkat(&h.dir, h.name.as_str(), UnlinkatFlags::NoRemoveDir);
+        remove_if_same(&h.dir, &h.name, h.pid_file);
+        if let Ok(st) = fstat(&*h.lock) {
+            remove_if_same(&h.dir, &format!("{}{LOCK_SUFFIX}", h.name), id_of(&st));
         }
     }
 }
@@ -279,66 +405,34 @@ mod tests {
 
     fn temp(name: &str) -> String {
         let dir = std::env::temp_dir().join(format!("daemon-lock-{}-{}", std::process::id(), name));
+        let _ = std::fs::remove_dir_all(&dir); // left by an earlier run with this pid
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("x.pid").to_str().unwrap().to_owned()
     }
 
     #[test]
-    fn finds_the_exclusive_flock_holder() {
-        let locks = "1: POSIX  ADVISORY  WRITE 11 fd:01:42 0 EOF\n\
-                     2: FLOCK  ADVISORY  READ 22 fd:01:42 0 EOF\n\
-                     3: -> FLOCK  ADVISORY  WRITE 33 fd:01:42 0 EOF\n\
-                     4: FLOCK  ADVISORY  WRITE 44 fd:01:42 0 EOF\n";
-        assert_eq!(find_holder(locks, 0xfd, 1, 42), Some(44));
-        assert_eq!(find_holder(locks, 0xfd, 1, 43), None);
-        assert_eq!(find_holder(locks, 8, 1, 42), None);
-    }
-
-    #[test]
-    fn pid_is_the_first_line() {
+    fn a_pid_is_digits_from_1_to_pid_max_and_nothing_else() {
         assert_eq!(parse_pid(b"123\n"), Some(123));
-        assert_eq!(parse_pid(b" 123 \nold"), Some(123));
-        assert_eq!(parse_pid(b""), None);
-        assert_eq!(parse_pid(b"0\n"), None);
-        assert_eq!(parse_pid(b"abc\n"), None);
-    }
-
-    #[test]
-    fn status_of_missing_held_and_stale_files() {
-        let missing = temp("status-missing");
-        let _ = std::fs::remove_file(&missing);
-        let none = Status {
-            running: false,
-            pid: None,
-            stale: false,
-        };
-        assert_eq!(status(&missing).unwrap(), none);
-        let path = temp("status-held");
-        assert!(lock(&path).unwrap());
-        let me = Some(std::process::id());
-        assert_eq!(
-            status(&path).unwrap(),
-            Status {
-                running: true,
-                pid: me,
-                stale: false
-            }
-        );
-        let stale = temp("status-stale");
-        std::fs::write(&stale, "999999\n").unwrap();
-        let expected = Status {
-            running: false,
-            pid: Some(999999),
-            stale: true,
-        };
-        assert_eq!(status(&stale).unwrap(), expected);
-        std::fs::write(&stale, "").unwrap();
-        let empty = Status {
-            pid: None,
-            ..expected
-        };
-        assert_eq!(status(&stale).unwrap(), empty);
-        assert_eq!(status("/dev/null").unwrap_err().code(), "EINVAL");
+        assert_eq!(parse_pid(b"123"), Some(123));
+        assert_eq!(parse_pid(b"4194303\n"), Some(4_194_303));
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"0\n",
+            b"4194304\n",
+            b"4294967295\n",
+            b"99999999999999999999\n",
+            b"-1\n",
+            b"+1\n",
+            b"1e3\n",
+            b" 123\n",
+            b"123 \n",
+            b"123\n\n",
+            b"123\nold\n",
+            b"abc\n",
+        ] {
+            assert_eq!(parse_pid(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -350,8 +444,9 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_is_not_a_regular_file() {
+    fn refuses_what_is_not_a_pid_file_and_leaves_it_as_it_was() {
         assert_eq!(lock("/dev/null").unwrap_err().code(), "EINVAL");
+        assert!(!std::path::Path::new("/dev/null.lock").exists());
         let dir = temp("dir");
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(lock(&dir).unwrap_err().code(), "EISDIR");
@@ -361,21 +456,34 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert_eq!(lock(&link).unwrap_err().code(), "ELOOP");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        let text = temp("text");
+        std::fs::write(&text, "1234\nold\n").unwrap();
+        assert_eq!(lock(&text).unwrap_err().code(), "EINVAL");
+        assert_eq!(std::fs::read_to_string(&text).unwrap(), "1234\nold\n");
+        assert!(!std::path::Path::new(&format!("{text}.lock")).exists());
+        let linked = temp("linked");
+        std::fs::write(&linked, "").unwrap();
+        std::fs::hard_link(&linked, format!("{linked}.2")).unwrap();
+        assert_eq!(lock(&linked).unwrap_err().code(), "EPERM");
         assert_eq!(lock("/nonexistent-dir/x.pid").unwrap_err().code(), "ENOENT");
     }
 
     #[test]
-    fn locks_writes_the_pid_and_is_reentrant() {
+    fn locks_the_lock_file_writes_the_pid_and_is_reentrant() {
         let path = temp("own");
-        std::fs::write(&path, "1234567890\nold\n").unwrap();
+        std::fs::write(&path, "1234567\n").unwrap();
         assert!(lock(&path).unwrap());
         assert!(lock(&path).unwrap());
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             format!("{}\n", std::process::id())
         );
+        use std::os::unix::fs::PermissionsExt;
+        let lock_file = format!("{path}{LOCK_SUFFIX}");
+        let mode = std::fs::metadata(&lock_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, LOCK_FILE_MODE);
         // Another open file description cannot take it.
-        let other = std::fs::File::open(&path).unwrap();
+        let other = std::fs::File::open(&lock_file).unwrap();
         let other = Flock::lock(OwnedFd::from(other), FlockArg::LockExclusiveNonblock);
         assert!(matches!(other, Err((_, Errno::EWOULDBLOCK))));
     }

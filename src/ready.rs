@@ -2,7 +2,8 @@
 //! message on a pipe, how its start went; the launcher turns that into its
 //! exit status.
 //!
-//! `pid N` as soon as the daemon runs, `ready`, `error TEXT` for an uncaught
+//! `pid N` from the session leader as soon as it has forked the daemon, and
+//! again from the daemon once it runs, `ready`, `error TEXT` for an uncaught
 //! error, `exit CODE` when it exits before it was ready, and `fail STEP ERRNO`
 //! from the child when a step between `fork()` and `execve()` failed.
 
@@ -12,7 +13,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::{fstat, SFlag};
 use nix::unistd::{close, read, write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The environment variable that tells a freshly executed Node that it is the
@@ -37,11 +38,12 @@ pub enum Step {
     Setgid,
     Setuid,
     Chdir,
+    Prctl,
     Execve,
 }
 
 impl Step {
-    const ALL: [Step; 9] = [
+    const ALL: [Step; 10] = [
         Step::Setsid,
         Step::Fork,
         Step::Dup2,
@@ -50,6 +52,7 @@ impl Step {
         Step::Setgid,
         Step::Setuid,
         Step::Chdir,
+        Step::Prctl,
         Step::Execve,
     ];
 
@@ -64,6 +67,7 @@ impl Step {
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
             Step::Chdir => "chdir",
+            Step::Prctl => "prctl",
             Step::Execve => "execve",
         }
     }
@@ -134,11 +138,25 @@ pub struct Verdict {
     pub pid: Option<u32>,
     /// The message is the daemon's own error, not the launcher's account.
     pub relayed: bool,
+    /// The step between `fork()` and `execve()` that failed, and its errno.
+    pub failed: Option<(Step, i32)>,
+    /// No verdict within the timeout: the daemon may still run.
+    pub timed_out: bool,
+}
+
+/// What the launcher waits for: the daemon ready, or only its pid
+/// (`daemon.daemon()`, which returns at once like 1.x did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Until {
+    #[default]
+    Ready,
+    Pid,
 }
 
 /// The launcher's reading of the messages so far.
 #[derive(Debug, Default)]
 pub struct Progress {
+    until: Until,
     pid: Option<u32>,
     error: Option<String>,
     exec_path: String,
@@ -147,8 +165,9 @@ pub struct Progress {
 
 impl Progress {
     /// `exec_path` and `cwd` name what a failed `execve` or `chdir` was about.
-    pub fn new(exec_path: &str, cwd: &str) -> Self {
+    pub fn new(exec_path: &str, cwd: &str, until: Until) -> Self {
         Progress {
+            until,
             exec_path: exec_path.to_owned(),
             cwd: cwd.to_owned(),
             ..Progress::default()
@@ -161,6 +180,8 @@ impl Progress {
             message,
             pid: self.pid,
             relayed: self.error.is_some(),
+            failed: None,
+            timed_out: false,
         }
     }
 
@@ -172,9 +193,14 @@ impl Progress {
     }
 
     /// Takes one message; returns the verdict once there is one.
-    pub fn take(&mut self, message: Message) -> Option<Verdict> {
+    pub fn receive(&mut self, message: Message) -> Option<Verdict> {
         match message {
-            Message::Pid(pid) => self.pid = Some(pid),
+            Message::Pid(pid) => {
+                self.pid = Some(pid);
+                if self.until == Until::Pid {
+                    return Some(self.verdict(0, None));
+                }
+            }
             Message::Error(text) => self.error = Some(text),
             Message::Ready => return Some(self.verdict(0, None)),
             Message::Exit(code) => {
@@ -189,13 +215,17 @@ impl Progress {
                 return Some(self.verdict(code, message));
             }
             Message::Fail { step, errno } => {
+                let failed = step;
                 let step = match step {
                     Step::Execve => format!("execve(\"{}\")", self.exec_path),
                     Step::Chdir => format!("chdir(\"{}\")", self.cwd),
                     _ => step.name().to_owned(),
                 };
                 let text = Errno::from_raw(errno).desc();
-                return Some(self.verdict(127, Some(format!("daemon: {step}: {text}"))));
+                return Some(Verdict {
+                    failed: Some((failed, errno)),
+                    ..self.verdict(127, Some(format!("daemon: {step}: {text}")))
+                });
             }
         }
         None
@@ -216,14 +246,17 @@ impl Progress {
             self.who(),
             timeout.as_millis()
         );
-        self.verdict(1, Some(message))
+        Verdict {
+            timed_out: true,
+            ..self.verdict(1, Some(message))
+        }
     }
 }
 
-/// Reads the pipe until the daemon's verdict, its end, or the timeout.
-pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str) -> Verdict {
+/// Reads the pipe until the daemon's verdict (or, `until` its pid, that), its end, or the timeout.
+pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str, until: Until) -> Verdict {
     let deadline = Instant::now() + timeout;
-    let mut progress = Progress::new(exec_path, cwd);
+    let mut progress = Progress::new(exec_path, cwd, until);
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -245,7 +278,7 @@ pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str) -> Ver
         while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=newline).collect();
             let line = String::from_utf8_lossy(&line[..newline]);
-            if let Some(verdict) = Message::parse(&line).and_then(|m| progress.take(m)) {
+            if let Some(verdict) = Message::parse(&line).and_then(|m| progress.receive(m)) {
                 return verdict;
             }
         }
@@ -264,7 +297,7 @@ fn parse_marker(marker: &str) -> Option<(RawFd, u64)> {
 /// In a freshly executed Node: takes the pipe the marker names, if it really is
 /// the launcher's (a FIFO open for writing with that inode: an inherited stdin
 /// pipe or a stray variable does not pass), and says the daemon's pid on it.
-pub fn take(marker: &str) -> bool {
+pub fn take_pipe(marker: &str) -> bool {
     let Some((fd, ino)) = parse_marker(marker) else {
         return false;
     };
@@ -283,7 +316,32 @@ pub fn take(marker: &str) -> bool {
         return false;
     }
     DAEMON_END.store(fd, Ordering::SeqCst);
+    TOOK_PIPE.store(true, Ordering::SeqCst);
     send(&Message::Pid(std::process::id()));
+    true
+}
+
+/// This process took a launcher's pipe: it is a daemon (and stays one once
+/// the pipe is closed).
+static TOOK_PIPE: AtomicBool = AtomicBool::new(false);
+
+/// `ready` was reported, by whichever path: once per process.
+static READY_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Reports that the process is ready, once: a daemon to its launcher, over
+/// the pipe; a process that took no pipe (one in the foreground) to systemd,
+/// `READY=1` and `MAINPID` to `notify_socket` when there is one. Returns
+/// whether this call was the one that reported (false for every later call).
+pub fn report_ready(notify_socket: Option<&str>) -> bool {
+    if READY_REPORTED.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    if TOOK_PIPE.load(Ordering::SeqCst) {
+        send(&Message::Ready);
+    } else if let Some(socket) = notify_socket {
+        let pid = std::process::id();
+        crate::notify::notify(socket, &format!("READY=1\nMAINPID={pid}"));
+    }
     true
 }
 
@@ -292,10 +350,13 @@ pub fn is_pending() -> bool {
     DAEMON_END.load(Ordering::SeqCst) >= 0
 }
 
-/// Sends a message to the launcher; `ready` and `exit` are final and close the
-/// pipe. A launcher that is gone (EPIPE) is not an error: the daemon goes on.
+/// Sends a message to the launcher; `ready`, `exit` and (relayed by a
+/// supervisor) `fail` are final and close the pipe. A launcher that is gone (EPIPE) is not an error: the daemon goes on.
 pub fn send(message: &Message) {
-    let last = matches!(message, Message::Ready | Message::Exit(_));
+    let last = matches!(
+        message,
+        Message::Ready | Message::Exit(_) | Message::Fail { .. }
+    );
     let fd = if last {
         DAEMON_END.swap(-1, Ordering::SeqCst)
     } else {
@@ -304,7 +365,7 @@ pub fn send(message: &Message) {
     if fd < 0 {
         return;
     }
-    // SAFETY: `fd` is the pipe taken in `take()`, open until closed below.
+    // SAFETY: `fd` is the pipe taken in `take_pipe()`, open until closed below.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let line = message.to_line();
     let mut rest = line.as_bytes();
@@ -357,22 +418,22 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let mut p = Progress::new("/usr/bin/node", "/srv");
-        assert_eq!(p.take(Message::Pid(7)), None);
-        assert_eq!(p.take(Message::Ready).unwrap().code, 0);
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Ready);
+        assert_eq!(p.receive(Message::Pid(7)), None);
+        assert_eq!(p.receive(Message::Ready).unwrap().code, 0);
 
-        let mut p = Progress::new("/usr/bin/node", "/srv");
-        p.take(Message::Pid(7));
-        p.take(Message::Error("Error: boom".into()));
-        let v = p.take(Message::Exit(1)).unwrap();
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Ready);
+        p.receive(Message::Pid(7));
+        p.receive(Message::Error("Error: boom".into()));
+        let v = p.receive(Message::Exit(1)).unwrap();
         assert_eq!(
             (v.code, v.message.as_deref(), v.relayed),
             (1, Some("daemon: Error: boom"), true)
         );
 
-        let mut p = Progress::new("/usr/bin/node", "/srv");
-        p.take(Message::Pid(7));
-        let v = p.take(Message::Exit(2)).unwrap();
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Ready);
+        p.receive(Message::Pid(7));
+        let v = p.receive(Message::Exit(2)).unwrap();
         assert_eq!(
             v.message.as_deref(),
             Some("daemon: the daemon (pid 7) exited with code 2 before it was ready")
@@ -385,10 +446,19 @@ mod tests {
             .unwrap()
             .contains("pid 7"));
 
+        let v = p.at_timeout(Duration::from_millis(500));
+        assert!(v.timed_out && v.failed.is_none());
+
+        let mut p = Progress::new("/usr/bin/node", "/srv", Until::Pid);
+        let v = p.receive(Message::Pid(7)).unwrap();
+        assert_eq!((v.code, v.pid, v.timed_out), (0, Some(7), false));
+
         let failed = |step: Step| {
             let fail = Message::Fail { step, errno: 13 };
-            let v = Progress::new("/usr/bin/node", "/srv").take(fail).unwrap();
-            assert_eq!(v.code, 127);
+            let v = Progress::new("/usr/bin/node", "/srv", Until::Ready)
+                .receive(fail)
+                .unwrap();
+            assert_eq!((v.code, v.failed), (127, Some((step, 13))));
             v.message.unwrap()
         };
         assert_eq!(
@@ -403,11 +473,28 @@ mod tests {
     }
 
     #[test]
+    fn ready_is_reported_once_without_a_pipe_to_systemd() {
+        let path = std::env::temp_dir().join(format!("daemon-ready-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        systemd.set_nonblocking(true).unwrap();
+        let socket = path.to_str();
+        assert!(report_ready(socket));
+        let mut buf = [0u8; 64];
+        let n = systemd.recv(&mut buf).unwrap();
+        let expected = format!("READY=1\nMAINPID={}", std::process::id());
+        assert_eq!(&buf[..n], expected.as_bytes());
+        assert!(!report_ready(socket));
+        assert!(systemd.recv(&mut buf).is_err(), "no second READY=1");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn markers() {
         assert_eq!(parse_marker("3:1234"), Some((3, 1234)));
         assert_eq!(parse_marker("3"), None);
         assert_eq!(parse_marker("x:1"), None);
-        assert!(!take("0:1"));
-        assert!(!take("garbage"));
+        assert!(!take_pipe("0:1"));
+        assert!(!take_pipe("garbage"));
     }
 }

@@ -36,6 +36,10 @@ pub const PRIORITIES: [(&str, u8); 8] = [
     ("debug", 7),
 ];
 
+/// The severities of stdout's and stderr's lines.
+pub const LOG_INFO: u8 = 6;
+pub const LOG_ERR: u8 = 3;
+
 /// Facilities by their syslog names.
 pub const FACILITIES: [(&str, u8); 20] = [
     ("kern", 0),

@@ -47,8 +47,8 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(3);
 /// What `start()` or `closeIO()` asked for.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Each descriptor (1, 2) with the severity of its lines.
-    pub fds: Vec<(RawFd, u8)>,
+    /// 1, 2 or both; each one's lines go out at its severity (`severity_of`).
+    pub fds: Vec<RawFd>,
     pub facility: u8,
     pub ident: String,
     /// A socket named by the caller; `None` means journald if present, else `/dev/log`.
@@ -60,6 +60,15 @@ pub struct Plan {
 pub enum Route {
     Journal,
     Syslog,
+}
+
+/// stdout's lines go out at `info`, stderr's at `err`.
+pub fn severity_of(fd: RawFd) -> u8 {
+    if fd == 2 {
+        syslog::LOG_ERR
+    } else {
+        syslog::LOG_INFO
+    }
 }
 
 fn io_error(e: &std::io::Error, syscall: &'static str) -> SysError {
@@ -77,7 +86,7 @@ pub fn redirect(plan: &Plan) -> SysResult<Route> {
     if plan.socket.is_none() && Path::new(JOURNAL_STDOUT).exists() {
         // A journal that does not answer: fall back to the syslog socket.
         if let Ok(streams) = journal_streams(plan, JOURNAL_STDOUT) {
-            for ((fd, _), stream) in plan.fds.iter().zip(&streams) {
+            for (fd, stream) in plan.fds.iter().zip(&streams) {
                 stdio::replace(*fd, stream.as_fd())?;
             }
             return Ok(Route::Journal);
@@ -100,11 +109,11 @@ pub fn journal_header(ident: &str, severity: u8) -> String {
 pub fn journal_streams(plan: &Plan, path: &str) -> SysResult<Vec<UnixStream>> {
     plan.fds
         .iter()
-        .map(|&(_, severity)| {
+        .map(|&fd| {
             let mut stream =
                 UnixStream::connect(path).map_err(|e| io_error(&e, "connect").with_path(path))?;
             stream
-                .write_all(journal_header(&plan.ident, severity).as_bytes())
+                .write_all(journal_header(&plan.ident, severity_of(fd)).as_bytes())
                 .map_err(|e| io_error(&e, "write").with_path(path))?;
             let _ = stream.shutdown(std::net::Shutdown::Read);
             Ok(stream)
@@ -132,13 +141,13 @@ fn to_syslog(plan: &Plan, socket: &str) -> SysResult<()> {
     let pid = std::process::id();
     let mut streams = Vec::new();
     let mut write_ends = Vec::new();
-    for &(fd, severity) in &plan.fds {
+    for &fd in &plan.fds {
         let (read_end, write_end) =
             pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
         fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .map_err(|e| SysError::new(e, "fcntl"))?;
         let origin = Origin {
-            pri: plan.facility * 8 + severity,
+            pri: plan.facility * 8 + severity_of(fd),
             ident: plan.ident.clone(),
             pid,
         };
@@ -406,7 +415,7 @@ mod tests {
         let path = dir.join("stdout");
         let server = UnixListener::bind(&path).unwrap();
         let plan = Plan {
-            fds: vec![(1, 6), (2, 3)],
+            fds: vec![1, 2],
             facility: 3,
             ident: "app".into(),
             socket: None,

@@ -10,6 +10,11 @@ import daemon, {
   start,
   status,
   stop,
+  spawn,
+  daemon as spawnDaemon,
+  type Daemon,
+  type Output,
+  type SpawnOptions,
   type StartOptions,
   type Status,
   type StopResult,
@@ -65,3 +70,26 @@ start({ foreground: 'yes' });
 void [wrong, always];
 // @ts-expect-error lost is read-only
 lost.writes = 0;
+
+// The callable default import, 1.x's forms of stdout and stderr, spawn().
+const stream = { fd: 3 as number | null };
+const logFd: Output = 7;
+const called: number = daemon({ stdout: logFd, stderr: stream });
+start({ stdout: 'inherit', stderr: 'ignore' });
+const spawnOptions: SpawnOptions = { cwd: '/srv', ready: 'manual', readyTimeout: 5000, user: 'nobody', stdout: 'syslog' };
+const ready1: Promise<{ pid: number }> = spawn('/srv/worker.js', ['--port', '8080'], spawnOptions);
+const child: Daemon = spawnDaemon('/srv/worker.js', ['a b', 'c'], { stdout: 1, env: { A: 'x' } });
+const childPid: number = child.unref().pid;
+void [called, ready1, childPid];
+
+// @ts-expect-error a stream's options are not a boolean
+start({ stdout: true });
+// @ts-expect-error spawn() resolves { pid }, not a number
+const notPid: Promise<number> = spawn('/srv/worker.js');
+// @ts-expect-error arguments are strings
+spawn('/srv/worker.js', [8080]);
+// @ts-expect-error no foreground for another script
+spawnDaemon('/srv/worker.js', [], { foreground: false });
+// @ts-expect-error the 1.x object has no stdout stream
+child.stdout;
+void notPid;

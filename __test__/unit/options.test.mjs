@@ -112,7 +112,7 @@ test("the environment table's marker is the addon's", () => {
   assert.equal(ENV.READY_PIPE, native.READY_ENV);
 });
 
-test('every export is a named ESM import, and the CJS object has exactly them', async () => {
+test('every export is a named ESM import, the default import is the callable, and the CJS export has exactly them', async () => {
   const names = [
     'start',
     'ready',
@@ -127,9 +127,110 @@ test('every export is a named ESM import, and the CJS object has exactly them', 
     'syslog',
     'lost',
     'isDaemon',
+    'spawn',
+    'daemon',
     'listeners',
   ];
   const esm = await import(path.join(root, 'index.js'));
-  for (const name of names) assert.ok(Object.hasOwn(esm, name), `import { ${name} } from 'daemon'`);
-  assert.deepEqual(Object.keys(require(path.join(root, 'index.js'))).sort(), [...names].sort());
+  const cjs = require(path.join(root, 'index.js'));
+  for (const name of names) {
+    assert.ok(Object.hasOwn(esm, name), `import { ${name} } from 'daemon'`);
+    assert.equal(esm[name], cjs[name], name);
+  }
+  assert.equal(typeof cjs, 'function', "require('daemon')(options), as in 1.x");
+  assert.equal(esm.default, cjs);
+  assert.deepEqual(Object.keys(cjs).sort(), [...names].sort());
+});
+
+test('stdout and stderr: a path, a descriptor, an open stream, or a keyword (never a file name)', () => {
+  const given = (stdout) => options.startOptions({ stdout }).stdout;
+  assert.equal(given('out.log'), path.resolve('out.log'));
+  assert.equal(given('./inherit'), path.resolve('inherit'));
+  assert.equal(given(7), 7);
+  assert.equal(given({ fd: 9 }), 9, 'an fs.WriteStream after its open');
+  assert.equal(given('ignore'), 'ignore');
+  assert.equal(given('inherit'), undefined, 'inherited: what no option means');
+  assert.equal(given('syslog'), 'syslog');
+  const refused = [
+    ['pipe', TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ fd: null }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [Object.create({ fd: 1 }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ fd: '1' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [-1, RangeError, 'ERR_OUT_OF_RANGE'],
+    [1.5, RangeError, 'ERR_OUT_OF_RANGE'],
+    [null, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [[1], TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ];
+  for (const [value, Class, code] of refused) {
+    assert.throws(
+      () => given(value),
+      (e) => e instanceof Class && e.code === code,
+      String(value),
+    );
+  }
+});
+
+test("the callable's options: 1.x's defaults (the working directory, no output); start() keeps '/' and inherits", () => {
+  const compat = options.compatOptions(undefined);
+  assert.equal(Object.getPrototypeOf(compat), null);
+  assert.deepEqual([compat.cwd, compat.stdout, compat.stderr], [process.cwd(), 'ignore', 'ignore']);
+  assert.equal(options.compatOptions({ stdout: 'inherit' }).stdout, undefined);
+  const start = options.startOptions(undefined);
+  assert.deepEqual([start.cwd, start.stdout, start.stderr], ['/', undefined, undefined]);
+  assert.throws(() => options.compatOptions({ stdio: 'ignore' }), /is not an option of daemon\(\)/);
+});
+
+test("spawn()'s options: start()'s without foreground, the syslog tag the script's; daemon.daemon()'s with 1.x's defaults", () => {
+  const spawned = options.spawnOptions({ ready: 'manual' }, '/srv/worker.js');
+  assert.deepEqual([spawned.cwd, spawned.ready, spawned.syslog.ident], ['/', 'manual', 'worker']);
+  assert.throws(() => options.spawnOptions({ foreground: true }, '/srv/worker.js'), { code: 'ERR_INVALID_ARG_VALUE' });
+  const compat = options.spawnCompatOptions(Object.create({ cwd: '/etc' }), '/srv/worker.js');
+  assert.deepEqual([compat.cwd, compat.stdout], [process.cwd(), 'ignore']);
+});
+
+test('checkCommand: the script resolved, the arguments strings without null bytes', () => {
+  assert.deepEqual(options.checkCommand('w.js', ['a b', 'c']), [path.resolve('w.js'), 'a b', 'c']);
+  assert.deepEqual(options.checkCommand('/w.js'), ['/w.js']);
+  assert.throws(() => options.checkCommand('/w.js', 'a b'), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => options.checkCommand('/w.js', [1]), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => options.checkCommand('/w.js', ['a\0b']), { code: 'ERR_INVALID_ARG_VALUE' });
+  assert.throws(() => options.checkCommand(undefined), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+test('startOptions: respawn is true, false or { limit, window }; a pid file is a path', () => {
+  assert.deepEqual({ ...options.startOptions({ respawn: true }).respawn }, { limit: 10, window: 60000 });
+  assert.equal(options.startOptions({ respawn: false }).respawn, undefined);
+  assert.equal(options.startOptions({}).respawn, undefined);
+  assert.deepEqual({ ...options.startOptions({ respawn: { limit: 3 } }).respawn }, { limit: 3, window: 60000 });
+  assert.deepEqual({ ...options.startOptions({ respawn: { window: 5 } }).respawn }, { limit: 10, window: 5 });
+  assert.equal(options.startOptions({ pidfile: 'x.pid' }).pidfile, path.resolve('x.pid'));
+  const inherited = Object.create({ limit: 0 });
+  assert.equal(options.startOptions({ respawn: inherited }).respawn.limit, 10, 'own properties only');
+});
+
+test('startOptions: bad respawn options are TypeError or RangeError', () => {
+  const code = (respawn) => {
+    try {
+      options.startOptions({ respawn });
+    } catch (error) {
+      return `${error.name} ${error.code}`;
+    }
+    return 'accepted';
+  };
+  for (const bad of [1, 'yes', null, [], () => {}]) assert.equal(code(bad), 'TypeError ERR_INVALID_ARG_TYPE', String(bad));
+  assert.equal(code({ limit: '3' }), 'TypeError ERR_INVALID_ARG_TYPE');
+  assert.equal(code({ retries: 3 }), 'TypeError ERR_INVALID_ARG_VALUE');
+  for (const bad of [{ limit: 0 }, { limit: 1.5 }, { limit: -1 }, { window: 0 }, { window: 2 ** 31 }]) {
+    assert.equal(code(bad), 'RangeError ERR_OUT_OF_RANGE', JSON.stringify(bad));
+  }
+  assert.throws(() => options.startOptions({ pidfile: 3 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => options.startOptions({ pidfile: '' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+});
+
+test('startOptions: respawn with listen is refused (the supervisor does not hold sockets yet)', () => {
+  assert.throws(() => options.startOptions({ respawn: true, listen: ['8080'] }), {
+    name: 'TypeError',
+    code: 'ERR_INCOMPATIBLE_OPTION_PAIR',
+  });
+  assert.equal(options.startOptions({ respawn: true, listen: [] }).respawn.limit, 10);
 });

@@ -3,7 +3,9 @@
 // modified copy of the module instead; see bench/PROFILE.md.)
 'use strict';
 const daemon = require(process.env.BENCH_DAEMON_MODULE || '../..');
-daemon.start({ ready: 'manual' });
+// BENCH_PIDFILE (bench/respawn.js): supervised, with the service's pid file.
+const pidfile = process.env.BENCH_PIDFILE;
+daemon.start({ ready: 'manual', ...(pidfile && { respawn: true, pidfile }) });
 
 const http = require('node:http');
 const server = http.createServer((_req, res) => {

@@ -56,6 +56,14 @@ const FLAGS = Object.freeze({
   group: { type: 'string', arg: 'G', help: 'run as this group', read: idOrName },
   chroot: { type: 'string', arg: 'D', help: "change the root to D before the script runs (the script's path is inside D)", read: absolute },
   'no-core': { type: 'boolean', help: 'no core dumps', option: 'preventCore' },
+  respawn: { type: 'boolean', help: 'a supervisor restarts the daemon when it crashes (not after a clean exit)' },
+  'respawn-limit': {
+    type: 'string',
+    arg: 'N',
+    help: 'restarts allowed within the window before it gives up (default 10)',
+    read: (text) => integer('respawn-limit', text),
+  },
+  'respawn-window': { type: 'string', arg: 'MS', help: 'that window (default 60000)', read: (text) => integer('respawn-window', text) },
   listen: {
     type: 'string',
     multiple: true,
@@ -86,6 +94,9 @@ const START_FLAGS = Object.freeze([
   'group',
   'chroot',
   'no-core',
+  'respawn',
+  'respawn-limit',
+  'respawn-window',
   'listen',
 ]);
 /** Where output goes: given to restart, these replace all the recorded ones. */
@@ -120,8 +131,8 @@ const COMMANDS = Object.freeze({
   list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory' },
   logs: { flags: ['lines', 'follow'], target: 'name', summary: 'the last lines of its log files' },
   run: {
-    // In the foreground the manager binds (a systemd .socket unit) and waits.
-    flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && flag !== 'listen')],
+    // In the foreground the manager waits and restarts (systemd's Restart=).
+    flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && !flag.startsWith('respawn'))],
     script: 'required',
     usage: '[options] [--] script.js [args...]',
     summary: 'run the script in the foreground (no fork; READY=1 to NOTIFY_SOCKET)',
@@ -228,6 +239,9 @@ function parse(command, args) {
   if (spec.target === 'name' && name === undefined) throw new UsageError('no NAME given');
   if (spec.target === true && name === undefined && flags.pidfile === undefined && flags.name === undefined && script === undefined) {
     throw new UsageError('give a NAME or --pidfile');
+  }
+  if (!flags.respawn && (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined)) {
+    throw new UsageError('--respawn-limit and --respawn-window need --respawn');
   }
   if (flags.log !== undefined && (flags.stdout !== undefined || flags.stderr !== undefined)) {
     throw new UsageError('--log sends both streams to one file: give it alone, or --stdout and --stderr');

@@ -11,7 +11,7 @@ const { signal, stop } = require('../control.js');
 const { ENV } = require('../env.js');
 const state = require('./state.js');
 const { recordOf } = require('./start.js');
-const { describe, table, extraLines } = require('./report.js');
+const { describe, table, supervisionLines } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
 
 /** LSB: program is not running (reload), status unknown. */
@@ -61,9 +61,9 @@ function statusCommand(parsed) {
   }
   const { running } = row;
   if (!parsed.flags.json) {
-    if (running) console.log([row.pid, ...extraLines(row)].join('\n'));
-    else if (row.status === 'stale') console.log(`dead, but ${pidfile} names ${row.pid === null ? 'no pid' : `pid ${row.pid}`}`);
-    else console.log(['not running', ...extraLines(row)].join('\n'));
+    if (running) console.log(row.pid ?? 'running');
+    else console.log(row.status === 'stale' ? `dead, but ${pidfile} is left over` : 'not running');
+    for (const line of supervisionLines(row)) console.log(line);
   }
   return running ? 0 : row.status === 'stale' ? 1 : 3;
 }

@@ -32,10 +32,12 @@ function memoryOf(pid) {
 }
 
 /**
- * One daemon: `{ name, pid, running, status, uptime, memory, restarts, command,
- * pidfile, ...}`; `status` is 'running', 'stale' (dead, its pid file left),
- * 'stopped' or 'unknown' (an unreadable pid file), or status()'s own `state`;
- * other fields of status() (daemonPid, restarts, ...) are kept.
+ * One daemon: `{ name, pid, running, status, uptime, memory, restarts,
+ * command, pidfile, ... }`. `status`: 'running', 'restarting' (a supervisor
+ * between two generations), 'gave up' (a supervisor's crash loop), 'stale'
+ * (dead, its pid file left), 'stopped', or 'unknown' (an unreadable pid
+ * file). The other fields of status() (verified, daemonPid, lastExit, since,
+ * gaveUp) are kept.
  */
 function describe(name, pidfile, record = null) {
   const command = record === null ? null : [record.script, ...record.args];
@@ -56,16 +58,27 @@ function describe(name, pidfile, record = null) {
       error: error.message,
     };
   }
-  const { running, stale, pid, state, ...more } = found;
-  const live = more.daemonPid ?? pid;
+  const { running, stale, pid, restarts = null, ...more } = found;
+  // Supervised: the generation's own process and its time; else the pid file's.
+  const live = more.daemonPid === undefined ? pid : more.daemonPid;
+  const word = more.gaveUp
+    ? 'gave up'
+    : running
+      ? live === null && more.daemonPid === null
+        ? 'restarting'
+        : 'running'
+      : stale
+        ? 'stale'
+        : 'stopped';
+  const since = more.since instanceof Date ? Math.round((Date.now() - more.since.getTime()) / 1000) : undefined;
   return {
     name,
     pid,
     running,
-    status: state ?? (running ? 'running' : stale ? 'stale' : 'stopped'),
-    uptime: running ? uptimeOf(live) : null,
-    memory: running ? memoryOf(live) : null,
-    restarts: null,
+    status: word,
+    uptime: running && live !== null ? (since ?? uptimeOf(live)) : null,
+    memory: running && live !== null ? memoryOf(live) : null,
+    restarts,
     ...more,
     command,
     pidfile,
@@ -92,7 +105,7 @@ const COLUMNS = ['NAME', 'PID', 'STATUS', 'UPTIME', 'RESTARTS', 'MEMORY', 'COMMA
 function table(rows) {
   const cells = rows.map((row) => [
     row.name,
-    row.pid === null ? '-' : String(row.daemonPid === undefined ? row.pid : `${row.pid}/${row.daemonPid}`),
+    row.pid === null ? '-' : String(row.daemonPid == null ? row.pid : `${row.pid}/${row.daemonPid}`),
     row.status,
     duration(row.uptime),
     row.restarts === null ? '-' : String(row.restarts),
@@ -104,12 +117,18 @@ function table(rows) {
   return [line(COLUMNS), ...cells.map(line)].join('\n');
 }
 
-/** The lines `daemon status` adds below the pid: what status() says beyond running, pid and stale. */
-function extraLines(row) {
-  const known = ['name', 'pid', 'running', 'status', 'uptime', 'memory', 'restarts', 'command', 'pidfile'];
-  const extra = Object.entries(row).filter(([key, value]) => !known.includes(key) && value !== undefined);
-  if (row.restarts !== null) extra.unshift(['restarts', row.restarts]);
-  return extra.map(([key, value]) => `${key}: ${typeof value === 'object' ? JSON.stringify(value) : value}`);
+/** `2 restarts, last exit: code 1` (or `by SIGKILL`). */
+function restartsText({ restarts, lastExit }) {
+  const last = lastExit == null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+  return `${restarts} restart${restarts === 1 ? '' : 's'}${last}`;
 }
 
-module.exports = { describe, table, extraLines, duration, size };
+/** What `daemon status` says of a supervisor below the pid: the daemon it runs now, or why it gave up. */
+function supervisionLines(row) {
+  if (row.gaveUp) return [`the supervisor gave up at ${row.gaveUp.at.toISOString()}: ${restartsText(row)}`];
+  if (!row.running || row.restarts === null) return [];
+  const since = row.since instanceof Date ? ` since ${row.since.toISOString()}` : '';
+  return [`supervising ${row.daemonPid === null ? 'no daemon now' : `the daemon ${row.daemonPid}`}${since}, ${restartsText(row)}`];
+}
+
+module.exports = { describe, table, supervisionLines, duration, size };

@@ -7,6 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 const { launchDaemon } = require('../launcher.js');
+const { preloadCommand, isEsm } = require('../command.js');
 const { ready } = require('../daemon-side.js');
 const { status, stop } = require('../control.js');
 const { lookupAccount } = require('../identity.js');
@@ -14,10 +15,8 @@ const { startOptions } = require('../options.js');
 const { ENV } = require('../env.js');
 const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams } = require('./args.js');
 const state = require('./state.js');
-const { isEsm, prepare } = require('./script.js');
+const { prepare } = require('./script.js');
 
-const PRELOAD = path.join(__dirname, '..', '..', 'bin', 'preload.js');
-const ESM_MAIN = path.join(__dirname, '..', '..', 'bin', 'esm-main.mjs');
 const INHERIT = 'inherit';
 
 /** start()'s options for these flags and streams (`ident`: syslog's tag, the name). */
@@ -29,6 +28,7 @@ function optionsOf(flags, out, ident) {
   for (const name of ['stdout', 'stderr']) if (out[name] !== INHERIT) options[name] = out[name];
   // With a new root, the daemon changes user after it (in the preload).
   if (flags.chroot === undefined) Object.assign(options, { user: flags.user, group: flags.group });
+  if (flags.respawn) options.respawn = { limit: flags['respawn-limit'], window: flags['respawn-window'] };
   return options;
 }
 
@@ -39,10 +39,10 @@ function mainOf(flags, script) {
   return script;
 }
 
-/** What the preload (or `daemon run`) does before the script: start(), the lock, the new root. */
-function stepsOf(flags, options, pidfile) {
+/** What the preload (or `daemon run`) does after start(): the lock, the new root. */
+function stepsOf(flags, pidfile) {
   const chroot = flags.chroot === undefined ? undefined : { dir: flags.chroot, user: flags.user, group: flags.group };
-  return { options, pidfile, chroot };
+  return { pidfile, chroot };
 }
 
 /** The pid of the daemon holding `file`, or null (an unusable file is the daemon's lock() to report). */
@@ -97,6 +97,8 @@ function start(parsed, recorded = null) {
   const pidfile = flags.pidfile ?? files.pidfile;
   const out = streams(flags, files.log);
   const options = optionsOf(flags, out, name);
+  // The supervisor holds the pid file's lock for the life of the service; the preload's lock() of it is then true.
+  if (flags.respawn) options.pidfile = pidfile;
   startOptions(options); // every check before anything is made
   if (flags.pidfile !== undefined) checkPidfileDirectory(pidfile);
   state.ensureStateDir(dir);
@@ -111,16 +113,8 @@ function start(parsed, recorded = null) {
   if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
   const env = recorded?.env ?? { ...process.env };
   state.writeRecord(files.record, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
-  // An ES module is evaluated after the first turn of the event loop: a small
-  // main module imports it and reports ready then (not inside a new root,
-  // where that main module is out of reach).
-  const esm = flags.chroot === undefined && isEsm(main);
-  if (esm) options.ready = 'manual';
-  const steps = stepsOf(flags, options, pidfile);
-  const verdict = launchDaemon(startOptions({ ...options, env }), {
-    argv: [process.execPath, '-r', PRELOAD, ...(esm ? [ESM_MAIN] : []), main, ...args],
-    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify(steps)}`],
-  });
+  const command = preloadCommand(main, args, options, stepsOf(flags, pidfile));
+  const verdict = launchDaemon(startOptions({ ...options, env }), command);
   if (verdict.code === 0 && !parsed.flags.quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
   return verdict.code;
 }
@@ -159,7 +153,7 @@ function run(parsed) {
   if (flags.pidfile !== undefined) checkPidfileDirectory(flags.pidfile);
   // `run` is the foreground whatever the environment says.
   delete process.env[ENV.FOREGROUND];
-  prepare(stepsOf(flags, options, flags.pidfile));
+  prepare({ options, ...stepsOf(flags, flags.pidfile) });
   process.argv.splice(1, Number.POSITIVE_INFINITY, main, ...scriptArgs);
   // Out of the command's own promise: the script's errors are its own uncaught ones, reported by Node.
   setImmediate(() => {

@@ -12,37 +12,20 @@
 // one nor plant a link for root to follow.
 
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { ENV } = require('../env.js');
+const { stateDir, ensureStateDir: makeStateDir } = require('../state-dir.js');
 const { UsageError } = require('./args.js');
 
 /** A name: a file name and a systemd unit name, at most 48 characters (a syslog tag). */
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,47}$/;
-/** The state directory's own suffixes: a name ending in one would collide with another's files. */
-const OWN_SUFFIX = /\.(json|log|pid|env)$/;
-
-/** The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon or ~/.local/state/daemon. */
-function chooseStateDir({ env, uid, home }) {
-  const given = env[ENV.STATE_DIR];
-  if (given) return path.resolve(given);
-  // Not $XDG_RUNTIME_DIR: logind deletes it when the user's last session ends, and su and cron leave it unset.
-  if (uid === 0) return '/run/daemon';
-  const xdg = env[ENV.XDG_STATE_HOME];
-  // The XDG spec: a relative path there is invalid and ignored.
-  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.local', 'state'), 'daemon');
-}
-
-/** This process's state directory. */
-function stateDir() {
-  return chooseStateDir({ env: process.env, uid: process.geteuid(), home: os.homedir() });
-}
+/** The state directory's own suffixes: a name ending in one would collide with another's files (or a supervisor's record). */
+const OWN_SUFFIX = /\.(json|log|pid|env|supervisor)$/;
 
 /** Throws a UsageError unless `name` can name a daemon. */
 function checkName(name) {
   if (typeof name !== 'string' || !NAME.test(name) || OWN_SUFFIX.test(name)) {
     throw new UsageError(
-      `bad name ${JSON.stringify(name)}: 1 to 48 letters, digits, '_', '.' or '-', not starting with '.' or '-' nor ending in .json, .log, .pid or .env`,
+      `bad name ${JSON.stringify(name)}: 1 to 48 letters, digits, '_', '.' or '-', not starting with '.' or '-' nor ending in .json, .log, .pid, .env or .supervisor`,
     );
   }
   return name;
@@ -66,15 +49,13 @@ function filesOf(dir, name, ownDir = false) {
 }
 
 /**
- * Creates the state directory if missing (0700; root's 0711, so that a daemon
- * of another user reaches its own directory in it) and refuses one that
- * another user owns or may write to: records hold environments, and the
- * pid files and logs there are opened by root.
+ * Creates the state directory if missing and refuses one that another user
+ * owns or may write to: records hold environments, and the pid files and
+ * logs there are opened by root.
  */
 function ensureStateDir(dir) {
   const uid = process.geteuid();
-  // Returns the first directory it made, if any (parents made too are 0700, as XDG asks).
-  if (fs.mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) fs.chmodSync(dir, uid === 0 ? 0o711 : 0o700);
+  makeStateDir();
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) throw new Error(`the state directory ${dir} is not a directory`);
   if (st.uid !== uid || (st.mode & 0o022) !== 0) {
@@ -132,14 +113,13 @@ function allRecords(dir) {
     throw error;
   }
   return entries
-    .filter((entry) => entry.endsWith('.json') && NAME.test(entry.slice(0, -5)))
+    .filter((entry) => entry.endsWith('.json') && NAME.test(entry.slice(0, -5)) && !OWN_SUFFIX.test(entry.slice(0, -5)))
     .sort()
     .map((entry) => readRecord(dir, entry.slice(0, -5)))
     .filter(Boolean);
 }
 
 module.exports = {
-  chooseStateDir,
   stateDir,
   checkName,
   defaultName,

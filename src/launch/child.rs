@@ -9,6 +9,7 @@
 //! could panic, no `nix` wrapper that builds a `Vec` (its `execve` does).
 //! A failed step writes `fail STEP ERRNO` to the readiness pipe and exits 127.
 
+use super::{DaemonStep, DAEMON_STEPS};
 use crate::privileges::Account;
 use crate::ready::{Step, READY_FD};
 use crate::sys;
@@ -27,6 +28,9 @@ pub struct Image<'a> {
     pub envp: &'a [*const c_char],
     /// Where Node boots when the new user may not search the launcher's directory.
     pub cwd: &'a CStr,
+    /// A supervisor's children boot where the launcher ran (the supervisor
+    /// itself sits in `/`), or in `cwd` if that directory is gone.
+    pub boot_dir: Option<&'a CStr>,
     pub umask: libc::mode_t,
     pub devnull: RawFd,
     pub stdout: Option<RawFd>,
@@ -44,6 +48,10 @@ pub struct Image<'a> {
     pub account: Option<&'a Account>,
     /// A core file size limit of 0.
     pub prevent_core: bool,
+    /// The supervisor's pid: the child dies with it.
+    pub parent: Option<libc::pid_t>,
+    /// The pid-file lock a supervisor hands on, for the fd after the pipe.
+    pub lock: Option<RawFd>,
 }
 
 /// Room in a prepared environment string for the digits of a pid and a NUL.
@@ -88,16 +96,24 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
     // ...whose leader exits at once, so the daemon is not a session leader
     // and can never acquire a controlling terminal again. The bare system
     // call: libc's fork() runs atfork handlers (see `sys::fork_raw`);
-    // _exit: async-signal-safe, runs no exit handlers.
+    // _exit: async-signal-safe, runs no exit handlers. The leader says the
+    // daemon's pid first, so that the launcher knows it even when the daemon
+    // never speaks (a ready timeout names it; daemon.daemon() returns it).
     match sys::fork_raw() {
         Err(errno) => fail(p.ready, Step::Fork, errno),
         Ok(ForkResult::Child) => exec_daemon(p),
-        Ok(ForkResult::Parent { .. }) => libc::_exit(0),
+        Ok(ForkResult::Parent { child }) => {
+            say_pid(p.ready, child.as_raw());
+            libc::_exit(0)
+        }
     }
 }
 
-/// Becomes the daemon and executes it: signals, umask, descriptors, core
-/// limit, user, directory, signal mask, `execve()`. Never returns.
+/// Becomes the daemon and executes it: default signal actions, a
+/// supervisor's boot directory, the daemon steps (`DAEMON_STEPS`, in their
+/// order), the death signal of a supervisor's child, the signal mask,
+/// `execve()`. Never returns. A supervisor's children start here (it is
+/// their parent).
 ///
 /// # Safety
 /// Only in the child of `fork()`, with `p` prepared before the fork.
@@ -107,10 +123,50 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
         // and numbers the system lacks.
         libc::sigaction(signal, &p.signals.default_action, ptr::null_mut());
     }
-    // umask: async-signal-safe, cannot fail.
-    libc::umask(p.umask);
-    // dup2: async-signal-safe. The pipe first, so later failures reach it;
-    // every source is above every target (prepared so), none is overwritten.
+    // chdir: async-signal-safe.
+    if let Some(boot_dir) = p.boot_dir {
+        if libc::chdir(boot_dir.as_ptr()) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
+            fail(p.ready, Step::Chdir, Errno::last());
+        }
+    }
+    // A loop over a constant array and a match: no allocation.
+    for step in DAEMON_STEPS {
+        match step {
+            // umask: async-signal-safe, cannot fail.
+            DaemonStep::Umask => {
+                libc::umask(p.umask);
+            }
+            DaemonStep::Streams => give_streams(p),
+            DaemonStep::CoreLimit if p.prevent_core => no_core_file(p.ready_fd),
+            DaemonStep::User => {
+                if let Some(account) = p.account {
+                    switch_user(account, p.ready_fd);
+                }
+            }
+            // Only a new user can be refused what the launcher could do.
+            DaemonStep::Directory if p.account.is_some() => enter_directory(p.cwd, p.ready_fd),
+            DaemonStep::CoreLimit | DaemonStep::Directory => {}
+        }
+    }
+    if let Some(parent) = p.parent {
+        die_with(parent, p.ready_fd);
+    }
+    // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
+    libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
+    // execve: async-signal-safe; libc's own, which takes the prepared arrays as they are.
+    if let Some(&path) = p.argv.first() {
+        libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
+    }
+    fail(p.ready_fd, Step::Execve, Errno::last())
+}
+
+/// The readiness pipe right after the sockets (fds 3, 4, ...), a
+/// supervisor's lock right after the pipe, /dev/null on 0, the logs (or what
+/// there was) on 1 and 2, nothing else open, and the child's own pid in
+/// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
+/// so that later failures reach it; every source is above every target
+/// (prepared so), none is overwritten.
+unsafe fn give_streams(p: &Image) {
     let ready = p.ready_fd;
     if libc::dup2(p.ready, ready) < 0 {
         fail(p.ready, Step::Dup2, Errno::last());
@@ -125,43 +181,58 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     }
     give_stream(1, p.stdout, p.devnull, ready);
     give_stream(2, p.stderr, p.devnull, ready);
-    close_from(ready + 1, p.fd_limit);
+    let mut first_closed = ready + 1;
+    if let Some(lock) = p.lock {
+        if libc::dup2(lock, first_closed) < 0 {
+            fail(ready, Step::Dup2, Errno::last());
+        }
+        first_closed += 1;
+    }
+    close_from(first_closed, p.fd_limit);
     if let Some(slot) = &p.listen_pid {
         // getpid: async-signal-safe; the digits go into this process's own
         // copy of the prepared string, on no heap of its own.
         write_pid(slot, libc::getpid());
     }
-    if p.prevent_core {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // setrlimit: a plain system call, not on POSIX's list but taking no lock.
-        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
-            fail(ready, Step::Setrlimit, Errno::last());
-        }
+}
+
+/// A core file size limit of 0 (setrlimit: a plain system call, not on
+/// POSIX's list but taking no lock).
+unsafe fn no_core_file(ready: RawFd) {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+        fail(ready, Step::Setrlimit, Errno::last());
     }
-    if let Some(account) = p.account {
-        switch_user(account, ready);
-        // access, chdir: async-signal-safe. The launcher checked `cwd` as
-        // itself; whether the new user may enter it is known only now, and
-        // the daemon would fail later.
-        if libc::access(p.cwd.as_ptr(), libc::X_OK) != 0 {
-            fail(ready, Step::Chdir, Errno::last());
-        }
-        // Node boots in the launcher's directory; when the new user may not
-        // search it (a 0700 /root), it boots in the daemon's own instead.
-        if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(ready, Step::Chdir, Errno::last());
-        }
+}
+
+/// access, chdir: async-signal-safe. The launcher checked `cwd` as itself;
+/// whether the new user may enter it is known only now, and the daemon
+/// would fail later. Node boots in the launcher's directory; when the new
+/// user may not search it (a 0700 /root), it boots in the daemon's own.
+unsafe fn enter_directory(cwd: &CStr, ready: RawFd) {
+    if libc::access(cwd.as_ptr(), libc::X_OK) != 0 {
+        fail(ready, Step::Chdir, Errno::last());
     }
-    // sigprocmask: async-signal-safe; unblocks what the parent blocked for the fork.
-    libc::sigprocmask(libc::SIG_SETMASK, &p.signals.empty_mask, ptr::null_mut());
-    // execve: async-signal-safe; libc's own, which takes the prepared arrays as they are.
-    if let Some(&path) = p.argv.first() {
-        libc::execve(path, p.argv.as_ptr(), p.envp.as_ptr());
+    if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(cwd.as_ptr()) != 0 {
+        fail(ready, Step::Chdir, Errno::last());
     }
-    fail(ready, Step::Execve, Errno::last())
+}
+
+/// Ends this child with SIGKILL when the supervisor dies, so that no daemon
+/// runs on unseen: set after the switch of user, which clears it; and if the
+/// supervisor died before it took effect, the child ends at once itself.
+/// prctl: a plain system call taking no lock; getppid, _exit: async-signal-safe.
+unsafe fn die_with(parent: libc::pid_t, ready: RawFd) {
+    #[cfg(target_os = "linux")]
+    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        fail(ready, Step::Prctl, Errno::last());
+    }
+    if libc::getppid() != parent {
+        libc::_exit(127);
+    }
 }
 
 /// Supplementary groups, group, user: the only safe order (after `setuid()`
@@ -219,6 +290,16 @@ unsafe fn close_from(first: RawFd, limit: c_int) {
 
 /// Writes `fail STEP ERRNO\n`, formatted on the stack, and exits 127
 /// (write, _exit: async-signal-safe).
+/// Writes `pid PID` to the readiness pipe (write: async-signal-safe; the
+/// line is formatted on the stack).
+unsafe fn say_pid(fd: RawFd, pid: libc::pid_t) {
+    let mut line = StackLine::default();
+    line.push(b"pid ");
+    line.push_number(pid);
+    line.push(b"\n");
+    libc::write(fd, line.bytes.as_ptr().cast(), line.len);
+}
+
 unsafe fn fail(fd: RawFd, step: Step, errno: Errno) -> ! {
     let mut line = StackLine::default();
     line.push(b"fail ");

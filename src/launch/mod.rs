@@ -9,15 +9,19 @@
 //! each fork takes a fresh [`ReadyPipe`].
 
 mod child;
+mod in_place;
+
+pub use in_place::in_place;
 
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::logfile::open_logs;
+use crate::logfile;
 use crate::privileges::Account;
-use crate::ready::{self, Verdict, MARKER_ENV, READY_FD};
+use crate::ready::{self, Until, Verdict, MARKER_ENV, READY_FD};
 use crate::sockets::{bind_stream, Address};
 use crate::stdio::{dup_above, open_devnull};
+use crate::supervision::{self, Respawn};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
 use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
@@ -25,8 +29,7 @@ use nix::sys::stat::{fstat, stat, SFlag};
 use nix::sys::wait::waitpid;
 use nix::unistd::{access, pipe2, AccessFlags, Pid};
 use std::ffi::CString;
-use std::os::fd::BorrowedFd;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
@@ -40,8 +43,9 @@ pub struct Plan {
     /// Where the daemon will run; it boots in the launcher's directory.
     pub cwd: String,
     pub umask: u32,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
+    /// `None`: the launcher's own stream, kept across `execve()`.
+    pub stdout: Option<Output>,
+    pub stderr: Option<Output>,
     pub ready_timeout: Duration,
     /// Whom the daemon runs as; `None`: the launcher's user.
     pub account: Option<Account>,
@@ -50,6 +54,8 @@ pub struct Plan {
     /// Listening sockets for the daemon, as fds 3, 4, ... with systemd's
     /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`.
     pub listeners: Vec<Listener>,
+    /// A supervisor that restarts the daemon when it crashes.
+    pub respawn: Option<Respawn>,
 }
 
 /// One listening socket the daemon gets, and its `LISTEN_FDNAMES` name.
@@ -66,6 +72,45 @@ pub enum ListenSource {
     /// Passed to the launcher (socket activation): handed on as it is.
     Inherited(RawFd),
 }
+
+/// Where the daemon's stdout or stderr goes, other than the launcher's own stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A log file, opened for appending (created 0640).
+    File(String),
+    /// A descriptor of the launcher's (a file it opened, a stream's), shared.
+    Fd(RawFd),
+    /// `/dev/null`.
+    Null,
+}
+
+/// The daemon steps, in the one order both ways of starting take them: the
+/// child of `fork()` before `execve()` (`child.rs`, with bare system calls)
+/// and a process that stays in the foreground (`in_place`, with glibc's
+/// wrappers, which change every thread). Before them, both check the
+/// directory and open the log files; what only a fork needs (a new session,
+/// default signal actions, the readiness pipe, `execve()`) is the child's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonStep {
+    /// The file mode creation mask.
+    Umask,
+    /// The log files, where given, on fds 1 and 2.
+    Streams,
+    /// A core file size limit of 0, when asked for.
+    CoreLimit,
+    /// Supplementary groups, group, user, when asked for.
+    User,
+    /// Whether the new user may enter the working directory.
+    Directory,
+}
+
+pub const DAEMON_STEPS: [DaemonStep; 5] = [
+    DaemonStep::Umask,
+    DaemonStep::Streams,
+    DaemonStep::CoreLimit,
+    DaemonStep::User,
+    DaemonStep::Directory,
+];
 
 /// The launcher keeps the descriptors it hands to the child at or above this,
 /// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
@@ -84,10 +129,17 @@ pub struct Prepared {
     /// The environment's pointers, the marker's last before the null.
     envp_ptrs: Vec<*const c_char>,
     cwd: CString,
+    /// Where the child boots, when not where this process is (see `boot_in`).
+    boot_dir: Option<CString>,
     umask: libc::mode_t,
+    /// `None`: the inherited stream, unless `inherit_streams` is false.
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     devnull: OwnedFd,
+    /// False: a stream without a log file is `/dev/null`, not this process's.
+    inherit_streams: bool,
+    /// A supervisor's pid-file lock, handed on to each child.
+    lock: Option<OwnedFd>,
     fd_limit: c_int,
     account: Option<Account>,
     prevent_core: bool,
@@ -136,14 +188,52 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-/// Opens stdout's and stderr's log files (both or neither), above `high`.
-fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+/// The path of a log file, for `logfile::open_logs`.
+fn log_path(output: &Option<Output>) -> Option<&str> {
+    match output {
+        Some(Output::File(path)) => Some(path),
+        _ => None,
+    }
+}
+
+/// Opens what stdout and stderr go to, as both ways of starting do before
+/// anything else changes: the log files (both or neither), a copy of a
+/// descriptor of the launcher's, /dev/null.
+fn open_logs(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
     // The daemon's user may own its logs (logrotate creates them so).
     let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
-    let [stdout, stderr] = open_logs(
-        [plan.stdout.as_deref(), plan.stderr.as_deref()],
+    let [stdout, stderr] = logfile::open_logs(
+        [log_path(&plan.stdout), log_path(&plan.stderr)],
         daemon_user,
     )?;
+    let other = |output: &Option<Output>, log: Option<OwnedFd>| match output {
+        Some(Output::Fd(fd)) => writable(*fd).map(Some),
+        Some(Output::Null) => open_devnull().map(Some),
+        _ => Ok(log),
+    };
+    Ok([other(&plan.stdout, stdout)?, other(&plan.stderr, stderr)?])
+}
+
+/// A copy (close-on-exec) of `fd`, open in this process for writing; else
+/// EBADF, before anything is forked or changed.
+fn writable(fd: RawFd) -> SysResult<OwnedFd> {
+    let bad = || SysError::new(Errno::EBADF, "fcntl");
+    if fd < 0 {
+        return Err(bad());
+    }
+    // SAFETY: only inspected and duplicated here; an fd that is not open
+    // makes fcntl fail with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| SysError::new(e, "fcntl"))?;
+    if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDONLY {
+        return Err(bad());
+    }
+    dup_above(borrowed, 0)
+}
+
+/// What stdout and stderr go to, above `high`.
+fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+    let [stdout, stderr] = open_logs(plan)?;
     let above = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, high)).transpose();
     Ok([above(stdout)?, above(stderr)?])
 }
@@ -183,8 +273,9 @@ impl Prepared {
             return Err(SysError::new(Errno::EINVAL, "execve"));
         }
         check_directory(&plan.cwd)?;
-        // Above every number the child dup2()s onto: 0-2, the sockets, the pipe.
-        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 1);
+        // Above every number the child dup2()s onto: 0-2, the sockets, the
+        // pipe, a supervisor's lock.
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 2);
         let [stdout, stderr] = open_high(plan, high)?;
         let devnull = dup_above(&open_devnull()?, high)?;
         let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
@@ -211,10 +302,13 @@ impl Prepared {
             _env: env,
             marker,
             cwd: to_cstring(&plan.cwd, "chdir")?,
+            boot_dir: None,
             umask: plan.umask as libc::mode_t,
             stdout,
             stderr,
             devnull,
+            inherit_streams: true,
+            lock: None,
             fd_limit: fd_limit(),
             account: plan.account.clone().filter(|a| !a.is_current()),
             prevent_core: plan.prevent_core,
@@ -230,6 +324,37 @@ impl Prepared {
         READY_FD + self.sockets.len() as RawFd
     }
 
+    /// The child is a supervisor: it runs as this process's user (it
+    /// switches each of its own children), without a core limit, and gets
+    /// `/dev/null` for a stream without a log file, not this process's
+    /// terminal or pipe (it must not hold them). The log files were opened
+    /// with the daemon's user's rights to own them all the same.
+    pub fn as_supervisor(&mut self) {
+        self.account = None;
+        self.prevent_core = false;
+        self.inherit_streams = false;
+    }
+
+    // The supervisor's (src/supervisor/ includes this module), like `fork_child`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// The child boots in `dir` (where the launcher ran, so that relative
+    /// `-r` paths still point where they did), or in `cwd` if it is gone.
+    pub fn boot_in(&mut self, dir: &[u8]) -> SysResult<()> {
+        let dir = CString::new(dir).map_err(|_| SysError::new(Errno::EINVAL, "chdir"))?;
+        self.boot_dir = Some(dir);
+        Ok(())
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Each child gets `lock` (a descriptor of the description holding the
+    /// pid file's lock) right after its readiness pipe
+    /// (`supervised_lock::lock_fd`); the plan's environment must name it
+    /// (`supervised_lock::MARKER_ENV`).
+    pub fn hand_on_lock(&mut self, lock: &OwnedFd) -> SysResult<()> {
+        self.lock = Some(dup_above(lock, self.high)?);
+        Ok(())
+    }
+
     /// Names `pipe` in the marker: `FD:INODE`, so that the daemon can tell
     /// the launcher's pipe from an inherited one.
     fn mark(&mut self, pipe: &ReadyPipe) -> SysResult<()> {
@@ -243,8 +368,15 @@ impl Prepared {
         Ok(())
     }
 
-    /// The raw values the child reads, borrowed from `self` for one fork.
-    fn image(&mut self, ready: RawFd) -> child::Image<'_> {
+    /// The raw values the child reads, borrowed from `self` for one fork;
+    /// `parent`: the child ends when that process (a supervisor) does.
+    fn image(&mut self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
+        let devnull = self.devnull.as_raw_fd();
+        let inherit = self.inherit_streams;
+        let stream = |log: &Option<OwnedFd>| match log {
+            Some(fd) => Some(fd.as_raw_fd()),
+            None => (!inherit).then_some(devnull),
+        };
         let listen_pid = match self.sockets.is_empty() {
             true => None,
             false => Some(child::PidSlot {
@@ -259,16 +391,60 @@ impl Prepared {
             argv: &self.argv_ptrs,
             envp: &self.envp_ptrs,
             cwd: &self.cwd,
+            boot_dir: self.boot_dir.as_deref(),
             umask: self.umask,
-            devnull: self.devnull.as_raw_fd(),
-            stdout: self.stdout.as_ref().map(AsRawFd::as_raw_fd),
-            stderr: self.stderr.as_ref().map(AsRawFd::as_raw_fd),
+            devnull,
+            stdout: stream(&self.stdout),
+            stderr: stream(&self.stderr),
             ready,
             fd_limit: self.fd_limit,
             signals: child::Signals::new(),
             account: self.account.as_ref(),
             prevent_core: self.prevent_core,
+            parent,
+            lock: self.lock.as_ref().map(AsRawFd::as_raw_fd),
         }
+    }
+
+    /// Forks with every signal blocked (a handler of this process must not
+    /// run in the child before the child has reset it); the child runs
+    /// `in_child` (child.rs), which never returns.
+    fn fork_blocked(
+        image: &child::Image,
+        in_child: unsafe fn(&child::Image) -> !,
+    ) -> SysResult<Pid> {
+        let mut old_mask = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old_mask),
+        )
+        .map_err(|e| SysError::new(e, "sigprocmask"))?;
+        // SAFETY: the child runs only child.rs, which never returns.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe { in_child(image) }
+        }
+        let fork_errno = Errno::last();
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+        if pid < 0 {
+            return Err(SysError::new(fork_errno, "fork"));
+        }
+        Ok(Pid::from_raw(pid))
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Forks a child of this process (a supervisor's generation), which
+    /// ends with this process (`PR_SET_PDEATHSIG`). Returns its pid and the
+    /// read end of `pipe`.
+    pub fn fork_child(&mut self, pipe: ReadyPipe) -> SysResult<(Pid, OwnedFd)> {
+        self.mark(&pipe)?;
+        let write = dup_above(&pipe.write, self.high)?;
+        drop(pipe.write);
+        let parent = nix::unistd::getpid().as_raw();
+        let image = self.image(write.as_raw_fd(), Some(parent));
+        let pid = Self::fork_blocked(&image, child::exec_daemon)?;
+        Ok((pid, pipe.read))
     }
 
     /// Forks a daemon detached from this process (setsid, fork again, the
@@ -278,42 +454,57 @@ impl Prepared {
         self.mark(&pipe)?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
-        let image = self.image(write.as_raw_fd());
-        // Block every signal across fork(): a handler of Node's must not run
-        // in the child before the child has reset it.
-        let mut old_mask = SigSet::empty();
-        pthread_sigmask(
-            SigmaskHow::SIG_SETMASK,
-            Some(&SigSet::all()),
-            Some(&mut old_mask),
-        )
-        .map_err(|e| SysError::new(e, "sigprocmask"))?;
-        // SAFETY: the child runs only child.rs, which never returns.
-        let middle = unsafe { libc::fork() };
-        if middle == 0 {
-            unsafe { child::detach_and_exec(&image) }
-        }
-        let fork_errno = Errno::last();
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-        if middle < 0 {
-            return Err(SysError::new(fork_errno, "fork"));
-        }
+        let image = self.image(write.as_raw_fd(), None);
+        let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
         // Only the daemon may hold the write end, so that its death reads as EOF.
         drop(write);
-        reap(Pid::from_raw(middle));
+        reap(middle);
         Ok(pipe.read)
     }
 }
 
-/// Starts the daemon and waits for its verdict. Errors are the launcher's own
-/// (a log file that cannot be opened, no pipe, no fork): nothing was started.
-pub fn spawn(plan: &Plan) -> SysResult<Verdict> {
-    let mut prepared = Prepared::new(plan)?;
+/// A daemon forked and not yet heard from: what waiting for its word needs.
+/// It can be sent to another thread, so that Node's main thread need not wait.
+pub struct Started {
+    pipe: OwnedFd,
+    timeout: Duration,
+    exec_path: String,
+    cwd: String,
+}
+
+impl Started {
+    /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
+    pub fn wait(self, until: Until) -> Verdict {
+        ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
+    }
+}
+
+/// Forks the daemon, or with `respawn` its supervisor (which starts the
+/// daemon and relays its messages). Errors are the launcher's own (a log
+/// file that cannot be opened, no pipe, no fork, no supervisor executable):
+/// nothing was started.
+pub fn fork(plan: &Plan) -> SysResult<Started> {
+    let mut prepared = match &plan.respawn {
+        None => Prepared::new(plan)?,
+        Some(respawn) => {
+            let program = respawn.program.as_str();
+            access(program, AccessFlags::X_OK).at("execve", program)?;
+            let mut prepared = Prepared::new(&supervision::supervisor_plan(plan, respawn))?;
+            prepared.as_supervisor();
+            prepared
+        }
+    };
     let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
-    let exec_path = plan.argv.first().map_or("", String::as_str);
-    Ok(ready::wait(pipe, plan.ready_timeout, exec_path, &plan.cwd))
+    Ok(Started {
+        pipe,
+        timeout: plan.ready_timeout,
+        // A failed execve() is the daemon's (a supervisor relays its first
+        // generation's): the supervisor's own was checked above.
+        exec_path: plan.argv.first().cloned().unwrap_or_default(),
+        cwd: plan.cwd.clone(),
+    })
 }
 
 /// Whether the calling thread is the process's first one: Node's main
@@ -354,6 +545,10 @@ fn fd_limit() -> c_int {
 mod tests {
     use super::*;
 
+    fn spawn(plan: &Plan) -> SysResult<Verdict> {
+        Ok(fork(plan)?.wait(Until::Ready))
+    }
+
     fn plan(argv0: &str, cwd: &str, timeout: Duration) -> Plan {
         Plan {
             argv: vec![argv0.into()],
@@ -366,13 +561,14 @@ mod tests {
             account: None,
             prevent_core: false,
             listeners: vec![],
+            respawn: None,
         }
     }
 
     #[test]
     fn log_error_comes_before_any_fork() {
         let plan = Plan {
-            stdout: Some("/nonexistent-dir/out.log".into()),
+            stdout: Some(Output::File("/nonexistent-dir/out.log".into())),
             ..plan("/bin/true", "/", Duration::from_millis(100))
         };
         let err = spawn(&plan).unwrap_err();
@@ -392,6 +588,41 @@ mod tests {
     }
 
     #[test]
+    fn in_place_changes_nothing_unless_both_logs_open() {
+        let stdout =
+            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let plan = Plan {
+            stdout: Some(Output::File(stdout.to_str().unwrap().into())),
+            stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let elsewhere = Plan {
+            cwd: "/nonexistent-dir".into(),
+            ..plan.clone()
+        };
+        let err = in_place(&elsewhere).unwrap_err();
+        assert_eq!((err.code().as_str(), err.syscall), ("ENOENT", "chdir"));
+        assert!(
+            !stdout.exists(),
+            "the directory is checked before a log is opened"
+        );
+        // SAFETY: fd 1 is only inspected.
+        let fd1 = || fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) }).map(|st| st.st_ino);
+        let before = fd1();
+        let err = in_place(&plan).unwrap_err();
+        assert_eq!(
+            (err.code().as_str(), err.syscall, err.path.as_deref()),
+            ("ENOENT", "open", Some("/nonexistent-dir/err.log"))
+        );
+        assert_eq!(
+            fd1(),
+            before,
+            "stdout is left alone when stderr's log fails"
+        );
+        let _ = std::fs::remove_file(&stdout);
+    }
+
+    #[test]
     fn failed_exec_is_reported_with_its_step() {
         let plan = plan("/nonexistent/node", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
@@ -407,10 +638,65 @@ mod tests {
         let plan = plan("/bin/true", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 1);
-        assert!(verdict
-            .message
-            .unwrap()
-            .ends_with("exited before it was ready"));
+        // The session leader named the daemon, which never spoke itself.
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(
+            verdict.message.unwrap(),
+            format!("daemon: the daemon (pid {pid}) exited before it was ready")
+        );
+    }
+
+    #[test]
+    fn a_given_descriptor_and_dev_null_become_the_streams() {
+        let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let plan = Plan {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo out; readlink /proc/self/fd/2 >&1".into(),
+            ],
+            stdout: Some(Output::Fd(write_end.as_raw_fd())),
+            stderr: Some(Output::Null),
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        drop(write_end);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
+        assert_eq!(text, "out\n/dev/null\n");
+    }
+
+    #[test]
+    fn until_its_pid_returns_once_the_daemon_is_forked() {
+        let plan = plan("/bin/sleep", "/", Duration::from_secs(10));
+        let plan = Plan {
+            argv: vec!["/bin/sleep".into(), "5".into()],
+            ..plan
+        };
+        let verdict = fork(&plan).unwrap().wait(Until::Pid);
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(verdict.code, 0);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
+        // Forked, perhaps not yet executed: sleep, or still the test binary.
+        assert!(comm.is_ok());
+    }
+
+    #[test]
+    fn a_descriptor_not_open_for_writing_is_refused_before_any_fork() {
+        let (read_end, _write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        for fd in [read_end.as_raw_fd(), -1, 100_000] {
+            let plan = Plan {
+                stdout: Some(Output::Fd(fd)),
+                ..plan("/bin/true", "/", Duration::from_millis(100))
+            };
+            let err = spawn(&plan).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.syscall),
+                ("EBADF", "fcntl"),
+                "fd {fd}"
+            );
+        }
     }
 
     fn nobody() -> Account {
@@ -446,6 +732,46 @@ mod tests {
         assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "65534 65534 65534 0 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_supervisors_child_is_its_own_boots_where_it_is_told_and_gets_the_lock() {
+        let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("boot.txt");
+        let lock_file = dir.join("x.pid.lock");
+        std::fs::write(&lock_file, "").unwrap();
+        let lock = OwnedFd::from(std::fs::File::open(&lock_file).unwrap());
+        // The death signal is checked end to end (a supervisor SIGKILLed).
+        // No sockets: the lock comes right after the pipe, on fd 4.
+        let marker = crate::supervised_lock::MARKER_ENV;
+        let script = format!(
+            "echo $(pwd) $PPID $(readlink /proc/$$/fd/4) ${marker} > {}",
+            out.display()
+        );
+        let mut prepared = Prepared::new(&Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            env: vec![format!("{marker}=4:1:/x.pid")],
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        })
+        .unwrap();
+        prepared
+            .boot_in(dir.as_os_str().as_encoded_bytes())
+            .unwrap();
+        prepared.hand_on_lock(&lock).unwrap();
+        assert_eq!(crate::supervised_lock::lock_fd(0), 4);
+        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap()).unwrap();
+        let status = waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let expected = format!(
+            "{} {} {} 4:1:/x.pid\n",
+            dir.display(),
+            std::process::id(),
+            lock_file.display()
+        );
+        assert_eq!(text, expected);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,0 +1,361 @@
+// Pid files as an attacker sees them: root runs the daemon, `nobody` plays the
+// local user who tries to make lock(), status(), signal() or stop() harm root.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import {
+  alive,
+  asNobody,
+  daemon,
+  flockHolders,
+  killAndWait,
+  publicCopy,
+  readPid,
+  root,
+  run,
+  startFixture,
+  tmpdir,
+  waitFor,
+} from './helpers.mjs';
+
+const NOBODY = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout);
+const NOGROUP = Number(spawnSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).stdout);
+const index = JSON.stringify(path.join(root, 'index.js'));
+
+/** Runs `/usr/bin/python3 -c code` as nobody; resolves with its result. */
+const asAttacker = (code, args = []) => run([], { command: [...asNobody, '/usr/bin/python3', '-c', code, ...args] });
+
+/** A process (as root or nobody) that holds an exclusive flock on `file` the way `flock(1)` does: the taker exits, the holder stays. */
+async function flockHelper(file, { prefix = [], access = '<' } = {}) {
+  const holder = run([], { command: [...prefix, 'sh', '-c', `exec 9${access}"$0"; flock -x -n 9 || exit 9; exec sleep 1000`, file] });
+  await waitFor(() => holderOf(file) !== undefined || holder.child.exitCode !== null, 5000, `a flock on ${file}`);
+  assert.equal(holder.child.exitCode, null, 'flock(1) took the lock');
+  return { child: holder.child }; // not the run() itself: awaiting that would wait for its exit
+}
+
+/** The taker's pid of an exclusive flock on `file`, from /proc/locks. */
+function holderOf(file) {
+  const ino = fs.statSync(file).ino;
+  const line = fs
+    .readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => f[1] === 'FLOCK' && f[3] === 'WRITE' && Number(f[5]?.split(':')[2]) === ino);
+  return line && Number(line[4]);
+}
+
+/** Calls lock(file) in a fresh root Node and reports what it found while it held the lock. */
+async function lockInChild(file) {
+  const code = `const fs = require('fs'); const d = require(${index});
+    const look = (f) => { try { const s = fs.statSync(f); return { uid: s.uid, mode: s.mode & 0o7777, ino: s.ino, text: fs.readFileSync(f, 'utf8') } } catch (e) { return e.code } };
+    let out; try { out = { locked: d.lock(${JSON.stringify(file)}) } } catch (e) { out = { code: e.code, path: e.path, message: e.message } }
+    console.log(JSON.stringify({ ...out, pid: process.pid, pidFile: look(${JSON.stringify(file)}), lockFile: look(${JSON.stringify(`${file}.lock`)}) }))`;
+  const r = await run(['-e', code]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+/** What is at `file`, exactly: owner, mode, links, inode and bytes (or the error code). */
+function snapshot(file) {
+  try {
+    const s = fs.lstatSync(file);
+    return {
+      uid: s.uid,
+      mode: s.mode,
+      nlink: s.nlink,
+      ino: s.ino,
+      bytes: s.isFile() ? fs.readFileSync(file, 'hex') : fs.readlinkSync(file),
+    };
+  } catch (e) {
+    return e.code;
+  }
+}
+
+test("lock() refuses what is not its own pid file (a config file, a hard link, another user's file, another user's symlink on the way) and leaves it exactly as it was", async () => {
+  const dir = tmpdir('refuse');
+  const conf = path.join(dir, 'x.conf');
+  fs.writeFileSync(conf, 'keep\n');
+  // root makes the hard link, as an attacker could where fs.protected_hardlinks=0
+  const secret = path.join(dir, 'secret');
+  fs.writeFileSync(secret, '1\n', { mode: 0o600 });
+  const link = path.join(dir, 'link.pid');
+  fs.linkSync(secret, link);
+  // a sticky world-writable directory, as /tmp: the attacker's 0666 files in it
+  const shared = tmpdir('shared');
+  fs.chmodSync(shared, 0o1777);
+  const adopted = path.join(shared, 'adopted.pid');
+  const squatted = path.join(shared, 'squatted.pid');
+  const made = await asAttacker(
+    'import os, sys\nfor f in sys.argv[1:]:\n  fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o666); os.fchmod(fd, 0o666); os.close(fd)',
+    [adopted, `${squatted}.lock`],
+  );
+  assert.equal(made.code, 0, made.stderr);
+  // a non-sticky directory nobody may write, where the attacker's symlink points at a root directory
+  const open = tmpdir('open');
+  fs.chmodSync(open, 0o777);
+  const victim = tmpdir('victim');
+  const linked = await asAttacker('import os, sys; os.symlink(sys.argv[1], sys.argv[2])', [victim, path.join(open, 'd')]);
+  assert.equal(linked.code, 0, linked.stderr);
+  assert.equal(fs.lstatSync(path.join(open, 'd')).uid, NOBODY);
+
+  const cases = [
+    [conf, 'EINVAL', /holds something other than a pid/],
+    [link, 'EPERM', /has 2 links/],
+    [adopted, 'EPERM', /owned by another user \(uid \d+\), in a directory others may write/],
+    [squatted, 'EPERM', /its lock file squatted\.pid\.lock: owned by another user/],
+    [path.join(open, 'd', 'x.pid'), 'EPERM', /the symlink 'd' on the way belongs to another user/],
+  ];
+  const files = [conf, secret, link, adopted, squatted, `${squatted}.lock`, ...cases.map(([f]) => `${f}.lock`)];
+  const before = files.map(snapshot);
+  for (const [file, code, message] of cases) {
+    const r = await lockInChild(file);
+    assert.equal(r.code, code, `${file}: ${JSON.stringify(r)}`);
+    assert.match(r.message, message);
+    assert.equal(r.path, file);
+  }
+  assert.deepEqual(files.map(snapshot), before, 'every file as it was, no lock file left beside them');
+  assert.deepEqual(fs.readdirSync(victim), [], 'nothing created through the symlink');
+  // A symlink that root owns is followed.
+  fs.symlinkSync(victim, path.join(open, 'r'));
+  const followed = await lockInChild(path.join(open, 'r', 'x.pid'));
+  assert.equal(followed.locked, true, JSON.stringify(followed));
+});
+
+test("another user's stale pid and lock files are replaced, not written through, where only the caller may write the directory", async () => {
+  const dir = tmpdir('private');
+  fs.chmodSync(dir, 0o755);
+  const pidfile = path.join(dir, 'x.pid');
+  fs.writeFileSync(pidfile, '12345\n', { mode: 0o666 });
+  fs.writeFileSync(`${pidfile}.lock`, '', { mode: 0o600 });
+  fs.chownSync(pidfile, NOBODY, NOGROUP);
+  fs.chownSync(`${pidfile}.lock`, NOBODY, NOGROUP);
+  const old = [pidfile, `${pidfile}.lock`].map(snapshot);
+  const oldPidFile = fs.openSync(pidfile, 'r'); // keeps the old inode, to read it afterwards
+
+  // While the other user's process holds the lock file, it is not taken.
+  const holder = await flockHelper(`${pidfile}.lock`, { prefix: asNobody });
+  try {
+    const held = await lockInChild(pidfile);
+    assert.equal(held.locked, false, JSON.stringify(held));
+    assert.deepEqual([pidfile, `${pidfile}.lock`].map(snapshot), old);
+  } finally {
+    await killAndWait(holder.child.pid);
+  }
+
+  const r = await lockInChild(pidfile);
+  assert.equal(r.locked, true, JSON.stringify(r));
+  assert.deepEqual({ ...r.pidFile, ino: undefined }, { uid: 0, mode: 0o644, ino: undefined, text: `${r.pid}\n` });
+  assert.deepEqual({ ...r.lockFile, ino: undefined }, { uid: 0, mode: 0o600, ino: undefined, text: '' });
+  const oldText = Buffer.alloc(16);
+  const length = fs.readSync(oldPidFile, oldText, 0, 16, 0);
+  fs.closeSync(oldPidFile);
+  assert.equal(oldText.toString('utf8', 0, length), '12345\n', 'a fresh file, not the old one written through');
+  assert.deepEqual(fs.readdirSync(dir), [], 'both removed at exit');
+});
+
+test("a reader of the pid file cannot keep root's daemon from starting again after kill -9", async () => {
+  const dir = tmpdir('reader');
+  fs.chmodSync(dir, 0o755);
+  const pidfile = path.join(dir, 'fx.pid');
+  const first = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+  assert.equal(first.code, 0, first.stderr);
+  await killAndWait(first.info.pid, 'SIGKILL');
+  assert.equal(fs.statSync(pidfile).mode & 0o777, 0o644, 'the pid file stays readable for everyone');
+  assert.equal(fs.statSync(`${pidfile}.lock`).mode & 0o777, 0o600);
+  // The attacker locks what it can read, and cannot open the lock file at all.
+  const reader = await flockHelper(pidfile, { prefix: asNobody });
+  let second;
+  try {
+    const denied = await asAttacker('import sys\ntry:\n  open(sys.argv[1])\nexcept PermissionError:\n  sys.exit(13)', [`${pidfile}.lock`]);
+    assert.equal(denied.code, 13, denied.stderr);
+    second = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(readPid(pidfile), second.info.pid);
+    assert.deepEqual(flockHolders(pidfile), [second.info.pid]);
+  } finally {
+    await killAndWait(reader.child.pid);
+    await killAndWait(second?.info?.pid);
+  }
+});
+
+test('status(), signal() and stop() name only a holder the kernel confirms, never the pid that took the lock or the one the file names', async () => {
+  const dir = tmpdir('taker');
+  fs.chmodSync(dir, 0o755);
+  const pidfile = path.join(dir, 'x.pid');
+  fs.writeFileSync(pidfile, '');
+  fs.writeFileSync(`${pidfile}.lock`, '', { mode: 0o600 });
+  const sentinel = run([], { command: ['sleep', '1000'] });
+  const holder = await flockHelper(`${pidfile}.lock`);
+  try {
+    const taker = holderOf(`${pidfile}.lock`);
+    // (the taker is gone, or a zombie its parent, now sleep, never reaps)
+    assert.notEqual(taker, holder.child.pid, '/proc/locks names the flock(1) that took it, not the holder');
+    // The file names an unrelated live process: its word is not taken either.
+    fs.writeFileSync(pidfile, `${sentinel.child.pid}\n`);
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: null, stale: false, verified: false });
+    const unverified = {
+      code: 'EPERM',
+      syscall: 'kill',
+      path: pidfile,
+      message: /holder is not verified: pid \d+ does not hold it; pid \d+ does not (exist|hold it): nothing was signalled/,
+    };
+    assert.throws(() => daemon.signal(pidfile, 'SIGTERM'), unverified);
+    await assert.rejects(daemon.stop(pidfile), unverified);
+    assert.ok(alive(sentinel.child.pid) && alive(holder.child.pid), 'nothing was signalled');
+    // Once the file names the real holder, the kernel confirms it.
+    fs.writeFileSync(pidfile, `${holder.child.pid}\n`);
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: holder.child.pid, stale: false, verified: true });
+    assert.equal(daemon.signal(pidfile, 'SIGCONT'), holder.child.pid);
+  } finally {
+    await killAndWait(holder.child.pid);
+    await killAndWait(sentinel.child.pid);
+  }
+});
+
+test("other users learn from status() whether root's daemon runs, not its pid, and cannot signal or stop it", async () => {
+  const copy = publicCopy();
+  const dir = tmpdir('others');
+  fs.chmodSync(dir, 0o755);
+  const pidfile = path.join(dir, 'fx.pid');
+  const r = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    const code = `const d = require(${JSON.stringify(path.join(copy, 'index.js'))}); const f = ${JSON.stringify(pidfile)};
+      const codeOf = (fn) => { try { fn(); return 'returned' } catch (e) { return e.code } };
+      d.stop(f).catch((e) => e.code).then((stopped) => console.log(JSON.stringify({ status: d.status(f), signalled: codeOf(() => d.signal(f, 'SIGCONT')), stopped })))`;
+    const seen = await run(['-e', code], { prefix: asNobody });
+    assert.equal(seen.code, 0, seen.stderr);
+    assert.deepEqual(JSON.parse(seen.stdout), {
+      status: { running: true, pid: null, stale: false, verified: false },
+      signalled: 'EPERM',
+      stopped: 'EPERM',
+    });
+    assert.ok(alive(r.info.pid));
+  } finally {
+    await killAndWait(r.info?.pid);
+  }
+});
+
+/** Runs `command` (an array) and throws with its stderr when it fails. */
+function sh(command) {
+  const r = spawnSync(command[0], command.slice(1), { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${command.join(' ')}: ${r.stderr || r.error}`);
+  return r.stdout.trim();
+}
+
+test('on btrfs, where stat() and /proc/locks disagree on the device, the holder is still found and verified, and a stale file still names no one', async (t) => {
+  const dir = tmpdir('btrfs');
+  fs.chmodSync(dir, 0o755); // the attacker reaches the mount point
+  const image = path.join(dir, 'image');
+  const mnt = path.join(dir, 'mnt');
+  fs.mkdirSync(mnt);
+  fs.writeFileSync(image, '');
+  fs.truncateSync(image, 256 * 1024 * 1024); // sparse
+  sh(['mkfs.btrfs', '-q', image]);
+  const loop = spawnSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
+  if (loop.status !== 0) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    t.skip(`this sandbox refuses a loop device: ${loop.stderr.trim()}`);
+    return;
+  }
+  const device = loop.stdout.trim();
+  const mounted = spawnSync('mount', ['-t', 'btrfs', device, mnt], { encoding: 'utf8' });
+  let daemonPid;
+  const others = [];
+  try {
+    if (mounted.status !== 0) {
+      t.skip(`this sandbox refuses to mount a loop device: ${mounted.stderr.trim()}`);
+      return;
+    }
+    fs.chmodSync(mnt, 0o755);
+    const pidfile = path.join(mnt, 'fx.pid');
+    const r = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+    daemonPid = r.info?.pid;
+    assert.equal(r.code, 0, r.stderr);
+    // The premise: the devices disagree, so only the inode can match.
+    const lockLine = fs
+      .readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .find((l) => l.includes(`:${fs.statSync(`${pidfile}.lock`).ino} `) && l.includes(` ${daemonPid} `));
+    const [major, minor] = lockLine.trim().split(/\s+/)[5].split(':');
+    const { dev } = fs.statSync(`${pidfile}.lock`);
+    assert.notDeepEqual(
+      [Number.parseInt(major, 16), Number.parseInt(minor, 16)],
+      [Math.floor(dev / 256) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00)],
+    );
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: daemonPid, stale: false, verified: true });
+    assert.equal(daemon.signal(pidfile, 'SIGCONT'), daemonPid);
+    await killAndWait(daemonPid, 'SIGKILL');
+
+    // The stale file names a victim (its pid reused); the attacker locks the file it can read.
+    const victim = run([], { command: ['sleep', '1000'] });
+    others.push(victim.child.pid);
+    fs.writeFileSync(pidfile, `${victim.child.pid}\n`);
+    const reader = await flockHelper(pidfile, { prefix: asNobody });
+    others.push(reader.child.pid);
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: true, verified: false });
+    assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
+    assert.ok(alive(victim.child.pid), 'the victim lives');
+    // Root's own flock(1) on the lock file: held, by no verified pid.
+    const taker = await flockHelper(`${pidfile}.lock`);
+    others.push(taker.child.pid);
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: null, stale: false, verified: false });
+    assert.throws(() => daemon.signal(pidfile, 'SIGTERM'), { code: 'EPERM' });
+    assert.ok(alive(victim.child.pid), 'the victim lives');
+  } finally {
+    await killAndWait(daemonPid);
+    for (const pid of others) await killAndWait(pid);
+    if (mounted.status === 0) spawnSync('umount', [mnt]);
+    spawnSync('losetup', ['-d', device]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namespace of its own: a pid out of range is never signalled, the verified holder is', async () => {
+  const dir = tmpdir('nopidfd');
+  const script = path.join(dir, 'operator.js');
+  // SIGCONT (signal() takes no 0) wherever a wrong target could be hit; SIGTERM only for the verified holder.
+  fs.writeFileSync(
+    script,
+    `const d = require(${index}); const fs = require('fs'); const { spawn } = require('child_process');
+    const [held, taken] = [${JSON.stringify(path.join(dir, 'held.pid'))}, ${JSON.stringify(path.join(dir, 'taken.pid'))}];
+    const wait = async (ok) => { while (!ok()) await new Promise((r) => setTimeout(r, 10)) };
+    const codeOf = (fn) => { try { return fn() } catch (e) { return e.code } };
+    (async () => {
+      const sentinel = spawn('sleep', ['1000'], { stdio: 'ignore' });
+      const holder = spawn(process.execPath, ['-e', 'require(' + ${JSON.stringify(index)} + ').lock(' + JSON.stringify(held) + '); setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+      await wait(() => d.status(held).verified);
+      fs.writeFileSync(taken, '4294967295\\n');
+      fs.writeFileSync(taken + '.lock', '', { mode: 0o600 });
+      const taker = spawn('sh', ['-c', 'exec 9<"$0"; flock -x -n 9; exec sleep 1000', taken + '.lock'], { stdio: 'ignore' });
+      await wait(() => d.status(taken).running);
+      const out = { holder: holder.pid, heldStatus: d.status(held), signalled: codeOf(() => d.signal(held, 'SIGCONT')) };
+      fs.writeFileSync(held, '4294967295\\n'); // the file's word is wrong: the verified taker still counts
+      out.heldAfter = d.status(held);
+      out.takenStatus = d.status(taken);
+      out.takenSignal = codeOf(() => d.signal(taken, 'SIGCONT'));
+      out.takenStop = await d.stop(taken).catch((e) => e.code);
+      out.stopped = await d.stop(held);
+      out.alive = [sentinel.pid, taker.pid].map((pid) => codeOf(() => process.kill(pid, 0)));
+      console.log(JSON.stringify(out));
+      for (const child of [sentinel, taker]) child.kill('SIGKILL'); // strace -f waits for every tracee
+      process.exit(0);
+    })();`,
+  );
+  const traced = ['strace', '-f', '-qq', '-e', 'trace=pidfd_open', '-e', 'inject=pidfd_open:error=ENOSYS'];
+  const r = await run([], { command: ['unshare', '--pid', '--fork', '--mount-proc', ...traced, process.execPath, script] });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /pidfd_open\(\d+, 0\)\s+= -1 ENOSYS \(Function not implemented\) \(INJECTED\)/, 'the path without pidfds ran');
+  const out = JSON.parse(r.stdout);
+  const verified = { running: true, pid: out.holder, stale: false, verified: true };
+  assert.deepEqual(out.heldStatus, verified);
+  assert.equal(out.signalled, out.holder);
+  assert.deepEqual(out.heldAfter, verified);
+  assert.deepEqual(out.takenStatus, { running: true, pid: null, stale: false, verified: false });
+  assert.equal(out.takenSignal, 'EPERM');
+  assert.equal(out.takenStop, 'EPERM');
+  assert.deepEqual(out.stopped, { pid: out.holder, stopped: true, killed: false });
+  assert.deepEqual(out.alive, [true, true], 'nothing else in the namespace was signalled');
+});

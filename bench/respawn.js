@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+// npm run bench, second part: keeping a crashed server up. This project's
+// supervisor (start({ respawn })) against pm2 in fork mode and forever, the
+// same tiny HTTP server under each, alternating them, in one run:
+//   1. the supervisor's RSS (VmRSS, and RssAnon: what it alone costs) once the
+//      server answers, and its CPU time over 5 s in which nothing happens;
+//      the supervisor is the listening process's parent;
+//   2. the start command's wall time to the first answer, and whether the
+//      first request, made the moment the command exited, was answered;
+//   3. SIGKILL of the server, 3 times, during a sequential request loop (a new
+//      connection each): time from each kill to the next answer, and the
+//      requests refused (ECONNREFUSED) and failed otherwise.
+// pm2 and forever are fetched by npm into a directory under the system's temp
+// dir (not devDependencies: they would slow everyone's npm install). Writes
+// bench/RESPAWN.md and kills every process it started.
+//
+// BENCH_RESPAWN_RUNS (default 3) sets the rounds.
+'use strict';
+
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const procs = require('./procs.js');
+
+const { sleep } = procs;
+const BENCH = __dirname;
+const ROOT = path.join(BENCH, '..');
+const RUNS = Number(process.env.BENCH_RESPAWN_RUNS) || 3;
+const KILLS = 3;
+const PEERS = { pm2: '7.0.4', forever: '4.0.3' };
+const PEER_DIR = path.join(os.tmpdir(), 'daemon-bench-peers');
+const TAG = `daemon-bench-respawn-${process.pid}-${Date.now()}`;
+const ANSWER_TIMEOUT_MS = 15000;
+/** After the server answers, the loop runs this long before the first kill. */
+const SETTLE_MS = 1000;
+/**
+ * Between a kill's recovery and the next kill: longer than this supervisor's
+ * stable time (10 s), so that each kill is an isolated crash for every tool
+ * (within it, this supervisor's backoff adds 100 ms, then 200 ms, ...: a
+ * crash loop, which pm2 and forever restart at full speed).
+ */
+const KILL_SPACING_MS = 11000;
+/** How long the supervisor's CPU time is watched while nothing happens. */
+const IDLE_MS = 5000;
+/** sysconf(_SC_CLK_TCK) on Linux. */
+const CLOCK_TICKS = 100;
+
+/** pm2 and forever, installed once into PEER_DIR with npm, as a user would. */
+function fetchPeers() {
+  const bin = (name) => path.join(PEER_DIR, 'node_modules', '.bin', name);
+  if (Object.keys(PEERS).every((name) => fs.existsSync(bin(name)))) return bin;
+  fs.mkdirSync(PEER_DIR, { recursive: true });
+  process.stderr.write(
+    `respawn: fetching ${Object.entries(PEERS)
+      .map(([n, v]) => `${n}@${v}`)
+      .join(' and ')} into ${PEER_DIR}\n`,
+  );
+  const specs = Object.entries(PEERS).map(([name, version]) => `${name}@${version}`);
+  const npm = spawnSync('npm', ['install', '--prefix', PEER_DIR, '--no-save', '--no-audit', '--no-fund', ...specs], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (npm.status !== 0) throw new Error('npm could not fetch pm2 and forever');
+  return bin;
+}
+
+/** One request on a new connection: 'ok', 'refused' or 'failed'. */
+function request(port) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve(res.statusCode === 200 && body === 'hello\n' ? 'ok' : 'failed'));
+      res.on('error', () => resolve('failed'));
+    });
+    req.on('error', (error) => resolve(error.code === 'ECONNREFUSED' ? 'refused' : 'failed'));
+    req.setTimeout(5000, () => req.destroy());
+  });
+}
+
+/** The pid holding a listening socket on `port` (IPv4), from /proc. */
+function listener(port) {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set(
+    fs
+      .readFileSync('/proc/net/tcp', 'latin1')
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      .filter((f) => f[3] === '0A' && f[1]?.endsWith(`:${hex}`))
+      .map((f) => `socket:[${f[9]}]`),
+  );
+  for (const pid of procs.pidsWithEnv('BENCH_TAG', TAG)) {
+    try {
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        if (inodes.has(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))) return pid;
+      }
+    } catch {}
+  }
+  return null;
+}
+
+const statusOf = (pid) => {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { vmRss: kb('VmRSS'), rssAnon: kb('RssAnon') };
+};
+/** CPU time the process has used (user and system), in clock ticks (10 ms here). */
+const cpuTicks = (pid) => {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+};
+const ppidOf = (pid) => {
+  const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
+};
+
+async function waitForAnswer(port) {
+  const t0 = performance.now();
+  while ((await request(port)) !== 'ok') {
+    if (performance.now() - t0 > ANSWER_TIMEOUT_MS) throw new Error(`no answer on ${port}`);
+    await sleep(1);
+  }
+  return performance.now();
+}
+
+/** How each tool starts and stops the server, with its state kept in `home`. */
+function tools(bin) {
+  const app = path.join(BENCH, 'servers', 'foreground.js');
+  return [
+    {
+      name: 'daemon (this): start({ respawn })',
+      start: (home) => [
+        process.execPath,
+        [path.join(BENCH, 'servers', 'daemon.js')],
+        { BENCH_PIDFILE: path.join(home, 'app.pid'), DAEMON_DIR: home },
+      ],
+      stop: (home) => [
+        process.execPath,
+        [path.join(ROOT, 'bin', 'daemon.js'), 'stop', '--pidfile', path.join(home, 'app.pid')],
+        { DAEMON_DIR: home },
+      ],
+    },
+    {
+      name: `pm2@${PEERS.pm2} (fork mode)`,
+      start: (home) => [bin('pm2'), ['start', app, '--name', 'bench'], { PM2_HOME: home }],
+      stop: (home) => [bin('pm2'), ['kill'], { PM2_HOME: home }],
+    },
+    {
+      name: `forever@${PEERS.forever}`,
+      start: (home) => [bin('forever'), ['start', app], { FOREVER_ROOT: home }],
+      stop: (home) => [bin('forever'), ['stopall'], { FOREVER_ROOT: home }],
+    },
+  ];
+}
+
+function runCommand([file, args, extra], port) {
+  const env = { ...process.env, ...extra, PORT: String(port), BENCH_TAG: TAG };
+  delete env.__DAEMON_READY_PIPE;
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    // On exit, not close: a daemon the command left behind may hold the pipe.
+    child.on('exit', (code) => resolve({ code, stderr: stderr.trim() }));
+  });
+}
+
+/** Starts the server under `tool`, measures it, stops it. */
+async function runOnce(tool, port) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-bench-respawn-'));
+  const result = { tool: tool.name };
+  try {
+    const t0 = performance.now();
+    const { code, stderr } = await runCommand(tool.start(home), port);
+    const exitedAt = performance.now();
+    if (code !== 0) throw new Error(`${tool.name}: the start command exited with ${code}: ${stderr}`);
+    result.prompt = (await request(port)) === 'ok';
+    result.firstAnswer = (result.prompt ? performance.now() : await waitForAnswer(port)) - t0;
+    result.command = exitedAt - t0;
+    await sleep(SETTLE_MS);
+    const app = listener(port);
+    const supervisor = ppidOf(app);
+    Object.assign(result, statusOf(supervisor));
+    // Whether it blocks or polls while the server just runs.
+    const ticks = cpuTicks(supervisor);
+    await sleep(IDLE_MS);
+    result.idleCpuMs = (cpuTicks(supervisor) - ticks) * (1000 / CLOCK_TICKS);
+    // The request loop, sequential, one connection each, during the kills.
+    const counts = { ok: 0, refused: 0, failed: 0 };
+    let looping = true;
+    let lastOk = 0;
+    const loop = (async () => {
+      while (looping) {
+        const outcome = await request(port);
+        counts[outcome]++;
+        if (outcome === 'ok') lastOk = performance.now();
+      }
+    })();
+    result.backAfter = [];
+    for (let kill = 0; kill < KILLS; kill++) {
+      const victim = listener(port);
+      const killedAt = performance.now();
+      process.kill(victim, 'SIGKILL');
+      while (!(lastOk > killedAt && listener(port) !== victim)) {
+        if (performance.now() - killedAt > ANSWER_TIMEOUT_MS) throw new Error(`${tool.name}: not back within ${ANSWER_TIMEOUT_MS} ms`);
+        await sleep(1);
+      }
+      result.backAfter.push(lastOk - killedAt);
+      if (kill < KILLS - 1) await sleep(KILL_SPACING_MS);
+    }
+    looping = false;
+    await loop;
+    Object.assign(result, counts);
+    await runCommand(tool.stop(home), port);
+    return result;
+  } finally {
+    await procs.killAll(procs.pidsWithEnv('BENCH_TAG', TAG));
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function table(samples) {
+  const rows = [
+    `| | supervisor VmRSS | supervisor RssAnon | supervisor CPU in ${IDLE_MS / 1000} s idle | start command | first answer | first request after the command | SIGKILL to next answer (median, max) | refused / failed requests in 3 kills (median run) |`,
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [name, runs] of samples) {
+    const ok = runs.filter(Boolean);
+    if (ok.length === 0) {
+      rows.push(`| ${name} | failed | | | | | | | |`);
+      continue;
+    }
+    const m = (key) => median(ok.map((r) => r[key]));
+    const back = ok.flatMap((r) => r.backAfter);
+    rows.push(
+      `| ${name} | ${(m('vmRss') / 1024).toFixed(1)} MiB | ${m('rssAnon')} kB | ${m('idleCpuMs')} ms | ${m('command').toFixed(0)} ms | ${m('firstAnswer').toFixed(0)} ms | ${ok.filter((r) => r.prompt).length}/${ok.length} | ${median(back).toFixed(0)} ms, ${Math.max(...back).toFixed(0)} ms | ${m('refused')} / ${m('failed')} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+async function main() {
+  const bin = fetchPeers();
+  const list = tools(bin);
+  const samples = new Map(list.map((t) => [t.name, []]));
+  const sleepRss = await (async () => {
+    const sleeper = spawn('sleep', ['30']);
+    await sleep(200);
+    const rss = statusOf(sleeper.pid);
+    sleeper.kill('SIGKILL');
+    return rss;
+  })();
+  const failures = [];
+  let port = 19000;
+  for (let round = 0; round < RUNS; round++) {
+    for (const tool of list.map((_, i) => list[(i + round) % list.length])) {
+      port += 1;
+      process.stderr.write(`\rrespawn: round ${round + 1}/${RUNS}: ${tool.name}            `);
+      try {
+        samples.get(tool.name).push(await runOnce(tool, port));
+      } catch (error) {
+        failures.push(error.message);
+        samples.get(tool.name).push(null);
+      }
+    }
+  }
+  process.stderr.write('\n');
+  const text = [
+    `# Keeping a crashed server up (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version})`,
+    '',
+    `${RUNS} rounds, tools alternating; medians. \`/bin/sleep\` here: VmRSS ${(sleepRss.vmRss / 1024).toFixed(1)} MiB, RssAnon ${sleepRss.rssAnon} kB.`,
+    "The supervisor is the listening server's parent (pm2: its God daemon; forever: its monitor).",
+    `Kills ${KILL_SPACING_MS / 1000} s apart, each an isolated crash; a sequential request loop, a new connection each, runs throughout.`,
+    '',
+    table(samples),
+    '',
+    ...failures.map((f) => `- failed: ${f}`),
+  ].join('\n');
+  console.log(text);
+  fs.writeFileSync(path.join(BENCH, 'RESPAWN.md'), `${text}\n`);
+}
+
+process.on('exit', () => procs.killAllNow(procs.pidsWithEnv('BENCH_TAG', TAG)));
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,53 @@
+'use strict';
+// The Node command line a daemon runs: this script again (start()), or
+// another script under the preload that calls start() for it (the `daemon`
+// command, spawn(), daemon.daemon()).
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { ENV } = require('./env.js');
+const { bare } = require('./options.js');
+
+const PRELOAD = path.join(__dirname, '..', 'bin', 'preload.js');
+const ESM_MAIN = path.join(__dirname, '..', 'bin', 'esm-main.mjs');
+
+/** The Node command line that runs this script again. */
+function thisScript() {
+  return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+}
+
+/** Whether Node loads `file` as an ES module: `.mjs`, or `.js` under `"type": "module"`. */
+function isEsm(file) {
+  if (file.endsWith('.mjs')) return true;
+  if (!file.endsWith('.js')) return false;
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).type === 'module';
+    } catch (error) {
+      if (error.code !== 'ENOENT') return false;
+    }
+    if (dir === path.dirname(dir)) return false;
+  }
+}
+
+/**
+ * The command line that runs `script` (an absolute path, or one inside
+ * `chroot.dir`) with `args` under the preload, which in the daemon calls
+ * start(`options`) and, when given, lock(`pidfile`) and chroot(). A fresh
+ * Node with none of this process's own options. An ES module is evaluated
+ * after the first turn of the event loop that a CommonJS script's readiness
+ * waits for: a small main module imports it and reports ready once its top
+ * level has run (not inside a new root, where that module is out of reach).
+ */
+function preloadCommand(script, args, options, extra) {
+  const { pidfile, chroot } = bare(extra);
+  const esm = chroot === undefined && isEsm(script);
+  const entry = esm ? [ESM_MAIN, script] : [script];
+  const daemonOptions = esm ? { ...options, ready: 'manual' } : options;
+  return bare({
+    argv: [process.execPath, '-r', PRELOAD, ...entry, ...args],
+    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options: daemonOptions, pidfile, chroot })}`],
+  });
+}
+
+module.exports = { thisScript, preloadCommand, isEsm };

@@ -1,0 +1,206 @@
+//! The plan a launcher hands to the supervisor on its command line (the
+//! environment travels as the supervisor's own): written by the launcher,
+//! read back by the supervisor, and visible to `ps` as what the service runs.
+
+use crate::launch::{Output, Plan};
+use crate::privileges::Account;
+use std::time::Duration;
+
+/// What a supervised start adds to the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Respawn {
+    /// The supervisor executable, installed beside the addon.
+    pub program: String,
+    /// Restarts allowed within `window_ms` before the supervisor gives up.
+    pub restarts: u32,
+    pub window_ms: u64,
+    /// The service's pid file: the supervisor holds its lock.
+    pub pidfile: Option<String>,
+    /// Where the supervisor keeps its state record for `status()`.
+    pub record: Option<String>,
+}
+
+/// What the launcher executes instead of the daemon: the supervisor, with
+/// the daemon's environment (see `Prepared::as_supervisor` for the rest).
+pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
+    Plan {
+        argv: to_args(plan, respawn),
+        // Not yet held by the supervisor: lib/options.js refuses respawn with listen.
+        listeners: Vec::new(),
+        respawn: None,
+        ..plan.clone()
+    }
+}
+
+/// The supervisor's command line: `program --flag value ... -- argv...`.
+fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
+    let mut args = vec![respawn.program.clone()];
+    let mut flag = |name: &str, value: String| {
+        args.push(format!("--{name}"));
+        args.push(value);
+    };
+    flag("cwd", plan.cwd.clone());
+    flag("umask", plan.umask.to_string());
+    flag("ready-timeout", plan.ready_timeout.as_millis().to_string());
+    flag("restarts", respawn.restarts.to_string());
+    flag("window", respawn.window_ms.to_string());
+    // A log file's path, for the supervisor to reopen it (the descriptor
+    // itself it inherits on fd 1 or 2, as any other output).
+    let path = |output: &Option<Output>| match output {
+        Some(Output::File(path)) => Some(path.clone()),
+        _ => None,
+    };
+    for (name, value) in [
+        ("stdout", path(&plan.stdout)),
+        ("stderr", path(&plan.stderr)),
+        ("pidfile", respawn.pidfile.clone()),
+        ("record", respawn.record.clone()),
+    ] {
+        if let Some(value) = value {
+            flag(name, value);
+        }
+    }
+    if let Some(account) = plan.account.as_ref().filter(|a| !a.is_current()) {
+        if let Some(uid) = account.uid {
+            flag("uid", uid.to_string());
+        }
+        flag("gid", account.gid.to_string());
+        let groups: Vec<String> = account.groups.iter().map(u32::to_string).collect();
+        flag("groups", groups.join(","));
+    }
+    if plan.prevent_core {
+        args.push("--no-core".into());
+    }
+    args.push("--".into());
+    args.extend(plan.argv.iter().cloned());
+    args
+}
+
+// The addon only writes the command line; the supervisor reads it.
+#[cfg_attr(not(test), allow(dead_code))]
+/// Reads back what `to_args` wrote (without the program's name); `None` for
+/// anything else: the supervisor is not meant to be run by hand.
+pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
+    let mut plan = Plan {
+        argv: Vec::new(),
+        env: Vec::new(),
+        cwd: String::new(),
+        umask: 0o022,
+        stdout: None,
+        stderr: None,
+        ready_timeout: Duration::ZERO,
+        account: None,
+        prevent_core: false,
+        listeners: Vec::new(),
+        respawn: None,
+    };
+    let mut respawn = Respawn {
+        program: String::new(),
+        restarts: 0,
+        window_ms: 0,
+        pidfile: None,
+        record: None,
+    };
+    let (mut uid, mut gid, mut groups) = (None, None, Vec::new());
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--" => break,
+            "--no-core" => plan.prevent_core = true,
+            flag => {
+                let value = rest.next()?.clone();
+                match flag {
+                    "--cwd" => plan.cwd = value,
+                    "--umask" => plan.umask = value.parse().ok()?,
+                    "--ready-timeout" => {
+                        plan.ready_timeout = Duration::from_millis(value.parse().ok()?)
+                    }
+                    "--restarts" => respawn.restarts = value.parse().ok()?,
+                    "--window" => respawn.window_ms = value.parse().ok()?,
+                    "--stdout" => plan.stdout = Some(Output::File(value)),
+                    "--stderr" => plan.stderr = Some(Output::File(value)),
+                    "--pidfile" => respawn.pidfile = Some(value),
+                    "--record" => respawn.record = Some(value),
+                    "--uid" => uid = Some(value.parse().ok()?),
+                    "--gid" => gid = Some(value.parse().ok()?),
+                    "--groups" if value.is_empty() => {}
+                    "--groups" => {
+                        groups = value
+                            .split(',')
+                            .map(str::parse)
+                            .collect::<Result<_, _>>()
+                            .ok()?
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+    plan.argv = rest.cloned().collect();
+    if let Some(gid) = gid {
+        plan.account = Some(Account {
+            uid,
+            gid,
+            groups,
+            name: None,
+            home: None,
+        });
+    }
+    (!plan.argv.is_empty() && !plan.cwd.is_empty()).then_some((plan, respawn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_survives_the_command_line() {
+        let plan = Plan {
+            argv: vec!["/usr/bin/node".into(), "--".into(), "app.js".into()],
+            env: Vec::new(),
+            cwd: "/srv".into(),
+            umask: 0o027,
+            stdout: Some(Output::File("/var/log/out.log".into())),
+            stderr: None,
+            ready_timeout: Duration::from_millis(1234),
+            account: Some(Account {
+                uid: Some(4_000_000_000),
+                gid: 65534,
+                groups: vec![65534, 7],
+                name: None,
+                home: None,
+            }),
+            prevent_core: true,
+            listeners: Vec::new(),
+            respawn: None,
+        };
+        let respawn = Respawn {
+            program: "/x/daemon-supervisor".into(),
+            restarts: 3,
+            window_ms: 60_000,
+            pidfile: Some("/run/app.pid".into()),
+            record: None,
+        };
+        let args = to_args(&plan, &respawn);
+        assert_eq!(args[0], "/x/daemon-supervisor");
+        let (read, read_respawn) = from_args(&args[1..]).unwrap();
+        assert_eq!(format!("{read:?}"), format!("{plan:?}"));
+        assert_eq!(
+            read_respawn,
+            Respawn {
+                program: String::new(),
+                ..respawn
+            }
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(from_args(&args(&["--cwd", "/", "--", "node"])).is_some());
+        assert!(from_args(&args(&["--cwd", "/", "--"])).is_none());
+        assert!(from_args(&args(&["--cwd", "/", "--bogus", "1", "--", "node"])).is_none());
+        assert!(from_args(&args(&["--umask", "x", "--cwd", "/", "--", "node"])).is_none());
+        assert!(from_args(&args(&["--cwd"])).is_none());
+    }
+}

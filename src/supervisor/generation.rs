@@ -1,0 +1,64 @@
+//! Starting one generation of the daemon: the launcher's own plan and child
+//! code (`launch`), forked as a child of the supervisor, with a fresh
+//! readiness pipe each time.
+
+use crate::errors::{SysError, SysResult};
+use crate::launch::{Plan, Prepared, ReadyPipe};
+use crate::ready::MARKER_ENV;
+use crate::supervised_lock;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::stat::fstat;
+use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
+
+/// Everything that is the same for every generation, prepared once.
+pub struct Launcher {
+    prepared: Prepared,
+}
+
+impl Launcher {
+    /// `plan` as the supervisor read it; `boot_dir`: where the launcher ran;
+    /// `lock`: the pid file's lock and path, handed on to each generation.
+    pub fn new(
+        plan: &Plan,
+        boot_dir: &[u8],
+        lock: Option<(&OwnedFd, &str)>,
+    ) -> SysResult<Launcher> {
+        // The environment the supervisor was given, without the launcher's
+        // marker (the launcher made it from JavaScript strings: UTF-8).
+        let mut env: Vec<String> = std::env::vars_os()
+            .filter(|(key, _)| key != MARKER_ENV)
+            .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
+            .collect();
+        if let Some((lock, pidfile)) = lock {
+            let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
+            let fd = supervised_lock::lock_fd(plan.listeners.len());
+            env.push(format!(
+                "{}={fd}:{inode}:{pidfile}",
+                supervised_lock::MARKER_ENV
+            ));
+        }
+        let plan = Plan {
+            env,
+            // The log files are the supervisor's own fds 1 and 2, inherited.
+            stdout: None,
+            stderr: None,
+            ..plan.clone()
+        };
+        let mut prepared = Prepared::new(&plan)?;
+        prepared.boot_in(boot_dir)?;
+        if let Some((lock, _)) = lock {
+            prepared.hand_on_lock(lock)?;
+        }
+        Ok(Launcher { prepared })
+    }
+
+    /// Forks and execs the next generation; returns its pid and the read end
+    /// of its readiness pipe (non-blocking).
+    pub fn start(&mut self) -> SysResult<(Pid, OwnedFd)> {
+        let (pid, pipe) = self.prepared.fork_child(ReadyPipe::new()?)?;
+        fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| SysError::new(e, "fcntl"))?;
+        Ok((pid, pipe))
+    }
+}

@@ -1,0 +1,69 @@
+//! Signals for a single-threaded event loop: each handled signal writes its
+//! number to a pipe that the loop polls (the self-pipe trick), so that the
+//! supervisor blocks in `poll()` and wakes only when something happened.
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc::{self, c_int};
+use nix::unistd::{pipe2, read};
+use std::os::fd::{IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Signals the supervisor forwards to the daemon (SIGTERM and SIGINT also
+/// stop the service), and SIGCHLD, on which it reaps.
+pub const HANDLED: [c_int; 13] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGTERM,
+    libc::SIGALRM,
+    libc::SIGWINCH,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGCONT,
+    libc::SIGCHLD,
+];
+
+/// The pipe's write end, for the handler.
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: c_int) {
+    // write() is async-signal-safe; errno is saved for the interrupted code.
+    let saved = Errno::last_raw();
+    let byte = signal as u8;
+    // SAFETY: a one-byte write from a local to a non-blocking pipe.
+    unsafe { libc::write(WAKE.load(Ordering::Relaxed), (&byte as *const u8).cast(), 1) };
+    Errno::set_raw(saved);
+}
+
+/// Installs the handlers (and ignores SIGPIPE: a launcher that went away must
+/// not end the supervisor); returns the end to poll.
+pub fn install() -> nix::Result<OwnedFd> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+    WAKE.store(write_end.into_raw_fd(), Ordering::Relaxed);
+    // SAFETY: plain C structs and a handler that only calls write().
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as extern "C" fn(c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigfillset(&mut action.sa_mask);
+        for signal in HANDLED {
+            Errno::result(libc::sigaction(signal, &action, std::ptr::null_mut()))?;
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    Ok(read_end)
+}
+
+/// The signals received since the last call, oldest first.
+pub fn received(wake: &OwnedFd) -> Vec<c_int> {
+    let mut bytes = [0u8; 64];
+    let mut signals = Vec::new();
+    while let Ok(n @ 1..) = read(wake, &mut bytes) {
+        signals.extend(bytes[..n].iter().map(|&b| c_int::from(b)));
+    }
+    signals
+}
