@@ -156,7 +156,8 @@ test('list, as text and JSON, shows running and stale daemons, and one started w
     const brief = rows.map(({ name, pid, status, pidfile, command }) => ({ name, pid, status, pidfile, command }));
     assert.deepEqual(brief, [
       { name: 'alive', pid: pids.alive, status: 'running', pidfile: path.join(state, 'alive.pid'), command: [app, 'alive'] },
-      { name: 'killed', pid: pids.killed, status: 'stale', pidfile: path.join(state, 'killed.pid'), command: [app, 'killed'] },
+      // A dead daemon's pid is not shown: no process verifies it.
+      { name: 'killed', pid: null, status: 'stale', pidfile: path.join(state, 'killed.pid'), command: [app, 'killed'] },
       { name: 'own', pid: pids.own, status: 'running', pidfile: own, command: [app, 'own'] },
     ]);
     assert.ok(rows[0].memory > 1 << 20 && rows[0].uptime >= 0, 'resident memory and uptime from /proc');
@@ -164,7 +165,7 @@ test('list, as text and JSON, shows running and stale daemons, and one started w
     const text = (await daemon(['list'])).stdout.split('\n');
     assert.match(text[0], /^NAME\s+PID\s+STATUS\s+UPTIME\s+RESTARTS\s+MEMORY\s+COMMAND$/);
     assert.match(text[1], new RegExp(`^alive\\s+${pids.alive}\\s+running\\s+\\d+[smhd]\\s+-\\s+[\\d.]+M\\s+${app} alive$`));
-    assert.match(text[2], new RegExp(`^killed\\s+${pids.killed}\\s+stale\\s+-\\s+-\\s+-\\s+${app} killed$`));
+    assert.match(text[2], new RegExp(`^killed\\s+-\\s+stale\\s+-\\s+-\\s+-\\s+${app} killed$`));
     assert.equal((await daemon(['status', 'killed'])).code, 1);
     assert.equal((await daemon(['status', 'own'])).stdout, `${pids.own}\n`);
   } finally {
@@ -366,5 +367,33 @@ test('start --listen binds before the daemon starts; restart by name binds it ag
     assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), `web ${pids[1]}`);
   } finally {
     for (const pid of pids) await killAndWait(pid);
+  }
+});
+
+test('start --respawn by name: list and status show the supervisor, the daemon it runs and its restarts', async () => {
+  const { dir, state, daemon } = workspace('cli-respawn');
+  const app = script(dir, 'app.js', idle);
+  let supervisor;
+  try {
+    const started = await daemon(['start', '--respawn', app]);
+    assert.equal(started.code, 0, started.stderr);
+    supervisor = readPid(path.join(state, 'app.pid'));
+    assert.equal(started.stdout, `app started, pid ${supervisor}\n`);
+    const first = JSON.parse((await daemon(['list', '--json'])).stdout)[0];
+    assert.deepEqual([first.pid, first.status, first.restarts], [supervisor, 'running', 0]);
+    assert.equal(procStatus(first.daemonPid).PPid, String(supervisor), 'the daemon is the supervisor child');
+    process.kill(first.daemonPid, 'SIGKILL');
+    await waitFor(
+      async () => JSON.parse((await daemon(['list', '--json'])).stdout)[0].restarts === 1,
+      10000,
+      'the supervisor to restart it',
+    );
+    const status = await daemon(['status', 'app']);
+    assert.match(status.stdout, new RegExp(`^${supervisor}\nsupervising the daemon \\d+ since \\S+, 1 restart, last exit: by SIGKILL\n$`));
+    assert.match((await daemon(['list'])).stdout, new RegExp(`\napp\\s+${supervisor}/\\d+\\s+running\\s`));
+    assert.equal((await daemon(['stop', 'app'])).code, 0);
+    await waitGone(supervisor);
+  } finally {
+    await killAndWait(supervisor);
   }
 });
