@@ -59,13 +59,13 @@ function statusCommand(parsed) {
     console.error(`daemon: ${row.error}`);
     return UNKNOWN;
   }
-  const { running } = row;
+  const { running, stale } = row;
   if (!parsed.flags.json) {
     if (running) console.log(row.pid ?? 'running');
-    else console.log(row.status === 'stale' ? `dead, but ${pidfile} is left over` : 'not running');
+    else console.log(stale ? `dead, but ${pidfile} is left over` : 'not running');
     for (const line of supervisionLines(row)) console.log(line);
   }
-  return running ? 0 : row.status === 'stale' ? 1 : 3;
+  return running ? 0 : stale ? 1 : 3;
 }
 
 function listCommand(parsed) {

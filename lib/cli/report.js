@@ -32,7 +32,7 @@ function memoryOf(pid) {
 }
 
 /**
- * One daemon: `{ name, pid, running, status, uptime, memory, restarts,
+ * One daemon: `{ name, pid, running, stale, status, uptime, memory, restarts,
  * command, pidfile, ... }`. `status`: 'running', 'restarting' (a supervisor
  * between two generations), 'gave up' (a supervisor's crash loop), 'stale'
  * (dead, its pid file left), 'stopped', or 'unknown' (an unreadable pid
@@ -75,6 +75,7 @@ function describe(name, pidfile, record = null) {
     name,
     pid,
     running,
+    stale,
     status: word,
     uptime: running && live !== null ? (since ?? uptimeOf(live)) : null,
     memory: running && live !== null ? memoryOf(live) : null,
