@@ -50,4 +50,4 @@ function preloadCommand(script, args, options, extra) {
   });
 }
 
-module.exports = { thisScript, preloadCommand };
+module.exports = { thisScript, preloadCommand, isEsm };
