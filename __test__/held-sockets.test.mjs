@@ -242,3 +242,43 @@ test('upgrade: a new generation that fails or is not ready in time is stopped an
     await stopService(service);
   }
 });
+
+test('daemon start --respawn --listen, daemon upgrade NAME: an unmodified script finishes its request in flight, the new code serves', async () => {
+  const dir = tmpdir('held-cli');
+  const state = path.join(dir, 'state');
+  const cli = (args) => run([path.join(root, 'bin', 'daemon.js'), ...args], { env: { DAEMON_DIR: state } });
+  const port = await freePort();
+  const app = path.join(dir, 'web.js');
+  // No require('daemon'): the socket is fd 3, as under a systemd socket unit.
+  const write = (version) =>
+    fs.writeFileSync(
+      app,
+      `require('node:http').createServer((req, res) => setTimeout(() => res.end('${version} ' + process.pid), req.url === '/slow' ? 500 : 0)).listen({ fd: 3 });\n`,
+    );
+  write('v1');
+  let supervisor = null;
+  try {
+    const started = await cli(['start', '--respawn', '--listen', `127.0.0.1:${port}`, app]);
+    assert.equal(started.code, 0, started.stderr);
+    supervisor = readPid(path.join(state, 'web.pid'));
+    const [old] = children(supervisor);
+    const before = new Set(fs.readdirSync(`/proc/${old}/fd`).map((fd) => socketInode(old, fd)));
+    const slow = request(port, '/slow');
+    await waitFor(
+      () => fs.readdirSync(`/proc/${old}/fd`).some((fd) => !before.has(socketInode(old, fd))),
+      5000,
+      'the old generation to accept the slow request',
+    );
+    write('v2');
+    const upgraded = await cli(['upgrade', 'web']);
+    assert.equal(upgraded.code, 0, upgraded.stderr);
+    assert.deepEqual(await slow, { version: 'v1', pid: old });
+    assert.equal((await request(port)).version, 'v2');
+    await waitGone(old, 10000);
+    const stopped = await cli(['stop', 'web']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.ok(!alive(supervisor));
+  } finally {
+    await stopService({ supervisor });
+  }
+});
