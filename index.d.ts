@@ -142,7 +142,9 @@ declare namespace daemon {
      * `ADDR` as systemd's `ListenStream=`: `PORT` (dual-stack `[::]`),
      * `IPV4:PORT`, `[IPV6]:PORT` or an absolute path (a Unix socket).
      * A bad address is a `TypeError`; a busy or refused one an `Error`
-     * (`EADDRINUSE`, `EACCES`) naming it, with nothing started.
+     * (`EADDRINUSE`, `EACCES`) naming it, with nothing started. With
+     * `respawn`, the supervisor holds them and hands the same sockets to
+     * every generation (a crash refuses no connection; see {@link upgrade}).
      */
     listen?: Array<string | ListenSpec>;
   }
@@ -395,6 +397,26 @@ declare namespace daemon {
    * holder cannot be verified, `ERR_UNKNOWN_SIGNAL` for a bad signal.
    */
   function signal(file: string, signal: Signal): number;
+
+  /** What {@link upgrade} did. */
+  interface UpgradeResult {
+    /** The new generation, which now serves. */
+    daemonPid: number;
+    /** The generation it replaced, retired (SIGTERM, SIGKILL after 5 s). */
+    previous: number;
+  }
+
+  /**
+   * Zero-downtime upgrade of a supervised service (`start({ respawn, pidfile })`):
+   * asks its supervisor, over a 0600 Unix socket in the state directory, to
+   * start a new generation with the same sockets and plan (the script read
+   * anew from disk), and once it is ready to retire the current one.
+   * Rejects with code `ERR_DAEMON_UPGRADE_FAILED` (the old generation keeps
+   * serving) when the new one fails or is not ready within `readyTimeout`,
+   * or with the connection's error (`ENOENT`, `ECONNREFUSED`, `EACCES`) when
+   * no supervisor answers.
+   */
+  function upgrade(file: string): Promise<UpgradeResult>;
 
   /**
    * Opens the log files `start()` was given anew onto stdout and stderr

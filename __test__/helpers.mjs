@@ -25,6 +25,9 @@ export function tmpdir(name = 't') {
   return fs.mkdtempSync(path.join(os.tmpdir(), `daemon-${name}-`));
 }
 
+/** The `daemon` command's state directory ($DAEMON_DIR) of every process this file starts: no test touches /run/daemon. */
+export const STATE_DIR = path.join(tmpdir('state'), 'daemon');
+
 /**
  * Runs `node args...` as a user would run a launcher; resolves when it exits.
  * `stdio` defaults to pipes that are read to EOF only if `untilEof` is set;
@@ -33,7 +36,7 @@ export function tmpdir(name = 't') {
  */
 export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false, prefix = [], command } = {}) {
   const started = performance.now();
-  const childEnv = { ...process.env, DAEMON_TEST_TAG: TAG, ...env };
+  const childEnv = { ...process.env, DAEMON_TEST_TAG: TAG, DAEMON_DIR: STATE_DIR, ...env };
   const [file, ...rest] = command ?? [...prefix, ...runtime, ...args];
   const child = spawn(file, rest, { cwd, env: childEnv, stdio: stdio ?? ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
@@ -219,7 +222,7 @@ export function ownedDir(uid, gid, name = 'own') {
 export const asNobody = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
 
 /**
- * A world-readable copy of the module and the fixtures, for processes that
+ * A world-readable copy of the module, its command and the fixtures, for processes that
  * run as nobody (a checkout may sit in a 0700 directory).
  */
 export function publicCopy() {
@@ -229,6 +232,7 @@ export function publicCopy() {
   for (const name of ['index.js', 'native.js', 'package.json', 'daemon-supervisor', ...addon])
     fs.copyFileSync(path.join(root, name), path.join(copy, name));
   fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
+  fs.cpSync(path.join(root, 'bin'), path.join(copy, 'bin'), { recursive: true });
   fs.cpSync(path.join(root, '__test__', 'fixtures'), path.join(copy, 'fixtures'), { recursive: true });
   return copy;
 }
@@ -262,6 +266,23 @@ export async function freePort() {
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** A stand-in for systemd's notify socket; `messages()` reads what it got. */
+export async function notifyListener() {
+  const dir = tmpdir('notify');
+  const socket = path.join(dir, 'notify.sock');
+  const out = path.join(dir, 'messages');
+  const listener = run([], { command: ['python3', fixture('notify-listener.py'), socket, out] });
+  await waitFor(() => fs.existsSync(out), 10000, 'the notify listener');
+  return {
+    socket,
+    messages: () => fs.readFileSync(out, 'utf8').split('\n--\n').filter(Boolean),
+    close: async () => {
+      listener.child.kill('SIGKILL');
+      await listener;
+    },
+  };
 }
 
 /** `npm ARGS` in `cwd`, quietly. */

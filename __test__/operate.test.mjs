@@ -11,6 +11,7 @@ import {
   fixture,
   freePort,
   killAndWait,
+  notifyListener,
   readJson,
   readPid,
   root,
@@ -25,23 +26,6 @@ import {
 
 const cli = path.join(root, 'bin', 'daemon.js');
 const dots = (report) => (fs.existsSync(`${report}.usr1`) ? fs.readFileSync(`${report}.usr1`, 'utf8').length : 0);
-
-/** A stand-in for systemd's notify socket; `messages()` reads what it got. */
-async function notifyListener() {
-  const dir = tmpdir('notify');
-  const socket = path.join(dir, 'notify.sock');
-  const out = path.join(dir, 'messages');
-  const listener = run([], { command: ['python3', fixture('notify-listener.py'), socket, out] });
-  await waitFor(() => fs.existsSync(out), 10000, 'the notify listener');
-  return {
-    socket,
-    messages: () => fs.readFileSync(out, 'utf8').split('\n--\n').filter(Boolean),
-    close: async () => {
-      listener.child.kill('SIGKILL');
-      await listener;
-    },
-  };
-}
 
 test('status(): missing, running, stale after SIGKILL, and an unreadable file', async () => {
   const dir = tmpdir('status');
@@ -368,7 +352,7 @@ test('NODE_DEBUG=daemon traces the launcher and the daemon', async () => {
   }
 });
 
-test('the CLI daemonizes an unmodified script: start, status, already running, reload, restart, stop', async () => {
+test('the CLI daemonizes an unmodified script by --pidfile: start, status, already running, reload, restart, stop', async () => {
   const dir = tmpdir('cli');
   const port = await freePort();
   const server = path.join(dir, 'server.js');
@@ -386,12 +370,13 @@ test('the CLI daemonizes an unmodified script: start, status, already running, r
     assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'plain with args\n');
     const status = await run([cli, 'status', '--pidfile', pidfile]);
     assert.deepEqual([status.code, status.stdout.trim()], [0, String(pid)]);
-    // Said by the launcher, once, even with stderr in a log file.
+    // Said once, naming the running pid, with nothing started.
     const again = await run([cli, 'start', '--pidfile', pidfile, '--stderr', path.join(dir, 'again.log'), server]);
-    assert.deepEqual([again.code, again.stderr], [1, `daemon: Error: already running as pid ${pid}\n`]);
+    assert.deepEqual([again.code, again.stderr], [1, `daemon: server is already running as pid ${pid} (${pidfile})\n`]);
+    assert.equal(fs.existsSync(path.join(dir, 'again.log')), false);
     assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
     await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('hup'), 5000, 'SIGHUP in the log');
-    // As the README has it: restart takes the start options again.
+    // Given to restart, the script and its arguments replace the recorded ones.
     const restarted = await run([cli, 'restart', '--pidfile', pidfile, '--stdout', log, '--', server, 'again']);
     assert.equal(restarted.code, 0, restarted.stderr);
     assert.ok(!alive(pid));
@@ -483,7 +468,7 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
   const help = await run([cli, '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: daemon <command>/);
-  for (const command of ['start', 'stop', 'restart', 'reload', 'status']) {
+  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'list', 'logs', 'run', 'unit']) {
     const r = await run([cli, command, '--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`^Usage: daemon ${command}`));

@@ -51,4 +51,4 @@ function preloadCommand(script, args, options, extra) {
   });
 }
 
-module.exports = { thisScript, preloadCommand };
+module.exports = { thisScript, preloadCommand, isEsm };

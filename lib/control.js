@@ -3,12 +3,13 @@
 // holds a pid file's lock, from any process.
 
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const { debuglog } = require('node:util');
 const { nativeFor } = require('./native.js');
 const { systemError } = require('./errors.js');
 const { bare, checkPath, checkSignal, stopOptions, STOP } = require('./options.js');
-const { readRecord } = require('./state-dir.js');
+const { readRecord, controlPath } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
@@ -140,4 +141,42 @@ async function stop(file, options) {
   }
 }
 
-module.exports = { status, signal, stop };
+/**
+ * Asks the supervisor of `file` for an upgrade over its control channel:
+ * it starts a new generation with the same sockets and plan (the script read
+ * anew), and once that is ready retires the old one. Resolves `{ daemonPid,
+ * previous }`; rejects with the supervisor's reason (code
+ * ERR_DAEMON_UPGRADE_FAILED: the old generation keeps serving), or the
+ * connection's error (ENOENT, ECONNREFUSED: no supervisor answers).
+ */
+function upgrade(file) {
+  const absolute = checkPath('file', file);
+  const channel = controlPath(absolute);
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const socket = net.createConnection(channel);
+    socket.setEncoding('utf8');
+    socket.on('data', (text) => {
+      answer += text;
+    });
+    socket.on('error', (error) => {
+      error.path ??= channel;
+      error.message = `no supervisor of ${absolute} answers: ${error.message}`;
+      reject(error);
+    });
+    socket.on('end', () => {
+      const [word, ...rest] = answer.trim().split(' ');
+      if (word === 'ok') {
+        const [daemonPid, previous] = rest.map(Number);
+        resolve({ daemonPid, previous });
+        return;
+      }
+      const why = word === 'error' ? rest.join(' ') : 'the supervisor hung up without an answer';
+      const error = new Error(`upgrade of ${absolute} failed: ${why}`);
+      error.code = 'ERR_DAEMON_UPGRADE_FAILED';
+      reject(error);
+    });
+  });
+}
+
+module.exports = { status, signal, stop, upgrade };

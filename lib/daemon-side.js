@@ -9,7 +9,8 @@ const { ENV } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { addBound, toBind } = require('./sockets.js');
+const { addBound, toBind, listeners } = require('./sockets.js');
+const { drainOnSigterm } = require('./drain.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
 const { status } = require('./control.js');
@@ -36,9 +37,13 @@ function takeReadyPipe() {
   if (marker === undefined) return false;
   delete process.env[ENV.READY_PIPE];
   const lockMarker = process.env[ENV.SUPERVISOR_LOCK];
+  const supervisor = process.env[ENV.SUPERVISED];
   delete process.env[ENV.SUPERVISOR_LOCK];
+  delete process.env[ENV.SUPERVISED];
   if (!native.takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
+  // A supervisor's generation is retired by SIGTERM: it drains first.
+  if (supervisor === String(process.ppid)) drainOnSigterm(() => listeners().map(({ fd }) => fd));
   // A supervised daemon: its lock() of the supervisor's pid file is true.
   if (lockMarker !== undefined && native.takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {

@@ -26,12 +26,14 @@ const ENV = Object.freeze({
   LISTEN_FDNAMES: 'LISTEN_FDNAMES',
   /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
   WATCH: 'WATCH_REPORT_DEPENDENCIES',
-  /** The state directory (supervisor records), over the defaults below. */
+  /** The state directory (the `daemon` command's names, pid files, logs, records; supervisor records), over the defaults below. */
   STATE_DIR: 'DAEMON_DIR',
   /** A non-root user's state directory is `$XDG_STATE_HOME/daemon` (default `~/.local/state/daemon`). */
   XDG_STATE_HOME: 'XDG_STATE_HOME',
   /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
+  /** The supervisor's pid, set for each generation: its module drains its servers on SIGTERM; taken and deleted at require(). */
+  SUPERVISED: '__DAEMON_SUPERVISED',
 });
 
 /**
@@ -50,4 +52,44 @@ const PARENT_ONLY = Object.freeze([
   ENV.LISTEN_FDNAMES,
 ]);
 
-module.exports = { ENV, PARENT_ONLY };
+/**
+ * Variables of the login session a daemon was started from, left out of the
+ * environment file of `daemon unit` (a service outlives the session);
+ * a trailing `*` matches a prefix. systemd sets HOME, USER, LOGNAME, SHELL itself.
+ */
+const SESSION_ONLY = Object.freeze([
+  'SSH_*',
+  'XDG_*',
+  'TERM',
+  'TERMCAP',
+  'COLORTERM',
+  'COLUMNS',
+  'LINES',
+  'DISPLAY',
+  'WAYLAND_DISPLAY',
+  'DBUS_SESSION_BUS_ADDRESS',
+  'TMUX',
+  'TMUX_PANE',
+  'STY',
+  'WINDOW',
+  'SHLVL',
+  'PWD',
+  'OLDPWD',
+  '_',
+  'MAIL',
+  'LS_COLORS',
+  'SUDO_*',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LISTEN_*',
+  'INVOCATION_ID',
+  'JOURNAL_STREAM',
+  'MANAGERPID',
+  'SYSTEMD_EXEC_PID',
+  ENV.NOTIFY_SOCKET,
+  ENV.STATE_DIR,
+]);
+
+module.exports = { ENV, PARENT_ONLY, SESSION_ONLY };

@@ -2,8 +2,8 @@
 // The launcher's side: the `node app.js` a user typed. It checks that a
 // daemon can be made from here, prepares the daemon's environment and hands
 // the plan to the native spawn(), which forks and waits for the daemon's
-// verdict; then it exits with it. The CLI calls launch() directly; spawn()
-// and daemon.daemon() share the plan (spawnPlan).
+// verdict; then it exits with it. The CLI calls launchDaemon() directly;
+// spawn() and daemon.daemon() share the plan (spawnPlan).
 
 const { debuglog } = require('node:util');
 const { unsupported } = require('./errors.js');
@@ -15,8 +15,9 @@ const { evaluated } = require('./node-options.js');
 const { thisScript } = require('./command.js');
 const { output } = require('./stdio.js');
 const { daemonListeners } = require('./sockets.js');
-const { prepareRecord } = require('./state-dir.js');
+const { prepareRecord, controlPath } = require('./state-dir.js');
 const { supervisorPath } = require('../native.js');
+const { status } = require('./control.js');
 
 const debug = debuglog('daemon');
 
@@ -100,6 +101,7 @@ function respawnPlan(opts) {
     pidfile: opts.pidfile,
     // Where status() finds restarts and a give-up, also after the supervisor is gone.
     record: opts.pidfile === undefined ? undefined : prepareRecord(opts.pidfile),
+    control: opts.pidfile === undefined ? undefined : controlPath(opts.pidfile),
   });
 }
 
@@ -124,14 +126,21 @@ function spawnPlan(opts, given) {
 }
 
 /**
- * Starts the daemon and exits with its verdict. `command` as spawnPlan()
- * takes it; its `argv` is this script by default (the CLI gives another).
+ * Starts the daemon and returns its verdict, `{ pid, code }`, once it is
+ * ready or has failed (said on stderr). `command` as spawnPlan() takes it;
+ * its `argv` is this script by default (the CLI gives another).
  */
-function launch(opts, given) {
+function launchDaemon(opts, given) {
   checkLauncher();
   const command = bare(given);
   const argv = command.argv ?? thisScript();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
+  // Before binding: a second start says who runs, not that the address is busy.
+  const holder = opts.pidfile === undefined || opts.listen.length === 0 ? null : status(opts.pidfile);
+  if (holder?.running) {
+    process.stderr.write(`daemon: Error: already running as pid ${holder.pid}\n`);
+    return { pid: holder.pid, code: 1 };
+  }
   const plan = spawnPlan(opts, { ...command, argv });
   if (startsInspector(argv, plan.env)) releaseInspector();
   const verdict = bare(native.spawn(plan));
@@ -146,7 +155,12 @@ function launch(opts, given) {
   if (verdict.code !== 0 && verdict.code !== 127 && !verdict.relayed && opts.stderr !== undefined) {
     process.stderr.write(`daemon: its stderr went to ${describeLog(opts.stderr)}\n`);
   }
-  process.exit(verdict.code);
+  return verdict;
 }
 
-module.exports = { launch, spawnPlan };
+/** Starts the daemon and exits with its verdict. */
+function launch(opts, given) {
+  process.exit(launchDaemon(opts, given).code);
+}
+
+module.exports = { launch, launchDaemon, spawnPlan };

@@ -6,6 +6,7 @@ const os = require('node:os');
 const { debuglog } = require('node:util');
 const { native, nativeFor } = require('./native.js');
 const { checkPath } = require('./options.js');
+const { addOwnListener } = require('./own-listeners.js');
 
 const debug = debuglog('daemon');
 let cleanupInstalled = false;
@@ -20,14 +21,19 @@ function installCleanup() {
   });
   for (const signal of ['SIGTERM', 'SIGINT']) {
     // First in line: a `once` listener of the script is gone by the time later ones run.
-    process.prependListener(signal, function endAsDefault() {
-      if (process.listenerCount(signal) > 1) return; // the script handles it
-      native.releaseLocks();
-      process.removeListener(signal, endAsDefault); // back to the default action
-      process.kill(process.pid, signal);
-      // PID 1 (a container's init) is spared a default action: end as it would.
-      if (process.pid === 1) process.exit(128 + os.constants.signals[signal]);
-    });
+    addOwnListener(
+      signal,
+      function endAsDefault() {
+        // The script handles it, or a drain (drain.js) that raises it again once done.
+        if (process.listenerCount(signal) > 1) return;
+        native.releaseLocks();
+        process.removeListener(signal, endAsDefault); // back to the default action
+        process.kill(process.pid, signal);
+        // PID 1 (a container's init) is spared a default action: end as it would.
+        if (process.pid === 1) process.exit(128 + os.constants.signals[signal]);
+      },
+      true,
+    );
   }
 }
 

@@ -329,14 +329,6 @@ function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = S
     syslog: syslogTarget(options, script),
     listen: optional(options, 'listen', checkListen, []),
   });
-  // Held listeners need a supervisor that holds them for every generation: not yet.
-  if (opts.respawn !== undefined && opts.listen.length > 0) {
-    throw codedError(
-      TypeError,
-      'ERR_INCOMPATIBLE_OPTION_PAIR',
-      'Option "respawn" cannot be used in combination with option "listen" (yet)',
-    );
-  }
   return opts;
 }
 

@@ -9,13 +9,20 @@ const os = require('node:os');
 const path = require('node:path');
 const { ENV } = require('./env.js');
 
-/** `$DAEMON_DIR`, else `/run/daemon` for root, else `$XDG_STATE_HOME/daemon` (`~/.local/state/daemon`). */
+/** The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon or ~/.local/state/daemon. */
+function chooseStateDir({ env, uid, home }) {
+  const given = env[ENV.STATE_DIR];
+  if (given) return path.resolve(given);
+  // Not $XDG_RUNTIME_DIR: logind deletes it when the user's last session ends, and su and cron leave it unset.
+  if (uid === 0) return '/run/daemon';
+  const xdg = env[ENV.XDG_STATE_HOME];
+  // The XDG spec: a relative path there is invalid and ignored.
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.local', 'state'), 'daemon');
+}
+
+/** This process's state directory. */
 function stateDir() {
-  const chosen = process.env[ENV.STATE_DIR];
-  if (chosen) return path.resolve(chosen);
-  if (process.geteuid() === 0) return '/run/daemon';
-  const base = process.env[ENV.XDG_STATE_HOME] || path.join(os.homedir(), '.local', 'state');
-  return path.join(path.resolve(base), 'daemon');
+  return chooseStateDir({ env: process.env, uid: process.geteuid(), home: os.homedir() });
 }
 
 /**
@@ -23,15 +30,28 @@ function stateDir() {
  * (for people) and a hash of its whole path (two services' pid files may
  * share a name), bounded in length whatever the path.
  */
-function recordPath(pidfile) {
+function recordPath(pidfile, suffix = 'json') {
   const hash = crypto.createHash('sha256').update(pidfile).digest('hex').slice(0, 16);
-  return path.join(stateDir(), `${path.basename(pidfile).slice(0, 64)}.${hash}.supervisor.json`);
+  return path.join(stateDir(), `${path.basename(pidfile).slice(0, 64)}.${hash}.supervisor.${suffix}`);
 }
 
-/** Creates the state directory (root's readable by all, a user's private); returns the record's path. */
-function prepareRecord(pidfile) {
+/** The supervisor's control channel (a Unix socket) beside its record: upgrade() asks there. */
+const controlPath = (pidfile) => recordPath(pidfile, 'sock');
+
+/**
+ * Creates the state directory if missing: 0700, root's 0711 (a daemon of
+ * another user reaches its own directory in it, lists nothing). Returns its path.
+ */
+function ensureStateDir() {
   const dir = stateDir();
-  fs.mkdirSync(dir, { recursive: true, mode: process.geteuid() === 0 ? 0o755 : 0o700 });
+  // Returns the first directory it made, if any (parents made too are 0700, as XDG asks).
+  if (fs.mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) fs.chmodSync(dir, process.geteuid() === 0 ? 0o711 : 0o700);
+  return dir;
+}
+
+/** Creates the state directory; returns the record's path. */
+function prepareRecord(pidfile) {
+  ensureStateDir();
   return recordPath(pidfile);
 }
 
@@ -45,4 +65,4 @@ function readRecord(pidfile) {
   }
 }
 
-module.exports = { stateDir, prepareRecord, readRecord };
+module.exports = { chooseStateDir, stateDir, ensureStateDir, prepareRecord, readRecord, controlPath };

@@ -142,9 +142,9 @@ impl FromNapiValue for Plan {
     }
 }
 
-/// `{ program, restarts, window, pidfile?, record? }`: the supervisor
+/// `{ program, restarts, window, pidfile?, record?, control? }`: the supervisor
 /// executable, restarts allowed within `window` ms, the service's pid file,
-/// the supervisor's state record.
+/// the supervisor's state record and control channel.
 impl FromNapiValue for Respawn {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
@@ -155,6 +155,9 @@ impl FromNapiValue for Respawn {
             window_ms: window.into(),
             pidfile: optional(&o, "pidfile")?,
             record: optional(&o, "record")?,
+            control: optional(&o, "control")?,
+            // The supervisor's command line names them, from the listeners.
+            socket_files: Vec::new(),
         })
     }
 }

@@ -2,8 +2,10 @@
 //! environment travels as the supervisor's own): written by the launcher,
 //! read back by the supervisor, and visible to `ps` as what the service runs.
 
-use crate::launch::{Output, Plan};
+use crate::launch::{ListenSource, Listener, Output, Plan};
 use crate::privileges::Account;
+use crate::ready::READY_FD;
+use crate::sockets::Address;
 use std::time::Duration;
 
 /// What a supervised start adds to the plan.
@@ -18,6 +20,11 @@ pub struct Respawn {
     pub pidfile: Option<String>,
     /// Where the supervisor keeps its state record for `status()`.
     pub record: Option<String>,
+    /// Its control channel (a Unix socket) for `upgrade()`.
+    pub control: Option<String>,
+    /// The Unix socket files the launcher bound: the supervisor removes them
+    /// when the service ends.
+    pub socket_files: Vec<String>,
 }
 
 /// What the launcher executes instead of the daemon: the supervisor, with
@@ -25,8 +32,8 @@ pub struct Respawn {
 pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
     Plan {
         argv: to_args(plan, respawn),
-        // Not yet held by the supervisor: lib/options.js refuses respawn with listen.
-        listeners: Vec::new(),
+        // The supervisor gets them on fds 3, 4, ... and holds them for every generation.
+        listeners: plan.listeners.clone(),
         respawn: None,
         ..plan.clone()
     }
@@ -55,6 +62,7 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
         ("stderr", path(&plan.stderr)),
         ("pidfile", respawn.pidfile.clone()),
         ("record", respawn.record.clone()),
+        ("control", respawn.control.clone()),
     ] {
         if let Some(value) = value {
             flag(name, value);
@@ -67,6 +75,13 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
         flag("gid", account.gid.to_string());
         let groups: Vec<String> = account.groups.iter().map(u32::to_string).collect();
         flag("groups", groups.join(","));
+    }
+    // The sockets, in the order of the supervisor's fds 3, 4, ...
+    for listener in &plan.listeners {
+        flag("listener", listener.name.clone());
+        if let ListenSource::Bind(Address::Unix { path, .. }) = &listener.source {
+            flag("socket-file", path.clone());
+        }
     }
     if plan.prevent_core {
         args.push("--no-core".into());
@@ -100,6 +115,8 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         window_ms: 0,
         pidfile: None,
         record: None,
+        control: None,
+        socket_files: Vec::new(),
     };
     let (mut uid, mut gid, mut groups) = (None, None, Vec::new());
     let mut rest = args.iter();
@@ -121,6 +138,12 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     "--stderr" => plan.stderr = Some(Output::File(value)),
                     "--pidfile" => respawn.pidfile = Some(value),
                     "--record" => respawn.record = Some(value),
+                    "--control" => respawn.control = Some(value),
+                    "--listener" => plan.listeners.push(Listener {
+                        name: value,
+                        source: ListenSource::Inherited(READY_FD + plan.listeners.len() as i32),
+                    }),
+                    "--socket-file" => respawn.socket_files.push(value),
                     "--uid" => uid = Some(value.parse().ok()?),
                     "--gid" => gid = Some(value.parse().ok()?),
                     "--groups" if value.is_empty() => {}
@@ -180,6 +203,8 @@ mod tests {
             window_ms: 60_000,
             pidfile: Some("/run/app.pid".into()),
             record: None,
+            control: Some("/run/daemon/app.sock".into()),
+            socket_files: Vec::new(),
         };
         let args = to_args(&plan, &respawn);
         assert_eq!(args[0], "/x/daemon-supervisor");
@@ -192,6 +217,58 @@ mod tests {
                 ..respawn
             }
         );
+    }
+
+    #[test]
+    fn the_sockets_become_the_supervisors_fds_3_and_on() {
+        let unix = Address::Unix {
+            path: "/run/app.sock".into(),
+            mode: None,
+            owner: None,
+        };
+        let tcp = Address::Tcp {
+            host: None,
+            port: 80,
+        };
+        let plan = Plan {
+            argv: vec!["/usr/bin/node".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: Duration::from_millis(1),
+            account: None,
+            prevent_core: false,
+            listeners: vec![
+                Listener {
+                    name: "web".into(),
+                    source: ListenSource::Bind(tcp),
+                },
+                Listener {
+                    name: "local".into(),
+                    source: ListenSource::Bind(unix),
+                },
+            ],
+            respawn: None,
+        };
+        let respawn = Respawn {
+            program: "/x/daemon-supervisor".into(),
+            restarts: 3,
+            window_ms: 60_000,
+            pidfile: None,
+            record: None,
+            control: None,
+            socket_files: Vec::new(),
+        };
+        let (read, read_respawn) = from_args(&to_args(&plan, &respawn)[1..]).unwrap();
+        let held: Vec<String> = read
+            .listeners
+            .iter()
+            .map(|l| format!("{} {:?}", l.name, l.source))
+            .collect();
+        assert_eq!(held, ["web Inherited(3)", "local Inherited(4)"]);
+        assert_eq!(read_respawn.socket_files, ["/run/app.sock"]);
     }
 
     #[test]

@@ -10,6 +10,8 @@ import daemon, {
   start,
   status,
   stop,
+  upgrade,
+  type UpgradeResult,
   spawn,
   daemon as spawnDaemon,
   type Daemon,
@@ -43,7 +45,8 @@ const holder: number | null = state.pid;
 const signalled: number = signal('/tmp/app.pid', 'SIGHUP') + signal('/tmp/app.pid', 1);
 const stopping: Promise<StopResult> = stop('/tmp/app.pid', { signal: 'SIGINT', timeout: 5000, kill: false });
 const lostWrites: number = lost.writes + daemon.lost.bytes;
-void [pid, again, locked, inDaemon, holder, signalled, stopping, lostWrites];
+const upgrading: Promise<UpgradeResult> = upgrade('/tmp/app.pid').then((r) => ({ ...r, daemonPid: r.daemonPid + r.previous }));
+void [pid, again, locked, inDaemon, holder, signalled, stopping, lostWrites, upgrading];
 
 // @ts-expect-error umask is a number
 start({ umask: '022' });

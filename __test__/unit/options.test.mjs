@@ -121,6 +121,7 @@ test('every export is a named ESM import, the default import is the callable, an
     'status',
     'stop',
     'signal',
+    'upgrade',
     'reopenLogs',
     'dropPrivileges',
     'chroot',
@@ -227,10 +228,7 @@ test('startOptions: bad respawn options are TypeError or RangeError', () => {
   assert.throws(() => options.startOptions({ pidfile: '' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
 });
 
-test('startOptions: respawn with listen is refused (the supervisor does not hold sockets yet)', () => {
-  assert.throws(() => options.startOptions({ respawn: true, listen: ['8080'] }), {
-    name: 'TypeError',
-    code: 'ERR_INCOMPATIBLE_OPTION_PAIR',
-  });
-  assert.equal(options.startOptions({ respawn: true, listen: [] }).respawn.limit, 10);
+test('startOptions: respawn with listen: the supervisor holds the sockets', () => {
+  const opts = options.startOptions({ respawn: true, listen: ['8080'] });
+  assert.deepEqual([opts.respawn.limit, opts.listen.length], [10, 1]);
 });

@@ -3,13 +3,21 @@
 //! readiness pipe each time.
 
 use crate::errors::{SysError, SysResult};
-use crate::launch::{Plan, Prepared, ReadyPipe};
+use crate::launch::{ListenSource, Plan, Prepared, ReadyPipe};
 use crate::ready::MARKER_ENV;
 use crate::supervised_lock;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::fstat;
-use nix::unistd::Pid;
+use nix::unistd::{close, Pid};
+
 use std::os::fd::OwnedFd;
+
+/// The variables of sd_listen_fds(3), which the launcher set for the
+/// supervisor and `Prepared` sets for each generation.
+const LISTEN_ENV: [&str; 3] = ["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"];
+
+/// Names the supervisor to each generation (lib/env.js: `SUPERVISED`).
+const SUPERVISED_ENV: &str = "__DAEMON_SUPERVISED";
 
 /// Everything that is the same for every generation, prepared once.
 pub struct Launcher {
@@ -25,11 +33,14 @@ impl Launcher {
         lock: Option<(&OwnedFd, &str)>,
     ) -> SysResult<Launcher> {
         // The environment the supervisor was given, without the launcher's
-        // marker (the launcher made it from JavaScript strings: UTF-8).
+        // marker and the sockets' variables, which each generation gets anew
+        // (the launcher made it from JavaScript strings: UTF-8).
         let mut env: Vec<String> = std::env::vars_os()
-            .filter(|(key, _)| key != MARKER_ENV)
+            .filter(|(key, _)| key != MARKER_ENV && !LISTEN_ENV.iter().any(|name| key == name))
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();
+        // The generation's module drains its servers on SIGTERM (an upgrade retires it so).
+        env.push(format!("{SUPERVISED_ENV}={}", std::process::id()));
         if let Some((lock, pidfile)) = lock {
             let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
             let fd = supervised_lock::lock_fd(plan.listeners.len());
@@ -46,6 +57,13 @@ impl Launcher {
             ..plan.clone()
         };
         let mut prepared = Prepared::new(&plan)?;
+        // Prepared holds its own copies of the sockets: the supervisor keeps
+        // one descriptor of each, not also the launcher's fds 3, 4, ...
+        for listener in &plan.listeners {
+            if let ListenSource::Inherited(fd) = listener.source {
+                let _ = close(fd);
+            }
+        }
         prepared.boot_in(boot_dir)?;
         if let Some((lock, _)) = lock {
             prepared.hand_on_lock(lock)?;

@@ -57,11 +57,13 @@ mod sys;
 #[path = "../trusted_dir.rs"]
 mod trusted_dir;
 
+mod control;
 mod generation;
 mod policy;
 mod record;
 mod service;
 mod signals;
+mod socket_files;
 
 use std::os::unix::ffi::OsStrExt;
 
@@ -77,5 +79,9 @@ fn main() {
         .map(|dir| dir.as_os_str().as_bytes().to_vec())
         .unwrap_or_else(|_| plan.cwd.as_bytes().to_vec());
     let _ = std::env::set_current_dir("/");
-    std::process::exit(service::run(plan, respawn, &boot_dir));
+    let socket_files = socket_files::SocketFiles::note(&respawn.socket_files);
+    let code = service::run(plan, respawn, &boot_dir);
+    // The service ended (stopped, gave up, or never started): its socket files go.
+    socket_files.remove();
+    std::process::exit(code);
 }

@@ -1,7 +1,10 @@
 //! The supervisor's event loop: one generation at a time, its readiness (the
 //! first one's relayed to the launcher), its end, the restart policy's
-//! verdict, and the signals that stop the service or are forwarded to it.
+//! verdict, the signals that stop the service or are forwarded to it, and
+//! upgrades: the next generation beside the current one until it is ready,
+//! then the current one retired (drained, never judged by the policy).
 
+use crate::control::{answer, Control};
 use crate::generation::Launcher;
 use crate::launch::{Output, Plan};
 use crate::policy::{Decision, Ending, Limit, Policy};
@@ -45,6 +48,65 @@ struct Generation {
     last_word: Option<Message>,
 }
 
+impl Generation {
+    fn new(pid: Pid, pipe: OwnedFd, first: bool, ready_by: Option<Instant>) -> Generation {
+        Generation {
+            pid,
+            pipe: Some(pipe),
+            pending: Vec::new(),
+            first,
+            ready_at: None,
+            ready_by,
+            kill_at: None,
+            timed_out: false,
+            last_word: None,
+        }
+    }
+
+    /// What it said since the last read; notes when it became ready.
+    fn read(&mut self) -> Vec<Message> {
+        let Some(pipe) = &self.pipe else {
+            return Vec::new();
+        };
+        let mut chunk = [0u8; 512];
+        loop {
+            match read(pipe, &mut chunk) {
+                Ok(0) => {
+                    self.pipe = None;
+                    break;
+                }
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(Errno::EINTR) => {}
+                Err(_) => break, // EAGAIN: all read for now
+            }
+        }
+        let mut messages = Vec::new();
+        while let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=newline).collect();
+            if let Some(message) = Message::parse(&String::from_utf8_lossy(&line[..newline])) {
+                if message == Message::Ready {
+                    self.ready_at = Some(Instant::now());
+                    self.ready_by = None;
+                }
+                messages.push(message);
+            }
+        }
+        messages
+    }
+
+    /// SIGTERM now, SIGKILL at `kill_at`.
+    fn retire(&mut self, now: Instant) {
+        let _ = kill(self.pid, Signal::SIGTERM);
+        self.kill_at.get_or_insert(now + KILL_AFTER);
+    }
+}
+
+/// An upgrade under way: the next generation, and who asked for it.
+struct Upgrade {
+    next: Generation,
+    caller: OwnedFd,
+}
+
 struct Service {
     ready_timeout: Duration,
     stdout: Option<String>,
@@ -62,6 +124,11 @@ struct Service {
     stopping: bool,
     restarts: u32,
     last_exit: Option<Ending>,
+    /// Where `upgrade()` asks; none without a pid file (or when it cannot be bound).
+    control: Option<Control>,
+    upgrade: Option<Upgrade>,
+    /// Generations an upgrade replaced, draining until they exit.
+    retiring: Vec<Generation>,
 }
 
 /// Runs the service to its end; returns the supervisor's exit status.
@@ -97,13 +164,28 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
             return refuse(&e.message());
         }
     };
+    let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
+    let control =
+        respawn
+            .control
+            .as_deref()
+            .and_then(|path| match Control::open(path, daemon_user) {
+                Ok(control) => Some(control),
+                Err(errno) => {
+                    note(&format!(
+                        "no upgrades: cannot bind {path}: {}",
+                        errno.desc()
+                    ));
+                    None
+                }
+            });
     let limit = Limit {
         restarts: respawn.restarts,
         window_ms: respawn.window_ms,
     };
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
-        daemon_user: plan.account.as_ref().and_then(|a| a.uid),
+        daemon_user,
         stdout: log_path(plan.stdout),
         stderr: log_path(plan.stderr),
         limit,
@@ -117,6 +199,9 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         stopping: false,
         restarts: 0,
         last_exit: None,
+        control,
+        upgrade: None,
+        retiring: Vec::new(),
     };
     if let Err(e) = service.start(true) {
         lockfile::release_all();
@@ -173,15 +258,26 @@ impl Service {
             if let Some(code) = self.on_deadlines(now) {
                 return code;
             }
-            let deadline = match &self.current {
-                Some(g) => [g.ready_by, g.kill_at].into_iter().flatten().min(),
-                None => self.next_start,
-            };
-            let timeout = deadline.map_or(PollTimeout::NONE, |d| until(d, now));
-            let pipe = self.current.as_ref().and_then(|g| g.pipe.as_ref());
+            let timeout = self.deadline().map_or(PollTimeout::NONE, |d| until(d, now));
+            // What can wake the loop besides a signal: the current generation's
+            // pipe, the next one's, a caller on the control channel.
+            let sources = [
+                self.current.as_ref().and_then(|g| g.pipe.as_ref()),
+                self.upgrade.as_ref().and_then(|u| u.next.pipe.as_ref()),
+            ]
+            .map(|pipe| pipe.map(|p| p.as_fd()));
+            let sources = [
+                sources[0],
+                sources[1],
+                self.control.as_ref().map(Control::as_fd),
+            ];
             let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-            if let Some(pipe) = pipe {
-                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+            let mut watched = Vec::new();
+            for (i, fd) in sources.iter().enumerate() {
+                if let Some(fd) = fd {
+                    fds.push(PollFd::new(*fd, PollFlags::POLLIN));
+                    watched.push(i);
+                }
             }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -190,10 +286,21 @@ impl Service {
                     return self.finish(GAVE_UP);
                 }
             }
-            let pipe_ready = fds.get(1).is_some_and(|fd| fd.any() == Some(true));
+            let woke: Vec<usize> = watched
+                .iter()
+                .zip(&fds[1..])
+                .filter(|(_, fd)| fd.any() == Some(true))
+                .map(|(&i, _)| i)
+                .collect();
             drop(fds);
-            if pipe_ready {
+            if woke.contains(&0) {
                 self.read_pipe();
+            }
+            if woke.contains(&1) {
+                self.read_next();
+            }
+            if woke.contains(&2) {
+                self.on_control();
             }
             for signal in signals::received(&self.wake) {
                 if let Some(code) = self.on_signal(signal) {
@@ -203,28 +310,49 @@ impl Service {
         }
     }
 
+    /// The earliest of every generation's deadlines and the next start.
+    fn deadline(&self) -> Option<Instant> {
+        let next = self.upgrade.as_ref().map(|u| &u.next);
+        let generations = self.current.iter().chain(next).chain(&self.retiring);
+        let deadlines = generations.flat_map(|g| [g.ready_by, g.kill_at]);
+        let start = self.current.is_none().then_some(self.next_start);
+        deadlines.chain(start).flatten().min()
+    }
+
     fn on_deadlines(&mut self, now: Instant) -> Option<i32> {
-        let Some(g) = &mut self.current else {
-            if self.next_start.is_some_and(|t| now >= t) {
-                self.next_start = None;
-                return self.start_or_crash();
+        if self.current.is_none() && !self.stopping && self.next_start.is_some_and(|t| now >= t) {
+            self.next_start = None;
+            if let Some(code) = self.start_or_crash() {
+                return Some(code);
             }
-            return None;
-        };
-        if g.ready_by.is_some_and(|t| now >= t) {
-            g.ready_by = None;
-            g.timed_out = true;
-            note(&format!(
-                "the daemon (pid {}) did not report ready within {} ms: stopping it",
-                g.pid,
-                self.ready_timeout.as_millis()
-            ));
-            let _ = kill(g.pid, Signal::SIGTERM);
-            g.kill_at = Some(now + KILL_AFTER);
         }
-        if g.kill_at.is_some_and(|t| now >= t) {
-            g.kill_at = None;
-            let _ = kill(g.pid, Signal::SIGKILL);
+        if let Some(g) = &mut self.current {
+            if g.ready_by.is_some_and(|t| now >= t) {
+                g.ready_by = None;
+                g.timed_out = true;
+                note(&format!(
+                    "the daemon (pid {}) did not report ready within {} ms: stopping it",
+                    g.pid,
+                    self.ready_timeout.as_millis()
+                ));
+                g.retire(now);
+            }
+        }
+        if let Some(u) = &self.upgrade {
+            if u.next.ready_by.is_some_and(|t| now >= t) {
+                let why = format!(
+                    "the new generation (pid {}) did not report ready within {} ms",
+                    u.next.pid,
+                    self.ready_timeout.as_millis()
+                );
+                self.upgrade_failed(&why, false);
+            }
+        }
+        for g in self.current.iter_mut().chain(&mut self.retiring) {
+            if g.kill_at.is_some_and(|t| now >= t) {
+                g.kill_at = None;
+                let _ = kill(g.pid, Signal::SIGKILL);
+            }
         }
         None
     }
@@ -232,18 +360,8 @@ impl Service {
     /// Starts a generation; `first`: the one the launcher waits for.
     fn start(&mut self, first: bool) -> crate::errors::SysResult<()> {
         let (pid, pipe) = self.launcher.start()?;
-        let now = Instant::now();
-        self.current = Some(Generation {
-            pid,
-            pipe: Some(pipe),
-            pending: Vec::new(),
-            first,
-            ready_at: None,
-            ready_by: (!first).then(|| now + self.ready_timeout),
-            kill_at: None,
-            timed_out: false,
-            last_word: None,
-        });
+        let ready_by = (!first).then(|| Instant::now() + self.ready_timeout);
+        self.current = Some(Generation::new(pid, pipe, first, ready_by));
         self.save(State::Running, Some(pid));
         Ok(())
     }
@@ -257,28 +375,7 @@ impl Service {
 
     fn read_pipe(&mut self) {
         let Some(g) = &mut self.current else { return };
-        let Some(pipe) = &g.pipe else { return };
-        let mut chunk = [0u8; 512];
-        loop {
-            match read(pipe, &mut chunk) {
-                Ok(0) => {
-                    g.pipe = None;
-                    break;
-                }
-                Ok(n) => g.pending.extend_from_slice(&chunk[..n]),
-                Err(Errno::EINTR) => {}
-                Err(_) => break, // EAGAIN: all read for now
-            }
-        }
-        while let Some(newline) = g.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = g.pending.drain(..=newline).collect();
-            let Some(message) = Message::parse(&String::from_utf8_lossy(&line[..newline])) else {
-                continue;
-            };
-            if message == Message::Ready {
-                g.ready_at = Some(Instant::now());
-                g.ready_by = None;
-            }
+        for message in g.read() {
             // The launcher names the supervisor, whose pid it was told first.
             match message {
                 _ if !g.first => {}
@@ -289,12 +386,96 @@ impl Service {
         }
     }
 
+    /// A caller on the control channel asks for an upgrade: the next
+    /// generation starts beside the current one, which keeps serving.
+    fn on_control(&mut self) {
+        let Some(control) = self.control.take() else {
+            return;
+        };
+        while let Some(caller) = control.accept() {
+            let refused = if self.stopping {
+                Some("the service is stopping".to_owned())
+            } else if self.upgrade.is_some() {
+                Some("an upgrade is already under way".to_owned())
+            } else if self.current.as_ref().is_none_or(|g| g.ready_at.is_none()) {
+                Some("no generation is ready to be replaced (one is starting)".to_owned())
+            } else {
+                None
+            };
+            let started = match refused {
+                Some(why) => Err(why),
+                None => self
+                    .launcher
+                    .start()
+                    .map_err(|e| format!("cannot start the new generation: {}", e.message())),
+            };
+            match started {
+                Ok((pid, pipe)) => {
+                    note(&format!("upgrade: the new generation is pid {pid}"));
+                    let ready_by = Some(Instant::now() + self.ready_timeout);
+                    let next = Generation::new(pid, pipe, false, ready_by);
+                    self.upgrade = Some(Upgrade { next, caller });
+                }
+                Err(why) => answer(caller, &format!("error {why}")),
+            }
+        }
+        self.control = Some(control);
+    }
+
+    /// The next generation spoke: once it is ready, it becomes the current
+    /// one and the one it replaces is retired.
+    fn read_next(&mut self) {
+        let Some(u) = &mut self.upgrade else { return };
+        if !u.next.read().contains(&Message::Ready) {
+            return;
+        }
+        let Some(Upgrade { next, caller }) = self.upgrade.take() else {
+            return;
+        };
+        let new_pid = next.pid;
+        // It replaces a crashed generation's restart too.
+        self.next_start = None;
+        let old = self.current.replace(next);
+        let old_pid = old.as_ref().map_or(0, |g| g.pid.as_raw());
+        if let Some(mut old) = old {
+            old.pipe = None;
+            old.retire(Instant::now());
+            self.retiring.push(old);
+        }
+        note(&format!(
+            "upgrade: pid {new_pid} is ready and serves; retiring pid {old_pid}"
+        ));
+        self.save(State::Running, Some(new_pid));
+        answer(caller, &format!("ok {new_pid} {old_pid}"));
+    }
+
+    /// The next generation failed: it is stopped (unless it is gone) and the
+    /// current one keeps serving.
+    fn upgrade_failed(&mut self, why: &str, gone: bool) {
+        let Some(Upgrade { mut next, caller }) = self.upgrade.take() else {
+            return;
+        };
+        note(&format!("upgrade failed: {why}"));
+        if !gone {
+            next.pipe = None;
+            next.retire(Instant::now());
+            self.retiring.push(next);
+        }
+        answer(caller, &format!("error {why}"));
+    }
+
+    /// Whether any generation is still to be waited for.
+    fn children_left(&self) -> bool {
+        self.current.is_some() || self.upgrade.is_some() || !self.retiring.is_empty()
+    }
+
     fn on_signal(&mut self, signal: c_int) -> Option<i32> {
         match signal {
             libc::SIGCHLD => self.reap(),
             libc::SIGTERM | libc::SIGINT => {
                 self.stopping = true;
-                if self.current.is_none() {
+                self.upgrade_failed("the service is stopping", false);
+                if !self.children_left() {
                     return Some(self.finish(0));
                 }
                 self.forward(signal);
@@ -339,8 +520,23 @@ impl Service {
                 Ok(WaitStatus::StillAlive) | Err(_) => return None,
                 Ok(_) => continue,
             };
-            if self.current.as_ref().is_some_and(|g| g.pid == ending.0) {
-                return self.ended(ending.1);
+            let (pid, ending) = ending;
+            if self.current.as_ref().is_some_and(|g| g.pid == pid) {
+                if let Some(code) = self.ended(ending) {
+                    return Some(code);
+                }
+            } else if self.upgrade.as_ref().is_some_and(|u| u.next.pid == pid) {
+                let why = format!("the new generation (pid {pid}) {}", describe(ending));
+                self.upgrade_failed(&why, true);
+            } else if let Some(i) = self.retiring.iter().position(|g| g.pid == pid) {
+                self.retiring.remove(i);
+                note(&format!(
+                    "the retired daemon (pid {pid}) {}",
+                    describe(ending)
+                ));
+            }
+            if self.stopping && !self.children_left() {
+                return Some(self.finish(0));
             }
         }
     }
@@ -350,6 +546,9 @@ impl Service {
         let g = self.current.take()?;
         // A first generation that never became ready is not restarted.
         let never_ready = g.first && g.ready_at.is_none();
+        if self.stopping && self.children_left() {
+            return None; // the others first
+        }
         if self.stopping || never_ready {
             let code = self.finish(if self.stopping { 0 } else { 1 });
             // Only now, with the pid file gone: a start right after the

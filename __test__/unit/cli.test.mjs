@@ -1,0 +1,180 @@
+// The `daemon` command's pure parts: its grammar, names, the state directory's
+// place, the unit and environment file texts, the list's cells.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+
+const require = createRequire(import.meta.url);
+const { parse, mergeFlags, streams, commandUsage, COMMANDS, UsageError } = require('../../lib/cli/args.js');
+const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
+const { chooseStateDir } = require('../../lib/state-dir.js');
+const { unitText, environmentFile } = require('../../lib/cli/unit.js');
+const { table, duration, size } = require('../../lib/cli/report.js');
+
+test("parse: the flags before the script are the command's, everything from the script on is the script's", () => {
+  const parsed = parse('start', ['--name', 'web', '-q', 'app.js', '--pidfile', 'x', '--name', 'y', '-q']);
+  assert.deepEqual({ ...parsed.flags }, { name: 'web', quiet: true });
+  assert.equal(parsed.script, 'app.js');
+  assert.deepEqual(parsed.scriptArgs, ['--pidfile', 'x', '--name', 'y', '-q']);
+  const dashed = parse('start', ['--umask', '027', '--', '--odd.js', 'a']);
+  assert.deepEqual([dashed.flags.umask, dashed.script, dashed.scriptArgs], [0o27, '--odd.js', ['a']]);
+  assert.equal(parse('start', ['--stdout', 'out.log', 'app.js']).flags.stdout, `${process.cwd()}/out.log`);
+  assert.equal(parse('start', ['--stdout', 'syslog', 'app.js']).flags.stdout, 'syslog');
+  assert.equal(parse('start', ['--user', '65534', 'app.js']).flags.user, 65534);
+  assert.equal(parse('start', ['--user', 'www-data', 'app.js']).flags.user, 'www-data');
+});
+
+test('parse: restart NAME takes options and an optional script; --pidfile says the first positional is the script', () => {
+  const byName = parse('restart', ['web', '--cwd', '/srv']);
+  assert.deepEqual([byName.name, byName.script, byName.flags.cwd], ['web', undefined, '/srv']);
+  const withScript = parse('restart', ['web', '--', 'app.js', '--cwd', 'x']);
+  assert.deepEqual([withScript.name, withScript.script, withScript.scriptArgs], ['web', 'app.js', ['--cwd', 'x']]);
+  const byPidfile = parse('restart', ['--pidfile', '/run/a.pid', 'app.js', 'arg']);
+  assert.deepEqual([byPidfile.name, byPidfile.script, byPidfile.scriptArgs], [undefined, 'app.js', ['arg']]);
+  assert.deepEqual([parse('stop', ['web']).name, parse('logs', ['web', '-n', '5', '-f']).flags.lines], ['web', 5]);
+});
+
+test('parse: usage errors for unknown flags, missing values, missing or extra arguments, --log with --stdout', () => {
+  for (const [command, args] of [
+    ['start', ['--frob', 'x.js']],
+    ['start', []],
+    ['start', ['--umask', '9', 'x.js']],
+    ['start', ['--log', 'a', '--stdout', 'b', 'x.js']],
+    ['stop', []],
+    ['stop', ['a', 'b']],
+    ['status', ['--pidfile']],
+    ['logs', []],
+    ['logs', ['a', '-n', 'ten']],
+    ['list', ['extra']],
+    ['launch', []],
+  ]) {
+    assert.throws(() => parse(command, args), UsageError, `${command} ${args.join(' ')}`);
+  }
+  assert.deepEqual(parse('start', ['--help', 'x.js']), { help: true });
+  assert.deepEqual(parse('stop', ['-h']), { help: true });
+});
+
+test('every command has a usage naming each of its flags', () => {
+  for (const command of Object.keys(COMMANDS)) {
+    const usage = commandUsage(command);
+    assert.match(usage, new RegExp(`^Usage: daemon ${command}`));
+    for (const flag of COMMANDS[command].flags) assert.match(usage, new RegExp(`--${flag}\\b`), `${command} --${flag}`);
+  }
+});
+
+test('streams: --log takes both, one of --stdout and --stderr alone takes both, none: the fallback', () => {
+  assert.deepEqual(streams({}, '/s/app.log'), { stdout: '/s/app.log', stderr: '/s/app.log' });
+  assert.deepEqual(streams({ log: '/l' }, '/d'), { stdout: '/l', stderr: '/l' });
+  assert.deepEqual(streams({ stdout: '/o' }, '/d'), { stdout: '/o', stderr: '/o' });
+  assert.deepEqual(streams({ stderr: 'syslog' }, '/d'), { stdout: 'syslog', stderr: 'syslog' });
+  assert.deepEqual(streams({ stdout: 'inherit', stderr: '/e' }, '/d'), { stdout: 'inherit', stderr: '/e' });
+});
+
+test('mergeFlags: given flags replace recorded ones; any log flag replaces all recorded log flags', () => {
+  const recorded = { cwd: '/a', umask: 0o22, log: '/old.log', user: 'app' };
+  assert.deepEqual({ ...mergeFlags(recorded, { cwd: '/b' }) }, { cwd: '/b', umask: 0o22, log: '/old.log', user: 'app' });
+  assert.deepEqual({ ...mergeFlags(recorded, { stdout: '/new' }) }, { cwd: '/a', umask: 0o22, stdout: '/new', user: 'app' });
+  assert.deepEqual({ ...mergeFlags(recorded, { quiet: true }) }, recorded, 'only start flags are kept');
+});
+
+test('names: letters, digits, _ . -, at most 48, not . or .., no / or NUL, not a state file suffix', () => {
+  for (const good of ['app', 'web-2', 'api_v1.2', '0', 'a'.repeat(48)]) assert.equal(checkName(good), good);
+  for (const bad of [
+    '',
+    '/',
+    '..',
+    '.',
+    'a/b',
+    'x\0y',
+    '.hidden',
+    '-x',
+    'sp ace',
+    'a'.repeat(49),
+    'app.log',
+    'a.json',
+    'b.pid',
+    'c.env',
+    undefined,
+  ]) {
+    assert.throws(() => checkName(bad), UsageError, JSON.stringify(bad));
+  }
+  assert.equal(defaultName('/srv/app/server.js'), 'server');
+  assert.equal(defaultName('main.mjs'), 'main');
+  assert.equal(defaultName('tool.cts'), 'tool');
+  assert.throws(() => defaultName('/srv/my app.js'), /give one with --name/);
+});
+
+test('the state directory: $DAEMON_DIR, /run/daemon for root, XDG_STATE_HOME (absolute only) or ~/.local/state', () => {
+  assert.equal(chooseStateDir({ env: { DAEMON_DIR: '/tmp/d' }, uid: 0, home: '/root' }), '/tmp/d');
+  assert.equal(chooseStateDir({ env: {}, uid: 0, home: '/root' }), '/run/daemon');
+  assert.equal(chooseStateDir({ env: { XDG_RUNTIME_DIR: '/run/user/1000' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');
+  assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: '/home/u/st' }, uid: 1000, home: '/home/u' }), '/home/u/st/daemon');
+  assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: 'rel' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');
+  assert.deepEqual(filesOf('/s', 'app'), { record: '/s/app.json', log: '/s/app.log', pidfile: '/s/app.pid', env: '/s/app.env' });
+  assert.equal(filesOf('/s', 'app', true).pidfile, '/s/app/app.pid');
+});
+
+test('environmentFile: no session variables, quoted and escaped values, names systemd would not take left out', () => {
+  const { text, left } = environmentFile({
+    PORT: '8080',
+    SECRET: 'a "b" $c `d` \\e',
+    SSH_AUTH_SOCK: '/tmp/ssh',
+    TERM: 'xterm',
+    XDG_SESSION_ID: '3',
+    HOME: '/root',
+    'BAD-NAME': 'x',
+  });
+  assert.equal(text, 'PORT="8080"\nSECRET="a \\"b\\" \\$c \\`d\\` \\\\e"\n');
+  assert.deepEqual(left, ['BAD-NAME']);
+});
+
+test('unitText: Type=notify running daemon run, Restart=on-failure, the user, directory, logs and environment file', () => {
+  const record = {
+    name: 'web',
+    script: '/srv/web/app.js',
+    args: ['--port', '80', '100%', '$HOME'],
+    flags: { cwd: '/srv/web', umask: 0o27, user: 'www-data', log: '/var/log/web.log', 'no-core': true, 'ready-timeout': 5000 },
+  };
+  const text = unitText(record, { node: '/usr/bin/node', envFile: '/etc/daemon/web.env', system: true });
+  const lines = text.split('\n');
+  const exec = lines.find((line) => line.startsWith('ExecStart='));
+  assert.match(
+    exec,
+    /^ExecStart="\/usr\/bin\/node" "[^"]+\/bin\/daemon\.js" "run" "--name" "web" "--cwd" "\/srv\/web" "--umask" "027" "--no-core" "--" /,
+  );
+  assert.ok(exec.endsWith(' "/srv/web/app.js" "--port" "80" "100%%" "$$HOME"'), exec);
+  for (const line of [
+    'Type=notify',
+    'Restart=on-failure',
+    'User=www-data',
+    'WorkingDirectory=/srv/web',
+    'EnvironmentFile=/etc/daemon/web.env',
+    'StandardOutput=append:/var/log/web.log',
+    'StandardError=append:/var/log/web.log',
+    'TimeoutStartSec=5000ms',
+    'WantedBy=multi-user.target',
+  ]) {
+    assert.ok(lines.includes(line), line);
+  }
+  const user = unitText({ ...record, flags: { user: 'x' } }, { node: '/n', envFile: '/e', system: false });
+  assert.ok(!user.includes('User='), 'a user unit runs as its user');
+  assert.ok(user.includes('StandardOutput=journal\n') && user.includes('WantedBy=default.target\n'));
+  assert.throws(() => unitText({ ...record, args: ['a\nb'] }, { envFile: '/e', system: true }), /cannot be written in a unit file/);
+});
+
+test('the list: durations, sizes, and a table whose columns fit their cells', () => {
+  assert.deepEqual([duration(null), duration(5), duration(125), duration(7300), duration(200000)], ['-', '5s', '2m', '2h', '2d']);
+  assert.deepEqual([size(null), size(45 * 2 ** 20)], ['-', '45.0M']);
+  const text = table([
+    { name: 'a', pid: 1, status: 'running', uptime: 5, restarts: null, memory: 2 ** 20, command: ['/x.js', 'y'] },
+    { name: 'longer-name', pid: null, status: 'stale', uptime: null, restarts: 2, memory: null, command: null },
+  ]);
+  assert.equal(
+    text,
+    [
+      'NAME         PID  STATUS   UPTIME  RESTARTS  MEMORY  COMMAND',
+      'a            1    running  5s      -         1.0M    /x.js y',
+      'longer-name  -    stale    -       2         -       -',
+    ].join('\n'),
+  );
+});

@@ -1,0 +1,257 @@
+'use strict';
+// The `daemon` command's grammar: its flags and commands as tables, parsed
+// with node:util's parseArgs on the arguments before the script only (the
+// rest is the script's, untouched), and the usage texts made from the tables.
+
+const path = require('node:path');
+const { parseArgs } = require('node:util');
+
+class UsageError extends Error {}
+
+/** Digits in `radix` (10 or 8) as a number; `flag` names the flag in the error. */
+function integer(flag, text, radix = 10) {
+  const digits = radix === 8 ? /^[0-7]+$/ : /^[0-9]+$/;
+  if (!digits.test(text)) throw new UsageError(`--${flag} takes ${radix === 8 ? 'an octal' : 'a'} number, not ${text}`);
+  return Number.parseInt(text, radix);
+}
+
+/** A signal number, or a name for stop() to check. */
+const signalOf = (text) => (/^[0-9]+$/.test(text) ? Number(text) : text);
+/** A user or group: a numeric id, else a name. */
+const idOrName = (text) => (/^[0-9]+$/.test(text) ? Number(text) : text);
+/** Paths are recorded absolute: a restart from elsewhere finds the same files. */
+const absolute = (text) => path.resolve(text);
+/** Where a stream goes: a file, or 'syslog' or 'inherit' (a file of that name: ./syslog). */
+const STREAM_WORDS = Object.freeze(['syslog', 'inherit']);
+const streamOf = (text) => (STREAM_WORDS.includes(text) ? text : path.resolve(text));
+
+/**
+ * Every flag: parseArgs' `type` (and `short`), `arg` (what its value is, for
+ * the usage), `help`, `read` turning the text into the value the code uses,
+ * and `option`, the start() option it sets as it is. A new flag is one row
+ * here and its name in the commands that take it.
+ */
+const FLAGS = Object.freeze({
+  __proto__: null,
+  name: { type: 'string', arg: 'NAME', help: "the daemon's name (default: the script's file name without its extension)" },
+  pidfile: { type: 'string', arg: 'P', help: 'the pid file (default: NAME.pid in the state directory)', read: absolute },
+  log: { type: 'string', arg: 'F', help: 'append stdout and stderr to F (default: NAME.log in the state directory)', read: absolute },
+  stdout: {
+    type: 'string',
+    arg: 'F',
+    help: "append stdout to F (given alone: stderr too); 'syslog': a message a line; 'inherit': the caller's",
+    read: streamOf,
+  },
+  stderr: { type: 'string', arg: 'F', help: 'the same for stderr (given alone: stdout too; syslog at priority err)', read: streamOf },
+  cwd: { type: 'string', arg: 'D', help: 'working directory of the daemon (default /)', read: absolute, option: 'cwd' },
+  umask: { type: 'string', arg: 'M', help: 'octal umask (default 022)', read: (text) => integer('umask', text, 8), option: 'umask' },
+  'ready-timeout': {
+    type: 'string',
+    arg: 'MS',
+    help: 'how long to wait for the daemon (default 30000)',
+    read: (text) => integer('ready-timeout', text),
+    option: 'readyTimeout',
+  },
+  user: { type: 'string', arg: 'U', help: 'run as this user (a name or an id; needs root)', read: idOrName },
+  group: { type: 'string', arg: 'G', help: 'run as this group', read: idOrName },
+  chroot: { type: 'string', arg: 'D', help: "change the root to D before the script runs (the script's path is inside D)", read: absolute },
+  'no-core': { type: 'boolean', help: 'no core dumps', option: 'preventCore' },
+  respawn: { type: 'boolean', help: 'a supervisor restarts the daemon when it crashes (not after a clean exit)' },
+  'respawn-limit': {
+    type: 'string',
+    arg: 'N',
+    help: 'restarts allowed within the window before it gives up (default 10)',
+    read: (text) => integer('respawn-limit', text),
+  },
+  'respawn-window': { type: 'string', arg: 'MS', help: 'that window (default 60000)', read: (text) => integer('respawn-window', text) },
+  listen: {
+    type: 'string',
+    multiple: true,
+    arg: '[NAME=]ADDR',
+    help: 'bind PORT, HOST:PORT, [IPV6]:PORT or /a/unix.sock for the daemon before it starts (repeatable; see listeners())',
+    option: 'listen',
+  },
+  quiet: { type: 'boolean', short: 'q', help: 'print nothing on success' },
+  signal: { type: 'string', arg: 'S', help: 'the signal to stop with (default SIGTERM)', read: signalOf },
+  timeout: { type: 'string', arg: 'MS', help: 'SIGKILL after MS (default 10000)', read: (text) => integer('timeout', text) },
+  json: { type: 'boolean', help: 'print JSON' },
+  lines: { type: 'string', short: 'n', arg: 'N', help: 'how many of the last lines (default 10)', read: (text) => integer('lines', text) },
+  follow: { type: 'boolean', short: 'f', help: 'keep printing what is appended' },
+  'env-file': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
+});
+
+/** The flags that say how a daemon is started: recorded, and replaced by those given to restart. */
+const START_FLAGS = Object.freeze([
+  'pidfile',
+  'log',
+  'stdout',
+  'stderr',
+  'cwd',
+  'umask',
+  'ready-timeout',
+  'user',
+  'group',
+  'chroot',
+  'no-core',
+  'respawn',
+  'respawn-limit',
+  'respawn-window',
+  'listen',
+]);
+/** Where output goes: given to restart, these replace all the recorded ones. */
+const LOG_FLAGS = Object.freeze(['log', 'stdout', 'stderr']);
+
+/**
+ * `target`: the daemon is named by a NAME argument or --pidfile (`'name'`:
+ * NAME only). `script`: `'required'` or `'optional'` after the options.
+ */
+const COMMANDS = Object.freeze({
+  __proto__: null,
+  start: {
+    flags: ['name', ...START_FLAGS, 'quiet'],
+    script: 'required',
+    usage: '[options] [--] script.js [args...]',
+    summary: 'start the script as a daemon; exits once it is ready',
+  },
+  stop: { flags: ['pidfile', 'signal', 'timeout'], target: true, summary: 'stop it, SIGKILL after the timeout' },
+  restart: {
+    flags: ['name', ...START_FLAGS, 'signal', 'timeout', 'quiet'],
+    target: true,
+    script: 'optional',
+    usage: 'NAME [options] [-- script.js [args...]]',
+    summary: 'stop, then start it as it was started; options given replace the recorded ones',
+  },
+  reload: { flags: ['pidfile'], target: true, summary: 'send SIGHUP (a script started here reopens its log files)' },
+  upgrade: {
+    flags: ['pidfile'],
+    target: true,
+    summary: 'with --respawn: new code on the same sockets, the old generation retired once the new one is ready',
+  },
+  status: {
+    flags: ['pidfile', 'json'],
+    target: true,
+    summary: '0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown',
+  },
+  list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory' },
+  logs: { flags: ['lines', 'follow'], target: 'name', summary: 'the last lines of its log files' },
+  run: {
+    // In the foreground the manager waits and restarts (systemd's Restart=).
+    flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && !flag.startsWith('respawn'))],
+    script: 'required',
+    usage: '[options] [--] script.js [args...]',
+    summary: 'run the script in the foreground (no fork; READY=1 to NOTIFY_SOCKET)',
+  },
+  unit: { flags: ['env-file'], target: 'name', summary: 'print a systemd unit that runs it as it was started' },
+});
+
+/** The start flags of `given` over `recorded`; any log flag given replaces all the recorded ones. */
+function mergeFlags(recorded, given) {
+  const merged = Object.create(null);
+  const logsGiven = LOG_FLAGS.some((flag) => given[flag] !== undefined);
+  for (const flag of START_FLAGS) {
+    const value = given[flag] !== undefined || (logsGiven && LOG_FLAGS.includes(flag)) ? given[flag] : recorded[flag];
+    if (value !== undefined) merged[flag] = value;
+  }
+  return merged;
+}
+
+/** Where stdout and stderr go: --log takes both, either of --stdout and --stderr alone takes both, none: `fallback`. */
+function streams(flags, fallback) {
+  if (flags.log !== undefined) return { stdout: flags.log, stderr: flags.log };
+  return { stdout: flags.stdout ?? flags.stderr ?? fallback, stderr: flags.stderr ?? flags.stdout ?? fallback };
+}
+
+/** How the command is written, for the usage. */
+function synopsis(command) {
+  const spec = COMMANDS[command];
+  const target = spec.target === 'name' ? 'NAME' : spec.target ? '(NAME | --pidfile P)' : '';
+  return `daemon ${command} ${spec.usage ?? `${target} [options]`}`;
+}
+
+const USAGE = [
+  'Usage: daemon <command> [options]',
+  '',
+  'Commands:',
+  ...Object.keys(COMMANDS).map((command) => `  ${synopsis(command).slice('daemon '.length).padEnd(48)} ${COMMANDS[command].summary}`),
+  '',
+  'The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
+  "Run 'daemon <command> --help' for its options.",
+].join('\n');
+
+/** One command's help: its synopsis, summary and flags. */
+function commandUsage(command) {
+  const spec = COMMANDS[command];
+  const rows = [...spec.flags, 'help'].map((flag) => {
+    const { short, arg, help } = FLAGS[flag];
+    const names = `${short ? `-${short}, ` : ''}--${flag}${arg ? ` ${arg}` : ''}`;
+    return `  ${names.padEnd(22)} ${help}`;
+  });
+  return `Usage: ${synopsis(command)}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}`;
+}
+
+/** Where the script starts in `args` (its index, or -1), found from parseArgs' tokens. */
+function scriptIndex(spec, tokens) {
+  // restart NAME ... [-- script]: the first positional is the name, unless --pidfile or --name said which.
+  const first = tokens.findIndex((token) => token.kind === 'positional');
+  const before = first === -1 ? tokens : tokens.slice(0, first);
+  const namedByFlag = before.some((token) => token.name === 'pidfile' || token.name === 'name');
+  const leading = spec.target && !namedByFlag ? 1 : 0;
+  let positionals = 0;
+  for (const token of tokens) {
+    if (token.kind === 'option-terminator') return token.index + 1;
+    if (token.kind === 'positional' && positionals++ === leading) return token.index;
+  }
+  return -1;
+}
+
+/**
+ * Parses `args` of `command`: `{ help }` for --help, else `{ flags, name,
+ * script, scriptArgs }` with the flags' values read (`flags` has no prototype).
+ */
+function parse(command, args) {
+  if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command ${command}`);
+  const spec = COMMANDS[command];
+  // parseArgs' own part of each row.
+  const options = Object.fromEntries(
+    [...spec.flags, 'help'].map((flag) => {
+      const { type, short, multiple } = FLAGS[flag];
+      return [flag, Object.fromEntries(Object.entries({ type, short, multiple }).filter(([, value]) => value !== undefined))];
+    }),
+  );
+  let cut = -1;
+  if (spec.script) {
+    const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
+    cut = scriptIndex(spec, tokens);
+  }
+  const own = cut === -1 ? args : args.slice(0, cut);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: own, options, strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(error.message);
+  }
+  const flags = Object.create(null);
+  for (const [flag, value] of Object.entries(parsed.values))
+    flags[flag] = FLAGS[flag].read && value !== undefined ? FLAGS[flag].read(value) : value;
+  if (flags.help) return { help: true };
+  const { positionals } = parsed;
+  const [script, ...scriptArgs] = cut === -1 ? [] : args.slice(cut);
+  const names = spec.target ? 1 : 0;
+  if (positionals.length > names) throw new UsageError(`unexpected argument ${positionals[names]}`);
+  const name = positionals[0];
+  if (spec.script === 'required' && script === undefined) throw new UsageError('no script given');
+  if (spec.target === 'name' && name === undefined) throw new UsageError('no NAME given');
+  if (spec.target === true && name === undefined && flags.pidfile === undefined && flags.name === undefined && script === undefined) {
+    throw new UsageError('give a NAME or --pidfile');
+  }
+  if (!flags.respawn && (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined)) {
+    throw new UsageError('--respawn-limit and --respawn-window need --respawn');
+  }
+  if (flags.log !== undefined && (flags.stdout !== undefined || flags.stderr !== undefined)) {
+    throw new UsageError('--log sends both streams to one file: give it alone, or --stdout and --stderr');
+  }
+  return { flags, name: name ?? flags.name, script, scriptArgs };
+}
+
+module.exports = { UsageError, FLAGS, START_FLAGS, LOG_FLAGS, COMMANDS, USAGE, commandUsage, parse, integer, mergeFlags, streams };

@@ -1,0 +1,135 @@
+'use strict';
+// What `daemon status` and `daemon list` say of a daemon: status() (with
+// whatever fields a supervisor adds to it), uptime and resident memory from
+// /proc, as text or JSON.
+
+const fs = require('node:fs');
+const { status } = require('../control.js');
+
+/** /proc's clock: USER_HZ, 100 in the kernel's ABI on every Linux architecture. */
+const USER_HZ = 100;
+
+/** Seconds the process has run, from /proc (null without it). */
+function uptimeOf(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const started = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) / USER_HZ; // field 22, starttime
+    const now = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    return Math.max(0, Math.round(now - started));
+  } catch {
+    return null;
+  }
+}
+
+/** Resident memory in bytes, from /proc (null without it). */
+function memoryOf(pid) {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return kb ? Number(kb[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One daemon: `{ name, pid, running, stale, status, uptime, memory, restarts,
+ * command, pidfile, ... }`. `status`: 'running', 'restarting' (a supervisor
+ * between two generations), 'gave up' (a supervisor's crash loop), 'stale'
+ * (dead, its pid file left), 'stopped', or 'unknown' (an unreadable pid
+ * file). The other fields of status() (verified, daemonPid, lastExit, since,
+ * gaveUp) are kept.
+ */
+function describe(name, pidfile, record = null) {
+  const command = record === null ? null : [record.script, ...record.args];
+  let found;
+  try {
+    found = { ...status(pidfile) };
+  } catch (error) {
+    return {
+      name,
+      pid: null,
+      running: false,
+      status: 'unknown',
+      uptime: null,
+      memory: null,
+      restarts: null,
+      command,
+      pidfile,
+      error: error.message,
+    };
+  }
+  const { running, stale, pid, restarts = null, ...more } = found;
+  // Supervised: the generation's own process and its time; else the pid file's.
+  const live = more.daemonPid === undefined ? pid : more.daemonPid;
+  const word = more.gaveUp
+    ? 'gave up'
+    : running
+      ? live === null && more.daemonPid === null
+        ? 'restarting'
+        : 'running'
+      : stale
+        ? 'stale'
+        : 'stopped';
+  const since = more.since instanceof Date ? Math.round((Date.now() - more.since.getTime()) / 1000) : undefined;
+  return {
+    name,
+    pid,
+    running,
+    stale,
+    status: word,
+    uptime: running && live !== null ? (since ?? uptimeOf(live)) : null,
+    memory: running && live !== null ? memoryOf(live) : null,
+    restarts,
+    ...more,
+    command,
+    pidfile,
+  };
+}
+
+/** 45s, 12m, 3h, 2d. */
+function duration(seconds) {
+  if (seconds === null) return '-';
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86400)}d`;
+}
+
+/** 43.1M. */
+function size(bytes) {
+  return bytes === null ? '-' : `${(bytes / 2 ** 20).toFixed(1)}M`;
+}
+
+const COLUMNS = ['NAME', 'PID', 'STATUS', 'UPTIME', 'RESTARTS', 'MEMORY', 'COMMAND'];
+
+/** `daemon list`'s table, each column as wide as its widest cell. */
+function table(rows) {
+  const cells = rows.map((row) => [
+    row.name,
+    row.pid === null ? '-' : String(row.daemonPid == null ? row.pid : `${row.pid}/${row.daemonPid}`),
+    row.status,
+    duration(row.uptime),
+    row.restarts === null ? '-' : String(row.restarts),
+    size(row.memory),
+    row.command === null ? '-' : row.command.join(' '),
+  ]);
+  const widths = COLUMNS.map((title, i) => Math.max(title.length, ...cells.map((line) => line[i].length)));
+  const line = (values) => values.map((value, i) => (i === values.length - 1 ? value : value.padEnd(widths[i]))).join('  ');
+  return [line(COLUMNS), ...cells.map(line)].join('\n');
+}
+
+/** `2 restarts, last exit: code 1` (or `by SIGKILL`). */
+function restartsText({ restarts, lastExit }) {
+  const last = lastExit == null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+  return `${restarts} restart${restarts === 1 ? '' : 's'}${last}`;
+}
+
+/** What `daemon status` says of a supervisor below the pid: the daemon it runs now, or why it gave up. */
+function supervisionLines(row) {
+  if (row.gaveUp) return [`the supervisor gave up at ${row.gaveUp.at.toISOString()}: ${restartsText(row)}`];
+  if (!row.running || row.restarts === null) return [];
+  const since = row.since instanceof Date ? ` since ${row.since.toISOString()}` : '';
+  return [`supervising ${row.daemonPid === null ? 'no daemon now' : `the daemon ${row.daemonPid}`}${since}, ${restartsText(row)}`];
+}
+
+module.exports = { describe, table, supervisionLines, duration, size };
