@@ -39,6 +39,11 @@ const BUN_SKIPS = [
   'bad, busy and refused addresses',
   'a full disk (a 64 KiB tmpfs) under the log files',
   "EPIPE: when the reader of the launcher's stdout pipe goes away",
+  'respawn with listen: ',
+  'upgrade: ',
+  'daemon start --respawn --listen, daemon upgrade NAME',
+  'start --listen binds before the daemon starts',
+  'run stays in the foreground: no fork, READY=1',
 ];
 // The tests that apply under Deno, by file and the start of their names;
 // each must run and pass.
