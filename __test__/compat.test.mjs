@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   alive,
   environ,
@@ -23,13 +23,10 @@ import {
   waitFor,
 } from './helpers.mjs';
 
-let project;
-
-before(() => {
-  const installed = installPacked('compat');
-  assert.equal(installed.install.status, 0, installed.install.stderr);
-  project = installed.project;
-});
+// At module load, not in a before() hook: Node 18 runs no top-level hooks.
+const installed = installPacked('compat');
+assert.equal(installed.install.status, 0, installed.install.stderr);
+const { project } = installed;
 
 /** A directory of its own in the project, with the 1.x scripts copied in: they require the installed module. */
 function scripts() {
