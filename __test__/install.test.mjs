@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { freePort, killAndWait, npm, readPid, root, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
 import { startRegistry } from './registry.mjs';
 
@@ -116,17 +116,15 @@ function checkFootprint(t, project, what) {
   assert.ok(bytes <= MAX_FOOTPRINT, `${what}: ${bytes} bytes installed, more than 4 MiB`);
 }
 
-let registry;
-before(async () => {
-  const pack = spawnSync(process.execPath, [path.join(root, 'scripts', 'pack.js')], { cwd: root, encoding: 'utf8' });
-  assert.equal(pack.status, 0, `npm run pack:all failed:\n${pack.stdout}${pack.stderr}`);
-  registry = await startRegistry(tmpdir('registry'));
-  for (const tarball of [platformTarball, mainTarball]) {
-    const published = npm(['publish', tarball, '--userconfig', registry.npmrc], root);
-    assert.equal(published.status, 0, published.stderr);
-  }
-});
-after(() => registry?.close());
+// At module load, not in a top-level before(): Node 18 runs none.
+const pack = spawnSync(process.execPath, [path.join(root, 'scripts', 'pack.js')], { cwd: root, encoding: 'utf8' });
+assert.equal(pack.status, 0, `npm run pack:all failed:\n${pack.stdout}${pack.stderr}`);
+const registry = await startRegistry(tmpdir('registry'));
+after(() => registry.close());
+for (const tarball of [platformTarball, mainTarball]) {
+  const published = npm(['publish', tarball, '--userconfig', registry.npmrc], root);
+  assert.equal(published.status, 0, published.stderr);
+}
 
 test('npm pack ships exactly the shim, the types, the CLI, the installer, the examples and the Rust sources', () => {
   const packed = npm(['pack', '--dry-run', '--json'], root);
