@@ -3,7 +3,6 @@
 // holds a pid file's lock, from any process.
 
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const { debuglog } = require('node:util');
 const { nativeFor } = require('./native.js');
@@ -154,7 +153,8 @@ function upgrade(file) {
   const channel = controlPath(absolute);
   return new Promise((resolve, reject) => {
     let answer = '';
-    const socket = net.createConnection(channel);
+    // node:net loaded only now: it costs a millisecond and more at every require('daemon').
+    const socket = require('node:net').createConnection(channel);
     socket.setEncoding('utf8');
     socket.on('data', (text) => {
       answer += text;

@@ -6,7 +6,6 @@
 // the next generation), the requests in flight finish, and the process then
 // ends by SIGTERM as it would have. The supervisor's SIGKILL bounds the wait.
 
-const net = require('node:net');
 const { debuglog } = require('node:util');
 const { addOwnListener, scriptListens } = require('./own-listeners.js');
 
@@ -19,6 +18,8 @@ function drainOnSigterm(fds) {
     process.removeListener('SIGTERM', onSigterm); // a second SIGTERM ends it at once
     const passed = fds();
     // Node lists a listening server among its active handles as the net.Server.
+    // node:net loaded only now: it costs a millisecond and more at every require('daemon').
+    const net = require('node:net');
     const servers = process._getActiveHandles().filter((handle) => handle instanceof net.Server && passed.includes(handle._handle?.fd));
     debug('daemon %d: SIGTERM, draining %d servers', process.pid, servers.length);
     const end = () => process.kill(process.pid, 'SIGTERM');

@@ -4,7 +4,6 @@
 // neither supply an option nor a default.
 
 const os = require('node:os');
-const net = require('node:net');
 const path = require('node:path');
 const { invalidType, invalidValue, outOfRange, codedError } = require('./errors.js');
 const { native } = require('./native.js');
@@ -192,6 +191,8 @@ function parseAddress(name, value) {
   const v6 = /^\[([^\]]+)\]:([^:]*)$/.exec(value);
   const v4 = /^([^:[\]]+):([^:]*)$/.exec(value);
   const [, host, port] = v6 ?? v4 ?? [];
+  // node:net loaded here: it costs a millisecond and more at every require('daemon').
+  const net = require('node:net');
   if (host === undefined || !(v6 ? net.isIPv6(host) : net.isIPv4(host))) {
     throw invalidValue(name, 'must be PORT, IPV4:PORT, [IPV6]:PORT or an absolute path', value);
   }

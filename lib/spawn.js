@@ -7,7 +7,6 @@ const { getSystemErrorName } = require('node:util');
 const { codedError } = require('./errors.js');
 const { nativeFor } = require('./native.js');
 const { bare, checkCommand, spawnOptions } = require('./options.js');
-const { spawnPlan } = require('./launcher.js');
 const { preloadCommand } = require('./command.js');
 
 /** What start() needs in the daemon, of validated options: JSON for the preload. */
@@ -29,7 +28,8 @@ function scriptPlan(script, args, options, schema, fn) {
   const opts = schema(options, main);
   nativeFor(fn);
   const command = preloadCommand(main, rest, daemonSideOptions(opts));
-  return spawnPlan(opts, bare(command, { another: true }));
+  // Loaded only where it runs: not at every require('daemon').
+  return require('./launcher.js').spawnPlan(opts, bare(command, { another: true }));
 }
 
 /**

@@ -4,7 +4,6 @@
 
 const { ENV } = require('./env.js');
 const { startOptions } = require('./options.js');
-const { launch } = require('./launcher.js');
 const { isDaemon, hasStarted, isForkedByStarted, joinStarted, completeStart } = require('./daemon-side.js');
 
 /**
@@ -38,7 +37,8 @@ function become(opts, command) {
     joinStarted();
     return process.pid;
   }
-  if (!isDaemon && !opts.foreground) launch(opts, command);
+  // The launcher's code is loaded only where it runs: not at every require('daemon').
+  if (!isDaemon && !opts.foreground) require('./launcher.js').launch(opts, command);
   if (!hasStarted()) completeStart(opts);
   return process.pid;
 }

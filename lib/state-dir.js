@@ -3,7 +3,6 @@
 // of a pid file's service last said (restarts, last exit, a give-up), for
 // status() to read, also after the supervisor has gone.
 
-const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -31,7 +30,8 @@ function stateDir() {
  * share a name), bounded in length whatever the path.
  */
 function recordPath(pidfile, suffix = 'json') {
-  const hash = crypto.createHash('sha256').update(pidfile).digest('hex').slice(0, 16);
+  // Loaded here: node:crypto costs a millisecond at every require('daemon').
+  const hash = require('node:crypto').createHash('sha256').update(pidfile).digest('hex').slice(0, 16);
   return path.join(stateDir(), `${path.basename(pidfile).slice(0, 64)}.${hash}.supervisor.${suffix}`);
 }
 
