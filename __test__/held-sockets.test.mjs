@@ -125,24 +125,27 @@ test('respawn with listen: 3 SIGKILLs under a sequential request loop refuse not
     assert.equal(first.length, 1);
     assert.equal(socketInode(first[0], 3), heldInode, 'the first generation serves the supervisor-held socket');
     const killed = [];
+    const live = () => children(supervisor).filter((pid) => !killed.includes(pid));
     const tally = newTally();
     let killerDone = false;
     const killer = (async () => {
       for (let kills = 0; kills < 3; kills++) {
-        // The generation that now runs, once the loop had an answer from it.
-        await waitFor(() => tally.pids.has(children(supervisor)[0]), 20000, 'a generation that answers');
-        const [current] = children(supervisor);
+        // The generation that now runs, once the loop had an answer from it
+        // (a killed one stays among the children until the supervisor reaps it).
+        await waitFor(() => live().length === 1 && tally.pids.has(live()[0]), 20000, 'a generation that answers');
+        const [current] = live();
         killed.push(current);
         process.kill(current, 'SIGKILL');
         await waitGone(current);
       }
-      await waitFor(() => children(supervisor).some((pid) => tally.pids.has(pid)), 20000, 'the last generation to answer');
+      await waitFor(() => live().length === 1 && tally.pids.has(live()[0]), 20000, 'the last generation to answer');
     })().finally(() => (killerDone = true));
     await requestLoop(port, () => killerDone, tally);
     await killer;
     assert.equal(tally.refused, 0, 'no refused connection');
     assert.ok(tally.failed.length <= 3, `at most one failed request per kill: ${tally.failed}`);
-    const [now] = children(supervisor);
+    const [now] = live();
+    assert.equal(new Set(killed).size, 3, 'three generations killed');
     assert.ok(now && !killed.includes(now), 'a new generation');
     assert.equal(stat(now).ppid, supervisor, "it is the supervisor's child");
     assert.equal(socketInode(now, 3), heldInode, 'it serves the same socket');
