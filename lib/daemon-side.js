@@ -32,9 +32,9 @@ function errorText(error) {
  * an uncaught error or an early exit to the launcher.
  */
 function takeReadyPipe() {
+  if (native === null || !native.isMainThread()) return false;
   const marker = process.env[ENV.READY_PIPE];
-  // The marker first: without it, nothing here needs the addon loaded.
-  if (marker === undefined || native === null || !native.isMainThread()) return false;
+  if (marker === undefined) return false;
   delete process.env[ENV.READY_PIPE];
   const lockMarker = process.env[ENV.SUPERVISOR_LOCK];
   const supervisor = process.env[ENV.SUPERVISED];

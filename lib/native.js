@@ -1,20 +1,9 @@
 'use strict';
-// The compiled addon, loaded on first use (null on Windows, which has no Unix
-// daemons): a launcher's require('daemon') that finds no readiness pipe and
-// no passed sockets has no use for it yet, and loading it costs a millisecond.
+// The compiled addon, loaded once (null on Windows, which has no Unix daemons).
 
 const { unsupported } = require('./errors.js');
 
-let addon;
-const native =
-  process.platform === 'win32'
-    ? null
-    : new Proxy(Object.create(null), {
-        get: (_, name) => {
-          addon ??= require('../native.js').load();
-          return addon[name];
-        },
-      });
+const native = process.platform === 'win32' ? null : require('../native.js').load();
 
 /** The addon, or a clear error where `fn` cannot work. */
 function nativeFor(fn) {

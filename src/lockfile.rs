@@ -53,6 +53,10 @@ fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
 /// Splits an absolute path into its directory and file name.
 pub fn split(path: &str) -> SysResult<(&str, &str)> {
     let invalid = || SysError::new(Errno::EINVAL, "open").with_path(path);
+    // The walk starts at "/": a relative path would silently name another file.
+    if !path.starts_with('/') {
+        return Err(invalid());
+    }
     let slash = path.rfind('/').ok_or_else(invalid)?;
     let (dir, name) = (&path[..slash], &path[slash + 1..]);
     if name.is_empty() || name == "." || name == ".." {
@@ -441,6 +445,7 @@ mod tests {
         assert_eq!(split("/b.pid").unwrap(), ("/", "b.pid"));
         assert_eq!(split("/a/").unwrap_err().code(), "EINVAL");
         assert_eq!(split("relative").unwrap_err().code(), "EINVAL");
+        assert_eq!(split("a/x.pid").unwrap_err().code(), "EINVAL");
     }
 
     #[test]

@@ -80,15 +80,20 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
             )
             .at("socket", &described)?;
             bind(fd.as_raw_fd(), &addr).at("bind", &described)?;
+            let made = lstat(path.as_str()).map(|st| (st.st_dev, st.st_ino));
             let finish = || -> SysResult<()> {
                 if mode.is_some() || owner.is_some() {
                     set_mode_and_owner(path, *mode, *owner)?;
                 }
                 listen(&fd, Backlog::MAXCONN).at("listen", path)
             };
-            // A socket file this call made and could not finish is not left behind.
+            // A socket file this call made and could not finish is not left
+            // behind, while the name still names it (never another's file).
             finish().inspect_err(|_| {
-                let _ = unlink(path.as_str());
+                let now = lstat(path.as_str()).map(|st| (st.st_dev, st.st_ino));
+                if made.is_ok() && now == made {
+                    let _ = unlink(path.as_str());
+                }
             })?;
             Ok(fd)
         }
@@ -99,7 +104,7 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
 /// of the file itself (`O_PATH`, never following a symlink): in a directory
 /// others may write, the name could have been swapped for a link to a file
 /// that root must not chmod.
-fn set_mode_and_owner(
+pub fn set_mode_and_owner(
     path: &str,
     mode: Option<u32>,
     owner: Option<(Option<u32>, Option<u32>)>,
@@ -126,15 +131,17 @@ fn set_mode_and_owner(
 /// Removes a socket file nobody listens on any more (a service that was
 /// killed leaves it), so that `bind()` can make it anew; anything else at
 /// that path, a live socket included, is left for `bind()` to refuse.
-fn remove_stale_socket(path: &str, addr: &UnixAddr) -> SysResult<()> {
+pub fn remove_stale_socket(path: &str, addr: &UnixAddr) -> SysResult<()> {
     match lstat(path) {
         Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK => {}
         _ => return Ok(()),
     }
+    // Non-blocking: a live socket with a full backlog answers EAGAIN at once
+    // (and is left alone) instead of holding the launcher.
     let probe = socket(
         AddressFamily::Unix,
         SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
     .at("socket", path)?;

@@ -5,13 +5,14 @@
 //! are heard (`SO_PEERCRED`).
 
 use crate::socket_files::SocketFiles;
+use crate::sockets::{remove_stale_socket, set_mode_and_owner};
 use nix::errno::Errno;
 use nix::sys::socket::{
     accept4, bind, getsockopt, listen, send, socket, sockopt, AddressFamily, Backlog, MsgFlags,
     SockFlag, SockType, UnixAddr,
 };
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{geteuid, unlink};
+use nix::unistd::geteuid;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 pub struct Control {
@@ -29,7 +30,8 @@ impl Control {
         let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
         let listener = socket(AddressFamily::Unix, SockType::Stream, flags, None)?;
         let addr = UnixAddr::new(path)?;
-        let _ = unlink(path);
+        // Only a socket nobody listens on is removed, never another file.
+        remove_stale_socket(path, &addr).map_err(|e| e.errno)?;
         // 0600 from the start: no moment at which others could connect.
         let old = umask(Mode::from_bits_truncate(0o177));
         let bound = bind(listener.as_raw_fd(), &addr);
@@ -37,8 +39,9 @@ impl Control {
         bound?;
         // The service's user may ask too (root's socket would shut it out).
         if let Some(uid) = service_user.filter(|&uid| geteuid().is_root() && uid != 0) {
-            std::os::unix::fs::lchown(path, Some(uid), None)
-                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+            // Through a descriptor of the socket file itself, never by a name
+            // that could have been swapped for a link meanwhile.
+            set_mode_and_owner(path, None, Some((Some(uid), None))).map_err(|e| e.errno)?;
         }
         listen(&listener, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
         Ok(Control {
