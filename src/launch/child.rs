@@ -288,8 +288,6 @@ unsafe fn close_from(first: RawFd, limit: c_int) {
     }
 }
 
-/// Writes `fail STEP ERRNO\n`, formatted on the stack, and exits 127
-/// (write, _exit: async-signal-safe).
 /// Writes `pid PID` to the readiness pipe (write: async-signal-safe; the
 /// line is formatted on the stack).
 unsafe fn say_pid(fd: RawFd, pid: libc::pid_t) {
@@ -300,6 +298,8 @@ unsafe fn say_pid(fd: RawFd, pid: libc::pid_t) {
     libc::write(fd, line.bytes.as_ptr().cast(), line.len);
 }
 
+/// Writes `fail STEP ERRNO\n`, formatted on the stack, and exits 127
+/// (write, _exit: async-signal-safe).
 unsafe fn fail(fd: RawFd, step: Step, errno: Errno) -> ! {
     let mut line = StackLine::default();
     line.push(b"fail ");

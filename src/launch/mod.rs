@@ -84,6 +84,16 @@ pub enum Output {
     Null,
 }
 
+impl Output {
+    /// The log file's path, where it is one (for opening and for reopening on SIGHUP).
+    pub fn file_path(output: &Option<Output>) -> Option<&str> {
+        match output {
+            Some(Output::File(path)) => Some(path),
+            _ => None,
+        }
+    }
+}
+
 /// The daemon steps, in the one order both ways of starting take them: the
 /// child of `fork()` before `execve()` (`child.rs`, with bare system calls)
 /// and a process that stays in the foreground (`in_place`, with glibc's
@@ -188,14 +198,6 @@ fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*con
         .collect()
 }
 
-/// The path of a log file, for `logfile::open_logs`.
-fn log_path(output: &Option<Output>) -> Option<&str> {
-    match output {
-        Some(Output::File(path)) => Some(path),
-        _ => None,
-    }
-}
-
 /// Opens what stdout and stderr go to, as both ways of starting do before
 /// anything else changes: the log files (both or neither), a copy of a
 /// descriptor of the launcher's, /dev/null.
@@ -203,7 +205,10 @@ fn open_logs(plan: &Plan) -> SysResult<[Option<OwnedFd>; 2]> {
     // The daemon's user may own its logs (logrotate creates them so).
     let daemon_user = plan.account.as_ref().and_then(|a| a.uid);
     let [stdout, stderr] = logfile::open_logs(
-        [log_path(&plan.stdout), log_path(&plan.stderr)],
+        [
+            Output::file_path(&plan.stdout),
+            Output::file_path(&plan.stderr),
+        ],
         daemon_user,
     )?;
     let other = |output: &Option<Output>, log: Option<OwnedFd>| match output {

@@ -186,8 +186,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
         daemon_user,
-        stdout: log_path(plan.stdout),
-        stderr: log_path(plan.stderr),
+        stdout: Output::file_path(&plan.stdout).map(str::to_owned),
+        stderr: Output::file_path(&plan.stderr).map(str::to_owned),
         limit,
         record: respawn.record,
         launcher,
@@ -208,14 +208,6 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         return refuse(&e.message());
     }
     service.run()
-}
-
-/// A log file's path, to reopen it on SIGHUP (the command line names only files).
-fn log_path(output: Option<Output>) -> Option<String> {
-    match output {
-        Some(Output::File(path)) => Some(path),
-        _ => None,
-    }
 }
 
 /// Tells the launcher why nothing was started.
