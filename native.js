@@ -6,6 +6,9 @@
 const path = require('node:path');
 const fs = require('node:fs');
 
+/** The supervisor's file name, beside the addon. */
+const SUPERVISOR = 'daemon-supervisor';
+
 /** glibc or musl, for napi-rs's names: `/usr/bin/ldd` tells, cheaply. */
 function linuxLibc() {
   try {
@@ -22,27 +25,17 @@ function platformTriple() {
   return platform === 'linux' ? `${platform}-${arch}-${linuxLibc()}` : `${platform}-${arch}`;
 }
 
-/** The supervisor's file name, beside the addon. */
-const SUPERVISOR = 'daemon-supervisor';
-/** The addon's path, once loaded. */
-let loaded;
-
-function loadFrom(file) {
-  const addon = require(file);
-  loaded = file;
-  return addon;
-}
-
-function load() {
+/** The addon's file, without loading it. */
+function findAddon() {
   // A local build is the only one for this platform and architecture: take
   // it without asking which libc this is.
   const prefix = `daemon.${process.platform}-${process.arch}`;
   const local = fs.readdirSync(__dirname).filter((name) => name.startsWith(prefix) && name.endsWith('.node'));
-  if (local.length === 1) return loadFrom(path.join(__dirname, local[0]));
+  if (local.length === 1) return path.join(__dirname, local[0]);
   const triple = platformTriple();
-  if (local.includes(`daemon.${triple}.node`)) return loadFrom(path.join(__dirname, `daemon.${triple}.node`));
+  if (local.includes(`daemon.${triple}.node`)) return path.join(__dirname, `daemon.${triple}.node`);
   try {
-    return loadFrom(require.resolve(`daemon-${triple}`));
+    return require.resolve(`daemon-${triple}`);
   } catch (err) {
     if (err.code !== 'MODULE_NOT_FOUND') throw err;
   }
@@ -54,9 +47,35 @@ function load() {
   throw error;
 }
 
-/** The supervisor executable installed beside the loaded addon. */
-function supervisorPath() {
-  return path.join(path.dirname(loaded), SUPERVISOR);
+/** The addon's file, found once. */
+let found;
+
+/** The addon's file, found (not loaded) on the first call. */
+function addonPath() {
+  found ??= findAddon();
+  return found;
 }
 
-module.exports = { platformTriple, load, supervisorPath, SUPERVISOR };
+/** The loaded addon. */
+let addon;
+
+/**
+ * Loads the addon, once. process.dlopen() with prototype-less objects, not
+ * require(): Node's loader reads options objects, which a polluted
+ * Object.prototype (`signal`, `encoding`) makes throw.
+ */
+function load() {
+  if (addon === undefined) {
+    const module = { __proto__: null, exports: Object.create(null) };
+    process.dlopen(module, addonPath());
+    addon = module.exports;
+  }
+  return addon;
+}
+
+/** The supervisor executable installed beside the addon. */
+function supervisorPath() {
+  return path.join(path.dirname(addonPath()), SUPERVISOR);
+}
+
+module.exports = { platformTriple, addonPath, load, supervisorPath };

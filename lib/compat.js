@@ -6,8 +6,6 @@
 const { ENV } = require('./env.js');
 const { native } = require('./native.js');
 const { bare, compatOptions, spawnCompatOptions } = require('./options.js');
-const { become } = require('./start.js');
-const { scriptPlan, verdictError } = require('./spawn.js');
 
 /**
  * `require('daemon')(options)`: start() with 1.x's defaults (the working
@@ -15,7 +13,8 @@ const { scriptPlan, verdictError } = require('./spawn.js');
  * daemon's environment, which 1.x code reads.
  */
 function daemonize(options) {
-  return become(compatOptions(options), bare({ env: [`${ENV.COMPAT_MARKER}=true`] }));
+  // start()'s code is loaded only where it runs: not at every require('daemon').
+  return require('./start.js').become(compatOptions(options), bare({ env: [`${ENV.COMPAT_MARKER}=true`] }));
 }
 
 /**
@@ -26,8 +25,9 @@ function daemonize(options) {
  * is no child of this process.
  */
 function daemon(script, args, options) {
+  const { scriptPlan, verdictError } = require('./spawn.js'); // loaded only where it runs
   const plan = scriptPlan(script, args, options, spawnCompatOptions, 'daemon');
-  const verdict = bare(native.spawnUntilPid(plan));
+  const verdict = bare(native().spawnUntilPid(plan));
   if (verdict.code !== 0) throw verdictError(verdict);
   return {
     pid: verdict.pid,

@@ -1,19 +1,12 @@
 'use strict';
 // The daemon's side (and a foreground process's): taking the readiness pipe
-// at require(), the daemon steps start() completes in the started process,
-// and ready().
+// at require(), whether and how this process started, and ready(). Only what
+// require() must do at once: start()'s steps are in start.js.
 
 const { debuglog } = require('node:util');
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
-const { SYSLOG, bare } = require('./options.js');
-const { lookupAccount, accountEnv } = require('./identity.js');
-const { anchorNodeOptions } = require('./node-options.js');
-const { addBound, toBind, listeners } = require('./sockets.js');
-const { drainOnSigterm } = require('./drain.js');
-const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
-const { lock } = require('./lock.js');
-const { status } = require('./control.js');
+const { listeners } = require('./sockets.js');
 
 const debug = debuglog('daemon');
 
@@ -32,24 +25,24 @@ function errorText(error) {
  * an uncaught error or an early exit to the launcher.
  */
 function takeReadyPipe() {
-  if (native === null || !native.isMainThread()) return false;
   const marker = process.env[ENV.READY_PIPE];
-  if (marker === undefined) return false;
+  // The marker first: without one, require('daemon') need not load the addon.
+  if (marker === undefined || native() === null || !native().isMainThread()) return false;
   delete process.env[ENV.READY_PIPE];
   const lockMarker = process.env[ENV.SUPERVISOR_LOCK];
   const supervisor = process.env[ENV.SUPERVISED];
   delete process.env[ENV.SUPERVISOR_LOCK];
   delete process.env[ENV.SUPERVISED];
-  if (!native.takeReadyPipe(marker)) return false;
+  if (!native().takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
   // A supervisor's generation is retired by SIGTERM: it drains first.
-  if (supervisor === String(process.ppid)) drainOnSigterm(() => listeners().map(({ fd }) => fd));
+  if (supervisor === String(process.ppid)) require('./drain.js').drainOnSigterm(() => listeners().map(({ fd }) => fd));
   // A supervised daemon: its lock() of the supervisor's pid file is true.
-  if (lockMarker !== undefined && native.takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
+  if (lockMarker !== undefined && native().takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
-    if (native.isReadyPending()) native.reportError(errorText(error));
+    if (native().isReadyPending()) native().reportError(errorText(error));
   });
-  process.on('exit', (code) => native.reportExit(code ?? 0));
+  process.on('exit', (code) => native().reportExit(code ?? 0));
   return true;
 }
 
@@ -80,53 +73,19 @@ function isForkedByStarted() {
 /** In a child forked by a started process: start() has nothing to do. */
 function joinStarted() {
   debug('%d: forked by %d, which started: nothing to do', process.pid, process.ppid);
-  startedState = { notifySocket: undefined };
-  process.env[ENV.PRIMARY_PID] = String(process.pid);
+  markStarted(undefined);
 }
 
-/** The started process's side of start(): in the daemon, or in place for the foreground. */
-function completeStart(opts) {
-  const foreground = !isDaemon;
-  // In the foreground, what the launcher and the child do for a daemon, in
-  // place and in the same order (the addon's startInPlace): an unknown user,
-  // a bad cwd or a log that cannot be opened throws with nothing changed.
-  const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
-  if (foreground) {
-    const { cwd, umask, preventCore } = opts;
-    const listeners = toBind(opts.listen, lookupAccount);
-    const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore, listeners };
-    addBound(opts.listen, native.startInPlace(bare(plan)));
-    Object.assign(process.env, accountEnv(account));
-  }
-  setLogs(opts.stdout, opts.stderr, account?.uid);
-  // After execve() the process is dumpable again; the core limit of 0 came through.
-  if (opts.preventCore) native.preventCoreDumps();
-  anchorNodeOptions(process.cwd());
-  process.chdir(opts.cwd);
-  // Before anything touches process.stdout: Node then sees the pipe from the start.
-  streamsToSyslog(
-    ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
-    opts.syslog,
-  );
-  guardStreams(opts.syslog);
-  // The service's pid file (a supervisor's lock, held for this process, is true).
-  if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
-    throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);
-  }
-  startedState = { notifySocket: process.env[ENV.NOTIFY_SOCKET] };
-  // The daemon's own children must not speak to systemd for it.
-  delete process.env[ENV.NOTIFY_SOCKET];
+/** Records that this process started (`notifySocket`: systemd's, if it took one), for its Node children too. */
+function markStarted(notifySocket) {
+  startedState = { notifySocket };
   process.env[ENV.PRIMARY_PID] = String(process.pid);
-  const { notifySocket } = startedState;
-  if (notifySocket) process.on('exit', () => native.notify(notifySocket, 'STOPPING=1'));
-  debug('%s %d: started in %s', foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
-  if (opts.ready === 'auto') setImmediate(ready);
 }
 
 /** Tells the launcher (or systemd, in the foreground) that the daemon is ready, once: the addon keeps whether it did. */
 function ready() {
   if (startedState === null) return;
-  if (native.reportReady(startedState.notifySocket)) debug('%d: ready', process.pid);
+  if (native().reportReady(startedState.notifySocket)) debug('%d: ready', process.pid);
 }
 
-module.exports = { isDaemon, hasStarted, isForkedByStarted, joinStarted, completeStart, ready };
+module.exports = { isDaemon, hasStarted, isForkedByStarted, joinStarted, markStarted, ready };

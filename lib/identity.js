@@ -9,7 +9,7 @@ const { bare, checkId, checkOptions, checkPath, optionalId } = require('./option
 function lookupAccount(user, group) {
   if (user === undefined && group === undefined) return undefined;
   // Prototype-less: what the addon returns without a field must not inherit one.
-  return bare(native.lookupAccount(user, group));
+  return bare(native().lookupAccount(user, group));
 }
 
 /** HOME, USER and LOGNAME of the account a daemon runs as; none for a group alone. */
@@ -20,7 +20,7 @@ function accountEnv(account) {
 
 /** Switches this running process (every thread) to `account`, and its HOME, USER, LOGNAME. */
 function become(account) {
-  native.dropPrivileges(account);
+  native().dropPrivileges(account);
   Object.assign(process.env, accountEnv(account));
 }
 
@@ -46,7 +46,7 @@ function chroot(dir, options) {
   const [userId, groupId] = [optionalId('options.user', own.user), optionalId('options.group', own.group)];
   nativeFor('chroot');
   const account = lookupAccount(userId, groupId);
-  native.changeRoot(absolute);
+  native().changeRoot(absolute);
   // Node caches the working directory; only its own chdir() renews the cache.
   process.chdir('/');
   if (account) become(account);

@@ -7,7 +7,7 @@
 
 const { debuglog } = require('node:util');
 const { unsupported } = require('./errors.js');
-const { native } = require('./native.js');
+const { native, supervisorPath } = require('./native.js');
 const { ENV, PARENT_ONLY } = require('./env.js');
 const { SYSLOG, IGNORE, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
@@ -16,17 +16,16 @@ const { thisScript } = require('./command.js');
 const { output } = require('./stdio.js');
 const { daemonListeners } = require('./sockets.js');
 const { prepareRecord, controlPath } = require('./state-dir.js');
-const { supervisorPath } = require('../native.js');
 const { status } = require('./control.js');
 
 const debug = debuglog('daemon');
 
 /** Throws where a daemon cannot be made from this process, before anything is done. */
 function checkLauncher() {
-  if (native === null) {
+  if (native() === null) {
     throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'start() is not supported on Windows, which has no Unix daemons');
   }
-  if (!native.isMainThread()) {
+  if (!native().isMainThread()) {
     throw unsupported('ERR_WORKER_UNSUPPORTED_OPERATION', 'start() must be called from the main thread, not a worker', TypeError);
   }
   const script = process.argv[1];
@@ -36,7 +35,7 @@ function checkLauncher() {
       'start() runs the script again in the daemon, so the code must come from a file or -e, not from stdin or the REPL',
     );
   }
-  if (native.holdsLock()) {
+  if (native().holdsLock()) {
     throw unsupported(
       'ERR_DAEMON_LOCKED_BEFORE_START',
       'lock() was called before start(): the launcher would hold the lock and the daemon would find itself already running. Call start() first.',
@@ -143,12 +142,12 @@ function launchDaemon(opts, given) {
   }
   const plan = spawnPlan(opts, { ...command, argv });
   if (startsInspector(argv, plan.env)) releaseInspector();
-  const verdict = bare(native.spawn(plan));
+  const verdict = bare(native().spawn(plan));
   debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
   // systemd sees the launcher as the service's main process: name the daemon
   // (its supervisor, when supervised: the pid that stays across restarts).
   const notifySocket = process.env[ENV.NOTIFY_SOCKET];
-  if (verdict.code === 0 && notifySocket) native.notify(notifySocket, `MAINPID=${verdict.pid}\nREADY=1`);
+  if (verdict.code === 0 && notifySocket) native().notify(notifySocket, `MAINPID=${verdict.pid}\nREADY=1`);
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);
   // Unless its error came through, what the daemon said about it went where
   // its stderr goes, not here (127: it never ran).

@@ -17,7 +17,7 @@ function installCleanup() {
   cleanupInstalled = true;
   process.on('exit', () => {
     debug('%d: removing the pid files it holds', process.pid);
-    native.releaseLocks();
+    native().releaseLocks();
   });
   for (const signal of ['SIGTERM', 'SIGINT']) {
     // First in line: a `once` listener of the script is gone by the time later ones run.
@@ -26,7 +26,7 @@ function installCleanup() {
       function endAsDefault() {
         // The script handles it, or a drain (drain.js) that raises it again once done.
         if (process.listenerCount(signal) > 1) return;
-        native.releaseLocks();
+        native().releaseLocks();
         process.removeListener(signal, endAsDefault); // back to the default action
         process.kill(process.pid, signal);
         // PID 1 (a container's init) is spared a default action: end as it would.

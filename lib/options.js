@@ -115,7 +115,7 @@ const SYSLOG = 'syslog';
 let syslogNamesRead;
 /** The priority and facility names syslog knows, asked of Rust once they are needed. */
 function syslogNames() {
-  syslogNamesRead ??= native === null ? { priorities: [], facilities: [] } : native.syslogNames();
+  syslogNamesRead ??= native() === null ? { priorities: [], facilities: [] } : native().syslogNames();
   return syslogNamesRead;
 }
 

@@ -18,14 +18,14 @@ const FIRST_FD = 3;
  */
 function takePassed() {
   const { env } = process;
-  if (native === null || env[ENV.LISTEN_PID] !== String(process.pid)) return [];
+  if (env[ENV.LISTEN_PID] !== String(process.pid) || native() === null) return [];
   const count = Number(env[ENV.LISTEN_FDS]);
   const names = env[ENV.LISTEN_FDNAMES]?.split(':') ?? [];
   for (const name of [ENV.LISTEN_PID, ENV.LISTEN_FDS, ENV.LISTEN_FDNAMES]) delete env[name];
   if (!Number.isInteger(count) || count < 1 || count > MAX_LISTENERS) return [];
   return Array.from({ length: count }, (_, i) => {
     const fd = FIRST_FD + i;
-    return Object.freeze({ fd, name: names[i] || UNNAMED, type: native.adoptListener(fd) });
+    return Object.freeze({ fd, name: names[i] || UNNAMED, type: native().adoptListener(fd) });
   });
 }
 

@@ -2,9 +2,19 @@
 // start(): which of the three it is here (the launcher, the daemon it
 // started, or a process staying in the foreground) and the step for each.
 
+const { debuglog } = require('node:util');
+const { native } = require('./native.js');
 const { ENV } = require('./env.js');
-const { startOptions } = require('./options.js');
-const { isDaemon, hasStarted, isForkedByStarted, joinStarted, completeStart } = require('./daemon-side.js');
+const { SYSLOG, bare, startOptions } = require('./options.js');
+const { isDaemon, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./daemon-side.js');
+const { lookupAccount, accountEnv } = require('./identity.js');
+const { anchorNodeOptions } = require('./node-options.js');
+const { addBound, toBind } = require('./sockets.js');
+const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
+const { lock } = require('./lock.js');
+const { status } = require('./control.js');
+
+const debug = debuglog('daemon');
 
 /**
  * Whether start() stays in the foreground: `DAEMON_FOREGROUND=1` (or 0) in the
@@ -19,6 +29,44 @@ function staysInForeground(chosen) {
   if (value === '0' || value === 'false') return false;
   // Under `node --watch`, a daemon would escape the watcher that restarts it.
   return chosen || process.env[ENV.WATCH] !== undefined;
+}
+
+/** The started process's side of start(): in the daemon, or in place for the foreground. */
+function completeStart(opts) {
+  const foreground = !isDaemon;
+  // In the foreground, what the launcher and the child do for a daemon, in
+  // place and in the same order (the addon's startInPlace): an unknown user,
+  // a bad cwd or a log that cannot be opened throws with nothing changed.
+  const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
+  if (foreground) {
+    const { cwd, umask, preventCore } = opts;
+    const listeners = toBind(opts.listen, lookupAccount);
+    const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore, listeners };
+    addBound(opts.listen, native().startInPlace(bare(plan)));
+    Object.assign(process.env, accountEnv(account));
+  }
+  setLogs(opts.stdout, opts.stderr, account?.uid);
+  // After execve() the process is dumpable again; the core limit of 0 came through.
+  if (opts.preventCore) native().preventCoreDumps();
+  anchorNodeOptions(process.cwd());
+  process.chdir(opts.cwd);
+  // Before anything touches process.stdout: Node then sees the pipe from the start.
+  streamsToSyslog(
+    ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
+    opts.syslog,
+  );
+  guardStreams(opts.syslog);
+  // The service's pid file (a supervisor's lock, held for this process, is true).
+  if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
+    throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);
+  }
+  const notifySocket = process.env[ENV.NOTIFY_SOCKET];
+  // The daemon's own children must not speak to systemd for it.
+  delete process.env[ENV.NOTIFY_SOCKET];
+  markStarted(notifySocket);
+  if (notifySocket) process.on('exit', () => native().notify(notifySocket, 'STOPPING=1'));
+  debug('%s %d: started in %s', foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
+  if (opts.ready === 'auto') setImmediate(ready);
 }
 
 /**

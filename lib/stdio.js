@@ -61,7 +61,7 @@ function guardStreams(target) {
       if (lossReported || error === undefined) return;
       lossReported = true;
       const message = `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`;
-      native.syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
+      native().syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
     };
     // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
     if (stream._type === 'fs') {
@@ -73,7 +73,7 @@ function guardStreams(target) {
       // A terminal or pipe it inherited is let go of; syslog's pipe is the process's own.
       const letGo = () => {
         if (logs[name] !== undefined) return false;
-        native.detachStdio([fd]);
+        native().detachStdio([fd]);
         return true;
       };
       for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, letGo);
@@ -128,7 +128,7 @@ function streamsToSyslog(names, target) {
   const fresh = names.filter((name) => logs[name] === undefined);
   const fds = fresh.map((name) => (name === 'stdout' ? 1 : 2));
   if (fds.length === 0) return;
-  native.syslogStdio(Object.assign(Object.create(null), target, { fds }));
+  native().syslogStdio(Object.assign(Object.create(null), target, { fds }));
   // Node opens a pipe non-blocking and, when it is full, keeps what does not
   // fit in memory, where process.exit() loses it: once Node has opened the
   // stream, make its writes wait for the drain instead.
@@ -136,7 +136,7 @@ function streamsToSyslog(names, target) {
     logs[name] = SYSLOG;
     void process[name]; // the getter opens the stream
   }
-  native.blockingWrites(fds);
+  native().blockingWrites(fds);
 }
 
 /**
@@ -153,7 +153,7 @@ function closeIO(options) {
   const fds = [0];
   if (logs.stdout === undefined) fds.push(1);
   if (logs.stderr === undefined) fds.push(2);
-  native.detachStdio(fds);
+  native().detachStdio(fds);
 }
 
 /** Opens the log files start() was given anew (after logrotate moved them) onto stdout and stderr, both or neither. */

@@ -21,7 +21,7 @@ function syslog(message, options) {
 
 Object.defineProperty(syslog, 'dropped', {
   enumerable: true,
-  get: () => (native === null ? 0 : native.syslogDropped()),
+  get: () => (native() === null ? 0 : native().syslogDropped()),
 });
 
 module.exports = { syslog };

@@ -109,7 +109,7 @@ test('describeValue: as Node shows a received value', () => {
 });
 
 test("the environment table's marker is the addon's", () => {
-  assert.equal(ENV.READY_PIPE, native.READY_ENV);
+  assert.equal(ENV.READY_PIPE, native().READY_ENV);
 });
 
 test('every export is a named ESM import, the default import is the callable, and the CJS export has exactly them', async () => {
