@@ -5,7 +5,7 @@
 
 const { ENV } = require('./env.js');
 const { native } = require('./native.js');
-const { bare, compatOptions, spawnCompatOptions } = require('./options.js');
+const { bare } = require('./options.js');
 
 /**
  * `require('daemon')(options)`: start() with 1.x's defaults (the working
@@ -14,6 +14,7 @@ const { bare, compatOptions, spawnCompatOptions } = require('./options.js');
  */
 function daemonize(options) {
   // start()'s code is loaded only where it runs: not at every require('daemon').
+  const { compatOptions } = require('./start-options.js');
   return require('./start.js').become(compatOptions(options), bare({ env: [`${ENV.COMPAT_MARKER}=true`] }));
 }
 
@@ -25,7 +26,9 @@ function daemonize(options) {
  * is no child of this process.
  */
 function daemon(script, args, options) {
-  const { scriptPlan, verdictError } = require('./spawn.js'); // loaded only where it runs
+  // Loaded only where it runs: not at every require('daemon').
+  const { spawnCompatOptions } = require('./start-options.js');
+  const { scriptPlan, verdictError } = require('./spawn.js');
   const plan = scriptPlan(script, args, options, spawnCompatOptions, 'daemon');
   const verdict = bare(native().spawnUntilPid(plan));
   if (verdict.code !== 0) throw verdictError(verdict);

@@ -3,7 +3,6 @@
 // holds a pid file's lock, from any process.
 
 const fs = require('node:fs');
-const os = require('node:os');
 const { debuglog } = require('node:util');
 const { nativeFor } = require('./native.js');
 const { systemError } = require('./errors.js');
@@ -132,7 +131,8 @@ async function stop(file, options) {
     debug('stop %s: signal %d sent to %d', absolute, opts.signal, pid);
     if (await gone(holder, opts.timeout)) return { pid, stopped: await childGone(child, STOP.timeout), killed: false };
     if (!opts.kill) return { pid, stopped: false, killed: false };
-    holder.signal(os.constants.signals.SIGKILL); // that process, not a successor that took the lock since
+    // node:os loaded here: it costs 0.1 ms at every require('daemon').
+    holder.signal(require('node:os').constants.signals.SIGKILL); // that process, not a successor that took the lock since
     const stopped = (await gone(holder, STOP.timeout)) && (await childGone(child, STOP.timeout));
     return { pid, stopped, killed: stopped };
   } finally {

@@ -4,7 +4,7 @@
 // require() must do at once: start()'s steps are in start.js.
 
 const { debuglog } = require('node:util');
-const { native } = require('./native.js');
+const { addonPath, native } = require('./native.js');
 const { ENV } = require('./env.js');
 const { listeners } = require('./sockets.js');
 
@@ -45,6 +45,11 @@ function takeReadyPipe() {
   process.on('exit', (code) => native().reportExit(code ?? 0));
   return true;
 }
+
+// At require(), the addon is found: a missing one fails require('daemon'),
+// and Node's resolution of a prebuilt package could not run later under a
+// polluted Object.prototype. It is loaded on first use.
+if (process.platform !== 'win32') addonPath();
 
 /** Set once, at require(): this process is a daemon that a launcher started. */
 const isDaemon = takeReadyPipe();

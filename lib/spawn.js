@@ -6,7 +6,8 @@
 const { getSystemErrorName } = require('node:util');
 const { codedError } = require('./errors.js');
 const { nativeFor } = require('./native.js');
-const { bare, checkCommand, spawnOptions } = require('./options.js');
+const { bare } = require('./options.js');
+const { checkCommand, spawnOptions } = require('./start-options.js');
 const { preloadCommand } = require('./command.js');
 
 /** What start() needs in the daemon, of validated options: JSON for the preload. */

@@ -5,7 +5,8 @@
 const { debuglog } = require('node:util');
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
-const { SYSLOG, bare, startOptions } = require('./options.js');
+const { SYSLOG, bare } = require('./options.js');
+const { startOptions } = require('./start-options.js');
 const { isDaemon, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./daemon-side.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');

@@ -4,7 +4,6 @@
 // status() to read, also after the supervisor has gone.
 
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { ENV } = require('./env.js');
 
@@ -21,7 +20,8 @@ function chooseStateDir({ env, uid, home }) {
 
 /** This process's state directory. */
 function stateDir() {
-  return chooseStateDir({ env: process.env, uid: process.geteuid(), home: os.homedir() });
+  // node:os loaded here: it costs 0.1 ms at every require('daemon').
+  return chooseStateDir({ env: process.env, uid: process.geteuid(), home: require('node:os').homedir() });
 }
 
 /**

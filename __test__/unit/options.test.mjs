@@ -8,7 +8,8 @@ import { test } from 'node:test';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const options = require(path.join(root, 'lib', 'options.js'));
+// The generic checks and stop()'s schema, and the starting calls' schemas.
+const options = { ...require(path.join(root, 'lib', 'options.js')), ...require(path.join(root, 'lib', 'start-options.js')) };
 const { anchoredArgs, evaluated } = require(path.join(root, 'lib', 'node-options.js'));
 const { ENV } = require(path.join(root, 'lib', 'env.js'));
 const { describeValue } = require(path.join(root, 'lib', 'errors.js'));

@@ -1,0 +1,260 @@
+'use strict';
+// The options of the calls that start a daemon: start(), spawn(), the
+// callable export and daemon.daemon() (1.x), one schema each, with `listen`'s
+// addresses. Read as own properties only, as in options.js.
+
+const path = require('node:path');
+const { invalidType, invalidValue } = require('./errors.js');
+const {
+  MAX_MS,
+  MAX_LISTENERS,
+  UNNAMED,
+  SYSLOG,
+  IGNORE,
+  bare,
+  checkPath,
+  checkInteger,
+  checkBoolean,
+  optionalId,
+  checkOptions,
+  optional,
+  syslogTarget,
+} = require('./options.js');
+
+/** The environment as `KEY=VALUE` entries; values are turned into strings, undefined ones left out. */
+function checkEnv(env) {
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw invalidType('options.env', 'of type object', env);
+  const entries = [];
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    const name = `options.env['${key}']`;
+    if (typeof value === 'symbol') throw invalidType(name, 'of type string, number or boolean', value);
+    const entry = `${key}=${value}`;
+    if (key === '' || key.includes('=') || entry.includes('\0')) {
+      throw invalidValue(name, 'must be a variable name and value without "=" in the name or null bytes', value);
+    }
+    entries.push(entry);
+  }
+  return entries;
+}
+
+// ---- listening sockets (start's listen, the CLI's --listen) -----------------
+
+/** What systemd takes for FileDescriptorName=: printable ASCII without ':', at most 255. */
+const LISTEN_NAME = /^[\x21-\x39\x3b-\x7e]{1,255}$/;
+/** sun_path holds 108 bytes with its NUL. */
+const MAX_UNIX_PATH = 107;
+
+/** `NAME=ADDR` or `ADDR` (the CLI's form, and a string element of `listen`). */
+function splitName(text) {
+  const at = text.indexOf('=');
+  return at > 0 && !text.startsWith('/') ? [text.slice(0, at), text.slice(at + 1)] : [undefined, text];
+}
+
+function checkPort(name, text, value) {
+  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(port >= 1 && port <= 65535)) throw invalidValue(name, 'must have a port from 1 to 65535', value);
+  return port;
+}
+
+/**
+ * An address in systemd's ListenStream= syntax: `PORT` (dual-stack `[::]`),
+ * `HOST:PORT` (an IPv4 address), `[IPv6]:PORT`, or an absolute path (a Unix
+ * socket). Host names are not taken: binding must not wait for DNS.
+ */
+function parseAddress(name, value) {
+  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
+  if (value.startsWith('/')) {
+    if (value.includes('\0') || Buffer.byteLength(value) > MAX_UNIX_PATH) {
+      throw invalidValue(name, `must be a path of at most ${MAX_UNIX_PATH} bytes without null bytes`, value);
+    }
+    return bare({ path: path.normalize(value) });
+  }
+  if (/^[0-9]+$/.test(value)) return bare({ port: checkPort(name, value, value) });
+  const v6 = /^\[([^\]]+)\]:([^:]*)$/.exec(value);
+  const v4 = /^([^:[\]]+):([^:]*)$/.exec(value);
+  const [, host, port] = v6 ?? v4 ?? [];
+  // node:net loaded here: it costs a millisecond and more at every require('daemon').
+  const net = require('node:net');
+  if (host === undefined || !(v6 ? net.isIPv6(host) : net.isIPv4(host))) {
+    throw invalidValue(name, 'must be PORT, IPV4:PORT, [IPV6]:PORT or an absolute path', value);
+  }
+  return bare({ host, port: checkPort(name, port, value) });
+}
+
+function checkListenName(name, value) {
+  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
+  if (!LISTEN_NAME.test(value)) throw invalidValue(name, 'must be 1 to 255 printable characters without ":" or spaces', value);
+  return value;
+}
+
+/**
+ * `start()`'s `listen`: each element `'[NAME=]ADDR'` or `{ address, name,
+ * mode, user, group }` (mode and owner for a Unix socket's file).
+ */
+function checkListen(name, value) {
+  if (!Array.isArray(value)) throw invalidType(name, 'an instance of Array', value);
+  if (value.length > MAX_LISTENERS) throw invalidValue(name, `must have at most ${MAX_LISTENERS} elements`, value);
+  return value.map((element, i) => {
+    const at = `${name}[${i}]`;
+    if (typeof element === 'string') {
+      const [given, address] = splitName(element);
+      return bare({ name: given === undefined ? UNNAMED : checkListenName(at, given), ...parseAddress(at, address) });
+    }
+    const own = checkOptions(element, ['address', 'name', 'mode', 'user', 'group'], 'listen');
+    const spec = parseAddress(`${at}.address`, own.address);
+    if ((own.mode !== undefined || own.user !== undefined || own.group !== undefined) && spec.path === undefined) {
+      throw invalidValue(at, 'has a mode or an owner, which only a Unix socket takes', element);
+    }
+    return bare({
+      name: own.name === undefined ? UNNAMED : checkListenName(`${at}.name`, own.name),
+      ...spec,
+      mode: own.mode === undefined ? undefined : checkInteger(`${at}.mode`, own.mode, 0, 0o777, '0 to 0o777'),
+      user: optionalId(`${at}.user`, own.user),
+      group: optionalId(`${at}.group`, own.group),
+    });
+  });
+}
+
+// ---- one schema per call ----------------------------------------------------
+
+const START = Object.freeze({ __proto__: null, cwd: '/', umask: 0o022, ready: 'auto', readyTimeout: 30000, foreground: false });
+const START_OPTIONS = Object.freeze([
+  ...Object.keys(START),
+  'respawn',
+  'pidfile',
+  'stdout',
+  'stderr',
+  'env',
+  'user',
+  'group',
+  'preventCore',
+  'ident',
+  'facility',
+  'socket',
+  'listen',
+]);
+/** spawn() and daemon.daemon() start another script: staying in the foreground is not theirs to do. */
+const SPAWN_OPTIONS = Object.freeze(START_OPTIONS.filter((key) => key !== 'foreground'));
+
+/** `respawn: true`: restarts allowed within the window (ms) before the supervisor gives up. */
+const RESPAWN = Object.freeze({ __proto__: null, limit: 10, window: 60000 });
+
+/** `respawn`: true, false, or `{ limit, window }`; the supervisor's limits, or undefined for none. */
+function checkRespawn(name, value) {
+  if (value === false) return undefined;
+  if (value === true) return bare(RESPAWN);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidType(name, 'of type boolean or object', value);
+  }
+  const own = bare(value);
+  for (const key of Object.keys(own)) {
+    if (!(key in RESPAWN)) throw invalidValue(`${name}.${key}`, 'is not an option of respawn (known: limit, window)', own[key]);
+  }
+  return bare({
+    limit: optional(own, 'limit', (_, v) => checkInteger(`${name}.limit`, v, 1, MAX_MS), RESPAWN.limit),
+    window: optional(own, 'window', (_, v) => checkInteger(`${name}.window`, v, 1, MAX_MS), RESPAWN.window),
+  });
+}
+
+/** `'inherit'` (the launcher's stream) reads as no option. */
+const INHERIT = 'inherit';
+/** Keywords, never file names (a file of that name is `'./ignore'`); 'pipe' would have no reader once the launcher exits. */
+const KEYWORDS = Object.freeze([SYSLOG, IGNORE, INHERIT]);
+
+/** A descriptor number: what `fs.openSync()` returns. */
+function checkFd(name, value) {
+  return checkInteger(name, value, 0, MAX_MS);
+}
+
+/**
+ * Where stdout or stderr goes: 'syslog', 'ignore', undefined for 'inherit',
+ * a descriptor number (given, or the own `fd` of an open stream such as an
+ * `fs.WriteStream` after its 'open'), else a log file's absolute path.
+ */
+function checkLog(name, value) {
+  if (value === INHERIT) return undefined;
+  if (KEYWORDS.includes(value)) return value;
+  if (value === 'pipe') throw invalidValue(name, "cannot be 'pipe': nothing reads it once the launcher has exited", value);
+  if (typeof value === 'number') return checkFd(name, value);
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const fd = Object.hasOwn(value, 'fd') ? value.fd : undefined;
+    if (fd === null || fd === undefined) throw invalidValue(name, "must be an open stream (its fd is null: wait for its 'open')", value);
+    return checkFd(`${name}.fd`, fd);
+  }
+  if (typeof value !== 'string') throw invalidType(name, 'a path, a file descriptor, a stream with an fd, or a keyword', value);
+  return checkPath(name, value);
+}
+
+/**
+ * Validates `start()`'s options (or those of `fn`, with its `defaults` and
+ * `known` keys); throws before anything is done. `foreground` is what the
+ * code chose. `script` names the syslog tag's default.
+ */
+function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = START, script } = {}) {
+  const options = checkOptions(input, known, fn);
+  const ready = options.ready === undefined ? defaults.ready : options.ready;
+  if (ready !== 'auto' && ready !== 'manual') throw invalidValue('options.ready', "must be 'auto' or 'manual'", ready);
+  const opts = bare({
+    cwd: optional(options, 'cwd', checkPath, defaults.cwd),
+    umask: optional(options, 'umask', (name, value) => checkInteger(name, value, 0, 0o777, '0 to 0o777'), defaults.umask),
+    stdout: optional(options, 'stdout', checkLog, defaults.stdout),
+    stderr: optional(options, 'stderr', checkLog, defaults.stderr),
+    env: options.env === undefined ? undefined : checkEnv(options.env),
+    ready,
+    readyTimeout: optional(options, 'readyTimeout', (name, value) => checkInteger(name, value, 1, MAX_MS), defaults.readyTimeout),
+    foreground: optional(options, 'foreground', checkBoolean, defaults.foreground),
+    user: optionalId('options.user', options.user),
+    group: optionalId('options.group', options.group),
+    preventCore: optional(options, 'preventCore', checkBoolean, false),
+    respawn: optional(options, 'respawn', checkRespawn),
+    pidfile: optional(options, 'pidfile', checkPath),
+    syslog: syslogTarget(options, script),
+    listen: optional(options, 'listen', checkListen, []),
+  });
+  return opts;
+}
+
+/** The 1.x defaults: the launcher's working directory, and no output. */
+function compatDefaults() {
+  return bare(START, { cwd: process.cwd(), stdout: IGNORE, stderr: IGNORE });
+}
+
+/** The callable export's options (1.x): start()'s, with 1.x's defaults. */
+function compatOptions(input) {
+  return startOptions(input, { fn: 'daemon', defaults: compatDefaults() });
+}
+
+/** A script to start and its arguments: an absolute path, and strings without null bytes. */
+function checkCommand(script, args = []) {
+  const main = checkPath('script', script);
+  if (!Array.isArray(args)) throw invalidType('args', 'an instance of Array', args);
+  args.forEach((arg, i) => {
+    if (typeof arg !== 'string') throw invalidType(`args[${i}]`, 'of type string', arg);
+    if (arg.includes('\0')) throw invalidValue(`args[${i}]`, 'must be a string without null bytes', arg);
+  });
+  return [main, ...args];
+}
+
+/** spawn()'s options: start()'s without `foreground`, the syslog tag named after `script`. */
+function spawnOptions(input, script) {
+  return startOptions(input, { fn: 'spawn', known: SPAWN_OPTIONS, script });
+}
+
+/** daemon.daemon()'s (1.x): spawn()'s, with 1.x's defaults. */
+function spawnCompatOptions(input, script) {
+  return startOptions(input, { fn: 'daemon', known: SPAWN_OPTIONS, defaults: compatDefaults(), script });
+}
+
+module.exports = {
+  checkListen,
+  parseAddress,
+  splitName,
+  checkEnv,
+  startOptions,
+  compatOptions,
+  checkCommand,
+  spawnOptions,
+  spawnCompatOptions,
+  RESPAWN,
+};
