@@ -15,7 +15,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { underLoad, waitForAnswer, freePort } = require('./load.js');
+const { REQUEST_TIMEOUT_MS, underLoad, waitForAnswer, freePort } = require('./load.js');
 const peers = require('./peers.js');
 const procs = require('./procs.js');
 
@@ -141,6 +141,7 @@ async function main() {
     `${pm2Cluster}: \`pm2 reload bench\`, a new worker, the old one retired at the new one's \`listening\` event (pm2's default: no \`wait_ready\`, \`listen_timeout\` left at 3 s); its kills are of the worker;`,
     `${forever}: \`forever restart\`.`,
     'The peers run bench/servers/foreground.js; this module runs bench/servers/held.js, the same server on the socket it is passed.',
+    `A request not answered within ${REQUEST_TIMEOUT_MS / 1000} s is given up and counted as failed (a longest request of ${REQUEST_TIMEOUT_MS / 1000} s is one).`,
     `Goals for this module (kills: 0 refused, at most one failed request per kill; upgrades: 0 refused, 0 failed): ${goals.join('; ')}.`,
     '',
     `| server | tool | ${KILLS} SIGKILLs: answered | refused | failed | longest request | ${UPGRADES} upgrades: answered | refused | failed | longest request |`,

@@ -7,7 +7,7 @@ const { sleep } = require('./procs.js');
 
 const REQUEST_TIMEOUT_MS = 10000;
 
-/** One request on a new connection: 'answered', 'refused' (ECONNREFUSED) or 'failed', and how long it took. */
+/** One request on a new connection: 'answered', 'refused' (ECONNREFUSED) or 'failed' (given up after REQUEST_TIMEOUT_MS too), and how long it took. */
 function request(port) {
   const t0 = performance.now();
   return new Promise((resolve) => {
@@ -63,4 +63,4 @@ async function freePort() {
   return port;
 }
 
-module.exports = { request, underLoad, waitForAnswer, freePort };
+module.exports = { REQUEST_TIMEOUT_MS, request, underLoad, waitForAnswer, freePort };
