@@ -176,8 +176,13 @@ pub struct ReadyPipe {
 }
 
 impl ReadyPipe {
+    /// The read end is non-blocking (it is read after poll()), set here,
+    /// before any fork: a failure after it would leave a child untracked.
+    /// The write end stays blocking, as the daemon's writes must be.
     pub fn new() -> SysResult<ReadyPipe> {
         let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
+        fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| SysError::new(e, "fcntl"))?;
         Ok(ReadyPipe { read, write })
     }
 }
@@ -568,6 +573,17 @@ mod tests {
             listeners: vec![],
             respawn: None,
         }
+    }
+
+    #[test]
+    fn the_ready_pipe_reads_without_blocking_from_before_any_fork_and_writes_blocking() {
+        let pipe = ReadyPipe::new().unwrap();
+        let nonblocking = |fd: &OwnedFd| {
+            let flags = fcntl(fd, FcntlArg::F_GETFL).unwrap();
+            OFlag::from_bits_truncate(flags).contains(OFlag::O_NONBLOCK)
+        };
+        assert!(nonblocking(&pipe.read));
+        assert!(!nonblocking(&pipe.write));
     }
 
     #[test]
