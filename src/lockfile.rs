@@ -387,6 +387,7 @@ pub fn held_lock() -> Option<OwnedFd> {
 }
 
 /// Whether this process holds any pid file.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn holds_any() -> bool {
     !held().is_empty()
 }
