@@ -23,6 +23,8 @@ mod lockfile;
 mod logfile;
 #[path = "../notify.rs"]
 mod notify;
+#[path = "../path_walk.rs"]
+mod path_walk;
 #[path = "../privileges.rs"]
 mod privileges;
 #[path = "../ready.rs"]
@@ -39,8 +41,6 @@ mod supervision;
 mod sync;
 #[path = "../sys/mod.rs"]
 mod sys;
-#[path = "../trusted_dir.rs"]
-mod trusted_dir;
 
 mod control;
 mod generation;
