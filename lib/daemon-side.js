@@ -9,7 +9,7 @@ const { ENV } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { addBound, toBind, listeners } = require('./sockets.js');
+const { addBound, toBind, listeners, removeSocketFilesAtEnd } = require('./sockets.js');
 const { drainOnSigterm } = require('./drain.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
@@ -24,6 +24,9 @@ function errorText(error) {
     return 'Uncaught exception';
   }
 }
+
+/** Set at require(): this process is a supervisor's generation. */
+let supervised = false;
 
 /**
  * At require(): whether this process is a daemon a launcher started, told by
@@ -43,7 +46,8 @@ function takeReadyPipe() {
   if (!native.takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
   // A supervisor's generation is retired by SIGTERM: it drains first.
-  if (supervisor === String(process.ppid)) drainOnSigterm(() => listeners().map(({ fd }) => fd));
+  supervised = supervisor === String(process.ppid);
+  if (supervised) drainOnSigterm(() => listeners().map(({ fd }) => fd));
   // A supervised daemon: its lock() of the supervisor's pid file is true.
   if (lockMarker !== undefined && native.takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
@@ -98,6 +102,8 @@ function completeStart(opts) {
     addBound(opts.listen, native.startInPlace(bare(plan)));
     Object.assign(process.env, accountEnv(account));
   }
+  // The supervisor removes a supervised service's socket files.
+  if (!supervised) removeSocketFilesAtEnd(opts.listen);
   setLogs(opts.stdout, opts.stderr, account?.uid);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native.preventCoreDumps();
