@@ -190,6 +190,8 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
   const dir = tmpdir('native');
   const pidfile = path.join(dir, 'x.pid');
   // [call, arguments, expected class and code, or null where any outcome but an abort will do]
+  // A spawn() plan that is valid but for what `change` says.
+  const plan = (change) => ({ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, ...change });
   const calls = [
     ['detachStdio', [[-1]], 'RangeError ERR_OUT_OF_RANGE'],
     ['detachStdio', [[7]], 'RangeError ERR_OUT_OF_RANGE'],
@@ -199,12 +201,8 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['syslogStdio', [{ fds: [-1], facility: 'daemon', ident: 'x' }], 'RangeError ERR_OUT_OF_RANGE'],
     ['syslogStdio', [{ fds: [0], facility: 'daemon', ident: 'x' }], 'RangeError ERR_OUT_OF_RANGE'],
     ['syslogStdio', [{ fds: [2, 2], facility: 'daemon', ident: 'x' }], 'RangeError ERR_OUT_OF_RANGE'],
-    [
-      'spawn',
-      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 2 ** 32 - 1, readyTimeout: 1, preventCore: false }],
-      'RangeError ERR_OUT_OF_RANGE',
-    ],
-    ['spawn', [{ argv: [], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false }], 'Error EINVAL'],
+    ['spawn', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
+    ['spawn', [plan({ argv: [] })], 'Error EINVAL'],
     ['startInPlace', [{ cwd: '/', umask: 2 ** 32 - 1 }], 'RangeError ERR_OUT_OF_RANGE'],
     ['startInPlace', [{ cwd: '/nonexistent-daemon-dir', umask: 0 }], 'Error ENOENT'],
     ['startInPlace', [{ cwd: '/', umask: 0, stdout: { path: '/nonexistent-daemon-dir/o.log' } }], 'Error ENOENT'],
@@ -221,21 +219,7 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['takeSupervisorLock', ['-1:0'], null],
     ['takeSupervisorLock', ['99999999999:1'], null],
     ['takeSupervisorLock', ['0:garbage'], null],
-    [
-      'spawn',
-      [
-        {
-          argv: ['/bin/true'],
-          env: [],
-          cwd: '/',
-          umask: 0,
-          readyTimeout: 1,
-          preventCore: false,
-          respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 },
-        },
-      ],
-      'Error ENOENT',
-    ],
+    ['spawn', [plan({ respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 } })], 'Error ENOENT'],
     ['notify', ['', ''], null],
     ['lookupAccount', [2 ** 32 - 1, 2 ** 32 - 1], 'Error ERR_UNKNOWN_CREDENTIAL'],
     ['dropPrivileges', [{ uid: 2 ** 32 - 1, gid: 2 ** 32 - 1, groups: [] }], 'Error EINVAL'],
@@ -244,49 +228,15 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['reportExit', [-1], null],
     ['adoptListener', [-1], 'Error EBADF'],
     ['adoptListener', [99999], 'Error EBADF'],
-    [
-      'spawn',
-      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, listeners: [{ name: 'x', fd: -1 }] }],
-      'Error EBADF',
-    ],
-    [
-      'spawn',
-      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, listeners: [{ name: 'x', port: 70000 }] }],
-      null,
-    ],
-    [
-      'spawn',
-      [
-        {
-          argv: ['/bin/true'],
-          env: [],
-          cwd: '/',
-          umask: 0,
-          readyTimeout: 1,
-          preventCore: false,
-          listeners: [{ name: 'x', host: 'nohost', port: 1 }],
-        },
-      ],
-      null,
-    ],
+    ['spawn', [plan({ listeners: [{ name: 'x', fd: -1 }] })], 'Error EBADF'],
+    ['spawn', [plan({ listeners: [{ name: 'x', port: 70000 }] })], null],
+    ['spawn', [plan({ listeners: [{ name: 'x', host: 'nohost', port: 1 }] })], null],
     ['reportError', [''], null],
-    ['spawnUntilPid', [{ argv: [], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false }], 'Error EINVAL'],
-    [
-      'spawnAsync',
-      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 2 ** 32 - 1, readyTimeout: 1, preventCore: false }],
-      'RangeError ERR_OUT_OF_RANGE',
-    ],
-    [
-      'spawn',
-      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stdout: { fd: -1 } }],
-      'Error EBADF',
-    ],
-    [
-      'spawn',
-      [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stderr: { fd: 99999 } }],
-      'Error EBADF',
-    ],
-    ['spawn', [{ argv: ['/bin/true'], env: [], cwd: '/', umask: 0, readyTimeout: 1, preventCore: false, stdout: {} }], null],
+    ['spawnUntilPid', [plan({ argv: [] })], 'Error EINVAL'],
+    ['spawnAsync', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
+    ['spawn', [plan({ stdout: { fd: -1 } })], 'Error EBADF'],
+    ['spawn', [plan({ stderr: { fd: 99999 } })], 'Error EBADF'],
+    ['spawn', [plan({ stdout: {} })], null],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

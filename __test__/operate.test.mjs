@@ -182,6 +182,8 @@ test('foreground mode (DAEMON_FOREGROUND=1) with NOTIFY_SOCKET: no fork, READY=1
     process.kill(pid, 'SIGTERM');
     const result = await fg;
     assert.equal(result.code, 0);
+    // The listener (another process) may write the datagram to its file after the exit is seen.
+    await waitFor(() => listener.messages().length >= 2, 5000, 'STOPPING=1');
     assert.deepEqual(listener.messages().slice(1), ['STOPPING=1']);
   } finally {
     fg.child.kill('SIGKILL');

@@ -225,7 +225,7 @@ test("other users learn from status() whether root's daemon runs, not its pid, a
     const code = `const d = require(${JSON.stringify(path.join(copy, 'index.js'))}); const f = ${JSON.stringify(pidfile)};
       const codeOf = (fn) => { try { fn(); return 'returned' } catch (e) { return e.code } };
       d.stop(f).catch((e) => e.code).then((stopped) => console.log(JSON.stringify({ status: d.status(f), signalled: codeOf(() => d.signal(f, 'SIGCONT')), stopped })))`;
-    const seen = await run(['-e', code], { prefix: asNobody });
+    const seen = await run(['-e', code], { prefix: asNobody, cwd: copy });
     assert.equal(seen.code, 0, seen.stderr);
     assert.deepEqual(JSON.parse(seen.stdout), {
       status: { running: true, pid: null, stale: false, verified: false },

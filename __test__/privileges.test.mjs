@@ -129,6 +129,25 @@ test("a launcher in a 0700 directory starts a daemon as nobody: it boots in opti
   } finally {
     await killAndWait(r.info?.pid);
   }
+  // A directory it may search, under one it may not: Node walks them all (Node 24+ fails on a
+  // package.json it may not look for), so the daemon boots in '/' (the preload records where).
+  const inner = path.join(closed, 'inner');
+  fs.mkdirSync(inner, { mode: 0o755 });
+  fs.writeFileSync(path.join(open, 'where.js'), 'globalThis.fixturePreloaded = process.cwd();');
+  const where = ['-r', path.join(open, 'where.js')];
+  const below = await startFixture({
+    from: copy,
+    dir: ownedDir(NOBODY, NOBODY, 'below'),
+    cwd: inner,
+    nodeArgs: where,
+    opts: { user: 'nobody' },
+  });
+  try {
+    assert.equal(below.code, 0, below.stderr);
+    assert.equal(below.info.preloaded, '/');
+  } finally {
+    await killAndWait(below.info?.pid);
+  }
 });
 
 test('a launcher without the privilege: EPERM relayed with the step named; a switch to itself is a no-op', async () => {

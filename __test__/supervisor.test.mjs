@@ -65,6 +65,17 @@ async function startSupervised({ respawn = true, opts = {}, env = {}, withPidfil
 }
 
 /** Kills the supervisor and whatever generation runs (the test's own cleanup). */
+/** Runs `body` with a started service (asserted ready) and kills what it started, whatever happens. */
+async function supervised(options, body) {
+  const s = await startSupervised(options);
+  try {
+    assert.equal(s.code, 0, s.stderr);
+    await body(s);
+  } finally {
+    await cleanup(s);
+  }
+}
+
 async function cleanup(s) {
   const daemonPid = s.report()?.pid;
   await killAndWait(s.supervisor);
@@ -84,9 +95,7 @@ function withStateDir(s, fn) {
 }
 
 test('SIGKILL of the daemon: a new generation (new pid, same supervisor) answers; the supervisor is small, detached and holds nothing it does not need', async () => {
-  const s = await startSupervised();
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({}, async (s) => {
     const first = s.first;
     assert.equal(readPid(s.pidfile), s.supervisor, 'the pid file names the supervisor');
     await waitFor(async () => (await answer(s.port)) === first.pid, 10000, 'the first generation to answer');
@@ -138,15 +147,11 @@ test('SIGKILL of the daemon: a new generation (new pid, same supervisor) answers
     assert.equal(st.restarts, 1);
     assert.deepEqual(st.lastExit, { code: null, signal: 'SIGKILL' });
     assert.ok(st.since instanceof Date);
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test('stop() ends the supervisor and its daemon, and nothing comes back', async () => {
-  const s = await startSupervised();
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({}, async (s) => {
     const result = await withStateDir(s, () => daemon.stop(s.pidfile));
     assert.deepEqual({ ...result }, { pid: s.supervisor, stopped: true, killed: false });
     // Both gone by the time stop() resolved.
@@ -156,15 +161,11 @@ test('stop() ends the supervisor and its daemon, and nothing comes back', async 
     assert.equal(fs.readdirSync(s.stateDir).length, 0, 'no record of a service that stopped cleanly');
     assert.equal(await answer(s.port), null);
     assert.deepEqual(tagged(), []);
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test('a crash loop with respawn limit 3 gives up, and status() says why after the supervisor is gone', async () => {
-  const s = await startSupervised({ respawn: { limit: 3, window: 60000 }, env: { SUP_DO: 'crash' } });
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({ respawn: { limit: 3, window: 60000 }, env: { SUP_DO: 'crash' } }, async (s) => {
     await waitGone(s.supervisor, 20000);
     const st = withStateDir(s, () => daemon.status(s.pidfile));
     assert.equal(st.running, false);
@@ -177,41 +178,29 @@ test('a crash loop with respawn limit 3 gives up, and status() says why after th
     const cli_ = await run([cli, 'status', '--pidfile', s.pidfile], { env: { DAEMON_DIR: s.stateDir } });
     assert.equal(cli_.code, 1);
     assert.match(cli_.stdout, /the supervisor gave up at .*: 3 restarts, last exit: code 1/);
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test('a daemon that exits 0 after ready is not restarted: the supervisor exits and the pid file goes', async () => {
-  const s = await startSupervised({ env: { SUP_DO: 'exit0' } });
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({ env: { SUP_DO: 'exit0' } }, async (s) => {
     await waitGone(s.supervisor, 10000);
     assert.equal(fs.existsSync(s.pidfile), false);
     assert.equal(withStateDir(s, () => daemon.status(s.pidfile)).gaveUp, undefined);
     assert.equal(alive(s.first.pid), false);
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test('the supervisor SIGKILLed: its daemon does not run on unseen (PR_SET_PDEATHSIG)', async () => {
-  const s = await startSupervised();
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({}, async (s) => {
     process.kill(s.supervisor, 'SIGKILL');
     await waitGone(s.first.pid, 10000);
     assert.equal(withStateDir(s, () => daemon.status(s.pidfile)).running, false);
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test("with a pid file: the script's own lock() of it is true and writes nothing; another file works as today; a second service is refused", async () => {
   const other = path.join(tmpdir('other'), 'other.pid');
-  const s = await startSupervised({ env: { SUP_LOCK: 'start', SUP_OTHER: other } });
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({ env: { SUP_LOCK: 'start', SUP_OTHER: other } }, async (s) => {
     assert.equal(s.first.lockOwn, true);
     assert.equal(s.first.lockOther, true);
     assert.equal(readPid(other), s.first.pid, 'another pid file: the generation holds it');
@@ -226,16 +215,12 @@ test("with a pid file: the script's own lock() of it is true and writes nothing;
     assert.equal(second.code, 1);
     assert.match(second.stderr, new RegExp(`already running as pid ${s.supervisor}`));
     assert.equal(readPid(s.pidfile), s.supervisor, 'the refused start wrote nothing');
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test("without a pid file: the script's own lock() works as today (that generation holds it, the next takes it)", async () => {
   const own = path.join(tmpdir('own'), 'own.pid');
-  const s = await startSupervised({ withPidfile: false, env: { SUP_LOCK: own } });
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({ withPidfile: false, env: { SUP_LOCK: own } }, async (s) => {
     assert.equal(s.first.lockOwn, true);
     assert.equal(readPid(own), s.first.pid);
     assert.equal(daemon.status(own).pid, s.first.pid);
@@ -243,9 +228,7 @@ test("without a pid file: the script's own lock() works as today (that generatio
     await waitFor(() => s.report().pid !== s.first.pid, 15000, 'the next generation');
     assert.equal(s.report().lockOwn, true);
     assert.equal(daemon.status(own).pid, s.report().pid);
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test('signal() reaches the daemon through its supervisor; the CLI starts, reports and stops a supervised script', async () => {
@@ -291,9 +274,7 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
 
 test('a later generation not ready within readyTimeout is a crash, even when it then ends by SIGTERM', async () => {
   // Long enough for the first generation's boot on a loaded machine (the launcher waits as long).
-  const s = await startSupervised({ respawn: { limit: 1 }, opts: { readyTimeout: 5000 }, env: { SUP_DO: 'never-ready-later' } });
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({ respawn: { limit: 1 }, opts: { readyTimeout: 5000 }, env: { SUP_DO: 'never-ready-later' } }, async (s) => {
     process.kill(s.first.pid, 'SIGKILL');
     await waitGone(s.supervisor, 20000);
     assert.equal(fs.readFileSync(`${s.reportFile}.generations`, 'utf8'), '..', 'the first, then the one restart allowed');
@@ -302,23 +283,17 @@ test('a later generation not ready within readyTimeout is a crash, even when it 
     assert.deepEqual(st.lastExit, { code: null, signal: 'SIGTERM' });
     assert.ok(st.gaveUp);
     assert.match(fs.readFileSync(path.join(s.dir, 'err.log'), 'utf8'), /did not report ready within 5000 ms: stopping it/);
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test('stop() of a daemon that ignores SIGTERM: the supervisor kills it in time, and stop() resolves once both are gone', async () => {
-  const s = await startSupervised({ env: { SUP_DO: 'ignore-term' } });
-  try {
-    assert.equal(s.code, 0, s.stderr);
+  await supervised({ env: { SUP_DO: 'ignore-term' } }, async (s) => {
     const result = await withStateDir(s, () => daemon.stop(s.pidfile));
     assert.deepEqual({ ...result }, { pid: s.supervisor, stopped: true, killed: false });
     assert.equal(alive(s.supervisor), false);
     assert.equal(alive(s.first.pid), false);
     assert.equal(s.report().generation, 1, 'nothing restarted');
-  } finally {
-    await cleanup(s);
-  }
+  });
 });
 
 test('a first generation that fails before ready is relayed by the launcher and not restarted; a failed execve names the daemon', async () => {

@@ -28,8 +28,9 @@ pub struct Image<'a> {
     pub envp: &'a [*const c_char],
     /// Where Node boots when the new user may not search the launcher's directory.
     pub cwd: &'a CStr,
-    /// A supervisor's children boot where the launcher ran (the supervisor
-    /// itself sits in `/`), or in `cwd` if that directory is gone.
+    /// Where the launcher ran, by its absolute path: a daemon boots there
+    /// (a supervisor's children too: the supervisor itself sits in `/`), or
+    /// in `cwd` if that directory is gone or the new user may not reach it.
     pub boot_dir: Option<&'a CStr>,
     pub umask: libc::mode_t,
     pub devnull: RawFd,
@@ -111,7 +112,7 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
 }
 
 /// Becomes the daemon and executes it: default signal actions, a
-/// supervisor's boot directory, the daemon steps (`DAEMON_STEPS`, in their
+/// boot directory, the daemon steps (`DAEMON_STEPS`, in their
 /// order), the death signal of a supervisor's child, the signal mask,
 /// `execve()`. Never returns. A supervisor's children start here (it is
 /// their parent).
@@ -145,7 +146,9 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
                 }
             }
             // Only a new user can be refused what the launcher could do.
-            DaemonStep::Directory if p.account.is_some() => enter_directory(p.cwd, p.ready_fd),
+            DaemonStep::Directory if p.account.is_some() => {
+                enter_directory(p.cwd, p.boot_dir, p.ready_fd)
+            }
             DaemonStep::CoreLimit | DaemonStep::Directory => {}
         }
     }
@@ -212,12 +215,15 @@ unsafe fn no_core_file(ready: RawFd) {
 /// access, chdir: async-signal-safe. The launcher checked `cwd` as itself;
 /// whether the new user may enter it is known only now, and the daemon
 /// would fail later. Node boots in the launcher's directory; when the new
-/// user may not search it (a 0700 /root), it boots in the daemon's own.
-unsafe fn enter_directory(cwd: &CStr, ready: RawFd) {
+/// user may not reach it by its absolute path (a directory under a 0700
+/// /root: Node 24+ fails on the package.json it may not look for there), it
+/// boots in the daemon's own.
+unsafe fn enter_directory(cwd: &CStr, boot_dir: Option<&CStr>, ready: RawFd) {
     if libc::access(cwd.as_ptr(), libc::X_OK) != 0 {
         fail(ready, Step::Chdir, Errno::last());
     }
-    if libc::access(c".".as_ptr(), libc::X_OK) != 0 && libc::chdir(cwd.as_ptr()) != 0 {
+    let here = boot_dir.unwrap_or(c".");
+    if libc::access(here.as_ptr(), libc::X_OK) != 0 && libc::chdir(cwd.as_ptr()) != 0 {
         fail(ready, Step::Chdir, Errno::last());
     }
 }

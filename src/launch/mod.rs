@@ -144,7 +144,8 @@ pub struct Prepared {
     /// The environment's pointers, the marker's last before the null.
     envp_ptrs: Vec<*const c_char>,
     cwd: CString,
-    /// Where the child boots, when not where this process is (see `boot_in`).
+    /// Where the child boots: this process's directory, or a supervisor's
+    /// launcher's (see `boot_in`); `None` if it has none.
     boot_dir: Option<CString>,
     umask: libc::mode_t,
     /// `None`: the inherited stream, unless `inherit_streams` is false.
@@ -190,6 +191,14 @@ impl ReadyPipe {
             .map_err(|e| SysError::new(e, "fcntl"))?;
         Ok(ReadyPipe { read, write })
     }
+}
+
+/// This process's directory by its absolute path: whether the daemon's user
+/// may enter it is a question about every directory on the way, as Node
+/// walks them (the nearest package.json), not about the last one alone.
+fn current_dir() -> Option<CString> {
+    let dir = std::env::current_dir().ok()?;
+    CString::new(dir.into_os_string().into_encoded_bytes()).ok()
 }
 
 fn to_cstring(text: &str, syscall: &'static str) -> SysResult<CString> {
@@ -317,7 +326,7 @@ impl Prepared {
             _env: env,
             marker,
             cwd: to_cstring(&plan.cwd, "chdir")?,
-            boot_dir: None,
+            boot_dir: current_dir(),
             umask: plan.umask as libc::mode_t,
             stdout,
             stderr,
