@@ -1,128 +1,156 @@
 #!/usr/bin/env node
-// npm run bench, third part: a supervisor that holds the listening socket
-// (start({ respawn, listen })). A sequential request loop (a new connection
-// each, loopback) runs while the server is SIGKILLed 3 times (11 s apart: each
-// an isolated crash) and while it is upgraded 5 times (daemon.upgrade());
-// for each phase: requests answered, refused (ECONNREFUSED), failed
-// otherwise, and the longest request. Two servers: one that listens at once,
-// one that takes 500 ms before it listens (and reports ready then). Writes
-// bench/HELD.md and stops every process it started.
+// npm run bench, third part: sockets that outlive the process. A sequential
+// request loop (a new connection each, loopback) runs while the server is
+// SIGKILLed 3 times (11 s apart: each an isolated crash) and while it is
+// upgraded 5 times; for each phase: requests answered, refused
+// (ECONNREFUSED), failed otherwise, and the longest request. Side by side, in
+// one run: this project's supervisor holding the listening socket
+// (start({ respawn, listen }), `daemon upgrade`), pm2 in fork mode and in
+// cluster mode (`pm2 reload`), forever (`forever restart`); each with a
+// server that listens at once and one that takes 500 ms before it listens.
+// pm2 and forever are fetched by npm (bench/peers.js). Writes bench/HELD.md
+// and stops every process it started.
 'use strict';
 
-const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const daemon = require('..');
+const { REQUEST_TIMEOUT_MS, underLoad, waitForAnswer, freePort } = require('./load.js');
+const peers = require('./peers.js');
 const procs = require('./procs.js');
 
 const { sleep } = procs;
+const BENCH = __dirname;
 const TAG = `daemon-bench-held-${process.pid}-${Date.now()}`;
 const KILLS = 3;
 const UPGRADES = 5;
+/** Longer than this supervisor's stable time (10 s): each kill is an isolated crash, with no backoff. */
 const KILL_SPACING_MS = 11000;
 const UPGRADE_SPACING_MS = 1000;
+/** After the server first answers, before the kills. */
+const SETTLE_MS = 1000;
+const ANSWER_TIMEOUT_MS = 15000;
+/** pm2's cluster mode with one worker: one server process under every tool. */
+const CLUSTER_WORKERS = 1;
 const SERVERS = [
   { name: 'listens at once', delay: 0 },
   { name: 'listens after 500 ms', delay: 500 },
 ];
 
-/** One request on a new connection: its outcome and how long it took. */
-function request(port) {
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const done = (outcome) => resolve({ outcome, ms: performance.now() - t0 });
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => done(body === 'hello\n' ? 'answered' : 'failed'));
-      res.on('error', () => done('failed'));
-    });
-    req.on('error', (error) => done(error.code === 'ECONNREFUSED' ? 'refused' : 'failed'));
-    req.setTimeout(10000, () => req.destroy());
-  });
+/** Each tool: the commands that start the server, upgrade it (`reload`) and stop it, its state in `home`. */
+function tools(bin) {
+  const pidfile = (home) => path.join(home, 'app.pid');
+  const cli = (command) => (home) => [
+    process.execPath,
+    [path.join(BENCH, '..', 'bin', 'daemon.js'), command, '--pidfile', pidfile(home)],
+    { DAEMON_DIR: home },
+  ];
+  const app = path.join(BENCH, 'servers', 'foreground.js');
+  return [
+    {
+      name: 'daemon (this): start({ respawn, listen })',
+      start: (home) => [process.execPath, [path.join(BENCH, 'servers', 'held.js')], { BENCH_PIDFILE: pidfile(home), DAEMON_DIR: home }],
+      reload: cli('upgrade'),
+      stop: cli('stop'),
+    },
+    peers.pm2(bin, app),
+    peers.pm2(bin, app, { instances: CLUSTER_WORKERS }),
+    peers.forever(bin, app),
+  ];
 }
 
-/** Requests one after another while `action()` runs; the tally. */
-async function underLoad(port, action) {
-  const tally = { answered: 0, refused: 0, failed: 0, longest: 0 };
-  let running = true;
-  const acting = action().finally(() => (running = false));
-  while (running) {
-    const { outcome, ms } = await request(port);
-    tally[outcome]++;
-    tally.longest = Math.max(tally.longest, ms);
-  }
-  await acting;
-  return tally;
+/** Runs a tool's command; throws when it fails. */
+async function must(command, env) {
+  const { code, stderr } = await peers.run(command, env);
+  if (code !== 0) throw new Error(`${path.basename(command[0])} ${command[1].join(' ')} exited with ${code}: ${stderr}`);
 }
 
-const children = (pid) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
-
-async function freePort() {
-  const server = http.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function measure(server) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-bench-held-'));
-  process.env.DAEMON_DIR = path.join(dir, 'state');
+/** Starts `server` under `tool`, kills it, upgrades it, stops it: the two tallies. */
+async function measure(tool, server, runDir) {
+  const home = fs.mkdtempSync(path.join(runDir, 'home-'));
   const port = await freePort();
-  const pidfile = path.join(dir, 'app.pid');
-  const opts = { respawn: true, pidfile, listen: [`127.0.0.1:${port}`] };
-  const started = spawnSync(process.execPath, [path.join(__dirname, 'servers', 'held.js')], {
-    env: { ...process.env, BENCH_TAG: TAG, HELD_OPTS: JSON.stringify(opts), HELD_DELAY_MS: String(server.delay) },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  if (started.status !== 0) throw new Error(`the ${server.name} server did not start`);
-  const supervisor = Number(fs.readFileSync(pidfile, 'utf8'));
+  const appPidfile = path.join(home, 'server-pid');
+  const env = { PORT: String(port), BENCH_TAG: TAG, BENCH_DELAY_MS: String(server.delay), BENCH_APP_PIDFILE: appPidfile };
   try {
-    await sleep(1000);
+    await must(tool.start(home), env);
+    await waitForAnswer(port, ANSWER_TIMEOUT_MS);
+    await sleep(SETTLE_MS);
+    const killed = [];
     const kills = await underLoad(port, async () => {
       for (let i = 0; i < KILLS; i++) {
-        process.kill(children(supervisor)[0], 'SIGKILL');
+        // The server process is the one that wrote its pid last; it must be a new one, alive and ours.
+        const pid = Number(fs.readFileSync(appPidfile, 'utf8'));
+        if (killed.includes(pid) || !procs.benchPids(TAG, home).includes(pid)) throw new Error(`no server runs after ${i} kills`);
+        killed.push(pid);
+        process.kill(pid, 'SIGKILL');
         await sleep(KILL_SPACING_MS);
       }
     });
     const upgrades = await underLoad(port, async () => {
       for (let i = 0; i < UPGRADES; i++) {
-        await daemon.upgrade(pidfile);
+        await must(tool.reload(home), env);
         await sleep(UPGRADE_SPACING_MS);
       }
     });
+    await must(tool.stop(home), env);
     return { kills, upgrades };
   } finally {
-    await daemon.stop(pidfile);
-    await procs.killAll(procs.pidsWithEnv('BENCH_TAG', TAG));
-    fs.rmSync(dir, { recursive: true, force: true });
+    await procs.killAll(procs.benchPids(TAG, home));
+    fs.rmSync(home, { recursive: true, force: true });
   }
 }
 
-const row = (server, phase, t) => `| ${server} | ${phase} | ${t.answered} | ${t.refused} | ${t.failed} | ${Math.round(t.longest)} ms |`;
+const cells = (t) => `${t.answered} | ${t.refused} | ${t.failed} | ${Math.round(t.longest)} ms`;
+
+/** Whether this module's tallies meet the issue's goals: kills 0 refused, at most one failed each; upgrades 0 refused, 0 failed. */
+const meetsGoals = ({ kills, upgrades }) => kills.refused === 0 && kills.failed <= KILLS && upgrades.refused === 0 && upgrades.failed === 0;
 
 async function main() {
-  const lines = [
-    '# Held sockets: kills and upgrades under a request loop',
-    '',
-    `Written by \`node bench/held.js\` (part of \`npm run bench\`) on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs.`,
-    `A sequential request loop (a new connection each, loopback) during ${KILLS} SIGKILLs ${KILL_SPACING_MS / 1000} s apart and during ${UPGRADES} upgrades (\`daemon.upgrade()\`) ${UPGRADE_SPACING_MS / 1000} s apart, under \`start({ respawn, listen })\`.`,
-    '',
-    '| server | phase | answered | refused | failed | longest request |',
-    '| --- | --- | ---: | ---: | ---: | ---: |',
-  ];
-  for (const server of SERVERS) {
-    const { kills, upgrades } = await measure(server);
-    lines.push(row(server.name, `${KILLS} SIGKILLs`, kills), row(server.name, `${UPGRADES} upgrades`, upgrades));
-    process.stderr.write(`held: ${server.name} done\n`);
+  const list = tools(peers.fetchPeers());
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-bench-held-'));
+  procs.sweepAtExit(TAG, runDir);
+  const rows = [];
+  const failures = [];
+  const goals = [];
+  try {
+    for (const server of SERVERS) {
+      for (const [i, tool] of list.entries()) {
+        process.stderr.write(`held: ${server.name}: ${tool.name}\n`);
+        try {
+          const result = await measure(tool, server, runDir);
+          rows.push(`| ${server.name} | ${tool.name} | ${cells(result.kills)} | ${cells(result.upgrades)} |`);
+          if (i === 0) goals.push(`${server.name}: ${meetsGoals(result) ? 'met' : 'NOT met'}`);
+        } catch (error) {
+          rows.push(`| ${server.name} | ${tool.name} | failed | | | | failed | | | |`);
+          failures.push(`- failed: ${server.name}, ${tool.name}: ${error.message}`);
+        }
+      }
+    }
+  } finally {
+    await procs.killAll(procs.benchPids(TAG, runDir));
+    fs.rmSync(runDir, { recursive: true, force: true });
   }
-  const text = `${lines.join('\n')}\n`;
-  fs.writeFileSync(path.join(__dirname, 'HELD.md'), text);
-  process.stdout.write(text);
+  const [ours, pm2Fork, pm2Cluster, forever] = list.map((t) => t.name);
+  const text = [
+    '# Sockets that outlive the process: kills and upgrades under a request loop',
+    '',
+    `Written by \`node bench/held.js\` (part of \`npm run bench\`) on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs, one run.`,
+    `A sequential request loop (a new connection each, loopback) during ${KILLS} SIGKILLs of the server process ${KILL_SPACING_MS / 1000} s apart, and during ${UPGRADES} upgrades ${UPGRADE_SPACING_MS / 1000} s apart, each upgrade the tool's command:`,
+    `${ours}: \`daemon upgrade --pidfile P\` (a new generation on the held socket, the old one retired once the new one is ready; the 500 ms server calls \`ready()\` once it listens);`,
+    `${pm2Fork}: \`pm2 reload bench\`, which in fork mode is a restart;`,
+    `${pm2Cluster}: \`pm2 reload bench\`, a new worker, the old one retired at the new one's \`listening\` event (pm2's default: no \`wait_ready\`, \`listen_timeout\` left at 3 s); its kills are of the worker;`,
+    `${forever}: \`forever restart\`.`,
+    'The peers run bench/servers/foreground.js; this module runs bench/servers/held.js, the same server on the socket it is passed.',
+    `A request not answered within ${REQUEST_TIMEOUT_MS / 1000} s is given up and counted as failed (a longest request of ${REQUEST_TIMEOUT_MS / 1000} s is one).`,
+    `Goals for this module (kills: 0 refused, at most one failed request per kill; upgrades: 0 refused, 0 failed): ${goals.join('; ')}.`,
+    '',
+    `| server | tool | ${KILLS} SIGKILLs: answered | refused | failed | longest request | ${UPGRADES} upgrades: answered | refused | failed | longest request |`,
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    ...(failures.length > 0 ? ['', ...failures] : []),
+  ].join('\n');
+  fs.writeFileSync(path.join(BENCH, 'HELD.md'), `${text}\n`);
+  process.stdout.write(`${text}\n`);
 }
 
 main().catch((error) => {

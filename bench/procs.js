@@ -1,8 +1,10 @@
 // The bench's process and port bookkeeping, read from /proc: which processes
-// carry a tag in their environment, whether they are dead (gone or a zombie:
-// some init processes reap orphans late), and which ports are in use.
+// carry a tag in their environment (or a peer tool's state dir), whether they
+// are dead (gone or a zombie: some init processes reap orphans late), and
+// which ports are in use.
 'use strict';
 const fs = require('node:fs');
+const os = require('node:os');
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -82,6 +84,24 @@ function killAllNow(pids) {
   for (const pid of pids) if (!isDead(pid)) signal(pid, 'SIGKILL');
 }
 
+/**
+ * The processes a bench started: BENCH_TAG=tag in their environment, or
+ * (when `home` is given) pm2's or forever's state under `home` (PM2_HOME,
+ * FOREVER_ROOT): caught even if a tool dropped the tag.
+ */
+function benchPids(tag, home) {
+  const under = (dir) => dir === home || dir.startsWith(`${home}/`);
+  const pids = pidsWithEnv('BENCH_TAG', tag);
+  if (home !== undefined) pids.push(...pidsWithEnv('PM2_HOME', under), ...pidsWithEnv('FOREVER_ROOT', under));
+  return [...new Set(pids)];
+}
+
+/** At the bench's exit, even after an error or on SIGINT, SIGTERM, SIGHUP: SIGKILL of benchPids(tag, home). */
+function sweepAtExit(tag, home) {
+  process.on('exit', () => killAllNow(benchPids(tag, home)));
+  for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(name, () => process.exit(128 + os.constants.signals[name]));
+}
+
 /** Local ports of TCP sockets, by state ('0A' is LISTEN), over IPv4 and IPv6. */
 function tcpPorts({ listeningOnly = false } = {}) {
   const ports = new Set();
@@ -102,4 +122,4 @@ function tcpPorts({ listeningOnly = false } = {}) {
   return ports;
 }
 
-module.exports = { sleep, pidsWithEnv, state, isDead, rss, killAll, killAllNow, tcpPorts };
+module.exports = { sleep, pidsWithEnv, benchPids, sweepAtExit, state, isDead, rss, killAll, killAllNow, tcpPorts };

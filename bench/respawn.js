@@ -10,18 +10,18 @@
 //   3. SIGKILL of the server, 3 times, during a sequential request loop (a new
 //      connection each): time from each kill to the next answer, and the
 //      requests refused (ECONNREFUSED) and failed otherwise.
-// pm2 and forever are fetched by npm into a directory under the system's temp
-// dir (not devDependencies: they would slow everyone's npm install). Writes
-// bench/RESPAWN.md and kills every process it started.
+// pm2 and forever are fetched by npm (bench/peers.js). Writes bench/RESPAWN.md
+// and kills every process it started.
 //
 // BENCH_RESPAWN_RUNS (default 3) sets the rounds.
 'use strict';
 
-const { spawn, spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
+const { underLoad, request, waitForAnswer, freePort } = require('./load.js');
+const peers = require('./peers.js');
 const procs = require('./procs.js');
 
 const { sleep } = procs;
@@ -29,8 +29,6 @@ const BENCH = __dirname;
 const ROOT = path.join(BENCH, '..');
 const RUNS = Number(process.env.BENCH_RESPAWN_RUNS) || 3;
 const KILLS = 3;
-const PEERS = { pm2: '7.0.4', forever: '4.0.3' };
-const PEER_DIR = path.join(os.tmpdir(), 'daemon-bench-peers');
 const TAG = `daemon-bench-respawn-${process.pid}-${Date.now()}`;
 const ANSWER_TIMEOUT_MS = 15000;
 /** After the server answers, the loop runs this long before the first kill. */
@@ -46,39 +44,6 @@ const KILL_SPACING_MS = 11000;
 const IDLE_MS = 5000;
 /** sysconf(_SC_CLK_TCK) on Linux. */
 const CLOCK_TICKS = 100;
-
-/** pm2 and forever, installed once into PEER_DIR with npm, as a user would. */
-function fetchPeers() {
-  const bin = (name) => path.join(PEER_DIR, 'node_modules', '.bin', name);
-  if (Object.keys(PEERS).every((name) => fs.existsSync(bin(name)))) return bin;
-  fs.mkdirSync(PEER_DIR, { recursive: true });
-  process.stderr.write(
-    `respawn: fetching ${Object.entries(PEERS)
-      .map(([n, v]) => `${n}@${v}`)
-      .join(' and ')} into ${PEER_DIR}\n`,
-  );
-  const specs = Object.entries(PEERS).map(([name, version]) => `${name}@${version}`);
-  const npm = spawnSync('npm', ['install', '--prefix', PEER_DIR, '--no-save', '--no-audit', '--no-fund', ...specs], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  if (npm.status !== 0) throw new Error('npm could not fetch pm2 and forever');
-  return bin;
-}
-
-/** One request on a new connection: 'ok', 'refused' or 'failed'. */
-function request(port) {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve(res.statusCode === 200 && body === 'hello\n' ? 'ok' : 'failed'));
-      res.on('error', () => resolve('failed'));
-    });
-    req.on('error', (error) => resolve(error.code === 'ECONNREFUSED' ? 'refused' : 'failed'));
-    req.setTimeout(5000, () => req.destroy());
-  });
-}
 
 /** The pid holding a listening socket on `port` (IPv4), from /proc. */
 function listener(port) {
@@ -117,15 +82,6 @@ const ppidOf = (pid) => {
   return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
 };
 
-async function waitForAnswer(port) {
-  const t0 = performance.now();
-  while ((await request(port)) !== 'ok') {
-    if (performance.now() - t0 > ANSWER_TIMEOUT_MS) throw new Error(`no answer on ${port}`);
-    await sleep(1);
-  }
-  return performance.now();
-}
-
 /** How each tool starts and stops the server, with its state kept in `home`. */
 function tools(bin) {
   const app = path.join(BENCH, 'servers', 'foreground.js');
@@ -143,29 +99,9 @@ function tools(bin) {
         { DAEMON_DIR: home },
       ],
     },
-    {
-      name: `pm2@${PEERS.pm2} (fork mode)`,
-      start: (home) => [bin('pm2'), ['start', app, '--name', 'bench'], { PM2_HOME: home }],
-      stop: (home) => [bin('pm2'), ['kill'], { PM2_HOME: home }],
-    },
-    {
-      name: `forever@${PEERS.forever}`,
-      start: (home) => [bin('forever'), ['start', app], { FOREVER_ROOT: home }],
-      stop: (home) => [bin('forever'), ['stopall'], { FOREVER_ROOT: home }],
-    },
+    peers.pm2(bin, app),
+    peers.forever(bin, app),
   ];
-}
-
-function runCommand([file, args, extra], port) {
-  const env = { ...process.env, ...extra, PORT: String(port), BENCH_TAG: TAG };
-  delete env.__DAEMON_READY_PIPE;
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    // On exit, not close: a daemon the command left behind may hold the pipe.
-    child.on('exit', (code) => resolve({ code, stderr: stderr.trim() }));
-  });
 }
 
 /** Starts the server under `tool`, measures it, stops it. */
@@ -174,11 +110,12 @@ async function runOnce(tool, port) {
   const result = { tool: tool.name };
   try {
     const t0 = performance.now();
-    const { code, stderr } = await runCommand(tool.start(home), port);
+    const env = { PORT: String(port), BENCH_TAG: TAG };
+    const { code, stderr } = await peers.run(tool.start(home), env);
     const exitedAt = performance.now();
     if (code !== 0) throw new Error(`${tool.name}: the start command exited with ${code}: ${stderr}`);
-    result.prompt = (await request(port)) === 'ok';
-    result.firstAnswer = (result.prompt ? performance.now() : await waitForAnswer(port)) - t0;
+    result.prompt = (await request(port)).outcome === 'answered';
+    result.firstAnswer = (result.prompt ? performance.now() : await waitForAnswer(port, ANSWER_TIMEOUT_MS)) - t0;
     result.command = exitedAt - t0;
     await sleep(SETTLE_MS);
     const app = listener(port);
@@ -189,35 +126,25 @@ async function runOnce(tool, port) {
     await sleep(IDLE_MS);
     result.idleCpuMs = (cpuTicks(supervisor) - ticks) * (1000 / CLOCK_TICKS);
     // The request loop, sequential, one connection each, during the kills.
-    const counts = { ok: 0, refused: 0, failed: 0 };
-    let looping = true;
-    let lastOk = 0;
-    const loop = (async () => {
-      while (looping) {
-        const outcome = await request(port);
-        counts[outcome]++;
-        if (outcome === 'ok') lastOk = performance.now();
-      }
-    })();
     result.backAfter = [];
-    for (let kill = 0; kill < KILLS; kill++) {
-      const victim = listener(port);
-      const killedAt = performance.now();
-      process.kill(victim, 'SIGKILL');
-      while (!(lastOk > killedAt && listener(port) !== victim)) {
-        if (performance.now() - killedAt > ANSWER_TIMEOUT_MS) throw new Error(`${tool.name}: not back within ${ANSWER_TIMEOUT_MS} ms`);
-        await sleep(1);
+    const tally = await underLoad(port, async (live) => {
+      for (let kill = 0; kill < KILLS; kill++) {
+        const victim = listener(port);
+        const killedAt = performance.now();
+        process.kill(victim, 'SIGKILL');
+        while (!(live.lastAnswered > killedAt && listener(port) !== victim)) {
+          if (performance.now() - killedAt > ANSWER_TIMEOUT_MS) throw new Error(`${tool.name}: not back within ${ANSWER_TIMEOUT_MS} ms`);
+          await sleep(1);
+        }
+        result.backAfter.push(live.lastAnswered - killedAt);
+        if (kill < KILLS - 1) await sleep(KILL_SPACING_MS);
       }
-      result.backAfter.push(lastOk - killedAt);
-      if (kill < KILLS - 1) await sleep(KILL_SPACING_MS);
-    }
-    looping = false;
-    await loop;
-    Object.assign(result, counts);
-    await runCommand(tool.stop(home), port);
+    });
+    Object.assign(result, tally);
+    await peers.run(tool.stop(home), env);
     return result;
   } finally {
-    await procs.killAll(procs.pidsWithEnv('BENCH_TAG', TAG));
+    await procs.killAll(procs.benchPids(TAG, home));
     fs.rmSync(home, { recursive: true, force: true });
   }
 }
@@ -248,7 +175,7 @@ function table(samples) {
 }
 
 async function main() {
-  const bin = fetchPeers();
+  const bin = peers.fetchPeers();
   const list = tools(bin);
   const samples = new Map(list.map((t) => [t.name, []]));
   const sleepRss = await (async () => {
@@ -259,10 +186,9 @@ async function main() {
     return rss;
   })();
   const failures = [];
-  let port = 19000;
   for (let round = 0; round < RUNS; round++) {
     for (const tool of list.map((_, i) => list[(i + round) % list.length])) {
-      port += 1;
+      const port = await freePort();
       process.stderr.write(`\rrespawn: round ${round + 1}/${RUNS}: ${tool.name}            `);
       try {
         samples.get(tool.name).push(await runOnce(tool, port));
@@ -288,7 +214,7 @@ async function main() {
   fs.writeFileSync(path.join(BENCH, 'RESPAWN.md'), `${text}\n`);
 }
 
-process.on('exit', () => procs.killAllNow(procs.pidsWithEnv('BENCH_TAG', TAG)));
+procs.sweepAtExit(TAG);
 main().catch((error) => {
   console.error(error);
   process.exitCode = 1;
