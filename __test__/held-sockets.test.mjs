@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, daemon, freePort, killAndWait, readPid, root, run, stat, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, daemon, freePort, killAndWait, readPid, root, run, sleep, stat, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 // status() and upgrade() here find the supervisors' records and channels where they keep them.
 process.env.DAEMON_DIR = tmpdir('held-state');
@@ -241,6 +241,54 @@ test('upgrade: a new generation that fails or is not ready in time is stopped an
     const ok = await run([cli, 'upgrade', '--pidfile', pidfile], { env: service.env });
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal((await request(port)).version, 'v4');
+  } finally {
+    await stopService(service);
+  }
+});
+
+test('upgrade: a supervisor out of descriptors does not spin on the caller it cannot accept, and answers it once it can', async () => {
+  const service = await startService();
+  try {
+    assert.equal(service.result.code, 0, service.result.stderr);
+    const { pidfile, supervisor } = service;
+    const [old] = children(supervisor);
+    const lowestFree = () => {
+      const open = new Set(fs.readdirSync(`/proc/${supervisor}/fd`).map(Number));
+      let fd = 0;
+      while (open.has(fd)) fd++;
+      return fd;
+    };
+    // Once the supervisor's descriptors settle (the first generation's
+    // readiness pipe closes after ready), the lowest free one as the limit:
+    // the next accept() fails with EMFILE.
+    let lowest = lowestFree();
+    await waitFor(
+      async () => {
+        const was = lowest;
+        await sleep(200);
+        lowest = lowestFree();
+        return lowest === was;
+      },
+      10000,
+      'the descriptors to settle',
+    );
+    const [soft, hard] = /^Max open files +(\d+) +(\d+)/m.exec(fs.readFileSync(`/proc/${supervisor}/limits`, 'utf8')).slice(1);
+    const limit = async (n) =>
+      assert.equal((await run([], { command: ['prlimit', '--pid', String(supervisor), `--nofile=${n}:${hard}`] })).code, 0);
+    await limit(lowest);
+    let settled = false;
+    const upgraded = daemon.upgrade(pidfile).finally(() => (settled = true));
+    upgraded.catch(() => {}); // awaited below
+    await sleep(300); // the caller connected
+    const before = stat(supervisor).cpu;
+    await sleep(3000);
+    const spent = stat(supervisor).cpu - before;
+    assert.ok(!settled && children(supervisor).length === 1, 'the caller was not accepted');
+    // Spinning in poll() would be ~300 ticks on a free core; a loop that rests wakes a few times.
+    assert.ok(spent < 30, `the supervisor used ${spent} ticks of CPU in 3 s`);
+    await limit(soft);
+    const { previous } = await upgraded;
+    assert.equal(previous, old, 'the waiting caller is answered once descriptors are free again');
   } finally {
     await stopService(service);
   }

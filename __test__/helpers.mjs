@@ -61,11 +61,12 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
   );
 }
 
-/** Parsed /proc/PID/stat: state, ppid, pgrp, session, ttyNr. */
+/** Parsed /proc/PID/stat: state, ppid, pgrp, session, ttyNr, cpu. */
 export function stat(pid) {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0], ppid: +fields[1], pgrp: +fields[2], session: +fields[3], ttyNr: +fields[4] };
+  // cpu: utime + stime, in clock ticks (fields 14 and 15).
+  return { state: fields[0], ppid: +fields[1], pgrp: +fields[2], session: +fields[3], ttyNr: +fields[4], cpu: +fields[11] + +fields[12] };
 }
 
 /** /proc/PID/status as an object of its lines. */

@@ -46,8 +46,8 @@ asAttacker('ln', '-s', secrets, path.join(attacker, 'dir'));
 asAttacker('touch', planted["the attacker's own file"]);
 fs.linkSync(secret, planted['a hard link root made to a root-only file']);
 const expected = {
-  'a symlink to a root-only file': ['EPERM', /^EPERM: a symlink on the path is owned by another user, open '/],
-  'a symlinked directory on the way': ['EPERM', /^EPERM: a symlink on the path is owned by another user, open '/],
+  'a symlink to a root-only file': ['EPERM', /^EPERM: the symlink 'link\.log' on the way belongs to another user \(uid \d+\), open '/],
+  'a symlinked directory on the way': ['EPERM', /^EPERM: the symlink 'dir' on the way belongs to another user \(uid \d+\), open '/],
   "the attacker's own file": ['EPERM', /^EPERM: log file owned by a user other than root, this process's or the daemon's, open '/],
   'a hard link root made to a root-only file': ['EMLINK', /^EMLINK: log file has more than one link, open '/],
 };
@@ -121,7 +121,7 @@ test('reopenLogs(): a log the attacker swapped for a symlink after logrotate mov
   assert.equal(r.code, 0, r.stderr);
   const outcome = JSON.parse(fs.readFileSync(report, 'utf8'));
   assert.deepEqual([outcome.code, outcome.syscall, outcome.path], ['EPERM', 'open', log], q(outcome));
-  assert.match(outcome.message, /a symlink on the path is owned by another user/);
+  assert.match(outcome.message, /the symlink 'app\.log' on the way belongs to another user/);
   assert.equal(fs.readFileSync(`${log}.1`, 'utf8'), 'before\nafter\n', 'stdout stayed on the moved file');
   assert.equal(fs.readFileSync(secret, 'utf8'), 'keep\n');
 });
@@ -140,7 +140,8 @@ test('daemon reload: a log the attacker swapped for a symlink is not reopened; t
     fs.renameSync(log, `${log}.1`); // logrotate's move
     asAttacker('ln', '-s', secret, log);
     assert.equal((await run([cli, 'reload', '--pidfile', pidfile])).code, 0);
-    const said = /^daemon: the log files were not reopened: EPERM: a symlink on the path is owned by another user, open '/m;
+    const said =
+      /^daemon: the log files were not reopened: EPERM: the symlink 'ticker\.log' on the way belongs to another user \(uid \d+\), open '/m;
     await waitFor(() => said.test(fs.readFileSync(`${log}.1`, 'utf8')), 5000, 'the refusal in the old log');
     assert.ok(alive(pid), 'the daemon lives on');
     assert.equal(fs.readFileSync(secret, 'utf8'), 'keep\n');

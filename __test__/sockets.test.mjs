@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
@@ -143,6 +144,29 @@ test('start({ listen }): TCP and a Unix socket with mode and owner, bound by the
     ['LISTEN_FDS=2', 'LISTEN_FDNAMES=web:local', `LISTEN_PID=${pid}`],
   );
   assert.deepEqual(started.info.listenEnv, []);
+});
+
+test('start({ listen }) without respawn: the daemon removes its Unix socket file when it ends, but not a socket bound there since', async (t) => {
+  const dir = tmpdir('listen-unlink');
+  const ended = path.join(dir, 'ended.sock');
+  const first = await startListener({ listen: [ended] }, { dir });
+  t.after(() => killAndWait(first.info?.pid));
+  assert.equal(first.code, 0, first.stderr);
+  assert.ok(fs.statSync(ended).isSocket());
+  await killAndWait(first.info.pid, 'SIGTERM');
+  assert.ok(!fs.existsSync(ended), 'the socket file is removed');
+  // Another process's socket at the name by the time the daemon ends stays.
+  const replaced = path.join(dir, 'replaced.sock');
+  const second = await startListener({ listen: [replaced] }, { dir: tmpdir('listen-unlink') });
+  t.after(() => killAndWait(second.info?.pid));
+  assert.equal(second.code, 0, second.stderr);
+  fs.unlinkSync(replaced);
+  const other = net.createServer();
+  await new Promise((resolve) => other.listen(replaced, resolve));
+  t.after(() => other.close());
+  const otherFile = fs.statSync(replaced).ino;
+  await killAndWait(second.info.pid, 'SIGTERM');
+  assert.equal(fs.statSync(replaced).ino, otherFile, "the other process's socket file stays");
 });
 
 test('start({ listen, user }): root binds a port below 1024 for a daemon that runs as nobody', async (t) => {

@@ -18,6 +18,9 @@ function errorText(error) {
   }
 }
 
+/** Set at require(): this process is a supervisor's generation. */
+let supervised = false;
+
 /**
  * At require(): whether this process is a daemon a launcher started, told by
  * the marker naming the inherited readiness pipe. Takes the pipe, deletes the
@@ -36,7 +39,8 @@ function takeReadyPipe() {
   if (!native().takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
   // A supervisor's generation is retired by SIGTERM: it drains first.
-  if (supervisor === String(process.ppid)) require('./drain.js').drainOnSigterm(() => listeners().map(({ fd }) => fd));
+  supervised = supervisor === String(process.ppid);
+  if (supervised) require('./drain.js').drainOnSigterm(() => listeners().map(({ fd }) => fd));
   // A supervised daemon: its lock() of the supervisor's pid file is true.
   if (lockMarker !== undefined && native().takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
@@ -81,6 +85,11 @@ function joinStarted() {
   markStarted(undefined);
 }
 
+/** Whether this process is a generation of a supervisor (which removes its service's socket files). */
+function isSupervised() {
+  return supervised;
+}
+
 /** Records that this process started (`notifySocket`: systemd's, if it took one), for its Node children too. */
 function markStarted(notifySocket) {
   startedState = { notifySocket };
@@ -93,4 +102,4 @@ function ready() {
   if (native().reportReady(startedState.notifySocket)) debug('%d: ready', process.pid);
 }
 
-module.exports = { isDaemon, hasStarted, isForkedByStarted, joinStarted, markStarted, ready };
+module.exports = { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready };

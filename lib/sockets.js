@@ -2,8 +2,9 @@
 // Listening sockets in systemd's protocol (sd_listen_fds(3)): the ones a
 // manager passed to this process (fds 3, 4, ... with LISTEN_FDS, LISTEN_PID,
 // LISTEN_FDNAMES), taken at require(), and the addresses `start({ listen })`
-// binds in the launcher for the daemon.
+// binds in the launcher for the daemon, whose socket files go when it ends.
 
+const fs = require('node:fs');
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
 const { bare, MAX_LISTENERS, UNNAMED } = require('./options.js');
@@ -60,4 +61,37 @@ function addBound(specs, fds) {
   for (const [i, fd] of fds.entries()) passed.push(Object.freeze({ fd, name: specs[i].name, type: 'stream' }));
 }
 
-module.exports = { listeners, daemonListeners, toBind, addBound };
+/** Which socket file `file` names now (device and inode), or null. */
+function socketFileId(file) {
+  try {
+    const st = fs.lstatSync(file, { bigint: true });
+    return st.isSocket() ? `${st.dev}:${st.ino}` : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The Unix socket files of `specs`, just bound (by the launcher, or in
+ * place), are removed when this process ends, as a supervisor removes its
+ * service's: each only while its name still names that file (a socket bound
+ * there since by another process is left alone). A daemon that may not
+ * write the directory leaves its file, which the next bind replaces.
+ */
+function removeSocketFilesAtEnd(specs) {
+  const files = specs
+    .filter((spec) => spec.path !== undefined)
+    .map(({ path }) => ({ path, id: socketFileId(path) }))
+    .filter(({ id }) => id !== null);
+  if (files.length === 0) return;
+  // Loaded only where it runs: not at every require('daemon').
+  require('./at-end.js').atEnd(() => {
+    for (const { path, id } of files) {
+      try {
+        if (socketFileId(path) === id) fs.unlinkSync(path);
+      } catch {} // a directory this user may not write
+    }
+  });
+}
+
+module.exports = { listeners, daemonListeners, toBind, addBound, removeSocketFilesAtEnd };

@@ -7,10 +7,10 @@ const { native } = require('./native.js');
 const { ENV } = require('./env.js');
 const { SYSLOG, bare } = require('./options.js');
 const { startOptions } = require('./start-options.js');
-const { isDaemon, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./daemon-side.js');
+const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./daemon-side.js');
 const { lookupAccount, accountEnv } = require('./identity.js');
 const { anchorNodeOptions } = require('./node-options.js');
-const { addBound, toBind } = require('./sockets.js');
+const { addBound, toBind, removeSocketFilesAtEnd } = require('./sockets.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
 const { status } = require('./control.js');
@@ -46,6 +46,8 @@ function completeStart(opts) {
     addBound(opts.listen, native().startInPlace(bare(plan)));
     Object.assign(process.env, accountEnv(account));
   }
+  // The supervisor removes a supervised service's socket files.
+  if (!isSupervised()) removeSocketFilesAtEnd(opts.listen);
   setLogs(opts.stdout, opts.stderr, account?.uid);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native().preventCoreDumps();

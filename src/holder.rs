@@ -33,7 +33,7 @@ pub fn status(path: &str) -> SysResult<Status> {
 
 fn read_status(path: &str) -> SysResult<Status> {
     let (dir_path, name) = split(path)?;
-    let dir = crate::trusted_dir::open_dir(dir_path, path)?;
+    let dir = crate::path_walk::open_dir(dir_path, path)?;
     let written = read_pid_file(&dir, name, path)?;
     let lock_path = format!("{path}{LOCK_SUFFIX}");
     let lock_name = format!("{name}{LOCK_SUFFIX}");

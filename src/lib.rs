@@ -12,6 +12,7 @@ mod launch;
 mod lockfile;
 mod logfile;
 mod notify;
+mod path_walk;
 mod privileges;
 mod ready;
 mod sockets;
@@ -22,7 +23,6 @@ mod sync;
 mod sys;
 mod syslog;
 mod syslog_stdio;
-mod trusted_dir;
 
 use js::{check_fds, known, throw, throw_coded};
 use napi::bindgen_prelude::*;

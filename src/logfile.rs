@@ -1,33 +1,20 @@
 //! Opening log files that no other local user can redirect: the path is
 //! walked one component at a time and only the symlinks root or the caller
-//! owns are followed, whatever `fs.protected_symlinks` and
+//! owns are followed (`path_walk`), whatever `fs.protected_symlinks` and
 //! `fs.protected_hardlinks` say.
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, kind_of};
+use crate::path_walk::{Component, Walk};
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, openat, readlinkat, AtFlags, FcntlArg, OFlag, AT_FDCWD};
+use nix::fcntl::{fcntl, openat, AtFlags, FcntlArg, OFlag};
 use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, Mode, SFlag};
 use nix::unistd::{geteuid, unlinkat, UnlinkatFlags};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// Mode of a log file the module creates, whatever the umask.
 const LOG_MODE: u32 = 0o640;
-
-/// The kernel's own limit on the symlinks one path may go through (MAXSYMLINKS).
-const MAX_SYMLINKS: usize = 40;
-
-/// Opens a path component itself, not what it links to: on Linux with
-/// `O_PATH`, whose descriptor of a symlink is the link; on macOS with
-/// `O_SYMLINK` (a directory must then be readable, not only searchable).
-#[cfg(target_os = "linux")]
-const LOOK: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW);
-#[cfg(target_vendor = "apple")]
-const LOOK: OFlag = OFlag::from_bits_retain(nix::libc::O_RDONLY | nix::libc::O_SYMLINK);
-#[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-const LOOK: OFlag = OFlag::O_RDONLY.union(OFlag::O_NOFOLLOW);
 
 const APPEND: OFlag = OFlag::O_WRONLY
     .union(OFlag::O_APPEND)
@@ -74,97 +61,24 @@ fn owner_allowed(st: &FileStat, daemon_user: Option<u32>) -> bool {
     uid == 0 || uid == geteuid().as_raw() || Some(uid) == daemon_user
 }
 
-/// Whose symlinks may be followed: root's and this process's user's only; a
-/// daemon's user could otherwise point its root launcher at any file.
-fn link_allowed(st: &FileStat) -> bool {
-    st.st_uid == 0 || st.st_uid == geteuid().as_raw()
-}
-
-/// The target of the symlink `link` (named `name` in `dir`).
-#[cfg(target_os = "linux")]
-fn read_link(link: &OwnedFd, _dir: &OwnedFd, _name: &OsString) -> nix::Result<OsString> {
-    // The very link whose owner was checked, not whatever has the name now.
-    readlinkat(link, "")
-}
-#[cfg(not(target_os = "linux"))]
-fn read_link(_link: &OwnedFd, dir: &OwnedFd, name: &OsString) -> nix::Result<OsString> {
-    // By name (macOS has no readlink of a descriptor before 13): a link
-    // swapped in between the check and this read can race it.
-    readlinkat(dir, name.as_os_str())
-}
-
-/// The components still to walk, the next one last.
-fn components(path: &[u8]) -> Vec<OsString> {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .rev()
-        .map(|c| OsString::from_vec(c.to_vec()))
-        .collect()
-}
-
-fn start_dir(path: &[u8]) -> nix::Result<OwnedFd> {
-    let from = if path.first() == Some(&b'/') {
-        "/"
-    } else {
-        "."
-    };
-    openat(
-        AT_FDCWD,
-        from,
-        LOOK | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-}
-
 /// Opens (creating it 0640 if missing) the log file at `path` for appending.
 /// It must be owned by root, this process's user or `daemon_user`, have one
 /// link, and every symlink on the way must be root's or this process's user's.
 fn open_log(path: &str, daemon_user: Option<u32>) -> SysResult<Log> {
-    let mut dir = start_dir(path.as_bytes()).at("open", path)?;
-    let mut rest = components(path.as_bytes());
-    // Symlinks followed, and files that appeared under the walk.
-    let mut turns = 0;
-    let mut turn = || {
-        turns += 1;
-        (turns <= MAX_SYMLINKS)
-            .then_some(())
-            .ok_or_else(|| SysError::new(Errno::ELOOP, "open").with_path(path))
-    };
-    while let Some(name) = rest.pop() {
-        let last = rest.is_empty();
-        let flags = LOOK | OFlag::O_CLOEXEC;
-        let node = match openat(&dir, name.as_os_str(), flags, Mode::empty()) {
-            Err(Errno::ENOENT) if last => {
-                if let Some(fd) = create(&dir, &name).at("open", path)? {
-                    return Ok(Log {
-                        fd,
-                        created: Some((dir, name)),
-                    });
+    let mut walk = Walk::new(path.as_bytes(), path)?;
+    while let Some(Component { name, last, found }) = walk.next()? {
+        match found {
+            None => {
+                if let Some(fd) = create(&walk.dir, &name).at("open", path)? {
+                    let created = Some((walk.dir, name));
+                    return Ok(Log { fd, created });
                 }
                 // Another process made it meanwhile: look again.
-                turn()?;
-                rest.push(name);
-                continue;
+                walk.again(name)?;
             }
-            node => node.at("open", path)?,
-        };
-        let st = fstat(&node).at("fstat", path)?;
-        match kind_of(&st) {
-            SFlag::S_IFLNK if !link_allowed(&st) => {
-                let detail = "a symlink on the path is owned by another user";
-                return Err(refused(path, Errno::EPERM, detail));
-            }
-            SFlag::S_IFLNK => {
-                turn()?;
-                let target = read_link(&node, &dir, &name).at("readlink", path)?;
-                if target.as_bytes().first() == Some(&b'/') {
-                    dir = start_dir(b"/").at("open", path)?;
-                }
-                rest.extend(components(target.as_bytes()));
-            }
-            _ if last => return open_existing(&dir, &name, path, daemon_user),
-            SFlag::S_IFDIR => dir = node,
-            _ => return Err(SysError::new(Errno::ENOTDIR, "open").with_path(path)),
+            Some(_) if last => return open_existing(&walk.dir, &name, path, daemon_user),
+            Some((dir, st)) if kind_of(&st) == SFlag::S_IFDIR => walk.enter(dir),
+            Some(_) => return Err(SysError::new(Errno::ENOTDIR, "open").with_path(path)),
         }
     }
     // The path named a directory ("/", "dir/..").

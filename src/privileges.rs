@@ -16,6 +16,7 @@ use std::ffi::CString;
 
 /// A user or group as `start()` was given it: a name or a numeric id.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub enum Id {
     Number(u32),
     Name(String),
@@ -39,6 +40,7 @@ pub enum LookupError {
 }
 
 impl LookupError {
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     pub fn message(&self) -> String {
         match self {
             LookupError::Unknown {
@@ -156,6 +158,7 @@ fn group_list(name: &str, gid: gid_t) -> SysResult<Vec<gid_t>> {
 
 /// Looks up whom to become: `user` with its primary group (or `group`) and its
 /// supplementary groups; or, with only `group`, that group alone.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn resolve(user: Option<&Id>, group: Option<&Id>) -> Result<Account, LookupError> {
     let gid = group.map(find_group).transpose()?;
     match user {
@@ -200,6 +203,7 @@ impl Account {
 /// user, each checked, in that order, in every thread (glibc's wrappers
 /// synchronise them: Node has several threads, which must not stay root).
 /// A no-op when already `account`.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn drop_to(account: &Account) -> SysResult<()> {
     if account.is_current() {
         return Ok(());

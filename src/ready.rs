@@ -254,6 +254,7 @@ impl Progress {
 }
 
 /// Reads the pipe until the daemon's verdict (or, `until` its pid, that), its end, or the timeout.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str, until: Until) -> Verdict {
     let deadline = Instant::now() + timeout;
     let mut progress = Progress::new(exec_path, cwd, until);
@@ -332,6 +333,7 @@ static READY_REPORTED: AtomicBool = AtomicBool::new(false);
 /// the pipe; a process that took no pipe (one in the foreground) to systemd,
 /// `READY=1` and `MAINPID` to `notify_socket` when there is one. Returns
 /// whether this call was the one that reported (false for every later call).
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn report_ready(notify_socket: Option<&str>) -> bool {
     if READY_REPORTED.swap(true, Ordering::SeqCst) {
         return false;

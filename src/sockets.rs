@@ -18,8 +18,10 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
     /// `PORT`, `HOST:PORT`, `[IPv6]:PORT`; no host: dual-stack `[::]`.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     Tcp { host: Option<IpAddr>, port: u16 },
     /// An absolute path, with the mode and owner the socket file gets.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     Unix {
         path: String,
         mode: Option<u32>,
@@ -154,6 +156,7 @@ pub fn remove_stale_socket(path: &str, addr: &UnixAddr) -> SysResult<()> {
 /// What a descriptor a manager passed is: `stream`, `dgram`, `seqpacket`,
 /// `raw`, or `other` (not a socket, or another type). Marks it close-on-exec,
 /// so that the daemon's children do not take it.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn adopt(fd: RawFd) -> SysResult<&'static str> {
     if fd < 0 {
         return Err(SysError::new(Errno::EBADF, "fcntl"));

@@ -62,6 +62,7 @@ fn open_fds() -> Vec<RawFd> {
 /// Points each of `targets` (a subset of 0, 1, 2) at `/dev/null`, with their
 /// twins (see `replace`): a daemon that keeps either one holds the terminal (or
 /// the launcher's pipe) open.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn detach(targets: &[RawFd]) -> SysResult<()> {
     let null = open_devnull()?;
     for &fd in targets {
@@ -102,6 +103,7 @@ pub fn replace(target: RawFd, to: BorrowedFd) -> SysResult<()> {
 /// Clears `O_NONBLOCK` on each descriptor's open file description. Node opens
 /// a stdout pipe non-blocking and, once the pipe is full, queues writes in
 /// memory, where `process.exit()` loses them; blocking, a write waits instead.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn set_blocking(fds: &[RawFd]) -> SysResult<()> {
     for &fd in fds {
         // SAFETY: only the flags of a descriptor number are read and changed.

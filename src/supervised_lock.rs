@@ -39,6 +39,7 @@ fn parse(marker: &str) -> Option<(RawFd, u64, &str)> {
 /// Takes the descriptor the marker names if it is a regular file with that
 /// inode (a stray variable or an unrelated descriptor does not pass), and
 /// makes it close-on-exec: the daemon's own children do not get it.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn take(marker: &str) -> bool {
     let Some((fd, ino, path)) = parse(marker) else {
         return false;

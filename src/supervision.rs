@@ -29,6 +29,7 @@ pub struct Respawn {
 
 /// What the launcher executes instead of the daemon: the supervisor, with
 /// the daemon's environment (see `Prepared::as_supervisor` for the rest).
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
     Plan {
         argv: to_args(plan, respawn),

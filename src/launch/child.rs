@@ -88,6 +88,7 @@ impl Signals {
 ///
 /// # Safety
 /// Only in the child of `fork()`, with `p` prepared before the fork.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub unsafe fn detach_and_exec(p: &Image) -> ! {
     // A new session without a controlling terminal (setsid: async-signal-safe
     // per POSIX)...

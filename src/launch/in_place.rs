@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, OwnedFd};
 /// the process not dumpable (`preventCoreDumps()`). The plan's addresses to
 /// listen on are bound here too, before the user switch (root binds port 80
 /// for a process that then runs as `user`); returns those sockets, in order.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn in_place(plan: &Plan) -> SysResult<Vec<OwnedFd>> {
     check_directory(&plan.cwd)?;
     let [stdout, stderr] = open_logs(plan)?;

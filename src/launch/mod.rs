@@ -11,6 +11,7 @@
 mod child;
 mod in_place;
 
+#[allow(unused_imports, reason = "the addon's, not the supervisor's")]
 pub use in_place::in_place;
 
 use crate::errors::{SysError, SysResult, WithPath};
@@ -55,6 +56,7 @@ pub struct Plan {
     /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`.
     pub listeners: Vec<Listener>,
     /// A supervisor that restarts the daemon when it crashes.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     pub respawn: Option<Respawn>,
 }
 
@@ -68,6 +70,7 @@ pub struct Listener {
 #[derive(Debug, Clone)]
 pub enum ListenSource {
     /// Bound by the launcher before anything is forked.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     Bind(Address),
     /// Passed to the launcher (socket activation): handed on as it is.
     Inherited(RawFd),
@@ -79,8 +82,10 @@ pub enum Output {
     /// A log file, opened for appending (created 0640).
     File(String),
     /// A descriptor of the launcher's (a file it opened, a stream's), shared.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     Fd(RawFd),
     /// `/dev/null`.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     Null,
 }
 
@@ -177,8 +182,13 @@ pub struct ReadyPipe {
 }
 
 impl ReadyPipe {
+    /// The read end is non-blocking (it is read after poll()), set here,
+    /// before any fork: a failure after it would leave a child untracked.
+    /// The write end stays blocking, as the daemon's writes must be.
     pub fn new() -> SysResult<ReadyPipe> {
         let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
+        fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| SysError::new(e, "fcntl"))?;
         Ok(ReadyPipe { read, write })
     }
 }
@@ -343,6 +353,7 @@ impl Prepared {
     /// `/dev/null` for a stream without a log file, not this process's
     /// terminal or pipe (it must not hold them). The log files were opened
     /// with the daemon's user's rights to own them all the same.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     pub fn as_supervisor(&mut self) {
         self.account = None;
         self.prevent_core = false;
@@ -464,6 +475,7 @@ impl Prepared {
     /// Forks a daemon detached from this process (setsid, fork again, the
     /// middle process exits) and reaps the middle process. The daemon holds
     /// the only write end of `pipe` once `pipe` is given up here.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
         self.mark(&pipe)?;
         let write = dup_above(&pipe.write, self.high)?;
@@ -479,6 +491,7 @@ impl Prepared {
 
 /// A daemon forked and not yet heard from: what waiting for its word needs.
 /// It can be sent to another thread, so that Node's main thread need not wait.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub struct Started {
     pipe: OwnedFd,
     timeout: Duration,
@@ -488,6 +501,7 @@ pub struct Started {
 
 impl Started {
     /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
+    #[allow(dead_code, reason = "the addon's, not the supervisor's")]
     pub fn wait(self, until: Until) -> Verdict {
         ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
     }
@@ -497,6 +511,7 @@ impl Started {
 /// daemon and relays its messages). Errors are the launcher's own (a log
 /// file that cannot be opened, no pipe, no fork, no supervisor executable):
 /// nothing was started.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn fork(plan: &Plan) -> SysResult<Started> {
     let mut prepared = match &plan.respawn {
         None => Prepared::new(plan)?,
@@ -523,6 +538,7 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
 
 /// Whether the calling thread is the process's first one: Node's main
 /// thread, not a worker's (cheaper than loading `node:worker_threads`).
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn on_main_thread() -> bool {
     #[cfg(target_os = "linux")]
     return nix::unistd::gettid() == nix::unistd::getpid();
@@ -577,6 +593,17 @@ mod tests {
             listeners: vec![],
             respawn: None,
         }
+    }
+
+    #[test]
+    fn the_ready_pipe_reads_without_blocking_from_before_any_fork_and_writes_blocking() {
+        let pipe = ReadyPipe::new().unwrap();
+        let nonblocking = |fd: &OwnedFd| {
+            let flags = fcntl(fd, FcntlArg::F_GETFL).unwrap();
+            OFlag::from_bits_truncate(flags).contains(OFlag::O_NONBLOCK)
+        };
+        assert!(nonblocking(&pipe.read));
+        assert!(!nonblocking(&pipe.write));
     }
 
     #[test]

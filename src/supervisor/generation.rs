@@ -6,7 +6,6 @@ use crate::errors::{SysError, SysResult};
 use crate::launch::{ListenSource, Plan, Prepared, ReadyPipe};
 use crate::ready::MARKER_ENV;
 use crate::supervised_lock;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::fstat;
 use nix::unistd::{close, Pid};
 
@@ -74,9 +73,6 @@ impl Launcher {
     /// Forks and execs the next generation; returns its pid and the read end
     /// of its readiness pipe (non-blocking).
     pub fn start(&mut self) -> SysResult<(Pid, OwnedFd)> {
-        let (pid, pipe) = self.prepared.fork_child(ReadyPipe::new()?)?;
-        fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .map_err(|e| SysError::new(e, "fcntl"))?;
-        Ok((pid, pipe))
+        self.prepared.fork_child(ReadyPipe::new()?)
     }
 }

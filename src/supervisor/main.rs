@@ -7,55 +7,40 @@
 //! (`supervision`), the daemon's environment as its own, the launcher's
 //! readiness pipe on fd 3 and the log files (or `/dev/null`) on fds 1 and 2.
 
-// Modules shared with the addon; the supervisor uses part of each.
-#[allow(dead_code)]
+// Modules shared with the addon; the supervisor uses part of each (what
+// only the addon uses is marked so, item by item, where it is defined).
 #[path = "../errors.rs"]
 mod errors;
-#[allow(dead_code)]
 #[path = "../fileid.rs"]
 mod fileid;
-#[allow(dead_code)]
 #[path = "../holder.rs"]
 mod holder;
-#[allow(dead_code, unused_imports)]
 #[path = "../launch/mod.rs"]
 mod launch;
-#[allow(dead_code)]
 #[path = "../lockfile.rs"]
 mod lockfile;
-#[allow(dead_code)]
 #[path = "../logfile.rs"]
 mod logfile;
-#[allow(dead_code)]
 #[path = "../notify.rs"]
 mod notify;
-#[allow(dead_code)]
+#[path = "../path_walk.rs"]
+mod path_walk;
 #[path = "../privileges.rs"]
 mod privileges;
-#[allow(dead_code)]
 #[path = "../ready.rs"]
 mod ready;
-#[allow(dead_code)]
 #[path = "../sockets.rs"]
 mod sockets;
-#[allow(dead_code)]
 #[path = "../stdio.rs"]
 mod stdio;
-#[allow(dead_code)]
 #[path = "../supervised_lock.rs"]
 mod supervised_lock;
-#[allow(dead_code)]
 #[path = "../supervision.rs"]
 mod supervision;
-#[allow(dead_code)]
 #[path = "../sync.rs"]
 mod sync;
-#[allow(dead_code, unused_imports)]
 #[path = "../sys/mod.rs"]
 mod sys;
-#[allow(dead_code)]
-#[path = "../trusted_dir.rs"]
-mod trusted_dir;
 
 mod control;
 mod generation;

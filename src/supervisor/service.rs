@@ -261,7 +261,7 @@ impl Service {
             let sources = [
                 sources[0],
                 sources[1],
-                self.control.as_ref().map(Control::as_fd),
+                self.control.as_ref().and_then(Control::listening),
             ];
             let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
             let mut watched = Vec::new();
@@ -302,13 +302,15 @@ impl Service {
         }
     }
 
-    /// The earliest of every generation's deadlines and the next start.
+    /// The earliest of every generation's deadlines, the next start and the
+    /// end of the control channel's rest.
     fn deadline(&self) -> Option<Instant> {
         let next = self.upgrade.as_ref().map(|u| &u.next);
         let generations = self.current.iter().chain(next).chain(&self.retiring);
         let deadlines = generations.flat_map(|g| [g.ready_by, g.kill_at]);
         let start = self.current.is_none().then_some(self.next_start);
-        deadlines.chain(start).flatten().min()
+        let control = self.control.as_ref().and_then(Control::rests_until);
+        deadlines.chain(start).chain([control]).flatten().min()
     }
 
     fn on_deadlines(&mut self, now: Instant) -> Option<i32> {
@@ -339,6 +341,9 @@ impl Service {
                 );
                 self.upgrade_failed(&why, false);
             }
+        }
+        if let Some(control) = &mut self.control {
+            control.wake(now);
         }
         for g in self.current.iter_mut().chain(&mut self.retiring) {
             if g.kill_at.is_some_and(|t| now >= t) {
@@ -381,7 +386,7 @@ impl Service {
     /// A caller on the control channel asks for an upgrade: the next
     /// generation starts beside the current one, which keeps serving.
     fn on_control(&mut self) {
-        let Some(control) = self.control.take() else {
+        let Some(mut control) = self.control.take() else {
             return;
         };
         while let Some(caller) = control.accept() {

@@ -17,5 +17,6 @@ mod process;
 pub use credentials::{thread_setgid, thread_setgroups, thread_setuid};
 pub use fd::close_range;
 pub use kcmp::kcmp_files;
+#[allow(unused_imports, reason = "the addon's, not the supervisor's")]
 pub use pidfd::{pidfd_open, pidfd_send_signal};
 pub use process::fork_raw;

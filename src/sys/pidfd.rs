@@ -7,6 +7,7 @@ use nix::unistd::Pid;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 /// A descriptor referring to process `pid` (Linux 5.3); close-on-exec.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     #[cfg(target_os = "linux")]
     {
@@ -26,6 +27,7 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
 
 /// Sends `signal` (`None`: only checks, as `kill(pid, 0)` does) to the
 /// process `pidfd` refers to; `ESRCH` once that process has exited.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub fn pidfd_send_signal<T: Into<Option<Signal>>>(pidfd: BorrowedFd, signal: T) -> nix::Result<()> {
     #[cfg(target_os = "linux")]
     {

@@ -9,6 +9,7 @@ use nix::unistd::ForkResult;
 ///
 /// # Safety
 /// As `nix::unistd::fork`: the child may make only async-signal-safe calls.
+#[allow(dead_code, reason = "the addon's, not the supervisor's")]
 pub unsafe fn fork_raw() -> nix::Result<ForkResult> {
     use nix::errno::Errno;
     use nix::libc;
