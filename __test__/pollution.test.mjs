@@ -52,17 +52,20 @@ for (const [name, opts] of [
   });
 }
 
-test('status(), signal() and syslog() with every key polluted read only what they were given', async () => {
+test('status(), signal() and syslog() with every key polluted read only what they were given, and the pollution stays', async () => {
   const dir = tmpdir('polluted-op');
   const missing = JSON.stringify(path.join(dir, 'none.pid'));
   const code = `${operator}
     const s = d.status(${missing});
     let signalled; try { d.signal(${missing}, 'SIGHUP') } catch (e) { signalled = e.code }
-    console.log(JSON.stringify({ s, signalled, sent: typeof d.syslog('x', { socket: ${JSON.stringify(path.join(dir, 'no.sock'))} }) }))`;
+    const sent = typeof d.syslog('x', { socket: ${JSON.stringify(path.join(dir, 'no.sock'))} });
+    const kept = [Object.prototype.signal, Object.prototype.cwd]; // the roles loaded on use put the pollution back
+    console.log(JSON.stringify({ s, signalled, sent, kept }))`;
   const r = await run([...pollute, '-e', code]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual({ ...out.s }, { running: false, pid: null, stale: false, verified: false });
   assert.equal(out.signalled, 'ESRCH');
   assert.equal(out.sent, 'boolean');
+  assert.deepEqual(out.kept, ['SIGKILL', '/etc']);
 });

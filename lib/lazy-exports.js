@@ -3,29 +3,74 @@
 // loaded on the first use of one of its names, so that a fresh
 // require('daemon') stays cheap (docs/performance.md).
 
+/** Object.prototype's own names as this module found it. */
+const STANDARD = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+/**
+ * require(id), with what was added to Object.prototype since (a polluted
+ * prototype) set aside for the moment of the load and then put back as it
+ * was: Node's own loader reads its option objects through the prototype,
+ * and a polluted `signal` or `encoding` makes it throw. The load is
+ * synchronous, so no other code sees the prototype meanwhile.
+ */
+function load(id) {
+  const added = Object.getOwnPropertyNames(Object.prototype).filter((name) => !STANDARD.has(name));
+  const aside = added.map((name) => [name, Object.getOwnPropertyDescriptor(Object.prototype, name)]);
+  const removed = aside.filter(([name]) => Reflect.deleteProperty(Object.prototype, name));
+  try {
+    return require(id);
+  } finally {
+    for (const [name, descriptor] of removed) Object.defineProperty(Object.prototype, name, descriptor);
+  }
+}
+
+/** The callable export, as daemon@1.x's: `require('daemon')(options)`. */
+function daemonize(options) {
+  return load('./compat.js').daemonize(options);
+}
+
 module.exports = {
+  daemonize,
   get start() {
-    return require('./start.js').start;
+    return load('./start.js').start;
   },
   get closeIO() {
-    return require('./stdio.js').closeIO;
+    return load('./stdio.js').closeIO;
   },
   get reopenLogs() {
-    return require('./stdio.js').reopenLogs;
+    return load('./stdio.js').reopenLogs;
   },
   get lost() {
-    return require('./stdio.js').lost;
+    return load('./stdio.js').lost;
   },
   get lock() {
-    return require('./lock.js').lock;
+    return load('./lock.js').lock;
   },
   get dropPrivileges() {
-    return require('./identity.js').dropPrivileges;
+    return load('./identity.js').dropPrivileges;
   },
   get chroot() {
-    return require('./identity.js').chroot;
+    return load('./identity.js').chroot;
   },
   get spawn() {
-    return require('./spawn.js').spawn;
+    return load('./spawn.js').spawn;
+  },
+  get status() {
+    return load('./control.js').status;
+  },
+  get signal() {
+    return load('./control.js').signal;
+  },
+  get stop() {
+    return load('./control.js').stop;
+  },
+  get upgrade() {
+    return load('./control.js').upgrade;
+  },
+  get syslog() {
+    return load('./syslog.js').syslog;
+  },
+  get daemon() {
+    return load('./compat.js').daemon;
   },
 };

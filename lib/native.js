@@ -6,7 +6,6 @@
 
 const path = require('node:path');
 const fs = require('node:fs');
-const { unsupported } = require('./errors.js');
 
 /** The module's folder, where `npm install` puts the addon and the supervisor. */
 const ROOT = path.join(__dirname, '..');
@@ -83,7 +82,7 @@ function native() {
 
 /** The addon, or a clear error where `fn` cannot work. */
 function nativeFor(fn) {
-  if (windows) throw unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${fn}() is not supported on Windows`);
+  if (windows) throw require('./errors.js').unsupported('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${fn}() is not supported on Windows`);
   return native();
 }
 

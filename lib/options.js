@@ -137,13 +137,6 @@ function syslogTarget(options, script) {
   });
 }
 
-// ---- listening sockets (sockets.js; their checks are start-options.js's) -----
-
-/** More would not fit between the low numbers and the launcher's own. */
-const MAX_LISTENERS = 64;
-/** sd_listen_fds_with_names(3)'s name for a socket LISTEN_FDNAMES does not name. */
-const UNNAMED = 'unknown';
-
 // ---- stop() -------------------------------------------------------------------
 
 const STOP = Object.freeze({ __proto__: null, signal: 'SIGTERM', timeout: 10000, kill: true });
@@ -159,8 +152,6 @@ function stopOptions(input) {
 
 module.exports = {
   MAX_MS,
-  MAX_LISTENERS,
-  UNNAMED,
   SYSLOG,
   IGNORE,
   syslogNames,

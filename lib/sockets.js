@@ -7,10 +7,16 @@
 const fs = require('node:fs');
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
-const { bare, MAX_LISTENERS, UNNAMED } = require('./options.js');
 
 /** The first passed descriptor, as in sd_listen_fds(3). */
 const FIRST_FD = 3;
+/** More would not fit between the low numbers and the launcher's own. */
+const MAX_LISTENERS = 64;
+/** sd_listen_fds_with_names(3)'s name for a socket LISTEN_FDNAMES does not name. */
+const UNNAMED = 'unknown';
+
+/** The option checks, loaded where a launcher binds: not at every require('daemon'). */
+const options = () => require('./options.js');
 
 /**
  * The sockets passed to this process, taken once at require(): a daemonizing
@@ -42,6 +48,7 @@ function listeners() {
 
 /** Checked `listen` specs as the addon binds them: a Unix socket's owner as ids. */
 function toBind(specs, lookupAccount) {
+  const { bare } = options();
   return specs.map(({ user, group, ...spec }) => {
     const account = lookupAccount(user, group); // a group alone: no uid
     return bare({ ...spec, uid: account?.uid, gid: account?.gid });
@@ -53,6 +60,7 @@ function toBind(specs, lookupAccount) {
  * is false: another program's daemon is not this service), then the ones to bind.
  */
 function daemonListeners(specs, lookupAccount, handOn = true) {
+  const { bare } = options();
   return [...(handOn ? passed : []).map(({ fd, name }) => bare({ fd, name })), ...toBind(specs, lookupAccount)];
 }
 
@@ -94,4 +102,4 @@ function removeSocketFilesAtEnd(specs) {
   });
 }
 
-module.exports = { listeners, daemonListeners, toBind, addBound, removeSocketFilesAtEnd };
+module.exports = { MAX_LISTENERS, UNNAMED, listeners, daemonListeners, toBind, addBound, removeSocketFilesAtEnd };

@@ -7,8 +7,6 @@ const path = require('node:path');
 const { invalidType, invalidValue } = require('./errors.js');
 const {
   MAX_MS,
-  MAX_LISTENERS,
-  UNNAMED,
   SYSLOG,
   IGNORE,
   bare,
@@ -20,6 +18,7 @@ const {
   optional,
   syslogTarget,
 } = require('./options.js');
+const { MAX_LISTENERS, UNNAMED } = require('./sockets.js');
 
 /** The environment as `KEY=VALUE` entries; values are turned into strings, undefined ones left out. */
 function checkEnv(env) {
