@@ -6,6 +6,15 @@
 /** Object.prototype's own names as this module found it. */
 const STANDARD = new Set(Object.getOwnPropertyNames(Object.prototype));
 
+/** The roles loaded so far, by id. */
+const loaded = Object.create(null);
+
+/** The role `id`, loaded on its first use. */
+function load(id) {
+  loaded[id] ??= requireUnpolluted(id);
+  return loaded[id];
+}
+
 /**
  * require(id), with what was added to Object.prototype since (a polluted
  * prototype) set aside for the moment of the load and then put back as it
@@ -13,7 +22,7 @@ const STANDARD = new Set(Object.getOwnPropertyNames(Object.prototype));
  * and a polluted `signal` or `encoding` makes it throw. The load is
  * synchronous, so no other code sees the prototype meanwhile.
  */
-function load(id) {
+function requireUnpolluted(id) {
   const added = Object.getOwnPropertyNames(Object.prototype).filter((name) => !STANDARD.has(name));
   const aside = added.map((name) => [name, Object.getOwnPropertyDescriptor(Object.prototype, name)]);
   const removed = aside.filter(([name]) => Reflect.deleteProperty(Object.prototype, name));
