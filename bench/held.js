@@ -15,21 +15,24 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { REQUEST_TIMEOUT_MS, underLoad, waitForAnswer, freePort } = require('./load.js');
+const {
+  REQUEST_TIMEOUT_MS,
+  KILLS,
+  KILL_SPACING_MS,
+  SETTLE_MS,
+  ANSWER_TIMEOUT_MS,
+  underLoad,
+  waitForAnswer,
+  freePort,
+} = require('./load.js');
 const peers = require('./peers.js');
 const procs = require('./procs.js');
 
 const { sleep } = procs;
 const BENCH = __dirname;
 const TAG = `daemon-bench-held-${process.pid}-${Date.now()}`;
-const KILLS = 3;
 const UPGRADES = 5;
-/** Longer than this supervisor's stable time (10 s): each kill is an isolated crash, with no backoff. */
-const KILL_SPACING_MS = 11000;
 const UPGRADE_SPACING_MS = 1000;
-/** After the server first answers, before the kills. */
-const SETTLE_MS = 1000;
-const ANSWER_TIMEOUT_MS = 15000;
 /** pm2's cluster mode with one worker: one server process under every tool. */
 const CLUSTER_WORKERS = 1;
 const SERVERS = [

@@ -7,6 +7,20 @@ const { sleep } = require('./procs.js');
 
 const REQUEST_TIMEOUT_MS = 10000;
 
+// The kill protocol both benches share.
+const KILLS = 3;
+/**
+ * Between a kill's recovery and the next kill: longer than this supervisor's
+ * stable time (10 s), so that each kill is an isolated crash for every tool
+ * (within it, this supervisor's backoff adds 100 ms, then 200 ms, ...: a
+ * crash loop, which pm2 and forever restart at full speed).
+ */
+const KILL_SPACING_MS = 11000;
+/** After the server first answers, the loop runs this long before the first kill. */
+const SETTLE_MS = 1000;
+/** How long a server may take to answer (first, or after a kill). */
+const ANSWER_TIMEOUT_MS = 15000;
+
 /** One request on a new connection: 'answered', 'refused' (ECONNREFUSED) or 'failed' (given up after REQUEST_TIMEOUT_MS too), and how long it took. */
 function request(port) {
   const t0 = performance.now();
@@ -63,4 +77,4 @@ async function freePort() {
   return port;
 }
 
-module.exports = { REQUEST_TIMEOUT_MS, request, underLoad, waitForAnswer, freePort };
+module.exports = { REQUEST_TIMEOUT_MS, KILLS, KILL_SPACING_MS, SETTLE_MS, ANSWER_TIMEOUT_MS, request, underLoad, waitForAnswer, freePort };

@@ -20,7 +20,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { underLoad, request, waitForAnswer, freePort } = require('./load.js');
+const { KILLS, KILL_SPACING_MS, SETTLE_MS, ANSWER_TIMEOUT_MS, underLoad, request, waitForAnswer, freePort } = require('./load.js');
 const peers = require('./peers.js');
 const procs = require('./procs.js');
 
@@ -28,18 +28,7 @@ const { sleep } = procs;
 const BENCH = __dirname;
 const ROOT = path.join(BENCH, '..');
 const RUNS = Number(process.env.BENCH_RESPAWN_RUNS) || 3;
-const KILLS = 3;
 const TAG = `daemon-bench-respawn-${process.pid}-${Date.now()}`;
-const ANSWER_TIMEOUT_MS = 15000;
-/** After the server answers, the loop runs this long before the first kill. */
-const SETTLE_MS = 1000;
-/**
- * Between a kill's recovery and the next kill: longer than this supervisor's
- * stable time (10 s), so that each kill is an isolated crash for every tool
- * (within it, this supervisor's backoff adds 100 ms, then 200 ms, ...: a
- * crash loop, which pm2 and forever restart at full speed).
- */
-const KILL_SPACING_MS = 11000;
 /** How long the supervisor's CPU time is watched while nothing happens. */
 const IDLE_MS = 5000;
 /** sysconf(_SC_CLK_TCK) on Linux. */
