@@ -5,7 +5,21 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, environ, fds, fixture, killAndWait, procStatus, readPid, root, run, startFixture, tmpdir, waitFor } from './helpers.mjs';
+import {
+  alive,
+  environ,
+  fds,
+  fixture,
+  killAndWait,
+  procStatus,
+  readJson,
+  readPid,
+  root,
+  run,
+  startFixture,
+  tmpdir,
+  waitFor,
+} from './helpers.mjs';
 
 const pollute = ['-r', fixture('pollute.js')];
 const index = JSON.stringify(path.join(root, 'index.js'));
@@ -68,4 +82,22 @@ test('status(), signal() and syslog() with every key polluted read only what the
   assert.equal(out.signalled, 'ESRCH');
   assert.equal(out.sent, 'boolean');
   assert.deepEqual(out.kept, ['SIGKILL', '/etc']);
+});
+
+test('spawn() with every key polluted, Object.prototype.signal too: the code it loads on first use loads, and the daemon starts', async () => {
+  const dir = tmpdir('polluted-spawn');
+  const report = path.join(dir, 'report.json');
+  const code = `${operator}
+    d.spawn(${JSON.stringify(fixture('daemon.js'))}, [], { env: { FIXTURE_REPORT: ${JSON.stringify(report)}, DAEMON_TEST_TAG: process.env.DAEMON_TEST_TAG } })
+      .then(({ pid }) => console.log(JSON.stringify({ pid })), (e) => { console.error(e); process.exitCode = 1 })`;
+  const r = await run([...pollute, '-e', code]);
+  let pid;
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    pid = JSON.parse(r.stdout.trim().split('\n').pop()).pid; // the daemon writes to the same stdout
+    assert.equal(readJson(report).pid, pid, 'the daemon ran and reported');
+    assert.ok(alive(pid));
+  } finally {
+    await killAndWait(pid);
+  }
 });

@@ -6,6 +6,9 @@
 const { ENV } = require('./env.js');
 const { native } = require('./native.js');
 const { bare } = require('./options.js');
+const { compatOptions, spawnCompatOptions } = require('./start-options.js');
+const { become } = require('./start.js');
+const { scriptPlan, verdictError } = require('./spawn.js');
 
 /**
  * `require('daemon')(options)`: start() with 1.x's defaults (the working
@@ -13,9 +16,7 @@ const { bare } = require('./options.js');
  * daemon's environment, which 1.x code reads.
  */
 function daemonize(options) {
-  // start()'s code is loaded only where it runs: not at every require('daemon').
-  const { compatOptions } = require('./start-options.js');
-  return require('./start.js').become(compatOptions(options), bare({ env: [`${ENV.COMPAT_MARKER}=true`] }));
+  return become(compatOptions(options), bare({ env: [`${ENV.COMPAT_MARKER}=true`] }));
 }
 
 /**
@@ -26,9 +27,6 @@ function daemonize(options) {
  * is no child of this process.
  */
 function daemon(script, args, options) {
-  // Loaded only where it runs: not at every require('daemon').
-  const { spawnCompatOptions } = require('./start-options.js');
-  const { scriptPlan, verdictError } = require('./spawn.js');
   const plan = scriptPlan(script, args, options, spawnCompatOptions, 'daemon');
   const verdict = bare(native().spawnUntilPid(plan));
   if (verdict.code !== 0) throw verdictError(verdict);

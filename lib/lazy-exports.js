@@ -1,7 +1,8 @@
 'use strict';
 // The exports that require('daemon') does not load: each role's module is
 // loaded on the first use of one of its names, so that a fresh
-// require('daemon') stays cheap (docs/performance.md).
+// require('daemon') stays cheap (docs/performance.md). lib/ loads every
+// module it defers through `load()`, here.
 
 /** Object.prototype's own names as this module found it. */
 const STANDARD = new Set(Object.getOwnPropertyNames(Object.prototype));
@@ -39,6 +40,7 @@ function daemonize(options) {
 }
 
 module.exports = {
+  load,
   daemonize,
   get start() {
     return load('./start.js').start;

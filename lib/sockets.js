@@ -7,6 +7,7 @@
 const fs = require('node:fs');
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
+const { load } = require('./lazy-exports.js');
 
 /** The first passed descriptor, as in sd_listen_fds(3). */
 const FIRST_FD = 3;
@@ -16,7 +17,7 @@ const MAX_LISTENERS = 64;
 const UNNAMED = 'unknown';
 
 /** The option checks, loaded where a launcher binds: not at every require('daemon'). */
-const options = () => require('./options.js');
+const options = () => load('./options.js');
 
 /**
  * The sockets passed to this process, taken once at require(): a daemonizing
@@ -93,7 +94,7 @@ function removeSocketFilesAtEnd(specs) {
     .filter(({ id }) => id !== null);
   if (files.length === 0) return;
   // Loaded only where it runs: not at every require('daemon').
-  require('./at-end.js').atEnd(() => {
+  load('./at-end.js').atEnd(() => {
     for (const { path, id } of files) {
       try {
         if (socketFileId(path) === id) fs.unlinkSync(path);

@@ -9,6 +9,7 @@ const { nativeFor } = require('./native.js');
 const { bare } = require('./options.js');
 const { checkCommand, spawnOptions } = require('./start-options.js');
 const { preloadCommand } = require('./command.js');
+const { spawnPlan } = require('./launcher.js');
 
 /** What start() needs in the daemon, of validated options: JSON for the preload. */
 function daemonSideOptions(opts) {
@@ -29,8 +30,7 @@ function scriptPlan(script, args, options, schema, fn) {
   const opts = schema(options, main);
   nativeFor(fn);
   const command = preloadCommand(main, rest, daemonSideOptions(opts));
-  // Loaded only where it runs: not at every require('daemon').
-  return require('./launcher.js').spawnPlan(opts, bare(command, { another: true }));
+  return spawnPlan(opts, bare(command, { another: true }));
 }
 
 /**

@@ -14,6 +14,7 @@ const { addBound, toBind, removeSocketFilesAtEnd } = require('./sockets.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
 const { status } = require('./control.js');
+const { load } = require('./lazy-exports.js');
 
 const debug = debuglog('daemon');
 
@@ -89,7 +90,7 @@ function become(opts, command) {
     return process.pid;
   }
   // The launcher's code is loaded only where it runs: not at every require('daemon').
-  if (!isDaemon && !opts.foreground) require('./launcher.js').launch(opts, command);
+  if (!isDaemon && !opts.foreground) load('./launcher.js').launch(opts, command);
   if (!hasStarted()) completeStart(opts);
   return process.pid;
 }
