@@ -321,15 +321,19 @@ test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namesp
     script,
     `const d = require(${index}); const fs = require('fs'); const { spawn } = require('child_process');
     const [held, taken] = [${JSON.stringify(path.join(dir, 'held.pid'))}, ${JSON.stringify(path.join(dir, 'taken.pid'))}];
-    const wait = async (ok) => { while (!ok()) await new Promise((r) => setTimeout(r, 10)) };
+    const wait = async (ok) => { const end = Date.now() + 10000; while (!ok()) { if (Date.now() > end) throw new Error('timed out'); await new Promise((r) => setTimeout(r, 10)) } };
     const codeOf = (fn) => { try { return fn() } catch (e) { return e.code } };
+    const children = []; // strace -f waits for every tracee: each is killed, whatever happens
     (async () => {
       const sentinel = spawn('sleep', ['1000'], { stdio: 'ignore' });
+      children.push(sentinel);
       const holder = spawn(process.execPath, ['-e', 'require(' + ${JSON.stringify(index)} + ').lock(' + JSON.stringify(held) + '); setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
       await wait(() => d.status(held).verified);
       fs.writeFileSync(taken, '4294967295\\n');
       fs.writeFileSync(taken + '.lock', '', { mode: 0o600 });
+      children.push(holder);
       const taker = spawn('sh', ['-c', 'exec 9<"$0"; flock -x -n 9; exec sleep 1000', taken + '.lock'], { stdio: 'ignore' });
+      children.push(taker);
       await wait(() => d.status(taken).running);
       const out = { holder: holder.pid, heldStatus: d.status(held), signalled: codeOf(() => d.signal(held, 'SIGCONT')) };
       fs.writeFileSync(held, '4294967295\\n'); // the file's word is wrong: the verified taker still counts
@@ -340,9 +344,13 @@ test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namesp
       out.stopped = await d.stop(held);
       out.alive = [sentinel.pid, taker.pid].map((pid) => codeOf(() => process.kill(pid, 0)));
       console.log(JSON.stringify(out));
-      for (const child of [sentinel, taker]) child.kill('SIGKILL'); // strace -f waits for every tracee
-      process.exit(0);
-    })();`,
+    })().catch((error) => {
+      console.error(error);
+      process.exitCode = 1;
+    }).finally(() => {
+      for (const child of children) child.kill('SIGKILL');
+      process.exit();
+    });`,
   );
   const traced = ['strace', '-f', '-qq', '-e', 'trace=pidfd_open', '-e', 'inject=pidfd_open:error=ENOSYS'];
   const r = await run([], { command: ['unshare', '--pid', '--fork', '--mount-proc', ...traced, process.execPath, script] });
