@@ -246,6 +246,25 @@ test('upgrade: a new generation that fails or is not ready in time is stopped an
   }
 });
 
+test('upgrade: the current generation ending cleanly meanwhile ends the service: the upgrade fails saying so, the new generation is stopped, then the supervisor goes', async () => {
+  const service = await startService({ opts: { readyTimeout: 10000 } });
+  try {
+    assert.equal(service.result.code, 0, service.result.stderr);
+    const { pidfile, supervisor } = service;
+    const [old] = children(supervisor);
+    writeApp(service.app, 'v2', { startOpts: { ...service.startOpts, ready: 'manual' } });
+    const upgrading = daemon.upgrade(pidfile);
+    await waitFor(() => children(supervisor).length === 2, 10000, 'the new generation');
+    const next = children(supervisor).find((pid) => pid !== old);
+    process.kill(old, 'SIGTERM'); // a clean end: Restart=on-failure does not restart it
+    await assert.rejects(upgrading, { code: 'ERR_DAEMON_UPGRADE_FAILED', message: /the service is ending/ });
+    await waitGone(supervisor, 10000);
+    assert.equal(alive(next), false);
+  } finally {
+    await stopService(service);
+  }
+});
+
 test('upgrade: a supervisor out of descriptors does not spin on the caller it cannot accept, and answers it once it can', async () => {
   const service = await startService();
   try {

@@ -565,6 +565,13 @@ impl Service {
                 g.pid,
                 describe(ending)
             ));
+            // As a stop: an upgrade under way fails, and generations still
+            // draining finish (or are killed in time) before the supervisor goes.
+            self.stopping = true;
+            self.upgrade_failed("the service is ending", false);
+            if self.children_left() {
+                return None;
+            }
             return Some(self.finish(0));
         }
         note(&format!("the daemon (pid {}) {}", g.pid, describe(ending)));
