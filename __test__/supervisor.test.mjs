@@ -341,11 +341,13 @@ test("a generation running as another user: lock() of the supervisor's pid file 
     assert.equal(ids(first.pid).uid[0], 65534);
     assert.equal(ids(s.supervisor).uid[0], 0, 'the supervisor runs as the launcher');
     assert.equal(readPid(pidfile), s.supervisor);
-    assert.equal(fs.statSync(`${pidfile}.lock`).uid, 0);
+    const rootOwns = () => [fs.statSync(pidfile).uid, fs.statSync(`${pidfile}.lock`).uid];
+    assert.deepEqual(rootOwns(), [0, 0]);
     process.kill(first.pid, 'SIGKILL');
     await waitFor(() => s.report()?.pid !== first.pid, 15000, 'the next generation');
     assert.equal(s.report().lockOwn, true);
     assert.equal(readPid(pidfile), s.supervisor);
+    assert.deepEqual(rootOwns(), [0, 0], 'after the respawn too');
   } finally {
     await cleanup(s);
   }
