@@ -155,15 +155,18 @@ test('respawn with listen: 3 SIGKILLs under a sequential request loop refuse not
   }
 });
 
-test('respawn with listen: a Unix socket file goes when the service stops; a second start on the pid file says already running', async () => {
+test('respawn with listen: a Unix socket file goes when the service stops; a second start on the pid file says already running', async (t) => {
   const dir = tmpdir('held-unix');
   const socketPath = path.join(dir, 'app.sock');
   const service = await startService({ listen: [socketPath] });
   try {
     assert.equal(service.result.code, 0, service.result.stderr);
     assert.ok(fs.statSync(socketPath).isSocket());
+    // The second start binds a TCP address too, one this test holds: it must not get as far as binding.
+    const holder = http.createServer().listen(service.port, '127.0.0.1');
+    await new Promise((resolve) => holder.once('listening', resolve));
+    t.after(() => holder.close());
     const busy = `127.0.0.1:${service.port}`;
-    // The second start binds a TCP address too: it must not get as far as binding.
     const other = path.join(service.dir, 'again.js');
     writeApp(other, 'v1', { startOpts: { ...service.startOpts, listen: [socketPath, busy] } });
     const again = await run([other], { env: service.env });
