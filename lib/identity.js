@@ -52,4 +52,4 @@ function chroot(dir, options) {
   if (account) become(account);
 }
 
-module.exports = { lookupAccount, accountEnv, become, dropPrivileges, chroot };
+module.exports = { lookupAccount, accountEnv, dropPrivileges, chroot };

@@ -80,14 +80,6 @@ function describeLog(log) {
 }
 
 /**
- * The native spawn's plan for validated options. `command.argv` is the Node
- * command line the daemon runs, `command.env` entries added to its
- * environment. `command.another`: the daemon is another program's (spawn(),
- * daemon.daemon()), not this service's, so systemd's notify socket and the
- * sockets passed to this process stay here. Reads the user database here:
- * it may not be read between fork() and execve().
- */
-/**
  * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
  * within the window), or undefined for an unsupervised daemon.
  */
@@ -104,6 +96,14 @@ function respawnPlan(opts) {
   });
 }
 
+/**
+ * The native spawn's plan for validated options. `command.argv` is the Node
+ * command line the daemon runs, `command.env` entries added to its
+ * environment. `command.another`: the daemon is another program's (spawn(),
+ * daemon.daemon()), not this service's, so systemd's notify socket and the
+ * sockets passed to this process stay here. Reads the user database here:
+ * it may not be read between fork() and execve().
+ */
 function spawnPlan(opts, given) {
   const command = bare(given); // its own fields only: a polluted prototype supplies no argv
   const account = lookupAccount(opts.user, opts.group);

@@ -158,7 +158,6 @@ module.exports = {
   defaultIdent,
   syslogTarget,
   bare,
-  checkText,
   checkPath,
   checkInteger,
   checkBoolean,

@@ -246,10 +246,6 @@ function spawnCompatOptions(input, script) {
 }
 
 module.exports = {
-  checkListen,
-  parseAddress,
-  splitName,
-  checkEnv,
   startOptions,
   compatOptions,
   checkCommand,

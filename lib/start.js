@@ -95,4 +95,4 @@ function become(opts, command) {
   return process.pid;
 }
 
-module.exports = { start, become, staysInForeground };
+module.exports = { start, become };

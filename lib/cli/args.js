@@ -254,4 +254,4 @@ function parse(command, args) {
   return { flags, name: name ?? flags.name, script, scriptArgs };
 }
 
-module.exports = { UsageError, FLAGS, START_FLAGS, LOG_FLAGS, COMMANDS, USAGE, commandUsage, parse, integer, mergeFlags, streams };
+module.exports = { UsageError, FLAGS, START_FLAGS, COMMANDS, USAGE, commandUsage, parse, mergeFlags, streams };

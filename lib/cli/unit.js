@@ -100,4 +100,4 @@ function unitText(record, { node = process.execPath, envFile, system }) {
   ].join('\n');
 }
 
-module.exports = { environmentFile, unitText, sessionOnly };
+module.exports = { environmentFile, unitText };
