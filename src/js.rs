@@ -165,17 +165,21 @@ impl FromNapiValue for Js<Plan> {
     }
 }
 
-/// `{ program, restarts, window, pidfile?, record?, control? }`: the supervisor
-/// executable, restarts allowed within `window` ms, the service's pid file,
-/// the supervisor's state record and control channel.
+/// `{ program, instances?, restarts, window, killTimeout?, pidfile?, record?,
+/// control? }`: the supervisor executable, how many instances (1), restarts
+/// allowed within `window` ms, the drain before SIGKILL (5000 ms), the
+/// service's pid file, the supervisor's state record and control channel.
 impl FromNapiValue for Js<Respawn> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
         let window: u32 = required(&o, "window")?;
+        let kill_timeout: Option<u32> = optional(&o, "killTimeout")?;
         Ok(Js(Respawn {
             program: required(&o, "program")?,
+            instances: optional(&o, "instances")?.unwrap_or(1).max(1),
             restarts: required(&o, "restarts")?,
             window_ms: window.into(),
+            kill_timeout_ms: kill_timeout.map_or(5000, u64::from),
             pidfile: optional(&o, "pidfile")?,
             record: optional(&o, "record")?,
             control: optional(&o, "control")?,

@@ -1,6 +1,6 @@
-//! Starting one generation of the daemon: the launcher's own plan and child
-//! code (`launch`), forked as a child of the supervisor, with a fresh
-//! readiness pipe each time.
+//! Starting one generation of the daemon in an instance's slot: the
+//! launcher's own plan and child code (`launch`), forked as a child of the
+//! supervisor, with a fresh readiness pipe and the slot's number each time.
 
 use daemon_core::errors::{SysError, SysResult};
 use daemon_core::launch::ready::MARKER_ENV;
@@ -14,6 +14,11 @@ use std::os::fd::OwnedFd;
 
 /// Names the supervisor to each generation (lib/env.js: `SUPERVISED`).
 const SUPERVISED_ENV: &str = "__DAEMON_SUPERVISED";
+
+/// Each generation's slot (0 to N-1, its slot's for life) and the count N
+/// (lib/env.js: `INSTANCE`, `INSTANCES`), and pm2's name for the slot, so
+/// that apps that shard work by it keep working.
+const INSTANCE_ENV: [&str; 3] = ["DAEMON_INSTANCE", "NODE_APP_INSTANCE", "DAEMON_INSTANCES"];
 
 /// Everything that is the same for every generation, prepared once.
 pub struct Launcher {
@@ -32,7 +37,13 @@ impl Launcher {
         // marker and the sockets' variables, which each generation gets anew
         // (the launcher made it from JavaScript strings: UTF-8).
         let mut env: Vec<String> = std::env::vars_os()
-            .filter(|(key, _)| key != MARKER_ENV && !LISTEN_ENV.iter().any(|name| key == name))
+            .filter(|(key, _)| {
+                let set_here = LISTEN_ENV
+                    .iter()
+                    .chain(&INSTANCE_ENV)
+                    .any(|name| key == name);
+                key != MARKER_ENV && !set_here
+            })
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();
         // The generation's module drains its servers on SIGTERM (an upgrade retires it so).
@@ -63,9 +74,15 @@ impl Launcher {
         Ok(Launcher { prepared })
     }
 
-    /// Forks and execs the next generation; returns its pid and the read end
-    /// of its readiness pipe (non-blocking).
-    pub fn start(&mut self) -> SysResult<(Pid, OwnedFd)> {
-        self.prepared.fork_child(ReadyPipe::new()?)
+    /// Forks and execs the next generation of slot `slot` of `count`;
+    /// returns its pid and the read end of its readiness pipe (non-blocking).
+    pub fn start(&mut self, slot: u32, count: u32) -> SysResult<(Pid, OwnedFd)> {
+        let [instance, app_instance, instances] = INSTANCE_ENV;
+        let own = [
+            format!("{instance}={slot}"),
+            format!("{app_instance}={slot}"),
+            format!("{instances}={count}"),
+        ];
+        self.prepared.fork_child(ReadyPipe::new()?, &own)
     }
 }

@@ -13,6 +13,7 @@ mod policy;
 mod record;
 mod service;
 mod signals;
+mod slot;
 mod socket_files;
 
 use std::os::unix::ffi::OsStrExt;

@@ -37,40 +37,89 @@ impl State {
 pub struct Record {
     pub state: State,
     pub supervisor: u32,
-    pub daemon: Option<u32>,
+    /// Restarts of every instance.
     pub restarts: u32,
+    /// The latest crash of any instance.
     pub last_exit: Option<Ending>,
     /// Milliseconds since the epoch at which `state` began (for `Running`,
-    /// when the current generation started).
+    /// when the first instance's current generation started).
     pub since_ms: u64,
+    /// Upgrades begun so far.
+    pub upgrades: u32,
+    pub instances: Vec<Instance>,
+}
+
+/// One instance (slot) as `status()` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub slot: u32,
+    /// Its current generation, if one runs.
+    pub pid: Option<u32>,
+    pub ready: bool,
+    /// When its current generation started (ms since the epoch).
+    pub since_ms: u64,
+    pub restarts: u32,
+    pub last_exit: Option<Ending>,
+    /// The upgrade its current generation came from (0: the service's start).
+    pub upgrade: u32,
+}
+
+fn write_pid(out: &mut String, pid: Option<u32>) {
+    match pid {
+        Some(pid) => write!(out, "{pid}"),
+        None => write!(out, "null"),
+    }
+    .ok();
+}
+
+fn write_ending(out: &mut String, ending: Option<Ending>) {
+    match ending {
+        None => out.push_str("null"),
+        Some(Ending::Code(code)) => {
+            let _ = write!(out, "{{\"code\":{code},\"signal\":null}}");
+        }
+        Some(Ending::Signal(n)) => {
+            let name = Signal::try_from(n).map_or("unknown", Signal::as_str);
+            let _ = write!(out, "{{\"code\":null,\"signal\":\"{name}\"}}");
+        }
+    }
 }
 
 impl Record {
+    /// The first instance's pid: `daemonPid`, as for a single instance.
+    fn daemon(&self) -> Option<u32> {
+        self.instances.first().and_then(|i| i.pid)
+    }
+
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(160);
+        let mut out = String::with_capacity(160 + 140 * self.instances.len());
         let _ = write!(
             out,
             "{{\"state\":\"{}\",\"supervisor\":{},\"daemonPid\":",
             self.state.name(),
             self.supervisor
         );
-        match self.daemon {
-            Some(pid) => write!(out, "{pid}"),
-            None => write!(out, "null"),
-        }
-        .ok();
+        write_pid(&mut out, self.daemon());
         let _ = write!(out, ",\"restarts\":{},\"lastExit\":", self.restarts);
-        match self.last_exit {
-            None => out.push_str("null"),
-            Some(Ending::Code(code)) => {
-                let _ = write!(out, "{{\"code\":{code},\"signal\":null}}");
-            }
-            Some(Ending::Signal(n)) => {
-                let name = Signal::try_from(n).map_or("unknown", Signal::as_str);
-                let _ = write!(out, "{{\"code\":null,\"signal\":\"{name}\"}}");
-            }
+        write_ending(&mut out, self.last_exit);
+        let _ = write!(
+            out,
+            ",\"since\":{},\"upgrades\":{},\"instances\":[",
+            self.since_ms, self.upgrades
+        );
+        for (i, instance) in self.instances.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{comma}{{\"slot\":{},\"pid\":", instance.slot);
+            write_pid(&mut out, instance.pid);
+            let _ = write!(
+                out,
+                ",\"ready\":{},\"since\":{},\"restarts\":{},\"lastExit\":",
+                instance.ready, instance.since_ms, instance.restarts
+            );
+            write_ending(&mut out, instance.last_exit);
+            let _ = write!(out, ",\"upgrade\":{}}}", instance.upgrade);
         }
-        let _ = writeln!(out, ",\"since\":{}}}", self.since_ms);
+        out.push_str("]}\n");
         out
     }
 
@@ -115,10 +164,19 @@ mod tests {
         Record {
             state: State::Running,
             supervisor: 10,
-            daemon: Some(11),
             restarts: 2,
             last_exit: Some(Ending::Signal(libc::SIGKILL)),
             since_ms: 1_700_000_000_000,
+            upgrades: 1,
+            instances: vec![Instance {
+                slot: 0,
+                pid: Some(11),
+                ready: true,
+                since_ms: 1_700_000_000_000,
+                restarts: 2,
+                last_exit: Some(Ending::Signal(libc::SIGKILL)),
+                upgrade: 1,
+            }],
         }
     }
 
@@ -127,18 +185,22 @@ mod tests {
         assert_eq!(
             record().to_json(),
             "{\"state\":\"running\",\"supervisor\":10,\"daemonPid\":11,\"restarts\":2,\
-             \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"since\":1700000000000}\n"
+             \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"since\":1700000000000,\
+             \"upgrades\":1,\"instances\":[{\"slot\":0,\"pid\":11,\"ready\":true,\
+             \"since\":1700000000000,\"restarts\":2,\
+             \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"upgrade\":1}]}\n"
         );
         let gave_up = Record {
             state: State::GaveUp,
-            daemon: None,
             last_exit: Some(Ending::Code(3)),
+            instances: Vec::new(),
             ..record()
         };
         assert_eq!(
             gave_up.to_json(),
             "{\"state\":\"gave-up\",\"supervisor\":10,\"daemonPid\":null,\"restarts\":2,\
-             \"lastExit\":{\"code\":3,\"signal\":null},\"since\":1700000000000}\n"
+             \"lastExit\":{\"code\":3,\"signal\":null},\"since\":1700000000000,\
+             \"upgrades\":1,\"instances\":[]}\n"
         );
     }
 

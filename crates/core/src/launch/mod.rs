@@ -40,21 +40,28 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
+/// How much longer than the daemon's own deadlines a launcher waits for a
+/// supervisor's answer.
+const SUPERVISOR_SLACK: Duration = Duration::from_secs(1);
+
 /// The launcher keeps the descriptors it hands to the child at or above this,
 /// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
 const FIRST_HIGH_FD: RawFd = 10;
 
 /// A plan turned into what the child reads: C strings with their pointer
 /// arrays, and open descriptors. Nothing in it changes across forks but the
-/// marker, which names each fork's own pipe.
+/// marker, which names each fork's own pipe, and a fork's own entries.
 pub struct Prepared {
     // The pointer arrays point into these strings' heap buffers, which stay
     // put while the strings live, however `Prepared` moves.
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
-    _env: Vec<CString>,
+    env: Vec<CString>,
+    /// Entries of the next fork's own (a supervisor's instance number).
+    for_this_fork: Vec<CString>,
     marker: CString,
-    /// The environment's pointers, the marker's last before the null.
+    /// The next fork's environment: `env`, `for_this_fork`, `LISTEN_PID`
+    /// (with sockets), the marker, a null.
     envp_ptrs: Vec<*const c_char>,
     cwd: CString,
     /// Where the child boots (see `new`); `None` if it has none.
@@ -188,27 +195,16 @@ impl Prepared {
         let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
         let argv = to_cstrings(&plan.argv)?;
         let env = to_cstrings(&[&plan.env[..], &listen_env[..]].concat())?;
-        let marker = CString::default();
         let mut listen_pid = format!("{LISTEN_PID}=").into_bytes();
         let digits_at = listen_pid.len();
         listen_pid.resize(digits_at + PID_DIGITS + 1, 0);
-        let listen_pid_ptr = listen_pid.as_ptr().cast::<c_char>();
-        let extra: Vec<*const c_char> = match sockets.is_empty() {
-            true => vec![marker.as_ptr()],
-            false => vec![listen_pid_ptr, marker.as_ptr()],
-        };
-        let envp_ptrs = env
-            .iter()
-            .map(|s| s.as_ptr())
-            .chain(extra)
-            .chain([ptr::null()])
-            .collect();
         Ok(Prepared {
             argv_ptrs: null_terminated(&argv),
-            envp_ptrs,
+            envp_ptrs: Vec::new(),
             _argv: argv,
-            _env: env,
-            marker,
+            env,
+            for_this_fork: Vec::new(),
+            marker: CString::default(),
             cwd: to_cstring(&plan.cwd, "chdir")?,
             boot_dir: boot_dir
                 .map(|dir| to_cstring_bytes(dir, "chdir"))
@@ -254,16 +250,22 @@ impl Prepared {
         Ok(())
     }
 
-    /// Names `pipe` in the marker: `FD:INODE`, so that the daemon can tell
-    /// the launcher's pipe from an inherited one.
-    fn mark(&mut self, pipe: &ReadyPipe) -> SysResult<()> {
+    /// Names `pipe` in the marker (`FD:INODE`, so that the daemon can tell
+    /// the launcher's pipe from an inherited one), and lays out the
+    /// environment of the next fork with `own` entries of its own.
+    fn mark(&mut self, pipe: &ReadyPipe, own: &[String]) -> SysResult<()> {
         let inode = fstat(&pipe.write)
             .map_err(|e| SysError::new(e, "fstat"))?
             .st_ino;
         let fd = self.ready_fd();
         self.marker = to_cstring(&format!("{MARKER_ENV}={fd}:{inode}"), "execve")?;
-        let slot = self.envp_ptrs.len() - 2;
-        self.envp_ptrs[slot] = self.marker.as_ptr();
+        self.for_this_fork = to_cstrings(own)?;
+        let listen_pid = (!self.sockets.is_empty()).then(|| self.listen_pid.as_ptr().cast());
+        self.envp_ptrs = (self.env.iter().chain(&self.for_this_fork))
+            .map(|s| s.as_ptr())
+            .chain(listen_pid)
+            .chain([self.marker.as_ptr(), ptr::null()])
+            .collect();
         Ok(())
     }
 
@@ -333,10 +335,10 @@ impl Prepared {
     }
 
     /// Forks a child of this process (a supervisor's generation), which
-    /// ends with this process (`PR_SET_PDEATHSIG`). Returns its pid and the
-    /// read end of `pipe`.
-    pub fn fork_child(&mut self, pipe: ReadyPipe) -> SysResult<(Pid, OwnedFd)> {
-        self.mark(&pipe)?;
+    /// ends with this process (`PR_SET_PDEATHSIG`), with `own` environment
+    /// entries besides the plan's. Returns its pid and the read end of `pipe`.
+    pub fn fork_child(&mut self, pipe: ReadyPipe, own: &[String]) -> SysResult<(Pid, OwnedFd)> {
+        self.mark(&pipe, own)?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
         let parent = nix::unistd::getpid().as_raw();
@@ -349,7 +351,7 @@ impl Prepared {
     /// middle process exits) and reaps the middle process. The daemon holds
     /// the only write end of `pipe` once `pipe` is given up here.
     pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
-        self.mark(&pipe)?;
+        self.mark(&pipe, &[])?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
         let image = self.image(write.as_raw_fd(), None);
@@ -396,9 +398,17 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
     let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
+    // A supervisor holds its daemons to the ready timeout itself, and stops
+    // one that is late before it answers: the launcher waits for that answer.
+    let timeout = match &plan.respawn {
+        None => plan.ready_timeout,
+        Some(respawn) => {
+            plan.ready_timeout + Duration::from_millis(respawn.kill_timeout_ms) + SUPERVISOR_SLACK
+        }
+    };
     Ok(Started {
         pipe,
-        timeout: plan.ready_timeout,
+        timeout,
         // A failed execve() is the daemon's (a supervisor relays its first
         // generation's): the supervisor's own was checked above.
         exec_path: plan.argv.first().cloned().unwrap_or_default(),
@@ -659,7 +669,7 @@ mod tests {
         let mut prepared = Prepared::new(&plan, Some(dir.as_os_str().as_encoded_bytes())).unwrap();
         prepared.hand_on_lock(&lock).unwrap();
         assert_eq!(crate::pidfile::supervised::lock_fd(0), 4);
-        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap()).unwrap();
+        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap(), &[]).unwrap();
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         let text = std::fs::read_to_string(&out).unwrap();

@@ -101,9 +101,14 @@ pub const DAEMON_STEPS: [DaemonStep; 5] = [
 pub struct Respawn {
     /// The supervisor executable, installed beside the addon.
     pub program: String,
-    /// Restarts allowed within `window_ms` before the supervisor gives up.
+    /// How many instances of the daemon run side by side (at least 1).
+    pub instances: u32,
+    /// Restarts allowed within `window_ms` (each instance's) before the
+    /// supervisor gives up.
     pub restarts: u32,
     pub window_ms: u64,
+    /// How long a daemon asked to stop may drain before SIGKILL.
+    pub kill_timeout_ms: u64,
     /// The service's pid file: the supervisor holds its lock.
     pub pidfile: Option<String>,
     /// Where the supervisor keeps its state record for `status()`.

@@ -30,8 +30,10 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
     flag("cwd", plan.cwd.clone());
     flag("umask", plan.umask.to_string());
     flag("ready-timeout", plan.ready_timeout.as_millis().to_string());
+    flag("instances", respawn.instances.to_string());
     flag("restarts", respawn.restarts.to_string());
     flag("window", respawn.window_ms.to_string());
+    flag("kill-timeout", respawn.kill_timeout_ms.to_string());
     // A log file's path, for the supervisor to reopen it (the descriptor
     // itself it inherits on fd 1 or 2, as any other output).
     let path = |output: &Option<Output>| match output {
@@ -91,8 +93,10 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
     };
     let mut respawn = Respawn {
         program: String::new(),
+        instances: 1,
         restarts: 0,
         window_ms: 0,
+        kill_timeout_ms: 5000,
         pidfile: None,
         record: None,
         control: None,
@@ -112,6 +116,8 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     "--ready-timeout" => {
                         plan.ready_timeout = Duration::from_millis(value.parse().ok()?)
                     }
+                    "--instances" => respawn.instances = value.parse().ok().filter(|&n| n >= 1)?,
+                    "--kill-timeout" => respawn.kill_timeout_ms = value.parse().ok()?,
                     "--restarts" => respawn.restarts = value.parse().ok()?,
                     "--window" => respawn.window_ms = value.parse().ok()?,
                     "--stdout" => plan.stdout = Some(Output::File(value)),
@@ -179,8 +185,10 @@ mod tests {
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),
+            instances: 4,
             restarts: 3,
             window_ms: 60_000,
+            kill_timeout_ms: 1000,
             pidfile: Some("/run/app.pid".into()),
             record: None,
             control: Some("/run/daemon/app.sock".into()),
@@ -234,8 +242,10 @@ mod tests {
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),
+            instances: 4,
             restarts: 3,
             window_ms: 60_000,
+            kill_timeout_ms: 1000,
             pidfile: None,
             record: None,
             control: None,
@@ -258,6 +268,8 @@ mod tests {
         assert!(from_args(&args(&["--cwd", "/", "--"])).is_none());
         assert!(from_args(&args(&["--cwd", "/", "--bogus", "1", "--", "node"])).is_none());
         assert!(from_args(&args(&["--umask", "x", "--cwd", "/", "--", "node"])).is_none());
+        let no_instance = ["--instances", "0", "--cwd", "/", "--", "node"];
+        assert!(from_args(&args(&no_instance)).is_none());
         assert!(from_args(&args(&["--cwd"])).is_none());
     }
 }
