@@ -367,3 +367,82 @@ test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namesp
   assert.deepEqual(out.stopped, { pid: out.holder, stopped: true, killed: false });
   assert.deepEqual(out.alive, [true, true], 'nothing else in the namespace was signalled');
 });
+
+/** Creates files in `dir` until one has inode number `ino` (tmpfs numbers its inodes one by one, per mount). */
+function sameInode(dir, ino) {
+  for (let n = 0; ; n++) {
+    const file = path.join(dir, `twin-${ino}-${n}`);
+    fs.writeFileSync(file, '', { mode: 0o644 });
+    const made = fs.statSync(file).ino;
+    if (made === ino) return file;
+    if (made > ino) throw new Error(`${dir} numbered past inode ${ino}: make the twins in ascending order`);
+  }
+}
+
+test("a lock on another file system's file with the same inode number does not make a dead daemon running, for root or for another user", async (t) => {
+  const dir = tmpdir('tmpfs');
+  fs.chmodSync(dir, 0o755);
+  const [mine, other] = ['mine', 'other'].map((name) => path.join(dir, name));
+  const mounted = [];
+  const pids = [];
+  const copy = publicCopy();
+  try {
+    for (const mnt of [mine, other]) {
+      fs.mkdirSync(mnt);
+      const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', mnt], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        t.skip(`this sandbox refuses to mount a tmpfs: ${r.stderr.trim()}`);
+        return;
+      }
+      mounted.push(mnt);
+    }
+    const pidfile = path.join(mine, 'fx.pid');
+    // A nobody-owned directory with root's stale lock file: nobody's lock() replaces it unless it is held.
+    const nobodys = path.join(mine, 'nobody');
+    fs.mkdirSync(nobodys, { mode: 0o755 });
+    fs.chownSync(nobodys, NOBODY, NOGROUP);
+    const foreign = path.join(nobodys, 'x.pid');
+    fs.writeFileSync(`${foreign}.lock`, '', { mode: 0o600 });
+    const first = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+    pids.push(first.info?.pid);
+    assert.equal(first.code, 0, first.stderr);
+    await killAndWait(first.info.pid, 'SIGKILL');
+    const dead = { running: false, pid: null, stale: true, verified: false };
+    assert.deepEqual({ ...daemon.status(pidfile) }, dead);
+
+    // nobody locks files on the other tmpfs that have the same inode numbers as both lock files.
+    const targets = [`${pidfile}.lock`, `${foreign}.lock`].map((file) => fs.statSync(file).ino);
+    for (const ino of [...targets].sort((a, b) => a - b)) {
+      const twin = sameInode(other, ino);
+      assert.notEqual(fs.statSync(twin).dev, fs.statSync(mine).dev);
+      const taker = await flockHelper(twin, { prefix: asNobody }); // waits until /proc/locks lists it
+      pids.push(taker.child.pid);
+    }
+
+    assert.deepEqual({ ...daemon.status(pidfile) }, dead, 'root, who can probe the lock');
+    const cli = spawnSync(process.execPath, [path.join(root, 'bin', 'daemon.js'), 'status', '--pidfile', pidfile], { encoding: 'utf8' });
+    assert.equal(cli.status, 3, `daemon status: ${cli.stdout}${cli.stderr}`);
+    const asOther = async () => {
+      const code = `const d = require(${JSON.stringify(path.join(copy, 'index.js'))});
+        let locked; try { locked = d.lock(${JSON.stringify(foreign)}) } catch (e) { locked = e.code }
+        console.log(JSON.stringify({ status: d.status(${JSON.stringify(pidfile)}), locked }))`;
+      const seen = await run(['-e', code], { prefix: asNobody, cwd: copy });
+      assert.equal(seen.code, 0, seen.stderr);
+      return JSON.parse(seen.stdout);
+    };
+    // nobody cannot open root's 0600 lock files: /proc/locks decides, by device and inode.
+    assert.deepEqual(await asOther(), { status: dead, locked: true });
+
+    // With the twins still locked, a live daemon is still found and verified.
+    const second = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+    pids.push(second.info?.pid);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: second.info.pid, stale: false, verified: true });
+    assert.deepEqual((await asOther()).status, { running: true, pid: null, stale: false, verified: false });
+  } finally {
+    for (const pid of pids) await killAndWait(pid);
+    for (const mnt of mounted.reverse()) spawnSync('umount', [mnt]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(copy, { recursive: true, force: true });
+  }
+});
