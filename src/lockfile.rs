@@ -206,7 +206,7 @@ fn replace_foreign_lock(dir: &OwnedFd, name: &str, st: &FileStat, path: &str) ->
             Err((_, errno)) => return Err(errno).at("flock", path),
         },
         // Not readable by the caller: the kernel's list of locks tells.
-        Err(Errno::EACCES) => match crate::holder::lock_takers(st) {
+        Err(Errno::EACCES) => match crate::holder::lock_takers(dir, name) {
             Some(takers) if takers.is_empty() => None,
             Some(_) => return Ok(false),
             None => return Err(refused(Errno::EACCES, path, "another user's lock file")),
