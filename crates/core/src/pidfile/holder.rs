@@ -20,9 +20,15 @@ pub struct Status {
     pub pid: Option<u32>,
     /// Nothing runs, but a pid or lock file is left over.
     pub stale: bool,
-    pub verified: bool,
     /// Why a running daemon's pid is not known.
     pub unverified: Option<String>,
+}
+
+impl Status {
+    /// Whether `pid` is the holder the kernel confirms.
+    pub fn verified(&self) -> bool {
+        self.running && self.unverified.is_none()
+    }
 }
 
 /// Reads the status of the daemon that `path` belongs to. Whoever may open
@@ -42,7 +48,6 @@ fn read_status(path: &str) -> SysResult<Status> {
         running: false,
         pid: None,
         stale,
-        verified: false,
         unverified: None,
     };
     let named = match fstatat(&dir, lock_name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -75,7 +80,6 @@ fn read_status(path: &str) -> SysResult<Status> {
                     running: true,
                     pid: Some(pid),
                     stale: false,
-                    verified: true,
                     unverified: None,
                 })
             }
@@ -89,7 +93,6 @@ fn read_status(path: &str) -> SysResult<Status> {
         running: true,
         pid: unverified_pid(written.flatten()),
         stale: false,
-        verified: false,
         unverified: Some(format!(
             "the lock on '{lock_path}' is held, but its holder is not verified: {}",
             reasons.join("; ")
@@ -302,7 +305,6 @@ mod tests {
             running: false,
             pid: None,
             stale: false,
-            verified: false,
             unverified: None,
         };
         assert_eq!(status(&path("missing.pid")).unwrap(), none);
@@ -312,10 +314,10 @@ mod tests {
             running: true,
             pid: Some(std::process::id()),
             stale: false,
-            verified: true,
             unverified: None,
         };
         assert_eq!(status(&held).unwrap(), me);
+        assert!(me.verified() && !none.verified());
         #[cfg(target_os = "linux")]
         {
             let dir = crate::path_walk::open_dir(dir.to_str().unwrap(), &held).unwrap();
