@@ -295,14 +295,14 @@ impl FromNapiValue for Js<Output> {
     }
 }
 
-/// `{ running, pid?, stale }`.
+/// `{ running, pid?, stale, verified }`.
 impl ToNapiValue for Js<PidFileStatus> {
     unsafe fn to_napi_value(env: sys::napi_env, Js(s): Self) -> Result<sys::napi_value> {
         object_of(env, |o| {
             o.set("running", s.running)?;
             set_some(o, "pid", s.pid)?;
             o.set("stale", s.stale)?;
-            o.set("verified", s.verified)
+            o.set("verified", s.verified())
         })
     }
 }

@@ -12,7 +12,7 @@ use nix::sys::uio::pwrite;
 use nix::unistd::{ftruncate, geteuid, unlinkat, UnlinkatFlags};
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Mode of a pid file the module creates, whatever the umask.
 const PID_FILE_MODE: u32 = 0o644;
@@ -23,11 +23,14 @@ const LOCK_FILE_MODE: u32 = 0o600;
 const REOPEN_ATTEMPTS: usize = 100;
 
 /// How often, and how far apart, `lock()` tries again before it reports the
-/// lock as held: a `status()` probe (only where /proc/locks cannot be read)
-/// holds a shared lock for microseconds, and must never make a start fail.
-/// 50 ms in all.
+/// lock as held by another process: 50 ms in all.
 const BUSY_ATTEMPTS: usize = 25;
 const BUSY_PAUSE: Duration = Duration::from_millis(2);
+/// How long `lock()` waits out a lock that is held shared only: by
+/// `status()` probes (a daemon's lock is exclusive), each for microseconds,
+/// unless its process is descheduled between its flock() and close(). A probe
+/// must never make a start fail.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// A pid file this process holds. The directory is kept open so that both
 /// files can be removed by name even after `chdir()` or `chroot()`.
@@ -149,7 +152,7 @@ fn replace_foreign_lock(dir: &OwnedFd, name: &str, st: &FileStat, path: &str) ->
             Err((_, errno)) => return Err(errno).at("flock", path),
         },
         // Not readable by the caller: the kernel's list of locks tells.
-        Err(Errno::EACCES) => match crate::pidfile::holder::lock_takers(st) {
+        Err(Errno::EACCES) => match crate::pidfile::holder::lock_takers(dir, name) {
             Some(takers) if takers.is_empty() => None,
             Some(_) => return Ok(false),
             None => return Err(refused(Errno::EACCES, path, "another user's lock file")),
@@ -236,7 +239,6 @@ fn take(path: &str) -> SysResult<bool> {
     let lock_name = format!("{name}{LOCK_SUFFIX}");
     let lock_path = format!("{path}{LOCK_SUFFIX}");
     let mut held = held();
-    let mut busy = 0;
     for _ in 0..REOPEN_ATTEMPTS {
         let Some((fd, created)) = open_lock_file(&dir, &lock_name, &lock_path, private)? else {
             return Ok(false);
@@ -249,15 +251,8 @@ fn take(path: &str) -> SysResult<bool> {
         {
             return Ok(true);
         }
-        let lock = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((_, Errno::EWOULDBLOCK)) if busy < BUSY_ATTEMPTS => {
-                busy += 1;
-                std::thread::sleep(BUSY_PAUSE);
-                continue;
-            }
-            Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
-            Err((_, errno)) => return Err(errno).at("flock", &lock_path),
+        let Some(lock) = lock_exclusive(fd, &lock_path)? else {
+            return Ok(false);
         };
         // The previous holder may have removed the file between our open()
         // and flock(): a lock on an unlinked file excludes nobody, so lock
@@ -289,6 +284,35 @@ fn take(path: &str) -> SysResult<bool> {
         return Ok(true);
     }
     Err(SysError::new(Errno::EAGAIN, "flock").with_path(&lock_path))
+}
+
+/// Takes the exclusive lock on `fd`'s description, waiting out probes (see
+/// `PROBE_WAIT`) and, for `BUSY_ATTEMPTS`, any other holder. `None`: another
+/// process holds it.
+fn lock_exclusive(mut fd: OwnedFd, path: &str) -> SysResult<Option<Flock<OwnedFd>>> {
+    let waiting_since = Instant::now();
+    let mut busy = 0;
+    loop {
+        fd = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(Some(lock)),
+            Err((fd, Errno::EWOULDBLOCK)) => fd,
+            Err((_, errno)) => return Err(errno).at("flock", path),
+        };
+        // A shared lock is granted only while no one holds it exclusively.
+        let probes_only;
+        (fd, probes_only) = match Flock::lock(fd, FlockArg::LockSharedNonblock) {
+            Ok(shared) => (shared.unlock().map_err(|(_, e)| e).at("flock", path)?, true),
+            Err((fd, Errno::EWOULDBLOCK)) => (fd, false),
+            Err((_, errno)) => return Err(errno).at("flock", path),
+        };
+        if !(probes_only && waiting_since.elapsed() < PROBE_WAIT) {
+            if busy == BUSY_ATTEMPTS {
+                return Ok(None);
+            }
+            busy += 1;
+        }
+        std::thread::sleep(BUSY_PAUSE);
+    }
 }
 
 /// Writes the pid, then cuts what is left of a longer old one: the file is
@@ -359,6 +383,37 @@ mod tests {
         std::fs::hard_link(&linked, format!("{linked}.2")).unwrap();
         assert_eq!(lock(&linked).unwrap_err().code(), "EPERM");
         assert_eq!(lock("/nonexistent-dir/x.pid").unwrap_err().code(), "ENOENT");
+    }
+
+    #[test]
+    fn waits_out_a_probe_but_not_a_holder() {
+        let path = temp("probed");
+        let lock_file = format!("{path}{LOCK_SUFFIX}");
+        std::fs::write(&lock_file, "").unwrap();
+        let take = |arg| Flock::lock(OwnedFd::from(std::fs::File::open(&lock_file).unwrap()), arg);
+        let Ok(holder) = take(FlockArg::LockExclusiveNonblock) else {
+            panic!()
+        };
+        let started = Instant::now();
+        assert!(!lock(&path).unwrap());
+        assert!(
+            started.elapsed() < PROBE_WAIT,
+            "a holder is waited out only briefly"
+        );
+        drop(holder);
+        // A probe's shared lock, held 200 ms (a descheduled prober): lock() waits.
+        let Ok(probe) = take(FlockArg::LockSharedNonblock) else {
+            panic!()
+        };
+        let probed = Instant::now();
+        let prober = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(probe);
+        });
+        assert!(lock(&path).unwrap());
+        assert!(probed.elapsed() >= Duration::from_millis(200));
+        prober.join().unwrap();
+        std::fs::remove_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
     }
 
     #[test]
