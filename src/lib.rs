@@ -74,6 +74,14 @@ pub fn start_in_place(env: Env, Js(plan): Js<launch::Plan>) -> Result<Vec<i32>> 
     Ok(sockets.into_iter().map(IntoRawFd::into_raw_fd).collect())
 }
 
+/// Replaces this process with the supervisor of `plan` (which has
+/// `respawn`), same pid: `daemon run` as a service's main process. Returns
+/// only by throwing.
+#[napi]
+pub fn become_supervisor(env: Env, Js(plan): Js<launch::Plan>) -> Result<()> {
+    Err(throw(&env, launch::become_supervisor(&plan)))
+}
+
 /// Takes a socket passed to this process (fd 3, 4, ...): marks it
 /// close-on-exec and says what it is (`stream`, `dgram`, ..., `other`).
 #[napi]

@@ -3,6 +3,7 @@
 //! supervisor, with a fresh readiness pipe and the slot's number each time.
 
 use daemon_core::errors::{SysError, SysResult};
+use daemon_core::launch::notify::NOTIFY_ENV;
 use daemon_core::launch::ready::MARKER_ENV;
 use daemon_core::launch::{ListenSource, Plan, Prepared, ReadyPipe};
 use daemon_core::pidfile::supervised;
@@ -34,15 +35,17 @@ impl Launcher {
         lock: Option<(&OwnedFd, &str)>,
     ) -> SysResult<Launcher> {
         // The environment the supervisor was given, without the launcher's
-        // marker and the sockets' variables, which each generation gets anew
-        // (the launcher made it from JavaScript strings: UTF-8).
+        // marker and the sockets' and instances' variables, which each
+        // generation gets anew, and systemd's notify socket: the supervisor
+        // speaks for the service (the launcher made it from JavaScript
+        // strings: UTF-8).
         let mut env: Vec<String> = std::env::vars_os()
             .filter(|(key, _)| {
                 let set_here = LISTEN_ENV
                     .iter()
                     .chain(&INSTANCE_ENV)
                     .any(|name| key == name);
-                key != MARKER_ENV && !set_here
+                key != MARKER_ENV && key != NOTIFY_ENV && !set_here
             })
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();

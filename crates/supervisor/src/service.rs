@@ -14,6 +14,7 @@ use crate::record::{self, Instance, Record, State};
 use crate::signals;
 use crate::slot::{now_ms, Generation, Slot};
 use daemon_core::errors::SysResult;
+use daemon_core::launch::notify::{notify, NOTIFY_ENV};
 use daemon_core::launch::ready::{self, Message, MARKER_ENV};
 use daemon_core::launch::{Output, Plan, Respawn};
 use daemon_core::output::stdio;
@@ -101,6 +102,14 @@ struct Service {
     last_exit: Option<Ending>,
     /// When the last upgrade ended, for the service user's rest.
     upgraded_at: Option<Instant>,
+    /// Every instance was ready once: the first start is over.
+    started: bool,
+    /// systemd's notify socket, when the supervisor is a service's main
+    /// process (`daemon run`): it says when the service is ready, reloads,
+    /// stops, and how many instances are ready.
+    notify_socket: Option<String>,
+    /// The `STATUS=` last sent.
+    told: std::cell::RefCell<String>,
 }
 
 /// Runs the service to its end; returns the supervisor's exit status.
@@ -174,6 +183,9 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         upgrades: 0,
         last_exit: None,
         upgraded_at: None,
+        started: false,
+        notify_socket: std::env::var(NOTIFY_ENV).ok().filter(|s| !s.is_empty()),
+        told: Default::default(),
     };
     for i in 0..service.slots.len() {
         if let Err(e) = service.start(i) {
@@ -219,6 +231,13 @@ fn status_of(ending: Ending) -> i32 {
         Ending::Code(code) => code,
         Ending::Signal(n) => 128 + n,
     }
+}
+
+/// CLOCK_MONOTONIC in microseconds, which systemd wants with `RELOADING=1`.
+fn monotonic_usec() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000
+    })
 }
 
 /// Milliseconds until `deadline`, rounded up so that the wait ends after it.
@@ -438,10 +457,26 @@ impl Service {
             scaling.adding.retain(|&k| k != index);
         }
         self.scaled();
-        if self.ending.is_none() && ready::is_pending() && self.slots.iter().all(Slot::is_ready) {
+        let all_ready = self.slots.iter().all(Slot::is_ready);
+        if self.ending.is_none() && all_ready && !self.started {
+            self.started = true;
             ready::send(&Message::Ready);
+            let pid = std::process::id();
+            self.tell(&format!("READY=1\nMAINPID={pid}"));
         }
         self.save(State::Running);
+    }
+
+    /// Tells systemd `state` (with the instances' `STATUS=`), where it listens.
+    fn tell(&self, state: &str) {
+        let Some(socket) = &self.notify_socket else {
+            return;
+        };
+        let ready = self.slots.iter().filter(|s| s.is_ready()).count();
+        let status = format!("STATUS={ready}/{} instances ready", self.slots.len());
+        let message = [state, &status].join("\n");
+        notify(socket, message.trim_start());
+        *self.told.borrow_mut() = status;
     }
 
     /// A caller on the control channel asks.
@@ -487,6 +522,7 @@ impl Service {
             return answer(asked.caller, &format!("error {why}"));
         }
         self.upgrades += 1;
+        self.tell(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
         self.roll = Some(Roll {
             caller: asked.caller,
             queue: (0..self.slots.len() as u32).collect(),
@@ -541,6 +577,7 @@ impl Service {
                 .map(|(new, old)| format!("{new} {}", old.map_or(0, Pid::as_raw)))
                 .collect();
             self.upgraded_at = Some(Instant::now());
+            self.tell("READY=1");
             answer(roll.caller, &format!("ok {}", pairs.join(" ")));
         }
     }
@@ -588,6 +625,7 @@ impl Service {
             }
         }
         self.upgraded_at = Some(Instant::now());
+        self.tell("READY=1");
         note(&format!("upgrade failed: {why}"));
         let how_far = match roll.total {
             1 => String::new(),
@@ -675,6 +713,9 @@ impl Service {
     /// (with `signal`) and drained, restarts are off, callers are answered;
     /// the supervisor exits once no child is left.
     fn stop(&mut self, end: End, signal: Signal) {
+        if self.ending.is_none() {
+            self.tell("STOPPING=1");
+        }
         self.ending.get_or_insert(end);
         let why = match end {
             End::Stopped | End::Finished => "the service is ending",
@@ -874,6 +915,11 @@ impl Service {
     }
 
     fn save(&self, state: State) {
+        let ready = self.slots.iter().filter(|s| s.is_ready()).count();
+        let status = format!("STATUS={ready}/{} instances ready", self.slots.len());
+        if self.started && *self.told.borrow() != status {
+            self.tell("");
+        }
         let Some(path) = &self.record else { return };
         // Running while any instance runs; Waiting while all wait to restart.
         let state = match state {

@@ -6,13 +6,17 @@ use crate::launch::plan::{ListenSource, Listener, Output, Plan, Respawn};
 use crate::launch::privileges::Account;
 use crate::launch::ready::READY_FD;
 use crate::sockets::Address;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// What the launcher executes instead of the daemon: the supervisor, with
 /// the daemon's environment (see `Prepared::as_supervisor` for the rest).
 pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
+    let fds: Vec<RawFd> = (0..plan.listeners.len())
+        .map(|i| READY_FD + i as RawFd)
+        .collect();
     Plan {
-        argv: to_args(plan, respawn),
+        argv: to_args(plan, respawn, &fds),
         // The supervisor gets them on fds 3, 4, ... and holds them for every generation.
         listeners: plan.listeners.clone(),
         respawn: None,
@@ -20,8 +24,9 @@ pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
     }
 }
 
-/// The supervisor's command line: `program --flag value ... -- argv...`.
-fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
+/// The supervisor's command line: `program --flag value ... -- argv...`,
+/// with the listening sockets on `fds`, in order.
+pub fn to_args(plan: &Plan, respawn: &Respawn, fds: &[RawFd]) -> Vec<String> {
     let mut args = vec![respawn.program.clone()];
     let mut flag = |name: &str, value: String| {
         args.push(format!("--{name}"));
@@ -59,9 +64,8 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
         let groups: Vec<String> = account.groups.iter().map(u32::to_string).collect();
         flag("groups", groups.join(","));
     }
-    // The sockets, in the order of the supervisor's fds 3, 4, ...
-    for listener in &plan.listeners {
-        flag("listener", listener.name.clone());
+    for (listener, fd) in plan.listeners.iter().zip(fds) {
+        flag("listener", format!("{fd}:{}", listener.name));
         if let ListenSource::Bind(Address::Unix { path, .. }) = &listener.source {
             flag("socket-file", path.clone());
         }
@@ -125,10 +129,13 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     "--pidfile" => respawn.pidfile = Some(value),
                     "--record" => respawn.record = Some(value),
                     "--control" => respawn.control = Some(value),
-                    "--listener" => plan.listeners.push(Listener {
-                        name: value,
-                        source: ListenSource::Inherited(READY_FD + plan.listeners.len() as i32),
-                    }),
+                    "--listener" => {
+                        let (fd, name) = value.split_once(':')?;
+                        plan.listeners.push(Listener {
+                            name: name.to_owned(),
+                            source: ListenSource::Inherited(fd.parse().ok().filter(|&fd| fd > 2)?),
+                        })
+                    }
                     "--socket-file" => respawn.socket_files.push(value),
                     "--uid" => uid = Some(value.parse().ok()?),
                     "--gid" => gid = Some(value.parse().ok()?),
@@ -194,7 +201,7 @@ mod tests {
             control: Some("/run/daemon/app.sock".into()),
             socket_files: Vec::new(),
         };
-        let args = to_args(&plan, &respawn);
+        let args = to_args(&plan, &respawn, &[]);
         assert_eq!(args[0], "/x/daemon-supervisor");
         let (read, read_respawn) = from_args(&args[1..]).unwrap();
         assert_eq!(format!("{read:?}"), format!("{plan:?}"));
@@ -251,7 +258,7 @@ mod tests {
             control: None,
             socket_files: Vec::new(),
         };
-        let (read, read_respawn) = from_args(&to_args(&plan, &respawn)[1..]).unwrap();
+        let (read, read_respawn) = from_args(&supervisor_plan(&plan, &respawn).argv[1..]).unwrap();
         let held: Vec<String> = read
             .listeners
             .iter()
