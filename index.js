@@ -2,9 +2,9 @@
 // daemon: turns the running Node.js script into a Unix daemon. This file only
 // names the API; each role lives in lib/ (see docs/design.md).
 
-const { isDaemon, ready } = require('./lib/daemon-side.js');
-const { listeners } = require('./lib/sockets.js');
-const lazy = require('./lib/lazy-exports.js');
+const { isDaemon, ready } = require('./lib/daemon/readiness.js');
+const { listeners } = require('./lib/daemon/listeners.js');
+const lazy = require('./lib/shared/lazy-exports.js');
 
 // The export is callable, as daemon@1.x's was: `require('daemon')(options)`.
 // One `module.exports.NAME =` line per export, so that Node's static analysis

@@ -2,6 +2,6 @@
 // The compiled addon's loader under the name that scripts/install.js, the
 // tests and the bench know: lib/native.js.
 
-const { platformTriple, native, supervisorPath } = require('./lib/native.js');
+const { platformTriple, native, supervisorPath } = require('./lib/shared/native.js');
 
 module.exports = { platformTriple, load: native, supervisorPath };

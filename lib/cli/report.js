@@ -4,7 +4,7 @@
 // /proc, as text or JSON.
 
 const fs = require('node:fs');
-const { status } = require('../control.js');
+const { status } = require('../operator/control.js');
 
 /** /proc's clock: USER_HZ, 100 in the kernel's ABI on every Linux architecture. */
 const USER_HZ = 100;

@@ -2,11 +2,11 @@
 // The steps the `daemon` command takes for a script before it runs, in the
 // daemon (through bin/preload.js) or in place (`daemon run`).
 
-const { start } = require('../start.js');
-const { lock } = require('../lock.js');
-const { status } = require('../control.js');
-const { chroot: changeRoot } = require('../identity.js');
-const { reopenLogs } = require('../stdio.js');
+const { start } = require('../daemon/start.js');
+const { lock } = require('../daemon/lock.js');
+const { status } = require('../operator/control.js');
+const { chroot: changeRoot } = require('../shared/identity.js');
+const { reopenLogs } = require('../daemon/stdio.js');
 
 /**
  * Takes the steps a script using the module takes at its top: start() with

@@ -13,7 +13,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { stateDir, ensureStateDir: makeStateDir } = require('../state-dir.js');
+const { stateDir, ensureStateDir: makeStateDir } = require('../operator/state-dir.js');
 const { UsageError } = require('./args.js');
 
 /** A name: a file name and a systemd unit name, at most 48 characters (a syslog tag). */

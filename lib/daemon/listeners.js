@@ -5,9 +5,9 @@
 // binds in the launcher for the daemon, whose socket files go when it ends.
 
 const fs = require('node:fs');
-const { native } = require('./native.js');
-const { ENV } = require('./env.js');
-const { load } = require('./lazy-exports.js');
+const { native } = require('../shared/native.js');
+const { ENV } = require('../shared/env.js');
+const { load } = require('../shared/lazy-exports.js');
 
 /** The first passed descriptor, as in sd_listen_fds(3). */
 const FIRST_FD = 3;
@@ -17,7 +17,7 @@ const MAX_LISTENERS = 64;
 const UNNAMED = 'unknown';
 
 /** The option checks, loaded where a launcher binds: not at every require('daemon'). */
-const options = () => load('./options.js');
+const options = () => load('../shared/options.js');
 
 /**
  * The sockets passed to this process, taken once at require(): a daemonizing

@@ -4,7 +4,7 @@
 // addresses. Read as own properties only, as in options.js.
 
 const path = require('node:path');
-const { invalidType, invalidValue } = require('./errors.js');
+const { invalidType, invalidValue } = require('../shared/errors.js');
 const {
   MAX_MS,
   SYSLOG,
@@ -17,8 +17,8 @@ const {
   checkOptions,
   optional,
   syslogTarget,
-} = require('./options.js');
-const { MAX_LISTENERS, UNNAMED } = require('./sockets.js');
+} = require('../shared/options.js');
+const { MAX_LISTENERS, UNNAMED } = require('../daemon/listeners.js');
 
 /** The environment as `KEY=VALUE` entries; values are turned into strings, undefined ones left out. */
 function checkEnv(env) {

@@ -5,12 +5,12 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ENV } = require('./env.js');
-const { bare } = require('./options.js');
-const { runtimeArgs } = require('./node-options.js');
+const { ENV } = require('../shared/env.js');
+const { bare } = require('../shared/options.js');
+const { runtimeArgs } = require('../shared/node-options.js');
 
-const PRELOAD = path.join(__dirname, '..', 'bin', 'preload.js');
-const ESM_MAIN = path.join(__dirname, '..', 'bin', 'esm-main.mjs');
+const PRELOAD = path.join(__dirname, '..', '..', 'bin', 'preload.js');
+const ESM_MAIN = path.join(__dirname, '..', '..', 'bin', 'esm-main.mjs');
 
 /** The command line that runs this script again, under the same runtime with the same flags. */
 function thisScript() {

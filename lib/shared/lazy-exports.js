@@ -36,26 +36,26 @@ function requireUnpolluted(id) {
 
 /** The callable export, as daemon@1.x's: `require('daemon')(options)`. */
 function daemonize(options) {
-  return load('./compat.js').daemonize(options);
+  return load('../launcher/compat.js').daemonize(options);
 }
 
 module.exports = {
   load,
   daemonize,
   get start() {
-    return load('./start.js').start;
+    return load('../daemon/start.js').start;
   },
   get closeIO() {
-    return load('./stdio.js').closeIO;
+    return load('../daemon/stdio.js').closeIO;
   },
   get reopenLogs() {
-    return load('./stdio.js').reopenLogs;
+    return load('../daemon/stdio.js').reopenLogs;
   },
   get lost() {
-    return load('./stdio.js').lost;
+    return load('../daemon/stdio.js').lost;
   },
   get lock() {
-    return load('./lock.js').lock;
+    return load('../daemon/lock.js').lock;
   },
   get dropPrivileges() {
     return load('./identity.js').dropPrivileges;
@@ -64,24 +64,24 @@ module.exports = {
     return load('./identity.js').chroot;
   },
   get spawn() {
-    return load('./spawn.js').spawn;
+    return load('../launcher/spawn.js').spawn;
   },
   get status() {
-    return load('./control.js').status;
+    return load('../operator/control.js').status;
   },
   get signal() {
-    return load('./control.js').signal;
+    return load('../operator/control.js').signal;
   },
   get stop() {
-    return load('./control.js').stop;
+    return load('../operator/control.js').stop;
   },
   get upgrade() {
-    return load('./control.js').upgrade;
+    return load('../operator/control.js').upgrade;
   },
   get syslog() {
-    return load('./syslog.js').syslog;
+    return load('../daemon/syslog.js').syslog;
   },
   get daemon() {
-    return load('./compat.js').daemon;
+    return load('../launcher/compat.js').daemon;
   },
 };

@@ -4,9 +4,9 @@
 
 const fs = require('node:fs');
 const { debuglog } = require('node:util');
-const { nativeFor } = require('./native.js');
-const { systemError } = require('./errors.js');
-const { bare, checkPath, checkSignal, stopOptions, STOP } = require('./options.js');
+const { nativeFor } = require('../shared/native.js');
+const { systemError } = require('../shared/errors.js');
+const { bare, checkPath, checkSignal, stopOptions, STOP } = require('../shared/options.js');
 const { readRecord, controlPath } = require('./state-dir.js');
 
 const debug = debuglog('daemon');

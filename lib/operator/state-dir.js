@@ -5,7 +5,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ENV } = require('./env.js');
+const { ENV } = require('../shared/env.js');
 
 /** The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon or ~/.local/state/daemon. */
 function chooseStateDir({ env, uid, home }) {

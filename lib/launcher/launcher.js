@@ -6,17 +6,17 @@
 // spawn() and daemon.daemon() share the plan (spawnPlan).
 
 const { debuglog } = require('node:util');
-const { unsupported } = require('./errors.js');
-const { native, supervisorPath } = require('./native.js');
-const { ENV, PARENT_ONLY } = require('./env.js');
-const { SYSLOG, IGNORE, bare } = require('./options.js');
-const { lookupAccount, accountEnv } = require('./identity.js');
-const { evaluated } = require('./node-options.js');
+const { unsupported } = require('../shared/errors.js');
+const { native, supervisorPath } = require('../shared/native.js');
+const { ENV, PARENT_ONLY } = require('../shared/env.js');
+const { SYSLOG, IGNORE, bare } = require('../shared/options.js');
+const { lookupAccount, accountEnv } = require('../shared/identity.js');
+const { evaluated } = require('../shared/node-options.js');
 const { thisScript } = require('./command.js');
-const { output } = require('./stdio.js');
-const { daemonListeners } = require('./sockets.js');
-const { prepareRecord, controlPath } = require('./state-dir.js');
-const { status } = require('./control.js');
+const { output } = require('../daemon/stdio.js');
+const { daemonListeners } = require('../daemon/listeners.js');
+const { prepareRecord, controlPath } = require('../operator/state-dir.js');
+const { status } = require('../operator/control.js');
 
 const debug = debuglog('daemon');
 

@@ -3,18 +3,18 @@
 // started, or a process staying in the foreground) and the step for each.
 
 const { debuglog } = require('node:util');
-const { native } = require('./native.js');
-const { ENV } = require('./env.js');
-const { SYSLOG, bare } = require('./options.js');
-const { startOptions } = require('./start-options.js');
-const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./daemon-side.js');
-const { lookupAccount, accountEnv } = require('./identity.js');
-const { anchorNodeOptions } = require('./node-options.js');
-const { addBound, toBind, removeSocketFilesAtEnd } = require('./sockets.js');
+const { native } = require('../shared/native.js');
+const { ENV } = require('../shared/env.js');
+const { SYSLOG, bare } = require('../shared/options.js');
+const { startOptions } = require('../launcher/start-options.js');
+const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./readiness.js');
+const { lookupAccount, accountEnv } = require('../shared/identity.js');
+const { anchorNodeOptions } = require('../shared/node-options.js');
+const { addBound, toBind, removeSocketFilesAtEnd } = require('./listeners.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
-const { status } = require('./control.js');
-const { load } = require('./lazy-exports.js');
+const { status } = require('../operator/control.js');
+const { load } = require('../shared/lazy-exports.js');
 
 const debug = debuglog('daemon');
 
@@ -90,7 +90,7 @@ function become(opts, command) {
     return process.pid;
   }
   // The launcher's code is loaded only where it runs: not at every require('daemon').
-  if (!isDaemon && !opts.foreground) load('./launcher.js').launch(opts, command);
+  if (!isDaemon && !opts.foreground) load('../launcher/launcher.js').launch(opts, command);
   if (!hasStarted()) completeStart(opts);
   return process.pid;
 }
