@@ -1,13 +1,11 @@
 'use strict';
-// Listening sockets in systemd's protocol (sd_listen_fds(3)): the ones a
-// manager passed to this process (fds 3, 4, ... with LISTEN_FDS, LISTEN_PID,
-// LISTEN_FDNAMES), taken at require(), and the addresses `start({ listen })`
-// binds in the launcher for the daemon, whose socket files go when it ends.
+// The listening sockets a manager passed to this process in systemd's
+// protocol (sd_listen_fds(3): fds 3, 4, ... with LISTEN_FDS, LISTEN_PID,
+// LISTEN_FDNAMES), taken at require(), and listeners(). What `start({ listen
+// })` binds is the launcher's (launcher/listen.js).
 
-const fs = require('node:fs');
 const { native } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
-const { load } = require('../shared/lazy-exports.js');
 
 /** The first passed descriptor, as in sd_listen_fds(3). */
 const FIRST_FD = 3;
@@ -15,9 +13,6 @@ const FIRST_FD = 3;
 const MAX_LISTENERS = 64;
 /** sd_listen_fds_with_names(3)'s name for a socket LISTEN_FDNAMES does not name. */
 const UNNAMED = 'unknown';
-
-/** The option checks, loaded where a launcher binds: not at every require('daemon'). */
-const options = () => load('../shared/options.js');
 
 /**
  * The sockets passed to this process, taken once at require(): a daemonizing
@@ -47,60 +42,9 @@ function listeners() {
   return passed.map((listener) => ({ ...listener }));
 }
 
-/** Checked `listen` specs as the addon binds them: a Unix socket's owner as ids. */
-function toBind(specs, lookupAccount) {
-  const { bare } = options();
-  return specs.map(({ user, group, ...spec }) => {
-    const account = lookupAccount(user, group); // a group alone: no uid
-    return bare({ ...spec, uid: account?.uid, gid: account?.gid });
-  });
-}
-
-/**
- * What the launcher hands to the daemon: the passed sockets (unless `handOn`
- * is false: another program's daemon is not this service), then the ones to bind.
- */
-function daemonListeners(specs, lookupAccount, handOn = true) {
-  const { bare } = options();
-  return [...(handOn ? passed : []).map(({ fd, name }) => bare({ fd, name })), ...toBind(specs, lookupAccount)];
-}
-
 /** In the foreground: the sockets start() bound in place join the passed ones. */
 function addBound(specs, fds) {
   for (const [i, fd] of fds.entries()) passed.push(Object.freeze({ fd, name: specs[i].name, type: 'stream' }));
 }
 
-/** Which socket file `file` names now (device and inode), or null. */
-function socketFileId(file) {
-  try {
-    const st = fs.lstatSync(file, { bigint: true });
-    return st.isSocket() ? `${st.dev}:${st.ino}` : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * The Unix socket files of `specs`, just bound (by the launcher, or in
- * place), are removed when this process ends, as a supervisor removes its
- * service's: each only while its name still names that file (a socket bound
- * there since by another process is left alone). A daemon that may not
- * write the directory leaves its file, which the next bind replaces.
- */
-function removeSocketFilesAtEnd(specs) {
-  const files = specs
-    .filter((spec) => spec.path !== undefined)
-    .map(({ path }) => ({ path, id: socketFileId(path) }))
-    .filter(({ id }) => id !== null);
-  if (files.length === 0) return;
-  // Loaded only where it runs: not at every require('daemon').
-  load('./at-end.js').atEnd(() => {
-    for (const { path, id } of files) {
-      try {
-        if (socketFileId(path) === id) fs.unlinkSync(path);
-      } catch {} // a directory this user may not write
-    }
-  });
-}
-
-module.exports = { MAX_LISTENERS, UNNAMED, listeners, daemonListeners, toBind, addBound, removeSocketFilesAtEnd };
+module.exports = { MAX_LISTENERS, UNNAMED, listeners, addBound };

@@ -10,9 +10,11 @@ const { startOptions } = require('../launcher/start-options.js');
 const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./readiness.js');
 const { lookupAccount, accountEnv } = require('../shared/identity.js');
 const { anchorNodeOptions } = require('../shared/node-options.js');
-const { addBound, toBind, removeSocketFilesAtEnd } = require('./listeners.js');
+const { addBound } = require('./listeners.js');
+const { toBind } = require('../launcher/listen.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
+const { removeSocketFilesAtEnd } = require('./at-end.js');
 const { status } = require('../operator/control.js');
 const { load } = require('../shared/lazy-exports.js');
 
@@ -42,7 +44,7 @@ function completeStart(opts) {
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) {
     const { cwd, umask, preventCore } = opts;
-    const listeners = toBind(opts.listen, lookupAccount);
+    const listeners = toBind(opts.listen);
     const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore, listeners };
     addBound(opts.listen, native().startInPlace(bare(plan)));
     Object.assign(process.env, accountEnv(account));

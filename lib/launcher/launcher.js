@@ -14,7 +14,8 @@ const { lookupAccount, accountEnv } = require('../shared/identity.js');
 const { evaluated } = require('../shared/node-options.js');
 const { thisScript } = require('./command.js');
 const { output } = require('../daemon/stdio.js');
-const { daemonListeners } = require('../daemon/listeners.js');
+const { listeners } = require('../daemon/listeners.js');
+const { toBind } = require('./listen.js');
 const { prepareRecord, controlPath } = require('../operator/state-dir.js');
 const { status } = require('../operator/control.js');
 
@@ -80,6 +81,15 @@ function describeLog(log) {
 }
 
 /**
+ * The sockets the daemon gets: those passed to this process (unless `handOn`
+ * is false: another program's daemon is not this service), then those to bind.
+ */
+function daemonListeners(specs, handOn) {
+  const handed = handOn ? listeners().map(({ fd, name }) => bare({ fd, name })) : [];
+  return [...handed, ...toBind(specs)];
+}
+
+/**
  * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
  * within the window), or undefined for an unsupervised daemon.
  */
@@ -119,7 +129,7 @@ function spawnPlan(opts, given) {
     readyTimeout: opts.readyTimeout,
     account,
     preventCore: opts.preventCore,
-    listeners: daemonListeners(opts.listen, lookupAccount, service),
+    listeners: daemonListeners(opts.listen, service),
     respawn: respawnPlan(opts),
   });
 }
