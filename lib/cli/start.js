@@ -13,11 +13,10 @@ const { status, stop } = require('../operator/control.js');
 const { lookupAccount } = require('../shared/identity.js');
 const { startOptions } = require('../launcher/start-options.js');
 const { ENV } = require('../shared/env.js');
+const { INHERIT } = require('../shared/options.js');
 const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams } = require('./args.js');
 const state = require('./state.js');
 const { prepare } = require('./script.js');
-
-const INHERIT = 'inherit';
 
 /** start()'s options for these flags and streams (`ident`: syslog's tag, the name). */
 function optionsOf(flags, out, ident) {

@@ -9,6 +9,7 @@ const {
   MAX_MS,
   SYSLOG,
   IGNORE,
+  INHERIT,
   bare,
   checkPath,
   checkInteger,
@@ -78,8 +79,6 @@ function checkRespawn(name, value) {
   });
 }
 
-/** `'inherit'` (the launcher's stream) reads as no option. */
-const INHERIT = 'inherit';
 /** Keywords, never file names (a file of that name is `'./ignore'`); 'pipe' would have no reader once the launcher exits. */
 const KEYWORDS = Object.freeze([SYSLOG, IGNORE, INHERIT]);
 
