@@ -179,4 +179,4 @@ function upgrade(file) {
   });
 }
 
-module.exports = { status, signal, stop, upgrade };
+module.exports = { status, signal, stop, upgrade, procStat };
