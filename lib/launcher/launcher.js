@@ -16,7 +16,7 @@ const { thisScript } = require('./command.js');
 const { output } = require('../daemon/stdio.js');
 const { listeners } = require('../daemon/listeners.js');
 const { toBind } = require('./listen.js');
-const { prepareRecord, controlPath } = require('../operator/state-dir.js');
+const { ensureStateDir, supervisorFiles } = require('../operator/state-dir.js');
 const { status } = require('../operator/control.js');
 
 const debug = debuglog('daemon');
@@ -95,14 +95,15 @@ function daemonListeners(specs, handOn) {
  */
 function respawnPlan(opts) {
   if (opts.respawn === undefined) return undefined;
+  // The record: where status() finds restarts and a give-up, also after the supervisor is gone.
+  const files = opts.pidfile === undefined ? undefined : supervisorFiles(opts.pidfile, ensureStateDir());
   return bare({
     program: supervisorPath(),
     restarts: opts.respawn.limit,
     window: opts.respawn.window,
     pidfile: opts.pidfile,
-    // Where status() finds restarts and a give-up, also after the supervisor is gone.
-    record: opts.pidfile === undefined ? undefined : prepareRecord(opts.pidfile),
-    control: opts.pidfile === undefined ? undefined : controlPath(opts.pidfile),
+    record: files?.record,
+    control: files?.control,
   });
 }
 

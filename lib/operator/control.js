@@ -7,7 +7,7 @@ const { debuglog } = require('node:util');
 const { nativeFor } = require('../shared/native.js');
 const { systemError } = require('../shared/errors.js');
 const { bare, checkPath, checkSignal, stopOptions, STOP } = require('../shared/options.js');
-const { readRecord, controlPath } = require('./state-dir.js');
+const { readRecord, supervisorFiles } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
@@ -150,7 +150,7 @@ async function stop(file, options) {
  */
 function upgrade(file) {
   const absolute = checkPath('file', file);
-  const channel = controlPath(absolute);
+  const channel = supervisorFiles(absolute).control;
   return new Promise((resolve, reject) => {
     let answer = '';
     // node:net loaded only now: it costs a millisecond and more at every require('daemon').
