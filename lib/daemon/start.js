@@ -1,6 +1,7 @@
 'use strict';
 // start(): which of the three it is here (the launcher, the daemon it
-// started, or a process staying in the foreground) and the step for each.
+// started, or a process staying in the foreground), and the started
+// process's steps (the launcher's are in ../launcher/launcher.js).
 
 const { debuglog } = require('node:util');
 const { native } = require('../shared/native.js');

@@ -1,6 +1,6 @@
 'use strict';
-// The operator's side: status(), signal() and stop() for the daemon that
-// holds a pid file's lock, from any process.
+// The operator's side: status(), signal(), stop() and upgrade() for the
+// daemon that holds a pid file's lock, from any process.
 
 const fs = require('node:fs');
 const { debuglog } = require('node:util');

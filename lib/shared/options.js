@@ -1,7 +1,7 @@
 'use strict';
 // Argument checks, syslog's target and stop()'s options (start()'s and the
-// other starting calls' are in start-options.js). Options are read as own
-// properties only, into objects without a prototype: a polluted
+// other starting calls' are in ../launcher/start-options.js). Options are
+// read as own properties only, into objects without a prototype: a polluted
 // Object.prototype can neither supply an option nor a default.
 
 const path = require('node:path');
