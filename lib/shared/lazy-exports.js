@@ -1,9 +1,10 @@
 'use strict';
 // The exports that require('daemon') does not load: each role's module is
 // loaded on the first use of one of its names. Why: Node spends 0.15 to 0.5
-// ms on every module it loads, and loading every role at require() took
-// three to four times the 2 ms this takes (docs/performance.md). lib/ loads
-// every module it defers through `load()`, here.
+// ms on every module it loads, and loading every role at require() took 7
+// to 11 ms, against about 2 ms this way; every role in one file still took
+// over 3 (docs/performance.md). lib/ loads every module it defers through
+// `load()`, here.
 //
 // Why `load()` sets added Object.prototype keys aside: a role is loaded
 // after the script has run, and a script may have polluted the prototype
