@@ -9,11 +9,14 @@ import { test } from 'node:test';
 const require = createRequire(import.meta.url);
 const root = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..', '..');
 // The generic checks and stop()'s schema, and the starting calls' schemas.
-const options = { ...require(path.join(root, 'lib', 'options.js')), ...require(path.join(root, 'lib', 'start-options.js')) };
-const { anchoredArgs, evaluated } = require(path.join(root, 'lib', 'node-options.js'));
-const { ENV } = require(path.join(root, 'lib', 'env.js'));
-const { describeValue } = require(path.join(root, 'lib', 'errors.js'));
-const { native } = require(path.join(root, 'lib', 'native.js'));
+const options = {
+  ...require(path.join(root, 'lib', 'shared', 'options.js')),
+  ...require(path.join(root, 'lib', 'launcher', 'start-options.js')),
+};
+const { anchoredArgs, evaluated } = require(path.join(root, 'lib', 'shared', 'node-options.js'));
+const { ENV } = require(path.join(root, 'lib', 'shared', 'env.js'));
+const { describeValue } = require(path.join(root, 'lib', 'shared', 'errors.js'));
+const { native } = require(path.join(root, 'lib', 'shared', 'native.js'));
 
 test('startOptions: defaults, in an object without a prototype', () => {
   const opts = options.startOptions(undefined);

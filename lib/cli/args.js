@@ -5,6 +5,7 @@
 
 const path = require('node:path');
 const { parseArgs } = require('node:util');
+const { SYSLOG, INHERIT } = require('../shared/options.js');
 
 class UsageError extends Error {}
 
@@ -22,7 +23,7 @@ const idOrName = (text) => (/^[0-9]+$/.test(text) ? Number(text) : text);
 /** Paths are recorded absolute: a restart from elsewhere finds the same files. */
 const absolute = (text) => path.resolve(text);
 /** Where a stream goes: a file, or 'syslog' or 'inherit' (a file of that name: ./syslog). */
-const STREAM_WORDS = Object.freeze(['syslog', 'inherit']);
+const STREAM_WORDS = Object.freeze([SYSLOG, INHERIT]);
 const streamOf = (text) => (STREAM_WORDS.includes(text) ? text : path.resolve(text));
 
 /**

@@ -7,8 +7,9 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { signal, stop, upgrade } = require('../control.js');
-const { ENV } = require('../env.js');
+const { signal, stop, upgrade } = require('../operator/control.js');
+const { ENV } = require('../shared/env.js');
+const { SYSLOG, INHERIT } = require('../shared/options.js');
 const state = require('./state.js');
 const { recordOf } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
@@ -87,8 +88,8 @@ function listCommand(parsed) {
 function logsCommand(parsed) {
   const { name, stdout, stderr } = recorded(parsed);
   const files = [...new Set([stdout, stderr])].filter((target) => path.isAbsolute(target));
-  if ([stdout, stderr].includes('syslog')) console.error(`daemon: ${name} logs to syslog: journalctl -t ${name}`);
-  if ([stdout, stderr].includes('inherit')) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
+  if ([stdout, stderr].includes(SYSLOG)) console.error(`daemon: ${name} logs to syslog: journalctl -t ${name}`);
+  if ([stdout, stderr].includes(INHERIT)) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
   if (files.length === 0) return 0;
   const lines = String(parsed.flags.lines ?? 10);
   const tail = spawn('tail', ['-n', lines, ...(parsed.flags.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });

@@ -4,21 +4,17 @@
 // /proc, as text or JSON.
 
 const fs = require('node:fs');
-const { status } = require('../control.js');
+const { status, procStat } = require('../operator/control.js');
 
 /** /proc's clock: USER_HZ, 100 in the kernel's ABI on every Linux architecture. */
 const USER_HZ = 100;
 
 /** Seconds the process has run, from /proc (null without it). */
 function uptimeOf(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const started = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) / USER_HZ; // field 22, starttime
-    const now = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-    return Math.max(0, Math.round(now - started));
-  } catch {
-    return null;
-  }
+  const stat = procStat(pid);
+  if (stat === null) return null;
+  const now = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  return Math.max(0, Math.round(now - Number(stat.start) / USER_HZ));
 }
 
 /** Resident memory in bytes, from /proc (null without it). */

@@ -4,9 +4,9 @@
 // require() must do at once: start()'s steps are in start.js.
 
 const { debuglog } = require('node:util');
-const { addonPath, native } = require('./native.js');
-const { ENV } = require('./env.js');
-const { listeners } = require('./sockets.js');
+const { addonPath, native } = require('../shared/native.js');
+const { ENV } = require('../shared/env.js');
+const { listeners } = require('./listeners.js');
 
 const debug = debuglog('daemon');
 

@@ -1,7 +1,7 @@
 'use strict';
 // Argument checks, syslog's target and stop()'s options (start()'s and the
-// other starting calls' are in start-options.js). Options are read as own
-// properties only, into objects without a prototype: a polluted
+// other starting calls' are in ../launcher/start-options.js). Options are
+// read as own properties only, into objects without a prototype: a polluted
 // Object.prototype can neither supply an option nor a default.
 
 const path = require('node:path');
@@ -95,8 +95,10 @@ function optional(options, key, check, fallback) {
 
 /** `stdout: 'syslog'`: lines to syslog instead of a log file. */
 const SYSLOG = 'syslog';
-/** `stdout: 'ignore'`: /dev/null. `'inherit'` (the launcher's stream) reads as no option. */
+/** `stdout: 'ignore'`: /dev/null. */
 const IGNORE = 'ignore';
+/** `stdout: 'inherit'`: the launcher's stream, as with no option. */
+const INHERIT = 'inherit';
 
 let syslogNamesRead;
 /** The priority and facility names syslog knows, asked of Rust once they are needed. */
@@ -154,6 +156,7 @@ module.exports = {
   MAX_MS,
   SYSLOG,
   IGNORE,
+  INHERIT,
   syslogNames,
   defaultIdent,
   syslogTarget,

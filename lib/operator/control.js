@@ -1,13 +1,13 @@
 'use strict';
-// The operator's side: status(), signal() and stop() for the daemon that
-// holds a pid file's lock, from any process.
+// The operator's side: status(), signal(), stop() and upgrade() for the
+// daemon that holds a pid file's lock, from any process.
 
 const fs = require('node:fs');
 const { debuglog } = require('node:util');
-const { nativeFor } = require('./native.js');
-const { systemError } = require('./errors.js');
-const { bare, checkPath, checkSignal, stopOptions, STOP } = require('./options.js');
-const { readRecord, controlPath } = require('./state-dir.js');
+const { nativeFor } = require('../shared/native.js');
+const { systemError } = require('../shared/errors.js');
+const { bare, checkPath, checkSignal, stopOptions, STOP } = require('../shared/options.js');
+const { readRecord, supervisorFiles } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
@@ -150,7 +150,7 @@ async function stop(file, options) {
  */
 function upgrade(file) {
   const absolute = checkPath('file', file);
-  const channel = controlPath(absolute);
+  const channel = supervisorFiles(absolute).control;
   return new Promise((resolve, reject) => {
     let answer = '';
     // node:net loaded only now: it costs a millisecond and more at every require('daemon').
@@ -180,4 +180,4 @@ function upgrade(file) {
   });
 }
 
-module.exports = { status, signal, stop, upgrade };
+module.exports = { status, signal, stop, upgrade, procStat };

@@ -3,8 +3,8 @@
 // the terminal (closeIO), reopening logs after rotation.
 
 const fs = require('node:fs');
-const { native, nativeFor } = require('./native.js');
-const { SYSLOG, IGNORE, bare, checkBoolean, checkOptions, syslogTarget } = require('./options.js');
+const { native, nativeFor } = require('../shared/native.js');
+const { SYSLOG, IGNORE, bare, checkBoolean, checkOptions, syslogTarget } = require('../shared/options.js');
 
 const STREAMS = Object.freeze([
   ['stdout', 1],
