@@ -163,11 +163,6 @@ function launchDaemon(opts, given) {
   const notifySocket = process.env[ENV.NOTIFY_SOCKET];
   if (verdict.code === 0 && notifySocket) native().notify(notifySocket, `MAINPID=${verdict.pid}\nREADY=1`);
   if (verdict.message) process.stderr.write(`${verdict.message}\n`);
-  if (verdict.timedOut && opts.ready === 'auto' && plan.listeners.length > 0) {
-    process.stderr.write(
-      'daemon: given listening sockets, a daemon is ready at its first listen() on one of them, or when it calls ready()\n',
-    );
-  }
   // Unless its error came through, what the daemon said about it went where
   // its stderr goes, not here (127: it never ran).
   if (verdict.code !== 0 && verdict.code !== 127 && !verdict.relayed && opts.stderr !== undefined) {

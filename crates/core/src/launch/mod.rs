@@ -372,12 +372,16 @@ pub struct Started {
     timeout: Duration,
     exec_path: String,
     cwd: String,
+    /// The daemon is given listening sockets.
+    listening: bool,
 }
 
 impl Started {
     /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
     pub fn wait(self, until: Until) -> Verdict {
-        ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
+        let progress =
+            ready::Progress::new(&self.exec_path, &self.cwd, until).listening(self.listening);
+        ready::wait(self.pipe, self.timeout, progress)
     }
 }
 
@@ -415,6 +419,7 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
         // generation's): the supervisor's own was checked above.
         exec_path: plan.argv.first().cloned().unwrap_or_default(),
         cwd: plan.cwd.clone(),
+        listening: !plan.listeners.is_empty(),
     })
 }
 
