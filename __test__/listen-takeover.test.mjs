@@ -101,7 +101,7 @@ async function stopNamed(name) {
 /** How many of `pid`'s descriptors are the socket `inode`. */
 const countOf = (pid, inode) => Object.values(socketInodes(pid)).filter((i) => i === inode).length;
 
-test('daemon start --respawn --listen PORT: a host-less listen(PORT) serves the held socket; address() and listening as for a bind; closing the server leaves the handed fd', async () => {
+test('take-over: daemon start --respawn --listen PORT: a host-less listen(PORT) serves the held socket; address() and listening as for a bind; closing the server leaves the handed fd', async () => {
   await withApp(['hostless'], async ({ app, port }) => {
     const started = await daemonCommand(['start', '--respawn', '--listen', String(port), '--name', 'hostless', app], {
       PORT: String(port),
@@ -131,7 +131,7 @@ test('daemon start --respawn --listen PORT: a host-less listen(PORT) serves the 
   });
 });
 
-test("daemon start -i 2 --listen 127.0.0.1:PORT: listen(PORT, '127.0.0.1') in both instances serves one socket; the launcher returns after a 500 ms setup, and the first request is answered", async () => {
+test("take-over: daemon start -i 2 --listen 127.0.0.1:PORT: listen(PORT, '127.0.0.1') in both instances serves one socket; the launcher returns after a 500 ms setup, and the first request is answered", async () => {
   await withApp(['pair'], async ({ app, port }) => {
     const started = await daemonCommand(['start', '-i', '2', '--listen', `127.0.0.1:${port}`, '--name', 'pair', app], {
       PORT: String(port),
@@ -165,7 +165,7 @@ test("daemon start -i 2 --listen 127.0.0.1:PORT: listen(PORT, '127.0.0.1') in bo
   });
 });
 
-test("require('daemon'): start({ respawn: { instances: 2 }, listen }) and a host-less listen(PORT) serve in both instances, ready at the listen()", async () => {
+test("take-over: require('daemon'): start({ respawn: { instances: 2 }, listen }) and a host-less listen(PORT) serve in both instances, ready at the listen()", async () => {
   const dir = tmpdir('takeover-api');
   const port = await freePort();
   const pidfile = path.join(dir, 'api.pid');
@@ -198,7 +198,7 @@ setTimeout(() => server.listen(${port}), 300);
   }
 });
 
-test("listen()'s argument forms on sockets start({ listen }) bound in place: each taken one serves the handed socket through its own descriptor; others bind", async () => {
+test("take-over: listen()'s argument forms on sockets start({ listen }) bound in place: each taken one serves the handed socket through its own descriptor; others bind", async () => {
   const dir = tmpdir('takeover-forms');
   const [port, other] = [await freePort(), await freePort()];
   const sock = path.join(dir, 's.sock');
@@ -278,7 +278,34 @@ const forms = {
   assert.deepEqual(results.handedAfter, [true, true], 'closing the servers closed no handed socket');
 });
 
-test('readiness with handed sockets: an instance that never listens fails at readyTimeout, saying when it would have been ready', async () => {
+test("take-over: daemon start --listen of a cluster app: the workers' listen(PORT) takes the socket in the primary, which is ready once they listen", async () => {
+  const dir = tmpdir('takeover-cluster');
+  const app = path.join(dir, 'clustered.js');
+  fs.writeFileSync(
+    app,
+    `const cluster = require('node:cluster');
+if (cluster.isPrimary) for (let i = 0; i < 2; i++) cluster.fork();
+else setTimeout(() => require('node:http').createServer((req, res) => res.end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT)), 300);
+`,
+  );
+  const port = await freePort();
+  try {
+    const started = await daemonCommand(['start', '--listen', `127.0.0.1:${port}`, '--name', 'clustered', app], { PORT: String(port) });
+    assert.equal(started.code, 0, started.stderr);
+    assert.ok(started.ms >= 300, `ready once the workers listened (${Math.round(started.ms)} ms)`);
+    const primary = readPid(path.join(process.env.DAEMON_DIR, 'clustered.pid'));
+    const workers = children(primary);
+    assert.equal(workers.length, 2, 'both workers run (the preload left them alone)');
+    const answer = await get(port);
+    assert.ok(workers.includes(answer.pid), `a worker answered: ${JSON.stringify(answer)}`);
+    const held = socketInodes(primary)[3];
+    assert.equal(countOf(primary, held), 2, "the primary's round-robin server listens on a duplicate of fd 3");
+  } finally {
+    await stopNamed('clustered');
+  }
+});
+
+test('take-over: readiness with handed sockets: an instance that never listens fails at readyTimeout, saying when it would have been ready', async () => {
   await withApp(['never'], async ({ app, port }) => {
     const started = await daemonCommand(
       ['start', '--respawn', '--ready-timeout', '1000', '--listen', `127.0.0.1:${port}`, '--name', 'never', app],
@@ -293,7 +320,7 @@ test('readiness with handed sockets: an instance that never listens fails at rea
   });
 });
 
-test("an instance's listen() on a port no handed socket has: EADDRINUSE says to add --listen, in the launcher's message and the log; the opt-out and another host say theirs", async () => {
+test("take-over: an instance's listen() on a port no handed socket has: EADDRINUSE says to add --listen, in the launcher's message and the log; the opt-out and another host say theirs", async () => {
   await withApp(['unheld', 'otherhost', 'optout'], async ({ app, port }) => {
     const unheld = await daemonCommand(['start', '-i', '2', '--name', 'unheld', app], { PORT: String(port) });
     assert.equal(unheld.code, 1);
@@ -326,7 +353,7 @@ test("an instance's listen() on a port no handed socket has: EADDRINUSE says to 
   });
 });
 
-test('daemon upgrade of a server that took its socket: the old one finishes its request in flight (drained), the new one serves', async () => {
+test('take-over: daemon upgrade of a server that took its socket: the old one finishes its request in flight (drained), the new one serves', async () => {
   await withApp(['roll'], async ({ app, port }) => {
     const started = await daemonCommand(['start', '--respawn', '--listen', `127.0.0.1:${port}`, '--name', 'roll', app], {
       PORT: String(port),
