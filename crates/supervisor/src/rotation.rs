@@ -127,12 +127,11 @@ impl Rotation {
                     self.waiting = Some(Waiting::Switch(ids, rotated));
                     return None;
                 }
-                match rotated.filter(|_| self.limit.compress) {
-                    Some(path) => match compress(&path) {
+                if let Some(path) = rotated.filter(|_| self.limit.compress) {
+                    match compress(&path) {
                         Ok(pid) => self.waiting = Some(Waiting::Compress(pid)),
                         Err(e) => return Some(format!("cannot compress {path}: {}", e.message())),
-                    },
-                    None => {}
+                    }
                 }
                 None
             }
