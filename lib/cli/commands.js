@@ -7,11 +7,13 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { signal, stop, upgrade } = require('../operator/control.js');
+const { signal, status, stop, upgrade } = require('../operator/control.js');
+const { supervisorFiles } = require('../operator/state-dir.js');
 const { ENV } = require('../shared/env.js');
+const { native, nativeFor } = require('../shared/native.js');
 const { SYSLOG, INHERIT } = require('../shared/options.js');
 const state = require('./state.js');
-const { recordOf } = require('./start.js');
+const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
 
@@ -21,17 +23,20 @@ const UNKNOWN = 4;
 /** The signals `logs` hands on to its tail. */
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** The pid file of the daemon `parsed` names: --pidfile, its recorded one, or its default one. */
-function pidfileOf(parsed) {
-  if (parsed.flags.pidfile !== undefined) return parsed.flags.pidfile;
-  return recordOf(parsed)?.pidfile ?? state.filesOf(state.stateDir(), parsed.name).pidfile;
-}
-
-/** The record of NAME; a NAME with none is an error. */
+/**
+ * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
+ * names P); a name or pid file no start recorded is an error.
+ */
 function recorded(parsed) {
   const record = recordOf(parsed);
-  if (record === null) throw new Error(`no daemon named ${parsed.name} was started here (${state.stateDir()}; see daemon list)`);
-  return record;
+  if (record !== null) return record;
+  if (parsed.name !== undefined) throw unknownName(parsed.name);
+  throw new Error(`no daemon started here has the pid file ${parsed.flags.pidfile} (${state.stateDir()}; daemon list shows them)`);
+}
+
+/** The pid file of the daemon `parsed` names: --pidfile (recorded or not), or its recorded one. */
+function pidfileOf(parsed) {
+  return parsed.flags.pidfile ?? recorded(parsed).pidfile;
 }
 
 async function stopCommand(parsed) {
@@ -52,15 +57,44 @@ function reloadCommand(parsed) {
   }
 }
 
+/**
+ * Why no supervisor of `pidfile` answered an upgrade, said as what to do:
+ * the service is not running, or runs without a supervisor (no --respawn).
+ */
+function noSupervisor(parsed, pidfile, error) {
+  const target = parsed.name ?? `--pidfile ${pidfile}`;
+  const { running, daemonPid } = status(pidfile);
+  if (!running) return new Error(`${target} is not running, so there is nothing to upgrade: daemon restart ${target} starts it`);
+  const respawn = recordOf(parsed)?.flags.respawn ?? daemonPid !== undefined;
+  if (respawn) return error;
+  return new Error(
+    `${target} runs without a supervisor (it was started without --respawn), and only a supervisor can upgrade it: ` +
+      `daemon restart ${target} restarts it, or daemon restart ${target} --respawn gives it one for the next upgrades`,
+  );
+}
+
 /** 0 once the new code serves; 1 with the supervisor's reason (the old generation serves on). */
 async function upgradeCommand(parsed) {
-  const { daemonPid, previous } = await upgrade(pidfileOf(parsed));
-  console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  const pidfile = pidfileOf(parsed);
+  let answer;
+  try {
+    answer = await upgrade(pidfile);
+  } catch (error) {
+    throw error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? noSupervisor(parsed, pidfile, error) : error;
+  }
+  console.log(`upgraded: the daemon ${answer.daemonPid} serves, ${answer.previous} is retired`);
   return 0;
 }
 
 function statusCommand(parsed) {
-  const pidfile = pidfileOf(parsed);
+  let pidfile;
+  try {
+    pidfile = pidfileOf(parsed);
+  } catch (error) {
+    if (error.code !== 'ERR_DAEMON_UNKNOWN') throw error;
+    console.error(`daemon: ${error.message}`);
+    return UNKNOWN;
+  }
   const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed));
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
@@ -113,7 +147,7 @@ function unitCommand(parsed) {
   const record = recorded(parsed);
   const system = process.geteuid() === 0;
   const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : state.stateDir();
-  const envFile = parsed.flags['env-file'] ?? path.join(dir, `${record.name}.env`);
+  const envFile = parsed.flags['env-out'] ?? path.join(dir, `${record.name}.env`);
   const text = unitText(record, { envFile, system });
   const { text: envText, left } = environmentFile(record.env);
   if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
@@ -128,6 +162,64 @@ function unitCommand(parsed) {
   return 0;
 }
 
+/**
+ * Removes the pid file `pidfile` and its lock file, left by a daemon that
+ * did not end cleanly. In a directory of the state directory's, they go by
+ * name; elsewhere through lock()'s own checks (the caller's own files, no
+ * other user's symlink on the way): taken, then let go of and removed.
+ */
+function removePidFiles(pidfile, own) {
+  if (status(pidfile).running) throw new Error(`${pidfile} is locked again: a new start took it`);
+  const names = [pidfile, `${pidfile}.lock`];
+  if (own) {
+    for (const file of names) fs.rmSync(file, { force: true });
+    return;
+  }
+  if (!names.some((file) => fs.existsSync(file))) return;
+  if (!nativeFor('delete').lock(pidfile)) throw new Error(`${pidfile} is locked again: a new start took it`);
+  native().releaseLocks();
+}
+
+/** The directory of a daemon's user in the state directory, once empty. */
+function removeOwnDir(dir) {
+  try {
+    fs.rmdirSync(dir);
+  } catch (error) {
+    if (error.code === 'ENOTEMPTY') console.error(`daemon: kept ${dir}: its user left files in it`);
+    else if (error.code !== 'ENOENT') throw error;
+  }
+}
+
+/** The log files of `record` that are in the state directory `dir`, removed; returns those left elsewhere. */
+function removeLogs(record, dir) {
+  const files = [...new Set([record.stdout, record.stderr])].filter((target) => path.isAbsolute(target));
+  for (const file of files) if (path.dirname(file) === dir) fs.rmSync(file, { force: true });
+  return files.filter((file) => path.dirname(file) !== dir);
+}
+
+/**
+ * Forgets a daemon: stops it if it runs, then removes its pid files, its
+ * supervisor's record, its log files with --logs (those in the state
+ * directory), and last its record.
+ */
+async function deleteCommand(parsed) {
+  const record = recorded(parsed);
+  const dir = state.stateDir();
+  const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
+  if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
+  if (pid !== null) console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
+  const ownDir = state.filesOf(dir, record.name, true).pidfile;
+  const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;
+  removePidFiles(record.pidfile, inStateDir);
+  if (record.pidfile === ownDir) removeOwnDir(path.dirname(ownDir));
+  for (const file of Object.values(supervisorFiles(record.pidfile, dir))) fs.rmSync(file, { force: true });
+  const elsewhere = parsed.flags.logs ? removeLogs(record, dir) : [];
+  state.removeRecord(dir, record.name);
+  console.log(`deleted ${record.name}`);
+  if (elsewhere.length > 0) console.error(`daemon: kept ${elsewhere.join(', ')}, outside ${dir}`);
+  return 0;
+}
+
 module.exports = {
   stop: stopCommand,
   reload: reloadCommand,
@@ -136,4 +228,5 @@ module.exports = {
   list: listCommand,
   logs: logsCommand,
   unit: unitCommand,
+  delete: deleteCommand,
 };
