@@ -1,17 +1,18 @@
 'use strict';
-// The commands on a daemon that runs (or ran): stop, reload, upgrade, status,
-// list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
+// The commands on a daemon that runs (or ran): stop, reload, upgrade, scale,
+// status, list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
 // LSB init-script conventions.
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { signal, status, stop, upgrade } = require('../operator/control.js');
+const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
 const { supervisorFiles } = require('../operator/state-dir.js');
 const { ENV } = require('../shared/env.js');
 const { native, nativeFor } = require('../shared/native.js');
 const { SYSLOG, INHERIT } = require('../shared/options.js');
+const { supervised } = require('./args.js');
 const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
@@ -58,31 +59,45 @@ function reloadCommand(parsed) {
 }
 
 /**
- * Why no supervisor of `pidfile` answered an upgrade, said as what to do:
- * the service is not running, or runs without a supervisor (no --respawn).
+ * Why no supervisor of `pidfile` answered (`error`) when asked to `what` the
+ * service, said as what to do: it is not running, or runs without one.
  */
-function noSupervisor(parsed, pidfile, error) {
+function noSupervisor(parsed, pidfile, what, error) {
+  if (error.code !== 'ENOENT' && error.code !== 'ECONNREFUSED') return error;
   const target = parsed.name ?? `--pidfile ${pidfile}`;
   const { running, daemonPid } = status(pidfile);
-  if (!running) return new Error(`${target} is not running, so there is nothing to upgrade: daemon restart ${target} starts it`);
-  const respawn = recordOf(parsed)?.flags.respawn ?? daemonPid !== undefined;
-  if (respawn) return error;
+  if (!running) return new Error(`${target} is not running, so there is nothing to ${what}: daemon restart ${target} starts it`);
+  const record = recordOf(parsed);
+  if (record === null ? daemonPid !== undefined : supervised(record.flags)) return error;
   return new Error(
-    `${target} runs without a supervisor (it was started without --respawn), and only a supervisor can upgrade it: ` +
-      `daemon restart ${target} restarts it, or daemon restart ${target} --respawn gives it one for the next upgrades`,
+    `${target} runs without a supervisor (it was started without --respawn), and only a supervisor can ${what} it: ` +
+      `daemon restart ${target} restarts it, or daemon restart ${target} --respawn gives it one`,
   );
 }
 
-/** 0 once the new code serves; 1 with the supervisor's reason (the old generation serves on). */
+/** 0 once the new code serves; 1 with the supervisor's reason (the instances not upgraded serve on). */
 async function upgradeCommand(parsed) {
   const pidfile = pidfileOf(parsed);
-  let answer;
-  try {
-    answer = await upgrade(pidfile);
-  } catch (error) {
-    throw error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? noSupervisor(parsed, pidfile, error) : error;
+  const { daemonPid, previous, instances } = await upgrade(pidfile).catch((error) => {
+    throw noSupervisor(parsed, pidfile, 'upgrade', error);
+  });
+  if (instances.length <= 1) console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  else console.log(`upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
+  return 0;
+}
+
+/** 0 once the service runs that many instances (the record keeps the count for restart); 1 with the supervisor's reason. */
+async function scaleCommand(parsed) {
+  const pidfile = pidfileOf(parsed);
+  const { instances } = await scale(pidfile, parsed.count).catch((error) => {
+    throw noSupervisor(parsed, pidfile, 'scale', error);
+  });
+  const record = recordOf(parsed);
+  if (record !== null) {
+    record.flags.instances = parsed.count;
+    state.writeRecord(state.filesOf(state.stateDir(), record.name).record, record);
   }
-  console.log(`upgraded: the daemon ${answer.daemonPid} serves, ${answer.previous} is retired`);
+  console.log(`${record?.name ?? pidfile}: ${instances} instance${instances === 1 ? '' : 's'}`);
   return 0;
 }
 
@@ -224,6 +239,7 @@ module.exports = {
   stop: stopCommand,
   reload: reloadCommand,
   upgrade: upgradeCommand,
+  scale: scaleCommand,
   status: statusCommand,
   list: listCommand,
   logs: logsCommand,
