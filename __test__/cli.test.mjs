@@ -319,6 +319,9 @@ test('root with --user: the pid file in a directory that user owns, records and 
     const stopped = await daemon(['stop', 'app'], options);
     assert.deepEqual([stopped.code, stopped.stdout], [0, `stopped ${pid}\n`]);
     assert.equal(fs.existsSync(pidfile), false, 'removed by the daemon at exit');
+    const deleted = await daemon(['delete', 'app'], options);
+    assert.deepEqual([deleted.code, deleted.stderr], [0, '']);
+    assert.deepEqual([path.dirname(pidfile), path.join(state, 'app.json')].filter(fs.existsSync), [], "the user's directory too");
   } finally {
     await killAndWait(pid);
   }

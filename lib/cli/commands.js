@@ -1,7 +1,8 @@
 'use strict';
 // The commands on a daemon that runs (or ran): stop, reload, upgrade, scale,
-// status, list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
-// LSB init-script conventions.
+// status, list, logs, unit and delete, each naming it by NAME or --pidfile
+// (a NAME no start recorded is an error). Exit codes follow the LSB
+// init-script conventions.
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -183,10 +184,10 @@ function unitCommand(parsed) {
  * name; elsewhere through lock()'s own checks (the caller's own files, no
  * other user's symlink on the way): taken, then let go of and removed.
  */
-function removePidFiles(pidfile, own) {
+function removePidFiles(pidfile, inStateDir) {
   if (status(pidfile).running) throw new Error(`${pidfile} is locked again: a new start took it`);
   const names = [pidfile, `${pidfile}.lock`];
-  if (own) {
+  if (inStateDir) {
     for (const file of names) fs.rmSync(file, { force: true });
     return;
   }
