@@ -72,6 +72,11 @@ const FLAGS = Object.freeze({
     help: 'run N instances on the same sockets (max: one per available CPU); implies --respawn',
     read: (text) => (text === 'max' ? text : integer('instances', text)),
   },
+  'max-memory': {
+    type: 'string',
+    arg: 'SIZE',
+    help: 'replace an instance using more memory than SIZE (bytes, or with K, M, G), ready-first; implies --respawn',
+  },
   'kill-timeout': {
     type: 'string',
     arg: 'MS',
@@ -122,11 +127,12 @@ const START_FLAGS = Object.freeze([
   'respawn-limit',
   'respawn-window',
   'kill-timeout',
+  'max-memory',
   'listen',
 ]);
 
 /** The flags that imply --respawn: a supervisor does what they ask. */
-const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout']);
+const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout', 'max-memory']);
 
 /** Whether these flags start a supervisor. */
 const supervised = (flags) => flags.respawn === true || SUPERVISOR_FLAGS.some((flag) => flags[flag] !== undefined);

@@ -40,6 +40,7 @@ function optionsOf(flags, out, ident, pidfile) {
       limit: flags['respawn-limit'],
       window: flags['respawn-window'],
       killTimeout: flags['kill-timeout'],
+      maxMemory: flags['max-memory'],
     };
   }
   return options;

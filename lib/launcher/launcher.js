@@ -104,6 +104,7 @@ function respawnPlan(opts) {
     restarts: opts.respawn.limit,
     window: opts.respawn.window,
     killTimeout: opts.respawn.killTimeout,
+    maxMemory: opts.respawn.maxMemory,
     pidfile: opts.pidfile,
     record: files?.record,
     control: files?.control,

@@ -14,6 +14,7 @@ const {
   checkPath,
   checkInteger,
   checkInstances,
+  checkSize,
   checkBoolean,
   optionalId,
   checkOptions,
@@ -63,11 +64,11 @@ const SPAWN_OPTIONS = Object.freeze(START_OPTIONS.filter((key) => key !== 'foreg
 /**
  * `respawn: true`: one instance; restarts allowed (each instance's) within
  * the window (ms) before the supervisor gives up; how long a daemon asked to
- * stop may drain before SIGKILL (ms).
+ * stop may drain before SIGKILL (ms); no memory ceiling.
  */
-const RESPAWN = Object.freeze({ __proto__: null, instances: 1, limit: 10, window: 60000, killTimeout: 5000 });
+const RESPAWN = Object.freeze({ __proto__: null, instances: 1, limit: 10, window: 60000, killTimeout: 5000, maxMemory: undefined });
 
-/** `respawn`: true, false, or `{ instances, limit, window, killTimeout }`; the supervisor's options, or undefined for none. */
+/** `respawn`: true, false, or `{ instances, limit, window, killTimeout, maxMemory }`; the supervisor's options, or undefined for none. */
 function checkRespawn(name, value) {
   if (value === false) return undefined;
   if (value === true) return bare(RESPAWN);
@@ -86,6 +87,7 @@ function checkRespawn(name, value) {
     limit: optional(own, 'limit', integer('limit'), RESPAWN.limit),
     window: optional(own, 'window', integer('window'), RESPAWN.window),
     killTimeout: optional(own, 'killTimeout', integer('killTimeout'), RESPAWN.killTimeout),
+    maxMemory: optional(own, 'maxMemory', (_, v) => checkSize(`${name}.maxMemory`, v), RESPAWN.maxMemory),
   });
 }
 
