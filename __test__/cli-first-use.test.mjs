@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, cliWorkspace, cmdline, environ, killAndWait, readJson, readPid, root, waitGone, writeScript } from './helpers.mjs';
+import { alive, cliWorkspace, cmdline, environ, killAndWait, readJson, readPid, root, waitFor, waitGone, writeScript } from './helpers.mjs';
 
 const { supervisorFiles } = createRequire(import.meta.url)(path.join(root, 'lib', 'operator', 'state-dir.js'));
 
@@ -158,7 +158,9 @@ test('a start that fails leaves no record, a restart that fails the one before i
 
     const late = await daemon(['start', '--ready-timeout', '300', slow]);
     assert.equal(late.code, 1);
-    pid = readPid(path.join(state, 'slow.pid'));
+    const pidfile = path.join(state, 'slow.pid');
+    await waitFor(() => fs.existsSync(pidfile), 10000, 'the late daemon to take its lock'); // it may not have booted yet
+    pid = readPid(pidfile);
     assert.ok(alive(pid));
     assert.deepEqual(names(await daemon(['list', '--json'])), ['app', 'slow']);
   } finally {

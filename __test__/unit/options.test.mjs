@@ -216,7 +216,13 @@ test('startOptions: respawn is true, false or { instances, limit, window, killTi
     { ...defaults, instances: 4, killTimeout: 100 },
   );
   assert.equal(options.startOptions({ respawn: { instances: 'max' } }).respawn.instances, os.availableParallelism());
-  for (const [given, bytes] of [[1000, 1000], ['1000', 1000], ['64K', 65536], ['200m', 209715200], ['2G', 2147483648]]) {
+  for (const [given, bytes] of [
+    [1000, 1000],
+    ['1000', 1000],
+    ['64K', 65536],
+    ['200m', 209715200],
+    ['2G', 2147483648],
+  ]) {
     assert.equal(options.startOptions({ respawn: { maxMemory: given } }).respawn.maxMemory, bytes, String(given));
   }
   assert.equal(options.startOptions({ pidfile: 'x.pid' }).pidfile, path.resolve('x.pid'));

@@ -164,8 +164,8 @@ function launch(plan, earlier, { quiet }) {
   try {
     verdict = launchDaemon(opts, preloadCommand(main, args, options, chrootOf(flags)));
   } finally {
-    // A daemon that never came up is no service to list; one still running (not ready in time) is.
-    if (verdict?.code !== 0 && runningPid(pidfile) === null) {
+    // A daemon that never came up is no service to list; one that may still come up (not ready in time) is.
+    if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) {
       if (earlier === null) state.removeRecord(dir, name);
       else state.writeRecord(files.record, earlier);
     }
