@@ -205,7 +205,16 @@ test('checkCommand: the script resolved, the arguments strings without null byte
 });
 
 test('startOptions: respawn is true, false or { instances, limit, window, killTimeout }; a pid file is a path', () => {
-  const defaults = { instances: 1, limit: 10, window: 60000, killTimeout: 5000, maxMemory: undefined };
+  const defaults = {
+    instances: 1,
+    limit: 10,
+    window: 60000,
+    killTimeout: 5000,
+    maxMemory: undefined,
+    logMaxSize: undefined,
+    logKeep: 5,
+    logCompress: false,
+  };
   assert.deepEqual({ ...options.startOptions({ respawn: true }).respawn }, defaults);
   assert.equal(options.startOptions({ respawn: false }).respawn, undefined);
   assert.equal(options.startOptions({}).respawn, undefined);
