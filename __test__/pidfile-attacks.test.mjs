@@ -11,10 +11,12 @@ import {
   daemon,
   flockHolders,
   killAndWait,
+  need,
   publicCopy,
   readPid,
   root,
   run,
+  skip,
   startFixture,
   tmpdir,
   waitFor,
@@ -73,7 +75,9 @@ function snapshot(file) {
   }
 }
 
-test("lock() refuses what is not its own pid file (a config file, a hard link, another user's file, another user's symlink on the way) and leaves it exactly as it was", async () => {
+test("lock() refuses what is not its own pid file (a config file, a hard link, another user's file, another user's symlink on the way) and leaves it exactly as it was", {
+  skip: need('/usr/bin/python3'),
+}, async () => {
   const dir = tmpdir('refuse');
   const conf = path.join(dir, 'x.conf');
   fs.writeFileSync(conf, 'keep\n');
@@ -155,7 +159,9 @@ test("another user's stale pid and lock files are replaced, not written through,
   assert.deepEqual(fs.readdirSync(dir), [], 'both removed at exit');
 });
 
-test("a reader of the pid file cannot keep root's daemon from starting again after kill -9", async () => {
+test("a reader of the pid file cannot keep root's daemon from starting again after kill -9", {
+  skip: need('/usr/bin/python3'),
+}, async () => {
   const dir = tmpdir('reader');
   fs.chmodSync(dir, 0o755);
   const pidfile = path.join(dir, 'fx.pid');
@@ -245,7 +251,9 @@ function sh(command) {
   return r.stdout.trim();
 }
 
-test('on btrfs, where stat() and /proc/locks disagree on the device, the holder is still found and verified, and a stale file still names no one', async (t) => {
+test('on btrfs, where stat() and /proc/locks disagree on the device, the holder is still found and verified, and a stale file still names no one', {
+  skip: need('mkfs.btrfs'),
+}, async (t) => {
   const dir = tmpdir('btrfs');
   fs.chmodSync(dir, 0o755); // the attacker reaches the mount point
   const image = path.join(dir, 'image');
@@ -257,7 +265,7 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
   const loop = spawnSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
   if (loop.status !== 0) {
     fs.rmSync(dir, { recursive: true, force: true });
-    t.skip(`this sandbox refuses a loop device: ${loop.stderr.trim()}`);
+    skip(t, `this sandbox refuses a loop device: ${loop.stderr.trim()}`);
     return;
   }
   const device = loop.stdout.trim();
@@ -266,7 +274,7 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
   const others = [];
   try {
     if (mounted.status !== 0) {
-      t.skip(`this sandbox refuses to mount a loop device: ${mounted.stderr.trim()}`);
+      skip(t, `this sandbox refuses to mount a loop device: ${mounted.stderr.trim()}`);
       return;
     }
     fs.chmodSync(mnt, 0o755);
@@ -313,7 +321,9 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
   }
 });
 
-test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namespace of its own: a pid out of range is never signalled, the verified holder is', async () => {
+test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namespace of its own: a pid out of range is never signalled, the verified holder is', {
+  skip: need('strace'),
+}, async () => {
   const dir = tmpdir('nopidfd');
   const script = path.join(dir, 'operator.js');
   // SIGCONT (signal() takes no 0) wherever a wrong target could be hit; SIGTERM only for the verified holder.
