@@ -50,10 +50,14 @@ function present(tool) {
   return true;
 }
 
+/** The command that installs `tool`, as a person would type it. */
+const installer = (tool) =>
+  TOOLS[tool].apt ? `apt-get install ${TOOLS[tool].apt}` : `python3 -m pip install ${TOOLS[tool].pip.join(' ')}`;
+
 /** Runs the installer for `tool` under the lock; returns null, or why it failed. */
 function install(tool) {
   const { apt, pip } = TOOLS[tool];
-  const what = apt ? `apt-get install ${apt}` : `python3 -m pip install ${pip.join(' ')}`;
+  const what = installer(tool);
   if (process.getuid?.() !== 0) return `the tests install what they run only as root (${what})`;
   const script = apt
     ? 'apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 "$@"'
@@ -65,45 +69,52 @@ function install(tool) {
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
   if (r.status === 0) return null;
-  const said = `${r.stderr}${r.error ?? ''}`.trim().split('\n').slice(-3).join(' / ');
-  return `${what} failed (${r.status === null ? r.signal : `exit ${r.status}`}): ${said}`;
+  // apt-get's and pip's errors, else the last lines it wrote.
+  const lines = `${r.stderr}${r.error ?? ''}`.split('\n').filter((line) => line.trim());
+  const errors = lines.filter((line) => /^(E:|error:)/i.test(line));
+  return `${what} failed (${r.status === null ? r.signal : `exit ${r.status}`}): ${(errors.length > 0 ? errors : lines.slice(-3)).join(' / ')}`;
 }
 
-/**
- * A reason to skip, as given; with DAEMON_TEST_NO_SKIP=1 (CI, which must run
- * every test) it throws instead, failing the test.
- */
-function skipping(why) {
-  if (why && process.env.DAEMON_TEST_NO_SKIP === '1') throw new Error(`${why} (DAEMON_TEST_NO_SKIP=1: every test must run)`);
-  return why;
-}
+// CI runs every test (DAEMON_TEST_NO_SKIP=1): what would skip fails instead.
+const mustRun = process.env.DAEMON_TEST_NO_SKIP === '1';
 
-/** Skips the running test `t` with its reason, which the runner prints and counts (see skipping()). */
+/** Skips the running test `t` with its reason, which the runner prints and counts; under CI, fails it with the reason. */
 export function skip(t, why) {
-  t.skip(skipping(why));
+  if (mustRun) throw new Error(`${why} (DAEMON_TEST_NO_SKIP=1: every test must run)`);
+  t.skip(why);
 }
 
 const known = new Map();
+
+/** Finds or installs `tool`, once per process; null, or why it is missing. */
+function get(tool) {
+  if (!(tool in TOOLS)) throw new Error(`need(${tool}): not a tool of __test__/tools.mjs`);
+  if (!known.has(tool)) {
+    const failed = present(tool) ? null : install(tool);
+    const lost = tool.includes('/') ? `${tool} is not there` : `PATH has none (${process.env.PATH})`;
+    known.set(tool, failed === null && !present(tool) ? `${installer(tool)} succeeded, but ${lost}` : failed);
+  }
+  return known.get(tool) && `${tool} is missing: ${known.get(tool)}`;
+}
 
 /**
  * Makes `tool` (a key of TOOLS) available: found, or installed now (as root,
  * with apt-get or pip; once per process). Returns false, or why it is
  * missing: a reason for node:test's `skip` option, which the runner prints
- * and counts (see skipping()).
+ * and counts. Under CI it says why on stderr and returns false: the test
+ * runs, and fails on the missing tool.
  */
 export function need(tool) {
-  if (!(tool in TOOLS)) throw new Error(`need(${tool}): not a tool of __test__/tools.mjs`);
-  if (!known.has(tool)) {
-    const failed = present(tool) ? null : install(tool);
-    known.set(tool, failed === null && !present(tool) ? 'not found after the install' : failed);
-  }
-  const why = known.get(tool);
-  return skipping(why ? `${tool} is missing: ${why}` : false);
+  const why = get(tool);
+  if (!why) return false;
+  if (!mustRun) return why;
+  process.stderr.write(`${why} (DAEMON_TEST_NO_SKIP=1: its tests run, and fail)\n`);
+  return false;
 }
 
 // `node __test__/tools.mjs`: every tool, as CI wants them; fails naming what is missing.
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const missing = Object.keys(TOOLS).map(need).filter(Boolean);
+  const missing = Object.keys(TOOLS).map(get).filter(Boolean);
   for (const why of missing) console.error(why);
   process.exitCode = missing.length > 0 ? 1 : 0;
 }
