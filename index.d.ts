@@ -371,10 +371,10 @@ declare namespace daemon {
   /**
    * Whether the daemon of a pid file runs, decided by its lock, and its pid
    * only once the kernel confirms that it holds the lock (immune to pid reuse
-   * and to the file's word). On Linux it reads `/proc/locks` by inode; only
-   * where that lists none do the daemon's user and root probe with a shared
-   * lock for an instant, which `lock()` waits out, so a starting daemon is
-   * never disturbed.
+   * and to the file's word). The daemon's user and root probe the lock with
+   * a shared lock of their own (a free one for an instant, which `lock()`
+   * waits out, so a starting daemon is never disturbed); other users read
+   * `/proc/locks` by the lock file's device and inode.
    * @throws TypeError for a bad path, an `Error` with `code` when the file is unreadable.
    */
   function status(file: string): Status;

@@ -142,7 +142,7 @@ test('npm pack ships exactly the shim, the types, the CLI, the installer, the ex
       .readdirSync(path.join(root, dir), { recursive: true })
       .filter((name) => fs.statSync(path.join(root, dir, name)).isFile())
       .map((name) => `${dir}/${name}`);
-  const sources = [...tree('src'), ...tree('lib'), ...tree('examples')];
+  const sources = [...tree('src'), ...tree('crates'), ...tree('lib'), ...tree('examples')];
   const expected = [
     'Cargo.lock',
     'Cargo.toml',

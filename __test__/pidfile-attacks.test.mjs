@@ -251,35 +251,48 @@ function sh(command) {
   return r.stdout.trim();
 }
 
-test('on btrfs, where stat() and /proc/locks disagree on the device, the holder is still found and verified, and a stale file still names no one', {
+/** Creates files in `dir` until one has inode number `ino` (a tmpfs mount and a btrfs subvolume number theirs one by one, each from its own start). */
+function sameInode(dir, ino) {
+  for (let n = 0; ; n++) {
+    const file = path.join(dir, `twin-${ino}-${n}`);
+    fs.writeFileSync(file, '', { mode: 0o644 });
+    const made = fs.statSync(file).ino;
+    if (made === ino) return file;
+    if (made > ino) throw new Error(`${dir} numbered past inode ${ino}: make the twins in ascending order`);
+  }
+}
+
+test('on btrfs, where stat() and /proc/locks disagree on the device, the holder is still found and verified, and a stale file still names no one, even with a same-inode lock in another subvolume', {
   skip: need('mkfs.btrfs'),
 }, async (t) => {
   const dir = tmpdir('btrfs');
   fs.chmodSync(dir, 0o755); // the attacker reaches the mount point
   const image = path.join(dir, 'image');
   const mnt = path.join(dir, 'mnt');
-  fs.mkdirSync(mnt);
-  fs.writeFileSync(image, '');
-  fs.truncateSync(image, 256 * 1024 * 1024); // sparse
-  sh(['mkfs.btrfs', '-q', image]);
-  const loop = spawnSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
-  if (loop.status !== 0) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    skip(t, `this sandbox refuses a loop device: ${loop.stderr.trim()}`);
-    return;
-  }
-  const device = loop.stdout.trim();
-  const mounted = spawnSync('mount', ['-t', 'btrfs', device, mnt], { encoding: 'utf8' });
+  let device;
+  let mounted;
   let daemonPid;
   const others = [];
+  const copy = publicCopy();
   try {
+    fs.mkdirSync(mnt);
+    fs.writeFileSync(image, '');
+    fs.truncateSync(image, 256 * 1024 * 1024); // sparse
+    sh(['mkfs.btrfs', '-q', image]);
+    const loop = spawnSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
+    if (loop.status !== 0) {
+      skip(t, `this sandbox refuses a loop device: ${loop.stderr.trim()}`);
+      return;
+    }
+    device = loop.stdout.trim();
+    mounted = spawnSync('mount', ['-t', 'btrfs', device, mnt], { encoding: 'utf8' });
     if (mounted.status !== 0) {
       skip(t, `this sandbox refuses to mount a loop device: ${mounted.stderr.trim()}`);
       return;
     }
     fs.chmodSync(mnt, 0o755);
     const pidfile = path.join(mnt, 'fx.pid');
-    const r = await startFixture({ env: { FIXTURE_LOCK: pidfile } });
+    const r = await startFixture({ env: { FIXTURE_LOCK: pidfile }, dir: fs.mkdtempSync(path.join(dir, 'fx-')) });
     daemonPid = r.info?.pid;
     assert.equal(r.code, 0, r.stderr);
     // The premise: the devices disagree, so only the inode can match.
@@ -306,6 +319,21 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
     assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: true, verified: false });
     assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
     assert.ok(alive(victim.child.pid), 'the victim lives');
+    // Another subvolume numbers its inodes anew, on the same superblock: a file there with the
+    // lock file's device and inode number as /proc/locks shows them, locked by nobody.
+    const subvolume = path.join(mnt, 'sub');
+    sh(['btrfs', '-q', 'subvolume', 'create', subvolume]);
+    const twin = sameInode(subvolume, fs.statSync(`${pidfile}.lock`).ino);
+    const twinTaker = await flockHelper(twin, { prefix: asNobody });
+    others.push(twinTaker.child.pid);
+    const dead = { running: false, pid: null, stale: true, verified: false };
+    assert.deepEqual({ ...daemon.status(pidfile) }, dead, 'root probes the lock');
+    // nobody, who may not open root's lock file, has only /proc/locks: the limit docs/pidfiles.md states.
+    const code = `console.log(JSON.stringify(require(${JSON.stringify(path.join(copy, 'index.js'))}).status(${JSON.stringify(pidfile)})))`;
+    const seen = await run(['-e', code], { prefix: asNobody, cwd: copy });
+    assert.equal(seen.code, 0, seen.stderr);
+    assert.deepEqual(JSON.parse(seen.stdout), { running: true, pid: null, stale: false, verified: false });
+    await killAndWait(twinTaker.child.pid);
     // Root's own flock(1) on the lock file: held, by no verified pid.
     const taker = await flockHelper(`${pidfile}.lock`);
     others.push(taker.child.pid);
@@ -315,9 +343,10 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
   } finally {
     await killAndWait(daemonPid);
     for (const pid of others) await killAndWait(pid);
-    if (mounted.status === 0) spawnSync('umount', [mnt]);
-    spawnSync('losetup', ['-d', device]);
+    if (mounted?.status === 0) spawnSync('umount', [mnt]);
+    if (device) spawnSync('losetup', ['-d', device]);
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(copy, { recursive: true, force: true });
   }
 });
 
@@ -376,4 +405,72 @@ test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namesp
   assert.equal(out.takenStop, 'EPERM');
   assert.deepEqual(out.stopped, { pid: out.holder, stopped: true, killed: false });
   assert.deepEqual(out.alive, [true, true], 'nothing else in the namespace was signalled');
+});
+
+test("a lock on another file system's file with the same inode number does not make a dead daemon running, for root or for another user", async (t) => {
+  const dir = tmpdir('tmpfs');
+  fs.chmodSync(dir, 0o755);
+  const [mine, other] = ['mine', 'other'].map((name) => path.join(dir, name));
+  const mounted = [];
+  const pids = [];
+  const copy = publicCopy();
+  try {
+    for (const mnt of [mine, other]) {
+      fs.mkdirSync(mnt);
+      const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', mnt], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        skip(t, `this sandbox refuses to mount a tmpfs: ${r.stderr.trim()}`);
+        return;
+      }
+      mounted.push(mnt);
+    }
+    const pidfile = path.join(mine, 'fx.pid');
+    // A nobody-owned directory with root's stale lock file: nobody's lock() replaces it unless it is held.
+    const nobodys = path.join(mine, 'nobody');
+    fs.mkdirSync(nobodys, { mode: 0o755 });
+    fs.chownSync(nobodys, NOBODY, NOGROUP);
+    const foreign = path.join(nobodys, 'x.pid');
+    fs.writeFileSync(`${foreign}.lock`, '', { mode: 0o600 });
+    const first = await startFixture({ env: { FIXTURE_LOCK: pidfile }, dir: fs.mkdtempSync(path.join(dir, 'fx-')) });
+    pids.push(first.info?.pid);
+    assert.equal(first.code, 0, first.stderr);
+    await killAndWait(first.info.pid, 'SIGKILL');
+    const dead = { running: false, pid: null, stale: true, verified: false };
+    assert.deepEqual({ ...daemon.status(pidfile) }, dead);
+
+    // nobody locks files on the other tmpfs that have the same inode numbers as both lock files.
+    const targets = [`${pidfile}.lock`, `${foreign}.lock`].map((file) => fs.statSync(file).ino);
+    for (const ino of [...targets].sort((a, b) => a - b)) {
+      const twin = sameInode(other, ino);
+      assert.notEqual(fs.statSync(twin).dev, fs.statSync(mine).dev);
+      const taker = await flockHelper(twin, { prefix: asNobody }); // waits until /proc/locks lists it
+      pids.push(taker.child.pid);
+    }
+
+    assert.deepEqual({ ...daemon.status(pidfile) }, dead, 'root, who can probe the lock');
+    const cli = spawnSync(process.execPath, [path.join(root, 'bin', 'daemon.js'), 'status', '--pidfile', pidfile], { encoding: 'utf8' });
+    assert.deepEqual([cli.status, cli.stdout], [1, `dead, but ${pidfile} is left over\n`], cli.stderr); // LSB: dead, pid file left
+    const asOther = async () => {
+      const code = `const d = require(${JSON.stringify(path.join(copy, 'index.js'))});
+        let locked; try { locked = d.lock(${JSON.stringify(foreign)}) } catch (e) { locked = e.code }
+        console.log(JSON.stringify({ status: d.status(${JSON.stringify(pidfile)}), locked }))`;
+      const seen = await run(['-e', code], { prefix: asNobody, cwd: copy });
+      assert.equal(seen.code, 0, seen.stderr);
+      return JSON.parse(seen.stdout);
+    };
+    // nobody cannot open root's 0600 lock files: /proc/locks decides, by device and inode.
+    assert.deepEqual(await asOther(), { status: dead, locked: true });
+
+    // With the twins still locked, a live daemon is still found and verified.
+    const second = await startFixture({ env: { FIXTURE_LOCK: pidfile }, dir: fs.mkdtempSync(path.join(dir, 'fx-')) });
+    pids.push(second.info?.pid);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: second.info.pid, stale: false, verified: true });
+    assert.deepEqual((await asOther()).status, { running: true, pid: null, stale: false, verified: false });
+  } finally {
+    for (const pid of pids) await killAndWait(pid);
+    for (const mnt of mounted.reverse()) spawnSync('umount', [mnt]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(copy, { recursive: true, force: true });
+  }
 });

@@ -156,6 +156,7 @@ function upgrade(file) {
     // node:net loaded only now: it costs a millisecond and more at every require('daemon').
     const socket = require('node:net').createConnection(channel);
     socket.setEncoding('utf8');
+    socket.end('upgrade\n');
     socket.on('data', (text) => {
       answer += text;
     });

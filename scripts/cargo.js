@@ -1,8 +1,9 @@
 'use strict';
-// Builds this crate with cargo and says what it made: the addon's shared
-// library (release profile) and the crate's executables, such as the
-// supervisor (their own profile, where a panic aborts), which ship beside the
-// addon. Used by the installer and by pack:all.
+// Builds the workspace with cargo and says what it made: the addon's shared
+// library (the top-level package, release profile) and the workspace's
+// executables, the supervisor (crates/supervisor, their own profile, where a
+// panic aborts), which ship beside the addon. Used by the installer and by
+// pack:all.
 
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -25,16 +26,17 @@ function artifacts(subcommand, args, cwd, env) {
   if (build.status !== 0) {
     throw Object.assign(new Error(`cargo ${subcommand} failed (exit ${build.status ?? build.signal})`), { status: build.status ?? 1 });
   }
-  const manifest = path.join(cwd, 'Cargo.toml');
+  // The workspace's own packages, not their dependencies.
+  const workspace = cwd + path.sep;
   return build.stdout
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line))
-    .filter((message) => message.reason === 'compiler-artifact' && message.manifest_path === manifest);
+    .filter((message) => message.reason === 'compiler-artifact' && message.manifest_path.startsWith(workspace));
 }
 
 /**
- * Builds the addon and the executables in `cwd` (the crate) with `cargo
+ * Builds the addon and the executables in `cwd` (the workspace) with `cargo
  * SUBCOMMAND` (`build`, `zigbuild`) and `targetArgs` (`--target T`, or none).
  * Returns { library, executables } as absolute paths, or throws with cargo's
  * exit status.
@@ -46,7 +48,7 @@ function buildCrate(subcommand, targetArgs, cwd, env = process.env) {
     .flatMap((message) => message.filenames)
     .find((file) => /\.(so|dylib)$/.test(file));
   if (!library) throw Object.assign(new Error('cargo built no shared library for the addon'), { status: 1 });
-  const bins = artifacts(subcommand, ['--profile', EXECUTABLES_PROFILE, '--bins', ...targetArgs], cwd, env);
+  const bins = artifacts(subcommand, ['--profile', EXECUTABLES_PROFILE, '--workspace', '--bins', ...targetArgs], cwd, env);
   return { library, executables: bins.map((message) => message.executable).filter(Boolean) };
 }
 

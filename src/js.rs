@@ -1,16 +1,16 @@
-//! The JavaScript shapes of the domain's values and errors, each written once
-//! here, so that the modules doing the work stay free of napi (a supervisor
-//! binary shares them) and no struct mirrors another for napi's sake.
+//! The JavaScript shapes of the core's values and errors, each written once
+//! here, so that the core stays free of napi (the supervisor binary shares
+//! it) and no struct mirrors another for napi's sake. A core type crosses
+//! into JavaScript wrapped in [`Js`] (Rust lets this crate implement napi's
+//! traits only for a type of its own).
 
-use crate::errors::SysError;
-use crate::holder::Status as PidFileStatus;
-use crate::launch::{ListenSource, Listener, Output, Plan};
-use crate::privileges::{Account, Id};
-use crate::ready::Verdict;
-use crate::sockets::Address;
-use crate::supervision::Respawn;
-use crate::syslog;
-use crate::syslog_stdio;
+use daemon_core::errors::SysError;
+use daemon_core::launch::privileges::{Account, Id};
+use daemon_core::launch::ready::Verdict;
+use daemon_core::launch::{ListenSource, Listener, Output, Plan, Respawn};
+use daemon_core::output::{syslog, syslog_stdio};
+use daemon_core::pidfile::holder::Status as PidFileStatus;
+use daemon_core::sockets::Address;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use std::time::Duration;
@@ -73,6 +73,20 @@ pub fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
     Ok(())
 }
 
+/// A core value in its JavaScript shape.
+pub struct Js<T>(pub T);
+
+/// Every core value is an object in JavaScript.
+impl<T> TypeName for Js<T> {
+    fn type_name() -> &'static str {
+        "Object"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
 /// An argument the JavaScript side has checked already, yet is not as expected.
 fn invalid(what: String) -> Error {
     Error::new(Status::InvalidArg, what)
@@ -88,6 +102,14 @@ fn required<T: FromNapiValue>(object: &Object, name: &str) -> Result<T> {
 /// A property that may be absent, undefined or null.
 fn optional<T: FromNapiValue>(object: &Object, name: &str) -> Result<Option<T>> {
     Ok(object.get::<Option<T>>(name)?.flatten())
+}
+
+/// A property holding a core value, which may be absent.
+fn optional_core<T>(object: &Object, name: &str) -> Result<Option<T>>
+where
+    Js<T>: FromNapiValue,
+{
+    Ok(optional::<Js<T>>(object, name)?.map(|js| js.0))
 }
 
 /// A plain object built from named properties.
@@ -112,7 +134,7 @@ fn set_some<T: ToNapiValue>(object: &mut Object, name: &str, value: Option<T>) -
 /// `{ argv, env, cwd, umask, stdout?, stderr? (see `Output`), readyTimeout, account?,
 /// preventCore, listeners?, respawn? }`; `argv`, `env`, `readyTimeout`,
 /// `listeners` and `respawn` matter only to `spawn`, which forks.
-impl FromNapiValue for Plan {
+impl FromNapiValue for Js<Plan> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
         let umask: u32 = required(&o, "umask")?;
@@ -126,46 +148,51 @@ impl FromNapiValue for Plan {
             ));
         }
         let ready_timeout: Option<u32> = optional(&o, "readyTimeout")?;
-        Ok(Plan {
+        Ok(Js(Plan {
             argv: optional(&o, "argv")?.unwrap_or_default(),
             env: optional(&o, "env")?.unwrap_or_default(),
             cwd: required(&o, "cwd")?,
             umask,
-            stdout: optional(&o, "stdout")?,
-            stderr: optional(&o, "stderr")?,
+            stdout: optional_core(&o, "stdout")?,
+            stderr: optional_core(&o, "stderr")?,
             ready_timeout: Duration::from_millis(ready_timeout.unwrap_or(0).into()),
-            account: optional(&o, "account")?,
+            account: optional_core(&o, "account")?,
             prevent_core: optional(&o, "preventCore")?.unwrap_or(false),
-            listeners: optional(&o, "listeners")?.unwrap_or_default(),
-            respawn: optional(&o, "respawn")?,
-        })
+            listeners: optional::<Vec<Js<Listener>>>(&o, "listeners")?
+                .map_or_else(Vec::new, |all| all.into_iter().map(|js| js.0).collect()),
+            respawn: optional_core(&o, "respawn")?,
+        }))
     }
 }
 
-/// `{ program, restarts, window, pidfile?, record?, control? }`: the supervisor
-/// executable, restarts allowed within `window` ms, the service's pid file,
-/// the supervisor's state record and control channel.
-impl FromNapiValue for Respawn {
+/// `{ program, instances?, restarts, window, killTimeout?, pidfile?, record?,
+/// control? }`: the supervisor executable, how many instances (1), restarts
+/// allowed within `window` ms, the drain before SIGKILL (5000 ms), the
+/// service's pid file, the supervisor's state record and control channel.
+impl FromNapiValue for Js<Respawn> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
         let window: u32 = required(&o, "window")?;
-        Ok(Respawn {
+        let kill_timeout: Option<u32> = optional(&o, "killTimeout")?;
+        Ok(Js(Respawn {
             program: required(&o, "program")?,
+            instances: optional(&o, "instances")?.unwrap_or(1).max(1),
             restarts: required(&o, "restarts")?,
             window_ms: window.into(),
+            kill_timeout_ms: kill_timeout.map_or(5000, u64::from),
             pidfile: optional(&o, "pidfile")?,
             record: optional(&o, "record")?,
             control: optional(&o, "control")?,
             // The supervisor's command line names them, from the listeners.
             socket_files: Vec::new(),
-        })
+        }))
     }
 }
 
 /// A listening socket for the daemon, `{ name, ... }` with a passed `fd`, or
 /// an address to bind: `host` and `port`, or a Unix socket's `path` with its
 /// `mode`, `uid`, `gid` (lib/sockets.js checked which).
-impl FromNapiValue for Listener {
+impl FromNapiValue for Js<Listener> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
         let bad = |what: &str| invalid(format!("listener {what}"));
@@ -192,30 +219,30 @@ impl FromNapiValue for Listener {
             }),
             (None, None, None) => return Err(bad("without fd, path or port")),
         };
-        Ok(Listener {
+        Ok(Js(Listener {
             name: required(&o, "name")?,
             source,
-        })
+        }))
     }
 }
 
 /// `{ uid?, gid, groups, name?, home? }`, as `lookupAccount()` returns it and
 /// `dropPrivileges()` and `spawn()` take it back.
-impl FromNapiValue for Account {
+impl FromNapiValue for Js<Account> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
-        Ok(Account {
+        Ok(Js(Account {
             uid: optional(&o, "uid")?,
             gid: required(&o, "gid")?,
             groups: required(&o, "groups")?,
             name: optional(&o, "name")?,
             home: optional(&o, "home")?,
-        })
+        }))
     }
 }
 
-impl ToNapiValue for Account {
-    unsafe fn to_napi_value(env: sys::napi_env, a: Self) -> Result<sys::napi_value> {
+impl ToNapiValue for Js<Account> {
+    unsafe fn to_napi_value(env: sys::napi_env, Js(a): Self) -> Result<sys::napi_value> {
         object_of(env, |o| {
             set_some(o, "uid", a.uid)?;
             o.set("gid", a.gid)?;
@@ -227,18 +254,20 @@ impl ToNapiValue for Account {
 }
 
 /// A user or group: a number is an id, a string a name.
-impl FromNapiValue for Id {
+impl FromNapiValue for Js<Id> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        Ok(match Either::<u32, String>::from_napi_value(env, value)? {
-            Either::A(n) => Id::Number(n),
-            Either::B(name) => Id::Name(name),
-        })
+        Ok(Js(
+            match Either::<u32, String>::from_napi_value(env, value)? {
+                Either::A(n) => Id::Number(n),
+                Either::B(name) => Id::Name(name),
+            },
+        ))
     }
 }
 
 /// `{ code, message?, pid?, relayed }`.
-impl ToNapiValue for Verdict {
-    unsafe fn to_napi_value(env: sys::napi_env, v: Self) -> Result<sys::napi_value> {
+impl ToNapiValue for Js<Verdict> {
+    unsafe fn to_napi_value(env: sys::napi_env, Js(v): Self) -> Result<sys::napi_value> {
         object_of(env, |o| {
             o.set("code", v.code)?;
             set_some(o, "message", v.message)?;
@@ -251,55 +280,44 @@ impl ToNapiValue for Verdict {
     }
 }
 
-/// What spawnAsync's Promise resolves: `{ code, message?, pid?, relayed, step?, errno?, timedOut }`.
-impl TypeName for Verdict {
-    fn type_name() -> &'static str {
-        "Verdict"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Object
-    }
-}
-
 /// Where stdout or stderr goes: `{ path }` (a log file), `{ fd }` (a
 /// descriptor of this process) or `{ ignore: true }` (/dev/null).
-impl FromNapiValue for Output {
+impl FromNapiValue for Js<Output> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
         let ignore: Option<bool> = optional(&o, "ignore")?;
         match (optional(&o, "path")?, optional(&o, "fd")?, ignore) {
-            (Some(path), None, None) => Ok(Output::File(path)),
-            (None, Some(fd), None) => Ok(Output::Fd(fd)),
-            (None, None, Some(true)) => Ok(Output::Null),
+            (Some(path), None, None) => Ok(Js(Output::File(path))),
+            (None, Some(fd), None) => Ok(Js(Output::Fd(fd))),
+            (None, None, Some(true)) => Ok(Js(Output::Null)),
             _ => Err(invalid("an output is one of path, fd, ignore".to_owned())),
         }
     }
 }
 
-/// `{ running, pid?, stale }`.
-impl ToNapiValue for PidFileStatus {
-    unsafe fn to_napi_value(env: sys::napi_env, s: Self) -> Result<sys::napi_value> {
+/// `{ running, pid?, stale, verified }`.
+impl ToNapiValue for Js<PidFileStatus> {
+    unsafe fn to_napi_value(env: sys::napi_env, Js(s): Self) -> Result<sys::napi_value> {
         object_of(env, |o| {
             o.set("running", s.running)?;
             set_some(o, "pid", s.pid)?;
             o.set("stale", s.stale)?;
-            o.set("verified", s.verified)
+            o.set("verified", s.verified())
         })
     }
 }
 
 /// `{ fds, facility, ident, socket? }`: the facility by its name.
-impl FromNapiValue for syslog_stdio::Plan {
+impl FromNapiValue for Js<syslog_stdio::Plan> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
         let facility: String = required(&o, "facility")?;
-        Ok(syslog_stdio::Plan {
+        Ok(Js(syslog_stdio::Plan {
             fds: required(&o, "fds")?,
             facility: known(syslog::facility(&facility), &facility)?,
             ident: required(&o, "ident")?,
             socket: optional(&o, "socket")?,
-        })
+        }))
     }
 }
 

@@ -2,29 +2,14 @@
 //! the shapes `js.rs` gives the domain's structs) and calls into the module
 //! that does the work.
 
-mod confine;
-mod control;
-mod errors;
-mod fileid;
-mod holder;
 mod js;
-mod launch;
-mod lockfile;
-mod logfile;
-mod notify;
-mod path_walk;
-mod privileges;
-mod ready;
-mod sockets;
-mod stdio;
-mod supervised_lock;
-mod supervision;
-mod sync;
-mod sys;
-mod syslog;
-mod syslog_stdio;
 
-use js::{check_fds, known, throw, throw_coded};
+use daemon_core::launch::{self, confine, notify, privileges, ready};
+use daemon_core::operator;
+use daemon_core::output::{stdio, syslog, syslog_stdio};
+use daemon_core::pidfile::{holder, lockfile, supervised};
+use daemon_core::sockets;
+use js::{check_fds, known, throw, throw_coded, Js};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::os::fd::IntoRawFd;
@@ -36,14 +21,14 @@ pub const READY_ENV: &str = ready::MARKER_ENV;
 /// Forks the daemon (or, with `respawn`, its supervisor) and blocks until it
 /// is ready, has failed, or timed out.
 #[napi]
-pub fn spawn(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
-    Ok(fork(&env, &plan)?.wait(ready::Until::Ready))
+pub fn spawn(env: Env, Js(plan): Js<launch::Plan>) -> Result<Js<ready::Verdict>> {
+    Ok(Js(fork(&env, &plan)?.wait(ready::Until::Ready)))
 }
 
 /// Forks the daemon and returns once its session leader has named it (or a step failed first).
 #[napi]
-pub fn spawn_until_pid(env: Env, plan: launch::Plan) -> Result<ready::Verdict> {
-    Ok(fork(&env, &plan)?.wait(ready::Until::Pid))
+pub fn spawn_until_pid(env: Env, Js(plan): Js<launch::Plan>) -> Result<Js<ready::Verdict>> {
+    Ok(Js(fork(&env, &plan)?.wait(ready::Until::Pid)))
 }
 
 /// Forks the daemon; on error nothing was started.
@@ -56,7 +41,7 @@ pub struct AwaitReady(Option<launch::Started>);
 
 impl Task for AwaitReady {
     type Output = ready::Verdict;
-    type JsValue = ready::Verdict;
+    type JsValue = Js<ready::Verdict>;
 
     fn compute(&mut self) -> Result<ready::Verdict> {
         let started = self
@@ -66,15 +51,15 @@ impl Task for AwaitReady {
         Ok(started.wait(ready::Until::Ready))
     }
 
-    fn resolve(&mut self, _env: Env, verdict: ready::Verdict) -> Result<ready::Verdict> {
-        Ok(verdict)
+    fn resolve(&mut self, _env: Env, verdict: ready::Verdict) -> Result<Js<ready::Verdict>> {
+        Ok(Js(verdict))
     }
 }
 
 /// Forks the daemon here (an error throws: nothing was started) and returns
 /// a Promise of its verdict, awaited off the main thread.
 #[napi]
-pub fn spawn_async(env: Env, plan: launch::Plan) -> Result<AsyncTask<AwaitReady>> {
+pub fn spawn_async(env: Env, Js(plan): Js<launch::Plan>) -> Result<AsyncTask<AwaitReady>> {
     Ok(AsyncTask::new(AwaitReady(Some(fork(&env, &plan)?))))
 }
 
@@ -83,7 +68,7 @@ pub fn spawn_async(env: Env, plan: launch::Plan) -> Result<AsyncTask<AwaitReady>
 /// core limit, user). Throws, with nothing changed, for a directory it cannot
 /// enter or a log file (or descriptor) it cannot use.
 #[napi]
-pub fn start_in_place(env: Env, plan: launch::Plan) -> Result<Vec<i32>> {
+pub fn start_in_place(env: Env, Js(plan): Js<launch::Plan>) -> Result<Vec<i32>> {
     let sockets = launch::in_place(&plan).map_err(|e| throw(&env, e))?;
     // The process keeps them for its life, as it keeps sockets a manager passed.
     Ok(sockets.into_iter().map(IntoRawFd::into_raw_fd).collect())
@@ -112,7 +97,7 @@ pub fn take_ready_pipe(marker: String) -> bool {
 /// In a supervised daemon: takes the pid-file lock its supervisor handed on.
 #[napi]
 pub fn take_supervisor_lock(marker: String) -> bool {
-    supervised_lock::take(&marker)
+    supervised::take(&marker)
 }
 
 /// Reports readiness once per process: a daemon over its pipe, a process in
@@ -171,8 +156,8 @@ pub fn detach_stdio(env: Env, fds: Vec<i32>) -> Result<()> {
 /// Whether the daemon of a pid file runs, decided by its lock, and its
 /// verified pid.
 #[napi]
-pub fn status(env: Env, path: String) -> Result<holder::Status> {
-    holder::status(&path).map_err(|e| throw(&env, e))
+pub fn status(env: Env, path: String) -> Result<Js<holder::Status>> {
+    holder::status(&path).map(Js).map_err(|e| throw(&env, e))
 }
 
 /// The verified holder of a pid file's lock, pinned by its pidfd (Linux)
@@ -180,14 +165,14 @@ pub fn status(env: Env, path: String) -> Result<holder::Status> {
 #[napi]
 pub struct LockHolder {
     pid: u32,
-    holder: Option<control::Holder>,
+    holder: Option<operator::Holder>,
 }
 
 /// The verified holder of the lock on `path`, or null when nothing runs.
 /// Throws EPERM when the lock is held by a process it cannot verify.
 #[napi]
 pub fn find_holder(env: Env, path: String) -> Result<Option<LockHolder>> {
-    let found = control::find(&path).map_err(|e| throw(&env, e))?;
+    let found = operator::find(&path).map_err(|e| throw(&env, e))?;
     Ok(found.map(|holder| LockHolder {
         pid: holder.pid,
         holder: Some(holder),
@@ -219,7 +204,7 @@ impl LockHolder {
         self.holder = None;
     }
 
-    fn open(&self, env: &Env) -> Result<&control::Holder> {
+    fn open(&self, env: &Env) -> Result<&operator::Holder> {
         self.holder.as_ref().ok_or_else(|| {
             throw_coded(
                 env,
@@ -254,18 +239,21 @@ pub fn reopen_logs(
 #[napi]
 pub fn lookup_account(
     env: Env,
-    user: Option<privileges::Id>,
-    group: Option<privileges::Id>,
-) -> Result<privileges::Account> {
-    privileges::resolve(user.as_ref(), group.as_ref()).map_err(|e| match e {
-        privileges::LookupError::Sys(e) => throw(&env, e),
-        unknown => throw_coded(&env, "ERR_UNKNOWN_CREDENTIAL", unknown.message()),
-    })
+    user: Option<Js<privileges::Id>>,
+    group: Option<Js<privileges::Id>>,
+) -> Result<Js<privileges::Account>> {
+    let (user, group) = (user.map(|js| js.0), group.map(|js| js.0));
+    privileges::resolve(user.as_ref(), group.as_ref())
+        .map(Js)
+        .map_err(|e| match e {
+            privileges::LookupError::Sys(e) => throw(&env, e),
+            unknown => throw_coded(&env, "ERR_UNKNOWN_CREDENTIAL", unknown.message()),
+        })
 }
 
 /// setgroups, setgid, setuid, in that order, each checked, in every thread.
 #[napi]
-pub fn drop_privileges(env: Env, account: privileges::Account) -> Result<()> {
+pub fn drop_privileges(env: Env, Js(account): Js<privileges::Account>) -> Result<()> {
     privileges::drop_to(&account).map_err(|e| throw(&env, e))
 }
 
@@ -324,7 +312,7 @@ pub fn syslog_dropped() -> f64 {
 
 /// Turns fds 1 and 2 into syslog messages; returns `'journal'` or `'syslog'`.
 #[napi]
-pub fn syslog_stdio(env: Env, plan: syslog_stdio::Plan) -> Result<&'static str> {
+pub fn syslog_stdio(env: Env, Js(plan): Js<syslog_stdio::Plan>) -> Result<&'static str> {
     check_fds(&env, &plan.fds, &[1, 2])?;
     match syslog_stdio::redirect(&plan).map_err(|e| throw(&env, e))? {
         syslog_stdio::Route::Journal => Ok("journal"),

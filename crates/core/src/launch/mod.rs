@@ -1,0 +1,701 @@
+//! Starting a daemon from a plan: prepare (every C string and descriptor the
+//! child needs), fork, wait for the daemon's verdict, in the order of
+//! systemd's daemon(7). The code that runs between `fork()` and `execve()` is
+//! all in `child.rs`.
+//!
+//! Node cannot survive a plain `fork()` (V8 marks its heap `MADV_DONTFORK`),
+//! so the daemon is a new Node process running the same script. One
+//! [`Prepared`] plan can be forked many times (a supervisor's generations):
+//! each fork takes a fresh [`ReadyPipe`].
+
+mod child;
+pub mod confine;
+mod in_place;
+pub mod notify;
+pub mod plan;
+mod preflight;
+pub mod privileges;
+pub mod ready;
+pub mod supervision;
+
+pub use in_place::in_place;
+pub use plan::{DaemonStep, ListenSource, Listener, Output, Plan, Respawn, DAEMON_STEPS};
+
+use crate::errors::{SysError, SysResult, WithPath};
+use crate::output::stdio::{dup_above, open_devnull};
+use crate::sockets::{bind_stream, LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::libc::{self, c_char, c_int};
+use nix::sys::resource::{getrlimit, Resource};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+use nix::sys::stat::fstat;
+use nix::sys::wait::waitpid;
+use nix::unistd::{access, pipe2, AccessFlags, Pid};
+use preflight::{check_directory, open_logs};
+use privileges::Account;
+use ready::{Until, Verdict, MARKER_ENV, READY_FD};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::ptr;
+use std::time::Duration;
+
+/// How much longer than the daemon's own deadlines a launcher waits for a
+/// supervisor's answer.
+const SUPERVISOR_SLACK: Duration = Duration::from_secs(1);
+
+/// The launcher keeps the descriptors it hands to the child at or above this,
+/// so that the child's `dup2()` onto 0-3 never overwrites one it still needs.
+const FIRST_HIGH_FD: RawFd = 10;
+
+/// A plan turned into what the child reads: C strings with their pointer
+/// arrays, and open descriptors. Nothing in it changes across forks but the
+/// marker, which names each fork's own pipe, and a fork's own entries.
+pub struct Prepared {
+    // The pointer arrays point into these strings' heap buffers, which stay
+    // put while the strings live, however `Prepared` moves.
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    env: Vec<CString>,
+    /// Entries of the next fork's own (a supervisor's instance number).
+    for_this_fork: Vec<CString>,
+    marker: CString,
+    /// The next fork's environment: `env`, `for_this_fork`, `LISTEN_PID`
+    /// (with sockets), the marker, a null.
+    envp_ptrs: Vec<*const c_char>,
+    cwd: CString,
+    /// Where the child boots (see `new`); `None` if it has none.
+    boot_dir: Option<CString>,
+    umask: libc::mode_t,
+    /// `None`: the inherited stream, unless `inherit_streams` is false.
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    devnull: OwnedFd,
+    /// False: a stream without a log file is `/dev/null`, not this process's.
+    inherit_streams: bool,
+    /// A supervisor's pid-file lock, handed on to each child.
+    lock: Option<OwnedFd>,
+    fd_limit: c_int,
+    account: Option<Account>,
+    prevent_core: bool,
+    /// The listening sockets, above `high`, in the order of fds 3, 4, ...
+    sockets: Vec<OwnedFd>,
+    /// Their numbers, for the child.
+    socket_fds: Vec<RawFd>,
+    /// `LISTEN_PID=` and room for the digits the child writes into its own
+    /// copy; with `LISTEN_FDS` and `LISTEN_FDNAMES` among the `_env` strings.
+    listen_pid: Vec<u8>,
+    /// Where the child's descriptors wait above its low numbers.
+    high: RawFd,
+}
+
+/// The digits of a pid, at most 10, after `LISTEN_PID=`.
+const PID_DIGITS: usize = 10;
+
+/// The readiness pipe of one fork: the daemon gets the write end as fd 3.
+pub struct ReadyPipe {
+    read: OwnedFd,
+    /// Above the low descriptors, like every descriptor the child `dup2()`s.
+    write: OwnedFd,
+}
+
+impl ReadyPipe {
+    /// The read end is non-blocking (it is read after poll()), set here,
+    /// before any fork: a failure after it would leave a child untracked.
+    /// The write end stays blocking, as the daemon's writes must be.
+    pub fn new() -> SysResult<ReadyPipe> {
+        let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "pipe"))?;
+        fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| SysError::new(e, "fcntl"))?;
+        Ok(ReadyPipe { read, write })
+    }
+}
+
+/// This process's directory by its absolute path: whether the daemon's user
+/// may enter it is a question about every directory on the way, as Node
+/// walks them (the nearest package.json), not about the last one alone.
+pub fn current_dir() -> Option<Vec<u8>> {
+    Some(
+        std::env::current_dir()
+            .ok()?
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+}
+
+fn to_cstring(text: &str, syscall: &'static str) -> SysResult<CString> {
+    to_cstring_bytes(text.as_bytes(), syscall)
+}
+
+fn to_cstring_bytes(bytes: &[u8], syscall: &'static str) -> SysResult<CString> {
+    CString::new(bytes).map_err(|_| SysError::new(Errno::EINVAL, syscall))
+}
+
+fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
+    items.iter().map(|s| to_cstring(s, "execve")).collect()
+}
+
+fn null_terminated<'a>(items: impl IntoIterator<Item = &'a CString>) -> Vec<*const c_char> {
+    items
+        .into_iter()
+        .map(|s| s.as_ptr())
+        .chain([ptr::null()])
+        .collect()
+}
+
+/// What stdout and stderr go to, above `high`.
+fn open_high(plan: &Plan, high: RawFd) -> SysResult<[Option<OwnedFd>; 2]> {
+    let [stdout, stderr] = open_logs(plan)?;
+    let above = |log: Option<OwnedFd>| log.map(|fd| dup_above(&fd, high)).transpose();
+    Ok([above(stdout)?, above(stderr)?])
+}
+
+/// Binds or takes each listener, above `high`; their environment entries.
+fn open_listeners(listeners: &[Listener], high: RawFd) -> SysResult<(Vec<OwnedFd>, Vec<String>)> {
+    let mut fds = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let fd = match &listener.source {
+            ListenSource::Bind(address) => dup_above(&bind_stream(address)?, high)?,
+            ListenSource::Inherited(fd) if *fd < 0 => {
+                return Err(SysError::new(Errno::EBADF, "fcntl"));
+            }
+            // SAFETY: a descriptor number (not -1) passed to this process; only
+            // duplicated here, and a closed one fails with EBADF.
+            ListenSource::Inherited(fd) => dup_above(unsafe { BorrowedFd::borrow_raw(*fd) }, high)?,
+        };
+        fds.push(fd);
+    }
+    let env = if listeners.is_empty() {
+        vec![]
+    } else {
+        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+        vec![
+            format!("{LISTEN_FDS}={}", listeners.len()),
+            format!("{LISTEN_FDNAMES}={}", names.join(":")),
+        ]
+    };
+    Ok((fds, env))
+}
+
+impl Prepared {
+    /// Checks the directory and opens the log files: an error here is the
+    /// launcher's own, and nothing was started. Each child boots in
+    /// `boot_dir` (the launcher's directory, so that relative `-r` paths
+    /// still point where they did), or in `cwd` if it is gone.
+    pub fn new(plan: &Plan, boot_dir: Option<&[u8]>) -> SysResult<Prepared> {
+        if plan.argv.is_empty() {
+            return Err(SysError::new(Errno::EINVAL, "execve"));
+        }
+        check_directory(&plan.cwd)?;
+        // Above every number the child dup2()s onto: 0-2, the sockets, the
+        // pipe, a supervisor's lock.
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 2);
+        let [stdout, stderr] = open_high(plan, high)?;
+        let devnull = dup_above(&open_devnull()?, high)?;
+        let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
+        let argv = to_cstrings(&plan.argv)?;
+        let env = to_cstrings(&[&plan.env[..], &listen_env[..]].concat())?;
+        let mut listen_pid = format!("{LISTEN_PID}=").into_bytes();
+        let digits_at = listen_pid.len();
+        listen_pid.resize(digits_at + PID_DIGITS + 1, 0);
+        Ok(Prepared {
+            argv_ptrs: null_terminated(&argv),
+            envp_ptrs: Vec::new(),
+            _argv: argv,
+            env,
+            for_this_fork: Vec::new(),
+            marker: CString::default(),
+            cwd: to_cstring(&plan.cwd, "chdir")?,
+            boot_dir: boot_dir
+                .map(|dir| to_cstring_bytes(dir, "chdir"))
+                .transpose()?,
+            umask: plan.umask as libc::mode_t,
+            stdout,
+            stderr,
+            devnull,
+            inherit_streams: true,
+            lock: None,
+            fd_limit: fd_limit(),
+            account: plan.account.clone().filter(|a| !a.is_current()),
+            prevent_core: plan.prevent_core,
+            socket_fds: sockets.iter().map(AsRawFd::as_raw_fd).collect(),
+            sockets,
+            listen_pid,
+            high,
+        })
+    }
+
+    /// The fd the daemon reads its readiness pipe from: right after the sockets.
+    fn ready_fd(&self) -> RawFd {
+        READY_FD + self.sockets.len() as RawFd
+    }
+
+    /// The child is a supervisor: it runs as this process's user (it
+    /// switches each of its own children), without a core limit, and gets
+    /// `/dev/null` for a stream without a log file, not this process's
+    /// terminal or pipe (it must not hold them). The log files were opened
+    /// with the daemon's user's rights to own them all the same.
+    pub fn as_supervisor(&mut self) {
+        self.account = None;
+        self.prevent_core = false;
+        self.inherit_streams = false;
+    }
+
+    /// Each child gets `lock` (a descriptor of the description holding the
+    /// pid file's lock) right after its readiness pipe
+    /// (`supervised_lock::lock_fd`); the plan's environment must name it
+    /// (`supervised_lock::MARKER_ENV`).
+    pub fn hand_on_lock(&mut self, lock: &OwnedFd) -> SysResult<()> {
+        self.lock = Some(dup_above(lock, self.high)?);
+        Ok(())
+    }
+
+    /// Names `pipe` in the marker (`FD:INODE`, so that the daemon can tell
+    /// the launcher's pipe from an inherited one), and lays out the
+    /// environment of the next fork with `own` entries of its own.
+    fn mark(&mut self, pipe: &ReadyPipe, own: &[String]) -> SysResult<()> {
+        let inode = fstat(&pipe.write)
+            .map_err(|e| SysError::new(e, "fstat"))?
+            .st_ino;
+        let fd = self.ready_fd();
+        self.marker = to_cstring(&format!("{MARKER_ENV}={fd}:{inode}"), "execve")?;
+        self.for_this_fork = to_cstrings(own)?;
+        let listen_pid = (!self.sockets.is_empty()).then(|| self.listen_pid.as_ptr().cast());
+        self.envp_ptrs = (self.env.iter().chain(&self.for_this_fork))
+            .map(|s| s.as_ptr())
+            .chain(listen_pid)
+            .chain([self.marker.as_ptr(), ptr::null()])
+            .collect();
+        Ok(())
+    }
+
+    /// The raw values the child reads, borrowed from `self` for one fork;
+    /// `parent`: the child ends when that process (a supervisor) does.
+    fn image(&mut self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
+        let devnull = self.devnull.as_raw_fd();
+        let inherit = self.inherit_streams;
+        let stream = |log: &Option<OwnedFd>| match log {
+            Some(fd) => Some(fd.as_raw_fd()),
+            None => (!inherit).then_some(devnull),
+        };
+        let listen_pid = match self.sockets.is_empty() {
+            true => None,
+            false => Some(child::PidSlot {
+                digits: self.listen_pid[LISTEN_PID.len() + 1..].as_mut_ptr(),
+                room: PID_DIGITS,
+            }),
+        };
+        child::Image {
+            sockets: &self.socket_fds,
+            ready_fd: self.ready_fd(),
+            listen_pid,
+            argv: &self.argv_ptrs,
+            envp: &self.envp_ptrs,
+            cwd: &self.cwd,
+            boot_dir: self.boot_dir.as_deref(),
+            umask: self.umask,
+            devnull,
+            stdout: stream(&self.stdout),
+            stderr: stream(&self.stderr),
+            ready,
+            fd_limit: self.fd_limit,
+            signals: child::Signals::new(),
+            account: self.account.as_ref(),
+            prevent_core: self.prevent_core,
+            parent,
+            lock: self.lock.as_ref().map(AsRawFd::as_raw_fd),
+        }
+    }
+
+    /// Forks with every signal blocked (a handler of this process must not
+    /// run in the child before the child has reset it); the child runs
+    /// `in_child` (child.rs), which never returns.
+    fn fork_blocked(
+        image: &child::Image,
+        in_child: unsafe fn(&child::Image) -> !,
+    ) -> SysResult<Pid> {
+        let mut old_mask = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old_mask),
+        )
+        .map_err(|e| SysError::new(e, "sigprocmask"))?;
+        // SAFETY: the child runs only child.rs, which never returns.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe { in_child(image) }
+        }
+        let fork_errno = Errno::last();
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+        if pid < 0 {
+            return Err(SysError::new(fork_errno, "fork"));
+        }
+        Ok(Pid::from_raw(pid))
+    }
+
+    /// Forks a child of this process (a supervisor's generation), which
+    /// ends with this process (`PR_SET_PDEATHSIG`), with `own` environment
+    /// entries besides the plan's. Returns its pid and the read end of `pipe`.
+    pub fn fork_child(&mut self, pipe: ReadyPipe, own: &[String]) -> SysResult<(Pid, OwnedFd)> {
+        self.mark(&pipe, own)?;
+        let write = dup_above(&pipe.write, self.high)?;
+        drop(pipe.write);
+        let parent = nix::unistd::getpid().as_raw();
+        let image = self.image(write.as_raw_fd(), Some(parent));
+        let pid = Self::fork_blocked(&image, child::exec_daemon)?;
+        Ok((pid, pipe.read))
+    }
+
+    /// Forks a daemon detached from this process (setsid, fork again, the
+    /// middle process exits) and reaps the middle process. The daemon holds
+    /// the only write end of `pipe` once `pipe` is given up here.
+    pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
+        self.mark(&pipe, &[])?;
+        let write = dup_above(&pipe.write, self.high)?;
+        drop(pipe.write);
+        let image = self.image(write.as_raw_fd(), None);
+        let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
+        // Only the daemon may hold the write end, so that its death reads as EOF.
+        drop(write);
+        reap(middle);
+        Ok(pipe.read)
+    }
+}
+
+/// A daemon forked and not yet heard from: what waiting for its word needs.
+/// It can be sent to another thread, so that Node's main thread need not wait.
+pub struct Started {
+    pipe: OwnedFd,
+    timeout: Duration,
+    exec_path: String,
+    cwd: String,
+}
+
+impl Started {
+    /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
+    pub fn wait(self, until: Until) -> Verdict {
+        ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
+    }
+}
+
+/// Forks the daemon, or with `respawn` its supervisor (which starts the
+/// daemon and relays its messages). Errors are the launcher's own (a log
+/// file that cannot be opened, no pipe, no fork, no supervisor executable):
+/// nothing was started.
+pub fn fork(plan: &Plan) -> SysResult<Started> {
+    let mut prepared = match &plan.respawn {
+        None => Prepared::new(plan, current_dir().as_deref())?,
+        Some(respawn) => {
+            let program = respawn.program.as_str();
+            access(program, AccessFlags::X_OK).at("execve", program)?;
+            let supervisor = supervision::supervisor_plan(plan, respawn);
+            let mut prepared = Prepared::new(&supervisor, current_dir().as_deref())?;
+            prepared.as_supervisor();
+            prepared
+        }
+    };
+    let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
+    // The daemon has its own copies of the log files and /dev/null.
+    drop(prepared);
+    // A supervisor holds its daemons to the ready timeout itself, and stops
+    // one that is late before it answers: the launcher waits for that answer.
+    let timeout = match &plan.respawn {
+        None => plan.ready_timeout,
+        Some(respawn) => {
+            plan.ready_timeout + Duration::from_millis(respawn.kill_timeout_ms) + SUPERVISOR_SLACK
+        }
+    };
+    Ok(Started {
+        pipe,
+        timeout,
+        // A failed execve() is the daemon's (a supervisor relays its first
+        // generation's): the supervisor's own was checked above.
+        exec_path: plan.argv.first().cloned().unwrap_or_default(),
+        cwd: plan.cwd.clone(),
+    })
+}
+
+/// Whether the calling thread is the process's first one: Node's main
+/// thread, not a worker's (cheaper than loading `node:worker_threads`).
+pub fn on_main_thread() -> bool {
+    #[cfg(target_os = "linux")]
+    return nix::unistd::gettid() == nix::unistd::getpid();
+    #[cfg(target_os = "macos")]
+    // SAFETY: pthread_main_np takes no arguments and cannot fail.
+    return unsafe { libc::pthread_main_np() } == 1;
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    return true;
+}
+
+/// Waits for the middle process, which exits as soon as it has forked.
+fn reap(pid: Pid) {
+    while let Err(Errno::EINTR) = waitpid(pid, None) {}
+}
+
+/// The highest descriptor count, for closing descriptors one by one where
+/// `close_range()` is missing.
+fn fd_limit() -> c_int {
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| {
+        soft.min(c_int::MAX as libc::rlim_t) as c_int
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spawn(plan: &Plan) -> SysResult<Verdict> {
+        Ok(fork(plan)?.wait(Until::Ready))
+    }
+
+    fn plan(argv0: &str, cwd: &str, timeout: Duration) -> Plan {
+        Plan {
+            argv: vec![argv0.into()],
+            env: vec![],
+            cwd: cwd.into(),
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: timeout,
+            account: None,
+            prevent_core: false,
+            listeners: vec![],
+            respawn: None,
+        }
+    }
+
+    #[test]
+    fn the_ready_pipe_reads_without_blocking_from_before_any_fork_and_writes_blocking() {
+        let pipe = ReadyPipe::new().unwrap();
+        let nonblocking = |fd: &OwnedFd| {
+            let flags = fcntl(fd, FcntlArg::F_GETFL).unwrap();
+            OFlag::from_bits_truncate(flags).contains(OFlag::O_NONBLOCK)
+        };
+        assert!(nonblocking(&pipe.read));
+        assert!(!nonblocking(&pipe.write));
+    }
+
+    #[test]
+    fn log_error_comes_before_any_fork() {
+        let plan = Plan {
+            stdout: Some(Output::File("/nonexistent-dir/out.log".into())),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let err = spawn(&plan).unwrap_err();
+        assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
+    }
+
+    #[test]
+    fn cwd_is_checked_before_any_fork() {
+        for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
+            let plan = plan("/bin/true", cwd, Duration::from_millis(100));
+            let err = spawn(&plan).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.path.as_deref()),
+                (code, Some(cwd))
+            );
+        }
+    }
+
+    #[test]
+    fn in_place_changes_nothing_unless_both_logs_open() {
+        let stdout =
+            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let plan = Plan {
+            stdout: Some(Output::File(stdout.to_str().unwrap().into())),
+            stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
+            ..plan("/bin/true", "/", Duration::from_millis(100))
+        };
+        let elsewhere = Plan {
+            cwd: "/nonexistent-dir".into(),
+            ..plan.clone()
+        };
+        let err = in_place(&elsewhere).unwrap_err();
+        assert_eq!((err.code().as_str(), err.syscall), ("ENOENT", "chdir"));
+        assert!(
+            !stdout.exists(),
+            "the directory is checked before a log is opened"
+        );
+        // SAFETY: fd 1 is only inspected.
+        let fd1 = || fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) }).map(|st| st.st_ino);
+        let before = fd1();
+        let err = in_place(&plan).unwrap_err();
+        assert_eq!(
+            (err.code().as_str(), err.syscall, err.path.as_deref()),
+            ("ENOENT", "open", Some("/nonexistent-dir/err.log"))
+        );
+        assert_eq!(
+            fd1(),
+            before,
+            "stdout is left alone when stderr's log fails"
+        );
+        let _ = std::fs::remove_file(&stdout);
+    }
+
+    #[test]
+    fn failed_exec_is_reported_with_its_step() {
+        let plan = plan("/nonexistent/node", "/", Duration::from_secs(10));
+        let verdict = spawn(&plan).unwrap();
+        assert_eq!(verdict.code, 127);
+        assert_eq!(
+            verdict.message.as_deref(),
+            Some("daemon: execve(\"/nonexistent/node\"): No such file or directory")
+        );
+    }
+
+    #[test]
+    fn a_program_that_never_reports_ends_as_not_ready() {
+        let plan = plan("/bin/true", "/", Duration::from_secs(10));
+        let verdict = spawn(&plan).unwrap();
+        assert_eq!(verdict.code, 1);
+        // The session leader named the daemon, which never spoke itself.
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(
+            verdict.message.unwrap(),
+            format!("daemon: the daemon (pid {pid}) exited before it was ready")
+        );
+    }
+
+    #[test]
+    fn a_given_descriptor_and_dev_null_become_the_streams() {
+        let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let plan = Plan {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo out; readlink /proc/self/fd/2 >&1".into(),
+            ],
+            stdout: Some(Output::Fd(write_end.as_raw_fd())),
+            stderr: Some(Output::Null),
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        drop(write_end);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
+        assert_eq!(text, "out\n/dev/null\n");
+    }
+
+    #[test]
+    fn until_its_pid_returns_once_the_daemon_is_forked() {
+        let plan = plan("/bin/sleep", "/", Duration::from_secs(10));
+        let plan = Plan {
+            argv: vec!["/bin/sleep".into(), "5".into()],
+            ..plan
+        };
+        let verdict = fork(&plan).unwrap().wait(Until::Pid);
+        let pid = verdict.pid.expect("the daemon's pid");
+        assert_eq!(verdict.code, 0);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
+        // Forked, perhaps not yet executed: sleep, or still the test binary.
+        assert!(comm.is_ok());
+    }
+
+    #[test]
+    fn a_descriptor_not_open_for_writing_is_refused_before_any_fork() {
+        let (read_end, _write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        for fd in [read_end.as_raw_fd(), -1, 100_000] {
+            let plan = Plan {
+                stdout: Some(Output::Fd(fd)),
+                ..plan("/bin/true", "/", Duration::from_millis(100))
+            };
+            let err = spawn(&plan).unwrap_err();
+            assert_eq!(
+                (err.code().as_str(), err.syscall),
+                ("EBADF", "fcntl"),
+                "fd {fd}"
+            );
+        }
+    }
+
+    fn nobody() -> Account {
+        Account {
+            uid: Some(65534),
+            gid: 65534,
+            groups: vec![65534],
+            name: None,
+            home: None,
+        }
+    }
+
+    #[test]
+    fn the_child_drops_groups_gid_uid_and_core_limit_before_execve() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // needs the privilege to switch
+        }
+        let dir = std::env::temp_dir().join(format!("daemon-drop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let out = dir.join("id.txt");
+        let script = format!(
+            "echo $(id -u) $(id -g) $(id -G) $(ulimit -c) $(ulimit -H -c) > {}",
+            out.display()
+        );
+        let plan = Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            account: Some(nobody()),
+            prevent_core: true,
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text, "65534 65534 65534 0 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_supervisors_child_is_its_own_boots_where_it_is_told_and_gets_the_lock() {
+        let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("boot.txt");
+        let lock_file = dir.join("x.pid.lock");
+        std::fs::write(&lock_file, "").unwrap();
+        let lock = OwnedFd::from(std::fs::File::open(&lock_file).unwrap());
+        // The death signal is checked end to end (a supervisor SIGKILLed).
+        // No sockets: the lock comes right after the pipe, on fd 4.
+        let marker = crate::pidfile::supervised::MARKER_ENV;
+        let script = format!(
+            "echo $(pwd) $PPID $(readlink /proc/$$/fd/4) ${marker} > {}",
+            out.display()
+        );
+        let plan = Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            env: vec![format!("{marker}=4:1:/x.pid")],
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        let mut prepared = Prepared::new(&plan, Some(dir.as_os_str().as_encoded_bytes())).unwrap();
+        prepared.hand_on_lock(&lock).unwrap();
+        assert_eq!(crate::pidfile::supervised::lock_fd(0), 4);
+        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap(), &[]).unwrap();
+        let status = waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let expected = format!(
+            "{} {} {} 4:1:/x.pid\n",
+            dir.display(),
+            std::process::id(),
+            lock_file.display()
+        );
+        assert_eq!(text, expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_switch_is_reported_with_its_step() {
+        // More groups than the kernel takes: EINVAL as root, EPERM otherwise.
+        let plan = Plan {
+            account: Some(Account {
+                groups: vec![65534; 70000],
+                ..nobody()
+            }),
+            ..plan("/bin/true", "/", Duration::from_secs(10))
+        };
+        let verdict = spawn(&plan).unwrap();
+        assert_eq!(verdict.code, 127);
+        let message = verdict.message.unwrap();
+        assert!(message.starts_with("daemon: setgroups: "), "{message}");
+    }
+}

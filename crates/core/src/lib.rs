@@ -1,0 +1,23 @@
+//! The domain of `daemon`, shared by its two programs: the Node addon (the
+//! top-level package, thin napi bindings) and the supervisor executable
+//! (`crates/supervisor`). It knows nothing of Node or napi.
+//!
+//! - `pidfile`: the single-instance lock, the pid file, who holds them.
+//! - `operator`: the verified holder, pinned, for signals and waits.
+//! - `launch`: from a plan to a running daemon (the fenced fork/exec child,
+//!   readiness, notify, privileges), or the same steps in place.
+//! - `output`: log files, standard streams, syslog.
+//! - `sockets`: listening sockets, bound or passed.
+//! - `path_walk`, `fileid`: how files are reached and told apart.
+//! - `sys`: one safe wrapper per raw system call; `errors`: system errors.
+
+pub mod errors;
+pub mod fileid;
+pub mod launch;
+pub mod operator;
+pub mod output;
+pub mod path_walk;
+pub mod pidfile;
+pub mod sockets;
+pub mod sync;
+pub mod sys;

@@ -1,0 +1,183 @@
+//! Walks a path one component at a time, following only the symlinks root or
+//! this process's user owns (another user's symlink could point a root
+//! daemon anywhere), so that what is checked is what is opened: the pid
+//! files' directory (`open_dir`) and the log files (`logfile`).
+
+use crate::errors::{SysError, SysResult, WithPath};
+use crate::fileid::kind_of;
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, OFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+use nix::unistd::geteuid;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// Opens a path component itself, not what it links to: on Linux with
+/// `O_PATH`, whose descriptor of a symlink is the link; on macOS with
+/// `O_SYMLINK` (a directory must then be readable, not only searchable).
+#[cfg(target_os = "linux")]
+const LOOK: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW);
+#[cfg(target_vendor = "apple")]
+const LOOK: OFlag = OFlag::from_bits_retain(nix::libc::O_RDONLY | nix::libc::O_SYMLINK);
+#[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+const LOOK: OFlag = OFlag::O_RDONLY.union(OFlag::O_NOFOLLOW);
+
+/// The kernel's own limit on the symlinks one path may go through (MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
+
+/// A walk under way. Errors name `path`, the file the caller is after, as
+/// an `open()` of it would.
+pub struct Walk<'a> {
+    /// The directory reached so far.
+    pub dir: OwnedFd,
+    /// The components still to walk, the next one last.
+    rest: Vec<OsString>,
+    /// Symlinks followed, and components walked again.
+    turns: usize,
+    path: &'a str,
+}
+
+/// The next component of a walk that is not a symlink.
+pub struct Component {
+    pub name: OsString,
+    /// The path's last component.
+    pub last: bool,
+    /// The component itself (`LOOK`) and what it is; `None`: the last
+    /// component does not exist.
+    pub found: Option<(OwnedFd, FileStat)>,
+}
+
+impl<'a> Walk<'a> {
+    /// Starts a walk of `walked` (from "/" or the working directory).
+    pub fn new(walked: &[u8], path: &'a str) -> SysResult<Walk<'a>> {
+        let from = if walked.first() == Some(&b'/') {
+            "/"
+        } else {
+            "."
+        };
+        Ok(Walk {
+            dir: open_dir_at(from, path)?,
+            rest: components(walked),
+            turns: 0,
+            path,
+        })
+    }
+
+    /// Follows the symlinks on the way to the next other component and
+    /// returns it; `None` once the path is walked.
+    pub fn next_component(&mut self) -> SysResult<Option<Component>> {
+        while let Some(name) = self.rest.pop() {
+            let last = self.rest.is_empty();
+            let flags = LOOK | OFlag::O_CLOEXEC;
+            let node = match openat(&self.dir, name.as_os_str(), flags, Mode::empty()) {
+                Err(Errno::ENOENT) if last => {
+                    let found = None;
+                    return Ok(Some(Component { name, last, found }));
+                }
+                node => node.at("open", self.path)?,
+            };
+            let st = fstat(&node).at("fstat", self.path)?;
+            if kind_of(&st) != SFlag::S_IFLNK {
+                let found = Some((node, st));
+                return Ok(Some(Component { name, last, found }));
+            }
+            if st.st_uid != 0 && st.st_uid != geteuid().as_raw() {
+                return Err(SysError::new(Errno::EPERM, "open")
+                    .with_path(self.path)
+                    .with_detail(format!(
+                        "the symlink '{}' on the way belongs to another user (uid {})",
+                        name.to_string_lossy(),
+                        st.st_uid
+                    )));
+            }
+            self.turn()?;
+            let target = read_link(&node, &self.dir, &name).at("readlink", self.path)?;
+            if target.as_bytes().first() == Some(&b'/') {
+                self.dir = open_dir_at("/", self.path)?;
+            }
+            self.rest.extend(components(target.as_bytes()));
+        }
+        Ok(None)
+    }
+
+    /// Walks on in `dir`, the component `next_component()` returned.
+    pub fn enter(&mut self, dir: OwnedFd) {
+        self.dir = dir;
+    }
+
+    /// Walks `name` again (it appeared or changed under the walk).
+    pub fn again(&mut self, name: OsString) -> SysResult<()> {
+        self.turn()?;
+        self.rest.push(name);
+        Ok(())
+    }
+
+    fn turn(&mut self) -> SysResult<()> {
+        self.turns += 1;
+        if self.turns > MAX_SYMLINKS {
+            return Err(SysError::new(Errno::ELOOP, "open").with_path(self.path));
+        }
+        Ok(())
+    }
+}
+
+/// Opens the directory `dir_path` (absolute). Errors name `path`.
+pub fn open_dir(dir_path: &str, path: &str) -> SysResult<OwnedFd> {
+    let mut walk = Walk::new(dir_path.as_bytes(), path)?;
+    while let Some(component) = walk.next_component()? {
+        match component.found {
+            Some((dir, st)) if kind_of(&st) == SFlag::S_IFDIR => walk.enter(dir),
+            Some(_) => return Err(SysError::new(Errno::ENOTDIR, "open").with_path(path)),
+            None => return Err(SysError::new(Errno::ENOENT, "open").with_path(path)),
+        }
+    }
+    Ok(walk.dir)
+}
+
+fn open_dir_at(from: &str, path: &str) -> SysResult<OwnedFd> {
+    let flags = LOOK | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    openat(AT_FDCWD, from, flags, Mode::empty()).at("open", path)
+}
+
+/// The target of the symlink `link` (named `name` in `dir`).
+#[cfg(target_os = "linux")]
+fn read_link(link: &OwnedFd, _dir: &OwnedFd, _name: &OsString) -> nix::Result<OsString> {
+    // The very link whose owner was checked, not whatever has the name now.
+    readlinkat(link, "")
+}
+#[cfg(not(target_os = "linux"))]
+fn read_link(_link: &OwnedFd, dir: &OwnedFd, name: &OsString) -> nix::Result<OsString> {
+    // By name (macOS has no readlink of a descriptor before 13): a link
+    // swapped in between the check and this read can race it.
+    readlinkat(dir, name.as_os_str())
+}
+
+/// The names on a path, last first ("." and empty ones left out).
+fn components(path: &[u8]) -> Vec<OsString> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .rev()
+        .map(|c| OsString::from_vec(c.to_vec()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_own_symlinks_and_dot_dot() {
+        let base = std::env::temp_dir().join(format!("daemon-walk-{}", std::process::id()));
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        let _ = std::fs::remove_file(base.join("link"));
+        std::os::unix::fs::symlink("real/sub/..", base.join("link")).unwrap();
+        let open = |dir: &str| open_dir(base.join(dir).to_str().unwrap(), "x");
+        let via_link = open("link/sub").unwrap();
+        let direct = open("real/sub").unwrap();
+        let id = |fd: &OwnedFd| crate::fileid::id_of(&fstat(fd).unwrap());
+        assert_eq!(id(&via_link), id(&direct));
+        assert_eq!(open("none").unwrap_err().code(), "ENOENT");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -1,0 +1,245 @@
+//! Listening sockets a service keeps across its processes: binding the ones
+//! `start({ listen })` names (in the launcher, before anything is forked, as
+//! the launcher's user), and telling what a socket passed by a manager is.
+
+use crate::errors::{SysError, SysResult, WithPath};
+use crate::fileid::{id_of, kind_of};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, open, AtFlags, FcntlArg, FdFlag, OFlag, AT_FDCWD};
+use nix::sys::socket::{
+    bind, connect, getsockopt, listen, setsockopt, socket, sockopt, AddressFamily, Backlog,
+    SockFlag, SockType, SockaddrIn, SockaddrIn6, UnixAddr,
+};
+use nix::sys::stat::{fchmodat, fstat, lstat, FchmodatFlags, Mode, SFlag};
+use nix::unistd::{fchownat, unlink, Gid, Uid};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+/// The variables of sd_listen_fds(3): the pid the sockets are for, their
+/// count, their names.
+pub const LISTEN_PID: &str = "LISTEN_PID";
+pub const LISTEN_FDS: &str = "LISTEN_FDS";
+pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
+pub const LISTEN_ENV: [&str; 3] = [LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES];
+
+/// Where a listening socket is bound, in systemd's `ListenStream=` terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `PORT`, `HOST:PORT`, `[IPv6]:PORT`; no host: dual-stack `[::]`.
+    Tcp { host: Option<IpAddr>, port: u16 },
+    /// An absolute path, with the mode and owner the socket file gets.
+    Unix {
+        path: String,
+        mode: Option<u32>,
+        owner: Option<(Option<u32>, Option<u32>)>,
+    },
+}
+
+impl Address {
+    /// How the address is written in errors (`[::]:80`, `/run/x.sock`).
+    pub fn describe(&self) -> String {
+        match self {
+            Address::Tcp { host: None, port } => format!("[::]:{port}"),
+            Address::Tcp {
+                host: Some(host),
+                port,
+            } => SocketAddr::new(*host, *port).to_string(),
+            Address::Unix { path, .. } => path.clone(),
+        }
+    }
+}
+
+/// A bound, listening stream socket, close-on-exec (the child gives it on
+/// under its own number). Errors name the address in `path`.
+pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
+    let described = address.describe();
+    match address {
+        Address::Tcp { host, port } => {
+            let ip = host.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+            let family = match ip {
+                IpAddr::V4(_) => AddressFamily::Inet,
+                IpAddr::V6(_) => AddressFamily::Inet6,
+            };
+            let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+                .at("socket", &described)?;
+            setsockopt(&fd, sockopt::ReuseAddr, &true).at("setsockopt", &described)?;
+            if ip.is_ipv6() {
+                // As systemd's BindIPv6Only=both for `[::]`; an explicit
+                // IPv6 address is that address only.
+                setsockopt(&fd, sockopt::Ipv6V6Only, &host.is_some())
+                    .at("setsockopt", &described)?;
+            }
+            let bound = match SocketAddr::new(ip, *port) {
+                SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
+                SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+            };
+            bound.at("bind", &described)?;
+            listen(&fd, Backlog::MAXCONN).at("listen", &described)?;
+            Ok(fd)
+        }
+        Address::Unix { path, mode, owner } => {
+            bind_unix(path, *mode, *owner, SockFlag::empty(), Backlog::MAXCONN)
+        }
+    }
+}
+
+/// A listening Unix stream socket at `path` (close-on-exec, with `flags`
+/// besides), given `mode` and `owner`: a stale socket file is replaced, and
+/// a file this call made but could not finish is not left behind.
+pub fn bind_unix(
+    path: &str,
+    mode: Option<u32>,
+    owner: Option<(Option<u32>, Option<u32>)>,
+    flags: SockFlag,
+    backlog: Backlog,
+) -> SysResult<OwnedFd> {
+    let addr = UnixAddr::new(path).at("bind", path)?;
+    remove_stale_socket(path, &addr)?;
+    let flags = flags | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(AddressFamily::Unix, SockType::Stream, flags, None).at("socket", path)?;
+    bind(fd.as_raw_fd(), &addr).at("bind", path)?;
+    let made = lstat(path).map(|st| id_of(&st));
+    let finish = || -> SysResult<()> {
+        if mode.is_some() || owner.is_some() {
+            set_mode_and_owner(path, mode, owner)?;
+        }
+        listen(&fd, backlog).at("listen", path)
+    };
+    // Only while the name still names it (never another's file).
+    finish().inspect_err(|_| {
+        if made.is_ok() && lstat(path).map(|st| id_of(&st)) == made {
+            let _ = unlink(path);
+        }
+    })?;
+    Ok(fd)
+}
+
+/// Gives the socket file at `path` its mode and owner through a descriptor
+/// of the file itself (`O_PATH`, never following a symlink): in a directory
+/// others may write, the name could have been swapped for a link to a file
+/// that root must not chmod.
+pub fn set_mode_and_owner(
+    path: &str,
+    mode: Option<u32>,
+    owner: Option<(Option<u32>, Option<u32>)>,
+) -> SysResult<()> {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let file = open(path, flags, Mode::empty()).at("open", path)?;
+    let st = fstat(&file).at("fstat", path)?;
+    if kind_of(&st) != SFlag::S_IFSOCK {
+        return Err(SysError::new(Errno::EEXIST, "bind").with_path(path));
+    }
+    if let Some((uid, gid)) = owner {
+        let (uid, gid) = (uid.map(Uid::from_raw), gid.map(Gid::from_raw));
+        fchownat(&file, "", uid, gid, AtFlags::AT_EMPTY_PATH).at("chown", path)?;
+    }
+    if let Some(mode) = mode {
+        // chmod() refuses an O_PATH descriptor; its /proc name is that file.
+        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let mode = Mode::from_bits_truncate(mode);
+        fchmodat(AT_FDCWD, by_fd.as_str(), mode, FchmodatFlags::FollowSymlink).at("chmod", path)?;
+    }
+    Ok(())
+}
+
+/// Removes a socket file nobody listens on any more (a service that was
+/// killed leaves it), so that `bind()` can make it anew; anything else at
+/// that path, a live socket included, is left for `bind()` to refuse.
+pub fn remove_stale_socket(path: &str, addr: &UnixAddr) -> SysResult<()> {
+    match lstat(path) {
+        Ok(st) if kind_of(&st) == SFlag::S_IFSOCK => {}
+        _ => return Ok(()),
+    }
+    // Non-blocking: a live socket with a full backlog answers EAGAIN at once
+    // (and is left alone) instead of holding the launcher.
+    let probe = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .at("socket", path)?;
+    if connect(probe.as_raw_fd(), addr) == Err(Errno::ECONNREFUSED) {
+        unlink(path).at("unlink", path)?;
+    }
+    Ok(())
+}
+
+/// What a descriptor a manager passed is: `stream`, `dgram`, `seqpacket`,
+/// `raw`, or `other` (not a socket, or another type). Marks it close-on-exec,
+/// so that the daemon's children do not take it.
+pub fn adopt(fd: RawFd) -> SysResult<&'static str> {
+    if fd < 0 {
+        return Err(SysError::new(Errno::EBADF, "fcntl"));
+    }
+    // SAFETY: only the flags and the socket type of a descriptor number are
+    // read and changed; a closed one fails with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| SysError::new(e, "fcntl"))?;
+    Ok(match getsockopt(&borrowed, sockopt::SockType) {
+        Ok(SockType::Stream) => "stream",
+        Ok(SockType::Datagram) => "dgram",
+        Ok(SockType::SeqPacket) => "seqpacket",
+        Ok(SockType::Raw) => "raw",
+        _ => "other",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn binds_a_loopback_port_and_refuses_it_twice() {
+        let any = Address::Tcp {
+            host: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: 0,
+        };
+        let fd = bind_stream(&any).unwrap();
+        assert_eq!(adopt(fd.as_raw_fd()).unwrap(), "stream");
+        let port: SockaddrIn = nix::sys::socket::getsockname(fd.as_raw_fd()).unwrap();
+        let again = Address::Tcp {
+            host: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: port.port(),
+        };
+        let err = bind_stream(&again).unwrap_err();
+        assert_eq!(err.code(), "EADDRINUSE");
+        assert_eq!(err.path, Some(format!("127.0.0.1:{}", port.port())));
+    }
+
+    #[test]
+    fn a_unix_socket_gets_its_mode_and_a_stale_one_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("daemon-sockets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock").to_str().unwrap().to_owned();
+        let address = Address::Unix {
+            path: path.clone(),
+            mode: Some(0o660),
+            owner: None,
+        };
+        let first = bind_stream(&address).unwrap();
+        assert_eq!(lstat(path.as_str()).unwrap().st_mode & 0o777, 0o660);
+        assert_eq!(bind_stream(&address).unwrap_err().code(), "EADDRINUSE");
+        drop(first); // the file stays, nobody listens
+        let second = bind_stream(&address).unwrap();
+        drop(second);
+        std::fs::write(dir.join("plain"), "keep").unwrap();
+        let plain = Address::Unix {
+            path: dir.join("plain").to_str().unwrap().to_owned(),
+            mode: None,
+            owner: None,
+        };
+        assert_eq!(bind_stream(&plain).unwrap_err().code(), "EADDRINUSE");
+        assert_eq!(std::fs::read_to_string(dir.join("plain")).unwrap(), "keep");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn adopt_tells_a_file_from_a_socket() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(adopt(file.as_raw_fd()).unwrap(), "other");
+        assert_eq!(adopt(-1).unwrap_err().code(), "EBADF");
+    }
+}

@@ -1,0 +1,38 @@
+//! `daemon-supervisor`: the parent of every generation of a supervised
+//! daemon. It restarts a crashed daemon (systemd's `Restart=on-failure`),
+//! holds the service's pid-file lock for the service's life, forwards
+//! signals, and blocks in `poll()` between events: no threads, no timers.
+//!
+//! The launcher execs it in place of Node, with the plan on its command line
+//! (`supervision`), the daemon's environment as its own, the launcher's
+//! readiness pipe on fd 3 and the log files (or `/dev/null`) on fds 1 and 2.
+
+mod control;
+mod generation;
+mod policy;
+mod record;
+mod service;
+mod signals;
+mod slot;
+mod socket_files;
+
+use std::os::unix::ffi::OsStrExt;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((plan, respawn)) = daemon_core::launch::supervision::from_args(&args) else {
+        eprintln!("daemon-supervisor: started by the daemon module's launcher only");
+        std::process::exit(2);
+    };
+    // The launcher's directory, where each generation boots; the supervisor
+    // itself must not keep a directory (a mount) busy.
+    let boot_dir = std::env::current_dir()
+        .map(|dir| dir.as_os_str().as_bytes().to_vec())
+        .unwrap_or_else(|_| plan.cwd.as_bytes().to_vec());
+    let _ = std::env::set_current_dir("/");
+    let socket_files = socket_files::SocketFiles::note(&respawn.socket_files);
+    let code = service::run(plan, respawn, &boot_dir);
+    // The service ended (stopped, gave up, or never started): its socket files go.
+    socket_files.remove();
+    std::process::exit(code);
+}

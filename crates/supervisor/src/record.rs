@@ -1,0 +1,225 @@
+//! The supervisor's state record: one small JSON file that `status()` reads,
+//! replaced whole (write, then rename) at each change, and left behind when
+//! the supervisor gives up, so that `status()` can say why after it is gone.
+
+use crate::policy::Ending;
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::unistd::{unlink, write};
+use std::fmt::Write as _;
+
+/// Readable by everyone, as the pid file is: it holds no secret.
+const RECORD_MODE: u32 = 0o644;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// A generation runs (it may not have reported ready yet).
+    Running,
+    /// The last generation crashed; the next one starts after the backoff.
+    Waiting,
+    /// Too many crashes: the supervisor has exited.
+    GaveUp,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Waiting => "waiting",
+            State::GaveUp => "gave-up",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub state: State,
+    pub supervisor: u32,
+    /// Restarts of every instance.
+    pub restarts: u32,
+    /// The latest crash of any instance.
+    pub last_exit: Option<Ending>,
+    /// Milliseconds since the epoch at which `state` began (for `Running`,
+    /// when the first instance's current generation started).
+    pub since_ms: u64,
+    /// Upgrades begun so far.
+    pub upgrades: u32,
+    pub instances: Vec<Instance>,
+}
+
+/// One instance (slot) as `status()` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub slot: u32,
+    /// Its current generation, if one runs.
+    pub pid: Option<u32>,
+    pub ready: bool,
+    /// When its current generation started (ms since the epoch).
+    pub since_ms: u64,
+    pub restarts: u32,
+    pub last_exit: Option<Ending>,
+    /// The upgrade its current generation came from (0: the service's start).
+    pub upgrade: u32,
+}
+
+fn write_pid(out: &mut String, pid: Option<u32>) {
+    match pid {
+        Some(pid) => write!(out, "{pid}"),
+        None => write!(out, "null"),
+    }
+    .ok();
+}
+
+fn write_ending(out: &mut String, ending: Option<Ending>) {
+    match ending {
+        None => out.push_str("null"),
+        Some(Ending::Code(code)) => {
+            let _ = write!(out, "{{\"code\":{code},\"signal\":null}}");
+        }
+        Some(Ending::Signal(n)) => {
+            let name = Signal::try_from(n).map_or("unknown", Signal::as_str);
+            let _ = write!(out, "{{\"code\":null,\"signal\":\"{name}\"}}");
+        }
+    }
+}
+
+impl Record {
+    /// The first instance's pid: `daemonPid`, as for a single instance.
+    fn daemon(&self) -> Option<u32> {
+        self.instances.first().and_then(|i| i.pid)
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(160 + 140 * self.instances.len());
+        let _ = write!(
+            out,
+            "{{\"state\":\"{}\",\"supervisor\":{},\"daemonPid\":",
+            self.state.name(),
+            self.supervisor
+        );
+        write_pid(&mut out, self.daemon());
+        let _ = write!(out, ",\"restarts\":{},\"lastExit\":", self.restarts);
+        write_ending(&mut out, self.last_exit);
+        let _ = write!(
+            out,
+            ",\"since\":{},\"upgrades\":{},\"instances\":[",
+            self.since_ms, self.upgrades
+        );
+        for (i, instance) in self.instances.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{comma}{{\"slot\":{},\"pid\":", instance.slot);
+            write_pid(&mut out, instance.pid);
+            let _ = write!(
+                out,
+                ",\"ready\":{},\"since\":{},\"restarts\":{},\"lastExit\":",
+                instance.ready, instance.since_ms, instance.restarts
+            );
+            write_ending(&mut out, instance.last_exit);
+            let _ = write!(out, ",\"upgrade\":{}}}", instance.upgrade);
+        }
+        out.push_str("]}\n");
+        out
+    }
+
+    /// Replaces the record at `path` whole: a reader sees the old one or the
+    /// new one, never half of either.
+    pub fn save(&self, path: &str) -> nix::Result<()> {
+        let temp = format!("{path}.{}.tmp", self.supervisor);
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        // A fresh file, never one found under that name (a link to another).
+        let _ = unlink(temp.as_str());
+        let fd = open(temp.as_str(), flags, Mode::from_bits_truncate(RECORD_MODE))?;
+        let json = self.to_json();
+        let written = write(&fd, json.as_bytes());
+        drop(fd);
+        match written {
+            Ok(n) if n == json.len() => {}
+            Ok(_) => return Err(cleanup(&temp, Errno::EIO)),
+            Err(errno) => return Err(cleanup(&temp, errno)),
+        }
+        std::fs::rename(&temp, path)
+            .map_err(|e| cleanup(&temp, Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+    }
+}
+
+fn cleanup(temp: &str, errno: Errno) -> Errno {
+    let _ = unlink(temp);
+    errno
+}
+
+/// Removes the record: the service stopped cleanly, there is nothing to tell.
+pub fn remove(path: &str) {
+    let _ = unlink(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::libc;
+
+    fn record() -> Record {
+        Record {
+            state: State::Running,
+            supervisor: 10,
+            restarts: 2,
+            last_exit: Some(Ending::Signal(libc::SIGKILL)),
+            since_ms: 1_700_000_000_000,
+            upgrades: 1,
+            instances: vec![Instance {
+                slot: 0,
+                pid: Some(11),
+                ready: true,
+                since_ms: 1_700_000_000_000,
+                restarts: 2,
+                last_exit: Some(Ending::Signal(libc::SIGKILL)),
+                upgrade: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn json_has_what_status_reads() {
+        assert_eq!(
+            record().to_json(),
+            "{\"state\":\"running\",\"supervisor\":10,\"daemonPid\":11,\"restarts\":2,\
+             \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"since\":1700000000000,\
+             \"upgrades\":1,\"instances\":[{\"slot\":0,\"pid\":11,\"ready\":true,\
+             \"since\":1700000000000,\"restarts\":2,\
+             \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"upgrade\":1}]}\n"
+        );
+        let gave_up = Record {
+            state: State::GaveUp,
+            last_exit: Some(Ending::Code(3)),
+            instances: Vec::new(),
+            ..record()
+        };
+        assert_eq!(
+            gave_up.to_json(),
+            "{\"state\":\"gave-up\",\"supervisor\":10,\"daemonPid\":null,\"restarts\":2,\
+             \"lastExit\":{\"code\":3,\"signal\":null},\"since\":1700000000000,\
+             \"upgrades\":1,\"instances\":[]}\n"
+        );
+    }
+
+    #[test]
+    fn save_replaces_the_whole_record() {
+        let dir = std::env::temp_dir().join(format!("daemon-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.json");
+        let path = path.to_str().unwrap();
+        std::fs::write(path, "x".repeat(500)).unwrap();
+        record().save(path).unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), record().to_json());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        remove(path);
+        assert!(!std::path::Path::new(path).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
