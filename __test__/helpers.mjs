@@ -175,20 +175,24 @@ after(async () => {
   killTagged();
   await waitFor(() => tagged().length === 0, 5000, 'tagged processes to die').catch(() => {});
 });
-// The exit of the test file, after every after() hook (Node 18 runs no
+// The end of the test file, after every after() hook (Node 18 runs no
 // top-level ones): the sweep again, then the temporary directories go, once
-// nothing of this file can write into them.
-process.on('exit', () => {
+// nothing of this file can write into them. Not in an after() hook: Bun runs
+// every file in one process, with one copy of this module. Deno's runner
+// ends with 'unload', and no 'exit'.
+function lastSweep() {
   killTagged();
   waitForSync(() => tagged().length === 0, 5000);
-  for (const dir of made) {
+  for (const dir of made.splice(0)) {
     try {
       fs.rmSync(dir, { recursive: true, force: true });
     } catch (error) {
       process.stderr.write(`left behind: ${dir}: ${error.message}\n`);
     }
   }
-});
+}
+process.on('exit', lastSweep);
+if (process.versions.deno !== undefined) globalThis.addEventListener('unload', lastSweep);
 
 /** Blocks until `predicate()` holds or `ms` pass; for the 'exit' hook, where nothing async runs. */
 export function waitForSync(predicate, ms) {
