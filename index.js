@@ -1,10 +1,10 @@
 'use strict';
 // daemon: turns the running Node.js script into a Unix daemon. This file only
-// names the API; each role lives in lib/ (see docs/design.md).
+// names the API; each role lives in a folder of lib/ (see docs/design.md).
 
-const { isDaemon, ready } = require('./lib/daemon-side.js');
-const { listeners } = require('./lib/sockets.js');
-const lazy = require('./lib/lazy-exports.js');
+const { isDaemon, ready } = require('./lib/daemon/readiness.js');
+const { listeners } = require('./lib/daemon/listeners.js');
+const lazy = require('./lib/shared/lazy-exports.js');
 
 // The export is callable, as daemon@1.x's was: `require('daemon')(options)`.
 // One `module.exports.NAME =` line per export, so that Node's static analysis
@@ -14,7 +14,7 @@ module.exports = lazy.daemonize;
 module.exports.ready = ready;
 module.exports.isDaemon = isDaemon;
 module.exports.listeners = listeners;
-// Loaded on first use (lib/lazy-exports.js), each through an accessor of the
+// Loaded on first use (lib/shared/lazy-exports.js), each through an accessor of the
 // one form that static analysis also reads: `get() { return a.b; }`.
 Object.defineProperty(module.exports, 'start', {
   enumerable: true,
@@ -86,6 +86,12 @@ Object.defineProperty(module.exports, 'upgrade', {
   enumerable: true,
   get() {
     return lazy.upgrade;
+  },
+});
+Object.defineProperty(module.exports, 'scale', {
+  enumerable: true,
+  get() {
+    return lazy.scale;
   },
 });
 Object.defineProperty(module.exports, 'syslog', {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  cmdline,
   environ,
   fds,
   freePort,
@@ -44,7 +45,6 @@ function script(dir, name, text) {
   return file;
 }
 
-const cmdline = (pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
 const mode = (file) => fs.statSync(file).mode & 0o777;
 const idle = 'setInterval(() => {}, 1000);\n';
 

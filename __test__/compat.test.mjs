@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  cmdline,
   environ,
   fds,
   fixture,
@@ -306,7 +307,7 @@ test('spawn() and daemon.daemon() with Object.prototype polluted: no inherited c
   try {
     for (const pid of pids) {
       // daemon.daemon() returns once forked: its execve() (after the streams) may be yet to come.
-      await waitFor(() => /child\.js/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')), 5000, 'the daemon to run child.js');
+      await waitFor(() => cmdline(pid).some((arg) => arg.endsWith('child.js')), 5000, 'the daemon to run child.js');
       assert.equal(environ(pid).includes('POLLUTED=1'), false);
     }
     await waitFor(() => fs.existsSync(path.join(dir, 'report.json')), 5000, 'the first report');

@@ -6,7 +6,23 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, daemon, freePort, killAndWait, readPid, root, run, sleep, stat, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  alive,
+  children,
+  daemon,
+  freePort,
+  killAndWait,
+  listeningTcp,
+  readPid,
+  root,
+  run,
+  sleep,
+  socketInodes,
+  stat,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 // status() and upgrade() here find the supervisors' records and channels where they keep them.
 process.env.DAEMON_DIR = tmpdir('held-state');
@@ -66,32 +82,11 @@ async function requestLoop(port, done, tally = newTally(), { max = 20000, ms = 6
   return tally;
 }
 
-/** The supervisor's children (its generations). */
-function children(pid) {
-  const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-  return text === '' ? [] : text.split(' ').map(Number);
-}
-
-/** The inode of the socket on `fd` of `pid`. */
-function socketInode(pid, fd) {
-  let link = '';
-  try {
-    link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-  } catch {} // closed meanwhile
-  return Number(/^socket:\[(\d+)\]$/.exec(link)?.[1] ?? 0);
-}
-
-/** The inode of the socket listening on 127.0.0.1:`port`, from /proc/net/tcp. */
+/** The inode of the socket listening on 127.0.0.1:`port`. */
 function listeningInode(port) {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const rows = fs
-    .readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((line) => line.trim().split(/\s+/));
-  const listening = rows.filter((row) => row[1] === local && row[3] === '0A');
-  assert.equal(listening.length, 1, `one socket listens on ${local}`);
-  return Number(listening[0][9]);
+  const listening = listeningTcp().filter((socket) => socket.address === '0100007F' && socket.port === port);
+  assert.equal(listening.length, 1, `one socket listens on 127.0.0.1:${port}`);
+  return listening[0].inode;
 }
 
 /** Starts the app as a supervised service on a held socket; returns what the tests need. */
@@ -123,7 +118,7 @@ test('respawn with listen: 3 SIGKILLs under a sequential request loop refuse not
     const heldInode = listeningInode(port);
     const first = children(supervisor);
     assert.equal(first.length, 1);
-    assert.equal(socketInode(first[0], 3), heldInode, 'the first generation serves the supervisor-held socket');
+    assert.equal(socketInodes(first[0])[3], heldInode, 'the first generation serves the supervisor-held socket');
     const killed = [];
     const live = () => children(supervisor).filter((pid) => !killed.includes(pid));
     const tally = newTally();
@@ -148,7 +143,7 @@ test('respawn with listen: 3 SIGKILLs under a sequential request loop refuse not
     assert.equal(new Set(killed).size, 3, 'three generations killed');
     assert.ok(now && !killed.includes(now), 'a new generation');
     assert.equal(stat(now).ppid, supervisor, "it is the supervisor's child");
-    assert.equal(socketInode(now, 3), heldInode, 'it serves the same socket');
+    assert.equal(socketInodes(now)[3], heldInode, 'it serves the same socket');
     assert.equal(listeningInode(port), heldInode, 'still the one listening socket');
   } finally {
     await stopService(service);
@@ -211,10 +206,10 @@ test('upgrade: under a sequential request loop 3 upgrades fail nothing; the old 
     assert.equal((await request(port)).version, 'v4');
     // The retired generation (no SIGTERM handler of its own) finishes what it serves.
     const [old] = children(supervisor);
-    const sockets = () => fs.readdirSync(`/proc/${old}/fd`).map((fd) => socketInode(old, fd));
+    const sockets = () => Object.values(socketInodes(old));
     const before = new Set(sockets());
     const slow = request(port, '/slow');
-    await waitFor(() => sockets().some((inode) => inode > 0 && !before.has(inode)), 5000, 'the old generation to accept the slow request');
+    await waitFor(() => sockets().some((inode) => !before.has(inode)), 5000, 'the old generation to accept the slow request');
     writeApp(service.app, 'v5', service);
     await daemon.upgrade(pidfile);
     assert.deepEqual(await slow, { version: 'v4', pid: old }, 'the request in flight is answered by the old generation');
@@ -335,13 +330,10 @@ test('daemon start --respawn --listen, daemon upgrade NAME: an unmodified script
     assert.equal(started.code, 0, started.stderr);
     supervisor = readPid(path.join(state, 'web.pid'));
     const [old] = children(supervisor);
-    const before = new Set(fs.readdirSync(`/proc/${old}/fd`).map((fd) => socketInode(old, fd)));
+    const sockets = () => Object.values(socketInodes(old));
+    const before = new Set(sockets());
     const slow = request(port, '/slow');
-    await waitFor(
-      () => fs.readdirSync(`/proc/${old}/fd`).some((fd) => !before.has(socketInode(old, fd))),
-      5000,
-      'the old generation to accept the slow request',
-    );
+    await waitFor(() => sockets().some((inode) => !before.has(inode)), 5000, 'the old generation to accept the slow request');
     write('v2');
     const upgraded = await cli(['upgrade', 'web']);
     assert.equal(upgraded.code, 0, upgraded.stderr);

@@ -95,20 +95,51 @@ export function fds(pid) {
   return out;
 }
 
-/** The TCP ports on which `pid` itself holds a listening socket (from /proc, IPv4). */
-export function listeningPorts(pid) {
-  const sockets = new Set(
-    Object.values(fds(pid))
-      .map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1])
-      .filter(Boolean),
-  );
+/** fd number -> the inode of the socket on it, for each socket `pid` has open. */
+export function socketInodes(pid) {
+  const out = {};
+  for (const [fd, link] of Object.entries(fds(pid))) {
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    if (inode !== undefined) out[fd] = Number(inode);
+  }
+  return out;
+}
+
+/**
+ * The listening TCP sockets (IPv4) of the network namespace `pid` is in, from
+ * /proc/PID/net/tcp: `{ address, port, inode }`, the address in /proc's hex
+ * (127.0.0.1 is `0100007F`).
+ */
+export function listeningTcp(pid = 'self') {
   return fs
     .readFileSync(`/proc/${pid}/net/tcp`, 'utf8')
     .split('\n')
     .slice(1)
     .map((line) => line.trim().split(/\s+/))
-    .filter((cols) => cols[3] === '0A' && sockets.has(cols[9]))
-    .map((cols) => parseInt(cols[1].split(':')[1], 16));
+    .filter((cols) => cols[3] === '0A')
+    .map((cols) => {
+      const [address, port] = cols[1].split(':');
+      return { address, port: Number.parseInt(port, 16), inode: Number(cols[9]) };
+    });
+}
+
+/** The TCP ports on which `pid` itself holds a listening socket (from /proc, IPv4). */
+export function listeningPorts(pid) {
+  const own = new Set(Object.values(socketInodes(pid)));
+  return listeningTcp(pid)
+    .filter((socket) => own.has(socket.inode))
+    .map((socket) => socket.port);
+}
+
+/** The arguments `pid` runs with, from /proc/PID/cmdline. */
+export function cmdline(pid) {
+  return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+}
+
+/** The children of `pid` (of its main thread: a supervisor's generations, a Node's children), from /proc. */
+export function children(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text === '' ? [] : text.split(' ').map(Number);
 }
 
 export function environ(pid) {
@@ -275,13 +306,27 @@ export function flockHolders(file) {
   } catch {
     return [];
   }
+  return flocks()
+    .filter((lock) => lock.ino === ino)
+    .map((lock) => lock.pid)
+    .filter((pid, i, all) => all.indexOf(pid) === i);
+}
+
+/**
+ * The flock()s granted, from /proc/locks (not those waited for):
+ * `{ pid, mode, device, ino }`, `mode` 'WRITE' (exclusive) or 'READ',
+ * `device` the [major, minor] /proc/locks names, which may not be stat()'s.
+ */
+export function flocks() {
   return fs
     .readFileSync('/proc/locks', 'utf8')
     .split('\n')
     .map((line) => line.trim().split(/\s+/))
-    .filter((f) => f[1] === 'FLOCK' && Number(f[5]?.split(':')[2]) === ino)
-    .map((f) => Number(f[4]))
-    .filter((pid, i, all) => all.indexOf(pid) === i);
+    .filter((f) => f[1] === 'FLOCK')
+    .map((f) => {
+      const [major, minor, ino] = f[5].split(':');
+      return { pid: Number(f[4]), mode: f[3], device: [Number.parseInt(major, 16), Number.parseInt(minor, 16)], ino: Number(ino) };
+    });
 }
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */

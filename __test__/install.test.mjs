@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { freePort, killAndWait, need, npm, readPid, root, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { children, freePort, killAndWait, need, npm, readPid, root, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
 import { startRegistry } from './registry.mjs';
 
 const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -75,7 +75,7 @@ async function checkWorks(project) {
   fs.writeFileSync(path.join(project, 'sleeper.js'), 'setInterval(() => {}, 1000);\n');
   let supervisor;
   // The supervisor's child: the daemon of the moment.
-  const generation = () => Number(fs.readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, 'utf8').trim().split(' ')[0]) || 0;
+  const generation = () => children(supervisor)[0] ?? 0;
   let first;
   try {
     // --respawn: the installed supervisor (named in the pid file) starts the daemon again after a crash.

@@ -219,6 +219,9 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['takeSupervisorLock', ['-1:0'], null],
     ['takeSupervisorLock', ['99999999999:1'], null],
     ['takeSupervisorLock', ['0:garbage'], null],
+    ['takeLogChannel', ['-1:0'], null],
+    ['takeLogChannel', ['99999999999:1'], null],
+    ['takeLogChannel', ['1:1'], null],
     ['spawn', [plan({ respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 } })], 'Error ENOENT'],
     ['notify', ['', ''], null],
     ['lookupAccount', [2 ** 32 - 1, 2 ** 32 - 1], 'Error ERR_UNKNOWN_CREDENTIAL'],
@@ -237,6 +240,9 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['spawn', [plan({ stdout: { fd: -1 } })], 'Error EBADF'],
     ['spawn', [plan({ stderr: { fd: 99999 } })], 'Error EBADF'],
     ['spawn', [plan({ stdout: {} })], null],
+    ['becomeSupervisor', [plan({})], 'Error EINVAL'],
+    ['becomeSupervisor', [plan({ respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 } })], 'Error ENOENT'],
+    ['becomeSupervisor', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

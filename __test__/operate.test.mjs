@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  children,
   daemon,
   environ,
   fixture,
@@ -216,9 +217,9 @@ test('foreground without NOTIFY_SOCKET, and DAEMON_FOREGROUND=0 overriding foreg
 
 /** The pid (as this test sees it) of the one child of `parent`. */
 function onlyChild(parent) {
-  const children = fs.readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
-  assert.equal(children.length, 1, `one child of ${parent}: ${children}`);
-  return children[0];
+  const all = children(parent);
+  assert.equal(all.length, 1, `one child of ${parent}: ${all}`);
+  return all[0];
 }
 
 test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM removes the pid file and ends it", async () => {

@@ -10,6 +10,7 @@ import {
   asNobody,
   daemon,
   flockHolders,
+  flocks,
   killAndWait,
   need,
   publicCopy,
@@ -39,13 +40,8 @@ async function flockHelper(file, { prefix = [], access = '<' } = {}) {
 
 /** The taker's pid of an exclusive flock on `file`, from /proc/locks. */
 function holderOf(file) {
-  const ino = fs.statSync(file).ino;
-  const line = fs
-    .readFileSync('/proc/locks', 'utf8')
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .find((f) => f[1] === 'FLOCK' && f[3] === 'WRITE' && Number(f[5]?.split(':')[2]) === ino);
-  return line && Number(line[4]);
+  const { ino } = fs.statSync(file);
+  return flocks().find((lock) => lock.mode === 'WRITE' && lock.ino === ino)?.pid;
 }
 
 /** Calls lock(file) in a fresh root Node and reports what it found while it held the lock. */
@@ -296,16 +292,9 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
     daemonPid = r.info?.pid;
     assert.equal(r.code, 0, r.stderr);
     // The premise: the devices disagree, so only the inode can match.
-    const lockLine = fs
-      .readFileSync('/proc/locks', 'utf8')
-      .split('\n')
-      .find((l) => l.includes(`:${fs.statSync(`${pidfile}.lock`).ino} `) && l.includes(` ${daemonPid} `));
-    const [major, minor] = lockLine.trim().split(/\s+/)[5].split(':');
-    const { dev } = fs.statSync(`${pidfile}.lock`);
-    assert.notDeepEqual(
-      [Number.parseInt(major, 16), Number.parseInt(minor, 16)],
-      [Math.floor(dev / 256) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00)],
-    );
+    const { dev, ino } = fs.statSync(`${pidfile}.lock`);
+    const held = flocks().find((lock) => lock.ino === ino && lock.pid === daemonPid);
+    assert.notDeepEqual(held.device, [Math.floor(dev / 256) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00)]);
     assert.deepEqual({ ...daemon.status(pidfile) }, { running: true, pid: daemonPid, stale: false, verified: true });
     assert.equal(daemon.signal(pidfile, 'SIGCONT'), daemonPid);
     await killAndWait(daemonPid, 'SIGKILL');

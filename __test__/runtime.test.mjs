@@ -2,9 +2,8 @@
 // the launcher's own flags: Node's and Bun's options, Deno's subcommand and
 // permissions (which Deno keeps out of process.execArgv).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { test } from 'node:test';
-import { fixture, killAndWait, runtime, startFixture } from './helpers.mjs';
+import { cmdline, fixture, killAndWait, runtime, startFixture } from './helpers.mjs';
 
 // A flag of each runtime that changes nothing here.
 const flag = process.versions.deno !== undefined ? '--no-prompt' : process.versions.bun !== undefined ? '--smol' : '--no-warnings';
@@ -13,8 +12,7 @@ test(`the daemon runs under the launcher's runtime with its flags (${runtime.sli
   const r = await startFixture({ nodeArgs: [flag] });
   try {
     assert.equal(r.code, 0, r.stderr);
-    const argv = fs.readFileSync(`/proc/${r.info.pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-    assert.deepEqual(argv, [...runtime, flag, fixture('daemon.js')]);
+    assert.deepEqual(cmdline(r.info.pid), [...runtime, flag, fixture('daemon.js')]);
   } finally {
     await killAndWait(r.info?.pid);
   }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  cmdline,
   ids,
   ownedDir,
   publicCopy,
@@ -247,13 +248,8 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
     const first = readJson(reportFile);
     assert.equal(first.ppid, supervisor);
     assert.match(procStatus(supervisor).Name, /^daemon-supervis/);
-    const cmdline = fs.readFileSync(`/proc/${supervisor}/cmdline`, 'utf8').split('\0');
-    assert.deepEqual(cmdline.slice(cmdline.indexOf('--restarts'), cmdline.indexOf('--restarts') + 4), [
-      '--restarts',
-      '3',
-      '--window',
-      '5000',
-    ]);
+    const argv = cmdline(supervisor);
+    assert.deepEqual(argv.slice(argv.indexOf('--restarts'), argv.indexOf('--restarts') + 4), ['--restarts', '3', '--window', '5000']);
     assert.equal(
       withStateDir({ stateDir: env.DAEMON_DIR }, () => daemon.signal(pidfile, 'SIGUSR1')),
       supervisor,

@@ -2,7 +2,7 @@
 // Preloaded (`node -r`) into a daemon that the `daemon start` command starts:
 // does for the script what a script using this module does at its top.
 
-const { ENV } = require('../lib/env.js');
+const { ENV } = require('../lib/shared/env.js');
 const { prepare } = require('../lib/cli/script.js');
 
 const steps = JSON.parse(process.env[ENV.CLI_OPTIONS]);

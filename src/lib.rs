@@ -6,7 +6,7 @@ mod js;
 
 use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
-use daemon_core::output::{stdio, syslog, syslog_stdio};
+use daemon_core::output::{handover, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
 use daemon_core::sockets;
 use js::{check_fds, known, throw, throw_coded, Js};
@@ -74,6 +74,14 @@ pub fn start_in_place(env: Env, Js(plan): Js<launch::Plan>) -> Result<Vec<i32>> 
     Ok(sockets.into_iter().map(IntoRawFd::into_raw_fd).collect())
 }
 
+/// Replaces this process with the supervisor of `plan` (which has
+/// `respawn`), same pid: `daemon run` as a service's main process. Returns
+/// only by throwing.
+#[napi]
+pub fn become_supervisor(env: Env, Js(plan): Js<launch::Plan>) -> Result<()> {
+    Err(throw(&env, launch::become_supervisor(&plan)))
+}
+
 /// Takes a socket passed to this process (fd 3, 4, ...): marks it
 /// close-on-exec and says what it is (`stream`, `dgram`, ..., `other`).
 #[napi]
@@ -98,6 +106,13 @@ pub fn take_ready_pipe(marker: String) -> bool {
 #[napi]
 pub fn take_supervisor_lock(marker: String) -> bool {
     supervised::take(&marker)
+}
+
+/// In a supervised daemon: takes the log channel its supervisor hands
+/// rotated log files over (a thread then puts them on fds 1 and 2).
+#[napi]
+pub fn take_log_channel(marker: String) -> bool {
+    handover::take(&marker)
 }
 
 /// Reports readiness once per process: a daemon over its pipe, a process in

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 const require = createRequire(import.meta.url);
 const { parse, mergeFlags, streams, commandUsage, COMMANDS, UsageError } = require('../../lib/cli/args.js');
 const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
-const { chooseStateDir } = require('../../lib/state-dir.js');
+const { chooseStateDir } = require('../../lib/operator/state-dir.js');
 const { unitText, environmentFile } = require('../../lib/cli/unit.js');
 const { table, duration, size } = require('../../lib/cli/report.js');
 

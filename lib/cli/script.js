@@ -2,17 +2,16 @@
 // The steps the `daemon` command takes for a script before it runs, in the
 // daemon (through bin/preload.js) or in place (`daemon run`).
 
-const { start } = require('../start.js');
-const { lock } = require('../lock.js');
-const { status } = require('../control.js');
-const { chroot: changeRoot } = require('../identity.js');
-const { reopenLogs } = require('../stdio.js');
+const { start } = require('../daemon/start.js');
+const { chroot: changeRoot } = require('../shared/identity.js');
+const { reopenLogs } = require('../daemon/stdio.js');
 
 /**
  * Takes the steps a script using the module takes at its top: start() with
- * `options`, the lock on `pidfile`, the new root. Throws when one fails.
+ * `options` (which takes the lock on their pid file), then the new root.
+ * Throws when one fails.
  */
-function prepare({ options, pidfile, chroot }) {
+function prepare({ options, chroot }) {
   start(options); // ready once the script's own first turn of the event loop has run
   // `daemon reload` sends SIGHUP, whose default action would end a script that
   // does not handle it: here it reopens the log files (for logrotate), and the
@@ -25,13 +24,8 @@ function prepare({ options, pidfile, chroot }) {
       console.error(`daemon: the log files were not reopened: ${error.message}`);
     }
   });
-  if (pidfile !== undefined && !lock(pidfile)) {
-    // Thrown, not printed: the launcher says it even when stderr is a log file.
-    const { pid } = status(pidfile);
-    throw new Error(pid === null ? 'already running' : `already running as pid ${pid}`);
-  }
-  // After the lock (its directory stays reachable for the removal at exit):
-  // the script itself is then loaded from inside the new root.
+  // After start()'s lock (its directory stays reachable for the removal at
+  // exit): the script itself is then loaded from inside the new root.
   if (chroot !== undefined) changeRoot(chroot.dir, { user: chroot.user, group: chroot.group });
 }
 

@@ -6,29 +6,44 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
-const { launchDaemon } = require('../launcher.js');
-const { preloadCommand, isEsm } = require('../command.js');
-const { ready } = require('../daemon-side.js');
-const { status, stop } = require('../control.js');
-const { lookupAccount } = require('../identity.js');
-const { startOptions } = require('../start-options.js');
-const { ENV } = require('../env.js');
-const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams } = require('./args.js');
+const { launchDaemon } = require('../launcher/launcher.js');
+const { preloadCommand, isEsm } = require('../launcher/command.js');
+const { ready } = require('../daemon/readiness.js');
+const { status, stop } = require('../operator/control.js');
+const { lookupAccount } = require('../shared/identity.js');
+const { startOptions } = require('../launcher/start-options.js');
+const { ENV } = require('../shared/env.js');
+const { INHERIT } = require('../shared/options.js');
+const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams, supervised } = require('./args.js');
 const state = require('./state.js');
 const { prepare } = require('./script.js');
 
-const INHERIT = 'inherit';
-
-/** start()'s options for these flags and streams (`ident`: syslog's tag, the name). */
-function optionsOf(flags, out, ident) {
-  const options = { ready: 'auto', ident };
+/**
+ * start()'s options for these flags, streams and pid file (`ident`: syslog's
+ * tag, the name). start() takes the pid file's lock, in the daemon or in place
+ * (a supervisor holds it for the life of the service: that start()'s lock()
+ * of it is then true).
+ */
+function optionsOf(flags, out, ident, pidfile) {
+  const options = { ready: 'auto', ident, pidfile };
   for (const flag of START_FLAGS) {
     if (FLAGS[flag].option !== undefined && flags[flag] !== undefined) options[FLAGS[flag].option] = flags[flag];
   }
   for (const name of ['stdout', 'stderr']) if (out[name] !== INHERIT) options[name] = out[name];
   // With a new root, the daemon changes user after it (in the preload).
   if (flags.chroot === undefined) Object.assign(options, { user: flags.user, group: flags.group });
-  if (flags.respawn) options.respawn = { limit: flags['respawn-limit'], window: flags['respawn-window'] };
+  if (supervised(flags)) {
+    options.respawn = {
+      instances: flags.instances,
+      limit: flags['respawn-limit'],
+      window: flags['respawn-window'],
+      killTimeout: flags['kill-timeout'],
+      maxMemory: flags['max-memory'],
+      logMaxSize: flags['log-max-size'],
+      logKeep: flags['log-keep'],
+      logCompress: flags['log-compress'],
+    };
+  }
   return options;
 }
 
@@ -39,10 +54,9 @@ function mainOf(flags, script) {
   return script;
 }
 
-/** What the preload (or `daemon run`) does after start(): the lock, the new root. */
-function stepsOf(flags, pidfile) {
-  const chroot = flags.chroot === undefined ? undefined : { dir: flags.chroot, user: flags.user, group: flags.group };
-  return { pidfile, chroot };
+/** The new root the preload (or `daemon run`) changes to after start(), and the user it then becomes. */
+function chrootOf(flags) {
+  return flags.chroot === undefined ? undefined : { dir: flags.chroot, user: flags.user, group: flags.group };
 }
 
 /** The pid of the daemon holding `file`, or null (an unusable file is the daemon's lock() to report). */
@@ -96,10 +110,9 @@ function start(parsed, recorded = null) {
   const files = state.filesOf(dir, name, ownDir);
   const pidfile = flags.pidfile ?? files.pidfile;
   const out = streams(flags, files.log);
-  const options = optionsOf(flags, out, name);
-  // The supervisor holds the pid file's lock for the life of the service; the preload's lock() of it is then true.
-  if (flags.respawn) options.pidfile = pidfile;
-  startOptions(options); // every check before anything is made
+  const options = optionsOf(flags, out, name, pidfile);
+  const env = recorded?.env ?? { ...process.env };
+  const opts = startOptions({ ...options, env }); // every check before anything is made
   if (flags.pidfile !== undefined) checkPidfileDirectory(pidfile);
   state.ensureStateDir(dir);
   const earlier = recorded ?? state.readRecord(dir, name);
@@ -111,10 +124,9 @@ function start(parsed, recorded = null) {
   }
   if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
   if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
-  const env = recorded?.env ?? { ...process.env };
   state.writeRecord(files.record, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
-  const command = preloadCommand(main, args, options, stepsOf(flags, pidfile));
-  const verdict = launchDaemon(startOptions({ ...options, env }), command);
+  const command = preloadCommand(main, args, options, chrootOf(flags));
+  const verdict = launchDaemon(opts, command);
   if (verdict.code === 0 && !parsed.flags.quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
   return verdict.code;
 }
@@ -149,11 +161,11 @@ function run(parsed) {
   const name = state.checkName(parsed.name ?? state.defaultName(script));
   const main = mainOf(flags, script);
   const esm = flags.chroot === undefined && isEsm(main);
-  const options = { ...optionsOf(flags, streams(flags, INHERIT), name), foreground: true, ready: 'manual' };
+  const options = { ...optionsOf(flags, streams(flags, INHERIT), name, flags.pidfile), foreground: true, ready: 'manual' };
   if (flags.pidfile !== undefined) checkPidfileDirectory(flags.pidfile);
   // `run` is the foreground whatever the environment says.
   delete process.env[ENV.FOREGROUND];
-  prepare({ options, ...stepsOf(flags, flags.pidfile) });
+  prepare({ options, chroot: chrootOf(flags) });
   process.argv.splice(1, Number.POSITIVE_INFINITY, main, ...scriptArgs);
   // Out of the command's own promise: the script's errors are its own uncaught ones, reported by Node.
   setImmediate(() => {

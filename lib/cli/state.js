@@ -13,7 +13,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { stateDir, ensureStateDir: makeStateDir } = require('../state-dir.js');
+const { stateDir, ensureStateDir: makeStateDir } = require('../operator/state-dir.js');
 const { UsageError } = require('./args.js');
 
 /** A name: a file name and a systemd unit name, at most 48 characters (a syslog tag). */
@@ -49,13 +49,13 @@ function filesOf(dir, name, ownDir = false) {
 }
 
 /**
- * Creates the state directory if missing and refuses one that another user
- * owns or may write to: records hold environments, and the pid files and
- * logs there are opened by root.
+ * Creates the state directory `dir` if missing and refuses one that another
+ * user owns or may write to: records hold environments, and the pid files
+ * and logs there are opened by root.
  */
 function ensureStateDir(dir) {
   const uid = process.geteuid();
-  makeStateDir();
+  makeStateDir(dir);
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) throw new Error(`the state directory ${dir} is not a directory`);
   if (st.uid !== uid || (st.mode & 0o022) !== 0) {

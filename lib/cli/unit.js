@@ -3,7 +3,7 @@
 // `daemon run` (Type=notify), and its environment file, as text.
 
 const path = require('node:path');
-const { SESSION_ONLY } = require('../env.js');
+const { SESSION_ONLY } = require('../shared/env.js');
 const { streams } = require('./args.js');
 
 const CLI = path.join(__dirname, '..', '..', 'bin', 'daemon.js');

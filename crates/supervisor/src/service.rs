@@ -11,9 +11,11 @@ use crate::control::{answer, Asked, Asker, Control, Request};
 use crate::generation::Launcher;
 use crate::policy::{Decision, Ending, Limit};
 use crate::record::{self, Instance, Record, State};
+use crate::rotation::{self, Rotation};
 use crate::signals;
 use crate::slot::{now_ms, Generation, Slot};
 use daemon_core::errors::SysResult;
+use daemon_core::launch::notify::{notify, NOTIFY_ENV};
 use daemon_core::launch::ready::{self, Message, MARKER_ENV};
 use daemon_core::launch::{Output, Plan, Respawn};
 use daemon_core::output::stdio;
@@ -34,6 +36,13 @@ const GAVE_UP: i32 = 1;
 /// How soon the service's own user may ask for another upgrade after one
 /// ended: it may ask, not make the supervisor spin.
 const UPGRADE_REST: Duration = Duration::from_secs(2);
+
+/// How often each instance's memory is read while a ceiling is set.
+const MEMORY_EVERY: Duration = Duration::from_secs(1);
+
+/// A replacement over the ceiling within this long of being ready used too
+/// much at once: a crash, judged by the policy, not another replacement.
+const MEMORY_AT_ONCE: Duration = Duration::from_secs(10);
 
 /// Why the service ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +66,9 @@ struct Roll {
     batch: u32,
     /// `NEW OLD` pids of the slots done.
     done: Vec<(Pid, Option<Pid>)>,
+    /// Generations it retired that have not exited yet: the next slot's new
+    /// one waits for them, so that at most N + batch processes run.
+    draining: Vec<Pid>,
     /// Slots in the service when it began.
     total: usize,
 }
@@ -101,6 +113,22 @@ struct Service {
     last_exit: Option<Ending>,
     /// When the last upgrade ended, for the service user's rest.
     upgraded_at: Option<Instant>,
+    /// Every instance was ready once: the first start is over.
+    started: bool,
+    /// systemd's notify socket, when the supervisor is a service's main
+    /// process (`daemon run`): it says when the service is ready, reloads,
+    /// stops, and how many instances are ready.
+    notify_socket: Option<String>,
+    /// The `STATUS=` last sent.
+    told: std::cell::RefCell<String>,
+    /// The memory ceiling (bytes), and when each instance's is read next.
+    max_memory: Option<u64>,
+    memory_check_at: Option<Instant>,
+    /// The service has sockets a replacement can share with the one it
+    /// replaces: memory replacements are ready-first.
+    held_sockets: bool,
+    /// Log files rotated by size.
+    rotation: Option<Rotation>,
 }
 
 /// Runs the service to its end; returns the supervisor's exit status.
@@ -127,7 +155,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     }
     let lock = lockfile::held_lock();
     let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
-    let launcher = Launcher::new(&plan, boot_dir, handed_on);
+    let rotates = respawn.log_max_size.is_some();
+    let launcher = Launcher::new(&plan, boot_dir, handed_on, rotates);
     drop(lock); // the launcher keeps its own copy for the children
     let launcher = match launcher {
         Ok(launcher) => launcher,
@@ -174,6 +203,21 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         upgrades: 0,
         last_exit: None,
         upgraded_at: None,
+        started: false,
+        notify_socket: std::env::var(NOTIFY_ENV).ok().filter(|s| !s.is_empty()),
+        told: Default::default(),
+        max_memory: respawn.max_memory,
+        memory_check_at: respawn.max_memory.map(|_| Instant::now() + MEMORY_EVERY),
+        held_sockets: !plan.listeners.is_empty(),
+        rotation: respawn.log_max_size.map(|max_size| {
+            let limit = rotation::Limit {
+                max_size,
+                keep: respawn.log_keep,
+                compress: respawn.log_compress,
+            };
+            let [stdout, stderr] = [&plan.stdout, &plan.stderr].map(Output::file_path);
+            Rotation::new(limit, stdout, stderr, daemon_user)
+        }),
     };
     for i in 0..service.slots.len() {
         if let Err(e) = service.start(i) {
@@ -219,6 +263,13 @@ fn status_of(ending: Ending) -> i32 {
         Ending::Code(code) => code,
         Ending::Signal(n) => 128 + n,
     }
+}
+
+/// CLOCK_MONOTONIC in microseconds, which systemd wants with `RELOADING=1`.
+fn monotonic_usec() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000
+    })
 }
 
 /// Milliseconds until `deadline`, rounded up so that the wait ends after it.
@@ -309,7 +360,9 @@ impl Service {
         let deadlines = generations.flat_map(|g| [g.ready_by, g.kill_at]);
         let restarts = self.slots.iter().map(|s| s.restart_at);
         let control = self.control.as_ref().and_then(Control::deadline);
-        deadlines.chain(restarts).chain([control]).flatten().min()
+        let rotation = self.rotation.as_ref().map(|r| r.check_at);
+        let others = [control, self.memory_check_at, rotation];
+        deadlines.chain(restarts).chain(others).flatten().min()
     }
 
     fn on_deadlines(&mut self, now: Instant) {
@@ -360,6 +413,13 @@ impl Service {
         if let Some(control) = &mut self.control {
             control.wake(now);
         }
+        if self.rotation.as_ref().is_some_and(|r| now >= r.check_at) {
+            self.rotate_logs();
+        }
+        if self.memory_check_at.is_some_and(|t| now >= t) {
+            self.memory_check_at = Some(now + MEMORY_EVERY);
+            self.check_memory();
+        }
         let generations = self.slots.iter_mut().flat_map(Slot::generations_mut);
         for g in generations.chain(&mut self.retiring) {
             if g.kill_at.is_some_and(|t| now >= t) {
@@ -369,16 +429,86 @@ impl Service {
         }
     }
 
+    /// Replaces each instance whose daemon uses more than the ceiling:
+    /// ready-first on the held sockets (a new generation in its slot, then
+    /// the old one drained), else a restart. Not while an upgrade or a
+    /// scale runs, nor for a slot already changing.
+    fn check_memory(&mut self) {
+        let Some(max) = self.max_memory else { return };
+        if self.ending.is_some() || self.roll.is_some() || self.scaling.is_some() {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            if slot.next.is_some() || slot.replacing_memory.is_some() {
+                continue;
+            }
+            let Some(g) = slot
+                .current
+                .as_mut()
+                .filter(|g| g.ready_at.is_some() && g.kill_at.is_none())
+            else {
+                continue;
+            };
+            let Some(rss) = g.resident().filter(|&rss| rss > max) else {
+                continue;
+            };
+            let index = slot.index;
+            let at_once =
+                g.replaces_memory && g.ready_at.is_some_and(|t| t.elapsed() < MEMORY_AT_ONCE);
+            if at_once {
+                let why = format!(
+                    "instance {index}'s replacement (pid {}) uses {rss} bytes, over the {max} allowed, at once",
+                    g.pid
+                );
+                note(&format!("{why}: a crash"));
+                fail(g, why, self.kill_timeout, &mut self.launcher_word, false);
+                continue;
+            }
+            note(&format!(
+                "instance {index} (pid {}) uses {rss} bytes, over the {max} allowed: replacing it",
+                g.pid
+            ));
+            if !self.held_sockets {
+                g.retired_for_memory = Some(rss);
+                g.retire(Signal::SIGTERM, self.kill_timeout);
+                continue;
+            }
+            let count = self.slots.len() as u32;
+            match self.launcher.start(index, count) {
+                Ok(forked) => {
+                    let mut next = Generation::new(forked, self.ready_timeout, self.upgrades);
+                    next.replaces_memory = true;
+                    self.slots[i].next = Some(next);
+                    self.slots[i].replacing_memory = Some(rss);
+                }
+                Err(e) => note(&format!("cannot start a replacement: {}", e.message())),
+            }
+        }
+    }
+
+    /// Rotates a log file past its size, or goes on with a rotation.
+    fn rotate_logs(&mut self) {
+        let Some(rotation) = &mut self.rotation else {
+            return;
+        };
+        let all = self
+            .slots
+            .iter()
+            .flat_map(Slot::generations)
+            .chain(&self.retiring);
+        let generations: Vec<_> = all.map(|g| (g.pid, g.channel.as_ref())).collect();
+        if let Some(message) = rotation.check(&generations) {
+            note(&message);
+        }
+    }
+
     /// Starts a generation in slot `i` as its current one.
     fn start(&mut self, i: usize) -> SysResult<()> {
         let count = self.slots.len() as u32;
-        let (pid, pipe) = self.launcher.start(self.slots[i].index, count)?;
-        self.slots[i].current = Some(Generation::new(
-            pid,
-            pipe,
-            self.ready_timeout,
-            self.upgrades,
-        ));
+        let forked = self.launcher.start(self.slots[i].index, count)?;
+        let generation = Generation::new(forked, self.ready_timeout, self.upgrades);
+        self.slots[i].current = Some(generation);
         self.save(State::Running);
         Ok(())
     }
@@ -438,10 +568,26 @@ impl Service {
             scaling.adding.retain(|&k| k != index);
         }
         self.scaled();
-        if self.ending.is_none() && ready::is_pending() && self.slots.iter().all(Slot::is_ready) {
+        let all_ready = self.slots.iter().all(Slot::is_ready);
+        if self.ending.is_none() && all_ready && !self.started {
+            self.started = true;
             ready::send(&Message::Ready);
+            let pid = std::process::id();
+            self.tell(&format!("READY=1\nMAINPID={pid}"));
         }
         self.save(State::Running);
+    }
+
+    /// Tells systemd `state` (with the instances' `STATUS=`), where it listens.
+    fn tell(&self, state: &str) {
+        let Some(socket) = &self.notify_socket else {
+            return;
+        };
+        let ready = self.slots.iter().filter(|s| s.is_ready()).count();
+        let status = format!("STATUS={ready}/{} instances ready", self.slots.len());
+        let message = [state, &status].join("\n");
+        notify(socket, message.trim_start());
+        *self.told.borrow_mut() = status;
     }
 
     /// A caller on the control channel asks.
@@ -487,11 +633,13 @@ impl Service {
             return answer(asked.caller, &format!("error {why}"));
         }
         self.upgrades += 1;
+        self.tell(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
         self.roll = Some(Roll {
             caller: asked.caller,
             queue: (0..self.slots.len() as u32).collect(),
             batch,
             done: Vec::new(),
+            draining: Vec::new(),
             total: self.slots.len(),
         });
         self.roll_on();
@@ -500,7 +648,8 @@ impl Service {
     /// Starts the next generations of the roll, up to its batch, or ends it.
     fn roll_on(&mut self) {
         let Some(roll) = &mut self.roll else { return };
-        let under_way = self.slots.iter().filter(|s| s.next.is_some()).count() as u32;
+        let starting = self.slots.iter().filter(|s| s.next.is_some()).count();
+        let under_way = (starting + roll.draining.len()) as u32;
         let mut to_start = Vec::new();
         while under_way + (to_start.len() as u32) < roll.batch {
             let Some(index) = roll.queue.pop_front() else {
@@ -513,17 +662,13 @@ impl Service {
         for i in to_start {
             let count = self.slots.len() as u32;
             match self.launcher.start(self.slots[i].index, count) {
-                Ok((pid, pipe)) => {
+                Ok(forked) => {
                     note(&format!(
-                        "upgrade: instance {}'s new generation is pid {pid}",
-                        self.slots[i].index
+                        "upgrade: instance {}'s new generation is pid {}",
+                        self.slots[i].index, forked.pid
                     ));
-                    self.slots[i].next = Some(Generation::new(
-                        pid,
-                        pipe,
-                        self.ready_timeout,
-                        self.upgrades,
-                    ));
+                    let next = Generation::new(forked, self.ready_timeout, self.upgrades);
+                    self.slots[i].next = Some(next);
                 }
                 Err(e) => {
                     let why = format!("cannot start the new generation: {}", e.message());
@@ -541,6 +686,7 @@ impl Service {
                 .map(|(new, old)| format!("{new} {}", old.map_or(0, Pid::as_raw)))
                 .collect();
             self.upgraded_at = Some(Instant::now());
+            self.tell("READY=1");
             answer(roll.caller, &format!("ok {}", pairs.join(" ")));
         }
     }
@@ -557,12 +703,22 @@ impl Service {
         let old_pid = old.as_ref().map(|g| g.pid);
         if let Some(mut old) = old {
             old.retire(Signal::SIGTERM, self.kill_timeout);
+            if let Some(roll) = &mut self.roll {
+                roll.draining.push(old.pid);
+            }
             self.retiring.push(old);
         }
+        let what = match self.slots[i].replacing_memory {
+            Some(_) => "replacement",
+            None => "upgrade",
+        };
         note(&format!(
-            "upgrade: pid {new_pid} is ready and serves; retiring {}",
+            "{what}: pid {new_pid} is ready and serves; retiring {}",
             old_pid.map_or("nothing".to_owned(), |pid| format!("pid {pid}"))
         ));
+        if let Some(rss) = self.slots[i].replacing_memory.take() {
+            self.slots[i].replaced(rss);
+        }
         if let Some(roll) = &mut self.roll {
             roll.done.push((new_pid, old_pid));
         }
@@ -579,6 +735,16 @@ impl Service {
                 self.retiring.push(next);
             }
         }
+        if self
+            .slots
+            .get_mut(i)
+            .and_then(|s| s.replacing_memory.take())
+            .is_some()
+        {
+            // The old one serves on; the failed replacement is the slot's crash.
+            note(&format!("replacement failed: {why}"));
+            return self.crashed(i, Ending::Code(1), 0);
+        }
         let Some(roll) = self.roll.take() else { return };
         // Others of the same batch are stopped too: the roll ends here.
         for slot in &mut self.slots {
@@ -588,6 +754,7 @@ impl Service {
             }
         }
         self.upgraded_at = Some(Instant::now());
+        self.tell("READY=1");
         note(&format!("upgrade failed: {why}"));
         let how_far = match roll.total {
             1 => String::new(),
@@ -675,6 +842,9 @@ impl Service {
     /// (with `signal`) and drained, restarts are off, callers are answered;
     /// the supervisor exits once no child is left.
     fn stop(&mut self, end: End, signal: Signal) {
+        if self.ending.is_none() {
+            self.tell("STOPPING=1");
+        }
         self.ending.get_or_insert(end);
         let why = match end {
             End::Stopped | End::Finished => "the service is ending",
@@ -786,6 +956,8 @@ impl Service {
             self.slots[i].next = None;
             let why = format!("the new generation (pid {pid}) {}", describe(ending));
             self.upgrade_failed(i, &why, true);
+        } else if self.rotation.as_mut().is_some_and(|r| r.compressed(pid)) {
+            // gzip of a rotated log.
         } else if let Some(r) = self.retiring.iter().position(|g| g.pid == pid) {
             self.retiring.remove(r);
             note(&format!(
@@ -796,6 +968,10 @@ impl Service {
                 scaling.draining.retain(|&p| p != pid);
             }
             self.scaled();
+            if let Some(roll) = &mut self.roll {
+                roll.draining.retain(|&p| p != pid);
+                self.roll_on();
+            }
         }
     }
 
@@ -828,6 +1004,16 @@ impl Service {
             self.launcher_word.get_or_insert(word);
             return self.stop(End::StartFailed, Signal::SIGTERM);
         }
+        if let Some(rss) = g.retired_for_memory {
+            note(&format!(
+                "the daemon (pid {}) {}: restarting instance {index}",
+                g.pid,
+                describe(ending)
+            ));
+            slot.replaced(rss);
+            slot.restart_at = Some(Instant::now());
+            return self.save(State::Waiting);
+        }
         if !g.failed && ending.is_clean() {
             note(&format!(
                 "the daemon (pid {}) {}: instance {index} ends",
@@ -859,7 +1045,10 @@ impl Service {
                     "restart {} of instance {} (at most {} within {} ms) in {delay_ms} ms",
                     slot.restarts, slot.index, self.limit.restarts, self.limit.window_ms
                 ));
-                slot.restart_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+                // A failed replacement's slot still has its serving generation.
+                if slot.current.is_none() {
+                    slot.restart_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+                }
                 self.save(State::Waiting);
             }
             Decision::GiveUp { restarts } => {
@@ -874,6 +1063,11 @@ impl Service {
     }
 
     fn save(&self, state: State) {
+        let ready = self.slots.iter().filter(|s| s.is_ready()).count();
+        let status = format!("STATUS={ready}/{} instances ready", self.slots.len());
+        if self.started && *self.told.borrow() != status {
+            self.tell("");
+        }
         let Some(path) = &self.record else { return };
         // Running while any instance runs; Waiting while all wait to restart.
         let state = match state {
@@ -891,6 +1085,7 @@ impl Service {
                 restarts: slot.restarts,
                 last_exit: slot.last_exit,
                 upgrade: slot.current.as_ref().map_or(self.upgrades, |g| g.round),
+                last_restart: slot.last_restart,
             })
             .collect();
         let first_since = instances.first().map(|i| i.since_ms).filter(|&ms| ms > 0);

@@ -3,6 +3,9 @@
 
 use std::os::unix::net::UnixDatagram;
 
+/// The variable naming systemd's notify socket.
+pub const NOTIFY_ENV: &str = "NOTIFY_SOCKET";
+
 /// Sends `state` (e.g. `"READY=1\nMAINPID=42"`); false when it could not be
 /// sent. A missing or dead socket is never fatal to a daemon.
 pub fn notify(socket: &str, state: &str) -> bool {

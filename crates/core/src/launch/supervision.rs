@@ -6,13 +6,17 @@ use crate::launch::plan::{ListenSource, Listener, Output, Plan, Respawn};
 use crate::launch::privileges::Account;
 use crate::launch::ready::READY_FD;
 use crate::sockets::Address;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// What the launcher executes instead of the daemon: the supervisor, with
 /// the daemon's environment (see `Prepared::as_supervisor` for the rest).
 pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
+    let fds: Vec<RawFd> = (0..plan.listeners.len())
+        .map(|i| READY_FD + i as RawFd)
+        .collect();
     Plan {
-        argv: to_args(plan, respawn),
+        argv: to_args(plan, respawn, &fds),
         // The supervisor gets them on fds 3, 4, ... and holds them for every generation.
         listeners: plan.listeners.clone(),
         respawn: None,
@@ -20,8 +24,9 @@ pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
     }
 }
 
-/// The supervisor's command line: `program --flag value ... -- argv...`.
-fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
+/// The supervisor's command line: `program --flag value ... -- argv...`,
+/// with the listening sockets on `fds`, in order.
+pub fn to_args(plan: &Plan, respawn: &Respawn, fds: &[RawFd]) -> Vec<String> {
     let mut args = vec![respawn.program.clone()];
     let mut flag = |name: &str, value: String| {
         args.push(format!("--{name}"));
@@ -46,6 +51,9 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
         ("pidfile", respawn.pidfile.clone()),
         ("record", respawn.record.clone()),
         ("control", respawn.control.clone()),
+        ("max-memory", respawn.max_memory.map(|n| n.to_string())),
+        ("log-max-size", respawn.log_max_size.map(|n| n.to_string())),
+        ("log-keep", Some(respawn.log_keep.to_string())),
     ] {
         if let Some(value) = value {
             flag(name, value);
@@ -59,15 +67,17 @@ fn to_args(plan: &Plan, respawn: &Respawn) -> Vec<String> {
         let groups: Vec<String> = account.groups.iter().map(u32::to_string).collect();
         flag("groups", groups.join(","));
     }
-    // The sockets, in the order of the supervisor's fds 3, 4, ...
-    for listener in &plan.listeners {
-        flag("listener", listener.name.clone());
+    for (listener, fd) in plan.listeners.iter().zip(fds) {
+        flag("listener", format!("{fd}:{}", listener.name));
         if let ListenSource::Bind(Address::Unix { path, .. }) = &listener.source {
             flag("socket-file", path.clone());
         }
     }
     if plan.prevent_core {
         args.push("--no-core".into());
+    }
+    if respawn.log_compress {
+        args.push("--log-compress".into());
     }
     args.push("--".into());
     args.extend(plan.argv.iter().cloned());
@@ -97,6 +107,10 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         restarts: 0,
         window_ms: 0,
         kill_timeout_ms: 5000,
+        max_memory: None,
+        log_max_size: None,
+        log_keep: 5,
+        log_compress: false,
         pidfile: None,
         record: None,
         control: None,
@@ -108,6 +122,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         match arg.as_str() {
             "--" => break,
             "--no-core" => plan.prevent_core = true,
+            "--log-compress" => respawn.log_compress = true,
             flag => {
                 let value = rest.next()?.clone();
                 match flag {
@@ -118,6 +133,9 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     }
                     "--instances" => respawn.instances = value.parse().ok().filter(|&n| n >= 1)?,
                     "--kill-timeout" => respawn.kill_timeout_ms = value.parse().ok()?,
+                    "--max-memory" => respawn.max_memory = Some(value.parse().ok()?),
+                    "--log-max-size" => respawn.log_max_size = Some(value.parse().ok()?),
+                    "--log-keep" => respawn.log_keep = value.parse().ok()?,
                     "--restarts" => respawn.restarts = value.parse().ok()?,
                     "--window" => respawn.window_ms = value.parse().ok()?,
                     "--stdout" => plan.stdout = Some(Output::File(value)),
@@ -125,10 +143,13 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     "--pidfile" => respawn.pidfile = Some(value),
                     "--record" => respawn.record = Some(value),
                     "--control" => respawn.control = Some(value),
-                    "--listener" => plan.listeners.push(Listener {
-                        name: value,
-                        source: ListenSource::Inherited(READY_FD + plan.listeners.len() as i32),
-                    }),
+                    "--listener" => {
+                        let (fd, name) = value.split_once(':')?;
+                        plan.listeners.push(Listener {
+                            name: name.to_owned(),
+                            source: ListenSource::Inherited(fd.parse().ok().filter(|&fd| fd > 2)?),
+                        })
+                    }
                     "--socket-file" => respawn.socket_files.push(value),
                     "--uid" => uid = Some(value.parse().ok()?),
                     "--gid" => gid = Some(value.parse().ok()?),
@@ -189,12 +210,16 @@ mod tests {
             restarts: 3,
             window_ms: 60_000,
             kill_timeout_ms: 1000,
+            max_memory: Some(200 << 20),
+            log_max_size: Some(10 << 20),
+            log_keep: 3,
+            log_compress: true,
             pidfile: Some("/run/app.pid".into()),
             record: None,
             control: Some("/run/daemon/app.sock".into()),
             socket_files: Vec::new(),
         };
-        let args = to_args(&plan, &respawn);
+        let args = to_args(&plan, &respawn, &[]);
         assert_eq!(args[0], "/x/daemon-supervisor");
         let (read, read_respawn) = from_args(&args[1..]).unwrap();
         assert_eq!(format!("{read:?}"), format!("{plan:?}"));
@@ -246,12 +271,16 @@ mod tests {
             restarts: 3,
             window_ms: 60_000,
             kill_timeout_ms: 1000,
+            max_memory: Some(200 << 20),
+            log_max_size: Some(10 << 20),
+            log_keep: 3,
+            log_compress: true,
             pidfile: None,
             record: None,
             control: None,
             socket_files: Vec::new(),
         };
-        let (read, read_respawn) = from_args(&to_args(&plan, &respawn)[1..]).unwrap();
+        let (read, read_respawn) = from_args(&supervisor_plan(&plan, &respawn).argv[1..]).unwrap();
         let held: Vec<String> = read
             .listeners
             .iter()

@@ -3,11 +3,11 @@
 // daemon as start() does with 1.x's defaults, and daemon.daemon(), which
 // starts another script and returns its pid at once.
 
-const { ENV } = require('./env.js');
-const { native } = require('./native.js');
-const { bare } = require('./options.js');
+const { ENV } = require('../shared/env.js');
+const { native } = require('../shared/native.js');
+const { bare } = require('../shared/options.js');
 const { compatOptions, spawnCompatOptions } = require('./start-options.js');
-const { become } = require('./start.js');
+const { become } = require('../daemon/start.js');
 const { scriptPlan, verdictError } = require('./spawn.js');
 
 /**

@@ -4,9 +4,9 @@
 // launcher's logic without process.exit(), the wait off the main thread.
 
 const { getSystemErrorName } = require('node:util');
-const { codedError } = require('./errors.js');
-const { nativeFor } = require('./native.js');
-const { bare } = require('./options.js');
+const { codedError } = require('../shared/errors.js');
+const { nativeFor } = require('../shared/native.js');
+const { bare } = require('../shared/options.js');
 const { checkCommand, spawnOptions } = require('./start-options.js');
 const { preloadCommand } = require('./command.js');
 const { spawnPlan } = require('./launcher.js');

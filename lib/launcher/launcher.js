@@ -6,17 +6,18 @@
 // spawn() and daemon.daemon() share the plan (spawnPlan).
 
 const { debuglog } = require('node:util');
-const { unsupported } = require('./errors.js');
-const { native, supervisorPath } = require('./native.js');
-const { ENV, PARENT_ONLY } = require('./env.js');
-const { SYSLOG, IGNORE, bare } = require('./options.js');
-const { lookupAccount, accountEnv } = require('./identity.js');
-const { evaluated } = require('./node-options.js');
+const { unsupported } = require('../shared/errors.js');
+const { native, supervisorPath } = require('../shared/native.js');
+const { ENV, PARENT_ONLY } = require('../shared/env.js');
+const { SYSLOG, IGNORE, bare } = require('../shared/options.js');
+const { lookupAccount, accountEnv } = require('../shared/identity.js');
+const { evaluated } = require('../shared/node-options.js');
 const { thisScript } = require('./command.js');
-const { output } = require('./stdio.js');
-const { daemonListeners } = require('./sockets.js');
-const { prepareRecord, controlPath } = require('./state-dir.js');
-const { status } = require('./control.js');
+const { output } = require('../daemon/stdio.js');
+const { listeners } = require('../daemon/listeners.js');
+const { toBind } = require('./listen.js');
+const { ensureStateDir, supervisorFiles } = require('../operator/state-dir.js');
+const { status } = require('../operator/control.js');
 
 const debug = debuglog('daemon');
 
@@ -80,19 +81,36 @@ function describeLog(log) {
 }
 
 /**
- * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
- * within the window), or undefined for an unsupervised daemon.
+ * The sockets the daemon gets: those passed to this process (unless `handOn`
+ * is false: another program's daemon is not this service), then those to bind.
+ */
+function daemonListeners(specs, handOn) {
+  const handed = handOn ? listeners().map(({ fd, name }) => bare({ fd, name })) : [];
+  return [...handed, ...toBind(specs)];
+}
+
+/**
+ * What the supervisor needs beyond the plan (`opts.respawn`: its instances,
+ * restarts allowed within the window, the drain), or undefined for an
+ * unsupervised daemon.
  */
 function respawnPlan(opts) {
   if (opts.respawn === undefined) return undefined;
+  // The record: where status() finds restarts and a give-up, also after the supervisor is gone.
+  const files = opts.pidfile === undefined ? undefined : supervisorFiles(opts.pidfile, ensureStateDir());
   return bare({
     program: supervisorPath(),
+    instances: opts.respawn.instances,
     restarts: opts.respawn.limit,
     window: opts.respawn.window,
+    killTimeout: opts.respawn.killTimeout,
+    maxMemory: opts.respawn.maxMemory,
+    logMaxSize: opts.respawn.logMaxSize,
+    logKeep: opts.respawn.logKeep,
+    logCompress: opts.respawn.logCompress,
     pidfile: opts.pidfile,
-    // Where status() finds restarts and a give-up, also after the supervisor is gone.
-    record: opts.pidfile === undefined ? undefined : prepareRecord(opts.pidfile),
-    control: opts.pidfile === undefined ? undefined : controlPath(opts.pidfile),
+    record: files?.record,
+    control: files?.control,
   });
 }
 
@@ -119,7 +137,7 @@ function spawnPlan(opts, given) {
     readyTimeout: opts.readyTimeout,
     account,
     preventCore: opts.preventCore,
-    listeners: daemonListeners(opts.listen, lookupAccount, service),
+    listeners: daemonListeners(opts.listen, service),
     respawn: respawnPlan(opts),
   });
 }

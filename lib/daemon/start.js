@@ -1,20 +1,23 @@
 'use strict';
 // start(): which of the three it is here (the launcher, the daemon it
-// started, or a process staying in the foreground) and the step for each.
+// started, or a process staying in the foreground), and the started
+// process's steps (the launcher's are in ../launcher/launcher.js).
 
 const { debuglog } = require('node:util');
-const { native } = require('./native.js');
-const { ENV } = require('./env.js');
-const { SYSLOG, bare } = require('./options.js');
-const { startOptions } = require('./start-options.js');
-const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./daemon-side.js');
-const { lookupAccount, accountEnv } = require('./identity.js');
-const { anchorNodeOptions } = require('./node-options.js');
-const { addBound, toBind, removeSocketFilesAtEnd } = require('./sockets.js');
+const { native } = require('../shared/native.js');
+const { ENV } = require('../shared/env.js');
+const { SYSLOG, bare } = require('../shared/options.js');
+const { startOptions } = require('../launcher/start-options.js');
+const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./readiness.js');
+const { lookupAccount, accountEnv } = require('../shared/identity.js');
+const { anchorNodeOptions } = require('../shared/node-options.js');
+const { addBound } = require('./listeners.js');
+const { toBind } = require('../launcher/listen.js');
 const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 const { lock } = require('./lock.js');
-const { status } = require('./control.js');
-const { load } = require('./lazy-exports.js');
+const { removeSocketFilesAtEnd } = require('./at-end.js');
+const { status } = require('../operator/control.js');
+const { load } = require('../shared/lazy-exports.js');
 
 const debug = debuglog('daemon');
 
@@ -42,7 +45,7 @@ function completeStart(opts) {
   const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
   if (foreground) {
     const { cwd, umask, preventCore } = opts;
-    const listeners = toBind(opts.listen, lookupAccount);
+    const listeners = toBind(opts.listen);
     const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore, listeners };
     addBound(opts.listen, native().startInPlace(bare(plan)));
     Object.assign(process.env, accountEnv(account));
@@ -59,7 +62,9 @@ function completeStart(opts) {
     ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
     opts.syslog,
   );
-  guardStreams(opts.syslog);
+  // One of several instances sharing the service's log files: `[K] ` starts its lines.
+  const instances = isSupervised() ? Number(process.env[ENV.INSTANCES]) : 1;
+  guardStreams(opts.syslog, instances > 1 ? Buffer.from(`[${process.env[ENV.INSTANCE]}] `) : undefined);
   // The service's pid file (a supervisor's lock, held for this process, is true).
   if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
     throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);
@@ -90,7 +95,7 @@ function become(opts, command) {
     return process.pid;
   }
   // The launcher's code is loaded only where it runs: not at every require('daemon').
-  if (!isDaemon && !opts.foreground) load('./launcher.js').launch(opts, command);
+  if (!isDaemon && !opts.foreground) load('../launcher/launcher.js').launch(opts, command);
   if (!hasStarted()) completeStart(opts);
   return process.pid;
 }

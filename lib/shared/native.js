@@ -8,7 +8,7 @@ const path = require('node:path');
 const fs = require('node:fs');
 
 /** The module's folder, where `npm install` puts the addon and the supervisor. */
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 
 /** The supervisor's file name, beside the addon. */
 const SUPERVISOR = 'daemon-supervisor';

@@ -5,7 +5,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ENV } = require('./env.js');
+const { ENV } = require('../shared/env.js');
 
 /** The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon or ~/.local/state/daemon. */
 function chooseStateDir({ env, uid, home }) {
@@ -25,44 +25,37 @@ function stateDir() {
 }
 
 /**
- * Where the supervisor of `pidfile` keeps its record: the pid file's name
- * (for people) and a hash of its whole path (two services' pid files may
- * share a name), bounded in length whatever the path.
+ * The files of the supervisor of `pidfile` in the state directory `dir`: its
+ * `record` and, beside it, its `control` channel (a Unix socket: upgrade()
+ * asks there). Named by the pid file's name (for people) and a hash of its
+ * whole path (two services' pid files may share a name), bounded in length
+ * whatever the path.
  */
-function recordPath(pidfile, suffix = 'json') {
+function supervisorFiles(pidfile, dir = stateDir()) {
   // Loaded here: node:crypto costs a millisecond at every require('daemon').
   const hash = require('node:crypto').createHash('sha256').update(pidfile).digest('hex').slice(0, 16);
-  return path.join(stateDir(), `${path.basename(pidfile).slice(0, 64)}.${hash}.supervisor.${suffix}`);
+  const base = path.join(dir, `${path.basename(pidfile).slice(0, 64)}.${hash}.supervisor`);
+  return { record: `${base}.json`, control: `${base}.sock` };
 }
 
-/** The supervisor's control channel (a Unix socket) beside its record: upgrade() asks there. */
-const controlPath = (pidfile) => recordPath(pidfile, 'sock');
-
 /**
- * Creates the state directory if missing: 0700, root's 0711 (a daemon of
- * another user reaches its own directory in it, lists nothing). Returns its path.
+ * Creates the state directory `dir` if missing: 0700, root's 0711 (a daemon
+ * of another user reaches its own directory in it, lists nothing). Returns its path.
  */
-function ensureStateDir() {
-  const dir = stateDir();
+function ensureStateDir(dir = stateDir()) {
   // Returns the first directory it made, if any (parents made too are 0700, as XDG asks).
   if (fs.mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) fs.chmodSync(dir, process.geteuid() === 0 ? 0o711 : 0o700);
   return dir;
 }
 
-/** Creates the state directory; returns the record's path. */
-function prepareRecord(pidfile) {
-  ensureStateDir();
-  return recordPath(pidfile);
-}
-
 /** The supervisor's record for `pidfile`, or null when there is none (or none readable). */
 function readRecord(pidfile) {
   try {
-    const record = JSON.parse(fs.readFileSync(recordPath(pidfile), 'utf8'));
+    const record = JSON.parse(fs.readFileSync(supervisorFiles(pidfile).record, 'utf8'));
     return typeof record === 'object' && record !== null ? record : null;
   } catch {
     return null;
   }
 }
 
-module.exports = { chooseStateDir, stateDir, ensureStateDir, prepareRecord, readRecord, controlPath };
+module.exports = { chooseStateDir, stateDir, ensureStateDir, supervisorFiles, readRecord };

@@ -3,8 +3,8 @@
 // the process ends (at-end.js).
 
 const { debuglog } = require('node:util');
-const { native, nativeFor } = require('./native.js');
-const { checkPath } = require('./options.js');
+const { native, nativeFor } = require('../shared/native.js');
+const { checkPath } = require('../shared/options.js');
 const { atEnd } = require('./at-end.js');
 
 const debug = debuglog('daemon');

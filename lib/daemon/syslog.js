@@ -1,9 +1,9 @@
 'use strict';
 // Syslog: one message to the local syslog socket, and the count of those lost.
 
-const { invalidType } = require('./errors.js');
-const { native, nativeFor } = require('./native.js');
-const { checkName, checkOptions, syslogNames, syslogTarget } = require('./options.js');
+const { invalidType } = require('../shared/errors.js');
+const { native, nativeFor } = require('../shared/native.js');
+const { checkName, checkOptions, syslogNames, syslogTarget } = require('../shared/options.js');
 
 const SYSLOG_OPTIONS = ['priority', 'facility', 'ident', 'socket'];
 

@@ -1,24 +1,27 @@
 'use strict';
 // The options of the calls that start a daemon: start(), spawn(), the
-// callable export and daemon.daemon() (1.x), one schema each, with `listen`'s
-// addresses. Read as own properties only, as in options.js.
+// callable export and daemon.daemon() (1.x), one schema each (`listen`'s
+// addresses in listen.js). Read as own properties only, as in
+// ../shared/options.js.
 
-const path = require('node:path');
-const { invalidType, invalidValue } = require('./errors.js');
+const { invalidType, invalidValue } = require('../shared/errors.js');
 const {
   MAX_MS,
   SYSLOG,
   IGNORE,
+  INHERIT,
   bare,
   checkPath,
   checkInteger,
+  checkInstances,
+  checkSize,
   checkBoolean,
   optionalId,
   checkOptions,
   optional,
   syslogTarget,
-} = require('./options.js');
-const { MAX_LISTENERS, UNNAMED } = require('./sockets.js');
+} = require('../shared/options.js');
+const { checkListen } = require('./listen.js');
 
 /** The environment as `KEY=VALUE` entries; values are turned into strings, undefined ones left out. */
 function checkEnv(env) {
@@ -35,84 +38,6 @@ function checkEnv(env) {
     entries.push(entry);
   }
   return entries;
-}
-
-// ---- listening sockets (start's listen, the CLI's --listen) -----------------
-
-/** What systemd takes for FileDescriptorName=: printable ASCII without ':', at most 255. */
-const LISTEN_NAME = /^[\x21-\x39\x3b-\x7e]{1,255}$/;
-/** sun_path holds 108 bytes with its NUL. */
-const MAX_UNIX_PATH = 107;
-
-/** `NAME=ADDR` or `ADDR` (the CLI's form, and a string element of `listen`). */
-function splitName(text) {
-  const at = text.indexOf('=');
-  return at > 0 && !text.startsWith('/') ? [text.slice(0, at), text.slice(at + 1)] : [undefined, text];
-}
-
-function checkPort(name, text, value) {
-  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(port >= 1 && port <= 65535)) throw invalidValue(name, 'must have a port from 1 to 65535', value);
-  return port;
-}
-
-/**
- * An address in systemd's ListenStream= syntax: `PORT` (dual-stack `[::]`),
- * `HOST:PORT` (an IPv4 address), `[IPv6]:PORT`, or an absolute path (a Unix
- * socket). Host names are not taken: binding must not wait for DNS.
- */
-function parseAddress(name, value) {
-  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
-  if (value.startsWith('/')) {
-    if (value.includes('\0') || Buffer.byteLength(value) > MAX_UNIX_PATH) {
-      throw invalidValue(name, `must be a path of at most ${MAX_UNIX_PATH} bytes without null bytes`, value);
-    }
-    return bare({ path: path.normalize(value) });
-  }
-  if (/^[0-9]+$/.test(value)) return bare({ port: checkPort(name, value, value) });
-  const v6 = /^\[([^\]]+)\]:([^:]*)$/.exec(value);
-  const v4 = /^([^:[\]]+):([^:]*)$/.exec(value);
-  const [, host, port] = v6 ?? v4 ?? [];
-  // node:net loaded here: it costs a millisecond and more at every require('daemon').
-  const net = require('node:net');
-  if (host === undefined || !(v6 ? net.isIPv6(host) : net.isIPv4(host))) {
-    throw invalidValue(name, 'must be PORT, IPV4:PORT, [IPV6]:PORT or an absolute path', value);
-  }
-  return bare({ host, port: checkPort(name, port, value) });
-}
-
-function checkListenName(name, value) {
-  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
-  if (!LISTEN_NAME.test(value)) throw invalidValue(name, 'must be 1 to 255 printable characters without ":" or spaces', value);
-  return value;
-}
-
-/**
- * `start()`'s `listen`: each element `'[NAME=]ADDR'` or `{ address, name,
- * mode, user, group }` (mode and owner for a Unix socket's file).
- */
-function checkListen(name, value) {
-  if (!Array.isArray(value)) throw invalidType(name, 'an instance of Array', value);
-  if (value.length > MAX_LISTENERS) throw invalidValue(name, `must have at most ${MAX_LISTENERS} elements`, value);
-  return value.map((element, i) => {
-    const at = `${name}[${i}]`;
-    if (typeof element === 'string') {
-      const [given, address] = splitName(element);
-      return bare({ name: given === undefined ? UNNAMED : checkListenName(at, given), ...parseAddress(at, address) });
-    }
-    const own = checkOptions(element, ['address', 'name', 'mode', 'user', 'group'], 'listen');
-    const spec = parseAddress(`${at}.address`, own.address);
-    if ((own.mode !== undefined || own.user !== undefined || own.group !== undefined) && spec.path === undefined) {
-      throw invalidValue(at, 'has a mode or an owner, which only a Unix socket takes', element);
-    }
-    return bare({
-      name: own.name === undefined ? UNNAMED : checkListenName(`${at}.name`, own.name),
-      ...spec,
-      mode: own.mode === undefined ? undefined : checkInteger(`${at}.mode`, own.mode, 0, 0o777, '0 to 0o777'),
-      user: optionalId(`${at}.user`, own.user),
-      group: optionalId(`${at}.group`, own.group),
-    });
-  });
 }
 
 // ---- one schema per call ----------------------------------------------------
@@ -136,10 +61,25 @@ const START_OPTIONS = Object.freeze([
 /** spawn() and daemon.daemon() start another script: staying in the foreground is not theirs to do. */
 const SPAWN_OPTIONS = Object.freeze(START_OPTIONS.filter((key) => key !== 'foreground'));
 
-/** `respawn: true`: restarts allowed within the window (ms) before the supervisor gives up. */
-const RESPAWN = Object.freeze({ __proto__: null, limit: 10, window: 60000 });
+/**
+ * `respawn: true`: one instance; restarts allowed (each instance's) within
+ * the window (ms) before the supervisor gives up; how long a daemon asked to
+ * stop may drain before SIGKILL (ms); no memory ceiling; log files not
+ * rotated (5 kept, not compressed, once a size is given).
+ */
+const RESPAWN = Object.freeze({
+  __proto__: null,
+  instances: 1,
+  limit: 10,
+  window: 60000,
+  killTimeout: 5000,
+  maxMemory: undefined,
+  logMaxSize: undefined,
+  logKeep: 5,
+  logCompress: false,
+});
 
-/** `respawn`: true, false, or `{ limit, window }`; the supervisor's limits, or undefined for none. */
+/** `respawn`: true, false, or `{ instances, limit, window, killTimeout, maxMemory }`; the supervisor's options, or undefined for none. */
 function checkRespawn(name, value) {
   if (value === false) return undefined;
   if (value === true) return bare(RESPAWN);
@@ -148,16 +88,23 @@ function checkRespawn(name, value) {
   }
   const own = bare(value);
   for (const key of Object.keys(own)) {
-    if (!(key in RESPAWN)) throw invalidValue(`${name}.${key}`, 'is not an option of respawn (known: limit, window)', own[key]);
+    if (!(key in RESPAWN)) {
+      throw invalidValue(`${name}.${key}`, `is not an option of respawn (known: ${Object.keys(RESPAWN).join(', ')})`, own[key]);
+    }
   }
+  const integer = (key) => (_, v) => checkInteger(`${name}.${key}`, v, 1, MAX_MS);
   return bare({
-    limit: optional(own, 'limit', (_, v) => checkInteger(`${name}.limit`, v, 1, MAX_MS), RESPAWN.limit),
-    window: optional(own, 'window', (_, v) => checkInteger(`${name}.window`, v, 1, MAX_MS), RESPAWN.window),
+    instances: optional(own, 'instances', (_, v) => checkInstances(`${name}.instances`, v), RESPAWN.instances),
+    limit: optional(own, 'limit', integer('limit'), RESPAWN.limit),
+    window: optional(own, 'window', integer('window'), RESPAWN.window),
+    killTimeout: optional(own, 'killTimeout', integer('killTimeout'), RESPAWN.killTimeout),
+    maxMemory: optional(own, 'maxMemory', (_, v) => checkSize(`${name}.maxMemory`, v), RESPAWN.maxMemory),
+    logMaxSize: optional(own, 'logMaxSize', (_, v) => checkSize(`${name}.logMaxSize`, v), RESPAWN.logMaxSize),
+    logKeep: optional(own, 'logKeep', (_, v) => checkInteger(`${name}.logKeep`, v, 0, 1000), RESPAWN.logKeep),
+    logCompress: optional(own, 'logCompress', (_, v) => checkBoolean(`${name}.logCompress`, v), RESPAWN.logCompress),
   });
 }
 
-/** `'inherit'` (the launcher's stream) reads as no option. */
-const INHERIT = 'inherit';
 /** Keywords, never file names (a file of that name is `'./ignore'`); 'pipe' would have no reader once the launcher exits. */
 const KEYWORDS = Object.freeze([SYSLOG, IGNORE, INHERIT]);
 
@@ -211,6 +158,10 @@ function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = S
     syslog: syslogTarget(options, script),
     listen: optional(options, 'listen', checkListen, []),
   });
+  const logFile = (log) => typeof log === 'string' && !KEYWORDS.includes(log);
+  if (opts.respawn?.logMaxSize !== undefined && !logFile(opts.stdout) && !logFile(opts.stderr)) {
+    throw invalidValue('options.respawn.logMaxSize', 'rotates log files: give stdout or stderr a log file', opts.respawn.logMaxSize);
+  }
   return opts;
 }
 

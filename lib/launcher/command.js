@@ -5,12 +5,12 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ENV } = require('./env.js');
-const { bare } = require('./options.js');
-const { runtimeArgs } = require('./node-options.js');
+const { ENV } = require('../shared/env.js');
+const { bare } = require('../shared/options.js');
+const { runtimeArgs } = require('../shared/node-options.js');
 
-const PRELOAD = path.join(__dirname, '..', 'bin', 'preload.js');
-const ESM_MAIN = path.join(__dirname, '..', 'bin', 'esm-main.mjs');
+const PRELOAD = path.join(__dirname, '..', '..', 'bin', 'preload.js');
+const ESM_MAIN = path.join(__dirname, '..', '..', 'bin', 'esm-main.mjs');
 
 /** The command line that runs this script again, under the same runtime with the same flags. */
 function thisScript() {
@@ -34,20 +34,19 @@ function isEsm(file) {
 /**
  * The command line that runs `script` (an absolute path, or one inside
  * `chroot.dir`) with `args` under the preload, which in the daemon calls
- * start(`options`) and, when given, lock(`pidfile`) and chroot(). A fresh
+ * start(`options`) and, when given, chroot(`chroot.dir`). A fresh
  * Node with none of this process's own options. An ES module is evaluated
  * after the first turn of the event loop that a CommonJS script's readiness
  * waits for: a small main module imports it and reports ready once its top
  * level has run (not inside a new root, where that module is out of reach).
  */
-function preloadCommand(script, args, options, extra) {
-  const { pidfile, chroot } = bare(extra);
+function preloadCommand(script, args, options, chroot) {
   const esm = chroot === undefined && isEsm(script);
   const entry = esm ? [ESM_MAIN, script] : [script];
   const daemonOptions = esm ? { ...options, ready: 'manual' } : options;
   return bare({
     argv: [process.execPath, '-r', PRELOAD, ...entry, ...args],
-    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options: daemonOptions, pidfile, chroot })}`],
+    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options: daemonOptions, chroot })}`],
   });
 }
 

@@ -1,8 +1,16 @@
 'use strict';
 // The exports that require('daemon') does not load: each role's module is
-// loaded on the first use of one of its names, so that a fresh
-// require('daemon') stays cheap (docs/performance.md). lib/ loads every
-// module it defers through `load()`, here.
+// loaded on the first use of one of its names. Why: Node spends 0.15 to 0.5
+// ms on every module it loads, and loading every role at require() took 7
+// to 11 ms, against about 2 ms this way; every role in one file still took
+// over 3 (docs/performance.md). lib/ loads every module it defers through
+// `load()`, here.
+//
+// Why `load()` sets added Object.prototype keys aside: a role is loaded
+// after the script has run, and a script may have polluted the prototype
+// by then; Node's own loader reads its option objects through it (a
+// polluted `signal` makes every require() of a file throw). The pollution
+// tests (__test__/pollution.test.mjs) keep that working.
 
 /** Object.prototype's own names as this module found it. */
 const STANDARD = new Set(Object.getOwnPropertyNames(Object.prototype));
@@ -36,26 +44,26 @@ function requireUnpolluted(id) {
 
 /** The callable export, as daemon@1.x's: `require('daemon')(options)`. */
 function daemonize(options) {
-  return load('./compat.js').daemonize(options);
+  return load('../launcher/compat.js').daemonize(options);
 }
 
 module.exports = {
   load,
   daemonize,
   get start() {
-    return load('./start.js').start;
+    return load('../daemon/start.js').start;
   },
   get closeIO() {
-    return load('./stdio.js').closeIO;
+    return load('../daemon/stdio.js').closeIO;
   },
   get reopenLogs() {
-    return load('./stdio.js').reopenLogs;
+    return load('../daemon/stdio.js').reopenLogs;
   },
   get lost() {
-    return load('./stdio.js').lost;
+    return load('../daemon/stdio.js').lost;
   },
   get lock() {
-    return load('./lock.js').lock;
+    return load('../daemon/lock.js').lock;
   },
   get dropPrivileges() {
     return load('./identity.js').dropPrivileges;
@@ -64,24 +72,27 @@ module.exports = {
     return load('./identity.js').chroot;
   },
   get spawn() {
-    return load('./spawn.js').spawn;
+    return load('../launcher/spawn.js').spawn;
   },
   get status() {
-    return load('./control.js').status;
+    return load('../operator/control.js').status;
   },
   get signal() {
-    return load('./control.js').signal;
+    return load('../operator/control.js').signal;
   },
   get stop() {
-    return load('./control.js').stop;
+    return load('../operator/control.js').stop;
   },
   get upgrade() {
-    return load('./control.js').upgrade;
+    return load('../operator/control.js').upgrade;
+  },
+  get scale() {
+    return load('../operator/control.js').scale;
   },
   get syslog() {
-    return load('./syslog.js').syslog;
+    return load('../daemon/syslog.js').syslog;
   },
   get daemon() {
-    return load('./compat.js').daemon;
+    return load('../launcher/compat.js').daemon;
   },
 };

@@ -1,0 +1,133 @@
+//! A process that becomes its service's supervisor (`daemon run` with
+//! respawn, instances or sockets, as systemd's or a container's main
+//! process): the supervisor executable replaces this process's program, same
+//! pid, so that systemd's `MAINPID` and a container's PID 1 stay what they
+//! were. No fork: the calls are a running process's own, and `execve()` ends
+//! every other thread.
+
+use super::plan::{ListenSource, Plan};
+use super::preflight::{check_directory, open_logs};
+use super::supervision;
+use crate::errors::{SysError, SysResult, WithPath};
+use crate::sockets::bind_stream;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::signal::{pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet};
+use nix::sys::signal::{SigmaskHow, Signal};
+use nix::unistd::{access, dup2_stderr, dup2_stdout, execve, AccessFlags};
+use std::ffi::CString;
+use std::os::fd::{BorrowedFd, IntoRawFd};
+
+/// Replaces this process with the supervisor of `plan` (which has
+/// `respawn`). Returns only on failure; before `execve()` nothing is
+/// changed that the error could not be reported through (stdout and stderr
+/// are the log files by then, if there are any).
+pub fn become_supervisor(plan: &Plan) -> SysError {
+    match prepare_and_exec(plan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
+    let Some(respawn) = &plan.respawn else {
+        return Err(SysError::new(Errno::EINVAL, "execve"));
+    };
+    let program = respawn.program.as_str();
+    access(program, AccessFlags::X_OK).at("execve", program)?;
+    check_directory(&plan.cwd)?;
+    let [stdout, stderr] = open_logs(plan)?;
+    // The sockets stay where they are: bound now, or passed to this process.
+    let mut fds = Vec::with_capacity(plan.listeners.len());
+    for listener in &plan.listeners {
+        let fd = match &listener.source {
+            ListenSource::Bind(address) => bind_stream(address)?.into_raw_fd(),
+            ListenSource::Inherited(fd) => *fd,
+        };
+        fds.push(fd);
+    }
+    let argv = to_cstrings(&supervision::to_args(plan, respawn, &fds))?;
+    let env = to_cstrings(&plan.env)?;
+    // The point of no return: what follows changes this process for its
+    // new program only.
+    // Node marks 0-2 close-on-exec, and the sockets are so too.
+    for fd in fds.iter().copied().chain(0..=2) {
+        // SAFETY: only the flag of a descriptor number changes; a closed
+        // one fails with EBADF.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
+            .map_err(|e| SysError::new(e, "fcntl"))?;
+    }
+    if let Some(log) = stdout {
+        dup2_stdout(&log).at("dup2", "stdout")?;
+    }
+    if let Some(log) = stderr {
+        dup2_stderr(&log).at("dup2", "stderr")?;
+    }
+    default_signals();
+    execve(&argv[0], &argv, &env).at("execve", program)
+}
+
+/// Every signal's default action (Node ignores SIGPIPE, and an ignored
+/// signal stays ignored across `execve()`) and an empty mask.
+fn default_signals() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator() {
+        if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: the default action, no handler.
+            let _ = unsafe { sigaction(signal, &default) };
+        }
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_str()).map_err(|_| SysError::new(Errno::EINVAL, "execve")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_respawn_or_a_supervisor_nothing_is_changed() {
+        let plan = Plan {
+            argv: vec!["/bin/true".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: std::time::Duration::from_secs(1),
+            account: None,
+            prevent_core: false,
+            listeners: Vec::new(),
+            respawn: None,
+        };
+        assert_eq!(become_supervisor(&plan).code(), "EINVAL");
+        let respawn = super::super::plan::Respawn {
+            program: "/nonexistent/daemon-supervisor".into(),
+            instances: 1,
+            restarts: 1,
+            window_ms: 1,
+            kill_timeout_ms: 1,
+            max_memory: None,
+            log_max_size: None,
+            log_keep: 5,
+            log_compress: false,
+            pidfile: None,
+            record: None,
+            control: None,
+            socket_files: Vec::new(),
+        };
+        let plan = Plan {
+            respawn: Some(respawn),
+            ..plan
+        };
+        let e = become_supervisor(&plan);
+        assert_eq!((e.code().as_str(), e.syscall), ("ENOENT", "execve"));
+    }
+}
