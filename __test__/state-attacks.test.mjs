@@ -149,6 +149,24 @@ if swap_back == '1':
   return { move, evil, said: () => said };
 }
 
+/** Kills root's services and whatever was started from the test's directory, and removes it. */
+async function teardown(s) {
+  for (const pid of s.pids) await killAndWait(pid);
+  await killUnder(s.top);
+  fs.rmSync(s.top, { recursive: true, force: true });
+}
+
+/** Runs `fn(s, before)` once the attacker's directory is planted (its record naming root's other service as the pid file), `before` the files then; tears down whatever happens. */
+async function withPlanted(name, fn) {
+  const s = await sharedSetup(name);
+  try {
+    await (await plant(s, s.other)).move;
+    await fn(s, checksums(s.top));
+  } finally {
+    await teardown(s);
+  }
+}
+
 /** Root's `daemon ...args` with DAEMON_DIR=SHARED/state. */
 const rootCli = ({ state }, args, cli_ = cli) => run([cli_, ...args], { env: { DAEMON_DIR: state } });
 
@@ -184,35 +202,19 @@ test("DAEMON_DIR under a directory others may write, swapped for the attacker's 
     assert.equal(planted.said().includes('swapped'), false, 'root never read the planted record');
   } finally {
     planted?.move.child.kill('SIGKILL');
-    for (const pid of s.pids) await killAndWait(pid);
-    await killUnder(s.top);
-    fs.rmSync(s.top, { recursive: true, force: true });
+    await teardown(s);
   }
 });
 
-test("DAEMON_DIR under a directory others may write, the attacker's in its place: unit, stop, logs, list and status refuse; nothing runs, stops, prints or is written", async () => {
-  const s = await sharedSetup('swap-read');
-  try {
-    // The planted record names root's other service as the pid file, root's decoy as the log.
-    const planted = await plant(s, s.other);
-    await planted.move;
-    const before = checksums(s.top);
+test("DAEMON_DIR under a directory others may write, the attacker's in its place: unit, stop, logs, list and status refuse; nothing runs, stops, prints or is written", () =>
+  withPlanted('swap-read', async (s, before) => {
     for (const args of [['unit', 'app'], ['stop', 'app'], ['logs', 'app'], ['list'], ['status', 'app'], ['status', '--pidfile', s.other]]) {
       await assertUntouched(s, before, await rootCli(s, args), args.join(' '));
     }
-  } finally {
-    for (const pid of s.pids) await killAndWait(pid);
-    await killUnder(s.top);
-    fs.rmSync(s.top, { recursive: true, force: true });
-  }
-});
+  }));
 
-test("the library's start({ respawn, pidfile }) refuses a DAEMON_DIR others may swap, before anything runs", async () => {
-  const s = await sharedSetup('swap-library');
-  try {
-    const planted = await plant(s, s.other);
-    await planted.move;
-    const before = checksums(s.top);
+test("the library's start({ respawn, pidfile }) refuses a DAEMON_DIR others may swap, before anything runs", () =>
+  withPlanted('swap-library', async (s, before) => {
     const pidfile = path.join(s.top, 'services', 'lib.pid');
     const r = await startFixture({ opts: { respawn: true, pidfile }, env: { DAEMON_DIR: s.state }, dir: s.top });
     assert.equal(r.code, 1, r.stderr);
@@ -224,12 +226,7 @@ test("the library's start({ respawn, pidfile }) refuses a DAEMON_DIR others may 
     assert.equal(fs.existsSync(pidfile), false);
     for (const pid of s.pids) assert.ok(alive(pid));
     assert.deepEqual(checksums(s.top), before);
-  } finally {
-    for (const pid of s.pids) await killAndWait(pid);
-    await killUnder(s.top);
-    fs.rmSync(s.top, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('root makes its state directory through a sticky directory (a /tmp) where it is missing, and refuses one another user made there', async () => {
   const top = tmpdir('sticky');

@@ -3,34 +3,30 @@
 // list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
 // LSB init-script conventions.
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { signal, stop, upgrade } = require('../operator/control.js');
 const { ENV } = require('../shared/env.js');
-const { SYSLOG, INHERIT } = require('../shared/options.js');
 const state = require('./state.js');
 const { recordOf } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
+const { logsCommand: printLogs } = require('./logs.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
 const UNKNOWN = 4;
-/** The signals `logs` hands on to its tail. */
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** The pid file of the daemon `parsed` names: --pidfile, its recorded one, or its default one. */
-function pidfileOf(parsed) {
+/** The pid file of the daemon `parsed` names (in the open state directory `st`): --pidfile, its recorded one, or its default one. */
+function pidfileOf(parsed, st = state.openState()) {
   if (parsed.flags.pidfile !== undefined) return parsed.flags.pidfile;
-  return recordOf(parsed)?.pidfile ?? state.filesOf(state.stateDir(), parsed.name).pidfile;
+  return recordOf(parsed, st)?.pidfile ?? state.filesOf(st.dir, parsed.name).pidfile;
 }
 
-/** The record of NAME; a NAME with none is an error. */
-function recorded(parsed) {
-  const record = recordOf(parsed);
-  if (record === null) throw new Error(`no daemon named ${parsed.name} was started here (${state.stateDir()}; see daemon list)`);
+/** The record of NAME in `st`; a NAME with none is an error. */
+function recorded(parsed, st) {
+  const record = recordOf(parsed, st);
+  if (record === null) throw new Error(`no daemon named ${parsed.name} was started here (${st.dir}; see daemon list)`);
   return record;
 }
 
@@ -60,8 +56,9 @@ async function upgradeCommand(parsed) {
 }
 
 function statusCommand(parsed) {
-  const pidfile = pidfileOf(parsed);
-  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed));
+  const st = state.openState();
+  const pidfile = pidfileOf(parsed, st);
+  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed, st));
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
     console.error(`daemon: ${row.error}`);
@@ -77,32 +74,17 @@ function statusCommand(parsed) {
 }
 
 function listCommand(parsed) {
-  const rows = state.allRecords(state.stateDir()).map((record) => describe(record.name, record.pidfile, record));
+  const st = state.openState();
+  const rows = st.records().map((record) => describe(record.name, record.pidfile, record));
   if (parsed.flags.json) console.log(JSON.stringify(rows, null, 2));
-  else if (rows.length === 0) console.log(`no daemons in ${state.stateDir()}`);
+  else if (rows.length === 0) console.log(`no daemons in ${st.dir}`);
   else console.log(table(rows));
   return 0;
 }
 
-/** The last lines of its log files (`tail`), or where to look when it logs to syslog. */
+/** The last lines of its log files (lib/cli/logs.js), or where to look when it logs to syslog. */
 function logsCommand(parsed) {
-  const { name, stdout, stderr } = recorded(parsed);
-  const files = [...new Set([stdout, stderr])].filter((target) => path.isAbsolute(target));
-  if ([stdout, stderr].includes(SYSLOG)) console.error(`daemon: ${name} logs to syslog: journalctl -t ${name}`);
-  if ([stdout, stderr].includes(INHERIT)) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
-  if (files.length === 0) return 0;
-  const lines = String(parsed.flags.lines ?? 10);
-  const tail = spawn('tail', ['-n', lines, ...(parsed.flags.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
-  // Ended by a signal, the command ends its tail too (a following one would read on alone).
-  const forward = (name) => tail.kill(name);
-  for (const name of FORWARDED) process.on(name, forward);
-  return new Promise((resolve, reject) => {
-    tail.on('error', reject);
-    tail.on('exit', (code, name) => {
-      for (const each of FORWARDED) process.removeListener(each, forward);
-      resolve(code ?? 128 + os.constants.signals[name]);
-    });
-  });
+  return printLogs(parsed, recorded(parsed, state.openState()));
 }
 
 /**
@@ -110,9 +92,10 @@ function logsCommand(parsed) {
  * records, or /etc/daemon for root's /run/daemon, which a reboot empties.
  */
 function unitCommand(parsed) {
-  const record = recorded(parsed);
+  const st = state.openState();
+  const record = recorded(parsed, st);
   const system = process.geteuid() === 0;
-  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : state.stateDir();
+  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : st.dir;
   const envFile = parsed.flags['env-file'] ?? path.join(dir, `${record.name}.env`);
   const text = unitText(record, { envFile, system });
   const { text: envText, left } = environmentFile(record.env);
@@ -122,8 +105,13 @@ function unitCommand(parsed) {
       `daemon: systemd binds for a unit: give it a ${record.name}.socket with ListenStream= for ${record.flags.listen.join(', ')}`,
     );
   }
-  fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
-  state.writePrivate(envFile, envText);
+  if (parsed.flags['env-file'] === undefined) {
+    // Beside the records, or in root's /etc/daemon: made and written as the state directory is.
+    state.openState({ create: true, dir }).writePrivate(path.basename(envFile), envText);
+  } else {
+    fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
+    state.writePrivate(envFile, envText);
+  }
   process.stdout.write(text);
   return 0;
 }

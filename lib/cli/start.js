@@ -103,8 +103,8 @@ function start(parsed, recorded = null) {
   const env = recorded?.env ?? { ...process.env };
   const opts = startOptions({ ...options, env }); // every check before anything is made
   if (flags.pidfile !== undefined) checkPidfileDirectory(pidfile);
-  state.ensureStateDir(dir);
-  const earlier = recorded ?? state.readRecord(dir, name);
+  const st = state.openState({ create: true, dir });
+  const earlier = recorded ?? st.record(name);
   for (const file of new Set([pidfile, earlier?.pidfile])) {
     const pid = file === undefined ? null : runningPid(file);
     if (pid === null) continue;
@@ -113,29 +113,29 @@ function start(parsed, recorded = null) {
   }
   if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
   if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
-  state.writeRecord(files.record, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
+  st.writeRecord(name, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
   const command = preloadCommand(main, args, options, chrootOf(flags));
   const verdict = launchDaemon(opts, command);
   if (verdict.code === 0 && !parsed.flags.quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
   return verdict.code;
 }
 
-/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with), or null. */
-function recordOf(parsed) {
-  const dir = state.stateDir();
-  if (parsed.name !== undefined) return state.readRecord(dir, state.checkName(parsed.name));
+/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with) in the open state directory `st`, or null. */
+function recordOf(parsed, st) {
+  if (parsed.name !== undefined) return st.record(state.checkName(parsed.name));
   if (parsed.flags.pidfile === undefined) return null;
-  return state.allRecords(dir).find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
+  return st.records().find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
 }
 
 /** Stops the daemon, then starts it as it was started, with the options given over the recorded ones. */
 async function restart(parsed) {
-  const recorded = recordOf(parsed);
+  const st = state.openState();
+  const recorded = recordOf(parsed, st);
   const name = parsed.name ?? recorded?.name ?? (parsed.script === undefined ? undefined : state.defaultName(parsed.script));
   if (recorded === null && parsed.script === undefined) {
     throw new Error(`no start of ${name ?? parsed.flags.pidfile} is recorded: give the script`);
   }
-  const pidfile = recorded?.pidfile ?? parsed.flags.pidfile ?? state.filesOf(state.stateDir(), state.checkName(name)).pidfile;
+  const pidfile = recorded?.pidfile ?? parsed.flags.pidfile ?? state.filesOf(st.dir, state.checkName(name)).pidfile;
   const { pid, stopped } = await stop(pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop`);
   return start({ ...parsed, name }, recorded);
