@@ -1,11 +1,11 @@
 'use strict';
-// The commands on a daemon that runs (or ran): stop, reload, upgrade, status,
-// list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
+// The commands on a daemon that runs (or ran): stop, reload, upgrade, scale,
+// status, list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
 // LSB init-script conventions.
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { signal, stop, upgrade } = require('../operator/control.js');
+const { signal, stop, upgrade, scale } = require('../operator/control.js');
 const { ENV } = require('../shared/env.js');
 const state = require('./state.js');
 const { recordOf } = require('./start.js');
@@ -48,10 +48,25 @@ function reloadCommand(parsed) {
   }
 }
 
-/** 0 once the new code serves; 1 with the supervisor's reason (the old generation serves on). */
+/** 0 once the new code serves; 1 with the supervisor's reason (the instances not upgraded serve on). */
 async function upgradeCommand(parsed) {
-  const { daemonPid, previous } = await upgrade(pidfileOf(parsed));
-  console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  const { daemonPid, previous, instances } = await upgrade(pidfileOf(parsed));
+  if (instances.length <= 1) console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  else console.log(`upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
+  return 0;
+}
+
+/** 0 once the service runs that many instances (the record keeps the count for restart); 1 with the supervisor's reason. */
+async function scaleCommand(parsed) {
+  const st = state.openState();
+  const pidfile = pidfileOf(parsed, st);
+  const { instances } = await scale(pidfile, parsed.count);
+  const record = recordOf(parsed, st);
+  if (record !== null) {
+    record.flags.instances = parsed.count;
+    st.writeRecord(record.name, record);
+  }
+  console.log(`${record?.name ?? pidfile}: ${instances} instance${instances === 1 ? '' : 's'}`);
   return 0;
 }
 
@@ -120,6 +135,7 @@ module.exports = {
   stop: stopCommand,
   reload: reloadCommand,
   upgrade: upgradeCommand,
+  scale: scaleCommand,
   status: statusCommand,
   list: listCommand,
   logs: logsCommand,

@@ -109,6 +109,8 @@ pub struct Respawn {
     pub window_ms: u64,
     /// How long a daemon asked to stop may drain before SIGKILL.
     pub kill_timeout_ms: u64,
+    /// A daemon whose resident memory passes this many bytes is replaced.
+    pub max_memory: Option<u64>,
     /// The service's pid file: the supervisor holds its lock.
     pub pidfile: Option<String>,
     /// Where the supervisor keeps its state record for `status()`.

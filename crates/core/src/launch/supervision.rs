@@ -51,6 +51,10 @@ pub fn to_args(plan: &Plan, respawn: &Respawn, fds: &[RawFd]) -> Vec<String> {
         ("pidfile", respawn.pidfile.clone()),
         ("record", respawn.record.clone()),
         ("control", respawn.control.clone()),
+        (
+            "max-memory",
+            respawn.max_memory.map(|bytes| bytes.to_string()),
+        ),
     ] {
         if let Some(value) = value {
             flag(name, value);
@@ -101,6 +105,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         restarts: 0,
         window_ms: 0,
         kill_timeout_ms: 5000,
+        max_memory: None,
         pidfile: None,
         record: None,
         control: None,
@@ -122,6 +127,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     }
                     "--instances" => respawn.instances = value.parse().ok().filter(|&n| n >= 1)?,
                     "--kill-timeout" => respawn.kill_timeout_ms = value.parse().ok()?,
+                    "--max-memory" => respawn.max_memory = Some(value.parse().ok()?),
                     "--restarts" => respawn.restarts = value.parse().ok()?,
                     "--window" => respawn.window_ms = value.parse().ok()?,
                     "--stdout" => plan.stdout = Some(Output::File(value)),
@@ -196,6 +202,7 @@ mod tests {
             restarts: 3,
             window_ms: 60_000,
             kill_timeout_ms: 1000,
+            max_memory: Some(200 << 20),
             pidfile: Some("/run/app.pid".into()),
             record: None,
             control: Some("/run/daemon/app.sock".into()),
@@ -253,6 +260,7 @@ mod tests {
             restarts: 3,
             window_ms: 60_000,
             kill_timeout_ms: 1000,
+            max_memory: Some(200 << 20),
             pidfile: None,
             record: None,
             control: None,

@@ -114,6 +114,7 @@ mod tests {
             restarts: 1,
             window_ms: 1,
             kill_timeout_ms: 1,
+            max_memory: None,
             pidfile: None,
             record: None,
             control: None,
