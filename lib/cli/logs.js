@@ -96,55 +96,59 @@ class Log {
     this.complaint = null;
   }
 
-  identity(fd) {
-    const { dev, ino } = fs.fstatSync(fd);
+  /** Which file a descriptor (or, a hint, a name) is. */
+  identity(fdOrName) {
+    const { dev, ino } = typeof fdOrName === 'number' ? fs.fstatSync(fdOrName) : fs.statSync(fdOrName);
     return `${dev}:${ino}`;
   }
 
-  /** What was appended since the last read (from the start, after a truncation), as printed. */
-  more() {
+  /** Hands `emit` what was appended since the last read (from the start, after a truncation), as printed, a chunk at a time. */
+  more(emit) {
     const { size } = fs.fstatSync(this.fd);
     if (size < this.position) {
       process.stderr.write(`daemon: ${this.file}: file truncated\n`);
       this.position = 0;
     }
-    if (size === this.position) return '';
-    const bytes = readAt(this.fd, this.position, size - this.position);
-    this.position += bytes.length;
-    return this.print(bytes);
+    while (this.position < size) {
+      const bytes = readAt(this.fd, this.position, Math.min(CHUNK, size - this.position));
+      if (bytes.length === 0) break;
+      this.position += bytes.length;
+      emit(this.print(bytes));
+    }
   }
 
-  /** The last `lines` lines, as printed. */
-  tail(lines) {
+  /** Hands `emit` the last `lines` lines, as printed. */
+  tail(lines, emit) {
     const { size } = fs.fstatSync(this.fd);
     this.position = lastLinesStart(this.fd, size, lines);
-    return this.more();
+    this.more(emit);
   }
 
   /**
    * Takes a new file under the name (logrotate moved the old one) once the
-   * old one is read to its end: the rest of the old one, as printed. A name
-   * that cannot be opened now (between the move and the new file, or
-   * refused) keeps the old file; a refusal is said once.
+   * old one is read to its end (handed to `emit`). The name is looked at
+   * first (a hint only: what is read is what the addon opens); one that
+   * cannot be opened now (between the move and the new file, or refused)
+   * keeps the old file; a refusal is said once.
    */
-  reopen() {
+  reopen(emit) {
+    try {
+      if (this.identity(this.file) === this.id) return;
+    } catch {
+      return; // moved, not made again yet
+    }
     let fd;
     try {
       fd = nativeFor('logs').openLog(this.file, this.account);
     } catch (error) {
       if (error.code !== 'ENOENT' && error.message !== this.complaint) process.stderr.write(`daemon: ${error.message}\n`);
       this.complaint = error.message;
-      return '';
+      return;
     }
     this.complaint = null;
-    if (this.identity(fd) === this.id) {
-      fs.closeSync(fd);
-      return '';
-    }
-    const rest = this.more();
+    this.more(emit);
     fs.closeSync(this.fd);
     Object.assign(this, { fd, id: this.identity(fd), position: 0 });
-    return rest;
   }
 }
 
@@ -159,15 +163,16 @@ function printLogs(files, { lines, follow, raw, account }) {
     current = log;
     process.stdout.write(text);
   };
-  for (const log of logs) write(log, log.tail(lines));
+  for (const log of logs) log.tail(lines, (text) => write(log, text));
   if (!follow) {
     for (const log of logs) fs.closeSync(log.fd);
     return Promise.resolve(0);
   }
   setInterval(() => {
     for (const log of logs) {
-      write(log, log.reopen());
-      write(log, log.more());
+      const emit = (text) => write(log, text);
+      log.reopen(emit);
+      log.more(emit);
     }
   }, FOLLOW_MS);
   return new Promise(() => {}); // until a signal ends the command
