@@ -6,7 +6,7 @@ mod js;
 
 use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
-use daemon_core::output::{log_read, stdio, syslog, syslog_stdio};
+use daemon_core::output::{handover, log_read, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
 use daemon_core::sockets;
 use daemon_core::state_dir;
@@ -107,6 +107,13 @@ pub fn take_ready_pipe(marker: String) -> bool {
 #[napi]
 pub fn take_supervisor_lock(marker: String) -> bool {
     supervised::take(&marker)
+}
+
+/// In a supervised daemon: takes the log channel its supervisor hands
+/// rotated log files over (a thread then puts them on fds 1 and 2).
+#[napi]
+pub fn take_log_channel(marker: String) -> bool {
+    handover::take(&marker)
 }
 
 /// Reports readiness once per process: a daemon over its pipe, a process in

@@ -39,6 +39,9 @@ function optionsOf(flags, out, ident, pidfile) {
       window: flags['respawn-window'],
       killTimeout: flags['kill-timeout'],
       maxMemory: flags['max-memory'],
+      logMaxSize: flags['log-max-size'],
+      logKeep: flags['log-keep'],
+      logCompress: flags['log-compress'],
     };
   }
   return options;

@@ -11,6 +11,7 @@ use crate::control::{answer, Asked, Asker, Control, Request};
 use crate::generation::Launcher;
 use crate::policy::{Decision, Ending, Limit};
 use crate::record::{Instance, Place, Record, State};
+use crate::rotation::{self, Rotation};
 use crate::signals;
 use crate::slot::{now_ms, Generation, Slot};
 use daemon_core::errors::SysResult;
@@ -127,6 +128,8 @@ struct Service {
     /// The service has sockets a replacement can share with the one it
     /// replaces: memory replacements are ready-first.
     held_sockets: bool,
+    /// Log files rotated by size.
+    rotation: Option<Rotation>,
 }
 
 /// Runs the service to its end; returns the supervisor's exit status.
@@ -159,7 +162,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     }
     let lock = lockfile::held_lock();
     let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
-    let launcher = Launcher::new(&plan, boot_dir, handed_on);
+    let rotates = respawn.log_max_size.is_some();
+    let launcher = Launcher::new(&plan, boot_dir, handed_on, rotates);
     drop(lock); // the launcher keeps its own copy for the children
     let launcher = match launcher {
         Ok(launcher) => launcher,
@@ -212,6 +216,15 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         max_memory: respawn.max_memory,
         memory_check_at: respawn.max_memory.map(|_| Instant::now() + MEMORY_EVERY),
         held_sockets: !plan.listeners.is_empty(),
+        rotation: respawn.log_max_size.map(|max_size| {
+            let limit = rotation::Limit {
+                max_size,
+                keep: respawn.log_keep,
+                compress: respawn.log_compress,
+            };
+            let [stdout, stderr] = [&plan.stdout, &plan.stderr].map(Output::file_path);
+            Rotation::new(limit, stdout, stderr, daemon_user)
+        }),
     };
     for i in 0..service.slots.len() {
         if let Err(e) = service.start(i) {
@@ -354,7 +367,8 @@ impl Service {
         let deadlines = generations.flat_map(|g| [g.ready_by, g.kill_at]);
         let restarts = self.slots.iter().map(|s| s.restart_at);
         let control = self.control.as_ref().and_then(Control::deadline);
-        let others = [control, self.memory_check_at];
+        let rotation = self.rotation.as_ref().map(|r| r.check_at);
+        let others = [control, self.memory_check_at, rotation];
         deadlines.chain(restarts).chain(others).flatten().min()
     }
 
@@ -405,6 +419,9 @@ impl Service {
         }
         if let Some(control) = &mut self.control {
             control.wake(now);
+        }
+        if self.rotation.as_ref().is_some_and(|r| now >= r.check_at) {
+            self.rotate_logs();
         }
         if self.memory_check_at.is_some_and(|t| now >= t) {
             self.memory_check_at = Some(now + MEMORY_EVERY);
@@ -466,8 +483,8 @@ impl Service {
             }
             let count = self.slots.len() as u32;
             match self.launcher.start(index, count) {
-                Ok((pid, pipe)) => {
-                    let mut next = Generation::new(pid, pipe, self.ready_timeout, self.upgrades);
+                Ok(forked) => {
+                    let mut next = Generation::new(forked, self.ready_timeout, self.upgrades);
                     next.replaces_memory = true;
                     self.slots[i].next = Some(next);
                     self.slots[i].replacing_memory = Some(rss);
@@ -477,16 +494,28 @@ impl Service {
         }
     }
 
+    /// Rotates a log file past its size, or goes on with a rotation.
+    fn rotate_logs(&mut self) {
+        let Some(rotation) = &mut self.rotation else {
+            return;
+        };
+        let all = self
+            .slots
+            .iter()
+            .flat_map(Slot::generations)
+            .chain(&self.retiring);
+        let generations: Vec<_> = all.map(|g| (g.pid, g.channel.as_ref())).collect();
+        if let Some(message) = rotation.check(&generations) {
+            note(&message);
+        }
+    }
+
     /// Starts a generation in slot `i` as its current one.
     fn start(&mut self, i: usize) -> SysResult<()> {
         let count = self.slots.len() as u32;
-        let (pid, pipe) = self.launcher.start(self.slots[i].index, count)?;
-        self.slots[i].current = Some(Generation::new(
-            pid,
-            pipe,
-            self.ready_timeout,
-            self.upgrades,
-        ));
+        let forked = self.launcher.start(self.slots[i].index, count)?;
+        let generation = Generation::new(forked, self.ready_timeout, self.upgrades);
+        self.slots[i].current = Some(generation);
         self.save(State::Running);
         Ok(())
     }
@@ -640,17 +669,13 @@ impl Service {
         for i in to_start {
             let count = self.slots.len() as u32;
             match self.launcher.start(self.slots[i].index, count) {
-                Ok((pid, pipe)) => {
+                Ok(forked) => {
                     note(&format!(
-                        "upgrade: instance {}'s new generation is pid {pid}",
-                        self.slots[i].index
+                        "upgrade: instance {}'s new generation is pid {}",
+                        self.slots[i].index, forked.pid
                     ));
-                    self.slots[i].next = Some(Generation::new(
-                        pid,
-                        pipe,
-                        self.ready_timeout,
-                        self.upgrades,
-                    ));
+                    let next = Generation::new(forked, self.ready_timeout, self.upgrades);
+                    self.slots[i].next = Some(next);
                 }
                 Err(e) => {
                     let why = format!("cannot start the new generation: {}", e.message());
@@ -938,6 +963,8 @@ impl Service {
             self.slots[i].next = None;
             let why = format!("the new generation (pid {pid}) {}", describe(ending));
             self.upgrade_failed(i, &why, true);
+        } else if self.rotation.as_mut().is_some_and(|r| r.compressed(pid)) {
+            // gzip of a rotated log.
         } else if let Some(r) = self.retiring.iter().position(|g| g.pid == pid) {
             self.retiring.remove(r);
             note(&format!(

@@ -3,6 +3,7 @@
 //! streams routed to it (`syslog_stdio`); and a log opened to be printed
 //! (`log_read`).
 
+pub mod handover;
 pub mod log_read;
 pub mod logfile;
 pub mod stdio;
