@@ -382,7 +382,7 @@ async function nobodyService(name, text) {
   return { daemon, log, own, pid, cleanup };
 }
 
-test("daemon logs shows a service's control characters escaped (a title, a clear screen, hidden text, a carriage return), newline and tab as they are; --raw as written", async () => {
+test("daemon logs shows a service's control characters escaped (a title, a clear screen, hidden text, a carriage return), newline and tab as they are; --raw as written; a log of the service's user is read as that user", async () => {
   const bytes = 'plain\tline\n\x1b]0;pwned\x07\x1b[2J\x1b[8mhidden\x1b[0m\rover\n\u009b31mC1 \x7f del \x00 nul \u00e9t\u00e9\n';
   const s = await nobodyService('log-escapes', `process.stdout.write(${q(bytes)});\nsetInterval(() => {}, 1000);\n`);
   try {
@@ -396,6 +396,14 @@ test("daemon logs shows a service's control characters escaped (a title, a clear
     const raw = await s.daemon(['logs', 'app', '--raw']);
     assert.equal(raw.code, 0, raw.stderr);
     assert.equal(raw.stdout, bytes);
+    // A log nobody owns (logrotate's create 0640 nobody): root opens it as nobody, who may read it.
+    fs.chownSync(s.log, NOBODY, NOGROUP);
+    assert.deepEqual(await s.daemon(['logs', 'app', '--raw']).then((r) => [r.code, r.stdout, r.stderr]), [0, bytes, '']);
+    // In a directory nobody may not enter, nobody cannot read it: nor does root print it.
+    fs.chownSync(s.own, 0, 0);
+    fs.chmodSync(s.own, 0o700);
+    const shut = await s.daemon(['logs', 'app']);
+    assert.deepEqual([shut.code, shut.stdout, shut.stderr], [1, '', `daemon: EACCES: permission denied, open '${s.log}'\n`]);
   } finally {
     await s.cleanup();
   }
