@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
 import { alive, asNobody, cmdline, killAndWait, ownedDir, publicCopy, root, run, startFixture, tmpdir, waitFor } from './helpers.mjs';
@@ -226,6 +227,39 @@ test("the library's start({ respawn, pidfile }) refuses a DAEMON_DIR others may 
     assert.equal(fs.existsSync(pidfile), false);
     for (const pid of s.pids) assert.ok(alive(pid));
     assert.deepEqual(checksums(s.top), before);
+  }));
+
+test("upgrade() and scale() do not ask a socket in a DAEMON_DIR others may swap (the attacker's would answer `ok`)", () =>
+  withPlanted('swap-control', async (s) => {
+    const pidfile = path.join(s.top, 'services', 'other.pid');
+    const { supervisorFiles } = createRequire(import.meta.url)(path.join(root, 'lib', 'operator', 'state-dir.js'));
+    const channel = supervisorFiles(pidfile, s.state).control;
+    const listener = attacker(
+      `import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(8); print('listening', flush=True)
+while True:
+    c, _ = s.accept(); c.recv(64); c.sendall(b'ok 4242 4243\\n'); c.close(); print('asked', flush=True)
+`,
+      [channel],
+    );
+    let heard = '';
+    listener.child.stdout.on('data', (data) => (heard += data));
+    try {
+      await waitFor(() => heard.includes('listening'), 5000, "the attacker's socket");
+      const code = `const d = require(${q(path.join(root, 'index.js'))});
+        Promise.allSettled([d.upgrade(${q(pidfile)}), d.scale(${q(pidfile)}, 3)]).then((all) => console.log(JSON.stringify(all.map((r) => r.status === 'fulfilled' ? r.value : { code: r.reason.code, message: r.reason.message }))));`;
+      const r = await run(['-e', code], { env: { DAEMON_DIR: s.state } });
+      assert.equal(r.code, 0, r.stderr);
+      for (const outcome of JSON.parse(r.stdout)) {
+        assert.equal(outcome.code, 'EPERM', r.stdout);
+        assert.match(outcome.message, /the state directory's ancestor .*shared' may be written by others/);
+      }
+      assert.equal(heard.includes('asked'), false, 'the attacker was never asked');
+    } finally {
+      listener.child.kill('SIGKILL');
+      await listener;
+    }
   }));
 
 test('root makes its state directory through a sticky directory (a /tmp) where it is missing, and refuses one another user made there', async () => {
