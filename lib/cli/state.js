@@ -113,6 +113,16 @@ class State {
     this.handle.write(`${name}.json`, Buffer.from(recordText(record)), 0o600);
   }
 
+  /** Removes the file `name` from it, if there. */
+  remove(name) {
+    this.handle?.remove(name);
+  }
+
+  /** Forgets daemon `name`: removes its record, if any. */
+  removeRecord(name) {
+    this.remove(`${name}.json`);
+  }
+
   /** Writes the file `name` in it, 0600, replacing the old one in one rename. */
   writePrivate(name, text) {
     this.handle.write(name, Buffer.from(text), 0o600);
