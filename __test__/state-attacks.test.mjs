@@ -207,9 +207,18 @@ test("DAEMON_DIR under a directory others may write, swapped for the attacker's 
   }
 });
 
-test("DAEMON_DIR under a directory others may write, the attacker's in its place: unit, stop, logs, list and status refuse; nothing runs, stops, prints or is written", () =>
+test("DAEMON_DIR under a directory others may write, the attacker's in its place: unit, stop, delete, logs, list, status and upgrade refuse; nothing runs, stops, prints or is written", () =>
   withPlanted('swap-read', async (s, before) => {
-    for (const args of [['unit', 'app'], ['stop', 'app'], ['logs', 'app'], ['list'], ['status', 'app'], ['status', '--pidfile', s.other]]) {
+    for (const args of [
+      ['unit', 'app'],
+      ['stop', 'app'],
+      ['delete', 'app'],
+      ['logs', 'app'],
+      ['list'],
+      ['status', 'app'],
+      ['status', '--pidfile', s.other],
+      ['upgrade', 'app'],
+    ]) {
       await assertUntouched(s, before, await rootCli(s, args), args.join(' '));
     }
   }));
