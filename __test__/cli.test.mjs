@@ -283,6 +283,7 @@ test("logs -f follows a log across logrotate's move (the rest of the old file, t
   } finally {
     follower?.kill('SIGKILL');
     await killAndWait(pid);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
