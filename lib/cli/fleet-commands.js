@@ -68,28 +68,37 @@ function restartFleet(fleet, flags) {
   return startEach(fleet, flags, (plan, recorded) => relaunch(plan, recorded, flags));
 }
 
-/** The pid file of `app`: its record's, else the one the file gives it, else its default. */
-function pidfileOf(app, dir) {
-  return state.readRecord(dir, app.name)?.pidfile ?? app.flags.pidfile ?? state.filesOf(dir, app.name).pidfile;
-}
-
-/** The command `handler` of commands.js on each app, by name and pid file; its lines start with the app's name. */
+/** The command `handler` of commands.js on each app, by its NAME; its lines start with the app's name. */
 function eachApp(handler) {
   return async (fleet, flags) => {
-    const dir = state.stateDir();
     let code = 0;
-    for (const app of fleet.apps) {
-      const parsed = { name: app.name, flags: { ...flags, pidfile: pidfileOf(app, dir) }, label: app.name };
-      code = Math.max(code, await attempt(app.name, () => handler(parsed)));
-    }
+    for (const app of fleet.apps) code = Math.max(code, await attempt(app.name, () => handler({ name: app.name, flags, label: app.name })));
     return code;
   };
 }
 
-/** `status FILE`: the apps as `list` shows them; LSB's status of the worst. */
+/** The row of an app that has no record: never started here, or deleted. */
+function notStarted(name) {
+  return {
+    name,
+    pid: null,
+    running: false,
+    stale: false,
+    status: 'not started',
+    uptime: null,
+    memory: null,
+    restarts: null,
+    command: null,
+  };
+}
+
+/** `status FILE`: the apps as `list` shows them; LSB's status of the worst (one not started is not running, 3). */
 function statusFleet(fleet, flags) {
   const dir = state.stateDir();
-  const rows = fleet.apps.map((app) => describe(app.name, pidfileOf(app, dir), state.readRecord(dir, app.name)));
+  const rows = fleet.apps.map((app) => {
+    const record = state.readRecord(dir, app.name);
+    return record === null ? notStarted(app.name) : describe(app.name, record.pidfile, record);
+  });
   console.log(flags.json ? JSON.stringify(rows, null, 2) : table(rows));
   return Math.max(...rows.map(statusCode));
 }
@@ -138,8 +147,31 @@ function fleetUsage(command) {
   ].join('\n');
 }
 
+/**
+ * A fleet file runs as code in this process (pm2's format), and may leave a
+ * timer or a socket behind: the command ends once its output is written, as
+ * pm2's does (after main()'s caller has set the exit status).
+ */
+function endOnceWritten() {
+  setImmediate(() => {
+    let streams = 2;
+    const written = () => --streams === 0 && process.exit();
+    process.stdout.write('', written);
+    process.stderr.write('', written);
+  });
+}
+
 /** Runs `command` on the fleet file `found` names (fleetFileIn); resolves the exit status. */
 async function runFleet(command, found) {
+  try {
+    return await runOnFile(command, found);
+  } finally {
+    endOnceWritten();
+  }
+}
+
+/** runFleet()'s work: the flags, the file, then the command on its apps. */
+async function runOnFile(command, found) {
   const spec = FLEET[command];
   if (spec === undefined) {
     throw new UsageError(`daemon ${command} takes no fleet file (${found.file ?? '--config'}): give a NAME`);
