@@ -85,6 +85,8 @@ struct Scaling {
 
 struct Service {
     ready_timeout: Duration,
+    /// The service holds listening sockets: a late generation's timeout says what ready means then.
+    listening: bool,
     kill_timeout: Duration,
     stdout: Option<String>,
     stderr: Option<String>,
@@ -182,6 +184,7 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     };
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
+        listening: !plan.listeners.is_empty(),
         kill_timeout: Duration::from_millis(respawn.kill_timeout_ms),
         daemon_user,
         stdout: Output::file_path(&plan.stdout).map(str::to_owned),
@@ -375,7 +378,6 @@ impl Service {
                 }
             }
         }
-        let ready_timeout = self.ready_timeout.as_millis();
         let mut late_next = None;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(g) = slot
@@ -383,10 +385,8 @@ impl Service {
                 .as_mut()
                 .filter(|g| g.ready_by.is_some_and(|t| now >= t))
             {
-                let why = format!(
-                    "the daemon (pid {}) did not report ready within {ready_timeout} ms",
-                    g.pid
-                );
+                let who = format!("the daemon (pid {})", g.pid);
+                let why = ready::not_ready(&who, self.ready_timeout, self.listening);
                 note(&format!("{why}: stopping it"));
                 fail(
                     g,
@@ -405,9 +405,8 @@ impl Service {
             }
         }
         if let Some((i, pid)) = late_next {
-            let why = format!(
-                "the new generation (pid {pid}) did not report ready within {ready_timeout} ms"
-            );
+            let who = format!("the new generation (pid {pid})");
+            let why = ready::not_ready(&who, self.ready_timeout, self.listening);
             self.upgrade_failed(i, &why, false);
         }
         if let Some(control) = &mut self.control {
