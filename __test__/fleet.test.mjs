@@ -151,13 +151,23 @@ test('restart FILE starts each app from the file as it is now; restart NAME from
     script(
       dir,
       'apps.json',
-      JSON.stringify({ apps: ['one', 'two'].map((name) => ({ name, script: 'app.js', env: { GREETING: greeting } })) }),
+      JSON.stringify({
+        apps: ['one', 'two'].map((name) => ({
+          name,
+          script: 'app.js',
+          env: { GREETING: greeting },
+          node_args: '--max-old-space-size=100',
+        })),
+      }),
     );
   const file = write('hello');
   const greeting = (name) => environ(readPid(path.join(state, `${name}.pid`))).find((entry) => entry.startsWith('GREETING='));
   try {
     assert.equal((await daemon(['start', file])).code, 0);
     assert.deepEqual([greeting('one'), greeting('two')], ['GREETING=hello', 'GREETING=hello']);
+    // A supervisor (autorestart is pm2's default) runs the app with node_args on its Node's command line.
+    const [app] = children(pidsOf(state, ['one'])[0]);
+    assert.deepEqual(cmdline(app).slice(1, 3), ['--max-old-space-size=100', '-r'], "node_args are the script's Node's");
     write('bonjour');
     const byName = await daemon(['restart', 'one']);
     assert.equal(byName.code, 0, byName.stderr);
