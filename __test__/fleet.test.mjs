@@ -98,15 +98,24 @@ test("pm2's ecosystem file as it is: a cluster app on env.PORT, env_production w
       status.stdout.split('\n').map((line) => line.trim().split(/ +/)[0]),
       ['NAME', 'api', '0', '1', 'worker', ''],
     );
+    // upgrade and reload FILE act on each app as on its NAME (the worker has no supervisor to upgrade it).
+    const upgraded = await daemon(['upgrade', file]);
+    assert.equal(upgraded.code, 1);
+    assert.match(upgraded.stdout, /^api: upgraded 2 instances: \d+ \(was \d+\), \d+ \(was \d+\)\n$/);
+    assert.match(upgraded.stderr, /^daemon: worker: worker runs without a supervisor/);
+    assert.equal((await get(port)).env, 'production');
+    const reloaded = await daemon(['reload', file, '--only', 'worker']);
+    assert.deepEqual([reloaded.code, reloaded.stdout], [0, `worker: sent SIGHUP to ${worker}\n`]);
     // --only narrows; the exit status is the worst app's.
     const one = await daemon(['stop', '--only', 'worker', file]);
     assert.deepEqual([one.code, one.stdout, one.stderr], [0, `worker: stopped ${worker}\n`, '']);
     await waitGone(worker);
     assert.ok(alive(api));
     assert.equal((await daemon(['status', file, '--json'])).code, 3);
+    const upgradedInstances = children(api);
     const both = await daemon(['stop', file]);
     assert.deepEqual([both.code, both.stdout], [0, `api: stopped ${api}\nworker: not running\n`]);
-    for (const pid of [api, ...instances]) await waitGone(pid);
+    for (const pid of [api, ...upgradedInstances]) await waitGone(pid);
     const deleted = await daemon(['delete', file]);
     assert.deepEqual([deleted.code, deleted.stdout], [0, 'deleted api\ndeleted worker\n']);
     assert.deepEqual(
