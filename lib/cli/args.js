@@ -120,7 +120,12 @@ const FLAGS = Object.freeze({
   'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
   logs: { type: 'boolean', help: 'remove its log files in the state directory too' },
   env: { type: 'string', arg: 'NAME', help: "with a FILE: each app's env_NAME over its env" },
-  only: { type: 'string', arg: 'A,B', help: 'with a FILE: only these of its apps', read: (text) => text.split(',') },
+  only: {
+    type: 'string',
+    arg: 'A,B',
+    help: 'with a FILE: only these of its apps',
+    read: (text) => text.split(',').map((name) => name.trim()),
+  },
   config: {
     type: 'string',
     arg: 'FILE',
