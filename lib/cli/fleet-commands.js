@@ -49,9 +49,10 @@ function planOf(app, given) {
  */
 async function startEach(fleet, flags, go) {
   const plans = fleet.apps.map((app) => planOf(app, flags));
+  const st = state.openState();
   let code = 0;
   for (const plan of plans) {
-    const status = await attempt(plan.name, () => go(plan, state.readRecord(plan.dir, plan.name)));
+    const status = await attempt(plan.name, () => go(plan, st.record(plan.name)));
     if (status !== 0) console.error(`daemon: ${plan.name} did not start`);
     code = Math.max(code, status);
   }
@@ -94,9 +95,9 @@ function notStarted(name) {
 
 /** `status FILE`: the apps as `list` shows them; LSB's status of the worst (one not started is not running, 3). */
 function statusFleet(fleet, flags) {
-  const dir = state.stateDir();
+  const st = state.openState();
   const rows = fleet.apps.map((app) => {
-    const record = state.readRecord(dir, app.name);
+    const record = st.record(app.name);
     return record === null ? notStarted(app.name) : describe(app.name, record.pidfile, record);
   });
   console.log(flags.json ? JSON.stringify(rows, null, 2) : table(rows));
