@@ -9,7 +9,8 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { pathToFileURL } = require('node:url');
 const { isEsm } = require('../launcher/command.js');
-const { codedError, describeValue } = require('../shared/errors.js');
+const { codedError, describeValue, systemError } = require('../shared/errors.js');
+const { openStateDir } = require('../operator/state-dir.js');
 const { availableCpus } = require('../shared/options.js');
 const { UsageError } = require('./args.js');
 const { nearest } = require('./nearest.js');
@@ -30,61 +31,26 @@ function isFleetFile(arg) {
 
 // ---- the file root loads ------------------------------------------------------
 
-/** The sticky bit: in such a directory only an entry's owner may rename or remove it. */
-const STICKY = 0o1000;
-
-/** Root's, or the caller's (the same for root). */
-const owned = (st) => st.uid === 0 || st.uid === process.geteuid();
-
 /**
- * The real path of `file`, read by root only if no other user could change
- * it (as a record of the state directory): every directory on the way
- * root's and writable by no one else (a sticky one passes, as what is below
- * it is checked to be root's), every symlink followed root's, and the file
- * itself root's, regular, of one link, writable by root alone, opened without
- * following a link. Returns `{ real, text }`. Root runs what a fleet file says.
+ * The text of `file`, which root reads as it reads a record of the state
+ * directory (openStateDir(), the trusted walk): every directory on the way
+ * root's and writable by no one else (a sticky one passes when what is below
+ * is root's), only root's symlinks followed; the file itself root's, regular,
+ * of one link, writable by root alone, not a symlink. Root runs what a fleet
+ * file says: one that another user could change would run that user's choice.
  */
 function readTrusted(file) {
-  const refuse = (where, why) =>
-    Object.assign(codedError(Error, 'EACCES', `${file}: ${where} ${why}: root loads only a fleet file that no other user can change`), {
-      path: file,
-    });
-  const steps = path.resolve(file).split('/').filter(Boolean);
-  let real = '/';
-  let links = 0;
-  let st = fs.statSync(real);
-  while (steps.length > 0) {
-    if (!owned(st)) throw refuse(real, `is owned by uid ${st.uid}`);
-    if ((st.mode & 0o022) !== 0 && (st.mode & STICKY) === 0) throw refuse(real, 'is writable by others');
-    const step = steps.shift();
-    if (step === '.' || step === '..') {
-      if (step === '..') real = path.dirname(real);
-      st = fs.statSync(real);
-      continue;
-    }
-    const next = path.join(real, step);
-    st = fs.lstatSync(next);
-    if (!st.isSymbolicLink()) {
-      real = next;
-      continue;
-    }
-    if (!owned(st)) throw refuse(next, `is a symlink of uid ${st.uid}`);
-    if (++links > 40) throw Object.assign(codedError(Error, 'ELOOP', `${file}: too many symbolic links`), { path: file });
-    const target = fs.readlinkSync(next);
-    steps.unshift(...target.split('/').filter(Boolean));
-    if (path.isAbsolute(target)) real = '/';
-    st = fs.statSync(real);
-  }
-  const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  let dir = null;
   try {
-    const opened = fs.fstatSync(fd);
-    if (!opened.isFile()) throw refuse(real, 'is not a regular file');
-    if (!owned(opened)) throw refuse(real, `is owned by uid ${opened.uid}`);
-    if (opened.nlink !== 1) throw refuse(real, `has ${opened.nlink} links`);
-    if ((opened.mode & 0o022) !== 0) throw refuse(real, 'is writable by others');
-    return { real, text: fs.readFileSync(fd, 'utf8') };
+    dir = openStateDir(path.dirname(file));
+    const bytes = dir?.read(path.basename(file)) ?? null;
+    if (bytes === null) throw systemError('ENOENT', 'no such file or directory', 'open', file);
+    return bytes.toString('utf8');
+  } catch (error) {
+    if (error.code === 'EPERM' || error.code === 'ELOOP') error.message += ': root loads only a fleet file that no other user can change';
+    throw error;
   } finally {
-    fs.closeSync(fd);
+    dir?.close();
   }
 }
 
@@ -94,7 +60,8 @@ function readTrusted(file) {
  * import() for an ES module (its default export, or its named ones).
  */
 async function load(file) {
-  const { real, text } = process.geteuid() === 0 ? readTrusted(file) : { real: path.resolve(file), text: undefined };
+  const real = path.resolve(file);
+  const text = process.geteuid() === 0 ? readTrusted(real) : undefined;
   try {
     if (real.endsWith('.json')) {
       const json = text ?? fs.readFileSync(real, 'utf8');
@@ -112,7 +79,7 @@ async function load(file) {
     const namespace = await import(pathToFileURL(real).href);
     return namespace.apps === undefined ? namespace.default : namespace;
   } catch (error) {
-    if (error.code !== 'EACCES') error.message = `${file}: ${error.message}`;
+    error.message = `${file}: ${error.message}`;
     throw error;
   }
 }
@@ -574,4 +541,4 @@ async function readFleet(file, { envName, only } = {}) {
   return { file: path.resolve(file), apps: chosen.map(({ plan }) => plan), notes };
 }
 
-module.exports = { FLEET_NAME, isFleetFile, readTrusted, readFleet };
+module.exports = { FLEET_NAME, isFleetFile, readFleet };
