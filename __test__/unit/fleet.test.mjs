@@ -139,9 +139,9 @@ test('every key neither known nor supported is named, one line each; a false one
     `${path.basename(file)}: ignoring deploy (pm2's deploy is not supported)`,
     'accweb: ignoring log_file (out_file and error_file take the streams: a stream goes to one file)',
     'accweb: ignoring merge_logs: false (the instances share the log files, each line starting with [K])',
-    'accweb: ignoring min_uptime (an instance ready for 10 s is stable; max_restarts counts restarts within respawn_window (60 s))',
     'accweb: ignoring watch (not supported: use node --watch)',
     'accweb: ignoring instnces (unknown: did you mean instances?)',
+    'accweb: ignoring min_uptime (an instance ready for 10 s is stable; max_restarts counts restarts within respawn_window (60 s))',
     'accweb: ignoring time (lines are written as the app writes them)',
   ]);
 });

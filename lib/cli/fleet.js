@@ -300,6 +300,7 @@ const FLAGS = Object.freeze({
   ],
 });
 
+/** One of `listen`'s addresses, as the flag takes it (checked with the flag's rules when the start is planned). */
 function listenAddress(where, key, value) {
   if (typeof value !== 'string' && typeof value !== 'number')
     throw wrong(where, key, 'an address (PORT, HOST:PORT, a socket path) or an array of them', value);
@@ -320,8 +321,6 @@ const OWN = Object.freeze([
   'autorestart',
   'respawn',
   'port',
-  'min_uptime',
-  'restart_delay',
 ]);
 
 /** Every key an app may have (pm2's or ours), for a "did you mean". */
@@ -409,10 +408,6 @@ function readApp(app, index, { where: file, dir, envName }, note) {
   if (merge !== undefined && !boolean(where, mergeKey, merge) && count > 1) {
     note(`${mergeKey}: false (the instances share the log files, each line starting with [K])`);
   }
-  const [, minUptime] = take('min_uptime');
-  const [, restartDelay] = take('restart_delay');
-  if (minUptime !== undefined) note(`min_uptime (${UNSUPPORTED.min_uptime})`);
-  if (restartDelay !== undefined) note(`restart_delay (${UNSUPPORTED.restart_delay})`);
   for (const key of Object.keys(FLAGS)) keys.delete(key);
   for (const [written, value] of keys.values()) unknown(written, value, note);
   if (supervised) flags.respawn = true;
