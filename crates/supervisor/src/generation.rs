@@ -2,13 +2,12 @@
 //! launcher's own plan and child code (`launch`), forked as a child of the
 //! supervisor, with a fresh readiness pipe and the slot's number each time.
 
-use daemon_core::errors::{SysError, SysResult};
+use daemon_core::errors::SysResult;
 use daemon_core::launch::notify::NOTIFY_ENV;
 use daemon_core::launch::ready::MARKER_ENV;
 use daemon_core::launch::{ListenSource, Plan, Prepared, ReadyPipe};
 use daemon_core::pidfile::supervised;
 use daemon_core::sockets::LISTEN_ENV;
-use nix::sys::stat::fstat;
 use nix::unistd::{close, Pid};
 
 use std::os::fd::OwnedFd;
@@ -28,7 +27,8 @@ pub struct Launcher {
 
 impl Launcher {
     /// `plan` as the supervisor read it; `boot_dir`: where the launcher ran;
-    /// `lock`: the pid file's lock and path, handed on to each generation.
+    /// `lock`: a description of the pid file's lock file, and the pid file's
+    /// path, handed on to each generation.
     pub fn new(
         plan: &Plan,
         boot_dir: &[u8],
@@ -52,9 +52,7 @@ impl Launcher {
         // The generation's module drains its servers on SIGTERM (an upgrade retires it so).
         env.push(format!("{SUPERVISED_ENV}={}", std::process::id()));
         if let Some((lock, pidfile)) = lock {
-            let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
-            let fd = supervised::lock_fd(plan.listeners.len());
-            env.push(format!("{}={fd}:{inode}:{pidfile}", supervised::MARKER_ENV));
+            env.push(supervised::marker(lock, plan.listeners.len(), pidfile)?);
         }
         let plan = Plan {
             env,

@@ -134,10 +134,12 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
             Err(e) => return refuse(&e.message()),
         }
     }
-    let lock = lockfile::held_lock();
-    let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
-    let launcher = Launcher::new(&plan, boot_dir, handed_on);
-    drop(lock); // the launcher keeps its own copy for the children
+    // Each generation gets a description of the lock file of its own (see
+    // `supervised`): the launcher keeps its own copy for the children.
+    let launcher = lockfile::reopened_lock().and_then(|lock| {
+        let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
+        Launcher::new(&plan, boot_dir, handed_on)
+    });
     let launcher = match launcher {
         Ok(launcher) => launcher,
         Err(e) => {

@@ -51,8 +51,10 @@ pub struct Image<'a> {
     pub prevent_core: bool,
     /// The supervisor's pid: the child dies with it.
     pub parent: Option<libc::pid_t>,
-    /// The pid-file lock a supervisor hands on, for the fd after the pipe.
+    /// The pid-file lock handed on, for the fd after the pipe.
     pub lock: Option<RawFd>,
+    /// The pid file the session leader writes the daemon's pid into.
+    pub pid_file: Option<RawFd>,
 }
 
 /// Room in a prepared environment string for the digits of a pid and a NUL.
@@ -104,9 +106,42 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
         Err(errno) => fail(p.ready, Step::Fork, errno),
         Ok(ForkResult::Child) => exec_daemon(p),
         Ok(ForkResult::Parent { child }) => {
+            if let Some(pid_file) = p.pid_file {
+                write_pid_file(pid_file, child.as_raw(), p.ready);
+            }
             say_pid(p.ready, child.as_raw());
             libc::_exit(0)
         }
+    }
+}
+
+/// Writes the daemon's pid into the pid file whose lock it got from the
+/// launcher: the session leader has it from the kernel, before the daemon
+/// runs a line of its own, and runs as the launcher's user, the only one
+/// who may write there. On failure the daemon is killed: it must not run
+/// with a pid file that does not name it. pwrite: a plain system call
+/// taking no lock (not on POSIX's list); ftruncate, kill: async-signal-safe.
+unsafe fn write_pid_file(fd: RawFd, pid: libc::pid_t, ready: RawFd) {
+    let mut line = StackLine::default();
+    line.push_number(pid);
+    line.push(b"\n");
+    let written = libc::pwrite(fd, line.bytes.as_ptr().cast(), line.len, 0);
+    let failed = if written != line.len as libc::ssize_t {
+        // A short write of a few bytes to a regular file: no space.
+        let errno = if written < 0 {
+            Errno::last()
+        } else {
+            Errno::ENOSPC
+        };
+        Some((Step::Pwrite, errno))
+    } else if libc::ftruncate(fd, line.len as libc::off_t) != 0 {
+        Some((Step::Ftruncate, Errno::last()))
+    } else {
+        None
+    };
+    if let Some((step, errno)) = failed {
+        libc::kill(pid, libc::SIGKILL);
+        fail(ready, step, errno);
     }
 }
 

@@ -20,6 +20,8 @@ pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
         // The supervisor gets them on fds 3, 4, ... and holds them for every generation.
         listeners: plan.listeners.clone(),
         respawn: None,
+        // The supervisor takes the lock itself.
+        handed_lock: None,
         ..plan.clone()
     }
 }
@@ -94,6 +96,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         prevent_core: false,
         listeners: Vec::new(),
         respawn: None,
+        handed_lock: None,
     };
     let mut respawn = Respawn {
         program: String::new(),
@@ -189,6 +192,7 @@ mod tests {
             prevent_core: true,
             listeners: Vec::new(),
             respawn: None,
+            handed_lock: None,
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),
@@ -246,6 +250,7 @@ mod tests {
                 },
             ],
             respawn: None,
+            handed_lock: None,
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),

@@ -106,6 +106,7 @@ mod tests {
             prevent_core: false,
             listeners: Vec::new(),
             respawn: None,
+            handed_lock: None,
         };
         assert_eq!(become_supervisor(&plan).code(), "EINVAL");
         let respawn = super::super::plan::Respawn {
