@@ -147,6 +147,13 @@ pub fn release_locks() {
     lockfile::release_all();
 }
 
+/// Removes a pid file and its lock file that nothing holds (what a daemon
+/// of another user could not remove itself); false while the lock is held.
+#[napi]
+pub fn remove_unheld(env: Env, path: String) -> Result<bool> {
+    lockfile::remove_unheld(&path).map_err(|e| throw(&env, e))
+}
+
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.
 #[napi]
 pub fn blocking_writes(env: Env, fds: Vec<i32>) -> Result<()> {

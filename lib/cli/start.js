@@ -93,10 +93,10 @@ function start(parsed, recorded = null) {
   const name = state.checkName(parsed.name ?? recorded?.name ?? state.defaultName(script));
   const main = mainOf(flags, script);
   const dir = state.stateDir();
-  // A daemon root starts as another user takes its lock in a directory of that user's.
   const account = flags.chroot === undefined ? lookupAccount(flags.user, flags.group) : undefined;
-  const ownDir = account?.uid != null && account.uid !== process.geteuid();
-  const files = state.filesOf(dir, name, ownDir);
+  // The launcher takes the lock of a daemon of another user (launcher.js): only its log is that user's.
+  const ownLog = account?.uid != null && account.uid !== process.geteuid();
+  const files = state.filesOf(dir, name);
   const pidfile = flags.pidfile ?? files.pidfile;
   const out = streams(flags, files.log);
   const options = optionsOf(flags, out, name, pidfile);
@@ -111,8 +111,7 @@ function start(parsed, recorded = null) {
     const hint = flags.pidfile === undefined ? ': to start another, give it a --name' : ` (${file})`;
     throw new Error(`${name} is already running as pid ${pid}${hint}`);
   }
-  if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
-  if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
+  if (ownLog && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
   state.writeRecord(files.record, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
   const command = preloadCommand(main, args, options, chrootOf(flags));
   const verdict = launchDaemon(opts, command);

@@ -4,12 +4,12 @@
 //
 // Layout (STATE = the directory, owned by the caller, not writable by others):
 //   STATE/NAME.json   the record: script, arguments, flags, environment (0600)
-//   STATE/NAME.log    stdout and stderr unless told otherwise (0640)
-//   STATE/NAME.pid    the pid file, for a daemon that runs as the caller
-//   STATE/NAME/NAME.pid  the pid file of a daemon root starts as another user,
-//                     in a directory that user owns (its lock() writes there)
-// Records and logs stay in STATE, where the daemon's user can neither replace
-// one nor plant a link for root to follow.
+//   STATE/NAME.log    stdout and stderr unless told otherwise (0640; a daemon
+//                     of another user's, so that it may reopen it)
+//   STATE/NAME.pid    the pid file and its lock file (the launcher takes the
+//                     lock of a daemon of another user and hands it on)
+// Everything stays in STATE, where the daemon's user can neither replace nor
+// remove a file, nor plant a link for root to follow.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -38,12 +38,12 @@ function defaultName(script) {
   return name;
 }
 
-/** The files of daemon `name` in `dir`; `ownDir`: the pid file in a directory of the daemon's user. */
-function filesOf(dir, name, ownDir = false) {
+/** The files of daemon `name` in `dir`. */
+function filesOf(dir, name) {
   return {
     record: path.join(dir, `${name}.json`),
     log: path.join(dir, `${name}.log`),
-    pidfile: ownDir ? path.join(dir, name, `${name}.pid`) : path.join(dir, `${name}.pid`),
+    pidfile: path.join(dir, `${name}.pid`),
     env: path.join(dir, `${name}.env`),
   };
 }
@@ -61,18 +61,6 @@ function ensureStateDir(dir) {
   if (st.uid !== uid || (st.mode & 0o022) !== 0) {
     throw new Error(`the state directory ${dir} must be owned by uid ${uid} and writable by no one else`);
   }
-}
-
-/** The directory of a daemon's user in the state directory, owned by that user (0755: the pid file is public). */
-function ensureOwnDir(dir, uid, gid) {
-  try {
-    fs.mkdirSync(dir, { mode: 0o755 });
-  } catch (error) {
-    if (error.code !== 'EEXIST') throw error;
-  }
-  const st = fs.lstatSync(dir);
-  if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
-  if (st.uid !== uid || st.gid !== gid) fs.chownSync(dir, uid, gid);
 }
 
 /** Writes `text` to `file`, 0600 from the start, replacing the old file in one rename. */
@@ -125,7 +113,6 @@ module.exports = {
   defaultName,
   filesOf,
   ensureStateDir,
-  ensureOwnDir,
   writePrivate,
   writeRecord,
   readRecord,

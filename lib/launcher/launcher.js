@@ -107,6 +107,11 @@ function respawnPlan(opts) {
   });
 }
 
+/** Whether the daemon runs as another user than this process's. */
+function switchesUser(account) {
+  return account?.uid !== undefined && account.uid !== process.geteuid();
+}
+
 /**
  * The native spawn's plan for validated options. `command.argv` is the Node
  * command line the daemon runs, `command.env` entries added to its
@@ -132,6 +137,9 @@ function spawnPlan(opts, given) {
     preventCore: opts.preventCore,
     listeners: daemonListeners(opts.listen, service),
     respawn: respawnPlan(opts),
+    // A daemon of another user: the launcher takes its pid file's lock where
+    // only the launcher's user writes, and hands it on (docs/pidfiles.md).
+    handedLock: opts.respawn === undefined && switchesUser(account) ? opts.pidfile : undefined,
   });
 }
 

@@ -40,7 +40,7 @@ function supervisorFiles(pidfile, dir = stateDir()) {
 
 /**
  * Creates the state directory `dir` if missing: 0700, root's 0711 (a daemon
- * of another user reaches its own directory in it, lists nothing). Returns its path.
+ * of another user reopens its log in it, lists nothing). Returns its path.
  */
 function ensureStateDir(dir = stateDir()) {
   // Returns the first directory it made, if any (parents made too are 0700, as XDG asks).
