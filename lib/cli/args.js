@@ -58,6 +58,19 @@ const FLAGS = Object.freeze({
   chroot: { type: 'string', arg: 'D', help: "change the root to D before the script runs (the script's path is inside D)", read: absolute },
   'no-core': { type: 'boolean', help: 'no core dumps', option: 'preventCore' },
   respawn: { type: 'boolean', help: 'a supervisor restarts the daemon when it crashes (not after a clean exit)' },
+  instances: {
+    type: 'string',
+    short: 'i',
+    arg: 'N|max',
+    help: 'run N instances on the same sockets (max: one per available CPU); implies --respawn',
+    read: (text) => (text === 'max' ? text : integer('instances', text)),
+  },
+  'kill-timeout': {
+    type: 'string',
+    arg: 'MS',
+    help: 'how long a stopping daemon may drain before SIGKILL (default 5000); implies --respawn',
+    read: (text) => integer('kill-timeout', text),
+  },
   'respawn-limit': {
     type: 'string',
     arg: 'N',
@@ -96,10 +109,18 @@ const START_FLAGS = Object.freeze([
   'chroot',
   'no-core',
   'respawn',
+  'instances',
   'respawn-limit',
   'respawn-window',
+  'kill-timeout',
   'listen',
 ]);
+
+/** The flags that imply --respawn: a supervisor does what they ask. */
+const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout']);
+
+/** Whether these flags start a supervisor. */
+const supervised = (flags) => flags.respawn === true || SUPERVISOR_FLAGS.some((flag) => flags[flag] !== undefined);
 /** Where output goes: given to restart, these replace all the recorded ones. */
 const LOG_FLAGS = Object.freeze(['log', 'stdout', 'stderr']);
 
@@ -127,7 +148,14 @@ const COMMANDS = Object.freeze({
   upgrade: {
     flags: ['pidfile'],
     target: true,
-    summary: 'with --respawn: new code on the same sockets, the old generation retired once the new one is ready',
+    summary: 'with --respawn: new code on the same sockets, each instance retired once its new one is ready',
+  },
+  scale: {
+    flags: ['pidfile'],
+    target: true,
+    count: true,
+    usage: '(NAME | --pidfile P) N|max',
+    summary: 'with --respawn: run N instances (added ones ready, removed ones drained)',
   },
   status: {
     flags: ['pidfile', 'json'],
@@ -238,6 +266,9 @@ function parse(command, args) {
   if (flags.help) return { help: true };
   const { positionals } = parsed;
   const [script, ...scriptArgs] = cut === -1 ? [] : args.slice(cut);
+  // scale's count comes last: NAME N, or --pidfile P N.
+  const count = spec.count ? positionals.pop() : undefined;
+  if (spec.count && count === undefined) throw new UsageError('give the number of instances: N or max');
   const names = spec.target ? 1 : 0;
   if (positionals.length > names) throw new UsageError(`unexpected argument ${positionals[names]}`);
   const name = positionals[0];
@@ -246,13 +277,16 @@ function parse(command, args) {
   if (spec.target === true && name === undefined && flags.pidfile === undefined && flags.name === undefined && script === undefined) {
     throw new UsageError('give a NAME or --pidfile');
   }
-  if (!flags.respawn && (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined)) {
+  if (!supervised(flags) && (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined)) {
     throw new UsageError('--respawn-limit and --respawn-window need --respawn');
   }
   if (flags.log !== undefined && (flags.stdout !== undefined || flags.stderr !== undefined)) {
     throw new UsageError('--log sends both streams to one file: give it alone, or --stdout and --stderr');
   }
-  return { flags, name: name ?? flags.name, script, scriptArgs };
+  if (count !== undefined && count !== 'max' && !/^[0-9]+$/.test(count))
+    throw new UsageError(`the number of instances is N or max, not ${count}`);
+  const parsedCount = count === undefined ? {} : { count: count === 'max' ? count : Number(count) };
+  return { flags, name: name ?? flags.name, script, scriptArgs, ...parsedCount };
 }
 
-module.exports = { UsageError, FLAGS, START_FLAGS, COMMANDS, USAGE, commandUsage, parse, mergeFlags, streams };
+module.exports = { UsageError, FLAGS, START_FLAGS, COMMANDS, USAGE, commandUsage, parse, mergeFlags, streams, supervised };

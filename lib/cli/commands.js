@@ -1,13 +1,13 @@
 'use strict';
-// The commands on a daemon that runs (or ran): stop, reload, upgrade, status,
-// list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
+// The commands on a daemon that runs (or ran): stop, reload, upgrade, scale,
+// status, list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
 // LSB init-script conventions.
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { signal, stop, upgrade } = require('../operator/control.js');
+const { signal, stop, upgrade, scale } = require('../operator/control.js');
 const { ENV } = require('../shared/env.js');
 const { SYSLOG, INHERIT } = require('../shared/options.js');
 const state = require('./state.js');
@@ -52,10 +52,24 @@ function reloadCommand(parsed) {
   }
 }
 
-/** 0 once the new code serves; 1 with the supervisor's reason (the old generation serves on). */
+/** 0 once the new code serves; 1 with the supervisor's reason (the instances not upgraded serve on). */
 async function upgradeCommand(parsed) {
-  const { daemonPid, previous } = await upgrade(pidfileOf(parsed));
-  console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  const { daemonPid, previous, instances } = await upgrade(pidfileOf(parsed));
+  if (instances.length <= 1) console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  else console.log(`upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
+  return 0;
+}
+
+/** 0 once the service runs that many instances (the record keeps the count for restart); 1 with the supervisor's reason. */
+async function scaleCommand(parsed) {
+  const pidfile = pidfileOf(parsed);
+  const { instances } = await scale(pidfile, parsed.count);
+  const record = recordOf(parsed);
+  if (record !== null) {
+    record.flags.instances = parsed.count;
+    state.writeRecord(state.filesOf(state.stateDir(), record.name).record, record);
+  }
+  console.log(`${record?.name ?? pidfile}: ${instances} instance${instances === 1 ? '' : 's'}`);
   return 0;
 }
 
@@ -132,6 +146,7 @@ module.exports = {
   stop: stopCommand,
   reload: reloadCommand,
   upgrade: upgradeCommand,
+  scale: scaleCommand,
   status: statusCommand,
   list: listCommand,
   logs: logsCommand,

@@ -14,7 +14,7 @@ const { lookupAccount } = require('../shared/identity.js');
 const { startOptions } = require('../launcher/start-options.js');
 const { ENV } = require('../shared/env.js');
 const { INHERIT } = require('../shared/options.js');
-const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams } = require('./args.js');
+const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams, supervised } = require('./args.js');
 const state = require('./state.js');
 const { prepare } = require('./script.js');
 
@@ -32,7 +32,14 @@ function optionsOf(flags, out, ident, pidfile) {
   for (const name of ['stdout', 'stderr']) if (out[name] !== INHERIT) options[name] = out[name];
   // With a new root, the daemon changes user after it (in the preload).
   if (flags.chroot === undefined) Object.assign(options, { user: flags.user, group: flags.group });
-  if (flags.respawn) options.respawn = { limit: flags['respawn-limit'], window: flags['respawn-window'] };
+  if (supervised(flags)) {
+    options.respawn = {
+      instances: flags.instances,
+      limit: flags['respawn-limit'],
+      window: flags['respawn-window'],
+      killTimeout: flags['kill-timeout'],
+    };
+  }
   return options;
 }
 

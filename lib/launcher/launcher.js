@@ -90,8 +90,9 @@ function daemonListeners(specs, handOn) {
 }
 
 /**
- * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
- * within the window), or undefined for an unsupervised daemon.
+ * What the supervisor needs beyond the plan (`opts.respawn`: its instances,
+ * restarts allowed within the window, the drain), or undefined for an
+ * unsupervised daemon.
  */
 function respawnPlan(opts) {
   if (opts.respawn === undefined) return undefined;
@@ -99,8 +100,10 @@ function respawnPlan(opts) {
   const files = opts.pidfile === undefined ? undefined : supervisorFiles(opts.pidfile, ensureStateDir());
   return bare({
     program: supervisorPath(),
+    instances: opts.respawn.instances,
     restarts: opts.respawn.limit,
     window: opts.respawn.window,
+    killTimeout: opts.respawn.killTimeout,
     pidfile: opts.pidfile,
     record: files?.record,
     control: files?.control,

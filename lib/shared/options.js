@@ -39,6 +39,22 @@ function checkInteger(name, value, min, max, range = `${min} to ${max}`) {
   return value;
 }
 
+/** The most instances a service may have. */
+const MAX_INSTANCES = 1024;
+
+/** How many processes can run at once here: libuv applies the affinity mask (and, recently, the cgroup's CPU quota). */
+function availableCpus() {
+  const os = require('node:os');
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length || 1;
+}
+
+/** `instances`: an integer from 1, or 'max' (every available CPU). */
+function checkInstances(name, value) {
+  if (value === 'max') return Math.min(availableCpus(), MAX_INSTANCES);
+  if (typeof value === 'string') throw invalidValue(name, "must be an integer from 1 or 'max'", value);
+  return checkInteger(name, value, 1, MAX_INSTANCES);
+}
+
 function checkBoolean(name, value) {
   if (typeof value !== 'boolean') throw invalidType(name, 'of type boolean', value);
   return value;
@@ -163,6 +179,8 @@ module.exports = {
   bare,
   checkPath,
   checkInteger,
+  checkInstances,
+  MAX_INSTANCES,
   checkBoolean,
   checkId,
   optionalId,

@@ -58,6 +58,9 @@ struct Roll {
     batch: u32,
     /// `NEW OLD` pids of the slots done.
     done: Vec<(Pid, Option<Pid>)>,
+    /// Generations it retired that have not exited yet: the next slot's new
+    /// one waits for them, so that at most N + batch processes run.
+    draining: Vec<Pid>,
     /// Slots in the service when it began.
     total: usize,
 }
@@ -530,6 +533,7 @@ impl Service {
             queue: (0..self.slots.len() as u32).collect(),
             batch,
             done: Vec::new(),
+            draining: Vec::new(),
             total: self.slots.len(),
         });
         self.roll_on();
@@ -538,7 +542,8 @@ impl Service {
     /// Starts the next generations of the roll, up to its batch, or ends it.
     fn roll_on(&mut self) {
         let Some(roll) = &mut self.roll else { return };
-        let under_way = self.slots.iter().filter(|s| s.next.is_some()).count() as u32;
+        let starting = self.slots.iter().filter(|s| s.next.is_some()).count();
+        let under_way = (starting + roll.draining.len()) as u32;
         let mut to_start = Vec::new();
         while under_way + (to_start.len() as u32) < roll.batch {
             let Some(index) = roll.queue.pop_front() else {
@@ -596,6 +601,9 @@ impl Service {
         let old_pid = old.as_ref().map(|g| g.pid);
         if let Some(mut old) = old {
             old.retire(Signal::SIGTERM, self.kill_timeout);
+            if let Some(roll) = &mut self.roll {
+                roll.draining.push(old.pid);
+            }
             self.retiring.push(old);
         }
         note(&format!(
@@ -839,6 +847,10 @@ impl Service {
                 scaling.draining.retain(|&p| p != pid);
             }
             self.scaled();
+            if let Some(roll) = &mut self.roll {
+                roll.draining.retain(|&p| p != pid);
+                self.roll_on();
+            }
         }
     }
 
