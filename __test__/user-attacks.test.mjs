@@ -1,0 +1,125 @@
+// What root does for a service, as another user sees it: the service's own
+// user (a daemon root started with --user) or any local user. The attacker is
+// /usr/bin/python3 as nobody (setpriv); it tries its worst, root's tools must
+// still say the truth and touch nothing of root's for it.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { alive, asNobody, ids, killAndWait, publicCopy, readPid, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
+
+const NOBODY = 65534;
+
+/** Runs `/usr/bin/python3 -c code args...` as nobody; resolves with its result. */
+const asAttacker = (code, args = []) => run([], { command: [...asNobody, '/usr/bin/python3', '-c', code, ...args] });
+
+/** Removes, moves away or empties each file it can, the first of the three that works; prints what it did (JSON). */
+const TAMPER = `import json, os, sys
+done = []
+def unlink(f): os.unlink(f)
+def rename(f): os.rename(f, f + '.moved')
+def empty(f): os.close(os.open(f, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK))
+for f in sys.argv[1:]:
+    for act in (unlink, rename, empty):
+        try:
+            act(f)
+            done.append(act.__name__ + ' ' + os.path.basename(f))
+            break
+        except OSError:
+            pass
+print(json.dumps(done))`;
+
+/** Every file and directory below `dir`, deepest first, as root sees them. */
+function everythingUnder(dir) {
+  return fs
+    .readdirSync(dir, { recursive: true })
+    .map((name) => path.join(dir, name))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** The `daemon` command of a world-readable copy, against a state directory in a fresh 0711 directory. */
+function workspace(name) {
+  const copy = publicCopy();
+  const dir = tmpdir(name);
+  fs.chmodSync(dir, 0o711);
+  const state = path.join(dir, 'state');
+  const cli = path.join(copy, 'bin', 'daemon.js');
+  const daemon = (args, env = {}) => run([cli, ...args], { env: { DAEMON_DIR: state, ...env } });
+  return { copy, dir, state, daemon };
+}
+
+// The service's own code lets go of the lock it was handed (fd 4: after the
+// readiness pipe on 3, no sockets), through a child it gives the descriptor.
+const LETS_GO = `if (process.env.LET_GO) {
+  const r = require('child_process').spawnSync('/usr/bin/python3', ['-c', 'import fcntl; fcntl.flock(3, fcntl.LOCK_UN)'], { stdio: ['ignore', 'inherit', 'inherit', 4] });
+  console.log('let go: ' + r.status);
+}
+setInterval(() => {}, 1000);
+`;
+
+for (const respawn of [false, true]) {
+  const how = respawn
+    ? "start --respawn --user: the service's user lets go of the lock it was handed, removes"
+    : "start --user: the service's user removes";
+  test(`${how}, moves or empties what it can; status still names root's ${respawn ? 'supervisor' : 'daemon'} and stop stops it`, async () => {
+    const { copy, state, daemon } = workspace('user-files');
+    const app = path.join(copy, 'app.js');
+    fs.writeFileSync(app, LETS_GO);
+    let pid;
+    try {
+      const started = await daemon(['start', ...(respawn ? ['--respawn'] : []), '--user', 'nobody', app], respawn ? { LET_GO: '1' } : {});
+      assert.equal(started.code, 0, started.stderr);
+      const log = path.join(state, 'app.log');
+      if (respawn) await waitFor(() => fs.readFileSync(log, 'utf8') === 'let go: 0\n', 5000, 'the generation to let go');
+      const { pid: running, pidfile } = JSON.parse((await daemon(['status', 'app', '--json'])).stdout);
+      assert.equal(typeof running, 'number', 'status names it');
+      pid = running;
+      assert.equal(ids(pid).uid[0], respawn ? 0 : NOBODY);
+      const files = everythingUnder(state);
+      const tampered = await asAttacker(TAMPER, files);
+      assert.equal(tampered.code, 0, tampered.stderr);
+      const after = await daemon(['status', 'app']);
+      assert.deepEqual([after.code, after.stdout.split('\n')[0]], [0, String(pid)], after.stderr);
+      // Only its log is the service user's: it may empty it, and nothing else.
+      assert.deepEqual(JSON.parse(tampered.stdout), ['empty app.log']);
+      assert.deepEqual(everythingUnder(state), files, 'nothing removed or moved');
+      const stopped = await daemon(['stop', 'app']);
+      assert.deepEqual([stopped.code, stopped.stdout], [0, `stopped ${pid}\n`], stopped.stderr);
+      await waitGone(pid);
+      assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
+    } finally {
+      await killAndWait(pid);
+    }
+  });
+}
+
+test("a --user daemon's pid file names it from the start: written by the session leader, as root, before the daemon runs", async () => {
+  const { copy, state, daemon } = workspace('user-pid');
+  const app = path.join(copy, 'app.js');
+  fs.writeFileSync(
+    app,
+    'console.log(require("fs").readFileSync(process.argv[2], "utf8").trim() === String(process.pid));\nsetInterval(() => {}, 1000);\n',
+  );
+  const pidfile = path.join(state, 'app.pid');
+  let pid;
+  try {
+    const started = await daemon(['start', '--user', 'nobody', app, pidfile]);
+    assert.equal(started.code, 0, started.stderr);
+    pid = readPid(pidfile);
+    assert.equal(started.stdout, `app started, pid ${pid}\n`);
+    assert.ok(alive(pid));
+    assert.equal(fs.readFileSync(path.join(state, 'app.log'), 'utf8'), 'true\n', 'the script read its own pid there');
+    // A second start is refused by the lock, before anything runs.
+    const again = await daemon(['start', '--user', 'nobody', '--name', 'app', app]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`app is already running as pid ${pid}`));
+  } finally {
+    await killAndWait(pid);
+  }
+  // It ended by itself (killed): its files stay, stale, until stop (or the next start) removes them.
+  assert.equal((await daemon(['status', 'app'])).code, 1);
+  const stop = await daemon(['stop', 'app']);
+  assert.deepEqual([stop.code, stop.stdout], [0, 'not running\n']);
+  assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
+  assert.equal((await daemon(['status', 'app'])).code, 3);
+});
