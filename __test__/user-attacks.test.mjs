@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, asNobody, ids, killAndWait, publicCopy, readPid, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import { alive, asNobody, daemon, ids, killAndWait, ownedDir, publicCopy, readPid, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
 const NOBODY = 65534;
 
@@ -29,6 +29,12 @@ for f in sys.argv[1:]:
             pass
 print(json.dumps(done))`;
 
+/** `dir`, removed with everything in it once test `t` is over, passed or failed. */
+function scratch(t, dir) {
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 /** Every file and directory below `dir`, deepest first, as root sees them. */
 function everythingUnder(dir) {
   return fs
@@ -38,9 +44,9 @@ function everythingUnder(dir) {
 }
 
 /** The `daemon` command of a world-readable copy, against a state directory in a fresh 0711 directory. */
-function workspace(name) {
-  const copy = publicCopy();
-  const dir = tmpdir(name);
+function workspace(t, name) {
+  const copy = scratch(t, publicCopy());
+  const dir = scratch(t, tmpdir(name));
   fs.chmodSync(dir, 0o711);
   const state = path.join(dir, 'state');
   const cli = path.join(copy, 'bin', 'daemon.js');
@@ -61,8 +67,8 @@ for (const respawn of [false, true]) {
   const how = respawn
     ? "start --respawn --user: the service's user lets go of the lock it was handed, removes"
     : "start --user: the service's user removes";
-  test(`${how}, moves or empties what it can; status still names root's ${respawn ? 'supervisor' : 'daemon'} and stop stops it`, async () => {
-    const { copy, state, daemon } = workspace('user-files');
+  test(`${how}, moves or empties what it can; status still names root's ${respawn ? 'supervisor' : 'daemon'} and stop stops it`, async (t) => {
+    const { copy, state, daemon } = workspace(t, 'user-files');
     const app = path.join(copy, 'app.js');
     fs.writeFileSync(app, LETS_GO);
     let pid;
@@ -93,8 +99,8 @@ for (const respawn of [false, true]) {
   });
 }
 
-test("a --user daemon's pid file names it from the start: written by the session leader, as root, before the daemon runs", async () => {
-  const { copy, state, daemon } = workspace('user-pid');
+test("a --user daemon's pid file names it from the start: written by the session leader, as root, before the daemon runs", async (t) => {
+  const { copy, state, daemon } = workspace(t, 'user-pid');
   const app = path.join(copy, 'app.js');
   fs.writeFileSync(
     app,
@@ -122,4 +128,68 @@ test("a --user daemon's pid file names it from the start: written by the session
   assert.deepEqual([stop.code, stop.stdout], [0, 'not running\n']);
   assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
   assert.equal((await daemon(['status', 'app'])).code, 3);
+});
+
+// The service's user replaces its log with a FIFO it holds open and fills,
+// never reading, then waits for a flag file.
+const FIFO_LOG = `import os, sys, time
+log = sys.argv[1]
+os.rename(log, log + '.old')
+os.mkfifo(log, 0o666)
+r = os.open(log, os.O_RDONLY | os.O_NONBLOCK)
+w = os.open(log, os.O_WRONLY | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(w, b'x' * 4096)
+except BlockingIOError:
+    pass
+open(log + '.full', 'w').close()
+time.sleep(1000)`;
+
+test("a log the service's user replaced with a full FIFO is not reopened on SIGHUP: the supervisor never blocks on it", async (t) => {
+  const copy = scratch(t, publicCopy());
+  const dir = scratch(t, tmpdir('fifo'));
+  fs.chmodSync(dir, 0o755);
+  // The service's own log directory (as logrotate's `create` setups have it), and where it says its pid.
+  const logs = scratch(t, ownedDir(NOBODY, NOBODY, 'fifo-logs'));
+  const log = path.join(logs, 'out.log');
+  const said = path.join(logs, 'pid');
+  const pidfile = path.join(dir, 'app.pid');
+  const opts = { respawn: true, pidfile, user: 'nobody', stdout: log, stderr: log };
+  const app = path.join(copy, 'app.js');
+  fs.writeFileSync(
+    app,
+    `require(${JSON.stringify(path.join(copy, 'index.js'))}).start(${JSON.stringify(opts)});
+process.on('SIGHUP', () => {});
+require('fs').writeFileSync(${JSON.stringify(said)}, String(process.pid));
+setInterval(() => {}, 1000);
+`,
+  );
+  const generation = () => Number(fs.readFileSync(said, 'utf8'));
+  let supervisor;
+  let attacker;
+  try {
+    const started = await run([app], { cwd: copy, env: { DAEMON_DIR: path.join(dir, 'state') } });
+    assert.equal(started.code, 0, started.stderr);
+    supervisor = readPid(pidfile);
+    const first = generation();
+    attacker = asAttacker(FIFO_LOG, [log]);
+    await waitFor(() => fs.existsSync(`${log}.full`) || attacker.child.exitCode !== null, 5000, 'the FIFO to fill');
+    assert.equal(attacker.child.exitCode, null, 'the attacker holds the FIFO');
+    daemon.signal(pidfile, 'SIGHUP'); // logrotate's postrotate: the supervisor reopens the logs
+    await waitFor(
+      () => fs.readFileSync(`${log}.old`, 'utf8').includes('not a regular file') || fs.statSync(`/proc/${supervisor}/fd/2`).isFIFO(),
+      5000,
+      'the reopen',
+    );
+    assert.equal(fs.statSync(`/proc/${supervisor}/fd/2`).isFIFO(), false, 'the supervisor took the FIFO as its log');
+    // A crash the supervisor notes in its log, then restarts.
+    process.kill(first, 'SIGKILL');
+    await waitFor(() => generation() !== first, 5000, 'a new generation: the supervisor noted the crash and went on');
+    assert.match(fs.readFileSync(`${log}.old`, 'utf8'), /not a regular file/);
+    assert.deepEqual(await daemon.stop(pidfile, { timeout: 5000 }), { pid: supervisor, stopped: true, killed: false });
+  } finally {
+    attacker?.child.kill('SIGKILL');
+    await killAndWait(supervisor);
+  }
 });
