@@ -3,6 +3,7 @@
 // /usr/bin/python3 as nobody (setpriv); it tries its worst, root's tools must
 // still say the truth and touch nothing of root's for it.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -191,5 +192,36 @@ setInterval(() => {}, 1000);
   } finally {
     attacker?.child.kill('SIGKILL');
     await killAndWait(supervisor);
+  }
+});
+
+test("--listen through another user's symlink is refused: root neither removes a stale socket nor binds in the root-only directory it points at", async (t) => {
+  const { copy, dir, daemon } = workspace(t, 'sock-link');
+  const app = path.join(copy, 'app.js');
+  fs.writeFileSync(app, 'setInterval(() => {}, 1000);\n');
+  // Root's own 0700 directory, with a stale socket in it (its service was killed).
+  const secret = path.join(dir, 'secret');
+  fs.mkdirSync(secret, { mode: 0o700 });
+  const decoy = path.join(secret, 'app.sock');
+  // Bound and left, nobody listens: what a bind would replace.
+  const bound = spawnSync('/usr/bin/python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', decoy]);
+  assert.equal(bound.status, 0, String(bound.stderr));
+  fs.utimesSync(decoy, 1, 1); // told apart from any socket bound there since (inode numbers are reused)
+  // nobody's directory, and its symlink there to root's.
+  const shared = path.join(dir, 'shared');
+  fs.mkdirSync(shared, { mode: 0o755 });
+  fs.chownSync(shared, NOBODY, NOBODY);
+  const planted = await asAttacker('import os, sys; os.symlink(sys.argv[1], sys.argv[2])', [secret, path.join(shared, 'link')]);
+  assert.equal(planted.code, 0, planted.stderr);
+  let pid;
+  try {
+    const started = await daemon(['start', '--listen', path.join(shared, 'link', 'app.sock'), app]);
+    pid = started.code === 0 ? JSON.parse((await daemon(['status', 'app', '--json'])).stdout).pid : undefined;
+    assert.equal(fs.lstatSync(decoy).mtimeMs, 1000, "root's stale socket is where it was");
+    assert.deepEqual(fs.readdirSync(secret), ['app.sock']);
+    assert.equal(started.code, 1);
+    assert.match(started.stderr, /EPERM: the symlink 'link' on the way belongs to another user \(uid 65534\), open '.*\/link\/app\.sock'/);
+  } finally {
+    await killAndWait(pid);
   }
 });

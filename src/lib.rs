@@ -8,7 +8,7 @@ use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
 use daemon_core::output::{stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
-use daemon_core::sockets;
+use daemon_core::{socket_file, sockets};
 use js::{check_fds, known, throw, throw_coded, Js};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -87,6 +87,29 @@ pub fn become_supervisor(env: Env, Js(plan): Js<launch::Plan>) -> Result<()> {
 #[napi]
 pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
     sockets::adopt(fd).map_err(|e| throw(&env, e))
+}
+
+/// The Unix socket files bound for this process's service, noted when it
+/// starts; `remove()` at its end removes each one its name still names.
+#[napi]
+pub struct NotedSocketFiles {
+    files: socket_file::SocketFiles,
+}
+
+/// Notes which socket file each of `paths` names now (reached by the walk).
+#[napi]
+pub fn note_socket_files(paths: Vec<String>) -> NotedSocketFiles {
+    NotedSocketFiles {
+        files: socket_file::SocketFiles::note(&paths),
+    }
+}
+
+#[napi]
+impl NotedSocketFiles {
+    #[napi]
+    pub fn remove(&self) {
+        self.files.remove();
+    }
 }
 
 /// Whether this is Node's main thread (a worker may not daemonize).

@@ -7,7 +7,8 @@
 //! - `launch`: from a plan to a running daemon (the fenced fork/exec child,
 //!   readiness, notify, privileges), or the same steps in place.
 //! - `output`: log files, standard streams, syslog.
-//! - `sockets`: listening sockets, bound or passed.
+//! - `sockets`: listening sockets, bound or passed; `socket_file`: a Unix
+//!   socket's file, made and removed through the path walk.
 //! - `path_walk`, `fileid`: how files are reached and told apart.
 //! - `sys`: one safe wrapper per raw system call; `errors`: system errors.
 
@@ -18,6 +19,7 @@ pub mod operator;
 pub mod output;
 pub mod path_walk;
 pub mod pidfile;
+pub mod socket_file;
 pub mod sockets;
 pub mod sync;
 pub mod sys;

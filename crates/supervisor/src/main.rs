@@ -14,7 +14,6 @@ mod record;
 mod service;
 mod signals;
 mod slot;
-mod socket_files;
 
 use std::os::unix::ffi::OsStrExt;
 
@@ -30,7 +29,7 @@ fn main() {
         .map(|dir| dir.as_os_str().as_bytes().to_vec())
         .unwrap_or_else(|_| plan.cwd.as_bytes().to_vec());
     let _ = std::env::set_current_dir("/");
-    let socket_files = socket_files::SocketFiles::note(&respawn.socket_files);
+    let socket_files = daemon_core::socket_file::SocketFiles::note(&respawn.socket_files);
     let code = service::run(plan, respawn, &boot_dir);
     // The service ended (stopped, gave up, or never started): its socket files go.
     socket_files.remove();
