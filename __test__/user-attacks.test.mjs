@@ -7,7 +7,21 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { alive, asNobody, daemon, ids, killAndWait, ownedDir, publicCopy, readPid, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
+import {
+  alive,
+  asNobody,
+  daemon,
+  fds,
+  ids,
+  killAndWait,
+  ownedDir,
+  publicCopy,
+  readPid,
+  run,
+  tmpdir,
+  waitFor,
+  waitGone,
+} from './helpers.mjs';
 
 const NOBODY = 65534;
 
@@ -225,3 +239,48 @@ test("--listen through another user's symlink is refused: root neither removes a
     await killAndWait(pid);
   }
 });
+
+for (const respawn of [false, true]) {
+  test(`${respawn ? 'start --respawn --user' : 'start --user'}: the daemon's environment, readable by every process of its user, has none of root's session nor the command's options`, async (t) => {
+    const { copy, daemon } = workspace(t, 'user-env');
+    const app = path.join(copy, 'app.js');
+    fs.writeFileSync(app, 'setInterval(() => {}, 1000);\n');
+    const session = {
+      SUDO_USER: 'admin',
+      SUDO_COMMAND: '/bin/sh',
+      SSH_AUTH_SOCK: '/tmp/agent',
+      MAIL: '/var/mail/root',
+      SHELL: '/bin/bash',
+    };
+    let pid;
+    try {
+      const started = await daemon(['start', ...(respawn ? ['--respawn'] : []), '--user', 'nobody', app], { ...session, KEEP: 'kept' });
+      assert.equal(started.code, 0, started.stderr);
+      const { pid: running, daemonPid } = JSON.parse((await daemon(['status', 'app', '--json'])).stdout);
+      pid = running;
+      const own = respawn ? daemonPid : running;
+      assert.equal(ids(own).uid[0], NOBODY);
+      // What nobody reads of it.
+      const seen = await asAttacker('import sys; sys.stdout.write(open("/proc/%s/environ" % sys.argv[1]).read())', [String(own)]);
+      assert.equal(seen.code, 0, seen.stderr);
+      const env = Object.fromEntries(
+        seen.stdout
+          .split('\0')
+          .filter(Boolean)
+          .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+      );
+      for (const key of Object.keys(session)) assert.equal(env[key], undefined, key);
+      assert.deepEqual(
+        [env.KEEP, env.USER, env.HOME],
+        ['kept', 'nobody', fs.readFileSync('/etc/passwd', 'utf8').match(/^nobody:[^:]*:\d+:\d+:[^:]*:([^:]*):/m)[1]],
+      );
+      assert.equal(env.DAEMON_CLI_OPTIONS, undefined);
+      // Markers hold only descriptor numbers and inodes.
+      assert.match(env.__DAEMON_CLI_OPTIONS, /^\d+:\d+$/);
+      assert.match(env.__DAEMON_READY_PIPE, /^\d+:\d+$/);
+      assert.ok(!Object.values(fds(own)).some((target) => target.includes('daemon-cli-options')), 'the options were read and closed');
+    } finally {
+      await killAndWait(pid);
+    }
+  });
+}

@@ -3,10 +3,15 @@
 // does for the script what a script using this module does at its top.
 
 const { ENV } = require('../lib/shared/env.js');
+const { native } = require('../lib/shared/native.js');
 const { prepare } = require('../lib/cli/script.js');
 
-const steps = JSON.parse(process.env[ENV.CLI_OPTIONS]);
+// The options come on a descriptor the marker names, read once and closed.
+const marker = process.env[ENV.CLI_OPTIONS];
 delete process.env[ENV.CLI_OPTIONS];
+const text = marker === undefined ? null : native().takeCliOptions(marker);
+if (text === null) throw new Error('daemon: the preload runs only in a daemon that the daemon command starts');
+const steps = JSON.parse(text);
 
 try {
   prepare(steps);

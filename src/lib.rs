@@ -125,6 +125,14 @@ pub fn take_ready_pipe(marker: String) -> bool {
     ready::take_pipe(&marker)
 }
 
+/// In a daemon the `daemon` command started: reads the preload's options
+/// from the descriptor the marker names, and closes it; null when the marker
+/// names no such descriptor.
+#[napi]
+pub fn take_cli_options(marker: String) -> Option<String> {
+    launch::preload_options::take(&marker)
+}
+
 /// In a supervised daemon: takes the pid-file lock its supervisor handed on.
 #[napi]
 pub fn take_supervisor_lock(marker: String) -> bool {

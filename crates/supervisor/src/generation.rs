@@ -4,6 +4,7 @@
 
 use daemon_core::errors::SysResult;
 use daemon_core::launch::notify::NOTIFY_ENV;
+use daemon_core::launch::preload_options;
 use daemon_core::launch::ready::MARKER_ENV;
 use daemon_core::launch::{ListenSource, Plan, Prepared, ReadyPipe};
 use daemon_core::pidfile::supervised;
@@ -35,7 +36,7 @@ impl Launcher {
         lock: Option<(&OwnedFd, &str)>,
     ) -> SysResult<Launcher> {
         // The environment the supervisor was given, without the launcher's
-        // marker and the sockets' and instances' variables, which each
+        // markers and the sockets' and instances' variables, which each
         // generation gets anew, and systemd's notify socket: the supervisor
         // speaks for the service (the launcher made it from JavaScript
         // strings: UTF-8).
@@ -45,7 +46,10 @@ impl Launcher {
                     .iter()
                     .chain(&INSTANCE_ENV)
                     .any(|name| key == name);
-                key != MARKER_ENV && key != NOTIFY_ENV && !set_here
+                key != MARKER_ENV
+                    && key != NOTIFY_ENV
+                    && key != preload_options::MARKER_ENV
+                    && !set_here
             })
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();

@@ -15,14 +15,20 @@ mod service;
 mod signals;
 mod slot;
 
+use daemon_core::launch::preload_options;
 use std::os::unix::ffi::OsStrExt;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((plan, respawn)) = daemon_core::launch::supervision::from_args(&args) else {
+    let Some((mut plan, respawn)) = daemon_core::launch::supervision::from_args(&args) else {
         eprintln!("daemon-supervisor: started by the daemon module's launcher only");
         std::process::exit(2);
     };
+    // The `daemon` command's options for each generation's preload: read
+    // once, handed to every generation anew.
+    plan.preload_options = std::env::var(preload_options::MARKER_ENV)
+        .ok()
+        .and_then(|marker| preload_options::take(&marker));
     // The launcher's directory, where each generation boots; the supervisor
     // itself must not keep a directory (a mount) busy.
     let boot_dir = std::env::current_dir()

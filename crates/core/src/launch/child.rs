@@ -55,6 +55,8 @@ pub struct Image<'a> {
     pub lock: Option<RawFd>,
     /// The pid file the session leader writes the daemon's pid into.
     pub pid_file: Option<RawFd>,
+    /// The preload's options, for the fd after the lock (or the pipe).
+    pub preload_options: Option<RawFd>,
 }
 
 /// Room in a prepared environment string for the digits of a pid and a NUL.
@@ -199,7 +201,7 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
 }
 
 /// The readiness pipe right after the sockets (fds 3, 4, ...), a
-/// supervisor's lock right after the pipe, /dev/null on 0, the logs (or what
+/// lock right after the pipe, then the preload's options, /dev/null on 0, the logs (or what
 /// there was) on 1 and 2, nothing else open, and the child's own pid in
 /// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
 /// so that later failures reach it; every source is above every target
@@ -220,8 +222,8 @@ unsafe fn give_streams(p: &Image) {
     give_stream(1, p.stdout, p.devnull, ready);
     give_stream(2, p.stderr, p.devnull, ready);
     let mut first_closed = ready + 1;
-    if let Some(lock) = p.lock {
-        if libc::dup2(lock, first_closed) < 0 {
+    for handed in [p.lock, p.preload_options].into_iter().flatten() {
+        if libc::dup2(handed, first_closed) < 0 {
             fail(ready, Step::Dup2, Errno::last());
         }
         first_closed += 1;

@@ -14,6 +14,7 @@ mod in_place;
 pub mod notify;
 pub mod plan;
 mod preflight;
+pub mod preload_options;
 pub mod privileges;
 pub mod ready;
 pub mod supervision;
@@ -82,6 +83,10 @@ pub struct Prepared {
     lock: Option<OwnedFd>,
     /// The pid file the session leader writes the daemon's pid into.
     pid_file: Option<OwnedFd>,
+    /// The preload's options, handed on to each child after the lock.
+    preload_options: Option<OwnedFd>,
+    /// Its marker, naming it where each child gets it.
+    options_marker: CString,
     fd_limit: c_int,
     account: Option<Account>,
     prevent_core: bool,
@@ -195,11 +200,15 @@ impl Prepared {
         }
         check_directory(&plan.cwd)?;
         // Above every number the child dup2()s onto: 0-2, the sockets, the
-        // pipe, a supervisor's lock.
-        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 2);
+        // pipe, a lock, the preload's options.
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 3);
         let [stdout, stderr] = open_high(plan, high)?;
         let devnull = dup_above(&open_devnull()?, high)?;
         let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
+        let preload_options = match &plan.preload_options {
+            Some(text) => Some(dup_above(&preload_options::hold(text)?, high)?),
+            None => None,
+        };
         let argv = to_cstrings(&plan.argv)?;
         let env = to_cstrings(&[&plan.env[..], &listen_env[..]].concat())?;
         let mut listen_pid = format!("{LISTEN_PID}=").into_bytes();
@@ -223,6 +232,8 @@ impl Prepared {
             inherit_streams: true,
             lock: None,
             pid_file: None,
+            preload_options,
+            options_marker: CString::default(),
             fd_limit: fd_limit(),
             account: plan.account.clone().filter(|a| !a.is_current()),
             prevent_core: plan.prevent_core,
@@ -275,9 +286,20 @@ impl Prepared {
         self.marker = to_cstring(&format!("{MARKER_ENV}={fd}:{inode}"), "execve")?;
         self.for_this_fork = to_cstrings(own)?;
         let listen_pid = (!self.sockets.is_empty()).then(|| self.listen_pid.as_ptr().cast());
+        // Right after the lock, if any (see `child::give_streams`).
+        let options = match &self.preload_options {
+            Some(options) => {
+                let number = fd + 1 + self.lock.is_some() as RawFd;
+                self.options_marker =
+                    to_cstring(&preload_options::marker(options, number)?, "execve")?;
+                Some(self.options_marker.as_ptr())
+            }
+            None => None,
+        };
         self.envp_ptrs = (self.env.iter().chain(&self.for_this_fork))
             .map(|s| s.as_ptr())
             .chain(listen_pid)
+            .chain(options)
             .chain([self.marker.as_ptr(), ptr::null()])
             .collect();
         Ok(())
@@ -319,6 +341,7 @@ impl Prepared {
             parent,
             lock: self.lock.as_ref().map(AsRawFd::as_raw_fd),
             pid_file: self.pid_file.as_ref().map(AsRawFd::as_raw_fd),
+            preload_options: self.preload_options.as_ref().map(AsRawFd::as_raw_fd),
         }
     }
 
@@ -556,6 +579,7 @@ mod tests {
             listeners: vec![],
             respawn: None,
             handed_lock: None,
+            preload_options: None,
         }
     }
 

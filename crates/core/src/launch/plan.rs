@@ -34,6 +34,9 @@ pub struct Plan {
     /// daemon, which runs as another user (`lockfile::lock_for_child`); not
     /// with a supervisor, which takes it itself.
     pub handed_lock: Option<String>,
+    /// The `daemon` command's options for its preload in the daemon (JSON),
+    /// handed on a descriptor (`preload_options`).
+    pub preload_options: Option<String>,
 }
 
 /// One listening socket the daemon gets, and its `LISTEN_FDNAMES` name.

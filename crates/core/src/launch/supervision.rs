@@ -97,6 +97,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         listeners: Vec::new(),
         respawn: None,
         handed_lock: None,
+        preload_options: None,
     };
     let mut respawn = Respawn {
         program: String::new(),
@@ -193,6 +194,7 @@ mod tests {
             listeners: Vec::new(),
             respawn: None,
             handed_lock: None,
+            preload_options: None,
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),
@@ -251,6 +253,7 @@ mod tests {
             ],
             respawn: None,
             handed_lock: None,
+            preload_options: None,
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),
