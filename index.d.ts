@@ -246,6 +246,13 @@ declare namespace daemon {
     window?: number;
     /** How long a daemon asked to stop (a stop, an upgrade's retirement, a scale-down) may drain before SIGKILL, in ms. Default 5000. */
     killTimeout?: number;
+    /**
+     * A memory ceiling: bytes, or a string with `K`, `M`, `G` (1024-based),
+     * e.g. `'200M'`. An instance whose resident memory passes it is replaced
+     * ready-first on the held sockets (a restart without them), with reason
+     * `memory` in {@link Instance.lastRestart}. None by default.
+     */
+    maxMemory?: number | string;
   }
   interface Exit {
     code: number | null;
@@ -265,6 +272,8 @@ declare namespace daemon {
     lastExit: Exit | null;
     /** The upgrades asked for before its daemon started (0: none): after a failed roll, which instances run which code. */
     upgrade: number;
+    /** Why it last restarted: a crash, or its memory (and how much it had, in bytes). */
+    lastRestart: { reason: 'crash' } | { reason: 'memory'; rss: number } | null;
   }
 
   /** What {@link status} finds. */

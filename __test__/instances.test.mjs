@@ -300,6 +300,7 @@ for (const { fd } of daemon.listeners()) require('node:http').createServer((q, s
     for (const [slot, instance] of row.instances.entries()) {
       assert.deepEqual(Object.keys(instance).sort(), [
         'lastExit',
+        'lastRestart',
         'memory',
         'pid',
         'ready',

@@ -6,7 +6,7 @@ mod js;
 
 use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
-use daemon_core::output::{stdio, syslog, syslog_stdio};
+use daemon_core::output::{handover, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
 use daemon_core::{socket_file, sockets};
 use js::{check_fds, known, throw, throw_coded, Js};
@@ -137,6 +137,13 @@ pub fn take_cli_options(marker: String) -> Option<String> {
 #[napi]
 pub fn take_supervisor_lock(marker: String) -> bool {
     supervised::take(&marker)
+}
+
+/// In a supervised daemon: takes the log channel its supervisor hands
+/// rotated log files over (a thread then puts them on fds 1 and 2).
+#[napi]
+pub fn take_log_channel(marker: String) -> bool {
+    handover::take(&marker)
 }
 
 /// Reports readiness once per process: a daemon over its pipe, a process in

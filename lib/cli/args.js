@@ -65,6 +65,18 @@ const FLAGS = Object.freeze({
     help: 'run N instances on the same sockets (max: one per available CPU); implies --respawn',
     read: (text) => (text === 'max' ? text : integer('instances', text)),
   },
+  'max-memory': {
+    type: 'string',
+    arg: 'SIZE',
+    help: 'replace an instance using more memory than SIZE (bytes, or with K, M, G), ready-first; implies --respawn',
+  },
+  'log-max-size': {
+    type: 'string',
+    arg: 'SIZE',
+    help: 'rotate its log files once they pass SIZE (bytes, or with K, M, G); implies --respawn',
+  },
+  'log-keep': { type: 'string', arg: 'N', help: 'rotated files kept (default 5)', read: (text) => integer('log-keep', text) },
+  'log-compress': { type: 'boolean', help: 'gzip the rotated files' },
   'kill-timeout': {
     type: 'string',
     arg: 'MS',
@@ -113,11 +125,15 @@ const START_FLAGS = Object.freeze([
   'respawn-limit',
   'respawn-window',
   'kill-timeout',
+  'max-memory',
+  'log-max-size',
+  'log-keep',
+  'log-compress',
   'listen',
 ]);
 
 /** The flags that imply --respawn: a supervisor does what they ask. */
-const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout']);
+const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout', 'max-memory', 'log-max-size']);
 
 /** Whether these flags start a supervisor. */
 const supervised = (flags) => flags.respawn === true || SUPERVISOR_FLAGS.some((flag) => flags[flag] !== undefined);
@@ -279,6 +295,9 @@ function parse(command, args) {
   }
   if (!supervised(flags) && (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined)) {
     throw new UsageError('--respawn-limit and --respawn-window need --respawn');
+  }
+  if (flags['log-max-size'] === undefined && (flags['log-keep'] !== undefined || flags['log-compress'] !== undefined)) {
+    throw new UsageError('--log-keep and --log-compress need --log-max-size');
   }
   if (flags.log !== undefined && (flags.stdout !== undefined || flags.stderr !== undefined)) {
     throw new UsageError('--log sends both streams to one file: give it alone, or --stdout and --stderr');

@@ -38,6 +38,10 @@ function optionsOf(flags, out, ident, pidfile) {
       limit: flags['respawn-limit'],
       window: flags['respawn-window'],
       killTimeout: flags['kill-timeout'],
+      maxMemory: flags['max-memory'],
+      logMaxSize: flags['log-max-size'],
+      logKeep: flags['log-keep'],
+      logCompress: flags['log-compress'],
     };
   }
   return options;

@@ -34,8 +34,10 @@ function takeReadyPipe() {
   delete process.env[ENV.READY_PIPE];
   const lockMarker = process.env[ENV.SUPERVISOR_LOCK];
   const supervisor = process.env[ENV.SUPERVISED];
+  const channelMarker = process.env[ENV.LOG_CHANNEL];
   delete process.env[ENV.SUPERVISOR_LOCK];
   delete process.env[ENV.SUPERVISED];
+  delete process.env[ENV.LOG_CHANNEL];
   if (!native().takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
   // A supervisor's generation is retired by SIGTERM: it drains first.
@@ -43,6 +45,9 @@ function takeReadyPipe() {
   if (supervised) require('./drain.js').drainOnSigterm(() => listeners().map(({ fd }) => fd));
   // A supervised daemon: its lock() of the supervisor's pid file is true.
   if (lockMarker !== undefined && native().takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
+  // Rotated logs arrive there and go onto fds 1 and 2 from a thread of the addon's: the script never knows.
+  if (channelMarker !== undefined && native().takeLogChannel(channelMarker))
+    debug("daemon %d: took its supervisor's log channel", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
     if (native().isReadyPending()) native().reportError(errorText(error));
   });

@@ -62,7 +62,9 @@ function completeStart(opts) {
     ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
     opts.syslog,
   );
-  guardStreams(opts.syslog);
+  // One of several instances sharing the service's log files: `[K] ` starts its lines.
+  const instances = isSupervised() ? Number(process.env[ENV.INSTANCES]) : 1;
+  guardStreams(opts.syslog, instances > 1 ? Buffer.from(`[${process.env[ENV.INSTANCE]}] `) : undefined);
   // The service's pid file (a supervisor's lock, held for this process, is true).
   if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
     throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);

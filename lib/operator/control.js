@@ -37,6 +37,9 @@ function procStat(pid) {
 /** A record's exit: `{ code, signal }`, or null. */
 const exitOf = (ending) => ending && { code: ending.code ?? null, signal: ending.signal ?? null };
 
+/** Why an instance last restarted: `{ reason: 'crash' }` or `{ reason: 'memory', rss }`, or null. */
+const restartOf = (restart) => (restart ? { reason: restart.reason, ...(restart.rss === undefined ? {} : { rss: restart.rss }) } : null);
+
 /**
  * What a supervisor's record adds, for a supervised service only: the daemon
  * it runs now (only while the kernel says that it is the verified
@@ -63,6 +66,7 @@ function supervision(file, running, pid) {
     since: instance.pid == null ? null : new Date(instance.since),
     restarts: instance.restarts,
     lastExit: exitOf(instance.lastExit),
+    lastRestart: restartOf(instance.lastRestart),
     upgrade: instance.upgrade,
   }));
   return { daemonPid: child(record.daemonPid), restarts: record.restarts, lastExit, since, instances };

@@ -32,6 +32,12 @@ const ENV = Object.freeze({
   XDG_STATE_HOME: 'XDG_STATE_HOME',
   /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
+  /** `FD:INODE`: a generation's end of its supervisor's log channel (log rotation hands it its new log files); taken and deleted at require(). */
+  LOG_CHANNEL: '__DAEMON_LOG_CHANNEL',
+  /** A supervised generation's slot (0 to N-1), set by the supervisor; `NODE_APP_INSTANCE` is the same (pm2's name). */
+  INSTANCE: 'DAEMON_INSTANCE',
+  /** How many instances the service had when this one started, set by the supervisor. */
+  INSTANCES: 'DAEMON_INSTANCES',
   /** The supervisor's pid, set for each generation: its module drains its servers on SIGTERM; taken and deleted at require(). */
   SUPERVISED: '__DAEMON_SUPERVISED',
 });

@@ -51,12 +51,11 @@ pub struct Image<'a> {
     pub prevent_core: bool,
     /// The supervisor's pid: the child dies with it.
     pub parent: Option<libc::pid_t>,
-    /// The pid-file lock handed on, for the fd after the pipe.
-    pub lock: Option<RawFd>,
+    /// What is handed on (a pid-file lock, a generation's log channel, the
+    /// preload's options), for the fds right after the pipe, in this order.
+    pub handed: &'a [RawFd],
     /// The pid file the session leader writes the daemon's pid into.
     pub pid_file: Option<RawFd>,
-    /// The preload's options, for the fd after the lock (or the pipe).
-    pub preload_options: Option<RawFd>,
 }
 
 /// Room in a prepared environment string for the digits of a pid and a NUL.
@@ -200,8 +199,8 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     fail(p.ready_fd, Step::Execve, Errno::last())
 }
 
-/// The readiness pipe right after the sockets (fds 3, 4, ...), a
-/// lock right after the pipe, then the preload's options, /dev/null on 0, the logs (or what
+/// The readiness pipe right after the sockets (fds 3, 4, ...), what is
+/// handed on right after the pipe, /dev/null on 0, the logs (or what
 /// there was) on 1 and 2, nothing else open, and the child's own pid in
 /// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
 /// so that later failures reach it; every source is above every target
@@ -222,7 +221,7 @@ unsafe fn give_streams(p: &Image) {
     give_stream(1, p.stdout, p.devnull, ready);
     give_stream(2, p.stderr, p.devnull, ready);
     let mut first_closed = ready + 1;
-    for handed in [p.lock, p.preload_options].into_iter().flatten() {
+    for &handed in p.handed {
         if libc::dup2(handed, first_closed) < 0 {
             fail(ready, Step::Dup2, Errno::last());
         }

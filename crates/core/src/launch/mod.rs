@@ -200,8 +200,8 @@ impl Prepared {
         }
         check_directory(&plan.cwd)?;
         // Above every number the child dup2()s onto: 0-2, the sockets, the
-        // pipe, a lock, the preload's options.
-        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 3);
+        // pipe, what is handed on (a lock, a log channel, the preload's options).
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 4);
         let [stdout, stderr] = open_high(plan, high)?;
         let devnull = dup_above(&open_devnull()?, high)?;
         let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
@@ -277,8 +277,9 @@ impl Prepared {
 
     /// Names `pipe` in the marker (`FD:INODE`, so that the daemon can tell
     /// the launcher's pipe from an inherited one), and lays out the
-    /// environment of the next fork with `own` entries of its own.
-    fn mark(&mut self, pipe: &ReadyPipe, own: &[String]) -> SysResult<()> {
+    /// environment of the next fork with `own` entries of its own; the
+    /// preload's options come after `handed` other descriptors handed on.
+    fn mark(&mut self, pipe: &ReadyPipe, own: &[String], handed: usize) -> SysResult<()> {
         let inode = fstat(&pipe.write)
             .map_err(|e| SysError::new(e, "fstat"))?
             .st_ino;
@@ -286,10 +287,10 @@ impl Prepared {
         self.marker = to_cstring(&format!("{MARKER_ENV}={fd}:{inode}"), "execve")?;
         self.for_this_fork = to_cstrings(own)?;
         let listen_pid = (!self.sockets.is_empty()).then(|| self.listen_pid.as_ptr().cast());
-        // Right after the lock, if any (see `child::give_streams`).
+        // After what else is handed on (see `child::give_streams`).
         let options = match &self.preload_options {
             Some(options) => {
-                let number = fd + 1 + self.lock.is_some() as RawFd;
+                let number = fd + 1 + handed as RawFd;
                 self.options_marker =
                     to_cstring(&preload_options::marker(options, number)?, "execve")?;
                 Some(self.options_marker.as_ptr())
@@ -306,8 +307,14 @@ impl Prepared {
     }
 
     /// The raw values the child reads, borrowed from `self` for one fork;
-    /// `parent`: the child ends when that process (a supervisor) does.
-    fn image(&mut self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
+    /// `parent`: the child ends when that process (a supervisor) does;
+    /// `handed`: what it hands on after the pipe.
+    fn image<'a>(
+        &'a mut self,
+        ready: RawFd,
+        parent: Option<libc::pid_t>,
+        handed: &'a [RawFd],
+    ) -> child::Image<'a> {
         let devnull = self.devnull.as_raw_fd();
         let inherit = self.inherit_streams;
         let stream = |log: &Option<OwnedFd>| match log {
@@ -339,9 +346,8 @@ impl Prepared {
             account: self.account.as_ref(),
             prevent_core: self.prevent_core,
             parent,
-            lock: self.lock.as_ref().map(AsRawFd::as_raw_fd),
+            handed,
             pid_file: self.pid_file.as_ref().map(AsRawFd::as_raw_fd),
-            preload_options: self.preload_options.as_ref().map(AsRawFd::as_raw_fd),
         }
     }
 
@@ -374,13 +380,26 @@ impl Prepared {
 
     /// Forks a child of this process (a supervisor's generation), which
     /// ends with this process (`PR_SET_PDEATHSIG`), with `own` environment
-    /// entries besides the plan's. Returns its pid and the read end of `pipe`.
-    pub fn fork_child(&mut self, pipe: ReadyPipe, own: &[String]) -> SysResult<(Pid, OwnedFd)> {
-        self.mark(&pipe, own)?;
+    /// entries besides the plan's, and `channel` (its end of the log
+    /// channel) after the handed-on lock. Returns its pid and the read end
+    /// of `pipe`.
+    pub fn fork_child(
+        &mut self,
+        pipe: ReadyPipe,
+        own: &[String],
+        channel: Option<&OwnedFd>,
+    ) -> SysResult<(Pid, OwnedFd)> {
         let write = dup_above(&pipe.write, self.high)?;
+        let channel = channel.map(|fd| dup_above(fd, self.high)).transpose()?;
+        let handed: Vec<RawFd> = (self.lock.iter().chain(&channel))
+            .chain(&self.preload_options)
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        let before_options = self.lock.iter().chain(&channel).count();
+        self.mark(&pipe, own, before_options)?;
         drop(pipe.write);
         let parent = nix::unistd::getpid().as_raw();
-        let image = self.image(write.as_raw_fd(), Some(parent));
+        let image = self.image(write.as_raw_fd(), Some(parent), &handed);
         let pid = Self::fork_blocked(&image, child::exec_daemon)?;
         Ok((pid, pipe.read))
     }
@@ -389,10 +408,13 @@ impl Prepared {
     /// middle process exits) and reaps the middle process. The daemon holds
     /// the only write end of `pipe` once `pipe` is given up here.
     pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
-        self.mark(&pipe, &[])?;
+        self.mark(&pipe, &[], self.lock.iter().count())?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
-        let image = self.image(write.as_raw_fd(), None);
+        let handed: Vec<RawFd> = (self.lock.iter().chain(&self.preload_options))
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        let image = self.image(write.as_raw_fd(), None, &handed);
         let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
         // Only the daemon may hold the write end, so that its death reads as EOF.
         drop(write);
@@ -787,7 +809,9 @@ mod tests {
         let mut prepared = Prepared::new(&plan, Some(dir.as_os_str().as_encoded_bytes())).unwrap();
         prepared.hand_on_lock(&lock).unwrap();
         assert_eq!(crate::pidfile::supervised::lock_fd(0), 4);
-        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap(), &[]).unwrap();
+        let (pid, _pipe) = prepared
+            .fork_child(ReadyPipe::new().unwrap(), &[], None)
+            .unwrap();
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         let text = std::fs::read_to_string(&out).unwrap();
