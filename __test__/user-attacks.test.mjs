@@ -143,6 +143,13 @@ test("a --user daemon's pid file names it from the start: written by the session
   assert.deepEqual([stop.code, stop.stdout], [0, 'not running\n']);
   assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
   assert.equal((await daemon(['status', 'app'])).code, 3);
+  // One that fails to start: the launcher removes both files once its exit let go of the lock.
+  const failing = path.join(copy, 'failing.js');
+  fs.writeFileSync(failing, 'throw new Error("no start");\n');
+  const failed = await daemon(['start', '--user', 'nobody', '--name', 'app', failing]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /no start/);
+  assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
 });
 
 // The service's user replaces its log with a FIFO it holds open and fills,

@@ -2,14 +2,15 @@
 //! an inherited descriptor rather than in the environment: a process's
 //! first environment stays readable in `/proc/PID/environ` by every process
 //! of its user for its whole life, while the preload reads this descriptor
-//! once and closes it. A sealed memfd (elsewhere than Linux, an unlinked
-//! file), read with `pread()` at offset 0: a supervisor hands the same one
+//! once and closes it. A sealed memfd (before Linux 3.17 and elsewhere, an
+//! unlinked file), read with `pread()` at offset 0: a supervisor hands the same one
 //! to every generation. The marker, like the others, holds only its number
 //! and inode.
 
 use crate::errors::{SysError, SysResult};
 use crate::fileid::{id_of, kind_of};
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::stat::{fstat, SFlag};
 use nix::sys::uio::{pread, pwrite};
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -22,46 +23,41 @@ const MAX_LEN: usize = 1 << 20;
 
 /// A descriptor holding `text`, close-on-exec, not writable any more.
 pub fn hold(text: &str) -> SysResult<OwnedFd> {
-    let fd = new_file().map_err(|e| SysError::new(e, "memfd_create"))?;
+    let (fd, sealable) = match crate::sys::memfd_create_sealable(c"daemon-cli-options") {
+        Ok(fd) => (fd, true),
+        // Before Linux 3.17, and elsewhere.
+        Err(Errno::ENOSYS | Errno::EINVAL) => (unlinked_file()?, false),
+        Err(errno) => return Err(SysError::new(errno, "memfd_create")),
+    };
     let written = pwrite(&fd, text.as_bytes(), 0).map_err(|e| SysError::new(e, "write"))?;
     if written != text.len() {
         return Err(SysError::new(Errno::EIO, "write"));
     }
-    seal(&fd).map_err(|e| SysError::new(e, "fcntl"))?;
+    if sealable {
+        seal(&fd).map_err(|e| SysError::new(e, "fcntl"))?;
+    }
     Ok(fd)
 }
 
-#[cfg(target_os = "linux")]
-fn new_file() -> nix::Result<OwnedFd> {
-    use nix::sys::memfd::{memfd_create, MFdFlags};
-    memfd_create(
-        c"daemon-cli-options",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )
+/// A file of this process's user (0600) without a name: what nobody else
+/// could open is gone before anyone could.
+fn unlinked_file() -> SysResult<OwnedFd> {
+    let template = std::env::temp_dir().join("daemon-cli-options-XXXXXX");
+    let (fd, path) = nix::unistd::mkstemp(&template).map_err(|e| SysError::new(e, "mkstemp"))?;
+    let _ = nix::unistd::unlink(&path);
+    fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| SysError::new(e, "fcntl"))?;
+    Ok(fd)
 }
 
+/// Seals the memfd: no write, no change of size, no seal taken off.
 #[cfg(target_os = "linux")]
 fn seal(fd: &OwnedFd) -> nix::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::fcntl::SealFlag;
     let seals = SealFlag::F_SEAL_WRITE
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_GROW
         | SealFlag::F_SEAL_SEAL;
     fcntl(fd, FcntlArg::F_ADD_SEALS(seals)).map(drop)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn new_file() -> nix::Result<OwnedFd> {
-    let template = std::env::temp_dir().join("daemon-cli-options-XXXXXX");
-    let (fd, path) = nix::unistd::mkstemp(&template)?;
-    let _ = nix::unistd::unlink(&path);
-    // SAFETY: mkstemp returned a descriptor of its own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    nix::fcntl::fcntl(
-        &fd,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )?;
-    Ok(fd)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -134,5 +130,16 @@ mod tests {
         assert_eq!(take(&wrong), None);
         assert_eq!(take("x:1"), None);
         assert_eq!(take("-1:1"), None);
+    }
+
+    #[test]
+    fn without_memfd_an_unlinked_file_holds_them() {
+        let fd = unlinked_file().unwrap();
+        assert_eq!(fstat(&fd).unwrap().st_nlink, 0);
+        pwrite(&fd, b"{}", 0).unwrap();
+        let marker = marker(&fd, fd.as_raw_fd()).unwrap();
+        let value = marker.split_once('=').unwrap().1.to_owned();
+        let _taken = fd.into_raw_fd();
+        assert_eq!(take(&value).as_deref(), Some("{}"));
     }
 }
