@@ -3,7 +3,7 @@
 
 use nix::errno::Errno;
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// An anonymous file in memory, close-on-exec, whose seals may be added
 /// (`MFD_CLOEXEC | MFD_ALLOW_SEALING`); `ENOSYS` where the kernel (before
@@ -12,6 +12,7 @@ pub fn memfd_create_sealable(name: &CStr) -> nix::Result<OwnedFd> {
     #[cfg(target_os = "linux")]
     {
         use nix::libc::{self, c_uint};
+        use std::os::fd::FromRawFd;
         let flags = (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) as c_uint;
         // SAFETY: a NUL-terminated name and plain flags; the result is a new descriptor.
         let fd = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) };
