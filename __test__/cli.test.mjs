@@ -8,6 +8,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  cli,
+  cliWorkspace as workspace,
   cmdline,
   environ,
   fds,
@@ -21,28 +23,12 @@ import {
   procStatus,
   killAndWait,
   TAG,
-  tmpdir,
   waitFor,
   waitGone,
+  writeScript as script,
 } from './helpers.mjs';
 
-const cli = path.join(root, 'bin', 'daemon.js');
 const NOBODY = 65534;
-
-/** A test's directory with its own state directory, and `daemon ...` run against it. */
-function workspace(name, mode = 0o700) {
-  const dir = tmpdir(name);
-  fs.chmodSync(dir, mode);
-  const state = path.join(dir, 'state');
-  const daemon = (args, options = {}) => run([options.cli ?? cli, ...args], { ...options, env: { DAEMON_DIR: state, ...options.env } });
-  return { dir, state, daemon };
-}
-
-function script(dir, name, text) {
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, text);
-  return file;
-}
 
 const mode = (file) => fs.statSync(file).mode & 0o777;
 const idle = 'setInterval(() => {}, 1000);\n';
@@ -203,7 +189,10 @@ test('restart by name starts it again with its script, arguments, options and en
     assert.equal(mode(path.join(state, 'app.json')), 0o600);
     const unknown = await daemon(['restart', 'nothing-here']);
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, /no start of nothing-here is recorded/);
+    assert.equal(
+      unknown.stderr,
+      `daemon: no daemon named nothing-here in ${state} (daemon list shows them; to start one by that name, give its script: daemon restart nothing-here -- script.js)\n`,
+    );
   } finally {
     for (const pid of pids) await killAndWait(pid);
   }
@@ -307,7 +296,8 @@ test("root with --user: the pid file, its lock and the record in root's state di
   const copy = publicCopy();
   const { dir, state, daemon } = workspace('cli-user', 0o711);
   const app = script(copy, 'app.js', `console.log('as ' + process.getuid());\n${idle}`);
-  const options = { cli: path.join(copy, 'bin', 'daemon.js') };
+  // From a directory nobody may enter too: the daemon runs in the caller's.
+  const options = { cli: path.join(copy, 'bin', 'daemon.js'), cwd: copy };
   let pid;
   try {
     const started = await daemon(['start', '--user', 'nobody', app], options);
@@ -328,6 +318,9 @@ test("root with --user: the pid file, its lock and the record in root's state di
     const stopped = await daemon(['stop', 'app'], options);
     assert.deepEqual([stopped.code, stopped.stdout], [0, `stopped ${pid}\n`]);
     assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false], 'removed by stop: the daemon may not');
+    const deleted = await daemon(['delete', 'app'], options);
+    assert.deepEqual([deleted.code, deleted.stderr], [0, '']);
+    assert.deepEqual([path.join(state, 'app.json')].filter(fs.existsSync), []);
   } finally {
     await killAndWait(pid);
   }

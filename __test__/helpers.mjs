@@ -61,6 +61,28 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
   );
 }
 
+/** The `daemon` command. */
+export const cli = path.join(root, 'bin', 'daemon.js');
+
+/**
+ * A test's directory (`mode`) with its own state directory, and `daemon
+ * ...` run against it (`options.cli`: another copy of the command).
+ */
+export function cliWorkspace(name, mode = 0o700) {
+  const dir = tmpdir(name);
+  fs.chmodSync(dir, mode);
+  const state = path.join(dir, 'state');
+  const daemon = (args, options = {}) => run([options.cli ?? cli, ...args], { ...options, env: { DAEMON_DIR: state, ...options.env } });
+  return { dir, state, daemon };
+}
+
+/** Writes a script `name` with `text` into `dir`; returns its path. */
+export function writeScript(dir, name, text) {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
 /** Parsed /proc/PID/stat: state, ppid, pgrp, session, ttyNr, cpu. */
 export function stat(pid) {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');

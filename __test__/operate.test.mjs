@@ -472,19 +472,12 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
   const help = await run([cli, '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: daemon <command>/);
-  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'list', 'logs', 'run', 'unit']) {
+  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'list', 'logs', 'run', 'unit', 'delete']) {
     const r = await run([cli, command, '--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`^Usage: daemon ${command}`));
   }
-  for (const args of [
-    ['start', '--frob', 'x.js'],
-    ['stop'],
-    ['status', '--pidfile'],
-    ['launch'],
-    ['start'],
-    ['start', '--umask', 'abc', 'x.js'],
-  ]) {
+  for (const args of [['start', '--frob', 'x.js'], ['stop'], ['status', '--pidfile'], ['start'], ['start', '--umask', 'abc', 'x.js']]) {
     const r = await run([cli, ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^daemon: .+\n\nUsage: daemon <command>/);
