@@ -9,15 +9,18 @@ const { prepare } = require('../lib/cli/script.js');
 // The options come on a descriptor the marker names, read once and closed.
 const marker = process.env[ENV.CLI_OPTIONS];
 delete process.env[ENV.CLI_OPTIONS];
-const text = marker === undefined ? null : native().takeCliOptions(marker);
-if (text === null) throw new Error('daemon: the preload runs only in a daemon that the daemon command starts');
-const steps = JSON.parse(text);
 
-try {
-  prepare(steps);
-} catch (error) {
-  // The launcher prints it as one line (`daemon: Error: EACCES: ...`) and
-  // exits 1; Node's report, a stack through this preload, would only repeat it.
-  process.on('uncaughtException', () => process.exit(1));
-  throw error;
+// Without the marker: a Node child the daemon forked (a cluster worker runs
+// with the daemon's `-r`), which has nothing to prepare.
+if (marker !== undefined) {
+  try {
+    const text = native().takeCliOptions(marker);
+    if (text === null) throw new Error(`${ENV.CLI_OPTIONS} names no options of the daemon command`);
+    prepare(JSON.parse(text));
+  } catch (error) {
+    // The launcher prints it as one line (`daemon: Error: EACCES: ...`) and
+    // exits 1; Node's report, a stack through this preload, would only repeat it.
+    process.on('uncaughtException', () => process.exit(1));
+    throw error;
+  }
 }

@@ -304,6 +304,19 @@ impl FromNapiValue for Js<Output> {
     }
 }
 
+/// Where a socket listens: `{ host, port }` (`host` an IP address) or `{ path }`.
+impl ToNapiValue for Js<Address> {
+    unsafe fn to_napi_value(env: sys::napi_env, Js(a): Self) -> Result<sys::napi_value> {
+        object_of(env, |o| match a {
+            Address::Tcp { host, port } => {
+                set_some(o, "host", host.map(|ip| ip.to_string()))?;
+                o.set("port", port)
+            }
+            Address::Unix { path, .. } => o.set("path", path),
+        })
+    }
+}
+
 /// `{ running, pid?, stale, verified }`.
 impl ToNapiValue for Js<PidFileStatus> {
     unsafe fn to_napi_value(env: sys::napi_env, Js(s): Self) -> Result<sys::napi_value> {

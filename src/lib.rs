@@ -112,6 +112,21 @@ impl NotedSocketFiles {
     }
 }
 
+/// Where a passed socket listens (`{ host, port }` or `{ path }`), or null
+/// for one that is not a listening stream socket with an address or path.
+#[napi]
+pub fn listener_address(env: Env, fd: i32) -> Result<Option<Js<sockets::Address>>> {
+    let address = sockets::listening_address(fd).map_err(|e| throw(&env, e))?;
+    Ok(address.map(Js))
+}
+
+/// A close-on-exec duplicate of a passed socket, for a server to own.
+#[napi]
+pub fn duplicate_listener(env: Env, fd: i32) -> Result<i32> {
+    let copy = sockets::duplicate(fd).map_err(|e| throw(&env, e))?;
+    Ok(copy.into_raw_fd())
+}
+
 /// Whether this is Node's main thread (a worker may not daemonize).
 #[napi]
 pub fn is_main_thread() -> bool {

@@ -8,7 +8,7 @@ const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 const { launchDaemon } = require('../launcher/launcher.js');
 const { preloadCommand, isEsm } = require('../launcher/command.js');
-const { ready } = require('../daemon/readiness.js');
+const { readyWhenServing } = require('../daemon/readiness.js');
 const { status, stop } = require('../operator/control.js');
 const { lookupAccount } = require('../shared/identity.js');
 const { startOptions } = require('../launcher/start-options.js');
@@ -246,10 +246,10 @@ function run(parsed) {
   // Out of the command's own promise: the script's errors are its own uncaught ones, reported by Node.
   setImmediate(() => {
     if (esm) {
-      import(pathToFileURL(main).href).then(ready);
+      import(pathToFileURL(main).href).then(readyWhenServing);
     } else {
       require('node:module').runMain();
-      setImmediate(ready); // once the script's own first turn of the event loop has run
+      readyWhenServing(); // as start()'s `ready: 'auto'`, from the script's top level on
     }
   });
   return undefined;

@@ -6,7 +6,7 @@
 const { debuglog } = require('node:util');
 const { addonPath, native } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
-const { listeners } = require('./listeners.js');
+const { listeners, onFirstListen } = require('./listeners.js');
 
 const debug = debuglog('daemon');
 
@@ -49,6 +49,8 @@ function takeReadyPipe() {
   if (channelMarker !== undefined && native().takeLogChannel(channelMarker))
     debug("daemon %d: took its supervisor's log channel", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
+    // An instance's listen() on a port that another one has: before Node prints it.
+    if (supervised && error?.code === 'EADDRINUSE' && error.syscall === 'listen') require('./listen-hint.js').addHint(error);
     if (native().isReadyPending()) native().reportError(errorText(error));
   });
   process.on('exit', (code) => native().reportExit(code ?? 0));
@@ -107,4 +109,13 @@ function ready() {
   if (native().reportReady(startedState.notifySocket)) debug('%d: ready', process.pid);
 }
 
-module.exports = { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready };
+/**
+ * `ready: 'auto'`, from now: in a process handed listening sockets, at its
+ * first listen() on one of them (the server accepts from then on); without
+ * any, after this turn of the event loop (the script's top level has run).
+ */
+function readyWhenServing() {
+  if (!onFirstListen(ready)) setImmediate(ready);
+}
+
+module.exports = { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready, readyWhenServing };

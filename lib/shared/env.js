@@ -24,6 +24,8 @@ const ENV = Object.freeze({
   LISTEN_PID: 'LISTEN_PID',
   LISTEN_FDS: 'LISTEN_FDS',
   LISTEN_FDNAMES: 'LISTEN_FDNAMES',
+  /** `0`/`false`: listen() in a process handed sockets binds as Node's does, instead of taking the handed socket with that address. */
+  LISTEN_TAKEOVER: 'DAEMON_LISTEN_TAKEOVER',
   /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
   WATCH: 'WATCH_REPORT_DEPENDENCIES',
   /** The state directory (the `daemon` command's names, pid files, logs, records; supervisor records), over the defaults below. */

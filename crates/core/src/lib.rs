@@ -19,6 +19,8 @@ pub mod operator;
 pub mod output;
 pub mod path_walk;
 pub mod pidfile;
+#[cfg(test)]
+mod scratch;
 pub mod socket_file;
 pub mod sockets;
 pub mod sync;

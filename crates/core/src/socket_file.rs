@@ -1,19 +1,21 @@
 //! A Unix socket's file, as root may make and remove it: its directory
 //! reached by the path walk (no other user's symlinks on the way, as for pid
-//! files and logs), bound through that directory's descriptor, a stale
+//! files and logs), bound where the walk led (by its path where no one else
+//! could redirect it, else through that directory's descriptor), a stale
 //! socket replaced and the file removed at the service's end only while its
 //! name still names the very file that was checked.
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, kind_of, FileId};
+use crate::path_walk::Walk;
 use crate::pidfile::format::split;
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
 use nix::sys::socket::{
     bind, connect, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
 };
-use nix::sys::stat::{fchmodat, fstat, fstatat, FchmodatFlags, Mode, SFlag};
-use nix::unistd::{fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::sys::stat::{fchmodat, fstat, fstatat, FchmodatFlags, FileStat, Mode, SFlag};
+use nix::unistd::{fchownat, geteuid, unlinkat, Gid, Uid, UnlinkatFlags};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// A socket file's name in its walked directory.
@@ -22,31 +24,68 @@ struct Place<'a> {
     name: &'a str,
     /// The path as given, for errors.
     path: &'a str,
+    /// No one but root and this process's user could change what the path
+    /// leads to, up to its directory: each directory on the way is theirs
+    /// and not writable by others (or sticky, the entry theirs).
+    fixed: bool,
 }
 
 impl<'a> Place<'a> {
     /// Walks to the directory of `path` (absolute).
     fn walk(path: &'a str) -> SysResult<Place<'a>> {
         let (dir_path, name) = split(path)?;
-        let dir = crate::path_walk::open_dir(dir_path, path)?;
-        Ok(Place { dir, name, path })
+        let mut walk = Walk::new(dir_path.as_bytes(), path)?;
+        let mut fixed = true;
+        loop {
+            // Where the next name is looked up (after an absolute symlink,
+            // "/", which is root's: judging the directory before is stricter).
+            let here = fstat(&walk.dir).at("fstat", path)?;
+            let Some(component) = walk.next_component()? else {
+                break;
+            };
+            match component.found {
+                Some((dir, st)) if kind_of(&st) == SFlag::S_IFDIR => {
+                    fixed &= stays(&here, &st);
+                    walk.enter(dir);
+                }
+                Some(_) => return Err(SysError::new(Errno::ENOTDIR, "open").with_path(path)),
+                None => return Err(SysError::new(Errno::ENOENT, "open").with_path(path)),
+            }
+        }
+        Ok(Place {
+            dir: walk.dir,
+            name,
+            path,
+            fixed,
+        })
     }
 
-    /// The address naming the file through the walked directory: Linux has
-    /// no `bindat()`, but `/proc/self/fd/DIR` is that very directory (and the
-    /// name is shorter than most paths: `sun_path` holds 108 bytes).
-    /// Elsewhere, the path as given.
-    fn address(&self) -> SysResult<UnixAddr> {
+    /// The address to bind: the path itself where no one else could change
+    /// where it leads (so that the socket's address, which `getsockname()`
+    /// and `ss` show and a daemon's `listen(path)` is matched by, is its
+    /// path); else the name through the walked directory: Linux has no
+    /// `bindat()`, but `/proc/self/fd/DIR` is that very directory (its
+    /// address then reads so). Elsewhere than Linux, the path.
+    fn bind_address(&self) -> SysResult<UnixAddr> {
+        if self.fixed || cfg!(not(target_os = "linux")) {
+            return UnixAddr::new(self.path).at("bind", self.path);
+        }
+        self.by_dir("bind")
+    }
+
+    /// The name through the walked directory, for `connect()` (Linux; the
+    /// path elsewhere).
+    fn by_dir(&self, syscall: &'static str) -> SysResult<UnixAddr> {
         let by_dir = if cfg!(target_os = "linux") {
             format!("/proc/self/fd/{}/{}", self.dir.as_raw_fd(), self.name)
         } else {
             self.path.to_owned()
         };
         UnixAddr::new(by_dir.as_str()).map_err(|errno| {
-            let e = SysError::new(errno, "bind").with_path(self.path);
+            let e = SysError::new(errno, syscall).with_path(self.path);
             match errno {
                 Errno::ENAMETOOLONG => e.with_detail(format!(
-                    "the socket's name is too long to be bound through its directory ({by_dir})"
+                    "the socket's name is too long to be reached through its directory ({by_dir})"
                 )),
                 _ => e,
             }
@@ -68,6 +107,14 @@ impl<'a> Place<'a> {
     }
 }
 
+/// Whether `entry`, found in the directory `dir`, stays what it is: only
+/// root and this process's user may replace it.
+fn stays(dir: &FileStat, entry: &FileStat) -> bool {
+    let trusted = |uid| uid == 0 || uid == geteuid().as_raw();
+    let sticky = dir.st_mode & nix::libc::S_ISVTX != 0;
+    trusted(dir.st_uid) && (dir.st_mode & 0o022 == 0 || (sticky && trusted(entry.st_uid)))
+}
+
 /// A listening Unix stream socket at `path` (close-on-exec, with `flags`
 /// besides), given `mode` and `owner`: a stale socket file is replaced, and
 /// a file this call made but could not finish is not left behind.
@@ -81,8 +128,8 @@ pub fn bind_unix(
     // The path itself must fit: it is what clients connect to.
     UnixAddr::new(path).at("bind", path)?;
     let place = Place::walk(path)?;
-    let address = place.address()?;
-    remove_stale_socket(&place, &address)?;
+    remove_stale_socket(&place)?;
+    let address = place.bind_address()?;
     let flags = flags | SockFlag::SOCK_CLOEXEC;
     let fd = socket(AddressFamily::Unix, SockType::Stream, flags, None).at("socket", path)?;
     bind(fd.as_raw_fd(), &address).at("bind", path)?;
@@ -134,10 +181,11 @@ fn set_mode_and_owner(
 /// Removes a socket file nobody listens on any more (a service that was
 /// killed leaves it), so that `bind()` can make it anew; anything else at
 /// that name, a live socket or a symlink included, is left for `bind()` to refuse.
-fn remove_stale_socket(place: &Place, address: &UnixAddr) -> SysResult<()> {
+fn remove_stale_socket(place: &Place) -> SysResult<()> {
     let Some((id, SFlag::S_IFSOCK)) = place.look() else {
         return Ok(());
     };
+    let address = place.by_dir("connect")?;
     // Non-blocking: a live socket with a full backlog answers EAGAIN at once
     // (and is left alone) instead of holding the launcher.
     let probe = socket(
@@ -147,7 +195,7 @@ fn remove_stale_socket(place: &Place, address: &UnixAddr) -> SysResult<()> {
         None,
     )
     .at("socket", place.path)?;
-    if connect(probe.as_raw_fd(), address) == Err(Errno::ECONNREFUSED) {
+    if connect(probe.as_raw_fd(), &address) == Err(Errno::ECONNREFUSED) {
         place.remove_if(id)?;
     }
     Ok(())
@@ -189,72 +237,53 @@ impl SocketFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("daemon-socket-file-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn bind(path: &str) -> SysResult<OwnedFd> {
+        bind_unix(path, None, None, SockFlag::empty(), Backlog::MAXCONN)
     }
 
     #[test]
-    fn a_unix_socket_gets_its_mode_and_a_stale_one_is_replaced() {
-        let dir = scratch("stale");
-        let path = dir.join("s.sock").to_str().unwrap().to_owned();
-        let bind =
-            |path: &str| bind_unix(path, Some(0o660), None, SockFlag::empty(), Backlog::MAXCONN);
-        let first = bind(&path).unwrap();
-        let st = nix::sys::stat::lstat(path.as_str()).unwrap();
-        assert_eq!(st.st_mode & 0o777, 0o660);
-        assert_eq!(bind(&path).unwrap_err().code(), "EADDRINUSE");
-        drop(first); // the file stays, nobody listens
-        let second = bind(&path).unwrap();
-        let files = SocketFiles::note(&[path.clone(), dir.join("none").to_str().unwrap().into()]);
+    fn noted_socket_files_go_only_while_their_names_name_them() {
+        let dir = Scratch::new("socket-file");
+        let path = dir.file("s.sock");
+        let bound = bind(&path).unwrap();
+        let plain = dir.file("plain");
+        std::fs::write(&plain, "keep").unwrap();
+        let files = SocketFiles::note(&[path.clone(), plain.clone(), dir.file("none")]);
         assert_eq!(files.0.len(), 1, "only what is a socket file");
-        files.remove();
-        assert!(!std::path::Path::new(&path).exists());
-        drop(second);
-        std::fs::write(dir.join("plain"), "keep").unwrap();
-        let plain = dir.join("plain").to_str().unwrap().to_owned();
-        assert_eq!(bind(&plain).unwrap_err().code(), "EADDRINUSE");
-        assert_eq!(std::fs::read_to_string(dir.join("plain")).unwrap(), "keep");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_name_replaced_since_it_was_noted_is_left_alone() {
-        let dir = scratch("replaced");
-        let path = dir.join("s.sock").to_str().unwrap().to_owned();
-        let bound = bind_unix(&path, None, None, SockFlag::empty(), Backlog::MAXCONN).unwrap();
-        let files = SocketFiles::note(std::slice::from_ref(&path));
         drop(bound);
-        // Moved away (not removed: its inode number stays taken).
+        // Moved away (not removed: its inode number stays taken), and bound anew.
         std::fs::rename(&path, dir.join("moved.sock")).unwrap();
-        let successor = bind_unix(&path, None, None, SockFlag::empty(), Backlog::MAXCONN).unwrap();
+        let successor = bind(&path).unwrap();
         files.remove();
-        assert!(
-            std::path::Path::new(&path).exists(),
-            "the successor's socket stays"
-        );
+        assert!(dir.join("s.sock").exists(), "the successor's socket stays");
+        SocketFiles::note(std::slice::from_ref(&path)).remove();
+        assert!(!dir.join("s.sock").exists());
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "keep");
         drop(successor);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn a_name_too_long_for_the_directorys_address_says_so() {
-        let dir = scratch("long");
-        // Fits as given from "/tmp/x", not as /proc/self/fd/N/NAME.
-        let name = "n".repeat(100);
-        let path = format!("/tmp/{name}");
-        assert!(path.len() < 108);
-        let err = bind_unix(&path, None, None, SockFlag::empty(), Backlog::MAXCONN).unwrap_err();
-        assert_eq!(err.code(), "ENAMETOOLONG");
+    fn bound_by_its_path_unless_another_user_could_redirect_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let address = |fd: &OwnedFd| match crate::sockets::listening_address(fd.as_raw_fd()) {
+            Ok(Some(crate::sockets::Address::Unix { path, .. })) => path,
+            other => panic!("{other:?}"),
+        };
+        let dir = Scratch::new("socket-file-fixed");
+        let fixed = dir.file("s.sock");
+        assert_eq!(address(&bind(&fixed).unwrap()), fixed);
+        // A directory on the way that others may write: the name through the walked directory.
+        std::fs::set_permissions(&*dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        let path = dir.file("sub/s.sock");
+        let bound = bind(&path).unwrap();
         assert!(
-            err.message().contains("/proc/self/fd/"),
+            address(&bound).starts_with("/proc/self/fd/"),
             "{}",
-            err.message()
+            address(&bound)
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(dir.join("sub/s.sock").exists());
     }
 }

@@ -85,6 +85,8 @@ struct Scaling {
 
 struct Service {
     ready_timeout: Duration,
+    /// The service holds listening sockets: a late generation's timeout says what ready means then.
+    listening: bool,
     kill_timeout: Duration,
     stdout: Option<String>,
     stderr: Option<String>,
@@ -156,10 +158,14 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     // Each generation gets a description of the lock file of its own (see
     // `supervised`): the launcher keeps its own copy for the children.
     let rotates = respawn.log_max_size.is_some();
-    let launcher = lockfile::reopened_lock().and_then(|lock| {
-        let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
-        Launcher::new(&plan, boot_dir, handed_on, rotates)
-    });
+    let pidfile = respawn.pidfile.as_deref();
+    let launcher = pidfile
+        .map(|path| lockfile::reopened_lock(path).map(|lock| (lock, path)))
+        .transpose()
+        .and_then(|lock| {
+            let handed_on = lock.as_ref().map(|(lock, path)| (lock, *path));
+            Launcher::new(&plan, boot_dir, handed_on, rotates)
+        });
     let launcher = match launcher {
         Ok(launcher) => launcher,
         Err(e) => {
@@ -184,6 +190,7 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     };
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
+        listening: !plan.listeners.is_empty(),
         kill_timeout: Duration::from_millis(respawn.kill_timeout_ms),
         daemon_user,
         stdout: Output::file_path(&plan.stdout).map(str::to_owned),
@@ -377,7 +384,6 @@ impl Service {
                 }
             }
         }
-        let ready_timeout = self.ready_timeout.as_millis();
         let mut late_next = None;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(g) = slot
@@ -385,10 +391,8 @@ impl Service {
                 .as_mut()
                 .filter(|g| g.ready_by.is_some_and(|t| now >= t))
             {
-                let why = format!(
-                    "the daemon (pid {}) did not report ready within {ready_timeout} ms",
-                    g.pid
-                );
+                let who = format!("the daemon (pid {})", g.pid);
+                let why = ready::not_ready(&who, self.ready_timeout, self.listening);
                 note(&format!("{why}: stopping it"));
                 fail(
                     g,
@@ -407,9 +411,8 @@ impl Service {
             }
         }
         if let Some((i, pid)) = late_next {
-            let why = format!(
-                "the new generation (pid {pid}) did not report ready within {ready_timeout} ms"
-            );
+            let who = format!("the new generation (pid {pid})");
+            let why = ready::not_ready(&who, self.ready_timeout, self.listening);
             self.upgrade_failed(i, &why, false);
         }
         if let Some(control) = &mut self.control {

@@ -439,6 +439,8 @@ pub struct Forked {
     cwd: String,
     /// The lock handed on to a daemon of another user.
     handed: Option<ForChild>,
+    /// The daemon is given listening sockets.
+    listening: bool,
 }
 
 impl Started {
@@ -449,7 +451,9 @@ impl Started {
             Started::Refused(verdict) => return verdict,
         };
         let handed = f.handed.as_ref().map(|h| h.path.as_str());
-        let progress = Progress::new(&f.exec_path, &f.cwd, until).writing(handed);
+        let progress = Progress::new(&f.exec_path, &f.cwd, until)
+            .writing(handed)
+            .listening(f.listening);
         let verdict = ready::wait(f.pipe, f.timeout, progress);
         // The daemon holds the lock now; one that failed (and did not run
         // on) could not remove the launcher's files.
@@ -551,6 +555,7 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
         exec_path: plan.argv.first().cloned().unwrap_or_default(),
         cwd: plan.cwd.clone(),
         handed,
+        listening: !plan.listeners.is_empty(),
     }))
 }
 
@@ -640,8 +645,8 @@ mod tests {
 
     #[test]
     fn in_place_changes_nothing_unless_both_logs_open() {
-        let stdout =
-            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let dir = crate::scratch::Scratch::new("in-place");
+        let stdout = dir.join("out.log");
         let plan = Plan {
             stdout: Some(Output::File(stdout.to_str().unwrap().into())),
             stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
@@ -670,7 +675,6 @@ mod tests {
             before,
             "stdout is left alone when stderr's log fails"
         );
-        let _ = std::fs::remove_file(&stdout);
     }
 
     #[test]
@@ -765,8 +769,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return; // needs the privilege to switch
         }
-        let dir = std::env::temp_dir().join(format!("daemon-drop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("drop");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
         let out = dir.join("id.txt");
@@ -783,13 +786,11 @@ mod tests {
         assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "65534 65534 65534 0 0\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_supervisors_child_is_its_own_boots_where_it_is_told_and_gets_the_lock() {
-        let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("boot");
         let out = dir.join("boot.txt");
         let lock_file = dir.join("x.pid.lock");
         std::fs::write(&lock_file, "").unwrap();
@@ -822,15 +823,12 @@ mod tests {
             lock_file.display()
         );
         assert_eq!(text, expected);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_handed_lock_is_the_daemons_its_pid_written_by_the_session_leader() {
-        let dir = std::env::temp_dir().join(format!("daemon-handed-lock-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let pidfile = dir.join("x.pid").to_str().unwrap().to_owned();
+        let dir = crate::scratch::Scratch::new("handed-lock");
+        let pidfile = dir.file("x.pid");
         let out = dir.join("seen.txt");
         // The daemon (sh, which never reports ready) sees its own pid in the
         // pid file, the lock file on fd 4 (no sockets), and the marker.
@@ -867,7 +865,6 @@ mod tests {
         assert_eq!(verdict.code, 1);
         assert!(!std::path::Path::new(&pidfile).exists());
         assert!(!std::path::Path::new(&format!("{pidfile}.lock")).exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

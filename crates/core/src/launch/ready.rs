@@ -178,6 +178,8 @@ pub struct Progress {
     cwd: String,
     /// The pid file the session leader writes the daemon's pid into.
     pid_file: Option<String>,
+    /// The daemon was given listening sockets (a timeout then says what ready means).
+    listening: bool,
 }
 
 impl Progress {
@@ -197,6 +199,11 @@ impl Progress {
             pid_file: pid_file.map(str::to_owned),
             ..self
         }
+    }
+
+    /// The daemon is given listening sockets.
+    pub fn listening(self, listening: bool) -> Self {
+        Progress { listening, ..self }
     }
 
     fn verdict(&self, code: i32, message: Option<String>) -> Verdict {
@@ -280,11 +287,8 @@ impl Progress {
     }
 
     pub fn at_timeout(&self, timeout: Duration) -> Verdict {
-        let message = format!(
-            "daemon: {} did not report ready within {} ms; it is still running",
-            self.who(),
-            timeout.as_millis()
-        );
+        let late = not_ready(&self.who(), timeout, self.listening);
+        let message = format!("daemon: {late}; it is still running");
         Verdict {
             timed_out: true,
             ..self.verdict(1, Some(message))
@@ -343,10 +347,26 @@ impl Lines {
     }
 }
 
-/// Reads the pipe until the daemon's verdict (or, `until` its pid, that),
-/// its end, or the timeout; `progress` knows what the messages are about.
-pub fn wait(pipe: OwnedFd, timeout: Duration, mut progress: Progress) -> Verdict {
+/// What a timeout says of a daemon given listening sockets: what `ready:
+/// 'auto'` waits for there (lib/daemon/readiness.js).
+pub const LISTENING_READY: &str =
+    "given listening sockets, a daemon is ready at its first listen() on one of them, or when it calls ready()";
+
+/// That `who` did not report ready within `timeout`; `listening`: it was
+/// given listening sockets, and what ready means then.
+pub fn not_ready(who: &str, timeout: Duration, listening: bool) -> String {
+    let ms = timeout.as_millis();
+    if listening {
+        format!("{who} did not report ready within {ms} ms ({LISTENING_READY})")
+    } else {
+        format!("{who} did not report ready within {ms} ms")
+    }
+}
+
+/// Reads the pipe until the daemon's verdict (or, `until` its pid, that), its end, or the timeout.
+pub fn wait(pipe: OwnedFd, timeout: Duration, progress: Progress) -> Verdict {
     let deadline = Instant::now() + timeout;
+    let mut progress = progress;
     let mut lines = Lines::default();
     let mut heard = Vec::new();
     loop {
@@ -535,6 +555,10 @@ mod tests {
 
         let v = p.at_timeout(Duration::from_millis(500));
         assert!(v.timed_out && v.failed.is_none());
+        assert!(!v.message.unwrap().contains(LISTENING_READY));
+        let listening = Progress::new("/usr/bin/node", "/srv", Until::Ready).listening(true);
+        let v = listening.at_timeout(Duration::from_millis(500));
+        assert!(v.message.unwrap().contains(LISTENING_READY));
 
         let mut p = Progress::new("/usr/bin/node", "/srv", Until::Pid);
         let v = p.receive(Message::Pid(7)).unwrap();
@@ -561,8 +585,8 @@ mod tests {
 
     #[test]
     fn ready_is_reported_once_without_a_pipe_to_systemd() {
-        let path = std::env::temp_dir().join(format!("daemon-ready-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = crate::scratch::Scratch::new("ready");
+        let path = dir.join("ready.sock");
         let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         systemd.set_nonblocking(true).unwrap();
         let socket = path.to_str();
@@ -573,7 +597,6 @@ mod tests {
         assert_eq!(&buf[..n], expected.as_bytes());
         assert!(!report_ready(socket));
         assert!(systemd.recv(&mut buf).is_err(), "no second READY=1");
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -62,6 +62,8 @@ struct Held {
     pid_file: FileId,
     dir: OwnedFd,
     name: String,
+    /// The pid file's path as `lock()` was given it.
+    path: String,
 }
 
 static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
@@ -270,6 +272,7 @@ fn take(path: &str) -> SysResult<bool> {
                 pid_file: taken.pid_file_id,
                 dir: taken.dir,
                 name: taken.name,
+                path: path.to_owned(),
             });
             Ok(true)
         }
@@ -500,25 +503,26 @@ fn write_pid(file: &OwnedFd, path: &str) -> SysResult<()> {
     ftruncate(file, text.len() as i64).at("ftruncate", path)
 }
 
-/// A description of its own of the lock file of the (first) pid file this
-/// process holds, not locked: a supervisor hands it on to its generations,
-/// whose `lock()` of the pid file is then true while their parent holds the
-/// lock (`supervised::holds`). Not the locked description itself: through
-/// that, a generation (of another user) could let go of the lock.
-pub fn reopened_lock() -> SysResult<Option<OwnedFd>> {
+/// A description of its own of the lock file of the pid file `path`, which
+/// this process holds, not locked: a supervisor hands it on to its
+/// generations, whose `lock()` of the pid file is then true while their
+/// parent holds the lock (`supervised::holds`). Not the locked description
+/// itself: through that, a generation (of another user) could let go of the
+/// lock. `ENOLCK` when this process does not hold it.
+pub fn reopened_lock(path: &str) -> SysResult<OwnedFd> {
     let held = held();
-    let Some(h) = held.first() else {
-        return Ok(None);
+    let Some(h) = held.iter().find(|h| h.path == path) else {
+        return Err(SysError::new(Errno::ENOLCK, "open").with_path(path));
     };
     let lock_name = format!("{}{LOCK_SUFFIX}", h.name);
+    let lock_path = format!("{path}{LOCK_SUFFIX}");
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-    let fd = openat(&h.dir, lock_name.as_str(), flags, Mode::empty())
-        .map_err(|errno| SysError::new(errno, "open"))?;
+    let fd = openat(&h.dir, lock_name.as_str(), flags, Mode::empty()).at("open", &lock_path)?;
     let same = |fd: BorrowedFd| fstat(fd).map(|st| id_of(&st));
     if same(fd.as_fd()) != same(h.lock.0.as_fd()) {
-        return Err(SysError::new(Errno::ESTALE, "open"));
+        return Err(SysError::new(Errno::ESTALE, "open").with_path(&lock_path));
     }
-    Ok(Some(fd))
+    Ok(fd)
 }
 
 /// Whether this process holds any pid file.
@@ -541,34 +545,29 @@ pub fn release_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
     use nix::fcntl::{Flock, FlockArg};
-
-    fn temp(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("daemon-lock-{}-{}", std::process::id(), name));
-        let _ = std::fs::remove_dir_all(&dir); // left by an earlier run with this pid
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("x.pid").to_str().unwrap().to_owned()
-    }
 
     #[test]
     fn refuses_what_is_not_a_pid_file_and_leaves_it_as_it_was() {
         assert_eq!(lock("/dev/null").unwrap_err().code(), "EINVAL");
         assert!(!std::path::Path::new("/dev/null.lock").exists());
-        let dir = temp("dir");
+        let scratch = Scratch::new("lock-refused");
+        let dir = scratch.file("dir");
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(lock(&dir).unwrap_err().code(), "EISDIR");
-        let link = temp("link");
+        let link = scratch.file("link");
         let target = format!("{link}.target");
         std::fs::write(&target, "keep").unwrap();
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert_eq!(lock(&link).unwrap_err().code(), "ELOOP");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
-        let text = temp("text");
+        let text = scratch.file("text");
         std::fs::write(&text, "1234\nold\n").unwrap();
         assert_eq!(lock(&text).unwrap_err().code(), "EINVAL");
         assert_eq!(std::fs::read_to_string(&text).unwrap(), "1234\nold\n");
         assert!(!std::path::Path::new(&format!("{text}.lock")).exists());
-        let linked = temp("linked");
+        let linked = scratch.file("linked");
         std::fs::write(&linked, "").unwrap();
         std::fs::hard_link(&linked, format!("{linked}.2")).unwrap();
         assert_eq!(lock(&linked).unwrap_err().code(), "EPERM");
@@ -577,7 +576,8 @@ mod tests {
 
     #[test]
     fn waits_out_a_probe_but_not_a_holder() {
-        let path = temp("probed");
+        let scratch = Scratch::new("lock-probed");
+        let path = scratch.file("x.pid");
         let lock_file = format!("{path}{LOCK_SUFFIX}");
         std::fs::write(&lock_file, "").unwrap();
         let take = |arg| Flock::lock(OwnedFd::from(std::fs::File::open(&lock_file).unwrap()), arg);
@@ -603,12 +603,12 @@ mod tests {
         assert!(lock(&path).unwrap());
         assert!(probed.elapsed() >= Duration::from_millis(200));
         prober.join().unwrap();
-        std::fs::remove_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
     }
 
     #[test]
     fn locks_the_lock_file_writes_the_pid_and_is_reentrant() {
-        let path = temp("own");
+        let scratch = Scratch::new("lock-own");
+        let path = scratch.file("x.pid");
         std::fs::write(&path, "1234567\n").unwrap();
         assert!(lock(&path).unwrap());
         assert!(lock(&path).unwrap());
@@ -628,7 +628,8 @@ mod tests {
 
     #[test]
     fn a_lock_for_a_child_outlives_this_descriptor_and_goes_once_unheld() {
-        let path = temp("child");
+        let scratch = Scratch::new("lock-child");
+        let path = scratch.file("x.pid");
         let lock_file = format!("{path}{LOCK_SUFFIX}");
         let first = lock_for_child(&path).unwrap().unwrap();
         assert_eq!(
@@ -658,6 +659,5 @@ mod tests {
         assert!(std::path::Path::new(&path).exists());
         std::fs::write(&lock_file, "not a lock file").unwrap();
         assert_eq!(remove_unheld(&path).unwrap_err().code(), "EINVAL");
-        std::fs::remove_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
     }
 }

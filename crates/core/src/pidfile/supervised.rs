@@ -132,13 +132,11 @@ mod tests {
 
     #[test]
     fn a_reopened_description_holds_only_for_a_child_of_the_holder() {
-        let dir = std::env::temp_dir().join(format!("daemon-handed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("handed");
         let path = dir.join("x.pid");
         let path = path.to_str().unwrap();
         assert!(crate::pidfile::lockfile::lock(path).unwrap());
-        let reopened = crate::pidfile::lockfile::reopened_lock().unwrap().unwrap();
+        let reopened = crate::pidfile::lockfile::reopened_lock(path).unwrap();
         let ino = fstat(&reopened).unwrap().st_ino;
         assert!(!holds(path), "nothing taken yet");
         let other = std::fs::File::open(path).unwrap();
@@ -159,6 +157,5 @@ mod tests {
         assert!(!holds(&format!("{path}.other")));
         crate::pidfile::lockfile::release_all();
         assert!(holds(path), "free: taken anew through it");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
