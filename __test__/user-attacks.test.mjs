@@ -44,12 +44,6 @@ for f in sys.argv[1:]:
             pass
 print(json.dumps(done))`;
 
-/** `dir`, removed with everything in it once test `t` is over, passed or failed. */
-function scratch(t, dir) {
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 /** Every file and directory below `dir`, deepest first, as root sees them. */
 function everythingUnder(dir) {
   return fs
@@ -59,9 +53,9 @@ function everythingUnder(dir) {
 }
 
 /** The `daemon` command of a world-readable copy, against a state directory in a fresh 0711 directory. */
-function workspace(t, name) {
-  const copy = scratch(t, publicCopy());
-  const dir = scratch(t, tmpdir(name));
+function workspace(name) {
+  const copy = publicCopy();
+  const dir = tmpdir(name);
   fs.chmodSync(dir, 0o711);
   const state = path.join(dir, 'state');
   const cli = path.join(copy, 'bin', 'daemon.js');
@@ -82,8 +76,8 @@ for (const respawn of [false, true]) {
   const how = respawn
     ? "start --respawn --user: the service's user lets go of the lock it was handed, removes"
     : "start --user: the service's user removes";
-  test(`${how}, moves or empties what it can; status still names root's ${respawn ? 'supervisor' : 'daemon'} and stop stops it`, async (t) => {
-    const { copy, state, daemon } = workspace(t, 'user-files');
+  test(`${how}, moves or empties what it can; status still names root's ${respawn ? 'supervisor' : 'daemon'} and stop stops it`, async () => {
+    const { copy, state, daemon } = workspace('user-files');
     const app = path.join(copy, 'app.js');
     fs.writeFileSync(app, LETS_GO);
     let pid;
@@ -114,8 +108,8 @@ for (const respawn of [false, true]) {
   });
 }
 
-test("a --user daemon's pid file names it from the start: written by the session leader, as root, before the daemon runs", async (t) => {
-  const { copy, state, daemon } = workspace(t, 'user-pid');
+test("a --user daemon's pid file names it from the start: written by the session leader, as root, before the daemon runs", async () => {
+  const { copy, state, daemon } = workspace('user-pid');
   const app = path.join(copy, 'app.js');
   fs.writeFileSync(
     app,
@@ -168,12 +162,12 @@ except BlockingIOError:
 open(log + '.full', 'w').close()
 time.sleep(1000)`;
 
-test("a log the service's user replaced with a full FIFO is not reopened on SIGHUP: the supervisor never blocks on it", async (t) => {
-  const copy = scratch(t, publicCopy());
-  const dir = scratch(t, tmpdir('fifo'));
+test("a log the service's user replaced with a full FIFO is not reopened on SIGHUP: the supervisor never blocks on it", async () => {
+  const copy = publicCopy();
+  const dir = tmpdir('fifo');
   fs.chmodSync(dir, 0o755);
   // The service's own log directory (as logrotate's `create` setups have it), and where it says its pid.
-  const logs = scratch(t, ownedDir(NOBODY, NOBODY, 'fifo-logs'));
+  const logs = ownedDir(NOBODY, NOBODY, 'fifo-logs');
   const log = path.join(logs, 'out.log');
   const said = path.join(logs, 'pid');
   const pidfile = path.join(dir, 'app.pid');
@@ -216,8 +210,8 @@ setInterval(() => {}, 1000);
   }
 });
 
-test("--listen through another user's symlink is refused: root neither removes a stale socket nor binds in the root-only directory it points at", async (t) => {
-  const { copy, dir, daemon } = workspace(t, 'sock-link');
+test("--listen through another user's symlink is refused: root neither removes a stale socket nor binds in the root-only directory it points at", async () => {
+  const { copy, dir, daemon } = workspace('sock-link');
   const app = path.join(copy, 'app.js');
   fs.writeFileSync(app, 'setInterval(() => {}, 1000);\n');
   // Root's own 0700 directory, with a stale socket in it (its service was killed).
@@ -248,8 +242,8 @@ test("--listen through another user's symlink is refused: root neither removes a
 });
 
 for (const respawn of [false, true]) {
-  test(`${respawn ? 'start --respawn --user' : 'start --user'}: the daemon's environment, readable by every process of its user, has none of root's session nor the command's options`, async (t) => {
-    const { copy, daemon } = workspace(t, 'user-env');
+  test(`${respawn ? 'start --respawn --user' : 'start --user'}: the daemon's environment, readable by every process of its user, has none of root's session nor the command's options`, async () => {
+    const { copy, daemon } = workspace('user-env');
     const app = path.join(copy, 'app.js');
     fs.writeFileSync(app, 'setInterval(() => {}, 1000);\n');
     const session = {
