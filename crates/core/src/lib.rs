@@ -10,6 +10,7 @@
 //! - `sockets`: listening sockets, bound or passed; `socket_file`: a Unix
 //!   socket's file, made and removed through the path walk.
 //! - `path_walk`, `fileid`: how files are reached and told apart.
+//! - `state_dir`: the state directory root trusts, and its records.
 //! - `sys`: one safe wrapper per raw system call; `errors`: system errors.
 
 pub mod errors;
@@ -23,5 +24,6 @@ pub mod pidfile;
 mod scratch;
 pub mod socket_file;
 pub mod sockets;
+pub mod state_dir;
 pub mod sync;
 pub mod sys;
