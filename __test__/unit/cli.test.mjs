@@ -188,6 +188,12 @@ test('unitText: Type=notify running daemon run, Restart=on-failure, the user, di
     /^EnvironmentFile=\/e\nEnvironmentFile=\/srv\/web\/\.env\nEnvironmentFile=\/srv\/web\/prod\.env\n/m,
     'in order, over the recorded one',
   );
+  // `daemon run` runs the script in its own Node: --node-arg goes to it; --wait-ready to `run`.
+  const nodeArgs = unitText(
+    { ...record, flags: { 'node-arg': ['--max-old-space-size=512'], 'wait-ready': true } },
+    { node: '/n', envFile: '/e', system: true },
+  );
+  assert.match(nodeArgs, /^ExecStart="\/n" "--max-old-space-size=512" "[^"]+\/bin\/daemon\.js" "run" "--name" "web" "--wait-ready" "--" /m);
   const user = unitText({ ...record, flags: { user: 'x' } }, { node: '/n', envFile: '/e', system: false });
   assert.ok(!user.includes('User='), 'a user unit runs as its user');
   assert.ok(user.includes('StandardOutput=journal\n') && user.includes('WantedBy=default.target\n'));

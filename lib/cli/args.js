@@ -97,6 +97,13 @@ const FLAGS = Object.freeze({
     read: (text) => integer('respawn-limit', text),
   },
   'respawn-window': { type: 'string', arg: 'MS', help: 'that window (default 60000)', read: (text) => integer('respawn-window', text) },
+  'node-arg': {
+    type: 'string',
+    multiple: true,
+    arg: 'ARG',
+    help: "an option of the script's Node (repeatable; --node-arg=--max-old-space-size=512)",
+  },
+  'wait-ready': { type: 'boolean', help: "ready once the script says so: process.send('ready') or the module's ready()" },
   listen: {
     type: 'string',
     multiple: true,
@@ -113,6 +120,19 @@ const FLAGS = Object.freeze({
   raw: { type: 'boolean', help: 'print the bytes as written (by default control characters but newline and tab show as \\xHH)' },
   'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
   logs: { type: 'boolean', help: 'remove its log files in the state directory too' },
+  env: { type: 'string', arg: 'NAME', help: "with a FILE: each app's env_NAME over its env" },
+  only: {
+    type: 'string',
+    arg: 'A,B',
+    help: 'with a FILE: only these of its apps',
+    read: (text) => text.split(',').map((name) => name.trim()),
+  },
+  config: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'a fleet file of any name (else FILE is *.config.js, .cjs, .mjs or *.json)',
+    read: absolute,
+  },
   help: { type: 'boolean', short: 'h', help: 'this help' },
 });
 
@@ -139,6 +159,8 @@ const START_FLAGS = Object.freeze([
   'log-max-size',
   'log-keep',
   'log-compress',
+  'node-arg',
+  'wait-ready',
   'listen',
 ]);
 
@@ -192,7 +214,8 @@ const COMMANDS = Object.freeze({
   logs: { flags: ['pidfile', 'lines', 'follow', 'raw'], target: true, summary: 'the last lines of its log files' },
   run: {
     // In the foreground the manager waits and restarts (systemd's Restart=).
-    flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && !flag.startsWith('respawn'))],
+    // Its Node runs already: `unit` gives --node-arg to the Node that runs `daemon run`.
+    flags: ['name', ...START_FLAGS.filter((flag) => !['ready-timeout', 'node-arg'].includes(flag) && !flag.startsWith('respawn'))],
     script: 'required',
     usage: '[options] [--] script.js [args...]',
     summary: 'run the script in the foreground (no fork; READY=1 to NOTIFY_SOCKET)',
@@ -257,18 +280,24 @@ const USAGE = [
   ...Object.keys(COMMANDS).map((command) => `  ${synopsis(command).slice('daemon '.length).padEnd(48)} ${COMMANDS[command].summary}`),
   '',
   'The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
+  "A fleet file (pm2's ecosystem file: *.config.js, .cjs, .mjs or *.json, or --config F) in place of the script or NAME of",
+  'start, restart, stop, reload, upgrade, status and delete: each of its apps (--only A,B; --env NAME).',
   "Run 'daemon <command> --help' for its options.",
 ].join('\n');
 
-/** One command's help: its synopsis, summary and flags. */
-function commandUsage(command) {
-  const spec = COMMANDS[command];
-  const rows = [...spec.flags, 'help'].map((flag) => {
+/** The usage's rows of the flags `names` (and --help). */
+function flagRows(names) {
+  return [...names, 'help'].map((flag) => {
     const { short, arg, help } = FLAGS[flag];
     const names = `${short ? `-${short}, ` : ''}--${flag}${arg ? ` ${arg}` : ''}`;
     return `  ${names.padEnd(22)} ${help}`;
   });
-  return `Usage: ${synopsis(command)}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}`;
+}
+
+/** One command's help: its synopsis, summary and flags. */
+function commandUsage(command) {
+  const spec = COMMANDS[command];
+  return `Usage: ${synopsis(command)}\n\n${spec.summary}\n\nOptions:\n${flagRows(spec.flags).join('\n')}`;
 }
 
 /**
@@ -289,6 +318,33 @@ function scriptIndex(spec, tokens) {
   return { cut: -1, terminated: false };
 }
 
+/** parseArgs' own part of the rows of `names` (and --help). */
+function parseArgsOptions(names) {
+  return Object.fromEntries(
+    [...names, 'help'].map((flag) => {
+      const { type, short, multiple } = FLAGS[flag];
+      return [flag, Object.fromEntries(Object.entries({ type, short, multiple }).filter(([, value]) => value !== undefined))];
+    }),
+  );
+}
+
+/**
+ * `args` read strictly as the flags `names` (and --help) and positionals:
+ * `{ flags, positionals }`, the flags' values read (`flags` has no prototype).
+ */
+function readFlags(names, args) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: parseArgsOptions(names), strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(error.message);
+  }
+  const flags = Object.create(null);
+  for (const [flag, value] of Object.entries(parsed.values))
+    flags[flag] = FLAGS[flag].read && value !== undefined ? FLAGS[flag].read(value) : value;
+  return { flags, positionals: parsed.positionals };
+}
+
 /**
  * Parses `args` of `command` (a known one): `{ help }` for --help, else
  * `{ flags, name, script, scriptArgs, misplaced }` with the flags' values read
@@ -297,31 +353,15 @@ function scriptIndex(spec, tokens) {
  */
 function parse(command, args) {
   const spec = COMMANDS[command];
-  // parseArgs' own part of each row.
-  const options = Object.fromEntries(
-    [...spec.flags, 'help'].map((flag) => {
-      const { type, short, multiple } = FLAGS[flag];
-      return [flag, Object.fromEntries(Object.entries({ type, short, multiple }).filter(([, value]) => value !== undefined))];
-    }),
-  );
   let cut = -1;
   let terminated = false;
   if (spec.script) {
+    const options = parseArgsOptions(spec.flags);
     const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
     ({ cut, terminated } = scriptIndex(spec, tokens));
   }
-  const own = cut === -1 ? args : args.slice(0, cut);
-  let parsed;
-  try {
-    parsed = parseArgs({ args: own, options, strict: true, allowPositionals: true });
-  } catch (error) {
-    throw new UsageError(error.message);
-  }
-  const flags = Object.create(null);
-  for (const [flag, value] of Object.entries(parsed.values))
-    flags[flag] = FLAGS[flag].read && value !== undefined ? FLAGS[flag].read(value) : value;
+  const { flags, positionals } = readFlags(spec.flags, cut === -1 ? args : args.slice(0, cut));
   if (flags.help) return { help: true };
-  const { positionals } = parsed;
   const [script, ...scriptArgs] = cut === -1 ? [] : args.slice(cut);
   // scale's count comes last: NAME N, or --pidfile P N.
   const count = spec.count ? positionals.pop() : undefined;
@@ -364,7 +404,10 @@ module.exports = {
   ALIASES,
   USAGE,
   commandUsage,
+  flagRows,
   parse,
+  parseArgsOptions,
+  readFlags,
   mergeFlags,
   checkStartFlags,
   streams,

@@ -13,13 +13,18 @@ const { native, nativeFor } = require('../shared/native.js');
 const { supervised } = require('./args.js');
 const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
-const { describe, table, supervisionLines } = require('./report.js');
+const { describe, table, supervisionLines, statusCode } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
 const { logsCommand: printLogs } = require('./logs.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
 const UNKNOWN = 4;
+
+/** Prints a line of the command's answer; for one app of a fleet file (`parsed.label`), after its name. */
+function say(parsed, text) {
+  console.log(parsed.label === undefined ? text : `${parsed.label}: ${text}`);
+}
 
 /**
  * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
@@ -39,18 +44,17 @@ function pidfileOf(parsed, st = state.openState()) {
 
 async function stopCommand(parsed) {
   const { pid, stopped, killed } = await stop(pidfileOf(parsed), { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
-  if (pid === null) console.log('not running');
-  else console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
+  say(parsed, pid === null ? 'not running' : `${killed ? 'killed' : 'stopped'} ${pid}`);
   return pid === null || stopped ? 0 : 1;
 }
 
 function reloadCommand(parsed) {
   try {
-    console.log(`sent SIGHUP to ${signal(pidfileOf(parsed), 'SIGHUP')}`);
+    say(parsed, `sent SIGHUP to ${signal(pidfileOf(parsed), 'SIGHUP')}`);
     return 0;
   } catch (error) {
     if (error.code !== 'ESRCH') throw error;
-    console.error('daemon: not running');
+    console.error(`daemon: ${parsed.label === undefined ? '' : `${parsed.label}: `}not running`);
     return NOT_RUNNING;
   }
 }
@@ -78,8 +82,8 @@ async function upgradeCommand(parsed) {
   const { daemonPid, previous, instances } = await upgrade(pidfile).catch((error) => {
     throw noSupervisor(parsed, pidfile, 'upgrade', error);
   });
-  if (instances.length <= 1) console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
-  else console.log(`upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
+  if (instances.length <= 1) say(parsed, `upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  else say(parsed, `upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
   return 0;
 }
 
@@ -113,15 +117,14 @@ function statusCommand(parsed) {
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
     console.error(`daemon: ${row.error}`);
-    return UNKNOWN;
+    return statusCode(row);
   }
-  const { running, stale } = row;
   if (!parsed.flags.json) {
-    if (running) console.log(row.pid ?? 'running');
-    else console.log(stale ? `dead, but ${pidfile} is left over` : 'not running');
+    if (row.running) console.log(row.pid ?? 'running');
+    else console.log(row.stale ? `dead, but ${pidfile} is left over` : 'not running');
     for (const line of supervisionLines(row)) console.log(line);
   }
-  return running ? 0 : stale ? 1 : 3;
+  return statusCode(row);
 }
 
 function listCommand(parsed) {
@@ -213,7 +216,7 @@ async function deleteCommand(parsed) {
   const dir = st.dir;
   const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
-  if (pid !== null) console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
+  if (pid !== null) say(parsed, `${killed ? 'killed' : 'stopped'} ${pid}`);
   // An earlier version put a daemon of another user's pid file in NAME/, a directory of that user's.
   const ownDir = path.join(dir, record.name, `${record.name}.pid`);
   const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;

@@ -90,6 +90,12 @@ function describe(name, pidfile, record = null) {
   };
 }
 
+/** LSB's status of a row: 0 running, 1 dead with a pid file, 3 not running, 4 unknown. */
+function statusCode(row) {
+  if (row.status === 'unknown') return 4;
+  return row.running ? 0 : row.stale ? 1 : 3;
+}
+
 /** Whole seconds since `date`. */
 const secondsSince = (date) => Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
 
@@ -179,4 +185,4 @@ function supervisionLines(row) {
   return [`supervising ${row.daemonPid === null ? 'no daemon now' : `the daemon ${row.daemonPid}`}${since}, ${restarts}`];
 }
 
-module.exports = { describe, table, supervisionLines, duration, size };
+module.exports = { describe, statusCode, table, supervisionLines, duration, size };

@@ -27,7 +27,8 @@ const { prepare } = require('./script.js');
  * of it is then true).
  */
 function optionsOf(flags, out, ident, pidfile) {
-  const options = { ready: 'auto', ident, pidfile };
+  // --wait-ready: the script says when (process.send('ready'), as under pm2).
+  const options = { ready: flags['wait-ready'] ? 'manual' : 'auto', ident, pidfile };
   for (const flag of START_FLAGS) {
     if (FLAGS[flag].option !== undefined && flags[flag] !== undefined) options[FLAGS[flag].option] = flags[flag];
   }
@@ -118,7 +119,8 @@ function recordedEnv(env, fromFiles) {
 
 /**
  * Everything a start of `parsed` (over `recorded`, for a restart) needs,
- * checked, before anything is stopped or made.
+ * checked, before anything is stopped or made. The environment: `parsed.env`
+ * (a fleet file's app), else the recorded one, else this process's.
  */
 function planStart(parsed, recorded) {
   // When a namespace's init exits, the kernel ends every process in it.
@@ -139,7 +141,7 @@ function planStart(parsed, recorded) {
   const out = streams(flags, files.log);
   const options = optionsOf(flags, out, name, pidfile);
   const fromFiles = readEnvFiles(flags['env-file']);
-  const env = recordedEnv(recorded?.env ?? process.env, fromFiles);
+  const env = recordedEnv(parsed.env ?? recorded?.env ?? process.env, fromFiles);
   const opts = startOptions({ ...options, env: { ...env, ...fromFiles } }); // every check before anything is made
   if (flags.pidfile !== undefined) checkPidfileDirectory(pidfile);
   return { name, main, args, flags, env, dir, files, account, ownLog, pidfile, out, options, opts };
@@ -164,7 +166,7 @@ function launch(plan, earlier, { quiet }) {
   st.writeRecord(name, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
   let verdict;
   try {
-    verdict = launchDaemon(opts, preloadCommand(main, args, options, chrootOf(flags)));
+    verdict = launchDaemon(opts, preloadCommand(main, args, options, chrootOf(flags), flags['node-arg']));
   } finally {
     // A daemon that never came up is no service to list; one that may still come up (not ready in time) is.
     if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) {
@@ -202,10 +204,18 @@ async function restart(parsed) {
     throw unknownName(parsed.name, `to start one by that name, give its script: daemon restart ${parsed.name} -- script.js`, st);
   }
   const plan = planStart({ ...parsed, name }, recorded);
+  return relaunch(plan, recorded ?? st.record(plan.name), parsed.flags);
+}
+
+/**
+ * Stops the daemon `recorded` (or the one of the plan's pid file), then
+ * launches `plan` (`flags`: the command's --signal, --timeout, --quiet).
+ */
+async function relaunch(plan, recorded, flags) {
   const pidfile = recorded?.pidfile ?? plan.pidfile;
-  const { pid, stopped } = await stop(pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
+  const { pid, stopped } = await stop(pidfile, { signal: flags.signal, timeout: flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop`);
-  return launch(plan, recorded ?? st.record(plan.name), parsed.flags);
+  return launch(plan, recorded, flags);
 }
 
 /**
@@ -247,13 +257,14 @@ function run(parsed) {
   // Out of the command's own promise: the script's errors are its own uncaught ones, reported by Node.
   setImmediate(() => {
     if (esm) {
-      import(pathToFileURL(main).href).then(readyWhenServing);
+      import(pathToFileURL(main).href).then(() => flags['wait-ready'] || readyWhenServing());
     } else {
       require('node:module').runMain();
-      readyWhenServing(); // as start()'s `ready: 'auto'`, from the script's top level on
+      // As start()'s `ready: 'auto'`, from the script's top level on; unless the script says when.
+      if (!flags['wait-ready']) readyWhenServing();
     }
   });
   return undefined;
 }
 
-module.exports = { start, restart, run, recordOf, unknownName };
+module.exports = { start, restart, run, planStart, launch, relaunch, recordOf, unknownName };

@@ -58,6 +58,7 @@ function unitText(record, { node = process.execPath, envFile, system }) {
   for (const flag of ['pidfile', 'cwd', 'chroot']) if (flags[flag] !== undefined) run.push(`--${flag}`, flags[flag]);
   if (flags.umask !== undefined) run.push('--umask', flags.umask.toString(8).padStart(3, '0'));
   if (flags['no-core']) run.push('--no-core');
+  if (flags['wait-ready']) run.push('--wait-ready');
   // With a new root, the user changes after it, in `daemon run`.
   const userFlags = flags.chroot !== undefined;
   if (userFlags) for (const flag of ['user', 'group']) if (flags[flag] !== undefined) run.push(`--${flag}`, String(flags[flag]));
@@ -65,7 +66,8 @@ function unitText(record, { node = process.execPath, envFile, system }) {
   const logTo = (target) => (path.isAbsolute(target) ? `append:${plain(target)}` : 'journal');
   const service = [
     'Type=notify',
-    `ExecStart=${[node, CLI, ...run, '--', record.script, ...record.args].map(word).join(' ')}`,
+    // `daemon run` runs the script in its own Node: --node-arg's options are that Node's.
+    `ExecStart=${[node, ...(flags['node-arg'] ?? []), CLI, ...run, '--', record.script, ...record.args].map(word).join(' ')}`,
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=on-failure',
   ];

@@ -192,6 +192,7 @@ module.exports = {
   checkPath,
   checkInteger,
   checkInstances,
+  availableCpus,
   checkSize,
   MAX_INSTANCES,
   checkBoolean,
