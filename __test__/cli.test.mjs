@@ -345,7 +345,7 @@ test('run stays in the foreground: no fork, READY=1 and its own pid as MAINPID t
   }
 });
 
-test('root with --user: the pid file in a directory that user owns, records and logs in root state directory', async () => {
+test("root with --user: the pid file, its lock and the record in root's state directory, only the log the user's", async () => {
   const copy = publicCopy();
   const { dir, state, daemon } = workspace('cli-user', 0o711);
   const app = script(copy, 'app.js', `console.log('as ' + process.getuid());\n${idle}`);
@@ -355,13 +355,12 @@ test('root with --user: the pid file in a directory that user owns, records and 
   try {
     const started = await daemon(['start', '--user', 'nobody', app], options);
     assert.equal(started.code, 0, started.stderr);
-    const pidfile = path.join(state, 'app', 'app.pid');
+    const pidfile = path.join(state, 'app.pid');
     pid = readPid(pidfile);
     assert.deepEqual(ids(pid).uid, [NOBODY, NOBODY, NOBODY, NOBODY]);
-    const own = fs.statSync(path.dirname(pidfile));
-    const record = fs.statSync(path.join(state, 'app.json'));
-    const log = fs.statSync(path.join(state, 'app.log'));
-    assert.deepEqual([own.uid, record.uid, log.uid, mode(path.join(state, 'app.log'))], [NOBODY, 0, NOBODY, 0o640]);
+    const owners = ['app.pid', 'app.pid.lock', 'app.json', 'app.log'].map((name) => fs.statSync(path.join(state, name)).uid);
+    assert.deepEqual([...owners, mode(path.join(state, 'app.log'))], [0, 0, 0, NOBODY, 0o640]);
+    assert.deepEqual(fs.readdirSync(state).sort(), ['app.json', 'app.log', 'app.pid', 'app.pid.lock'], 'no directory of its own');
     assert.equal((await daemon(['status', 'app'], options)).stdout, `${pid}\n`);
     await waitFor(() => fs.readFileSync(path.join(state, 'app.log'), 'utf8') === `as ${NOBODY}\n`, 5000, 'its line');
     // Moved away in root's directory, the log cannot be made anew by nobody: it says so in the old one and lives on.
@@ -371,10 +370,10 @@ test('root with --user: the pid file in a directory that user owns, records and 
     assert.ok(alive(pid));
     const stopped = await daemon(['stop', 'app'], options);
     assert.deepEqual([stopped.code, stopped.stdout], [0, `stopped ${pid}\n`]);
-    assert.equal(fs.existsSync(pidfile), false, 'removed by the daemon at exit');
+    assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false], 'removed by stop: the daemon may not');
     const deleted = await daemon(['delete', 'app'], options);
     assert.deepEqual([deleted.code, deleted.stderr], [0, '']);
-    assert.deepEqual([path.dirname(pidfile), path.join(state, 'app.json')].filter(fs.existsSync), [], "the user's directory too");
+    assert.deepEqual([path.join(state, 'app.json')].filter(fs.existsSync), []);
   } finally {
     await killAndWait(pid);
   }

@@ -102,7 +102,8 @@ test('stop(): waits for the lock to be released, kills after the timeout, and kn
     const result = await daemon.stop(pidfile, { timeout: 300 });
     assert.deepEqual(result, { pid: stubborn.info.pid, stopped: true, killed: true });
     await waitGone(stubborn.info.pid, 2000);
-    assert.equal(readPid(pidfile), stubborn.info.pid, 'SIGKILL leaves the pid file, stale');
+    // SIGKILL left the pid file and its lock file: stop() removed them, as nothing holds the lock.
+    assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
     assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
   } finally {
     await killAndWait(stubborn.info?.pid);

@@ -132,8 +132,9 @@ fn set_some<T: ToNapiValue>(object: &mut Object, name: &str, value: Option<T>) -
 }
 
 /// `{ argv, env, cwd, umask, stdout?, stderr? (see `Output`), readyTimeout, account?,
-/// preventCore, listeners?, respawn? }`; `argv`, `env`, `readyTimeout`,
-/// `listeners` and `respawn` matter only to `spawn`, which forks.
+/// preventCore, listeners?, respawn?, handedLock?, preloadOptions? }`;
+/// `argv`, `env`, `readyTimeout`, `listeners`, `respawn`, `handedLock` and
+/// `preloadOptions` matter only to `spawn`, which forks.
 impl FromNapiValue for Js<Plan> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
@@ -161,6 +162,8 @@ impl FromNapiValue for Js<Plan> {
             listeners: optional::<Vec<Js<Listener>>>(&o, "listeners")?
                 .map_or_else(Vec::new, |all| all.into_iter().map(|js| js.0).collect()),
             respawn: optional_core(&o, "respawn")?,
+            handed_lock: optional(&o, "handedLock")?,
+            preload_options: optional(&o, "preloadOptions")?,
         }))
     }
 }

@@ -8,8 +8,8 @@ use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
 use daemon_core::output::{handover, log_read, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
-use daemon_core::sockets;
 use daemon_core::state_dir;
+use daemon_core::{socket_file, sockets};
 use js::{check_fds, known, throw, throw_coded, Js};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -90,6 +90,29 @@ pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
     sockets::adopt(fd).map_err(|e| throw(&env, e))
 }
 
+/// The Unix socket files bound for this process's service, noted when it
+/// starts; `remove()` at its end removes each one its name still names.
+#[napi]
+pub struct NotedSocketFiles {
+    files: socket_file::SocketFiles,
+}
+
+/// Notes which socket file each of `paths` names now (reached by the walk).
+#[napi]
+pub fn note_socket_files(paths: Vec<String>) -> NotedSocketFiles {
+    NotedSocketFiles {
+        files: socket_file::SocketFiles::note(&paths),
+    }
+}
+
+#[napi]
+impl NotedSocketFiles {
+    #[napi]
+    pub fn remove(&self) {
+        self.files.remove();
+    }
+}
+
 /// Where a passed socket listens (`{ host, port }` or `{ path }`), or null
 /// for one that is not a listening stream socket with an address or path.
 #[napi]
@@ -116,6 +139,14 @@ pub fn is_main_thread() -> bool {
 #[napi]
 pub fn take_ready_pipe(marker: String) -> bool {
     ready::take_pipe(&marker)
+}
+
+/// In a daemon the `daemon` command started: reads the preload's options
+/// from the descriptor the marker names, and closes it; null when the marker
+/// names no such descriptor.
+#[napi]
+pub fn take_cli_options(marker: String) -> Option<String> {
+    launch::preload_options::take(&marker)
 }
 
 /// In a supervised daemon: takes the pid-file lock its supervisor handed on.
@@ -168,6 +199,13 @@ pub fn holds_lock() -> bool {
 #[napi]
 pub fn release_locks() {
     lockfile::release_all();
+}
+
+/// Removes a pid file and its lock file that nothing holds (what a daemon
+/// of another user could not remove itself); false while the lock is held.
+#[napi]
+pub fn remove_unheld(env: Env, path: String) -> Result<bool> {
+    lockfile::remove_unheld(&path).map_err(|e| throw(&env, e))
 }
 
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.

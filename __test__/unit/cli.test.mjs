@@ -138,7 +138,6 @@ test('the state directory: $DAEMON_DIR, /run/daemon for root, XDG_STATE_HOME (ab
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: '/home/u/st' }, uid: 1000, home: '/home/u' }), '/home/u/st/daemon');
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: 'rel' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');
   assert.deepEqual(filesOf('/s', 'app'), { record: '/s/app.json', log: '/s/app.log', pidfile: '/s/app.pid', env: '/s/app.env' });
-  assert.equal(filesOf('/s', 'app', true).pidfile, '/s/app/app.pid');
 });
 
 test('environmentFile: no session variables, quoted and escaped values, names systemd would not take left out', () => {

@@ -188,7 +188,7 @@ function removePidFiles(pidfile, inStateDir) {
   native().releaseLocks();
 }
 
-/** The directory of a daemon's user in the state directory, once empty. */
+/** The directory an earlier version made for a daemon's user in the state directory, once empty. */
 function removeOwnDir(dir) {
   try {
     fs.rmdirSync(dir);
@@ -217,7 +217,8 @@ async function deleteCommand(parsed) {
   const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
   if (pid !== null) say(parsed, `${killed ? 'killed' : 'stopped'} ${pid}`);
-  const ownDir = state.filesOf(dir, record.name, true).pidfile;
+  // An earlier version put a daemon of another user's pid file in NAME/, a directory of that user's.
+  const ownDir = path.join(dir, record.name, `${record.name}.pid`);
   const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;
   removePidFiles(record.pidfile, inStateDir);
   if (record.pidfile === ownDir) removeOwnDir(path.dirname(ownDir));

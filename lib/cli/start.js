@@ -133,10 +133,10 @@ function planStart(parsed, recorded) {
   const main = mainOf(flags, script);
   defaultCwd(flags);
   const dir = state.stateDir();
-  // A daemon root starts as another user takes its lock in a directory of that user's.
   const account = flags.chroot === undefined ? lookupAccount(flags.user, flags.group) : undefined;
-  const ownDir = account?.uid != null && account.uid !== process.geteuid();
-  const files = state.filesOf(dir, name, ownDir);
+  // The launcher takes the lock of a daemon of another user (launcher.js): only its log is that user's.
+  const ownLog = account?.uid != null && account.uid !== process.geteuid();
+  const files = state.filesOf(dir, name);
   const pidfile = flags.pidfile ?? files.pidfile;
   const out = streams(flags, files.log);
   const options = optionsOf(flags, out, name, pidfile);
@@ -144,7 +144,7 @@ function planStart(parsed, recorded) {
   const env = recordedEnv(parsed.env ?? recorded?.env ?? process.env, fromFiles);
   const opts = startOptions({ ...options, env: { ...env, ...fromFiles } }); // every check before anything is made
   if (flags.pidfile !== undefined) checkPidfileDirectory(pidfile);
-  return { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out, options, opts };
+  return { name, main, args, flags, env, dir, files, account, ownLog, pidfile, out, options, opts };
 }
 
 /**
@@ -154,7 +154,7 @@ function planStart(parsed, recorded) {
  * status.
  */
 function launch(plan, earlier, { quiet }) {
-  const { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out, options, opts } = plan;
+  const { name, main, args, flags, env, dir, files, account, ownLog, pidfile, out, options, opts } = plan;
   const st = state.openState({ create: true, dir });
   for (const file of new Set([pidfile, earlier?.pidfile])) {
     const pid = file === undefined ? null : runningPid(file);
@@ -162,8 +162,7 @@ function launch(plan, earlier, { quiet }) {
     const hint = flags.pidfile === undefined ? ': to start another, give it a --name' : ` (${file})`;
     throw new Error(`${name} is already running as pid ${pid}${hint}`);
   }
-  if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
-  if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
+  if (ownLog && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
   st.writeRecord(name, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
   let verdict;
   try {

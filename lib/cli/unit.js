@@ -3,15 +3,15 @@
 // `daemon run` (Type=notify), and its environment file, as text.
 
 const path = require('node:path');
-const { SESSION_ONLY } = require('../shared/env.js');
+const { SESSION_ONLY, MANAGER_ONLY, listed } = require('../shared/env.js');
 const { streams } = require('./args.js');
 
 const CLI = path.join(__dirname, '..', '..', 'bin', 'daemon.js');
 const VARIABLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Whether `key` is a session variable, left out of a service's environment. */
+/** Whether `key` is the session's or the manager's, left out of a service's environment. */
 function sessionOnly(key) {
-  return SESSION_ONLY.some((entry) => (entry.endsWith('*') ? key.startsWith(entry.slice(0, -1)) : key === entry));
+  return listed(SESSION_ONLY, key) || listed(MANAGER_ONLY, key);
 }
 
 /** A value systemd takes as it is: `%` starts a specifier; a control character cannot be written. */

@@ -5,7 +5,6 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ENV } = require('../shared/env.js');
 const { bare } = require('../shared/options.js');
 const { runtimeArgs } = require('../shared/node-options.js');
 
@@ -47,7 +46,8 @@ function preloadCommand(script, args, options, chroot, nodeArgs = []) {
   const daemonOptions = esm ? { ...options, ready: 'manual' } : options;
   return bare({
     argv: [process.execPath, ...nodeArgs, '-r', PRELOAD, ...entry, ...args],
-    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options: daemonOptions, chroot })}`],
+    // On a descriptor the preload reads once, not in the environment (docs/design.md).
+    preloadOptions: JSON.stringify({ options: daemonOptions, chroot }),
   });
 }
 

@@ -8,7 +8,7 @@
 const { debuglog } = require('node:util');
 const { unsupported } = require('../shared/errors.js');
 const { native, supervisorPath } = require('../shared/native.js');
-const { ENV, PARENT_ONLY } = require('../shared/env.js');
+const { ENV, PARENT_ONLY, SESSION_ONLY, listed } = require('../shared/env.js');
 const { SYSLOG, IGNORE, bare } = require('../shared/options.js');
 const { lookupAccount, accountEnv } = require('../shared/identity.js');
 const { evaluated } = require('../shared/node-options.js');
@@ -46,14 +46,19 @@ function checkLauncher() {
 
 /**
  * The daemon's environment: the launcher's (or `entries`) without its
- * parent's variables and those named in `dropped`, plus `extra` and the account's.
+ * parent's variables and those named in `dropped`, plus `extra` and the
+ * account's. A daemon of another user gets none of the login session's
+ * variables either (root's SUDO_*, SSH_*, MAIL, ...: every process of that
+ * user may read its environment).
  */
 function daemonEnv(entries, extra, account, dropped = []) {
   const env = entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`);
   const own = [...extra, ...Object.entries(accountEnv(account)).map(([key, value]) => `${key}=${value}`)];
   const name = (entry) => entry.slice(0, entry.indexOf('='));
   const left = [...PARENT_ONLY, ENV.READY_PIPE, ...dropped, ...own.map(name)];
-  return [...env.filter((entry) => !left.includes(name(entry))), ...own];
+  const session = switchesUser(account) ? SESSION_ONLY : [];
+  const kept = (entry) => !left.includes(name(entry)) && !listed(session, name(entry));
+  return [...env.filter(kept), ...own];
 }
 
 /** Whether the daemon will open an inspector: `--inspect…` in its argv or NODE_OPTIONS. */
@@ -114,10 +119,16 @@ function respawnPlan(opts) {
   });
 }
 
+/** Whether the daemon runs as another user than this process's. */
+function switchesUser(account) {
+  return account?.uid !== undefined && account.uid !== process.geteuid();
+}
+
 /**
  * The native spawn's plan for validated options. `command.argv` is the Node
  * command line the daemon runs, `command.env` entries added to its
- * environment. `command.another`: the daemon is another program's (spawn(),
+ * environment, `command.preloadOptions` what the preload there reads from a
+ * descriptor (command.js). `command.another`: the daemon is another program's (spawn(),
  * daemon.daemon()), not this service's, so systemd's notify socket and the
  * sockets passed to this process stay here. Reads the user database here:
  * it may not be read between fork() and execve().
@@ -139,6 +150,10 @@ function spawnPlan(opts, given) {
     preventCore: opts.preventCore,
     listeners: daemonListeners(opts.listen, service),
     respawn: respawnPlan(opts),
+    // A daemon of another user: the launcher takes its pid file's lock where
+    // only the launcher's user writes, and hands it on (docs/pidfiles.md).
+    handedLock: opts.respawn === undefined && switchesUser(account) ? opts.pidfile : undefined,
+    preloadOptions: command.preloadOptions,
   });
 }
 

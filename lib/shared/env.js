@@ -12,8 +12,8 @@ const ENV = Object.freeze({
   FOREGROUND: 'DAEMON_FOREGROUND',
   /** The syslog socket, below `options.socket` (tests, containers). */
   SYSLOG_SOCKET: 'DAEMON_SYSLOG_SOCKET',
-  /** The `daemon` command's options for its preload in the daemon (JSON), deleted once read. */
-  CLI_OPTIONS: 'DAEMON_CLI_OPTIONS',
+  /** `FD:INODE` of the `daemon` command's options (JSON) for its preload in the daemon: read once and closed, the marker deleted. */
+  CLI_OPTIONS: '__DAEMON_CLI_OPTIONS',
   /** systemd's notify socket: read for READY=1/MAINPID, deleted from the started process's env. */
   NOTIFY_SOCKET: 'NOTIFY_SOCKET',
   /** Node's own options: relative paths in it are made absolute before the daemon changes directory. */
@@ -61,9 +61,12 @@ const PARENT_ONLY = Object.freeze([
 ]);
 
 /**
- * Variables of the login session a daemon was started from, left out of the
- * environment file of `daemon unit` (a service outlives the session);
- * a trailing `*` matches a prefix. systemd sets HOME, USER, LOGNAME, SHELL itself.
+ * Variables of the login session a daemon was started from, a trailing `*`
+ * matching a prefix: left out of the environment file of `daemon unit` (a
+ * service outlives the session), and of the environment of a daemon root
+ * starts as another user (root's session is not that user's, and every
+ * process of that user may read it in /proc/PID/environ). HOME, USER and
+ * LOGNAME are set for the account instead (systemd sets them, and SHELL, itself).
  */
 const SESSION_ONLY = Object.freeze([
   'SSH_*',
@@ -91,6 +94,13 @@ const SESSION_ONLY = Object.freeze([
   'USER',
   'LOGNAME',
   'SHELL',
+]);
+
+/**
+ * Variables of the service manager a command ran under, also left out of a
+ * unit's environment file: systemd sets its own for the unit.
+ */
+const MANAGER_ONLY = Object.freeze([
   'LISTEN_*',
   'INVOCATION_ID',
   'JOURNAL_STREAM',
@@ -100,4 +110,9 @@ const SESSION_ONLY = Object.freeze([
   ENV.STATE_DIR,
 ]);
 
-module.exports = { ENV, PARENT_ONLY, SESSION_ONLY };
+/** Whether `key` is in `list` (SESSION_ONLY's shape: a trailing `*` matches a prefix). */
+function listed(list, key) {
+  return list.some((entry) => (entry.endsWith('*') ? key.startsWith(entry.slice(0, -1)) : key === entry));
+}
+
+module.exports = { ENV, PARENT_ONLY, SESSION_ONLY, MANAGER_ONLY, listed };

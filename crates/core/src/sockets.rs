@@ -1,17 +1,15 @@
 //! Listening sockets a service keeps across its processes: binding the ones
 //! `start({ listen })` names (in the launcher, before anything is forked, as
-//! the launcher's user), and telling what a socket passed by a manager is.
+//! the launcher's user; a Unix socket's file in `socket_file`), and telling
+//! what a socket passed by a manager is.
 
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::fileid::{id_of, kind_of};
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, open, AtFlags, FcntlArg, FdFlag, OFlag, AT_FDCWD};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::socket::{
-    bind, connect, getsockname, getsockopt, listen, setsockopt, socket, sockopt, AddressFamily,
-    Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    bind, getsockname, getsockopt, listen, setsockopt, socket, sockopt, AddressFamily, Backlog,
+    SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
-use nix::sys::stat::{fchmodat, fstat, lstat, FchmodatFlags, Mode, SFlag};
-use nix::unistd::{fchownat, unlink, Gid, Uid};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -78,91 +76,9 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
             Ok(fd)
         }
         Address::Unix { path, mode, owner } => {
-            bind_unix(path, *mode, *owner, SockFlag::empty(), Backlog::MAXCONN)
+            crate::socket_file::bind_unix(path, *mode, *owner, SockFlag::empty(), Backlog::MAXCONN)
         }
     }
-}
-
-/// A listening Unix stream socket at `path` (close-on-exec, with `flags`
-/// besides), given `mode` and `owner`: a stale socket file is replaced, and
-/// a file this call made but could not finish is not left behind.
-pub fn bind_unix(
-    path: &str,
-    mode: Option<u32>,
-    owner: Option<(Option<u32>, Option<u32>)>,
-    flags: SockFlag,
-    backlog: Backlog,
-) -> SysResult<OwnedFd> {
-    let addr = UnixAddr::new(path).at("bind", path)?;
-    remove_stale_socket(path, &addr)?;
-    let flags = flags | SockFlag::SOCK_CLOEXEC;
-    let fd = socket(AddressFamily::Unix, SockType::Stream, flags, None).at("socket", path)?;
-    bind(fd.as_raw_fd(), &addr).at("bind", path)?;
-    let made = lstat(path).map(|st| id_of(&st));
-    let finish = || -> SysResult<()> {
-        if mode.is_some() || owner.is_some() {
-            set_mode_and_owner(path, mode, owner)?;
-        }
-        listen(&fd, backlog).at("listen", path)
-    };
-    // Only while the name still names it (never another's file).
-    finish().inspect_err(|_| {
-        if made.is_ok() && lstat(path).map(|st| id_of(&st)) == made {
-            let _ = unlink(path);
-        }
-    })?;
-    Ok(fd)
-}
-
-/// Gives the socket file at `path` its mode and owner through a descriptor
-/// of the file itself (`O_PATH`, never following a symlink): in a directory
-/// others may write, the name could have been swapped for a link to a file
-/// that root must not chmod.
-pub fn set_mode_and_owner(
-    path: &str,
-    mode: Option<u32>,
-    owner: Option<(Option<u32>, Option<u32>)>,
-) -> SysResult<()> {
-    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let file = open(path, flags, Mode::empty()).at("open", path)?;
-    let st = fstat(&file).at("fstat", path)?;
-    if kind_of(&st) != SFlag::S_IFSOCK {
-        return Err(SysError::new(Errno::EEXIST, "bind").with_path(path));
-    }
-    if let Some((uid, gid)) = owner {
-        let (uid, gid) = (uid.map(Uid::from_raw), gid.map(Gid::from_raw));
-        fchownat(&file, "", uid, gid, AtFlags::AT_EMPTY_PATH).at("chown", path)?;
-    }
-    if let Some(mode) = mode {
-        // chmod() refuses an O_PATH descriptor; its /proc name is that file.
-        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let mode = Mode::from_bits_truncate(mode);
-        fchmodat(AT_FDCWD, by_fd.as_str(), mode, FchmodatFlags::FollowSymlink).at("chmod", path)?;
-    }
-    Ok(())
-}
-
-/// Removes a socket file nobody listens on any more (a service that was
-/// killed leaves it), so that `bind()` can make it anew; anything else at
-/// that path, a live socket included, is left for `bind()` to refuse.
-pub fn remove_stale_socket(path: &str, addr: &UnixAddr) -> SysResult<()> {
-    match lstat(path) {
-        Ok(st) if kind_of(&st) == SFlag::S_IFSOCK => {}
-        _ => return Ok(()),
-    }
-    // Non-blocking: a live socket with a full backlog answers EAGAIN at once
-    // (and is left alone) instead of holding the launcher.
-    let probe = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .at("socket", path)?;
-    if connect(probe.as_raw_fd(), addr) == Err(Errno::ECONNREFUSED) {
-        unlink(path).at("unlink", path)?;
-    }
-    Ok(())
 }
 
 /// What a descriptor a manager passed is: `stream`, `dgram`, `seqpacket`,
@@ -270,7 +186,10 @@ mod tests {
             owner: None,
         };
         let first = bind_stream(&address).unwrap();
-        assert_eq!(lstat(path.as_str()).unwrap().st_mode & 0o777, 0o660);
+        assert_eq!(
+            nix::sys::stat::lstat(path.as_str()).unwrap().st_mode & 0o777,
+            0o660
+        );
         let named = Address::Unix {
             path: path.clone(),
             mode: None,

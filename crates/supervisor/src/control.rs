@@ -6,8 +6,7 @@
 //! service's user may ask for an upgrade only (`SO_PEERCRED`), and the
 //! service limits how often.
 
-use crate::socket_files::SocketFiles;
-use daemon_core::sockets::bind_unix;
+use daemon_core::socket_file::{bind_unix, SocketFiles};
 use nix::errno::Errno;
 use nix::sys::socket::{accept4, getsockopt, send, sockopt, Backlog, MsgFlags, SockFlag};
 use nix::sys::stat::{umask, Mode};

@@ -247,6 +247,8 @@ fn compress(path: &str) -> SysResult<Pid> {
         prevent_core: false,
         listeners: Vec::new(),
         respawn: None,
+        handed_lock: None,
+        preload_options: None,
     };
     let (pid, _pipe) = Prepared::new(&plan, None)?.fork_child(ReadyPipe::new()?, &[], None)?;
     Ok(pid)

@@ -7,6 +7,7 @@
 
 use super::plan::{ListenSource, Plan};
 use super::preflight::{check_directory, open_logs};
+use super::preload_options;
 use super::supervision;
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::sockets::bind_stream;
@@ -16,7 +17,7 @@ use nix::sys::signal::{pthread_sigmask, sigaction, SaFlags, SigAction, SigHandle
 use nix::sys::signal::{SigmaskHow, Signal};
 use nix::unistd::{access, dup2_stderr, dup2_stdout, execve, AccessFlags};
 use std::ffi::CString;
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd};
 
 /// Replaces this process with the supervisor of `plan` (which has
 /// `respawn`). Returns only on failure; before `execve()` nothing is
@@ -47,11 +48,22 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
         fds.push(fd);
     }
     let argv = to_cstrings(&supervision::to_args(plan, respawn, &fds))?;
-    let env = to_cstrings(&plan.env)?;
+    // The preload's options, for the supervisor to hand to each generation.
+    let options = plan
+        .preload_options
+        .as_deref()
+        .map(preload_options::hold)
+        .transpose()?;
+    let mut env = plan.env.clone();
+    if let Some(options) = &options {
+        env.push(preload_options::marker(options, options.as_raw_fd())?);
+    }
+    let env = to_cstrings(&env)?;
     // The point of no return: what follows changes this process for its
     // new program only.
     // Node marks 0-2 close-on-exec, and the sockets are so too.
-    for fd in fds.iter().copied().chain(0..=2) {
+    let options_fd = options.as_ref().map(AsRawFd::as_raw_fd);
+    for fd in fds.iter().copied().chain(0..=2).chain(options_fd) {
         // SAFETY: only the flag of a descriptor number changes; a closed
         // one fails with EBADF.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -106,6 +118,8 @@ mod tests {
             prevent_core: false,
             listeners: Vec::new(),
             respawn: None,
+            handed_lock: None,
+            preload_options: None,
         };
         assert_eq!(become_supervisor(&plan).code(), "EINVAL");
         let respawn = super::super::plan::Respawn {

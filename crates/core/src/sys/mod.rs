@@ -11,11 +11,13 @@
 mod credentials;
 mod fd;
 mod kcmp;
+mod memfd;
 mod pidfd;
 mod process;
 
 pub use credentials::{thread_setgid, thread_setgroups, thread_setuid};
 pub use fd::close_range;
 pub use kcmp::kcmp_files;
+pub use memfd::memfd_create_sealable;
 pub use pidfd::{pidfd_open, pidfd_send_signal};
 pub use process::fork_raw;
