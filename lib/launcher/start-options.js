@@ -19,7 +19,12 @@ const {
   optional,
   syslogTarget,
 } = require('../shared/options.js');
-const { checkListen } = require('./listen.js');
+const { load } = require('../shared/lazy-exports.js');
+
+/** `listen`'s addresses, checked in listen.js, loaded only when there are some (a daemon's start() loads no more than it needs). */
+function checkListen(name, value) {
+  return load('../launcher/listen.js').checkListen(name, value);
+}
 
 /** The environment as `KEY=VALUE` entries; values are turned into strings, undefined ones left out. */
 function checkEnv(env) {
