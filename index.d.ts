@@ -97,7 +97,9 @@ declare namespace daemon {
     env?: Record<string, string | number | boolean | undefined>;
     /**
      * When the launcher may exit 0: `'auto'` once the script's synchronous code
-     * has run, `'manual'` when the daemon calls {@link ready}. Default `'auto'`.
+     * has run, or, in a daemon given listening sockets (`listen`, socket
+     * activation), at its first `listen()` on one of them; `'manual'` when
+     * the daemon calls {@link ready}. Default `'auto'`.
      */
     ready?: 'auto' | 'manual';
     /** How long the launcher waits for ready, in ms, before it exits 1 (the daemon keeps running). Default 30000. */
@@ -127,18 +129,20 @@ declare namespace daemon {
     /** No core dumps: `RLIMIT_CORE` 0 (soft and hard), and the daemon is not dumpable. Default `false`. */
     preventCore?: boolean;
     /**
-     * Restart the daemon when it crashes: `true` is `{ limit: 10, window: 60000 }`
-     * (restarts allowed within `window` ms before the supervisor gives up).
+     * A native supervisor that restarts the daemon when it crashes: `true` is
+     * `{ instances: 1, limit: 10, window: 60000, killTimeout: 5000 }`.
      * No supervisor in the foreground.
      */
-    respawn?: boolean | { limit?: number; window?: number };
+    respawn?: boolean | RespawnOptions;
     /** The service's pid file: its lock is taken at start (by the supervisor, with `respawn`). */
     pidfile?: string;
     /**
      * Listening sockets the launcher binds (as its own user, before anything
      * is forked) for the daemon, which gets them as fds 3, 4, ... with
      * systemd's `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES`: read them
-     * with {@link listeners}. Each is `'[NAME=]ADDR'` or a {@link ListenSpec};
+     * with {@link listeners}, or simply `server.listen(PORT)` (or the path):
+     * a `listen()` for a handed socket's address takes that socket (unless
+     * `DAEMON_LISTEN_TAKEOVER=0`). Each is `'[NAME=]ADDR'` or a {@link ListenSpec};
      * `ADDR` as systemd's `ListenStream=`: `PORT` (dual-stack `[::]`),
      * `IPV4:PORT`, `[IPV6]:PORT` or an absolute path (a Unix socket).
      * A bad address is a `TypeError`; a busy or refused one an `Error`
@@ -165,7 +169,7 @@ declare namespace daemon {
 
   /** A socket passed to this process, from {@link listeners}. */
   interface Listener {
-    /** Its descriptor: 3, 4, ... A `stream` one can be given to `server.listen({ fd })`. */
+    /** Its descriptor: 3, 4, ... A `stream` one can be given to `server.listen({ fd })`, or listened on by its address. */
     fd: number;
     /** From `LISTEN_FDNAMES`; `'unknown'` when unnamed. */
     name: string;
@@ -227,9 +231,53 @@ declare namespace daemon {
   type Signal = `SIG${Uppercase<string>}` | number;
 
   /** How a supervised daemon last ended: an exit code, or a signal's name. */
+  /** What the supervisor does (`start({ respawn })`). */
+  interface RespawnOptions {
+    /**
+     * How many instances run side by side, each a daemon accepting on the
+     * same `listen` sockets (no process in between), each restarted and
+     * upgraded on its own; `'max'`: one per available CPU
+     * (`os.availableParallelism()`). Each gets `DAEMON_INSTANCE` (its slot,
+     * 0 to N-1, for life), `NODE_APP_INSTANCE` (the same, pm2's name) and
+     * `DAEMON_INSTANCES` (N at its start). Default 1.
+     * @throws `RangeError` (`ERR_OUT_OF_RANGE`) outside 1 to 1024, `TypeError`
+     * (`ERR_INVALID_ARG_VALUE`) for a string other than `'max'`.
+     */
+    instances?: number | 'max';
+    /** Restarts allowed to one instance within `window` ms before the supervisor gives up (the whole service). Default 10. */
+    limit?: number;
+    /** Default 60000. */
+    window?: number;
+    /** How long a daemon asked to stop (a stop, an upgrade's retirement, a scale-down) may drain before SIGKILL, in ms. Default 5000. */
+    killTimeout?: number;
+    /**
+     * A memory ceiling: bytes, or a string with `K`, `M`, `G` (1024-based),
+     * e.g. `'200M'`. An instance whose resident memory passes it is replaced
+     * ready-first on the held sockets (a restart without them), with reason
+     * `memory` in {@link Instance.lastRestart}. None by default.
+     */
+    maxMemory?: number | string;
+  }
   interface Exit {
     code: number | null;
     signal: string | null;
+  }
+  /** One instance of a supervised service, in {@link Status}. */
+  interface Instance {
+    /** Its slot: `DAEMON_INSTANCE`. */
+    slot: number;
+    /** Its daemon now, verified to be the supervisor's child (null while it waits to restart). */
+    pid: number | null;
+    /** Its daemon reported ready. */
+    ready: boolean;
+    /** When its daemon started. */
+    since: Date | null;
+    restarts: number;
+    lastExit: Exit | null;
+    /** The upgrades asked for before its daemon started (0: none): after a failed roll, which instances run which code. */
+    upgrade: number;
+    /** Why it last restarted: a crash, or its memory (and how much it had, in bytes). */
+    lastRestart: { reason: 'crash' } | { reason: 'memory'; rss: number } | null;
   }
 
   /** What {@link status} finds. */
@@ -256,6 +304,8 @@ declare namespace daemon {
     since?: Date | null;
     /** Once the supervisor gave up (too many crashes): when. */
     gaveUp?: { at: Date };
+    /** Supervised: each instance (`daemonPid` is the first one's). */
+    instances?: Instance[];
   }
 
   /** Options of {@link stop}. */
@@ -400,23 +450,38 @@ declare namespace daemon {
 
   /** What {@link upgrade} did. */
   interface UpgradeResult {
-    /** The new generation, which now serves. */
+    /** The first instance's new generation, which now serves. */
     daemonPid: number;
-    /** The generation it replaced, retired (SIGTERM, SIGKILL after 5 s). */
-    previous: number;
+    /** The generation it replaced, retired (SIGTERM, SIGKILL after `killTimeout`). */
+    previous: number | null;
+    /** Each instance's, in slot order. */
+    instances: Array<{ daemonPid: number; previous: number | null }>;
   }
 
   /**
    * Zero-downtime upgrade of a supervised service (`start({ respawn, pidfile })`):
    * asks its supervisor, over a 0600 Unix socket in the state directory, to
-   * start a new generation with the same sockets and plan (the script read
-   * anew from disk), and once it is ready to retire the current one.
-   * Rejects with code `ERR_DAEMON_UPGRADE_FAILED` (the old generation keeps
-   * serving) when the new one fails or is not ready within `readyTimeout`,
-   * or with the connection's error (`ENOENT`, `ECONNREFUSED`, `EACCES`) when
-   * no supervisor answers.
+   * start a new generation of each instance in turn (`batch` at a time,
+   * default 1: at most N + batch processes) with the same sockets and plan
+   * (the script read anew from disk), and once it is ready to retire the
+   * old one. Rejects with code `ERR_DAEMON_UPGRADE_FAILED` when a new one
+   * fails or is not ready within `readyTimeout`: the roll stops there, the
+   * instances not yet upgraded serve their old code, and the message says
+   * how many of N run the new code. Rejects with the connection's error
+   * (`ENOENT`, `ECONNREFUSED`, `EACCES`) when no supervisor answers.
    */
-  function upgrade(file: string): Promise<UpgradeResult>;
+  function upgrade(file: string, options?: { batch?: number }): Promise<UpgradeResult>;
+
+  /**
+   * Changes how many instances a supervised service runs: those added are
+   * ready when it resolves, those removed drained first (SIGTERM, then
+   * SIGKILL after `killTimeout`). Instances keep the `DAEMON_INSTANCES` they
+   * started with. Only root and the user who started the service may ask.
+   * @throws (rejects) code `ERR_DAEMON_SCALE_FAILED` with the supervisor's
+   * reason (an added instance that did not start is removed again), or the
+   * connection's error when no supervisor answers.
+   */
+  function scale(file: string, count: number | 'max'): Promise<{ instances: number }>;
 
   /**
    * Opens the log files `start()` was given anew onto stdout and stderr

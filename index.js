@@ -88,6 +88,12 @@ Object.defineProperty(module.exports, 'upgrade', {
     return lazy.upgrade;
   },
 });
+Object.defineProperty(module.exports, 'scale', {
+  enumerable: true,
+  get() {
+    return lazy.scale;
+  },
+});
 Object.defineProperty(module.exports, 'syslog', {
   enumerable: true,
   get() {

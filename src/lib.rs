@@ -6,7 +6,7 @@ mod js;
 
 use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
-use daemon_core::output::{stdio, syslog, syslog_stdio};
+use daemon_core::output::{handover, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
 use daemon_core::sockets;
 use js::{check_fds, known, throw, throw_coded, Js};
@@ -89,6 +89,21 @@ pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
     sockets::adopt(fd).map_err(|e| throw(&env, e))
 }
 
+/// Where a passed socket listens (`{ host, port }` or `{ path }`), or null
+/// for one that is not a listening stream socket with an address or path.
+#[napi]
+pub fn listener_address(env: Env, fd: i32) -> Result<Option<Js<sockets::Address>>> {
+    let address = sockets::listening_address(fd).map_err(|e| throw(&env, e))?;
+    Ok(address.map(Js))
+}
+
+/// A close-on-exec duplicate of a passed socket, for a server to own.
+#[napi]
+pub fn duplicate_listener(env: Env, fd: i32) -> Result<i32> {
+    let copy = sockets::duplicate(fd).map_err(|e| throw(&env, e))?;
+    Ok(copy.into_raw_fd())
+}
+
 /// Whether this is Node's main thread (a worker may not daemonize).
 #[napi]
 pub fn is_main_thread() -> bool {
@@ -113,6 +128,13 @@ pub fn take_ready_pipe(marker: String) -> bool {
 #[napi]
 pub fn take_supervisor_lock(marker: String) -> bool {
     supervised::take(&marker)
+}
+
+/// In a supervised daemon: takes the log channel its supervisor hands
+/// rotated log files over (a thread then puts them on fds 1 and 2).
+#[napi]
+pub fn take_log_channel(marker: String) -> bool {
+    handover::take(&marker)
 }
 
 /// Reports readiness once per process: a daemon over its pipe, a process in

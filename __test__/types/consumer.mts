@@ -11,6 +11,7 @@ import daemon, {
   status,
   stop,
   upgrade,
+  scale,
   type UpgradeResult,
   spawn,
   daemon as spawnDaemon,
@@ -45,7 +46,12 @@ const holder: number | null = state.pid;
 const signalled: number = signal('/tmp/app.pid', 'SIGHUP') + signal('/tmp/app.pid', 1);
 const stopping: Promise<StopResult> = stop('/tmp/app.pid', { signal: 'SIGINT', timeout: 5000, kill: false });
 const lostWrites: number = lost.writes + daemon.lost.bytes;
-const upgrading: Promise<UpgradeResult> = upgrade('/tmp/app.pid').then((r) => ({ ...r, daemonPid: r.daemonPid + r.previous }));
+const upgrading: Promise<UpgradeResult> = upgrade('/tmp/app.pid', { batch: 2 }).then((r) => ({
+  ...r,
+  daemonPid: r.daemonPid + (r.previous ?? 0) + r.instances.length,
+}));
+const scaled: Promise<number> = scale('/tmp/app.pid', 'max').then((r) => r.instances);
+const supervised: StartOptions = { respawn: { instances: 'max', killTimeout: 1000 } };
 void [pid, again, locked, inDaemon, holder, signalled, stopping, lostWrites, upgrading];
 
 // @ts-expect-error umask is a number
@@ -96,3 +102,5 @@ spawnDaemon('/srv/worker.js', [], { foreground: false });
 // @ts-expect-error the 1.x object has no stdout stream
 child.stdout;
 void notPid;
+void scaled;
+void supervised;

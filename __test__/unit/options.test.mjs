@@ -3,6 +3,7 @@
 // is started.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -126,6 +127,7 @@ test('every export is a named ESM import, the default import is the callable, an
     'stop',
     'signal',
     'upgrade',
+    'scale',
     'reopenLogs',
     'dropPrivileges',
     'chroot',
@@ -202,12 +204,36 @@ test('checkCommand: the script resolved, the arguments strings without null byte
   assert.throws(() => options.checkCommand(undefined), { code: 'ERR_INVALID_ARG_TYPE' });
 });
 
-test('startOptions: respawn is true, false or { limit, window }; a pid file is a path', () => {
-  assert.deepEqual({ ...options.startOptions({ respawn: true }).respawn }, { limit: 10, window: 60000 });
+test('startOptions: respawn is true, false or { instances, limit, window, killTimeout }; a pid file is a path', () => {
+  const defaults = {
+    instances: 1,
+    limit: 10,
+    window: 60000,
+    killTimeout: 5000,
+    maxMemory: undefined,
+    logMaxSize: undefined,
+    logKeep: 5,
+    logCompress: false,
+  };
+  assert.deepEqual({ ...options.startOptions({ respawn: true }).respawn }, defaults);
   assert.equal(options.startOptions({ respawn: false }).respawn, undefined);
   assert.equal(options.startOptions({}).respawn, undefined);
-  assert.deepEqual({ ...options.startOptions({ respawn: { limit: 3 } }).respawn }, { limit: 3, window: 60000 });
-  assert.deepEqual({ ...options.startOptions({ respawn: { window: 5 } }).respawn }, { limit: 10, window: 5 });
+  assert.deepEqual({ ...options.startOptions({ respawn: { limit: 3 } }).respawn }, { ...defaults, limit: 3 });
+  assert.deepEqual({ ...options.startOptions({ respawn: { window: 5 } }).respawn }, { ...defaults, window: 5 });
+  assert.deepEqual(
+    { ...options.startOptions({ respawn: { instances: 4, killTimeout: 100 } }).respawn },
+    { ...defaults, instances: 4, killTimeout: 100 },
+  );
+  assert.equal(options.startOptions({ respawn: { instances: 'max' } }).respawn.instances, os.availableParallelism());
+  for (const [given, bytes] of [
+    [1000, 1000],
+    ['1000', 1000],
+    ['64K', 65536],
+    ['200m', 209715200],
+    ['2G', 2147483648],
+  ]) {
+    assert.equal(options.startOptions({ respawn: { maxMemory: given } }).respawn.maxMemory, bytes, String(given));
+  }
   assert.equal(options.startOptions({ pidfile: 'x.pid' }).pidfile, path.resolve('x.pid'));
   const inherited = Object.create({ limit: 0 });
   assert.equal(options.startOptions({ respawn: inherited }).respawn.limit, 10, 'own properties only');
@@ -225,7 +251,24 @@ test('startOptions: bad respawn options are TypeError or RangeError', () => {
   for (const bad of [1, 'yes', null, [], () => {}]) assert.equal(code(bad), 'TypeError ERR_INVALID_ARG_TYPE', String(bad));
   assert.equal(code({ limit: '3' }), 'TypeError ERR_INVALID_ARG_TYPE');
   assert.equal(code({ retries: 3 }), 'TypeError ERR_INVALID_ARG_VALUE');
-  for (const bad of [{ limit: 0 }, { limit: 1.5 }, { limit: -1 }, { window: 0 }, { window: 2 ** 31 }]) {
+  assert.equal(code({ instances: 'many' }), 'TypeError ERR_INVALID_ARG_VALUE');
+  assert.equal(code({ instances: '2' }), 'TypeError ERR_INVALID_ARG_VALUE');
+  assert.equal(code({ maxMemory: '2X' }), 'TypeError ERR_INVALID_ARG_VALUE');
+  assert.equal(code({ maxMemory: '1.5G' }), 'TypeError ERR_INVALID_ARG_VALUE');
+  assert.equal(code({ maxMemory: {} }), 'TypeError ERR_INVALID_ARG_TYPE');
+  assert.equal(code({ maxMemory: 0 }), 'RangeError ERR_OUT_OF_RANGE');
+  for (const bad of [
+    { limit: 0 },
+    { limit: 1.5 },
+    { limit: -1 },
+    { window: 0 },
+    { window: 2 ** 31 },
+    { instances: 0 },
+    { instances: -1 },
+    { instances: 1.5 },
+    { instances: 1025 },
+    { killTimeout: 0 },
+  ]) {
     assert.equal(code(bad), 'RangeError ERR_OUT_OF_RANGE', JSON.stringify(bad));
   }
   assert.throws(() => options.startOptions({ pidfile: 3 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });

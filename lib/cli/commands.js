@@ -1,17 +1,21 @@
 'use strict';
-// The commands on a daemon that runs (or ran): stop, reload, upgrade, status,
-// list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
-// LSB init-script conventions.
+// The commands on a daemon that runs (or ran): stop, reload, upgrade, scale,
+// status, list, logs, unit and delete, each naming it by NAME or --pidfile
+// (a NAME no start recorded is an error). Exit codes follow the LSB
+// init-script conventions.
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { signal, stop, upgrade } = require('../operator/control.js');
+const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
+const { supervisorFiles } = require('../operator/state-dir.js');
 const { ENV } = require('../shared/env.js');
+const { native, nativeFor } = require('../shared/native.js');
 const { SYSLOG, INHERIT } = require('../shared/options.js');
+const { supervised } = require('./args.js');
 const state = require('./state.js');
-const { recordOf } = require('./start.js');
+const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
 
@@ -21,17 +25,20 @@ const UNKNOWN = 4;
 /** The signals `logs` hands on to its tail. */
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** The pid file of the daemon `parsed` names: --pidfile, its recorded one, or its default one. */
-function pidfileOf(parsed) {
-  if (parsed.flags.pidfile !== undefined) return parsed.flags.pidfile;
-  return recordOf(parsed)?.pidfile ?? state.filesOf(state.stateDir(), parsed.name).pidfile;
-}
-
-/** The record of NAME; a NAME with none is an error. */
+/**
+ * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
+ * names P); a name or pid file no start recorded is an error.
+ */
 function recorded(parsed) {
   const record = recordOf(parsed);
-  if (record === null) throw new Error(`no daemon named ${parsed.name} was started here (${state.stateDir()}; see daemon list)`);
-  return record;
+  if (record !== null) return record;
+  if (parsed.name !== undefined) throw unknownName(parsed.name);
+  throw new Error(`no daemon started here has the pid file ${parsed.flags.pidfile} (${state.stateDir()}; daemon list shows them)`);
+}
+
+/** The pid file of the daemon `parsed` names: --pidfile (recorded or not), or its recorded one. */
+function pidfileOf(parsed) {
+  return parsed.flags.pidfile ?? recorded(parsed).pidfile;
 }
 
 async function stopCommand(parsed) {
@@ -52,15 +59,58 @@ function reloadCommand(parsed) {
   }
 }
 
-/** 0 once the new code serves; 1 with the supervisor's reason (the old generation serves on). */
+/**
+ * Why no supervisor of `pidfile` answered (`error`) when asked to `what` the
+ * service, said as what to do: it is not running, or runs without one.
+ */
+function noSupervisor(parsed, pidfile, what, error) {
+  if (error.code !== 'ENOENT' && error.code !== 'ECONNREFUSED') return error;
+  const target = parsed.name ?? `--pidfile ${pidfile}`;
+  const { running, daemonPid } = status(pidfile);
+  if (!running) return new Error(`${target} is not running, so there is nothing to ${what}: daemon restart ${target} starts it`);
+  const record = recordOf(parsed);
+  if (record === null ? daemonPid !== undefined : supervised(record.flags)) return error;
+  return new Error(
+    `${target} runs without a supervisor (it was started without --respawn), and only a supervisor can ${what} it: ` +
+      `daemon restart ${target} restarts it, or daemon restart ${target} --respawn gives it one`,
+  );
+}
+
+/** 0 once the new code serves; 1 with the supervisor's reason (the instances not upgraded serve on). */
 async function upgradeCommand(parsed) {
-  const { daemonPid, previous } = await upgrade(pidfileOf(parsed));
-  console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  const pidfile = pidfileOf(parsed);
+  const { daemonPid, previous, instances } = await upgrade(pidfile).catch((error) => {
+    throw noSupervisor(parsed, pidfile, 'upgrade', error);
+  });
+  if (instances.length <= 1) console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  else console.log(`upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
+  return 0;
+}
+
+/** 0 once the service runs that many instances (the record keeps the count for restart); 1 with the supervisor's reason. */
+async function scaleCommand(parsed) {
+  const pidfile = pidfileOf(parsed);
+  const { instances } = await scale(pidfile, parsed.count).catch((error) => {
+    throw noSupervisor(parsed, pidfile, 'scale', error);
+  });
+  const record = recordOf(parsed);
+  if (record !== null) {
+    record.flags.instances = parsed.count;
+    state.writeRecord(state.filesOf(state.stateDir(), record.name).record, record);
+  }
+  console.log(`${record?.name ?? pidfile}: ${instances} instance${instances === 1 ? '' : 's'}`);
   return 0;
 }
 
 function statusCommand(parsed) {
-  const pidfile = pidfileOf(parsed);
+  let pidfile;
+  try {
+    pidfile = pidfileOf(parsed);
+  } catch (error) {
+    if (error.code !== 'ERR_DAEMON_UNKNOWN') throw error;
+    console.error(`daemon: ${error.message}`);
+    return UNKNOWN;
+  }
   const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed));
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
@@ -113,7 +163,7 @@ function unitCommand(parsed) {
   const record = recorded(parsed);
   const system = process.geteuid() === 0;
   const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : state.stateDir();
-  const envFile = parsed.flags['env-file'] ?? path.join(dir, `${record.name}.env`);
+  const envFile = parsed.flags['env-out'] ?? path.join(dir, `${record.name}.env`);
   const text = unitText(record, { envFile, system });
   const { text: envText, left } = environmentFile(record.env);
   if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
@@ -128,12 +178,72 @@ function unitCommand(parsed) {
   return 0;
 }
 
+/**
+ * Removes the pid file `pidfile` and its lock file, left by a daemon that
+ * did not end cleanly. In a directory of the state directory's, they go by
+ * name; elsewhere through lock()'s own checks (the caller's own files, no
+ * other user's symlink on the way): taken, then let go of and removed.
+ */
+function removePidFiles(pidfile, inStateDir) {
+  if (status(pidfile).running) throw new Error(`${pidfile} is locked again: a new start took it`);
+  const names = [pidfile, `${pidfile}.lock`];
+  if (inStateDir) {
+    for (const file of names) fs.rmSync(file, { force: true });
+    return;
+  }
+  if (!names.some((file) => fs.existsSync(file))) return;
+  if (!nativeFor('delete').lock(pidfile)) throw new Error(`${pidfile} is locked again: a new start took it`);
+  native().releaseLocks();
+}
+
+/** The directory of a daemon's user in the state directory, once empty. */
+function removeOwnDir(dir) {
+  try {
+    fs.rmdirSync(dir);
+  } catch (error) {
+    if (error.code === 'ENOTEMPTY') console.error(`daemon: kept ${dir}: its user left files in it`);
+    else if (error.code !== 'ENOENT') throw error;
+  }
+}
+
+/** The log files of `record` that are in the state directory `dir`, removed; returns those left elsewhere. */
+function removeLogs(record, dir) {
+  const files = [...new Set([record.stdout, record.stderr])].filter((target) => path.isAbsolute(target));
+  for (const file of files) if (path.dirname(file) === dir) fs.rmSync(file, { force: true });
+  return files.filter((file) => path.dirname(file) !== dir);
+}
+
+/**
+ * Forgets a daemon: stops it if it runs, then removes its pid files, its
+ * supervisor's record, its log files with --logs (those in the state
+ * directory), and last its record.
+ */
+async function deleteCommand(parsed) {
+  const record = recorded(parsed);
+  const dir = state.stateDir();
+  const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
+  if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
+  if (pid !== null) console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
+  const ownDir = state.filesOf(dir, record.name, true).pidfile;
+  const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;
+  removePidFiles(record.pidfile, inStateDir);
+  if (record.pidfile === ownDir) removeOwnDir(path.dirname(ownDir));
+  for (const file of Object.values(supervisorFiles(record.pidfile, dir))) fs.rmSync(file, { force: true });
+  const elsewhere = parsed.flags.logs ? removeLogs(record, dir) : [];
+  state.removeRecord(dir, record.name);
+  console.log(`deleted ${record.name}`);
+  if (elsewhere.length > 0) console.error(`daemon: kept ${elsewhere.join(', ')}, outside ${dir}`);
+  return 0;
+}
+
 module.exports = {
   stop: stopCommand,
   reload: reloadCommand,
   upgrade: upgradeCommand,
+  scale: scaleCommand,
   status: statusCommand,
   list: listCommand,
   logs: logsCommand,
   unit: unitCommand,
+  delete: deleteCommand,
 };

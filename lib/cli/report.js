@@ -66,7 +66,14 @@ function describe(name, pidfile, record = null) {
       : stale
         ? 'stale'
         : 'stopped';
-  const since = more.since instanceof Date ? Math.round((Date.now() - more.since.getTime()) / 1000) : undefined;
+  const since = more.since instanceof Date ? secondsSince(more.since) : undefined;
+  const instances = more.instances?.map((instance) => ({
+    ...instance,
+    uptime: instance.since instanceof Date ? secondsSince(instance.since) : null,
+    memory: instance.pid === null ? null : memoryOf(instance.pid),
+  }));
+  // Several instances: what they use together.
+  const together = instances?.length > 1 ? instances.reduce((sum, i) => sum + (i.memory ?? 0), 0) : undefined;
   return {
     name,
     pid,
@@ -74,12 +81,22 @@ function describe(name, pidfile, record = null) {
     stale,
     status: word,
     uptime: running && live !== null ? (since ?? uptimeOf(live)) : null,
-    memory: running && live !== null ? memoryOf(live) : null,
+    memory: running && live !== null ? (together ?? memoryOf(live)) : null,
     restarts,
     ...more,
+    ...(instances === undefined ? {} : { instances }),
     command,
     pidfile,
   };
+}
+
+/** Whole seconds since `date`. */
+const secondsSince = (date) => Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+
+/** `3/4`: the instances ready of all, for a service of several. */
+function readyCount(row) {
+  if (!(row.instances?.length > 1)) return '';
+  return ` ${row.instances.filter((i) => i.ready && i.pid !== null).length}/${row.instances.length}`;
 }
 
 /** 45s, 12m, 3h, 2d. */
@@ -98,34 +115,68 @@ function size(bytes) {
 
 const COLUMNS = ['NAME', 'PID', 'STATUS', 'UPTIME', 'RESTARTS', 'MEMORY', 'COMMAND'];
 
-/** `daemon list`'s table, each column as wide as its widest cell. */
+/** One instance's state, in a word. */
+const instanceWord = (instance) => (instance.pid === null ? 'restarting' : instance.ready ? 'ready' : 'starting');
+
+/** `daemon list`'s table, each column as wide as its widest cell; a service of several instances has a row for each. */
 function table(rows) {
-  const cells = rows.map((row) => [
-    row.name,
-    row.pid === null ? '-' : String(row.daemonPid == null ? row.pid : `${row.pid}/${row.daemonPid}`),
-    row.status,
-    duration(row.uptime),
-    row.restarts === null ? '-' : String(row.restarts),
-    size(row.memory),
-    row.command === null ? '-' : row.command.join(' '),
-  ]);
+  const cells = rows.flatMap((row) => {
+    const several = row.instances?.length > 1;
+    const own = several ? String(row.pid) : row.daemonPid == null ? String(row.pid) : `${row.pid}/${row.daemonPid}`;
+    const service = [
+      row.name,
+      row.pid === null ? '-' : own,
+      `${row.status}${row.running ? readyCount(row) : ''}`,
+      duration(row.uptime),
+      row.restarts === null ? '-' : String(row.restarts),
+      size(row.memory),
+      row.command === null ? '-' : row.command.join(' '),
+    ];
+    if (!several || !row.running) return [service];
+    const each = row.instances.map((instance) => [
+      `  ${instance.slot}`,
+      instance.pid === null ? '-' : String(instance.pid),
+      instanceWord(instance),
+      duration(instance.uptime),
+      String(instance.restarts),
+      size(instance.memory),
+      '',
+    ]);
+    return [service, ...each];
+  });
   const widths = COLUMNS.map((title, i) => Math.max(title.length, ...cells.map((line) => line[i].length)));
   const line = (values) => values.map((value, i) => (i === values.length - 1 ? value : value.padEnd(widths[i]))).join('  ');
   return [line(COLUMNS), ...cells.map(line)].join('\n');
 }
 
-/** `2 restarts, last exit: code 1` (or `by SIGKILL`). */
-function restartsText({ restarts, lastExit }) {
-  const last = lastExit == null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+/** `2 restarts, last exit: code 1` (or `by SIGKILL`), or `1 restart, last for memory: 210.3M`. */
+function restartsText({ restarts, lastExit, lastRestart }) {
+  const exit = lastExit == null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+  const last = lastRestart?.reason === 'memory' ? `, last for memory: ${size(lastRestart.rss)}` : exit;
   return `${restarts} restart${restarts === 1 ? '' : 's'}${last}`;
 }
 
-/** What `daemon status` says of a supervisor below the pid: the daemon it runs now, or why it gave up. */
+/**
+ * What `daemon status` says of a supervisor below the pid: the daemon it
+ * runs now (each instance's, for several), or why it gave up.
+ */
 function supervisionLines(row) {
   if (row.gaveUp) return [`the supervisor gave up at ${row.gaveUp.at.toISOString()}: ${restartsText(row)}`];
   if (!row.running || row.restarts === null) return [];
+  if (row.instances?.length > 1) {
+    const upgrades = new Set(row.instances.map((instance) => instance.upgrade));
+    const lines = [`supervising ${row.instances.length} instances,${readyCount(row)} ready, ${restartsText(row)}`];
+    for (const instance of row.instances) {
+      const since = instance.since instanceof Date ? ` since ${instance.since.toISOString()}` : '';
+      const code = upgrades.size > 1 ? `, code of upgrade ${instance.upgrade}` : '';
+      const pid = instance.pid === null ? 'no daemon now' : `pid ${instance.pid}`;
+      lines.push(`  instance ${instance.slot}: ${pid}, ${instanceWord(instance)}${since}, ${restartsText(instance)}${code}`);
+    }
+    return lines;
+  }
   const since = row.since instanceof Date ? ` since ${row.since.toISOString()}` : '';
-  return [`supervising ${row.daemonPid === null ? 'no daemon now' : `the daemon ${row.daemonPid}`}${since}, ${restartsText(row)}`];
+  const restarts = restartsText({ ...row, lastRestart: row.instances?.[0]?.lastRestart });
+  return [`supervising ${row.daemonPid === null ? 'no daemon now' : `the daemon ${row.daemonPid}`}${since}, ${restarts}`];
 }
 
 module.exports = { describe, table, supervisionLines, duration, size };

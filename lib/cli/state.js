@@ -93,6 +93,11 @@ function writeRecord(file, record) {
   writePrivate(file, `${JSON.stringify(record, null, 2)}\n`);
 }
 
+/** Forgets daemon `name` of `dir`: removes its record, if any. */
+function removeRecord(dir, name) {
+  fs.rmSync(filesOf(dir, name).record, { force: true });
+}
+
 /** The record of `name` in `dir`, or null. */
 function readRecord(dir, name) {
   try {
@@ -128,6 +133,7 @@ module.exports = {
   ensureOwnDir,
   writePrivate,
   writeRecord,
+  removeRecord,
   readRecord,
   allRecords,
 };

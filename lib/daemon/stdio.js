@@ -50,11 +50,12 @@ let lossReported = false;
  * and the uncaught exception would end the daemon, its report lost on the
  * same full disk. The first loss is said once to syslog (`target`). When an
  * inherited terminal hangs up or pipe's reader goes away, the stream lets go
- * of it for /dev/null, and what is written after counts as lost too. A
- * stream Node has not created yet is guarded once it is (onceCreated()).
+ * of it for /dev/null, and what is written after counts as lost too.
+ * `prefix` (a Buffer): put at the start of each line written to a log file.
+ * A stream Node has not created yet is guarded once it is (onceCreated()).
  */
-function guardStreams(target) {
-  for (const [name, fd] of STREAMS) onceCreated(name, (stream) => guardStream(stream, name, fd, target));
+function guardStreams(target, prefix) {
+  for (const [name, fd] of STREAMS) onceCreated(name, (stream) => guardStream(stream, name, fd, target, prefix));
 }
 
 /**
@@ -88,7 +89,7 @@ function onceCreated(name, guard) {
 }
 
 /** guardStreams() for one stream: `name` on descriptor `fd`. */
-function guardStream(stream, name, fd, target) {
+function guardStream(stream, name, fd, target, prefix) {
   const lose = (bytes, error) => {
     lost.writes += 1;
     lost.bytes += bytes;
@@ -99,8 +100,9 @@ function guardStream(stream, name, fd, target) {
   };
   // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
   if (stream._type === 'fs') {
+    const lines = prefix === undefined ? undefined : linePrefixer(prefix);
     stream._write = (chunk, _encoding, callback) => {
-      writeAll(fd, chunk, lose);
+      writeAll(fd, lines === undefined ? chunk : lines(chunk), lose);
       callback();
     };
   } else {
@@ -114,6 +116,28 @@ function guardStream(stream, name, fd, target) {
   }
   // Any other error of the stream is not the end of the process either.
   stream.on('error', (error) => lose(0, error));
+}
+
+/**
+ * A function that puts `prefix` (a Buffer) at the start of every line of
+ * the chunks it is given, in order: one instance's lines in a log that
+ * several share.
+ */
+function linePrefixer(prefix) {
+  let atLineStart = true;
+  return (chunk) => {
+    const parts = [];
+    let from = 0;
+    while (from < chunk.length) {
+      if (atLineStart) parts.push(prefix);
+      const newline = chunk.indexOf(10, from);
+      const end = newline === -1 ? chunk.length : newline + 1;
+      parts.push(chunk.subarray(from, end));
+      atLineStart = newline !== -1;
+      from = end;
+    }
+    return Buffer.concat(parts);
+  };
 }
 
 /**
@@ -216,4 +240,4 @@ function output(log) {
   return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
 }
 
-module.exports = { setLogs, output, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };
+module.exports = { setLogs, output, guardStreams, linePrefixer, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -89,8 +89,9 @@ function daemonListeners(specs, handOn) {
 }
 
 /**
- * What the supervisor needs beyond the plan (`opts.respawn`: restarts allowed
- * within the window), or undefined for an unsupervised daemon.
+ * What the supervisor needs beyond the plan (`opts.respawn`: its instances,
+ * restarts allowed within the window, the drain), or undefined for an
+ * unsupervised daemon.
  */
 function respawnPlan(opts) {
   if (opts.respawn === undefined) return undefined;
@@ -99,8 +100,14 @@ function respawnPlan(opts) {
   const files = stateDir?.supervisorFiles(opts.pidfile, stateDir.ensureStateDir());
   return bare({
     program: supervisorPath(),
+    instances: opts.respawn.instances,
     restarts: opts.respawn.limit,
     window: opts.respawn.window,
+    killTimeout: opts.respawn.killTimeout,
+    maxMemory: opts.respawn.maxMemory,
+    logMaxSize: opts.respawn.logMaxSize,
+    logKeep: opts.respawn.logKeep,
+    logCompress: opts.respawn.logCompress,
     pidfile: opts.pidfile,
     record: files?.record,
     control: files?.control,

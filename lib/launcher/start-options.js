@@ -13,6 +13,8 @@ const {
   bare,
   checkPath,
   checkInteger,
+  checkInstances,
+  checkSize,
   checkBoolean,
   optionalId,
   checkOptions,
@@ -64,10 +66,25 @@ const START_OPTIONS = Object.freeze([
 /** spawn() and daemon.daemon() start another script: staying in the foreground is not theirs to do. */
 const SPAWN_OPTIONS = Object.freeze(START_OPTIONS.filter((key) => key !== 'foreground'));
 
-/** `respawn: true`: restarts allowed within the window (ms) before the supervisor gives up. */
-const RESPAWN = Object.freeze({ __proto__: null, limit: 10, window: 60000 });
+/**
+ * `respawn: true`: one instance; restarts allowed (each instance's) within
+ * the window (ms) before the supervisor gives up; how long a daemon asked to
+ * stop may drain before SIGKILL (ms); no memory ceiling; log files not
+ * rotated (5 kept, not compressed, once a size is given).
+ */
+const RESPAWN = Object.freeze({
+  __proto__: null,
+  instances: 1,
+  limit: 10,
+  window: 60000,
+  killTimeout: 5000,
+  maxMemory: undefined,
+  logMaxSize: undefined,
+  logKeep: 5,
+  logCompress: false,
+});
 
-/** `respawn`: true, false, or `{ limit, window }`; the supervisor's limits, or undefined for none. */
+/** `respawn`: true, false, or `{ instances, limit, window, killTimeout, maxMemory }`; the supervisor's options, or undefined for none. */
 function checkRespawn(name, value) {
   if (value === false) return undefined;
   if (value === true) return bare(RESPAWN);
@@ -76,11 +93,20 @@ function checkRespawn(name, value) {
   }
   const own = bare(value);
   for (const key of Object.keys(own)) {
-    if (!(key in RESPAWN)) throw invalidValue(`${name}.${key}`, 'is not an option of respawn (known: limit, window)', own[key]);
+    if (!(key in RESPAWN)) {
+      throw invalidValue(`${name}.${key}`, `is not an option of respawn (known: ${Object.keys(RESPAWN).join(', ')})`, own[key]);
+    }
   }
+  const integer = (key) => (_, v) => checkInteger(`${name}.${key}`, v, 1, MAX_MS);
   return bare({
-    limit: optional(own, 'limit', (_, v) => checkInteger(`${name}.limit`, v, 1, MAX_MS), RESPAWN.limit),
-    window: optional(own, 'window', (_, v) => checkInteger(`${name}.window`, v, 1, MAX_MS), RESPAWN.window),
+    instances: optional(own, 'instances', (_, v) => checkInstances(`${name}.instances`, v), RESPAWN.instances),
+    limit: optional(own, 'limit', integer('limit'), RESPAWN.limit),
+    window: optional(own, 'window', integer('window'), RESPAWN.window),
+    killTimeout: optional(own, 'killTimeout', integer('killTimeout'), RESPAWN.killTimeout),
+    maxMemory: optional(own, 'maxMemory', (_, v) => checkSize(`${name}.maxMemory`, v), RESPAWN.maxMemory),
+    logMaxSize: optional(own, 'logMaxSize', (_, v) => checkSize(`${name}.logMaxSize`, v), RESPAWN.logMaxSize),
+    logKeep: optional(own, 'logKeep', (_, v) => checkInteger(`${name}.logKeep`, v, 0, 1000), RESPAWN.logKeep),
+    logCompress: optional(own, 'logCompress', (_, v) => checkBoolean(`${name}.logCompress`, v), RESPAWN.logCompress),
   });
 }
 
@@ -137,6 +163,10 @@ function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = S
     syslog: syslogTarget(options, script),
     listen: optional(options, 'listen', checkListen, []),
   });
+  const logFile = (log) => typeof log === 'string' && !KEYWORDS.includes(log);
+  if (opts.respawn?.logMaxSize !== undefined && !logFile(opts.stdout) && !logFile(opts.stderr)) {
+    throw invalidValue('options.respawn.logMaxSize', 'rotates log files: give stdout or stderr a log file', opts.respawn.logMaxSize);
+  }
   return opts;
 }
 

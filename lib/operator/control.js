@@ -1,12 +1,22 @@
 'use strict';
-// The operator's side: status(), signal(), stop() and upgrade() for the
-// daemon that holds a pid file's lock, from any process.
+// The operator's side: status(), signal(), stop(), upgrade() and scale() for
+// the daemon that holds a pid file's lock, from any process.
 
 const fs = require('node:fs');
 const { debuglog } = require('node:util');
 const { nativeFor } = require('../shared/native.js');
 const { systemError } = require('../shared/errors.js');
-const { bare, checkPath, checkSignal, stopOptions, STOP } = require('../shared/options.js');
+const {
+  bare,
+  checkInteger,
+  checkInstances,
+  checkOptions,
+  checkPath,
+  checkSignal,
+  stopOptions,
+  MAX_INSTANCES,
+  STOP,
+} = require('../shared/options.js');
 const { readRecord, supervisorFiles } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
@@ -24,32 +34,50 @@ function procStat(pid) {
   }
 }
 
+/** A record's exit: `{ code, signal }`, or null. */
+const exitOf = (ending) => ending && { code: ending.code ?? null, signal: ending.signal ?? null };
+
+/** Why an instance last restarted: `{ reason: 'crash' }` or `{ reason: 'memory', rss }`, or null. */
+const restartOf = (restart) => (restart ? { reason: restart.reason, ...(restart.rss === undefined ? {} : { rss: restart.rss }) } : null);
+
 /**
  * What a supervisor's record adds, for a supervised service only: the daemon
  * it runs now (only while the kernel says that it is the verified
- * supervisor's child), restarts, the last exit, since when the current
- * generation runs (null while it waits to restart one); or, once it gave up, why.
+ * supervisor's child; the first instance's), restarts, the last exit, since
+ * when the current generation runs (null while it waits to restart one), and
+ * each instance the same way; or, once it gave up, why.
  */
 function supervision(file, running, pid) {
   const record = readRecord(file);
   if (record === null) return {};
-  const lastExit = record.lastExit && { code: record.lastExit.code ?? null, signal: record.lastExit.signal ?? null };
+  const lastExit = exitOf(record.lastExit);
   if (!running) {
     if (record.state !== 'gave-up') return {};
     return { restarts: record.restarts, lastExit, gaveUp: { at: new Date(record.since) } };
   }
   // A record of another supervisor (one SIGKILLed, its successor not supervised) says nothing.
   if (pid === null || record.supervisor !== pid) return {};
-  const daemonPid = record.daemonPid !== null && procStat(record.daemonPid)?.ppid === pid ? record.daemonPid : null;
+  const child = (daemonPid) => (daemonPid != null && procStat(daemonPid)?.ppid === pid ? daemonPid : null);
   const since = record.state === 'running' ? new Date(record.since) : null;
-  return { daemonPid, restarts: record.restarts, lastExit, since };
+  const instances = (Array.isArray(record.instances) ? record.instances : []).map((instance) => ({
+    slot: instance.slot,
+    pid: child(instance.pid),
+    ready: instance.ready === true,
+    since: instance.pid == null ? null : new Date(instance.since),
+    restarts: instance.restarts,
+    lastExit: exitOf(instance.lastExit),
+    lastRestart: restartOf(instance.lastRestart),
+    upgrade: instance.upgrade,
+  }));
+  return { daemonPid: child(record.daemonPid), restarts: record.restarts, lastExit, since, instances };
 }
 
 /**
  * Whether the daemon of `file` runs, decided by its lock: `{ running, pid,
  * stale, verified }`, with a pid only once the kernel shows that it holds the
- * lock; for a supervised service also `daemonPid`, `restarts`, `lastExit`
- * and `since`, or once its supervisor gave up `restarts`, `lastExit` and
+ * lock; for a supervised service also `daemonPid`, `restarts`, `lastExit`,
+ * `since` and `instances` (`{ slot, pid, ready, since, restarts, lastExit,
+ * upgrade }` each), or once its supervisor gave up `restarts`, `lastExit` and
  * `gaveUp: { at }`.
  */
 function status(file) {
@@ -92,24 +120,27 @@ async function gone(holder, ms) {
 }
 
 /**
- * Resolves once a supervised daemon is gone too (`child`: its pid and start
- * time): a supervisor exits only after its daemon, unless it was SIGKILLed,
- * whereupon the kernel kills the daemon (PR_SET_PDEATHSIG), a moment later.
+ * Resolves once a supervised service's daemons are gone too (`children`:
+ * their pids and start times): a supervisor exits only after its daemons,
+ * unless it was SIGKILLed, whereupon the kernel kills them
+ * (PR_SET_PDEATHSIG), a moment later.
  */
-async function childGone(child, ms) {
+async function childrenGone(children, ms) {
   const deadline = Date.now() + ms;
-  while (child !== null && procStat(child.pid)?.start === child.start) {
+  while (children.some((child) => procStat(child.pid)?.start === child.start)) {
     if (Date.now() >= deadline) return false;
     await sleep(STOP_POLL_MS);
   }
   return true;
 }
 
-/** A supervised service's daemon, as the kernel names it now (pid and start time), or null. */
-function supervisedChild(file) {
-  const { pid, daemonPid } = status(file);
-  const stat = daemonPid == null ? null : procStat(daemonPid);
-  return stat !== null && stat.ppid === pid ? { pid: daemonPid, start: stat.start } : null;
+/** A supervised service's daemons, as the kernel names them now (pid and start time). */
+function supervisedChildren(file) {
+  const { pid, instances = [] } = status(file);
+  return instances.flatMap((instance) => {
+    const stat = instance.pid == null ? null : procStat(instance.pid);
+    return stat !== null && stat.ppid === pid ? [{ pid: instance.pid, start: stat.start }] : [];
+  });
 }
 
 /**
@@ -121,7 +152,7 @@ function supervisedChild(file) {
 async function stop(file, options) {
   const absolute = checkPath('file', file);
   const opts = stopOptions(options);
-  const child = supervisedChild(absolute);
+  const children = supervisedChildren(absolute);
   const holder = nativeFor('stop').findHolder(absolute); // EPERM: held, by a process it cannot verify
   const nothing = { pid: null, stopped: false, killed: false };
   if (holder == null) return nothing;
@@ -129,11 +160,11 @@ async function stop(file, options) {
     if (!holder.signal(opts.signal)) return nothing; // it exited meanwhile
     const { pid } = holder;
     debug('stop %s: signal %d sent to %d', absolute, opts.signal, pid);
-    if (await gone(holder, opts.timeout)) return { pid, stopped: await childGone(child, STOP.timeout), killed: false };
+    if (await gone(holder, opts.timeout)) return { pid, stopped: await childrenGone(children, STOP.timeout), killed: false };
     if (!opts.kill) return { pid, stopped: false, killed: false };
     // node:os loaded here: it costs 0.1 ms at every require('daemon').
     holder.signal(require('node:os').constants.signals.SIGKILL); // that process, not a successor that took the lock since
-    const stopped = (await gone(holder, STOP.timeout)) && (await childGone(child, STOP.timeout));
+    const stopped = (await gone(holder, STOP.timeout)) && (await childrenGone(children, STOP.timeout));
     return { pid, stopped, killed: stopped };
   } finally {
     holder.close();
@@ -141,43 +172,67 @@ async function stop(file, options) {
 }
 
 /**
- * Asks the supervisor of `file` for an upgrade over its control channel:
- * it starts a new generation with the same sockets and plan (the script read
- * anew), and once that is ready retires the old one. Resolves `{ daemonPid,
- * previous }`; rejects with the supervisor's reason (code
- * ERR_DAEMON_UPGRADE_FAILED: the old generation keeps serving), or the
- * connection's error (ENOENT, ECONNREFUSED: no supervisor answers).
+ * Sends `request` (one line) to the supervisor of `file` over its control
+ * channel; resolves the words of its `ok` answer, or rejects with its reason
+ * (`code`: `failure`), or the connection's error (ENOENT, ECONNREFUSED: no
+ * supervisor answers).
  */
-function upgrade(file) {
-  const absolute = checkPath('file', file);
-  const channel = supervisorFiles(absolute).control;
+function ask(file, request, what, failure) {
+  const channel = supervisorFiles(file).control;
   return new Promise((resolve, reject) => {
     let answer = '';
     // node:net loaded only now: it costs a millisecond and more at every require('daemon').
     const socket = require('node:net').createConnection(channel);
     socket.setEncoding('utf8');
-    socket.end('upgrade\n');
+    socket.end(`${request}\n`);
     socket.on('data', (text) => {
       answer += text;
     });
     socket.on('error', (error) => {
       error.path ??= channel;
-      error.message = `no supervisor of ${absolute} answers: ${error.message}`;
+      error.message = `no supervisor of ${file} answers: ${error.message}`;
       reject(error);
     });
     socket.on('end', () => {
       const [word, ...rest] = answer.trim().split(' ');
-      if (word === 'ok') {
-        const [daemonPid, previous] = rest.map(Number);
-        resolve({ daemonPid, previous });
-        return;
-      }
+      if (word === 'ok') return resolve(rest);
       const why = word === 'error' ? rest.join(' ') : 'the supervisor hung up without an answer';
-      const error = new Error(`upgrade of ${absolute} failed: ${why}`);
-      error.code = 'ERR_DAEMON_UPGRADE_FAILED';
-      reject(error);
+      reject(Object.assign(new Error(`${what} of ${file} failed: ${why}`), { code: failure }));
     });
   });
 }
 
-module.exports = { status, signal, stop, upgrade, procStat };
+/**
+ * Asks the supervisor of `file` for an upgrade: for each instance in turn
+ * (`batch` at a time, 1 by default) it starts a new generation with the same
+ * sockets and plan (the script read anew), and once that is ready retires
+ * the old one. Resolves `{ daemonPid, previous, instances: [{ daemonPid,
+ * previous }] }` (the first instance's pids first); rejects with the
+ * supervisor's reason (code ERR_DAEMON_UPGRADE_FAILED: the instances not yet
+ * upgraded keep serving their old code), or the connection's error.
+ */
+async function upgrade(file, options) {
+  const absolute = checkPath('file', file);
+  const own = options === undefined ? {} : bare(checkOptions(options, ['batch'], 'upgrade'));
+  const batch = own.batch === undefined ? 1 : checkInteger('options.batch', own.batch, 1, MAX_INSTANCES);
+  const words = await ask(absolute, batch === 1 ? 'upgrade' : `upgrade ${batch}`, 'upgrade', 'ERR_DAEMON_UPGRADE_FAILED');
+  const pids = words.map(Number);
+  const instances = [];
+  for (let i = 0; i + 1 < pids.length; i += 2) instances.push({ daemonPid: pids[i], previous: pids[i + 1] || null });
+  return { daemonPid: instances[0]?.daemonPid, previous: instances[0]?.previous ?? null, instances };
+}
+
+/**
+ * Asks the supervisor of `file` for `count` instances: those added are ready
+ * before it resolves, those removed drained (SIGTERM, the kill timeout).
+ * Resolves `{ instances }`; rejects with the supervisor's reason (code
+ * ERR_DAEMON_SCALE_FAILED) or the connection's error.
+ */
+async function scale(file, count) {
+  const absolute = checkPath('file', file);
+  const wanted = checkInstances('count', count);
+  const [done] = await ask(absolute, `scale ${wanted}`, 'scale', 'ERR_DAEMON_SCALE_FAILED');
+  return { instances: Number(done) };
+}
+
+module.exports = { status, signal, stop, upgrade, scale, procStat };

@@ -86,6 +86,9 @@ module.exports = {
   get upgrade() {
     return load('../operator/control.js').upgrade;
   },
+  get scale() {
+    return load('../operator/control.js').scale;
+  },
   get syslog() {
     return load('../daemon/syslog.js').syslog;
   },

@@ -39,6 +39,34 @@ function checkInteger(name, value, min, max, range = `${min} to ${max}`) {
   return value;
 }
 
+/** The most instances a service may have. */
+const MAX_INSTANCES = 1024;
+
+/** How many processes can run at once here: libuv applies the affinity mask (and, recently, the cgroup's CPU quota). */
+function availableCpus() {
+  const os = require('node:os');
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length || 1;
+}
+
+/** `instances`: an integer from 1, or 'max' (every available CPU). */
+function checkInstances(name, value) {
+  if (value === 'max') return Math.min(availableCpus(), MAX_INSTANCES);
+  if (typeof value === 'string') throw invalidValue(name, "must be an integer from 1 or 'max'", value);
+  return checkInteger(name, value, 1, MAX_INSTANCES);
+}
+
+/** `K`, `M`, `G`: 1024-based, as pm2's `max_memory_restart` and `ulimit` count. */
+const SIZE_UNITS = Object.freeze({ __proto__: null, '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 });
+
+/** A size in bytes: a positive integer, or a string of digits with `K`, `M` or `G` (1024-based). */
+function checkSize(name, value) {
+  if (typeof value === 'number') return checkInteger(name, value, 1, Number.MAX_SAFE_INTEGER);
+  if (typeof value !== 'string') throw invalidType(name, 'of type number or string', value);
+  const size = /^([0-9]+)([KMG]?)$/i.exec(value);
+  if (size === null) throw invalidValue(name, 'must be a number of bytes, or one with K, M or G (1024-based)', value);
+  return checkInteger(name, Number(size[1]) * SIZE_UNITS[size[2].toUpperCase()], 1, Number.MAX_SAFE_INTEGER);
+}
+
 function checkBoolean(name, value) {
   if (typeof value !== 'boolean') throw invalidType(name, 'of type boolean', value);
   return value;
@@ -163,6 +191,9 @@ module.exports = {
   bare,
   checkPath,
   checkInteger,
+  checkInstances,
+  checkSize,
+  MAX_INSTANCES,
   checkBoolean,
   checkId,
   optionalId,

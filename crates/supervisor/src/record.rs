@@ -3,6 +3,7 @@
 //! the supervisor gives up, so that `status()` can say why after it is gone.
 
 use crate::policy::Ending;
+use crate::slot::Restart;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::signal::Signal;
@@ -62,6 +63,8 @@ pub struct Instance {
     pub last_exit: Option<Ending>,
     /// The upgrade its current generation came from (0: the service's start).
     pub upgrade: u32,
+    /// Why it last restarted.
+    pub last_restart: Option<Restart>,
 }
 
 fn write_pid(out: &mut String, pid: Option<u32>) {
@@ -117,7 +120,15 @@ impl Record {
                 instance.ready, instance.since_ms, instance.restarts
             );
             write_ending(&mut out, instance.last_exit);
-            let _ = write!(out, ",\"upgrade\":{}}}", instance.upgrade);
+            let _ = write!(out, ",\"upgrade\":{},\"lastRestart\":", instance.upgrade);
+            match instance.last_restart {
+                None => out.push_str("null"),
+                Some(Restart::Crash) => out.push_str("{\"reason\":\"crash\"}"),
+                Some(Restart::Memory(rss)) => {
+                    let _ = write!(out, "{{\"reason\":\"memory\",\"rss\":{rss}}}");
+                }
+            }
+            out.push('}');
         }
         out.push_str("]}\n");
         out
@@ -176,6 +187,7 @@ mod tests {
                 restarts: 2,
                 last_exit: Some(Ending::Signal(libc::SIGKILL)),
                 upgrade: 1,
+                last_restart: Some(Restart::Memory(1 << 20)),
             }],
         }
     }
@@ -188,7 +200,8 @@ mod tests {
              \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"since\":1700000000000,\
              \"upgrades\":1,\"instances\":[{\"slot\":0,\"pid\":11,\"ready\":true,\
              \"since\":1700000000000,\"restarts\":2,\
-             \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"upgrade\":1}]}\n"
+             \"lastExit\":{\"code\":null,\"signal\":\"SIGKILL\"},\"upgrade\":1,\
+             \"lastRestart\":{\"reason\":\"memory\",\"rss\":1048576}}]}\n"
         );
         let gave_up = Record {
             state: State::GaveUp,

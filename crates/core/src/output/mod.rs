@@ -2,6 +2,7 @@
 //! (`logfile`), the standard streams (`stdio`), syslog (`syslog`) and the
 //! streams routed to it (`syslog_stdio`).
 
+pub mod handover;
 pub mod logfile;
 pub mod stdio;
 pub mod syslog;
