@@ -250,6 +250,7 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['becomeSupervisor', [plan({})], 'Error EINVAL'],
     ['becomeSupervisor', [plan({ respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 } })], 'Error ENOENT'],
     ['becomeSupervisor', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
+    ['exitNow', ['0'], 'Error NumberExpected'],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

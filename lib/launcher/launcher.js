@@ -6,7 +6,6 @@
 // spawn() and daemon.daemon() share the plan (spawnPlan).
 
 const { debuglog } = require('node:util');
-const { unsupported } = require('../shared/errors.js');
 const { native, supervisorPath } = require('../shared/native.js');
 const { ENV, PARENT_ONLY } = require('../shared/env.js');
 const { SYSLOG, IGNORE, bare } = require('../shared/options.js');
@@ -15,7 +14,10 @@ const { thisScript } = require('./command.js');
 const { output } = require('../daemon/stdio.js');
 const { listeners } = require('../daemon/listeners.js');
 // What only some starts need (sockets, a supervisor, a pid file) is loaded where it runs.
-const { load } = require('../shared/lazy-exports.js');
+const { load, onCall } = require('../shared/lazy-exports.js');
+
+// errors.js loads when a start is refused.
+const { unsupported } = onCall('./errors.js', ['unsupported']);
 
 const debug = debuglog('daemon');
 

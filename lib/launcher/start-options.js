@@ -4,7 +4,6 @@
 // addresses in listen.js). Read as own properties only, as in
 // ../shared/options.js.
 
-const { invalidType, invalidValue } = require('../shared/errors.js');
 const {
   MAX_MS,
   SYSLOG,
@@ -21,7 +20,10 @@ const {
   optional,
   syslogTarget,
 } = require('../shared/options.js');
-const { load } = require('../shared/lazy-exports.js');
+const { load, onCall } = require('../shared/lazy-exports.js');
+
+// errors.js loads when an argument is refused: a good start never needs it.
+const { invalidType, invalidValue } = onCall('./errors.js', ['invalidType', 'invalidValue']);
 
 /** `listen`'s addresses, checked in listen.js, loaded only when there are some (a daemon's start() loads no more than it needs). */
 function checkListen(name, value) {
