@@ -7,11 +7,10 @@ const { debuglog } = require('node:util');
 const { native } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
 const { SYSLOG, bare } = require('../shared/options.js');
-const { startOptions } = require('../launcher/start-options.js');
+const { startOptions, output } = require('../launcher/start-options.js');
 const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, readyWhenServing } = require('./readiness.js');
 const { anchorNodeOptions } = require('../shared/node-options.js');
 const { addBound } = require('./listeners.js');
-const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
 // What only some starts need (the foreground's steps, a pid file, sockets,
 // the launcher's code) is loaded where it runs: each module a daemon loads
 // before its first answer costs it 0.2 to 0.8 ms (docs/performance.md).
@@ -49,6 +48,8 @@ function completeStart(opts) {
     addBound(opts.listen, native().startInPlace(bare(plan)));
     Object.assign(process.env, identity.accountEnv(account));
   }
+  // The started process's streams (not the launcher's business).
+  const { setLogs, streamsToSyslog, guardStreams } = load('../daemon/stdio.js');
   // The supervisor removes a supervised service's socket files.
   if (!isSupervised() && opts.listen.length > 0) load('../daemon/at-end.js').removeSocketFilesAtEnd(opts.listen);
   setLogs(opts.stdout, opts.stderr, account?.uid);

@@ -228,16 +228,4 @@ function openLogs(stdout, stderr, owner) {
   nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
 }
 
-/**
- * Where the addon puts stdout or stderr (a launcher for its daemon, or a
- * process in place): a log file, a descriptor of this process, /dev/null, or
- * nothing (the stream it has; also for 'syslog', which the started process
- * does itself).
- */
-function output(log) {
-  if (log === undefined || log === SYSLOG) return undefined;
-  if (log === IGNORE) return bare({ ignore: true });
-  return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
-}
-
-module.exports = { setLogs, output, guardStreams, linePrefixer, streamsToSyslog, closeIO, reopenLogs, lost };
+module.exports = { setLogs, guardStreams, linePrefixer, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -11,7 +11,7 @@ const { ENV, PARENT_ONLY } = require('../shared/env.js');
 const { SYSLOG, IGNORE, bare } = require('../shared/options.js');
 const { evaluated } = require('../shared/node-options.js');
 const { thisScript } = require('./command.js');
-const { output } = require('../daemon/stdio.js');
+const { output } = require('./start-options.js');
 const { listeners } = require('../daemon/listeners.js');
 // What only some starts need (sockets, a supervisor, a pid file) is loaded where it runs.
 const { load, onCall } = require('../shared/lazy-exports.js');

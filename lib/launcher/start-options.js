@@ -140,6 +140,18 @@ function checkLog(name, value) {
 }
 
 /**
+ * Where the addon puts a validated stdout or stderr (a launcher for its
+ * daemon, or a process in place): a log file, a descriptor of this process,
+ * /dev/null, or nothing (the stream it has; also for 'syslog', which the
+ * started process does itself).
+ */
+function output(log) {
+  if (log === undefined || log === SYSLOG) return undefined;
+  if (log === IGNORE) return bare({ ignore: true });
+  return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
+}
+
+/**
  * Validates `start()`'s options (or those of `fn`, with its `defaults` and
  * `known` keys); throws before anything is done. `foreground` is what the
  * code chose. `script` names the syslog tag's default.
@@ -205,6 +217,7 @@ function spawnCompatOptions(input, script) {
 
 module.exports = {
   startOptions,
+  output,
   compatOptions,
   checkCommand,
   spawnOptions,
