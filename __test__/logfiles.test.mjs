@@ -271,6 +271,7 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['openLog', [`${dir}/a\0b`], 'Error EINVAL'],
     ['openLog', [dir], 'Error EINVAL'],
     ['openLog', [`${dir}/x.pid`, { uid: -1, gid: -1, groups: [] }], null],
+    ['exitNow', ['0'], 'Error NumberExpected'],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

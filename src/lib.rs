@@ -134,6 +134,13 @@ pub fn is_main_thread() -> bool {
     launch::on_main_thread()
 }
 
+/// Ends the process at once with `code`, skipping Node's teardown (see
+/// `launch::exit_now`): the launcher's last call.
+#[napi]
+pub fn exit_now(code: i32) {
+    launch::exit_now(code)
+}
+
 /// In the daemon: takes the readiness pipe the marker names. False when the
 /// marker does not name the launcher's pipe.
 #[napi]

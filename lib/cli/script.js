@@ -3,8 +3,8 @@
 // daemon (through bin/preload.js) or in place (`daemon run`).
 
 const { start } = require('../daemon/start.js');
-const { chroot: changeRoot } = require('../shared/identity.js');
 const { reopenLogs } = require('../daemon/stdio.js');
+const { load } = require('../shared/lazy-exports.js');
 const { ready } = require('../daemon/readiness.js');
 
 /**
@@ -45,7 +45,7 @@ function prepare({ options, chroot }) {
   });
   // After start()'s lock (its directory stays reachable for the removal at
   // exit): the script itself is then loaded from inside the new root.
-  if (chroot !== undefined) changeRoot(chroot.dir, { user: chroot.user, group: chroot.group });
+  if (chroot !== undefined) load('./identity.js').chroot(chroot.dir, { user: chroot.user, group: chroot.group });
 }
 
 module.exports = { prepare };

@@ -18,6 +18,8 @@ const ENV = Object.freeze({
   NOTIFY_SOCKET: 'NOTIFY_SOCKET',
   /** Node's own options: relative paths in it are made absolute before the daemon changes directory. */
   NODE_OPTIONS: 'NODE_OPTIONS',
+  /** Node writes coverage there at its teardown: the launcher then ends through it (launcher.js). */
+  V8_COVERAGE: 'NODE_V8_COVERAGE',
   /** `true` in a daemon the callable export (1.x) started, as daemon@1.x set it; start() leaves it out. */
   COMPAT_MARKER: '__daemon',
   /** systemd's socket passing (sd_listen_fds(3)): the pid the sockets are for, their count, their names. */

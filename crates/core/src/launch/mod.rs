@@ -571,6 +571,14 @@ pub fn on_main_thread() -> bool {
     return true;
 }
 
+/// Ends this process at once with `code` (`_exit(2)`): no exit handlers and
+/// no C++ teardown (Node's platform threads, OpenSSL's cleanup). The launcher
+/// ends so once its 'exit' listeners have run: the prompt waits for its end.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an int and does not return; it touches no memory of the process.
+    unsafe { libc::_exit(code) }
+}
+
 /// Waits for the middle process, which exits as soon as it has forked.
 fn reap(pid: Pid) {
     while let Err(Errno::EINTR) = waitpid(pid, None) {}
