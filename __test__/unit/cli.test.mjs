@@ -65,7 +65,8 @@ test("parse: the script's arguments that name one of the command's own flags are
   ]);
   assert.deepEqual(parse('start', ['--', 'app.js', '--name', 'web']).misplaced, []);
   assert.deepEqual(parse('start', ['app.js', 'a', '--', '--name']).misplaced, [], "after the script's own --");
-  assert.deepEqual(parse('run', ['app.js', '--respawn']).misplaced, [], 'not a flag of run');
+  assert.deepEqual(parse('run', ['app.js', '--respawn']).misplaced, ['--respawn'], "run's own flag too");
+  assert.deepEqual(parse('run', ['app.js', '--unknown']).misplaced, [], 'not a flag of run');
   assert.deepEqual(parse('restart', ['web', 'app.js', '--timeout', '5']).misplaced, ['--timeout']);
   assert.deepEqual(parse('stop', ['web']).misplaced, []);
 });

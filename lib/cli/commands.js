@@ -10,14 +10,13 @@ const os = require('node:os');
 const path = require('node:path');
 const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
 const { supervisorFiles } = require('../operator/state-dir.js');
-const { ENV } = require('../shared/env.js');
 const { native, nativeFor } = require('../shared/native.js');
 const { SYSLOG, INHERIT } = require('../shared/options.js');
 const { supervised } = require('./args.js');
 const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
-const { environmentFile, unitText } = require('./unit.js');
+const { envFileOf, unitsOf, writeEnvFile } = require('./unit.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
@@ -156,25 +155,30 @@ function logsCommand(parsed) {
 }
 
 /**
- * Prints the unit and writes its environment file (0600): beside the
- * records, or /etc/daemon for root's /run/daemon, which a reboot empties.
+ * Prints the service unit, or with --out writes it and its .socket units
+ * into that directory; writes its environment file (0600).
  */
 function unitCommand(parsed) {
   const record = recorded(parsed);
   const system = process.geteuid() === 0;
-  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : state.stateDir();
-  const envFile = parsed.flags['env-out'] ?? path.join(dir, `${record.name}.env`);
-  const text = unitText(record, { envFile, system });
-  const { text: envText, left } = environmentFile(record.env);
-  if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
-  if (record.flags.listen !== undefined) {
-    console.error(
-      `daemon: systemd binds for a unit: give it a ${record.name}.socket with ListenStream= for ${record.flags.listen.join(', ')}`,
-    );
+  const out = parsed.flags.out;
+  const envFile = envFileOf(record.name, state.stateDir(), system, parsed.flags['env-out']);
+  const units = unitsOf(record, { envFile, system, withSockets: out !== undefined });
+  writeEnvFile(record, envFile);
+  if (out === undefined) {
+    if (record.flags.listen !== undefined) {
+      console.error(
+        `daemon: it binds ${record.flags.listen.join(', ')} itself: --out D writes a .socket unit too, for systemd to hold them`,
+      );
+    }
+    process.stdout.write(units[0].text);
+    return 0;
   }
-  fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
-  state.writePrivate(envFile, envText);
-  process.stdout.write(text);
+  fs.mkdirSync(out, { recursive: true });
+  for (const { unit, text } of units) {
+    fs.writeFileSync(path.join(out, unit), text, { mode: 0o644 });
+    console.log(`wrote ${path.join(out, unit)}`);
+  }
   return 0;
 }
 

@@ -6,15 +6,15 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
-const { launchDaemon } = require('../launcher/launcher.js');
+const { launchDaemon, becomeSupervisor } = require('../launcher/launcher.js');
 const { preloadCommand, isEsm } = require('../launcher/command.js');
 const { readyWhenServing } = require('../daemon/readiness.js');
 const { status, stop } = require('../operator/control.js');
 const { lookupAccount } = require('../shared/identity.js');
 const { startOptions } = require('../launcher/start-options.js');
-const { ENV } = require('../shared/env.js');
+const { ENV, MANAGER_ONLY, listed } = require('../shared/env.js');
 const { INHERIT } = require('../shared/options.js');
-const { FLAGS, START_FLAGS, UsageError, checkStartFlags, mergeFlags, streams, supervised } = require('./args.js');
+const { FLAGS, START_FLAGS, UsageError, checkStartFlags, mergeFlags, streams, supervised, supervisedRun } = require('./args.js');
 const { readEnvFiles } = require('./env-file.js');
 const { nearest } = require('./nearest.js');
 const state = require('./state.js');
@@ -24,9 +24,10 @@ const { prepare } = require('./script.js');
  * start()'s options for these flags, streams and pid file (`ident`: syslog's
  * tag, the name). start() takes the pid file's lock, in the daemon or in place
  * (a supervisor holds it for the life of the service: that start()'s lock()
- * of it is then true).
+ * of it is then true). `supervise`: a supervisor runs it (default: as the
+ * flags say).
  */
-function optionsOf(flags, out, ident, pidfile) {
+function optionsOf(flags, out, ident, pidfile, supervise = supervised(flags)) {
   const options = { ready: 'auto', ident, pidfile };
   for (const flag of START_FLAGS) {
     if (FLAGS[flag].option !== undefined && flags[flag] !== undefined) options[FLAGS[flag].option] = flags[flag];
@@ -34,7 +35,7 @@ function optionsOf(flags, out, ident, pidfile) {
   for (const name of ['stdout', 'stderr']) if (out[name] !== INHERIT) options[name] = out[name];
   // With a new root, the daemon changes user after it (in the preload).
   if (flags.chroot === undefined) Object.assign(options, { user: flags.user, group: flags.group });
-  if (supervised(flags)) {
+  if (supervise) {
     options.respawn = {
       instances: flags.instances,
       limit: flags['respawn-limit'],
@@ -118,11 +119,15 @@ function recordedEnv(env, fromFiles) {
 
 /**
  * Everything a start of `parsed` (over `recorded`, for a restart) needs,
- * checked, before anything is stopped or made.
+ * checked, before anything is stopped or made. `foreground`: this process
+ * becomes the supervisor (`daemon run`): the streams stay its own unless
+ * told, and --listen alone makes a supervisor too.
  */
-function planStart(parsed, recorded) {
+function planStart(parsed, recorded, { foreground = false } = {}) {
   // When a namespace's init exits, the kernel ends every process in it.
-  if (process.pid === 1) throw new Error("as PID 1 (a container's init) the daemon would end with this command: run the script itself");
+  if (process.pid === 1 && !foreground) {
+    throw new Error("as PID 1 (a container's init) the daemon would end with this command: use daemon run");
+  }
   const flags = checkStartFlags(mergeFlags(recorded?.flags ?? {}, parsed.flags));
   const script = parsed.script ?? recorded?.script;
   const args = parsed.script === undefined ? (recorded?.args ?? []) : parsed.scriptArgs;
@@ -136,8 +141,8 @@ function planStart(parsed, recorded) {
   const ownDir = account?.uid != null && account.uid !== process.geteuid();
   const files = state.filesOf(dir, name, ownDir);
   const pidfile = flags.pidfile ?? files.pidfile;
-  const out = streams(flags, files.log);
-  const options = optionsOf(flags, out, name, pidfile);
+  const out = streams(flags, foreground ? INHERIT : files.log);
+  const options = optionsOf(flags, out, name, pidfile, foreground ? supervisedRun(flags) : supervised(flags));
   const fromFiles = readEnvFiles(flags['env-file']);
   const env = recordedEnv(recorded?.env ?? process.env, fromFiles);
   const opts = startOptions({ ...options, env: { ...env, ...fromFiles } }); // every check before anything is made
@@ -146,13 +151,13 @@ function planStart(parsed, recorded) {
 }
 
 /**
- * Starts the daemon `plan` describes, unless one of `earlier` (the record it
- * replaces) or of the plan's pid file runs; records how, and says its pid.
- * A start that failed leaves the record as it was before. Returns the exit
- * status.
+ * Before a start of `plan`: refuses one that runs by `earlier` (the record
+ * it replaces) or the plan's pid file, makes the directories and the log a
+ * daemon of another user writes, and records the start (`more`: fields
+ * besides the plan's).
  */
-function launch(plan, earlier, { quiet }) {
-  const { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out, options, opts } = plan;
+function record(plan, earlier, more = {}) {
+  const { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out } = plan;
   state.ensureStateDir(dir);
   for (const file of new Set([pidfile, earlier?.pidfile])) {
     const pid = file === undefined ? null : runningPid(file);
@@ -162,16 +167,31 @@ function launch(plan, earlier, { quiet }) {
   }
   if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
   if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
-  state.writeRecord(files.record, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
+  const started = { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString(), ...more };
+  state.writeRecord(files.record, started);
+}
+
+/** Puts back the record `earlier` of the plan's daemon (none: removes it). */
+function unrecord(plan, earlier) {
+  if (earlier === null) state.removeRecord(plan.dir, plan.name);
+  else state.writeRecord(plan.files.record, earlier);
+}
+
+/**
+ * Starts the daemon `plan` describes, unless one of `earlier` (the record it
+ * replaces) or of the plan's pid file runs; records how, and says its pid.
+ * A start that failed leaves the record as it was before. Returns the exit
+ * status.
+ */
+function launch(plan, earlier, { quiet }) {
+  const { name, main, args, flags, pidfile, options, opts } = plan;
+  record(plan, earlier);
   let verdict;
   try {
     verdict = launchDaemon(opts, preloadCommand(main, args, options, chrootOf(flags)));
   } finally {
     // A daemon that never came up is no service to list; one that may still come up (not ready in time) is.
-    if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) {
-      if (earlier === null) state.removeRecord(dir, name);
-      else state.writeRecord(files.record, earlier);
-    }
+    if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) unrecord(plan, earlier);
   }
   if (verdict.code === 0 && !quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
   return verdict.code;
@@ -204,6 +224,12 @@ async function restart(parsed) {
   }
   const plan = planStart({ ...parsed, name }, recorded);
   const pidfile = recorded?.pidfile ?? plan.pidfile;
+  const running = recorded?.foreground ? runningPid(pidfile) : null;
+  if (running !== null) {
+    throw new Error(
+      `${name} runs in the foreground (daemon run, pid ${running}): restart it with what runs it (systemctl restart ${name}), or daemon upgrade ${name}`,
+    );
+  }
   const { pid, stopped } = await stop(pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop`);
   return launch(plan, recorded ?? state.readRecord(plan.dir, plan.name), parsed.flags);
@@ -227,11 +253,41 @@ function unknownName(name, more) {
 }
 
 /**
+ * `daemon run` with a supervisor: this process becomes it (same pid:
+ * systemd's main process, a container's PID 1) once it has taken NAME's
+ * record as `start` does (the supervisor takes the pid file and the control
+ * channel), so that `daemon status|upgrade|scale NAME` reach it. Sockets
+ * passed to it stand for the --listen addresses. The streams stay this
+ * process's unless told.
+ */
+function runSupervisor(parsed) {
+  const plan = planStart(parsed, null, { foreground: true });
+  const earlier = state.readRecord(plan.dir, plan.name);
+  // The manager's variables are this run's, not the service's.
+  const env = Object.fromEntries(Object.entries(plan.env).filter(([key]) => !listed(MANAGER_ONLY, key)));
+  record({ ...plan, env }, earlier, { foreground: true });
+  const { main, args, options, flags, opts } = plan;
+  try {
+    becomeSupervisor(opts, { ...preloadCommand(main, args, options, chrootOf(flags)), standIns: true });
+  } catch (error) {
+    unrecord(plan, earlier);
+    throw error;
+  }
+}
+
+/**
  * Runs the script in this process, as `start` would in the daemon: no fork,
  * the streams as they are unless told, READY=1 to NOTIFY_SOCKET (systemd).
+ * With a supervisor flag or --listen, this process becomes the supervisor.
  */
 function run(parsed) {
+  if (supervisedRun(parsed.flags)) return runSupervisor(parsed);
   const { script, scriptArgs } = parsed;
+  if (parsed.flags['ready-timeout'] !== undefined) {
+    throw new UsageError(
+      '--ready-timeout needs a supervisor here (--respawn, -i or --listen): without one, what runs daemon run times its start',
+    );
+  }
   const flags = checkStartFlags({ ...parsed.flags });
   const name = state.checkName(parsed.name ?? state.defaultName(script));
   const main = mainOf(flags, script);

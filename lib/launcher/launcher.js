@@ -15,7 +15,7 @@ const { evaluated } = require('../shared/node-options.js');
 const { thisScript } = require('./command.js');
 const { output } = require('../daemon/stdio.js');
 const { listeners } = require('../daemon/listeners.js');
-const { toBind } = require('./listen.js');
+const { toBind, standIns } = require('./listen.js');
 const { ensureStateDir, supervisorFiles } = require('../operator/state-dir.js');
 const { status } = require('../operator/control.js');
 
@@ -82,9 +82,11 @@ function describeLog(log) {
 
 /**
  * The sockets the daemon gets: those passed to this process (unless `handOn`
- * is false: another program's daemon is not this service), then those to bind.
+ * is false: another program's daemon is not this service), then those to
+ * bind; or, with `standIn`, the passed ones standing for those to bind.
  */
-function daemonListeners(specs, handOn) {
+function daemonListeners(specs, handOn, standIn) {
+  if (handOn && standIn) return standIns(specs);
   const handed = handOn ? listeners().map(({ fd, name }) => bare({ fd, name })) : [];
   return [...handed, ...toBind(specs)];
 }
@@ -119,8 +121,10 @@ function respawnPlan(opts) {
  * command line the daemon runs, `command.env` entries added to its
  * environment. `command.another`: the daemon is another program's (spawn(),
  * daemon.daemon()), not this service's, so systemd's notify socket and the
- * sockets passed to this process stay here. Reads the user database here:
- * it may not be read between fork() and execve().
+ * sockets passed to this process stay here. `command.standIns`: the sockets
+ * passed to this process stand for the `listen` addresses (`daemon run`
+ * under systemd), not beside them. Reads the user database here: it may not
+ * be read between fork() and execve().
  */
 function spawnPlan(opts, given) {
   const command = bare(given); // its own fields only: a polluted prototype supplies no argv
@@ -137,7 +141,7 @@ function spawnPlan(opts, given) {
     readyTimeout: opts.readyTimeout,
     account,
     preventCore: opts.preventCore,
-    listeners: daemonListeners(opts.listen, service),
+    listeners: daemonListeners(opts.listen, service, command.standIns),
     respawn: respawnPlan(opts),
   });
 }
@@ -175,9 +179,19 @@ function launchDaemon(opts, given) {
   return verdict;
 }
 
+/**
+ * Replaces this process with the daemon's supervisor (`opts.respawn`), same
+ * pid: `daemon run` as systemd's or a container's main process. `command`
+ * as spawnPlan() takes it. Returns only by throwing, with nothing changed.
+ */
+function becomeSupervisor(opts, command) {
+  checkLauncher();
+  native().becomeSupervisor(spawnPlan(opts, command));
+}
+
 /** Starts the daemon and exits with its verdict. */
 function launch(opts, given) {
   process.exit(launchDaemon(opts, given).code);
 }
 
-module.exports = { launch, launchDaemon, spawnPlan };
+module.exports = { launch, launchDaemon, becomeSupervisor, spawnPlan };

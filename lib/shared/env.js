@@ -32,6 +32,9 @@ const ENV = Object.freeze({
   STATE_DIR: 'DAEMON_DIR',
   /** A non-root user's state directory is `$XDG_STATE_HOME/daemon` (default `~/.local/state/daemon`). */
   XDG_STATE_HOME: 'XDG_STATE_HOME',
+  /** User units go to `$XDG_CONFIG_HOME/systemd/user` (default `~/.config`), and the user manager listens in `$XDG_RUNTIME_DIR/systemd`. */
+  XDG_CONFIG_HOME: 'XDG_CONFIG_HOME',
+  XDG_RUNTIME_DIR: 'XDG_RUNTIME_DIR',
   /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
   /** `FD:INODE`: a generation's end of its supervisor's log channel (log rotation hands it its new log files); taken and deleted at require(). */
@@ -61,9 +64,27 @@ const PARENT_ONLY = Object.freeze([
 ]);
 
 /**
+ * Variables a service manager sets for one run of a service (systemd's): not
+ * the service's own, so neither recorded by `daemon run` nor written into a
+ * unit's environment file; a trailing `*` matches a prefix.
+ */
+const MANAGER_ONLY = Object.freeze([
+  'LISTEN_*',
+  'INVOCATION_ID',
+  'JOURNAL_STREAM',
+  'MANAGERPID',
+  'SYSTEMD_EXEC_PID',
+  'WATCHDOG_*',
+  'MONITOR_*',
+  'TRIGGER_*',
+  ENV.NOTIFY_SOCKET,
+]);
+
+/**
  * Variables of the login session a daemon was started from, left out of the
- * environment file of `daemon unit` (a service outlives the session);
- * a trailing `*` matches a prefix. systemd sets HOME, USER, LOGNAME, SHELL itself.
+ * environment file of `daemon unit` (a service outlives the session), and
+ * the manager's; a trailing `*` matches a prefix. systemd sets HOME, USER,
+ * LOGNAME, SHELL itself.
  */
 const SESSION_ONLY = Object.freeze([
   'SSH_*',
@@ -91,13 +112,11 @@ const SESSION_ONLY = Object.freeze([
   'USER',
   'LOGNAME',
   'SHELL',
-  'LISTEN_*',
-  'INVOCATION_ID',
-  'JOURNAL_STREAM',
-  'MANAGERPID',
-  'SYSTEMD_EXEC_PID',
-  ENV.NOTIFY_SOCKET,
+  ...MANAGER_ONLY,
   ENV.STATE_DIR,
 ]);
 
-module.exports = { ENV, PARENT_ONLY, SESSION_ONLY };
+/** Whether `key` is one of `list` (whose entries may end in `*`, a prefix). */
+const listed = (list, key) => list.some((entry) => (entry.endsWith('*') ? key.startsWith(entry.slice(0, -1)) : key === entry));
+
+module.exports = { ENV, PARENT_ONLY, MANAGER_ONLY, SESSION_ONLY, listed };
