@@ -21,8 +21,13 @@ export const TAG = `daemon-test-${process.pid}-${Date.now()}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export { sleep };
 
+/** The directories tmpdir() made, removed once the file's tests are done. */
+const made = [];
+
 export function tmpdir(name = 't') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `daemon-${name}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `daemon-${name}-`));
+  made.push(dir);
+  return dir;
 }
 
 /** The `daemon` command's state directory ($DAEMON_DIR) of every process this file starts: no test touches /run/daemon. */
@@ -219,6 +224,7 @@ export function killTagged() {
 after(async () => {
   killTagged();
   await waitFor(() => tagged().length === 0, 5000, 'tagged processes to die').catch(() => {});
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
 });
 // Node 18 runs no top-level before()/after() hooks: the exit of the test file backs the sweep up.
 process.on('exit', () => killTagged());
