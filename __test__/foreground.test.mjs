@@ -323,7 +323,7 @@ test('a stand-in for systemd that binds, forks and runs ExecStart again when it 
  * that report.
  */
 async function standIns(name, passed, listen) {
-  const { dir, daemon } = workspace(name);
+  const { dir } = workspace(name);
   const report = path.join(dir, 'report.json');
   const app = script(
     dir,
