@@ -15,6 +15,7 @@ import {
   fds,
   freePort,
   ids,
+  need,
   notifyListener,
   publicCopy,
   readPid,
@@ -239,7 +240,9 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
   }
 });
 
-test('unit prints a Type=notify unit that systemd-analyze verify accepts without a warning, its environment in a 0600 file', async () => {
+test('unit prints a Type=notify unit that systemd-analyze verify accepts without a warning, its environment in a 0600 file', {
+  skip: need('systemd-analyze'),
+}, async () => {
   const { dir, state, daemon } = workspace('cli-unit');
   const app = script(dir, 'app.js', idle);
   const log = path.join(dir, 'app.log');
@@ -269,7 +272,9 @@ test('unit prints a Type=notify unit that systemd-analyze verify accepts without
   }
 });
 
-test('run stays in the foreground: no fork, READY=1 and its own pid as MAINPID to NOTIFY_SOCKET', async () => {
+test('run stays in the foreground: no fork, READY=1 and its own pid as MAINPID to NOTIFY_SOCKET', {
+  skip: need('/usr/bin/python3'),
+}, async () => {
   const { dir, daemon } = workspace('cli-run');
   const report = path.join(dir, 'report.json');
   const app = script(

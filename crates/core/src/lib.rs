@@ -18,6 +18,8 @@ pub mod operator;
 pub mod output;
 pub mod path_walk;
 pub mod pidfile;
+#[cfg(test)]
+mod scratch;
 pub mod sockets;
 pub mod sync;
 pub mod sys;

@@ -168,9 +168,8 @@ mod tests {
 
     #[test]
     fn follows_own_symlinks_and_dot_dot() {
-        let base = std::env::temp_dir().join(format!("daemon-walk-{}", std::process::id()));
+        let base = crate::scratch::Scratch::new("walk");
         std::fs::create_dir_all(base.join("real/sub")).unwrap();
-        let _ = std::fs::remove_file(base.join("link"));
         std::os::unix::fs::symlink("real/sub/..", base.join("link")).unwrap();
         let open = |dir: &str| open_dir(base.join(dir).to_str().unwrap(), "x");
         let via_link = open("link/sub").unwrap();
@@ -178,6 +177,5 @@ mod tests {
         let id = |fd: &OwnedFd| crate::fileid::id_of(&fstat(fd).unwrap());
         assert_eq!(id(&via_link), id(&direct));
         assert_eq!(open("none").unwrap_err().code(), "ENOENT");
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

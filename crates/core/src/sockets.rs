@@ -262,8 +262,7 @@ mod tests {
 
     #[test]
     fn a_unix_socket_gets_its_mode_and_a_stale_one_is_replaced() {
-        let dir = std::env::temp_dir().join(format!("daemon-sockets-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("sockets");
         let path = dir.join("s.sock").to_str().unwrap().to_owned();
         let address = Address::Unix {
             path: path.clone(),
@@ -290,7 +289,6 @@ mod tests {
         };
         assert_eq!(bind_stream(&plain).unwrap_err().code(), "EADDRINUSE");
         assert_eq!(std::fs::read_to_string(dir.join("plain")).unwrap(), "keep");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

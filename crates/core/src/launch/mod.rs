@@ -524,8 +524,8 @@ mod tests {
 
     #[test]
     fn in_place_changes_nothing_unless_both_logs_open() {
-        let stdout =
-            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let dir = crate::scratch::Scratch::new("in-place");
+        let stdout = dir.join("out.log");
         let plan = Plan {
             stdout: Some(Output::File(stdout.to_str().unwrap().into())),
             stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
@@ -554,7 +554,6 @@ mod tests {
             before,
             "stdout is left alone when stderr's log fails"
         );
-        let _ = std::fs::remove_file(&stdout);
     }
 
     #[test]
@@ -649,8 +648,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return; // needs the privilege to switch
         }
-        let dir = std::env::temp_dir().join(format!("daemon-drop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("drop");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
         let out = dir.join("id.txt");
@@ -667,13 +665,11 @@ mod tests {
         assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "65534 65534 65534 0 0\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_supervisors_child_is_its_own_boots_where_it_is_told_and_gets_the_lock() {
-        let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("boot");
         let out = dir.join("boot.txt");
         let lock_file = dir.join("x.pid.lock");
         std::fs::write(&lock_file, "").unwrap();
@@ -706,7 +702,6 @@ mod tests {
             lock_file.display()
         );
         assert_eq!(text, expected);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

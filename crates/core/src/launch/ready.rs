@@ -564,8 +564,8 @@ mod tests {
 
     #[test]
     fn ready_is_reported_once_without_a_pipe_to_systemd() {
-        let path = std::env::temp_dir().join(format!("daemon-ready-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = crate::scratch::Scratch::new("ready");
+        let path = dir.join("ready.sock");
         let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         systemd.set_nonblocking(true).unwrap();
         let socket = path.to_str();
@@ -576,7 +576,6 @@ mod tests {
         assert_eq!(&buf[..n], expected.as_bytes());
         assert!(!report_ready(socket));
         assert!(systemd.recv(&mut buf).is_err(), "no second READY=1");
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
