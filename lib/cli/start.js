@@ -312,4 +312,4 @@ function run(parsed) {
   return undefined;
 }
 
-module.exports = { start, restart, run, recordOf, unknownName };
+module.exports = { start, restart, run, planStart, launch, recordOf, unknownName };
