@@ -390,3 +390,60 @@ test('run refuses --ready-timeout without a supervisor, and a second run of a NA
     await waitGone(first.child.pid);
   }
 });
+
+test("examples/container: the Dockerfile's CMD as PID 1 of fresh PID and network namespaces serves on 3000 from each instance; the Deployment's probe exits 0, then 3 once SIGTERM ended it with 0", async (t) => {
+  if (missing.includes('unshare')) return t.skip('no unshare');
+  const example = path.join(root, 'examples', 'container');
+  const dockerfile = fs.readFileSync(path.join(example, 'Dockerfile'), 'utf8');
+  const [bin, ...args] = JSON.parse(/^CMD (.*)$/m.exec(dockerfile)[1]);
+  assert.equal(bin, 'node_modules/.bin/daemon');
+  const probe = /command: (\[.*\])/.exec(fs.readFileSync(path.join(example, 'deployment.yaml'), 'utf8'))[1];
+  assert.deepEqual(JSON.parse(probe), [bin, 'status', 'app']);
+  const { state, daemon } = workspace('fg-container');
+  // The container: its own PID 1, and its own loopback with port 3000 free.
+  const container = run([], {
+    cwd: example,
+    env: { DAEMON_DIR: state },
+    command: [
+      'unshare',
+      '--pid',
+      '--fork',
+      '--mount-proc',
+      '--net',
+      'sh',
+      '-c',
+      'ip link set lo up && exec "$@"',
+      'sh',
+      process.execPath,
+      cli,
+      ...args,
+    ],
+  });
+  let init;
+  try {
+    await waitFor(() => children(container.child.pid).length === 1, 5000, "unshare's child");
+    [init] = children(container.child.pid);
+    // In the container: what a client on its loopback gets, and the probe.
+    const inside = (command) =>
+      run([], { cwd: example, env: { DAEMON_DIR: state }, command: ['nsenter', '-t', String(init), '-p', '-m', '-n', ...command] });
+    // A fresh connection for each request (agent: false), so that each instance gets some.
+    const client = `const seen = new Set(); const want = require('os').availableParallelism();
+      const ask = () => require('http').get({ port: 3000, host: '127.0.0.1', agent: false }, (res) => {
+        let text = ''; res.on('data', (d) => (text += d)).on('end', () => {
+          seen.add(/instance (\\d+)/.exec(text)[1]); if (seen.size < want) setTimeout(ask, 5); else console.log(seen.size); });
+      }).on('error', () => setTimeout(ask, 50));
+      ask(); setTimeout(() => process.exit(1), 15000).unref();`;
+    const answered = await inside([process.execPath, '-e', client]);
+    assert.deepEqual([answered.code, Number(answered.stdout)], [0, (await import('node:os')).availableParallelism()], answered.stderr);
+    assert.equal(exe(init), 'daemon-supervisor');
+    const status = await inside([process.execPath, cli, 'status', 'app']);
+    assert.deepEqual([status.code, status.stdout.split('\n')[0]], [0, '1'], status.stderr);
+    process.kill(init, 'SIGTERM');
+    const ended = await container;
+    assert.deepEqual([ended.code, ended.signal], [0, null], ended.stderr);
+    assert.equal((await daemon(['status', 'app'])).code, 3);
+  } finally {
+    container.child.kill('SIGKILL');
+    if (init) await killAndWait(init);
+  }
+});
