@@ -6,7 +6,7 @@
 const http = require('node:http');
 
 http
-  .createServer((req, res) => {
+  .createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(`hello from pid ${process.pid}, instance ${process.env.DAEMON_INSTANCE}\n`);
   })
