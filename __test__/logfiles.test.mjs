@@ -253,6 +253,16 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['becomeInit', ['/nonexistent/daemon-supervisor', [2], []], 'Error ENOENT'],
     ['becomeInit', ['/bin/true', [-1], []], null],
     ['becomeInit', ['/bin/true', [2], ['A\0B=1']], 'Error EINVAL'],
+    ['openStateDir', ['relative/state'], 'Error EINVAL'],
+    ['openStateDir', [`${dir}/state`, 2 ** 32 - 1], 'Error EINVAL'],
+    ['openStateDir', [`${dir}/state`, 0o777], 'Error EINVAL'],
+    ['openStateDir', [`${dir}/a\0b`], 'Error EINVAL'],
+    ['openStateDir', ['/nonexistent-daemon-dir/state'], 'returned'],
+    ['StateDirectory', [], null],
+    ['openLog', ['/nonexistent-daemon-dir/o.log'], 'Error ENOENT'],
+    ['openLog', [`${dir}/a\0b`], 'Error EINVAL'],
+    ['openLog', [dir], 'Error EINVAL'],
+    ['openLog', [`${dir}/x.pid`, { uid: -1, gid: -1, groups: [] }], null],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

@@ -257,6 +257,37 @@ test('the list: durations, sizes, and a table whose columns fit their cells', ()
   );
 });
 
+test("logs: control characters but newline and tab as \\xHH (C0, DEL, C1), the rest as it is; the last N lines' start, a final newline ending the last line", () => {
+  const { escapeControls, lastLinesStart } = require('../../lib/cli/logs.js');
+  assert.equal(escapeControls('a\tb\n\x1b[2J\x07\r\x7f\u009b\u00a0\u00e9\u202e'), 'a\tb\n\\x1b[2J\\x07\\x0d\\x7f\\x9b\u00a0\u00e9\u202e');
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-lines-'));
+  try {
+    const starts = (text, lines) => {
+      const file = path.join(dir, 'log');
+      fs.writeFileSync(file, text);
+      const fd = fs.openSync(file, 'r');
+      try {
+        return text.slice(lastLinesStart(fd, Buffer.byteLength(text), lines));
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    assert.equal(starts('a\nb\nc\n', 2), 'b\nc\n');
+    assert.equal(starts('a\nb\nc', 2), 'b\nc');
+    assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
+    assert.equal(starts('a\nb\nc\n', 0), '');
+    assert.equal(starts('\n\n\n', 1), '\n');
+    assert.equal(starts('', 3), '');
+    const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;
+    assert.equal(starts(long, 2), `${'y'.repeat(70000)}\nlast\n`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('nearest: the known word within 2 edits (a swap is one; 1 for words of 2 letters), or starting with the word; none else', () => {
   const commands = ['start', 'stop', 'restart', 'reload', 'upgrade', 'status', 'list', 'logs', 'run', 'unit', 'delete'];
   assert.deepEqual(

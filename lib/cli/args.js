@@ -110,6 +110,7 @@ const FLAGS = Object.freeze({
   json: { type: 'boolean', help: 'print JSON' },
   lines: { type: 'string', short: 'n', arg: 'N', help: 'how many of the last lines (default 10)', read: (text) => integer('lines', text) },
   follow: { type: 'boolean', short: 'f', help: 'keep printing what is appended' },
+  raw: { type: 'boolean', help: 'print the bytes as written (by default control characters but newline and tab show as \\xHH)' },
   'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
   out: {
     type: 'string',
@@ -197,7 +198,7 @@ const COMMANDS = Object.freeze({
     summary: '0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown',
   },
   list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory (also: ls)' },
-  logs: { flags: ['pidfile', 'lines', 'follow'], target: true, summary: 'the last lines of its log files' },
+  logs: { flags: ['pidfile', 'lines', 'follow', 'raw'], target: true, summary: 'the last lines of its log files' },
   run: {
     flags: ['name', ...START_FLAGS],
     script: 'required',

@@ -4,40 +4,36 @@
 // (a NAME no start recorded is an error). Exit codes follow the LSB
 // init-script conventions.
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
 const { supervisorFiles } = require('../operator/state-dir.js');
 const { native, nativeFor } = require('../shared/native.js');
-const { SYSLOG, INHERIT } = require('../shared/options.js');
 const { supervised } = require('./args.js');
 const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
 const { envFileOf, unitsOf, writeEnvFile } = require('./unit.js');
+const { logsCommand: printLogs } = require('./logs.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
 const UNKNOWN = 4;
-/** The signals `logs` hands on to its tail. */
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
  * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
  * names P); a name or pid file no start recorded is an error.
  */
-function recorded(parsed) {
-  const record = recordOf(parsed);
+function recorded(parsed, st = state.openState()) {
+  const record = recordOf(parsed, st);
   if (record !== null) return record;
-  if (parsed.name !== undefined) throw unknownName(parsed.name);
-  throw new Error(`no daemon started here has the pid file ${parsed.flags.pidfile} (${state.stateDir()}; daemon list shows them)`);
+  if (parsed.name !== undefined) throw unknownName(parsed.name, undefined, st);
+  throw new Error(`no daemon started here has the pid file ${parsed.flags.pidfile} (${st.dir}; daemon list shows them)`);
 }
 
 /** The pid file of the daemon `parsed` names: --pidfile (recorded or not), or its recorded one. */
-function pidfileOf(parsed) {
-  return parsed.flags.pidfile ?? recorded(parsed).pidfile;
+function pidfileOf(parsed, st = state.openState()) {
+  return parsed.flags.pidfile ?? recorded(parsed, st).pidfile;
 }
 
 async function stopCommand(parsed) {
@@ -67,7 +63,7 @@ function noSupervisor(parsed, pidfile, what, error) {
   const target = parsed.name ?? `--pidfile ${pidfile}`;
   const { running, daemonPid } = status(pidfile);
   if (!running) return new Error(`${target} is not running, so there is nothing to ${what}: daemon restart ${target} starts it`);
-  const record = recordOf(parsed);
+  const record = recordOf(parsed, state.openState());
   if (record === null ? daemonPid !== undefined : supervised(record.flags)) return error;
   return new Error(
     `${target} runs without a supervisor (it was started without --respawn), and only a supervisor can ${what} it: ` +
@@ -88,29 +84,31 @@ async function upgradeCommand(parsed) {
 
 /** 0 once the service runs that many instances (the record keeps the count for restart); 1 with the supervisor's reason. */
 async function scaleCommand(parsed) {
-  const pidfile = pidfileOf(parsed);
+  const st = state.openState();
+  const pidfile = pidfileOf(parsed, st);
   const { instances } = await scale(pidfile, parsed.count).catch((error) => {
     throw noSupervisor(parsed, pidfile, 'scale', error);
   });
-  const record = recordOf(parsed);
+  const record = recordOf(parsed, st);
   if (record !== null) {
     record.flags.instances = parsed.count;
-    state.writeRecord(state.filesOf(state.stateDir(), record.name).record, record);
+    st.writeRecord(record.name, record);
   }
   console.log(`${record?.name ?? pidfile}: ${instances} instance${instances === 1 ? '' : 's'}`);
   return 0;
 }
 
 function statusCommand(parsed) {
+  const st = state.openState();
   let pidfile;
   try {
-    pidfile = pidfileOf(parsed);
+    pidfile = pidfileOf(parsed, st);
   } catch (error) {
     if (error.code !== 'ERR_DAEMON_UNKNOWN') throw error;
     console.error(`daemon: ${error.message}`);
     return UNKNOWN;
   }
-  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed));
+  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed, st));
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
     console.error(`daemon: ${row.error}`);
@@ -126,32 +124,17 @@ function statusCommand(parsed) {
 }
 
 function listCommand(parsed) {
-  const rows = state.allRecords(state.stateDir()).map((record) => describe(record.name, record.pidfile, record));
+  const st = state.openState();
+  const rows = st.records().map((record) => describe(record.name, record.pidfile, record));
   if (parsed.flags.json) console.log(JSON.stringify(rows, null, 2));
-  else if (rows.length === 0) console.log(`no daemons in ${state.stateDir()}`);
+  else if (rows.length === 0) console.log(`no daemons in ${st.dir}`);
   else console.log(table(rows));
   return 0;
 }
 
-/** The last lines of its log files (`tail`), or where to look when it logs to syslog. */
+/** The last lines of its log files (lib/cli/logs.js), or where to look when it logs to syslog. */
 function logsCommand(parsed) {
-  const { name, stdout, stderr } = recorded(parsed);
-  const files = [...new Set([stdout, stderr])].filter((target) => path.isAbsolute(target));
-  if ([stdout, stderr].includes(SYSLOG)) console.error(`daemon: ${name} logs to syslog: journalctl -t ${name}`);
-  if ([stdout, stderr].includes(INHERIT)) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
-  if (files.length === 0) return 0;
-  const lines = String(parsed.flags.lines ?? 10);
-  const tail = spawn('tail', ['-n', lines, ...(parsed.flags.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
-  // Ended by a signal, the command ends its tail too (a following one would read on alone).
-  const forward = (name) => tail.kill(name);
-  for (const name of FORWARDED) process.on(name, forward);
-  return new Promise((resolve, reject) => {
-    tail.on('error', reject);
-    tail.on('exit', (code, name) => {
-      for (const each of FORWARDED) process.removeListener(each, forward);
-      resolve(code ?? 128 + os.constants.signals[name]);
-    });
-  });
+  return printLogs(parsed, recorded(parsed));
 }
 
 /**
@@ -159,12 +142,13 @@ function logsCommand(parsed) {
  * into that directory; writes its environment file (0600).
  */
 function unitCommand(parsed) {
-  const record = recorded(parsed);
+  const st = state.openState();
+  const record = recorded(parsed, st);
   const system = process.geteuid() === 0;
   const out = parsed.flags.out;
-  const envFile = envFileOf(record.name, state.stateDir(), system, parsed.flags['env-out']);
+  const envFile = envFileOf(record.name, st.dir, system, parsed.flags['env-out']);
   const units = unitsOf(record, { envFile, system, withSockets: out !== undefined });
-  writeEnvFile(record, envFile);
+  writeEnvFile(record, envFile, parsed.flags['env-out'] !== undefined);
   if (out === undefined) {
     if (record.flags.listen !== undefined) {
       console.error(
@@ -223,8 +207,9 @@ function removeLogs(record, dir) {
  * directory), and last its record.
  */
 async function deleteCommand(parsed) {
-  const record = recorded(parsed);
-  const dir = state.stateDir();
+  const st = state.openState();
+  const record = recorded(parsed, st);
+  const dir = st.dir;
   const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
   if (pid !== null) console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
@@ -232,9 +217,9 @@ async function deleteCommand(parsed) {
   const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;
   removePidFiles(record.pidfile, inStateDir);
   if (record.pidfile === ownDir) removeOwnDir(path.dirname(ownDir));
-  for (const file of Object.values(supervisorFiles(record.pidfile, dir))) fs.rmSync(file, { force: true });
+  for (const file of Object.values(supervisorFiles(record.pidfile, dir))) st.remove(path.basename(file));
   const elsewhere = parsed.flags.logs ? removeLogs(record, dir) : [];
-  state.removeRecord(dir, record.name);
+  st.removeRecord(record.name);
   console.log(`deleted ${record.name}`);
   if (elsewhere.length > 0) console.error(`daemon: kept ${elsewhere.join(', ')}, outside ${dir}`);
   return 0;

@@ -46,7 +46,7 @@ async function runFleet(plan, flags) {
     await new Promise(setImmediate);
     if (signal !== null) break;
     try {
-      code = launch(app, state.readRecord(app.dir, app.name), flags);
+      code = launch(app, state.openState({ dir: app.dir }).record(app.name), flags);
     } catch (error) {
       console.error(`daemon: ${app.name}: ${error.message}`);
       code = 1;

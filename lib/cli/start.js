@@ -158,7 +158,7 @@ function planStart(parsed, recorded, { foreground = false } = {}) {
  */
 function record(plan, earlier, more = {}) {
   const { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out } = plan;
-  state.ensureStateDir(dir);
+  const st = state.openState({ create: true, dir });
   for (const file of new Set([pidfile, earlier?.pidfile])) {
     const pid = file === undefined ? null : runningPid(file);
     if (pid === null) continue;
@@ -168,13 +168,14 @@ function record(plan, earlier, more = {}) {
   if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
   if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
   const started = { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString(), ...more };
-  state.writeRecord(files.record, started);
+  st.writeRecord(name, started);
+  return st;
 }
 
-/** Puts back the record `earlier` of the plan's daemon (none: removes it). */
-function unrecord(plan, earlier) {
-  if (earlier === null) state.removeRecord(plan.dir, plan.name);
-  else state.writeRecord(plan.files.record, earlier);
+/** Puts back the record `earlier` of daemon `name` in the open state directory `st` (none: removes it). */
+function unrecord(st, name, earlier) {
+  if (earlier === null) st.removeRecord(name);
+  else st.writeRecord(name, earlier);
 }
 
 /**
@@ -185,13 +186,13 @@ function unrecord(plan, earlier) {
  */
 function launch(plan, earlier, { quiet }) {
   const { name, main, args, flags, pidfile, options, opts } = plan;
-  record(plan, earlier);
+  const st = record(plan, earlier);
   let verdict;
   try {
     verdict = launchDaemon(opts, preloadCommand(main, args, options, chrootOf(flags)));
   } finally {
     // A daemon that never came up is no service to list; one that may still come up (not ready in time) is.
-    if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) unrecord(plan, earlier);
+    if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) unrecord(st, name, earlier);
   }
   if (verdict.code === 0 && !quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
   return verdict.code;
@@ -200,15 +201,14 @@ function launch(plan, earlier, { quiet }) {
 /** `daemon start`: resolves the exit status. */
 function start(parsed) {
   const plan = planStart(parsed, null);
-  return launch(plan, state.readRecord(plan.dir, plan.name), parsed.flags);
+  return launch(plan, state.openState({ dir: plan.dir }).record(plan.name), parsed.flags);
 }
 
-/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with), or null. */
-function recordOf(parsed) {
-  const dir = state.stateDir();
-  if (parsed.name !== undefined) return state.readRecord(dir, state.checkName(parsed.name));
+/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with) in the open state directory `st`, or null. */
+function recordOf(parsed, st) {
+  if (parsed.name !== undefined) return st.record(state.checkName(parsed.name));
   if (parsed.flags.pidfile === undefined) return null;
-  return state.allRecords(dir).find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
+  return st.records().find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
 }
 
 /**
@@ -216,11 +216,12 @@ function recordOf(parsed) {
  * over the recorded ones (all checked before it is stopped).
  */
 async function restart(parsed) {
-  const recorded = recordOf(parsed);
+  const st = state.openState();
+  const recorded = recordOf(parsed, st);
   const name = parsed.name ?? recorded?.name ?? (parsed.script === undefined ? undefined : state.defaultName(parsed.script));
   if (recorded === null && parsed.script === undefined) {
     if (parsed.name === undefined) throw new Error(`no start of ${parsed.flags.pidfile} is recorded: give the script`);
-    throw unknownName(parsed.name, `to start one by that name, give its script: daemon restart ${parsed.name} -- script.js`);
+    throw unknownName(parsed.name, `to start one by that name, give its script: daemon restart ${parsed.name} -- script.js`, st);
   }
   const plan = planStart({ ...parsed, name }, recorded);
   const pidfile = recorded?.pidfile ?? plan.pidfile;
@@ -232,18 +233,19 @@ async function restart(parsed) {
   }
   const { pid, stopped } = await stop(pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop`);
-  return launch(plan, recorded ?? state.readRecord(plan.dir, plan.name), parsed.flags);
+  return launch(plan, recorded ?? st.record(plan.name), parsed.flags);
 }
 
 /**
  * The error for a NAME with no record in the state directory, suggesting the
- * nearest name that has one; `more`: what else to say, in brackets.
+ * nearest name that has one (in the open state directory `st`); `more`:
+ * what else to say, in brackets.
  */
-function unknownName(name, more) {
-  const dir = state.stateDir();
+function unknownName(name, more, st = state.openState()) {
+  const dir = st.dir;
   const guess = nearest(
     name,
-    state.allRecords(dir).map((record) => record.name),
+    st.records().map((record) => record.name),
   );
   const hint =
     guess === undefined ? ` (daemon list shows them${more ? `; ${more}` : ''})` : `: did you mean ${guess}?${more ? ` (${more})` : ''}`;
@@ -262,15 +264,15 @@ function unknownName(name, more) {
  */
 function runSupervisor(parsed) {
   const plan = planStart(parsed, null, { foreground: true });
-  const earlier = state.readRecord(plan.dir, plan.name);
+  const earlier = state.openState({ dir: plan.dir }).record(plan.name);
   // The manager's variables are this run's, not the service's.
   const env = Object.fromEntries(Object.entries(plan.env).filter(([key]) => !listed(MANAGER_ONLY, key)));
-  record({ ...plan, env }, earlier, { foreground: true });
-  const { main, args, options, flags, opts } = plan;
+  const st = record({ ...plan, env }, earlier, { foreground: true });
+  const { name, main, args, options, flags, opts } = plan;
   try {
     becomeSupervisor(opts, { ...preloadCommand(main, args, options, chrootOf(flags)), standIns: true });
   } catch (error) {
-    unrecord(plan, earlier);
+    unrecord(st, name, earlier);
     throw error;
   }
 }

@@ -11,7 +11,7 @@ const path = require('node:path');
 const { status, stop } = require('../operator/control.js');
 const { ENV } = require('../shared/env.js');
 const state = require('./state.js');
-const { recordOf, unknownName } = require('./start.js');
+const { unknownName } = require('./start.js');
 const { envFileOf, unitsOf, writeEnvFile } = require('./unit.js');
 
 /** Where systemd says it booted the machine (sd_booted(3)). */
@@ -41,17 +41,16 @@ function runningPid(record) {
   }
 }
 
-/** The records of the NAMEs given (each must exist), or of every daemon that runs. */
-function recordsOf(names) {
-  const dir = state.stateDir();
+/** The records of the NAMEs given (each must exist) in the open state directory `st`, or of every daemon that runs. */
+function recordsOf(names, st) {
   if (names.length === 0) {
-    const running = state.allRecords(dir).filter((record) => runningPid(record) !== null);
-    if (running.length === 0) throw new Error(`no daemon of ${dir} runs: name those to install (daemon list shows them)`);
+    const running = st.records().filter((record) => runningPid(record) !== null);
+    if (running.length === 0) throw new Error(`no daemon of ${st.dir} runs: name those to install (daemon list shows them)`);
     return running;
   }
   return names.map((name) => {
-    const record = recordOf({ name: state.checkName(name), flags: {} });
-    if (record === null) throw unknownName(name);
+    const record = st.record(state.checkName(name));
+    if (record === null) throw unknownName(name, undefined, st);
     return record;
   });
 }
@@ -78,9 +77,10 @@ async function startupCommand(parsed) {
   if (system && process.geteuid() !== 0) {
     throw new Error(`installing into ${dir} needs root: --user-unit installs them for your own systemd (systemctl --user)`);
   }
-  const records = recordsOf(parsed.names ?? []);
+  const st = state.openState();
+  const records = recordsOf(parsed.names ?? [], st);
   const planned = records.map((record) => {
-    const envFile = envFileOf(record.name, state.stateDir(), system);
+    const envFile = envFileOf(record.name, st.dir, system);
     return { record, envFile, units: unitsOf(record, { envFile, system, withSockets: true }) };
   });
   fs.mkdirSync(dir, { recursive: true });

@@ -9,7 +9,7 @@ const { ENV, SESSION_ONLY, listed } = require('../shared/env.js');
 const { splitName } = require('../launcher/listen.js');
 const { UNNAMED } = require('../daemon/listeners.js');
 const { streams, supervisedRun } = require('./args.js');
-const { writePrivate } = require('./state.js');
+const { openState, writePrivate } = require('./state.js');
 
 const CLI = path.join(__dirname, '..', '..', 'bin', 'daemon.js');
 const VARIABLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -218,12 +218,21 @@ function unitsOf(record, { envFile, system, withSockets }) {
   return [{ unit: `${record.name}.service`, text: service }, ...sockets];
 }
 
-/** Writes the environment file (0600) of `record`'s unit; names on stderr the variables systemd would not read. */
-function writeEnvFile(record, envFile) {
+/**
+ * Writes the environment file (0600) of `record`'s unit: `given` (--env-out)
+ * where it says, else beside the records or in root's /etc/daemon, made and
+ * written as the state directory is. Names on stderr the variables systemd
+ * would not read.
+ */
+function writeEnvFile(record, envFile, given = false) {
   const { text, left } = environmentFile(record.env);
   if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
-  fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
-  writePrivate(envFile, text);
+  if (given) {
+    fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
+    writePrivate(envFile, text);
+  } else {
+    openState({ create: true, dir: path.dirname(envFile) }).writePrivate(path.basename(envFile), text);
+  }
 }
 
 module.exports = { environmentFile, envFileOf, socketUnits, unitText, unitsOf, writeEnvFile };
