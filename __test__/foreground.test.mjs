@@ -10,6 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  asNobody,
   children,
   cli,
   cliWorkspace as workspace,
@@ -17,6 +18,7 @@ import {
   freePort,
   killAndWait,
   notifyListener,
+  publicCopy,
   readPid,
   root,
   run,
@@ -445,5 +447,52 @@ test("examples/container: the Dockerfile's CMD as PID 1 of fresh PID and network
   } finally {
     container.child.kill('SIGKILL');
     if (init) await killAndWait(init);
+  }
+});
+
+test('startup --user-unit where systemd does not run: it writes the service, its .socket and environment file, stops nothing and prints what to run; refusals write nothing', async (t) => {
+  if (fs.existsSync('/run/systemd/system')) return t.skip('systemd runs here: startup would enable units on this machine');
+  const { dir, state, daemon } = workspace('fg-startup');
+  const port = await freePort();
+  const app = serverScript(dir);
+  const config = path.join(dir, 'config');
+  const units = path.join(config, 'systemd', 'user');
+  const env = { XDG_CONFIG_HOME: config };
+  const started = await daemon(['start', '--respawn', '--listen', `127.0.0.1:${port}`, '--name', 'su', app, String(port)]);
+  assert.equal(started.code, 0, started.stderr);
+  const pid = readPid(path.join(state, 'su.pid'));
+  try {
+    const unknown = await daemon(['startup', 'su', 'nope', '--user-unit'], { env });
+    assert.deepEqual([unknown.code, unknown.stderr], [1, `daemon: no daemon named nope in ${state} (daemon list shows them)\n`]);
+    assert.equal(fs.existsSync(units), false, 'nothing written');
+    const copy = publicCopy();
+    const nobody = await daemon(['startup', 'su'], { cli: path.join(copy, 'bin', 'daemon.js'), prefix: asNobody, cwd: copy });
+    assert.equal(nobody.code, 1);
+    assert.match(nobody.stderr, /installing into \/etc\/systemd\/system needs root: --user-unit installs them for your own systemd/);
+    const startup = await daemon(['startup', '--user-unit'], { env });
+    assert.equal(startup.code, 0, startup.stderr);
+    assert.equal(
+      startup.stdout,
+      [
+        `wrote ${path.join(state, 'su.env')}`,
+        `wrote ${path.join(units, 'su.service')}`,
+        `wrote ${path.join(units, 'su.socket')}`,
+        `They name ${process.execPath}: after moving or upgrading Node to another path, run daemon startup again.`,
+        'systemd does not run here (no /run/systemd/system, or no user manager): where it runs, run',
+        '  daemon stop su',
+        '  systemctl --user daemon-reload',
+        '  systemctl --user enable --now su.socket su.service',
+        '',
+      ].join('\n'),
+    );
+    assert.ok(alive(pid), 'the copy daemon start runs is left running');
+    const service = fs.readFileSync(path.join(units, 'su.service'), 'utf8');
+    assert.match(service, /^WantedBy=default\.target$/m);
+    assert.doesNotMatch(service, /^Environment=PATH/m);
+    const verify = await run([], { command: ['systemd-analyze', 'verify', path.join(units, 'su.service'), path.join(units, 'su.socket')] });
+    assert.deepEqual([verify.code, verify.stderr], [0, '']);
+  } finally {
+    await daemon(['stop', 'su']);
+    await killAndWait(pid);
   }
 });
