@@ -17,11 +17,13 @@ import {
   fixture,
   freePort,
   killAndWait,
+  need,
   notifyListener,
   publicCopy,
   readPid,
   root,
   run,
+  skip,
   sleep,
   TAG,
   waitFor,
@@ -30,10 +32,8 @@ import {
 } from './helpers.mjs';
 
 const ACTIVATOR = ['/usr/bin/python3', fixture('activator.py')];
-const missing = ['systemd-analyze', 'systemd-socket-activate', 'unshare'].filter(
-  (tool) => !['/usr/bin', '/bin'].some((dir) => fs.existsSync(path.join(dir, tool))),
-);
-if (missing.length > 0) console.error(`# SKIPPED tests below need ${missing.join(', ')}: apt-get install systemd util-linux`);
+/** The tools of a test (unshare and nsenter are util-linux's, always there), or why one is missing. */
+const needs = (...tools) => tools.map(need).find(Boolean) || false;
 
 /**
  * A server answering each connection with its pid and instance; instance
@@ -100,7 +100,9 @@ function execStart(unitText) {
 
 const exe = (pid) => path.basename(fs.readlinkSync(`/proc/${pid}/exe`));
 
-test('run -i 2 --listen under systemd: READY=1 with MAINPID once both serve, STATUS=, status/upgrade by NAME, SIGTERM drains all and exits 0', async () => {
+test('run -i 2 --listen under systemd: READY=1 with MAINPID once both serve, STATUS=, status/upgrade by NAME, SIGTERM drains all and exits 0', {
+  skip: needs('/usr/bin/python3'),
+}, async () => {
   const { dir, state, daemon } = workspace('fg-notify');
   const port = await freePort();
   const app = serverScript(dir, { slow: '1', delay: 1500 });
@@ -147,8 +149,7 @@ test('run -i 2 --listen under systemd: READY=1 with MAINPID once both serve, STA
   }
 });
 
-test('run as PID 1 of a PID namespace: it reaps an orphaned grandchild, forwards SIGHUP, and SIGTERM ends every instance with exit 0', async (t) => {
-  if (missing.includes('unshare')) return t.skip('no unshare');
+test('run as PID 1 of a PID namespace: it reaps an orphaned grandchild, forwards SIGHUP, and SIGTERM ends every instance with exit 0', async () => {
   const { dir, daemon } = workspace('fg-init');
   const port = await freePort();
   const app = serverScript(dir, { orphan: true });
@@ -186,8 +187,9 @@ test('run as PID 1 of a PID namespace: it reaps an orphaned grandchild, forwards
   }
 });
 
-test('unit --out: the .service and .socket pass systemd-analyze verify; its ExecStart under systemd-socket-activate serves from every instance', async (t) => {
-  if (missing.length > 0) return t.skip(`no ${missing.join(', ')}`);
+test('unit --out: the .service and .socket pass systemd-analyze verify; its ExecStart under systemd-socket-activate serves from every instance', {
+  skip: needs('systemd-analyze', 'systemd-socket-activate'),
+}, async () => {
   const { dir, state, daemon } = workspace('fg-unit');
   const port = await freePort();
   const app = serverScript(dir);
@@ -257,7 +259,9 @@ test('unit --out: the .service and .socket pass systemd-analyze verify; its Exec
   }
 });
 
-test('a stand-in for systemd that binds, forks and runs ExecStart again when it dies: a SIGKILL of the supervisor refuses no connection', async () => {
+test('a stand-in for systemd that binds, forks and runs ExecStart again when it dies: a SIGKILL of the supervisor refuses no connection', {
+  skip: needs('/usr/bin/python3'),
+}, async () => {
   const { dir, state, daemon } = workspace('fg-kill');
   const port = await freePort();
   const app = serverScript(dir);
@@ -356,7 +360,9 @@ for (const { fd, name } of listeners()) {
   }
 }
 
-test('passed sockets stand for the --listen addresses: by LISTEN_FDNAMES name, else by address, else in order; none is bound again', async () => {
+test('passed sockets stand for the --listen addresses: by LISTEN_FDNAMES name, else by address, else in order; none is bound again', {
+  skip: needs('/usr/bin/python3'),
+}, async () => {
   const [p1, p2, p3, p4] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const listen = [`web=127.0.0.1:${p1}`, `admin=127.0.0.1:${p2}`];
   // Named: the names win over the addresses, whatever the order.
@@ -393,8 +399,9 @@ test('run refuses --ready-timeout without a supervisor, and a second run of a NA
   }
 });
 
-test("examples/container: the Dockerfile's CMD as PID 1 of fresh PID and network namespaces serves on 3000 from each instance; the Deployment's probe exits 0, then 3 once SIGTERM ended it with 0", async (t) => {
-  if (missing.includes('unshare')) return t.skip('no unshare');
+test("examples/container: the Dockerfile's CMD as PID 1 of fresh PID and network namespaces serves on 3000 from each instance; the Deployment's probe exits 0, then 3 once SIGTERM ended it with 0", {
+  skip: needs('ip'),
+}, async () => {
   const example = path.join(root, 'examples', 'container');
   const dockerfile = fs.readFileSync(path.join(example, 'Dockerfile'), 'utf8');
   const [bin, ...args] = JSON.parse(/^CMD (.*)$/m.exec(dockerfile)[1]);
@@ -450,8 +457,10 @@ test("examples/container: the Dockerfile's CMD as PID 1 of fresh PID and network
   }
 });
 
-test('startup --user-unit where systemd does not run: it writes the service, its .socket and environment file, stops nothing and prints what to run; refusals write nothing', async (t) => {
-  if (fs.existsSync('/run/systemd/system')) return t.skip('systemd runs here: startup would enable units on this machine');
+test('startup --user-unit where systemd does not run: it writes the service, its .socket and environment file, stops nothing and prints what to run; refusals write nothing', {
+  skip: needs('systemd-analyze'),
+}, async (t) => {
+  if (fs.existsSync('/run/systemd/system')) return skip(t, 'systemd runs here: startup would enable units on this machine');
   const { dir, state, daemon } = workspace('fg-startup');
   const port = await freePort();
   const app = serverScript(dir);
