@@ -8,7 +8,7 @@ const path = require('node:path');
 const { ENV, SESSION_ONLY, listed } = require('../shared/env.js');
 const { splitName } = require('../launcher/listen.js');
 const { UNNAMED } = require('../daemon/listeners.js');
-const { streams, supervisedRun } = require('./args.js');
+const { START_FLAGS, streams, supervisedRun } = require('./args.js');
 const { openState, writePrivate } = require('./state.js');
 
 const CLI = path.join(__dirname, '..', '..', 'bin', 'daemon.js');
@@ -48,20 +48,10 @@ function environmentFile(env) {
 
 /** The flags every `daemon run` of a unit takes from the record. */
 const RUN_FLAGS = Object.freeze(['pidfile', 'cwd', 'chroot', 'umask', 'no-core']);
+/** Start flags a unit says in settings of its own (`User=`, `StandardOutput=`, `EnvironmentFile=`). */
+const UNIT_SETTINGS = Object.freeze(['user', 'group', 'log', 'stdout', 'stderr', 'env-file']);
 /** What a supervised service's `daemon run` takes besides: its supervisor's flags and the sockets. */
-const SUPERVISOR_RUN_FLAGS = Object.freeze([
-  'respawn',
-  'instances',
-  'respawn-limit',
-  'respawn-window',
-  'kill-timeout',
-  'max-memory',
-  'log-max-size',
-  'log-keep',
-  'log-compress',
-  'ready-timeout',
-  'listen',
-]);
+const SUPERVISOR_RUN_FLAGS = Object.freeze(START_FLAGS.filter((flag) => !RUN_FLAGS.includes(flag) && !UNIT_SETTINGS.includes(flag)));
 /** The supervisor's defaults (docs/supervisor.md): how long a start and a stop may take in it. */
 const READY_TIMEOUT = 30000;
 const KILL_TIMEOUT = 5000;
