@@ -261,6 +261,9 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['becomeSupervisor', [plan({})], 'Error EINVAL'],
     ['becomeSupervisor', [plan({ respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 } })], 'Error ENOENT'],
     ['becomeSupervisor', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
+    ['becomeInit', ['/nonexistent/daemon-supervisor', [2], []], 'Error ENOENT'],
+    ['becomeInit', ['/bin/true', [-1], []], null],
+    ['becomeInit', ['/bin/true', [2], ['A\0B=1']], 'Error EINVAL'],
     ['openStateDir', ['relative/state'], 'Error EINVAL'],
     ['openStateDir', [`${dir}/state`, 2 ** 32 - 1], 'Error EINVAL'],
     ['openStateDir', [`${dir}/state`, 0o777], 'Error EINVAL'],
@@ -290,6 +293,7 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
   assert.deepEqual(
     untried.sort(),
     [
+      'adoptOrphans',
       'holdsLock',
       'isMainThread',
       'isReadyPending',

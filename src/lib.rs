@@ -83,6 +83,29 @@ pub fn become_supervisor(env: Env, Js(plan): Js<launch::Plan>) -> Result<()> {
     Err(throw(&env, launch::become_supervisor(&plan)))
 }
 
+/// Makes this process the reaper of its orphaned descendants (before
+/// `daemon run FILE` starts its apps' supervisors, detached).
+#[napi]
+pub fn adopt_orphans(env: Env) -> Result<()> {
+    launch::adopt_orphans().map_err(|e| throw(&env, e))
+}
+
+/// Replaces this process with the init of a fleet's supervisors `pids`
+/// (`daemon run FILE`), same pid, with `environment`. Returns only by
+/// throwing.
+#[napi]
+pub fn become_init(
+    env: Env,
+    program: String,
+    pids: Vec<u32>,
+    environment: Vec<String>,
+) -> Result<()> {
+    Err(throw(
+        &env,
+        launch::become_init(&program, &pids, &environment),
+    ))
+}
+
 /// Takes a socket passed to this process (fd 3, 4, ...): marks it
 /// close-on-exec and says what it is (`stream`, `dgram`, ..., `other`).
 #[napi]

@@ -12,7 +12,7 @@ const { nearest, distance } = require('../../lib/cli/nearest.js');
 const { parseEnv } = require('../../lib/cli/env-file.js');
 const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
 const { chooseStateDir } = require('../../lib/operator/state-dir.js');
-const { unitText, environmentFile } = require('../../lib/cli/unit.js');
+const { unitText, environmentFile, socketUnits } = require('../../lib/cli/unit.js');
 const { table, duration, size } = require('../../lib/cli/report.js');
 
 test("parse: the flags before the script are the command's, everything from the script on is the script's", () => {
@@ -65,7 +65,8 @@ test("parse: the script's arguments that name one of the command's own flags are
   ]);
   assert.deepEqual(parse('start', ['--', 'app.js', '--name', 'web']).misplaced, []);
   assert.deepEqual(parse('start', ['app.js', 'a', '--', '--name']).misplaced, [], "after the script's own --");
-  assert.deepEqual(parse('run', ['app.js', '--respawn']).misplaced, [], 'not a flag of run');
+  assert.deepEqual(parse('run', ['app.js', '--respawn']).misplaced, ['--respawn'], "run's own flag too");
+  assert.deepEqual(parse('run', ['app.js', '--unknown']).misplaced, [], 'not a flag of run');
   assert.deepEqual(parse('restart', ['web', 'app.js', '--timeout', '5']).misplaced, ['--timeout']);
   assert.deepEqual(parse('stop', ['web']).misplaced, []);
 });
@@ -198,6 +199,50 @@ test('unitText: Type=notify running daemon run, Restart=on-failure, the user, di
   assert.ok(!user.includes('User='), 'a user unit runs as its user');
   assert.ok(user.includes('StandardOutput=journal\n') && user.includes('WantedBy=default.target\n'));
   assert.throws(() => unitText({ ...record, args: ['a\nb'] }, { envFile: '/e', system: true }), /cannot be written in a unit file/);
+});
+
+test('unitText of a supervised service: its supervisor in the foreground with its flags, an upgrade on reload, the drain under KillMode=mixed; socketUnits: one per listen name', () => {
+  const record = {
+    name: 'api',
+    script: '/srv/api/app.js',
+    args: [],
+    flags: {
+      user: 'www-data',
+      instances: 'max',
+      'kill-timeout': 20000,
+      listen: ['3000', 'admin=/run/api.sock', 'admin=127.0.0.1:9000', 'm e=9100'],
+    },
+  };
+  const sockets = socketUnits(record);
+  assert.deepEqual(
+    sockets.map(({ unit }) => unit),
+    ['api.socket', 'api-admin.socket', 'api-m\\x20e.socket'],
+  );
+  const admin = sockets[1].text.split('\n');
+  for (const line of ['ListenStream=/run/api.sock', 'ListenStream=127.0.0.1:9000', 'FileDescriptorName=admin', 'Service=api.service']) {
+    assert.ok(admin.includes(line), line);
+  }
+  assert.ok(!sockets[0].text.includes('FileDescriptorName='), 'unnamed: the unit name, matched by address');
+  const text = unitText(record, { node: '/usr/bin/node', envFile: '/e', system: true, sockets: sockets.map(({ unit }) => unit) });
+  const lines = text.split('\n');
+  const exec = lines.find((line) => line.startsWith('ExecStart='));
+  assert.match(
+    exec,
+    /"run" "--name" "api" "--user" "www-data" "--instances" "max" "--kill-timeout" "20000" "--listen" "3000" "--listen" "admin=\/run\/api\.sock" .*"--" "\/srv\/api\/app\.js"$/,
+  );
+  for (const line of [
+    `ExecReload="/usr/bin/node" "${require.resolve('../../bin/daemon.js')}" "upgrade" "api"`,
+    'NotifyAccess=main',
+    'KillMode=mixed',
+    'TimeoutStartSec=35000ms',
+    'TimeoutStopSec=25000ms',
+    'Requires=api.socket api-admin.socket api-m\\x20e.socket',
+    'Sockets=api.socket api-admin.socket api-m\\x20e.socket',
+  ]) {
+    assert.ok(lines.includes(line), line);
+  }
+  assert.ok(!lines.some((line) => line.startsWith('User=')), 'the supervisor runs as root and its instances as www-data');
+  assert.deepEqual(socketUnits({ ...record, flags: {} }), []);
 });
 
 test('the list: durations, sizes, and a table whose columns fit their cells', () => {

@@ -119,6 +119,13 @@ const FLAGS = Object.freeze({
   follow: { type: 'boolean', short: 'f', help: 'keep printing what is appended' },
   raw: { type: 'boolean', help: 'print the bytes as written (by default control characters but newline and tab show as \\xHH)' },
   'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
+  out: {
+    type: 'string',
+    arg: 'D',
+    help: 'write NAME.service (and, with --listen, its .socket units) into D instead of printing',
+    read: absolute,
+  },
+  'user-unit': { type: 'boolean', help: "install user units (~/.config/systemd/user) for the caller's own systemd" },
   logs: { type: 'boolean', help: 'remove its log files in the state directory too' },
   env: { type: 'string', arg: 'NAME', help: "with a FILE: each app's env_NAME over its env" },
   only: {
@@ -169,6 +176,8 @@ const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout', 'max-memory
 
 /** Whether these flags start a supervisor. */
 const supervised = (flags) => flags.respawn === true || SUPERVISOR_FLAGS.some((flag) => flags[flag] !== undefined);
+/** Whether `daemon run` with these flags becomes a supervisor: sockets too are held across restarts by one. */
+const supervisedRun = (flags) => supervised(flags) || flags.listen !== undefined;
 /** Where output goes: given to restart, these replace all the recorded ones. */
 const LOG_FLAGS = Object.freeze(['log', 'stdout', 'stderr']);
 
@@ -213,14 +222,22 @@ const COMMANDS = Object.freeze({
   list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory (also: ls)' },
   logs: { flags: ['pidfile', 'lines', 'follow', 'raw'], target: true, summary: 'the last lines of its log files' },
   run: {
-    // In the foreground the manager waits and restarts (systemd's Restart=).
-    // Its Node runs already: `unit` gives --node-arg to the Node that runs `daemon run`.
-    flags: ['name', ...START_FLAGS.filter((flag) => !['ready-timeout', 'node-arg'].includes(flag) && !flag.startsWith('respawn'))],
+    flags: ['name', ...START_FLAGS],
     script: 'required',
     usage: '[options] [--] script.js [args...]',
-    summary: 'run the script in the foreground (no fork; READY=1 to NOTIFY_SOCKET)',
+    summary: 'run it in the foreground (no fork; READY=1 to NOTIFY_SOCKET); with a supervisor flag or --listen, as its supervisor',
   },
-  unit: { flags: ['env-out'], target: 'name', summary: 'print a systemd unit that runs it as it was started' },
+  unit: {
+    flags: ['env-out', 'out'],
+    target: 'name',
+    summary: 'print a systemd unit that runs it as it was started (--out D: write it, and its .socket)',
+  },
+  startup: {
+    flags: ['user-unit'],
+    target: 'names',
+    usage: '[NAME...] [--user-unit]',
+    summary: 'install and enable systemd units for these daemons (default: every one that runs), then stop their copies',
+  },
   delete: {
     flags: ['pidfile', 'signal', 'timeout', 'logs'],
     target: true,
@@ -366,7 +383,7 @@ function parse(command, args) {
   // scale's count comes last: NAME N, or --pidfile P N.
   const count = spec.count ? positionals.pop() : undefined;
   if (spec.count && count === undefined) throw new UsageError('give the number of instances: N or max');
-  const names = spec.target ? 1 : 0;
+  const names = spec.target === 'names' ? positionals.length : spec.target ? 1 : 0;
   if (positionals.length > names) throw new UsageError(`unexpected argument ${positionals[names]}`);
   const name = positionals[0];
   if (spec.script === 'required' && script === undefined) throw new UsageError('no script given');
@@ -378,7 +395,8 @@ function parse(command, args) {
     throw new UsageError(`the number of instances is N or max, not ${count}`);
   const parsedCount = count === undefined ? {} : { count: count === 'max' ? count : Number(count) };
   const misplaced = terminated ? [] : ownFlagsIn(spec, scriptArgs);
-  return { flags, name: name ?? flags.name, script, scriptArgs, misplaced, ...parsedCount };
+  const many = spec.target === 'names' ? { names: positionals } : {};
+  return { flags, name: name ?? flags.name, script, scriptArgs, misplaced, ...parsedCount, ...many };
 }
 
 /**
@@ -412,4 +430,5 @@ module.exports = {
   checkStartFlags,
   streams,
   supervised,
+  supervisedRun,
 };

@@ -8,13 +8,12 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
 const { supervisorFiles } = require('../operator/state-dir.js');
-const { ENV } = require('../shared/env.js');
 const { native, nativeFor } = require('../shared/native.js');
 const { supervised } = require('./args.js');
 const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines, statusCode } = require('./report.js');
-const { environmentFile, unitText } = require('./unit.js');
+const { envFileOf, unitsOf, writeEnvFile } = require('./unit.js');
 const { logsCommand: printLogs } = require('./logs.js');
 
 /** LSB: program is not running (reload), status unknown. */
@@ -142,31 +141,31 @@ function logsCommand(parsed) {
 }
 
 /**
- * Prints the unit and writes its environment file (0600): beside the
- * records, or /etc/daemon for root's /run/daemon, which a reboot empties.
+ * Prints the service unit, or with --out writes it and its .socket units
+ * into that directory; writes its environment file (0600).
  */
 function unitCommand(parsed) {
   const st = state.openState();
   const record = recorded(parsed, st);
   const system = process.geteuid() === 0;
-  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : st.dir;
-  const envFile = parsed.flags['env-out'] ?? path.join(dir, `${record.name}.env`);
-  const text = unitText(record, { envFile, system });
-  const { text: envText, left } = environmentFile(record.env);
-  if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
-  if (record.flags.listen !== undefined) {
-    console.error(
-      `daemon: systemd binds for a unit: give it a ${record.name}.socket with ListenStream= for ${record.flags.listen.join(', ')}`,
-    );
+  const out = parsed.flags.out;
+  const envFile = envFileOf(record.name, st.dir, system, parsed.flags['env-out']);
+  const units = unitsOf(record, { envFile, system, withSockets: out !== undefined });
+  writeEnvFile(record, envFile, parsed.flags['env-out'] !== undefined);
+  if (out === undefined) {
+    if (record.flags.listen !== undefined) {
+      console.error(
+        `daemon: it binds ${record.flags.listen.join(', ')} itself: --out D writes a .socket unit too, for systemd to hold them`,
+      );
+    }
+    process.stdout.write(units[0].text);
+    return 0;
   }
-  if (parsed.flags['env-out'] === undefined) {
-    // Beside the records, or in root's /etc/daemon: made and written as the state directory is.
-    state.openState({ create: true, dir }).writePrivate(path.basename(envFile), envText);
-  } else {
-    fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
-    state.writePrivate(envFile, envText);
+  fs.mkdirSync(out, { recursive: true });
+  for (const { unit, text } of units) {
+    fs.writeFileSync(path.join(out, unit), text, { mode: 0o644 });
+    console.log(`wrote ${path.join(out, unit)}`);
   }
-  process.stdout.write(text);
   return 0;
 }
 

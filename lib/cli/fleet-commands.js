@@ -1,6 +1,6 @@
 'use strict';
-// The commands on a fleet file (`daemon start|restart|stop|reload|upgrade|
-// status|delete FILE`): each on every app of the file, or those of --only,
+// The commands on a fleet file (`daemon start|restart|run|stop|reload|
+// upgrade|status|delete FILE`): each on every app of the file, or those of --only,
 // as the command does on one NAME, one line per app; the exit status is the
 // highest of the apps'.
 
@@ -10,6 +10,7 @@ const { isFleetFile, readFleet } = require('./fleet.js');
 const { planStart, launch, relaunch } = require('./start.js');
 const { describe, statusCode, table } = require('./report.js');
 const commands = require('./commands.js');
+const { runFleet: runInForeground } = require('./fleet-run.js');
 const state = require('./state.js');
 
 /** What every command takes with a FILE. */
@@ -31,10 +32,11 @@ async function attempt(name, fn) {
 }
 
 /** The start plan of `app` with the flags given over its own, checked; its errors name it. */
-function planOf(app, given) {
+function planOf(app, given, { adopted = false } = {}) {
   const flags = mergeFlags(app.flags, given);
   try {
-    return planStart({ name: app.name, script: app.script, scriptArgs: app.scriptArgs, flags, env: { ...process.env, ...app.env } }, null);
+    const parsed = { name: app.name, script: app.script, scriptArgs: app.scriptArgs, flags, env: { ...process.env, ...app.env } };
+    return planStart(parsed, null, { adopted });
   } catch (error) {
     // A key of the file, not a mistake on the command line: no usage.
     if (error instanceof UsageError) throw new Error(`${app.name}: ${error.message}`);
@@ -67,6 +69,15 @@ function startFleet(fleet, flags) {
 /** `restart FILE`: each app stopped, then started from the file as it is now (not from its record). */
 function restartFleet(fleet, flags) {
   return startEach(fleet, flags, (plan, recorded) => relaunch(plan, recorded, flags));
+}
+
+/**
+ * `run FILE`: each app started as `start` starts it, adopted by this process,
+ * which then becomes their init (fleet-run.js): a container's PID 1, one
+ * systemd service.
+ */
+function runFleetInForeground(fleet, flags) {
+  return runInForeground(() => fleet.apps.map((app) => planOf(app, flags, { adopted: true })), flags);
 }
 
 /** The command `handler` of commands.js on each app, by its NAME; its lines start with the app's name. */
@@ -112,6 +123,7 @@ const FLEET = Object.freeze({
   __proto__: null,
   start: { flags: [...APP_FLAGS, 'quiet'], run: startFleet, starts: true },
   restart: { flags: [...APP_FLAGS, 'signal', 'timeout', 'quiet'], run: restartFleet, starts: true },
+  run: { flags: [...APP_FLAGS, 'quiet'], run: runFleetInForeground, starts: true },
   stop: { flags: ['signal', 'timeout'], run: eachApp(commands.stop) },
   reload: { flags: [], run: eachApp(commands.reload) },
   upgrade: { flags: [], run: eachApp(commands.upgrade) },

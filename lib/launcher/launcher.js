@@ -88,9 +88,11 @@ function describeLog(log) {
 
 /**
  * The sockets the daemon gets: those passed to this process (unless `handOn`
- * is false: another program's daemon is not this service), then those to bind.
+ * is false: another program's daemon is not this service), then those to
+ * bind; or, with `standIn`, the passed ones standing for those to bind.
  */
-function daemonListeners(specs, handOn) {
+function daemonListeners(specs, handOn, standIn) {
+  if (handOn && standIn) return load('../launcher/listen.js').standIns(specs);
   const handed = handOn ? listeners().map(({ fd, name }) => bare({ fd, name })) : [];
   return specs.length === 0 ? handed : [...handed, ...load('../launcher/listen.js').toBind(specs)];
 }
@@ -132,8 +134,10 @@ function switchesUser(account) {
  * environment, `command.preloadOptions` what the preload there reads from a
  * descriptor (command.js). `command.another`: the daemon is another program's (spawn(),
  * daemon.daemon()), not this service's, so systemd's notify socket and the
- * sockets passed to this process stay here. Reads the user database here:
- * it may not be read between fork() and execve().
+ * sockets passed to this process stay here. `command.standIns`: the sockets
+ * passed to this process stand for the `listen` addresses (`daemon run`
+ * under systemd), not beside them. Reads the user database here: it may not
+ * be read between fork() and execve().
  */
 function spawnPlan(opts, given) {
   const command = bare(given); // its own fields only: a polluted prototype supplies no argv
@@ -158,7 +162,7 @@ function spawnPlan(opts, given) {
     readyTimeout: opts.readyTimeout,
     account,
     preventCore: opts.preventCore,
-    listeners: daemonListeners(opts.listen, service),
+    listeners: daemonListeners(opts.listen, service, command.standIns),
     respawn: respawnPlan(opts),
     // A daemon of another user: the launcher takes its pid file's lock where
     // only the launcher's user writes, and hands it on (docs/pidfiles.md).
@@ -200,6 +204,16 @@ function launchDaemon(opts, given) {
   return verdict;
 }
 
+/**
+ * Replaces this process with the daemon's supervisor (`opts.respawn`), same
+ * pid: `daemon run` as systemd's or a container's main process. `command`
+ * as spawnPlan() takes it. Returns only by throwing, with nothing changed.
+ */
+function becomeSupervisor(opts, command) {
+  checkLauncher();
+  native().becomeSupervisor(spawnPlan(opts, command));
+}
+
 /** Node options whose output Node writes at its teardown: profiles and trace events. */
 const WRITES_AT_TEARDOWN = /^--(cpu-prof|heap-prof|prof|trace-event)/;
 
@@ -225,4 +239,4 @@ function launch(opts, given) {
   process.exit(code);
 }
 
-module.exports = { launch, launchDaemon, spawnPlan };
+module.exports = { launch, launchDaemon, becomeSupervisor, spawnPlan };

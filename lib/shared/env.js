@@ -34,6 +34,9 @@ const ENV = Object.freeze({
   STATE_DIR: 'DAEMON_DIR',
   /** A non-root user's state directory is `$XDG_STATE_HOME/daemon` (default `~/.local/state/daemon`). */
   XDG_STATE_HOME: 'XDG_STATE_HOME',
+  /** User units go to `$XDG_CONFIG_HOME/systemd/user` (default `~/.config`), and the user manager listens in `$XDG_RUNTIME_DIR/systemd`. */
+  XDG_CONFIG_HOME: 'XDG_CONFIG_HOME',
+  XDG_RUNTIME_DIR: 'XDG_RUNTIME_DIR',
   /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
   /** `FD:INODE`: a generation's end of its supervisor's log channel (log rotation hands it its new log files); taken and deleted at require(). */
@@ -99,8 +102,9 @@ const SESSION_ONLY = Object.freeze([
 ]);
 
 /**
- * Variables of the service manager a command ran under, also left out of a
- * unit's environment file: systemd sets its own for the unit.
+ * Variables a service manager sets for one run of a service (systemd's): not
+ * the service's own, so neither recorded by `daemon run` nor written into a
+ * unit's environment file (systemd sets its own for the unit).
  */
 const MANAGER_ONLY = Object.freeze([
   'LISTEN_*',
@@ -108,8 +112,10 @@ const MANAGER_ONLY = Object.freeze([
   'JOURNAL_STREAM',
   'MANAGERPID',
   'SYSTEMD_EXEC_PID',
+  'WATCHDOG_*',
+  'MONITOR_*',
+  'TRIGGER_*',
   ENV.NOTIFY_SOCKET,
-  ENV.STATE_DIR,
 ]);
 
 /** Whether `key` is in `list` (SESSION_ONLY's shape: a trailing `*` matches a prefix). */

@@ -6,9 +6,12 @@
 //! The launcher execs it in place of Node, with the plan on its command line
 //! (`supervision`), the daemon's environment as its own, the launcher's
 //! readiness pipe on fd 3 and the log files (or `/dev/null`) on fds 1 and 2.
+//! With `--init PID...` it is instead the init above a fleet's supervisors
+//! (`init`).
 
 mod control;
 mod generation;
+mod init;
 mod policy;
 mod record;
 mod rotation;
@@ -21,6 +24,9 @@ use std::os::unix::ffi::OsStrExt;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|arg| arg == "--init") {
+        std::process::exit(init::run(&args[1..]));
+    }
     let Some((mut plan, respawn)) = daemon_core::launch::supervision::from_args(&args) else {
         eprintln!("daemon-supervisor: started by the daemon module's launcher only");
         std::process::exit(2);

@@ -249,8 +249,12 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     service.run()
 }
 
-/// Tells the launcher why nothing was started.
+/// Tells the launcher why nothing was started; with no launcher waiting
+/// (`daemon run`), says it on stderr.
 fn refuse(text: &str) -> i32 {
+    if !ready::is_pending() {
+        note(text);
+    }
     ready::send(&Message::Error(text.to_owned()));
     ready::send(&Message::Exit(1));
     1

@@ -22,7 +22,7 @@ mod supervisor_in_place;
 
 pub use in_place::in_place;
 pub use plan::{DaemonStep, ListenSource, Listener, Output, Plan, Respawn, DAEMON_STEPS};
-pub use supervisor_in_place::become_supervisor;
+pub use supervisor_in_place::{adopt_orphans, become_init, become_supervisor};
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::output::stdio::{dup_above, open_devnull};

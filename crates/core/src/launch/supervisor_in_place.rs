@@ -1,9 +1,10 @@
 //! A process that becomes its service's supervisor (`daemon run` with
 //! respawn, instances or sockets, as systemd's or a container's main
-//! process): the supervisor executable replaces this process's program, same
-//! pid, so that systemd's `MAINPID` and a container's PID 1 stay what they
-//! were. No fork: the calls are a running process's own, and `execve()` ends
-//! every other thread.
+//! process), or the init above a fleet's supervisors (`daemon run FILE`):
+//! the supervisor executable replaces this process's program, same pid, so
+//! that systemd's `MAINPID` and a container's PID 1 stay what they were. No
+//! fork: the calls are a running process's own, and `execve()` ends every
+//! other thread.
 
 use super::plan::{ListenSource, Plan};
 use super::preflight::{check_directory, open_logs};
@@ -15,9 +16,9 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::signal::{pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet};
 use nix::sys::signal::{SigmaskHow, Signal};
-use nix::unistd::{access, dup2_stderr, dup2_stdout, execve, AccessFlags};
+use nix::unistd::{access, dup2_stderr, dup2_stdout, execve, AccessFlags, Pid};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 
 /// Replaces this process with the supervisor of `plan` (which has
 /// `respawn`). Returns only on failure; before `execve()` nothing is
@@ -61,15 +62,9 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
     let env = to_cstrings(&env)?;
     // The point of no return: what follows changes this process for its
     // new program only.
-    // Node marks 0-2 close-on-exec, and the sockets are so too.
+    // The preload's options stay open for the supervisor too.
     let options_fd = options.as_ref().map(AsRawFd::as_raw_fd);
-    for fd in fds.iter().copied().chain(0..=2).chain(options_fd) {
-        // SAFETY: only the flag of a descriptor number changes; a closed
-        // one fails with EBADF.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
-            .map_err(|e| SysError::new(e, "fcntl"))?;
-    }
+    keep_open(fds.iter().copied().chain(options_fd))?;
     if let Some(log) = stdout {
         dup2_stdout(&log).at("dup2", "stdout")?;
     }
@@ -78,6 +73,55 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
     }
     default_signals();
     execve(&argv[0], &argv, &env).at("execve", program)
+}
+
+/// Replaces this process with the supervisor executable `program` as the
+/// init of a fleet (`daemon run FILE`): it forwards signals to the
+/// supervisors `pids` (children of this process: started after
+/// `adopt_orphans`), reaps every child, and exits once they are all gone.
+/// `env`: its environment (systemd's notify socket, if any). Returns only on
+/// failure.
+pub fn become_init(program: &str, pids: &[u32], env: &[String]) -> SysError {
+    let exec = || -> SysResult<std::convert::Infallible> {
+        access(program, AccessFlags::X_OK).at("execve", program)?;
+        let mut args = vec![program.to_owned(), "--init".to_owned()];
+        args.extend(pids.iter().map(u32::to_string));
+        let argv = to_cstrings(&args)?;
+        let env = to_cstrings(env)?;
+        keep_open(std::iter::empty())?;
+        default_signals();
+        execve(&argv[0], &argv, &env).at("execve", program)
+    };
+    match exec() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants (Linux's
+/// child subreaper, kept across `execve()`): a fleet's supervisors, started
+/// detached, stay its children for the init it becomes. PID 1 is one anyway.
+pub fn adopt_orphans() -> SysResult<()> {
+    if Pid::this().as_raw() == 1 {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    return nix::sys::prctl::set_child_subreaper(true).map_err(|e| SysError::new(e, "prctl"));
+    #[cfg(not(target_os = "linux"))]
+    Err(SysError::new(Errno::ENOSYS, "prctl"))
+}
+
+/// Keeps `fds` and 0-2 open across `execve()`: Node marks 0-2
+/// close-on-exec, and the sockets are so too.
+fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
+    for fd in fds.chain(0..=2) {
+        // SAFETY: only the flag of a descriptor number changes; a closed
+        // one fails with EBADF.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
+            .map_err(|e| SysError::new(e, "fcntl"))?;
+    }
+    Ok(())
 }
 
 /// Every signal's default action (Node ignores SIGPIPE, and an ignored
@@ -142,6 +186,8 @@ mod tests {
             ..plan
         };
         let e = become_supervisor(&plan);
+        assert_eq!((e.code().as_str(), e.syscall), ("ENOENT", "execve"));
+        let e = become_init("/nonexistent/daemon-supervisor", &[2], &[]);
         assert_eq!((e.code().as_str(), e.syscall), ("ENOENT", "execve"));
     }
 }
