@@ -187,6 +187,40 @@ test('run as PID 1 of a PID namespace: it reaps an orphaned grandchild, forwards
   }
 });
 
+test('run FILE as PID 1: every app of the fleet file started and adopted, the init above them reaps and forwards, SIGTERM ends them all with exit 0', async () => {
+  const { dir, daemon } = workspace('fg-fleet');
+  const [api, worker] = [await freePort(), await freePort()];
+  const app = serverScript(dir);
+  const file = script(
+    dir,
+    'ecosystem.config.js',
+    `module.exports = { apps: [
+  { name: 'api', script: ${JSON.stringify(app)}, args: ['${api}'], instances: 2, listen: '127.0.0.1:${api}' },
+  { name: 'worker', script: ${JSON.stringify(app)}, args: ['${worker}'], autorestart: true },
+] };`,
+  );
+  const unshare = daemon(['run', file], { prefix: ['unshare', '--pid', '--fork', '--mount-proc'] });
+  let init;
+  try {
+    await waitFor(() => children(unshare.child.pid).length === 1, 5000, "unshare's child");
+    [init] = children(unshare.child.pid);
+    const served = await everyInstance(api, 2);
+    assert.deepEqual(Object.keys(served).sort(), ['0', '1']);
+    assert.equal((await everyInstance(worker, 1))['0'] > 0, true, 'the worker serves');
+    await waitFor(() => exe(init) === 'daemon-supervisor', 5000, 'PID 1 to become the init');
+    // Its children: the two apps' supervisors, adopted.
+    const supervisors = children(init).filter((pid) => exe(pid) === 'daemon-supervisor');
+    assert.equal(supervisors.length, 2, `the apps' supervisors under init: ${children(init)}`);
+    process.kill(init, 'SIGTERM');
+    const ended = await unshare;
+    assert.deepEqual([ended.code, ended.signal], [0, null], ended.stderr);
+    for (const mark of ['term-0', 'term-1']) assert.ok(fs.existsSync(path.join(dir, mark)), `${mark}: every instance was told`);
+  } finally {
+    unshare.child.kill('SIGKILL');
+    if (init) await killAndWait(init);
+  }
+});
+
 test('unit --out: the .service and .socket pass systemd-analyze verify; its ExecStart under systemd-socket-activate serves from every instance', {
   skip: needs('systemd-analyze', 'systemd-socket-activate'),
 }, async () => {
