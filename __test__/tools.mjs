@@ -17,6 +17,7 @@ export const TOOLS = {
   'mkfs.btrfs': { apt: 'btrfs-progs' }, // pidfile-attacks.test: a pid file on btrfs
   '/usr/bin/python3': { apt: 'python3' }, // the attacker as nobody, the notify socket's listener
   readelf: { apt: 'binutils' }, // pack:all's glibc baseline check
+  tmux: { apt: 'tmux' }, // top.test: `daemon top` in a real terminal
   'cargo-zigbuild': { pip: ['ziglang==0.17.1', 'cargo-zigbuild==0.24.1'] }, // pack:all: Linux builds against glibc 2.17
 };
 

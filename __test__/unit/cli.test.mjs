@@ -13,7 +13,7 @@ const { parseEnv } = require('../../lib/cli/env-file.js');
 const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
 const { chooseStateDir } = require('../../lib/operator/state-dir.js');
 const { unitText, environmentFile } = require('../../lib/cli/unit.js');
-const { table, duration, size } = require('../../lib/cli/report.js');
+const { table, duration, size, percent } = require('../../lib/cli/report.js');
 
 test("parse: the flags before the script are the command's, everything from the script on is the script's", () => {
   const parsed = parse('start', ['--name', 'web', '-q', 'app.js', '--pidfile', 'x', '--name', 'y', '-q']);
@@ -199,17 +199,18 @@ test('the list: durations, sizes, and a table whose columns fit their cells', ()
   assert.deepEqual([duration(null), duration(5), duration(125), duration(7300), duration(200000)], ['-', '5s', '2m', '2h', '2d']);
   assert.deepEqual([size(null), size(45 * 2 ** 20)], ['-', '45.0M']);
   const text = table([
-    { name: 'a', pid: 1, status: 'running', uptime: 5, restarts: null, memory: 2 ** 20, command: ['/x.js', 'y'] },
-    { name: 'longer-name', pid: null, status: 'stale', uptime: null, restarts: 2, memory: null, command: null },
+    { name: 'a', pid: 1, status: 'running', uptime: 5, restarts: null, cpu: 150.4, memory: 2 ** 20, command: ['/x.js', 'y'] },
+    { name: 'longer-name', pid: null, status: 'stale', uptime: null, restarts: 2, cpu: null, memory: null, command: null },
   ]);
   assert.equal(
     text,
     [
-      'NAME         PID  STATUS   UPTIME  RESTARTS  MEMORY  COMMAND',
-      'a            1    running  5s      -         1.0M    /x.js y',
-      'longer-name  -    stale    -       2         -       -',
+      'NAME         PID  STATUS   UPTIME  RESTARTS  CPU%  MEMORY  COMMAND',
+      'a            1    running  5s      -         150   1.0M    /x.js y',
+      'longer-name  -    stale    -       2         -     -       -',
     ].join('\n'),
   );
+  assert.deepEqual([percent(null), percent(0), percent(12.34), percent(99.96), percent(250.5)], ['-', '0.0', '12.3', '100', '251']);
 });
 
 test('nearest: the known word within 2 edits (a swap is one; 1 for words of 2 letters), or starting with the word; none else', () => {

@@ -7,8 +7,9 @@ const { parse, commandUsage, ALIASES, COMMANDS, USAGE, UsageError } = require('.
 const { nearest } = require('./nearest.js');
 const { start, restart, run } = require('./start.js');
 const commands = require('./commands.js');
+const { top } = require('./top.js');
 
-const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...commands });
+const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...commands, top });
 
 /** `a`, `a and b`, `a, b and c`. */
 const words = (list) => (list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`);
