@@ -133,7 +133,10 @@ test('top --once: a row per service and per instance, CPU% over a second, memory
       ['1', '0', '1 crash', '-'],
       'restarts, and why the last one was (none without a supervisor)',
     );
-    assert.ok(rows.every((row) => /^\d+[smhd]$/.test(row[6])), 'uptimes');
+    assert.ok(
+      rows.every((row) => /^\d+[smhd]$/.test(row[6])),
+      'uptimes',
+    );
     assert.deepEqual(
       rows.map((row) => row[7]),
       [`127.0.0.1:${webPort}`, '', '', `127.0.0.1:${apiPort}`],
