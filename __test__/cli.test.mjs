@@ -227,7 +227,7 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
     process.kill(pids[0], 'SIGUSR2');
     await waitFor(() => followed === 'line 30\nlater\n', 5000, 'the new line followed');
     follower.kill('SIGTERM');
-    await followerEnded; // its tail, handed the signal, has let go of the pipe too
+    await followerEnded;
     const syslogged = await daemon(['start', '--name', 'sys', '--stdout', 'syslog', app], {
       env: { DAEMON_SYSLOG_SOCKET: path.join(dir, 'none') },
     });

@@ -2,7 +2,10 @@
 // place, the unit and environment file texts, the list's cells, the nearest
 // word, the env file format.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 const require = createRequire(import.meta.url);
@@ -14,6 +17,7 @@ const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
 const { chooseStateDir } = require('../../lib/operator/state-dir.js');
 const { unitText, environmentFile } = require('../../lib/cli/unit.js');
 const { table, duration, size, percent } = require('../../lib/cli/report.js');
+const { rotatedFiles, lastLinesStart } = require('../../lib/cli/log-reader.js');
 
 test("parse: the flags before the script are the command's, everything from the script on is the script's", () => {
   const parsed = parse('start', ['--name', 'web', '-q', 'app.js', '--pidfile', 'x', '--name', 'y', '-q']);
@@ -249,4 +253,38 @@ test("parseEnv: Node's --env-file rules where Node has no util.parseEnv, and the
     if (typeof util.parseEnv === 'function') assert.deepEqual({ ...util.parseEnv(text) }, expected, `Node: ${JSON.stringify(text)}`);
   }
   if (typeof util.parseEnv !== 'function') t.diagnostic(`Node ${process.version} has no util.parseEnv: only parseEnv() was checked`);
+});
+
+test('logs: the rotated files newest first, by number (.10 after .2), the plain one while gzip writes its .gz; the start of the last lines', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-rotated-'));
+  try {
+    for (const name of [
+      'app.log',
+      'app.log.1',
+      'app.log.1.gz',
+      'app.log.2.gz',
+      'app.log.10',
+      'app.log.0',
+      'app.log.x',
+      'app.log.2.gz.tmp',
+      'other.log.1',
+    ])
+      fs.writeFileSync(path.join(dir, name), '');
+    assert.deepEqual(
+      rotatedFiles(path.join(dir, 'app.log')).map(({ file, gz }) => [path.basename(file), gz]),
+      [
+        ['app.log.1', false],
+        ['app.log.2.gz', true],
+        ['app.log.10', false],
+      ],
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const bytes = Buffer.from('a\nbb\nccc\n');
+  const read = (position, length) => bytes.subarray(position, position + length);
+  assert.deepEqual(lastLinesStart(read, bytes.length, 2), { start: 2, found: 2 });
+  assert.deepEqual(lastLinesStart(read, bytes.length, 5), { start: 0, found: 3 }, 'all of them: fewer than asked');
+  assert.deepEqual(lastLinesStart(read, bytes.length - 1, 1), { start: 5, found: 1 }, 'a last line without its newline');
+  assert.deepEqual(lastLinesStart(read, 0, 3), { start: 0, found: 0 });
 });

@@ -4,9 +4,7 @@
 // (a NAME no start recorded is an error). Exit codes follow the LSB
 // init-script conventions.
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
 const { supervisorFiles } = require('../operator/state-dir.js');
@@ -18,12 +16,11 @@ const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
+const { printLogs } = require('./log-reader.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
 const UNKNOWN = 4;
-/** The signals `logs` hands on to its tail. */
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
  * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
@@ -134,25 +131,18 @@ function listCommand(parsed) {
   return 0;
 }
 
-/** The last lines of its log files (`tail`), or where to look when it logs to syslog. */
+/**
+ * The last lines of its log files and of their rotated ones, followed across
+ * rotations with -f (lib/cli/log-reader.js), or where to look when it logs
+ * to syslog.
+ */
 function logsCommand(parsed) {
   const { name, stdout, stderr } = recorded(parsed);
   const files = [...new Set([stdout, stderr])].filter((target) => path.isAbsolute(target));
   if ([stdout, stderr].includes(SYSLOG)) console.error(`daemon: ${name} logs to syslog: journalctl -t ${name}`);
   if ([stdout, stderr].includes(INHERIT)) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
   if (files.length === 0) return 0;
-  const lines = String(parsed.flags.lines ?? 10);
-  const tail = spawn('tail', ['-n', lines, ...(parsed.flags.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
-  // Ended by a signal, the command ends its tail too (a following one would read on alone).
-  const forward = (name) => tail.kill(name);
-  for (const name of FORWARDED) process.on(name, forward);
-  return new Promise((resolve, reject) => {
-    tail.on('error', reject);
-    tail.on('exit', (code, name) => {
-      for (const each of FORWARDED) process.removeListener(each, forward);
-      resolve(code ?? 128 + os.constants.signals[name]);
-    });
-  });
+  return printLogs(files, { lines: parsed.flags.lines ?? 10, follow: parsed.flags.follow });
 }
 
 /**
