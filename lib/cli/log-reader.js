@@ -26,7 +26,7 @@ const LONGEST_PENDING = 1 << 20;
 const READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const EMPTY = Buffer.alloc(0);
 
-/** Opens a log to read it (no symlink followed). */
+/** Opens a log to read it (no symlink followed): the default `open` of what follows, which returns a descriptor. */
 const openLog = (file) => fs.openSync(file, READ);
 
 /** Which file a stat is of. */
@@ -100,8 +100,8 @@ function rotatedFiles(file) {
 }
 
 /** A rotated file's bytes as a reader, `{ read, size, close }` (a .gz one decompressed). */
-function openRotated({ file, gz }) {
-  const fd = openLog(file);
+function openRotated({ file, gz }, open) {
+  const fd = open(file);
   if (!gz) return { read: (position, length) => readAt(fd, position, length), size: fs.fstatSync(fd).size, close: () => fs.closeSync(fd) };
   try {
     const bytes = zlib.gunzipSync(fs.readFileSync(fd));
@@ -125,9 +125,9 @@ const ATTEMPTS = 5;
  * no longer names the file opened first, or a rotated file is gone), it
  * starts over: a rotated file read then could be the log read again.
  */
-function lastLines(file, wanted, emit) {
+function lastLines(file, wanted, emit, open = openLog) {
   for (let attempt = 1; ; attempt++) {
-    const fd = openLog(file);
+    const fd = open(file);
     const st = fs.fstatSync(fd);
     const current = { read: (position, length) => readAt(fd, position, length), size: st.size, close: () => {} };
     const { start, found } = lastLinesStart(current.read, current.size, wanted);
@@ -137,7 +137,7 @@ function lastLines(file, wanted, emit) {
     for (const source of remaining > 0 ? rotatedFiles(file) : []) {
       let reader;
       try {
-        reader = openRotated(source);
+        reader = openRotated(source, open);
       } catch (error) {
         if (error.code !== 'ENOENT') {
           for (const part of parts) part.reader.close();
@@ -177,8 +177,9 @@ function lastLines(file, wanted, emit) {
  * file, so a line is held until its newline comes (or its file is done).
  */
 class Follower {
-  constructor(file, fd, position) {
+  constructor(file, fd, position, open = openLog) {
     this.file = file;
+    this.open = open;
     // Oldest first; the last one is the file under the name.
     this.files = [this.entry(fd, position)];
     this.complaint = null;
@@ -225,7 +226,7 @@ class Follower {
     if (id === null || id === current.id) return; // moved, not made again yet; or the same
     let fd;
     try {
-      fd = openLog(this.file);
+      fd = this.open(this.file);
     } catch (error) {
       if (error.code !== 'ENOENT' && error.message !== this.complaint) process.stderr.write(`daemon: ${error.message}\n`);
       this.complaint = error.message;
@@ -271,11 +272,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Prints the last `lines` lines of the log `files` (across their rotated
  * files) and, with `follow`, what is written after, across rotations; with
- * several files, each one's lines under its name, as tail(1) does. Resolves
+ * several files, each one's lines under its name, as tail(1) does; `open`
+ * opens each file (a descriptor; default: openLog). Resolves
  * 0, or never while following (a signal ends it); a reader gone (EPIPE)
  * ends it quietly.
  */
-async function printLogs(files, { lines, follow }) {
+async function printLogs(files, { lines, follow, open = openLog }) {
   let gone = null;
   const closed = new Promise((resolve) => {
     gone = resolve;
@@ -290,12 +292,12 @@ async function printLogs(files, { lines, follow }) {
     shown = file;
     process.stdout.write(bytes);
   };
-  const opened = files.map((file) => ({ file, ...lastLines(file, lines, writer(file)) }));
+  const opened = files.map((file) => ({ file, ...lastLines(file, lines, writer(file), open) }));
   if (!follow) {
     for (const { fd } of opened) fs.closeSync(fd);
     return 0;
   }
-  const followers = opened.map(({ file, fd, size }) => new Follower(file, fd, size));
+  const followers = opened.map(({ file, fd, size }) => new Follower(file, fd, size, open));
   let ended = null;
   closed.then((code) => {
     ended = code;
