@@ -242,6 +242,54 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
   }
 });
 
+test("logs -f follows a log across logrotate's move (the rest of the old file, then the new one) and a copytruncate", {
+  timeout: 60000,
+}, async () => {
+  const { dir, state, daemon } = workspace('cli-logs-rotate');
+  const app = script(
+    dir,
+    'app.js',
+    "let n = 0;\nconsole.log('up');\nprocess.on('SIGUSR2', () => console.log('tick ' + n++));\nsetInterval(() => {}, 1000);\n",
+  );
+  const log = path.join(state, 'app.log');
+  let pid;
+  let follower;
+  try {
+    assert.equal((await daemon(['start', app])).code, 0);
+    pid = readPid(path.join(state, 'app.pid'));
+    await waitFor(() => fs.readFileSync(log, 'utf8') === 'up\n', 5000, 'its first line');
+    follower = spawn(process.execPath, [cli, 'logs', 'app', '-f', '-n', '1'], {
+      env: { ...process.env, DAEMON_TEST_TAG: TAG, DAEMON_DIR: state },
+    });
+    const ended = new Promise((resolve) => follower.on('close', resolve));
+    let [out, err] = ['', ''];
+    follower.stdout.on('data', (data) => (out += data));
+    follower.stderr.on('data', (data) => (err += data));
+    const tick = async (n) => {
+      process.kill(pid, 'SIGUSR2');
+      await waitFor(() => out.endsWith(`tick ${n}\n`), 5000, `tick ${n} followed (${JSON.stringify(out)})`);
+    };
+    await waitFor(() => out === 'up\n', 5000, 'the follower to start');
+    await tick(0);
+    fs.renameSync(log, `${log}.1`); // logrotate's move: the daemon writes on in the old file
+    await tick(1);
+    assert.equal((await daemon(['reload', 'app'])).code, 0); // reopens: a new app.log
+    await waitFor(() => fs.existsSync(log), 5000, 'the new log');
+    await tick(2);
+    await tick(3);
+    fs.truncateSync(log, 0); // copytruncate
+    await tick(4);
+    assert.equal(out, 'up\ntick 0\ntick 1\ntick 2\ntick 3\ntick 4\n');
+    assert.equal(err, `daemon: ${log}: file truncated\n`);
+    follower.kill('SIGTERM');
+    await ended;
+  } finally {
+    follower?.kill('SIGKILL');
+    await killAndWait(pid);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('unit prints a Type=notify unit that systemd-analyze verify accepts without a warning, its environment in a 0600 file', {
   skip: need('systemd-analyze'),
 }, async () => {

@@ -14,9 +14,25 @@ const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 
 const dist = path.join(root, 'dist');
 const mainTarball = path.join(dist, `daemon-${version}.tgz`);
 const platformTarball = path.join(dist, `daemon-linux-x64-gnu-${version}.tgz`);
-// What a machine without Rust has on PATH: node, npm, sh and the usual tools.
-const NO_CARGO_PATH = `${path.dirname(process.execPath)}:/usr/bin:/bin`;
-/** Why no install here can be without cargo (a cargo beside node, such as Debian's in /usr/bin), or false. */
+/**
+ * What a machine without Rust has on PATH: node, npm, sh and the usual
+ * tools. Debian's own cargo (`cargo-web`, which CI installs for the
+ * cross-compile check) lives in /usr/bin: the PATH is a directory of links
+ * to /usr/bin's and /bin's programs without Rust's.
+ */
+function noCargoPath() {
+  const dir = tmpdir('no-cargo-bin');
+  const rust = /^(cargo|rustc|rustdoc|rustup|rust-gdb|rust-lldb)(-|$)/;
+  for (const from of [path.dirname(process.execPath), '/usr/bin', '/bin']) {
+    for (const name of fs.readdirSync(from)) {
+      const link = path.join(dir, name);
+      if (!rust.test(name) && !fs.existsSync(link)) fs.symlinkSync(path.join(from, name), link);
+    }
+  }
+  return dir;
+}
+const NO_CARGO_PATH = noCargoPath();
+/** Why no install here can be without cargo (one beside node), or false. */
 const cargoBesideNode =
   spawnSync('cargo', ['--version'], { env: { PATH: NO_CARGO_PATH } }).status === 0 && `cargo is on ${NO_CARGO_PATH}, beside node`;
 

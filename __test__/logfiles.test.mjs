@@ -250,6 +250,16 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['becomeSupervisor', [plan({})], 'Error EINVAL'],
     ['becomeSupervisor', [plan({ respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 } })], 'Error ENOENT'],
     ['becomeSupervisor', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
+    ['openStateDir', ['relative/state'], 'Error EINVAL'],
+    ['openStateDir', [`${dir}/state`, 2 ** 32 - 1], 'Error EINVAL'],
+    ['openStateDir', [`${dir}/state`, 0o777], 'Error EINVAL'],
+    ['openStateDir', [`${dir}/a\0b`], 'Error EINVAL'],
+    ['openStateDir', ['/nonexistent-daemon-dir/state'], 'returned'],
+    ['StateDirectory', [], null],
+    ['openLog', ['/nonexistent-daemon-dir/o.log'], 'Error ENOENT'],
+    ['openLog', [`${dir}/a\0b`], 'Error EINVAL'],
+    ['openLog', [dir], 'Error EINVAL'],
+    ['openLog', [`${dir}/x.pid`, { uid: -1, gid: -1, groups: [] }], null],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

@@ -217,6 +217,24 @@ test('the list: durations, sizes, and a table whose columns fit their cells', ()
   assert.deepEqual([percent(null), percent(0), percent(12.34), percent(99.96), percent(250.5)], ['-', '0.0', '12.3', '100', '251']);
 });
 
+test("logs: control characters but newline and tab as \\xHH (C0, DEL, C1), the rest as it is; the last N lines' start, a final newline ending the last line", () => {
+  const { escapeControls } = require('../../lib/cli/logs.js');
+  assert.equal(escapeControls('a\tb\n\x1b[2J\x07\r\x7f\u009b\u00a0\u00e9\u202e'), 'a\tb\n\\x1b[2J\\x07\\x0d\\x7f\\x9b\u00a0\u00e9\u202e');
+  const starts = (text, lines) => {
+    const bytes = Buffer.from(text);
+    const { start } = lastLinesStart((position, length) => bytes.subarray(position, position + length), bytes.length, lines);
+    return bytes.subarray(start).toString();
+  };
+  assert.equal(starts('a\nb\nc\n', 2), 'b\nc\n');
+  assert.equal(starts('a\nb\nc', 2), 'b\nc');
+  assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
+  assert.equal(starts('a\nb\nc\n', 0), '');
+  assert.equal(starts('\n\n\n', 1), '\n');
+  assert.equal(starts('', 3), '');
+  const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;
+  assert.equal(starts(long, 2), `${'y'.repeat(70000)}\nlast\n`, 'across the reads of 64 KiB');
+});
+
 test('nearest: the known word within 2 edits (a swap is one; 1 for words of 2 letters), or starting with the word; none else', () => {
   const commands = ['start', 'stop', 'restart', 'reload', 'upgrade', 'status', 'list', 'logs', 'run', 'unit', 'delete'];
   assert.deepEqual(
@@ -255,7 +273,7 @@ test("parseEnv: Node's --env-file rules where Node has no util.parseEnv, and the
   if (typeof util.parseEnv !== 'function') t.diagnostic(`Node ${process.version} has no util.parseEnv: only parseEnv() was checked`);
 });
 
-test('logs: the rotated files newest first, by number (.10 after .2), the plain one while gzip writes its .gz; the start of the last lines', () => {
+test('logs: the rotated files newest first, by number (.10 after .2), the plain one while gzip writes its .gz; how many lines the last ones are', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-rotated-'));
   try {
     for (const name of [

@@ -120,6 +120,7 @@ const FLAGS = Object.freeze({
       return text;
     },
   },
+  raw: { type: 'boolean', help: 'print the bytes as written (by default control characters but newline and tab show as \\xHH)' },
   'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
   logs: { type: 'boolean', help: 'remove its log files in the state directory too' },
   help: { type: 'boolean', short: 'h', help: 'this help' },
@@ -203,7 +204,7 @@ const COMMANDS = Object.freeze({
     usage: '[--once] [--sort cpu|memory|name]',
     summary: 'every daemon live: CPU%, memory, restarts, addresses (q quits)',
   },
-  logs: { flags: ['pidfile', 'lines', 'follow'], target: true, summary: 'the last lines of its log files' },
+  logs: { flags: ['pidfile', 'lines', 'follow', 'raw'], target: true, summary: 'the last lines of its log files' },
   run: {
     // In the foreground the manager waits and restarts (systemd's Restart=).
     flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && !flag.startsWith('respawn'))],

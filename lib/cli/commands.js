@@ -10,13 +10,12 @@ const { signal, status, stop, upgrade, scale } = require('../operator/control.js
 const { supervisorFiles } = require('../operator/state-dir.js');
 const { ENV } = require('../shared/env.js');
 const { native, nativeFor } = require('../shared/native.js');
-const { SYSLOG, INHERIT } = require('../shared/options.js');
 const { supervised } = require('./args.js');
 const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
-const { printLogs } = require('./log-reader.js');
+const { logsCommand: printLogs } = require('./logs.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
@@ -26,16 +25,16 @@ const UNKNOWN = 4;
  * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
  * names P); a name or pid file no start recorded is an error.
  */
-function recorded(parsed) {
-  const record = recordOf(parsed);
+function recorded(parsed, st = state.openState()) {
+  const record = recordOf(parsed, st);
   if (record !== null) return record;
-  if (parsed.name !== undefined) throw unknownName(parsed.name);
-  throw new Error(`no daemon started here has the pid file ${parsed.flags.pidfile} (${state.stateDir()}; daemon list shows them)`);
+  if (parsed.name !== undefined) throw unknownName(parsed.name, undefined, st);
+  throw new Error(`no daemon started here has the pid file ${parsed.flags.pidfile} (${st.dir}; daemon list shows them)`);
 }
 
 /** The pid file of the daemon `parsed` names: --pidfile (recorded or not), or its recorded one. */
-function pidfileOf(parsed) {
-  return parsed.flags.pidfile ?? recorded(parsed).pidfile;
+function pidfileOf(parsed, st = state.openState()) {
+  return parsed.flags.pidfile ?? recorded(parsed, st).pidfile;
 }
 
 async function stopCommand(parsed) {
@@ -65,7 +64,7 @@ function noSupervisor(parsed, pidfile, what, error) {
   const target = parsed.name ?? `--pidfile ${pidfile}`;
   const { running, daemonPid } = status(pidfile);
   if (!running) return new Error(`${target} is not running, so there is nothing to ${what}: daemon restart ${target} starts it`);
-  const record = recordOf(parsed);
+  const record = recordOf(parsed, state.openState());
   if (record === null ? daemonPid !== undefined : supervised(record.flags)) return error;
   return new Error(
     `${target} runs without a supervisor (it was started without --respawn), and only a supervisor can ${what} it: ` +
@@ -86,29 +85,31 @@ async function upgradeCommand(parsed) {
 
 /** 0 once the service runs that many instances (the record keeps the count for restart); 1 with the supervisor's reason. */
 async function scaleCommand(parsed) {
-  const pidfile = pidfileOf(parsed);
+  const st = state.openState();
+  const pidfile = pidfileOf(parsed, st);
   const { instances } = await scale(pidfile, parsed.count).catch((error) => {
     throw noSupervisor(parsed, pidfile, 'scale', error);
   });
-  const record = recordOf(parsed);
+  const record = recordOf(parsed, st);
   if (record !== null) {
     record.flags.instances = parsed.count;
-    state.writeRecord(state.filesOf(state.stateDir(), record.name).record, record);
+    st.writeRecord(record.name, record);
   }
   console.log(`${record?.name ?? pidfile}: ${instances} instance${instances === 1 ? '' : 's'}`);
   return 0;
 }
 
 function statusCommand(parsed) {
+  const st = state.openState();
   let pidfile;
   try {
-    pidfile = pidfileOf(parsed);
+    pidfile = pidfileOf(parsed, st);
   } catch (error) {
     if (error.code !== 'ERR_DAEMON_UNKNOWN') throw error;
     console.error(`daemon: ${error.message}`);
     return UNKNOWN;
   }
-  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed));
+  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed, st));
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
     console.error(`daemon: ${row.error}`);
@@ -124,25 +125,17 @@ function statusCommand(parsed) {
 }
 
 function listCommand(parsed) {
-  const rows = state.allRecords(state.stateDir()).map((record) => describe(record.name, record.pidfile, record));
+  const st = state.openState();
+  const rows = st.records().map((record) => describe(record.name, record.pidfile, record));
   if (parsed.flags.json) console.log(JSON.stringify(rows, null, 2));
-  else if (rows.length === 0) console.log(`no daemons in ${state.stateDir()}`);
+  else if (rows.length === 0) console.log(`no daemons in ${st.dir}`);
   else console.log(table(rows));
   return 0;
 }
 
-/**
- * The last lines of its log files and of their rotated ones, followed across
- * rotations with -f (lib/cli/log-reader.js), or where to look when it logs
- * to syslog.
- */
+/** The last lines of its log files (lib/cli/logs.js), or where to look when it logs to syslog. */
 function logsCommand(parsed) {
-  const { name, stdout, stderr } = recorded(parsed);
-  const files = [...new Set([stdout, stderr])].filter((target) => path.isAbsolute(target));
-  if ([stdout, stderr].includes(SYSLOG)) console.error(`daemon: ${name} logs to syslog: journalctl -t ${name}`);
-  if ([stdout, stderr].includes(INHERIT)) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
-  if (files.length === 0) return 0;
-  return printLogs(files, { lines: parsed.flags.lines ?? 10, follow: parsed.flags.follow });
+  return printLogs(parsed, recorded(parsed));
 }
 
 /**
@@ -150,9 +143,10 @@ function logsCommand(parsed) {
  * records, or /etc/daemon for root's /run/daemon, which a reboot empties.
  */
 function unitCommand(parsed) {
-  const record = recorded(parsed);
+  const st = state.openState();
+  const record = recorded(parsed, st);
   const system = process.geteuid() === 0;
-  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : state.stateDir();
+  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : st.dir;
   const envFile = parsed.flags['env-out'] ?? path.join(dir, `${record.name}.env`);
   const text = unitText(record, { envFile, system });
   const { text: envText, left } = environmentFile(record.env);
@@ -162,8 +156,13 @@ function unitCommand(parsed) {
       `daemon: systemd binds for a unit: give it a ${record.name}.socket with ListenStream= for ${record.flags.listen.join(', ')}`,
     );
   }
-  fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
-  state.writePrivate(envFile, envText);
+  if (parsed.flags['env-out'] === undefined) {
+    // Beside the records, or in root's /etc/daemon: made and written as the state directory is.
+    state.openState({ create: true, dir }).writePrivate(path.basename(envFile), envText);
+  } else {
+    fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
+    state.writePrivate(envFile, envText);
+  }
   process.stdout.write(text);
   return 0;
 }
@@ -209,8 +208,9 @@ function removeLogs(record, dir) {
  * directory), and last its record.
  */
 async function deleteCommand(parsed) {
-  const record = recorded(parsed);
-  const dir = state.stateDir();
+  const st = state.openState();
+  const record = recorded(parsed, st);
+  const dir = st.dir;
   const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
   if (pid !== null) console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
@@ -218,9 +218,9 @@ async function deleteCommand(parsed) {
   const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;
   removePidFiles(record.pidfile, inStateDir);
   if (record.pidfile === ownDir) removeOwnDir(path.dirname(ownDir));
-  for (const file of Object.values(supervisorFiles(record.pidfile, dir))) fs.rmSync(file, { force: true });
+  for (const file of Object.values(supervisorFiles(record.pidfile, dir))) st.remove(path.basename(file));
   const elsewhere = parsed.flags.logs ? removeLogs(record, dir) : [];
-  state.removeRecord(dir, record.name);
+  st.removeRecord(record.name);
   console.log(`deleted ${record.name}`);
   if (elsewhere.length > 0) console.error(`daemon: kept ${elsewhere.join(', ')}, outside ${dir}`);
   return 0;

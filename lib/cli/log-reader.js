@@ -1,5 +1,6 @@
 'use strict';
-// Reading a daemon's log files for `daemon logs`: the last lines of a log
+// Reading a daemon's log files for `daemon logs` (lib/cli/logs.js says how
+// each is opened and printed): the last lines of a log
 // and, for what it lacks, of the files its rotation made (NAME.log.1, .2,
 // ..., a .gz one through zlib); and a follower that goes on across
 // rotations without losing or repeating a line. The supervisor renames the
@@ -23,11 +24,7 @@ const FOLLOW_MS = 100;
 const LINGER_MS = 5000;
 /** A line longer than this is printed in pieces (a writer that never ends its line). */
 const LONGEST_PENDING = 1 << 20;
-const READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const EMPTY = Buffer.alloc(0);
-
-/** Opens a log to read it (no symlink followed): the default `open` of what follows, which returns a descriptor. */
-const openLog = (file) => fs.openSync(file, READ);
 
 /** Which file a stat is of. */
 const identity = (st) => `${st.dev}:${st.ino}`;
@@ -117,17 +114,18 @@ function openRotated({ file, gz }, open) {
 const ATTEMPTS = 5;
 
 /**
- * The last `wanted` lines of the log `file` and, for what it lacks, of its
- * rotated files, oldest first, handed to `emit` a chunk at a time (a file
- * whose last line has no newline gets one, so that lines of two files stay
- * apart). Returns the log, open (`fd`), and how far it was read (`size`),
- * for a follower. When the log rotates while the files are opened (the name
- * no longer names the file opened first, or a rotated file is gone), it
- * starts over: a rotated file read then could be the log read again.
+ * The last `wanted` lines of the log `file` (`fd`, opened by `open`) and,
+ * for what it lacks, of its rotated files, oldest first, handed to `emit` a
+ * chunk at a time (a file whose last line has no newline gets one, so that
+ * lines of two files stay apart). Returns the log, open (`fd`), and how far
+ * it was read (`size`), for a follower. When the log rotates while the files
+ * are opened (the name no longer names the file opened first, or a rotated
+ * file is gone), it starts over: a rotated file read then could be the log
+ * read again.
  */
-function lastLines(file, wanted, emit, open = openLog) {
+function lastLines(file, opened, wanted, emit, open) {
   for (let attempt = 1; ; attempt++) {
-    const fd = open(file);
+    const fd = attempt === 1 ? opened : open(file);
     const st = fs.fstatSync(fd);
     const current = { read: (position, length) => readAt(fd, position, length), size: st.size, close: () => {} };
     const { start, found } = lastLinesStart(current.read, current.size, wanted);
@@ -177,7 +175,7 @@ function lastLines(file, wanted, emit, open = openLog) {
  * file, so a line is held until its newline comes (or its file is done).
  */
 class Follower {
-  constructor(file, fd, position, open = openLog) {
+  constructor(file, fd, position, open) {
     this.file = file;
     this.open = open;
     // Oldest first; the last one is the file under the name.
@@ -272,12 +270,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Prints the last `lines` lines of the log `files` (across their rotated
  * files) and, with `follow`, what is written after, across rotations; with
- * several files, each one's lines under its name, as tail(1) does; `open`
- * opens each file (a descriptor; default: openLog). Resolves
- * 0, or never while following (a signal ends it); a reader gone (EPIPE)
- * ends it quietly.
+ * several files, each one's lines under its name, as tail(1) does. `open`
+ * opens a file to read (a descriptor); `printer()` makes what turns a file's
+ * bytes into what is printed (one for each file, which it reads in order).
+ * Every log opens, or nothing is printed. Resolves 0, or never while
+ * following (a signal ends it); a reader gone (EPIPE) ends it quietly.
  */
-async function printLogs(files, { lines, follow, open = openLog }) {
+async function printLogs(files, { lines, follow, open, printer }) {
   let gone = null;
   const closed = new Promise((resolve) => {
     gone = resolve;
@@ -287,12 +286,23 @@ async function printLogs(files, { lines, follow, open = openLog }) {
     gone(error.code === 'EPIPE' ? 0 : 1);
   });
   let shown = null;
-  const writer = (file) => (bytes) => {
-    if (files.length > 1 && shown !== file) process.stdout.write(`${shown === null ? '' : '\n'}==> ${file} <==\n`);
-    shown = file;
-    process.stdout.write(bytes);
-  };
-  const opened = files.map((file) => ({ file, ...lastLines(file, lines, writer(file), open) }));
+  const writers = new Map(
+    files.map((file) => {
+      const print = printer();
+      return [
+        file,
+        (bytes) => {
+          const text = print(bytes);
+          if (text.length === 0) return;
+          if (files.length > 1 && shown !== file) process.stdout.write(`${shown === null ? '' : '\n'}==> ${file} <==\n`);
+          shown = file;
+          process.stdout.write(text);
+        },
+      ];
+    }),
+  );
+  const fds = files.map((file) => open(file));
+  const opened = files.map((file, i) => ({ file, ...lastLines(file, fds[i], lines, writers.get(file), open) }));
   if (!follow) {
     for (const { fd } of opened) fs.closeSync(fd);
     return 0;
@@ -303,7 +313,7 @@ async function printLogs(files, { lines, follow, open = openLog }) {
     ended = code;
   });
   while (ended === null) {
-    for (const [i, follower] of followers.entries()) follower.look(writer(files[i]));
+    for (const [i, follower] of followers.entries()) follower.look(writers.get(files[i]));
     // A slow reader holds the reading back, not this process's memory.
     if (process.stdout.writableNeedDrain) await Promise.race([new Promise((resolve) => process.stdout.once('drain', resolve)), closed]);
     await sleep(FOLLOW_MS);

@@ -153,7 +153,7 @@ function planStart(parsed, recorded) {
  */
 function launch(plan, earlier, { quiet }) {
   const { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out, options, opts } = plan;
-  state.ensureStateDir(dir);
+  const st = state.openState({ create: true, dir });
   for (const file of new Set([pidfile, earlier?.pidfile])) {
     const pid = file === undefined ? null : runningPid(file);
     if (pid === null) continue;
@@ -162,15 +162,15 @@ function launch(plan, earlier, { quiet }) {
   }
   if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
   if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
-  state.writeRecord(files.record, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
+  st.writeRecord(name, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
   let verdict;
   try {
     verdict = launchDaemon(opts, preloadCommand(main, args, options, chrootOf(flags)));
   } finally {
     // A daemon that never came up is no service to list; one that may still come up (not ready in time) is.
     if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) {
-      if (earlier === null) state.removeRecord(dir, name);
-      else state.writeRecord(files.record, earlier);
+      if (earlier === null) st.removeRecord(name);
+      else st.writeRecord(name, earlier);
     }
   }
   if (verdict.code === 0 && !quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
@@ -180,15 +180,14 @@ function launch(plan, earlier, { quiet }) {
 /** `daemon start`: resolves the exit status. */
 function start(parsed) {
   const plan = planStart(parsed, null);
-  return launch(plan, state.readRecord(plan.dir, plan.name), parsed.flags);
+  return launch(plan, state.openState({ dir: plan.dir }).record(plan.name), parsed.flags);
 }
 
-/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with), or null. */
-function recordOf(parsed) {
-  const dir = state.stateDir();
-  if (parsed.name !== undefined) return state.readRecord(dir, state.checkName(parsed.name));
+/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with) in the open state directory `st`, or null. */
+function recordOf(parsed, st) {
+  if (parsed.name !== undefined) return st.record(state.checkName(parsed.name));
   if (parsed.flags.pidfile === undefined) return null;
-  return state.allRecords(dir).find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
+  return st.records().find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
 }
 
 /**
@@ -196,28 +195,30 @@ function recordOf(parsed) {
  * over the recorded ones (all checked before it is stopped).
  */
 async function restart(parsed) {
-  const recorded = recordOf(parsed);
+  const st = state.openState();
+  const recorded = recordOf(parsed, st);
   const name = parsed.name ?? recorded?.name ?? (parsed.script === undefined ? undefined : state.defaultName(parsed.script));
   if (recorded === null && parsed.script === undefined) {
     if (parsed.name === undefined) throw new Error(`no start of ${parsed.flags.pidfile} is recorded: give the script`);
-    throw unknownName(parsed.name, `to start one by that name, give its script: daemon restart ${parsed.name} -- script.js`);
+    throw unknownName(parsed.name, `to start one by that name, give its script: daemon restart ${parsed.name} -- script.js`, st);
   }
   const plan = planStart({ ...parsed, name }, recorded);
   const pidfile = recorded?.pidfile ?? plan.pidfile;
   const { pid, stopped } = await stop(pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop`);
-  return launch(plan, recorded ?? state.readRecord(plan.dir, plan.name), parsed.flags);
+  return launch(plan, recorded ?? st.record(plan.name), parsed.flags);
 }
 
 /**
  * The error for a NAME with no record in the state directory, suggesting the
- * nearest name that has one; `more`: what else to say, in brackets.
+ * nearest name that has one (in the open state directory `st`); `more`:
+ * what else to say, in brackets.
  */
-function unknownName(name, more) {
-  const dir = state.stateDir();
+function unknownName(name, more, st = state.openState()) {
+  const dir = st.dir;
   const guess = nearest(
     name,
-    state.allRecords(dir).map((record) => record.name),
+    st.records().map((record) => record.name),
   );
   const hint =
     guess === undefined ? ` (daemon list shows them${more ? `; ${more}` : ''})` : `: did you mean ${guess}?${more ? ` (${more})` : ''}`;

@@ -109,7 +109,14 @@ class NetTables {
  */
 function look(sampler, net) {
   sampler.look();
-  const services = state.allRecords(state.stateDir()).map((record) => {
+  const st = state.openState();
+  let records;
+  try {
+    records = st.records();
+  } finally {
+    st.close();
+  }
+  const services = records.map((record) => {
     const row = report.describe(record.name, record.pidfile, record, (pid) => sampler.percent(pid));
     const supervised = row.instances !== undefined;
     const instances = row.running && supervised ? row.instances : [];

@@ -10,7 +10,7 @@
 use crate::control::{answer, Asked, Asker, Control, Request};
 use crate::generation::Launcher;
 use crate::policy::{Decision, Ending, Limit};
-use crate::record::{self, Instance, Record, State};
+use crate::record::{Instance, Place, Record, State};
 use crate::rotation::{self, Rotation};
 use crate::signals;
 use crate::slot::{now_ms, Generation, Slot};
@@ -94,7 +94,8 @@ struct Service {
     /// so) and ask for upgrades.
     daemon_user: Option<u32>,
     limit: Limit,
-    record: Option<String>,
+    /// Where `status()` reads what the supervisor says.
+    record: Option<Place>,
     launcher: Launcher,
     wake: OwnedFd,
     epoch: Instant,
@@ -144,6 +145,12 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         Ok(fd) => fd,
         Err(errno) => return refuse(&format!("supervisor: sigaction: {}", errno.desc())),
     };
+    // Before anything is taken: a state directory that is not to be trusted
+    // is refused (the launcher checked it a moment ago).
+    let record = match respawn.record.as_deref().map(Place::open).transpose() {
+        Ok(record) => record,
+        Err(e) => return refuse(&e.message()),
+    };
     if let Some(pidfile) = &respawn.pidfile {
         match lockfile::lock(pidfile) {
             Ok(true) => {}
@@ -190,7 +197,7 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         stdout: Output::file_path(&plan.stdout).map(str::to_owned),
         stderr: Output::file_path(&plan.stderr).map(str::to_owned),
         limit,
-        record: respawn.record,
+        record,
         launcher,
         wake,
         epoch: Instant::now(),
@@ -887,8 +894,8 @@ impl Service {
         // file exists"; otherwise it goes, and the record with it.
         if end != End::GaveUp {
             lockfile::release_all();
-            if let Some(path) = &self.record {
-                record::remove(path);
+            if let Some(place) = &self.record {
+                place.remove();
             }
         }
         // Only now, with the pid file gone: a start right after the
@@ -1067,7 +1074,7 @@ impl Service {
         if self.started && *self.told.borrow() != status {
             self.tell("");
         }
-        let Some(path) = &self.record else { return };
+        let Some(place) = &self.record else { return };
         // Running while any instance runs; Waiting while all wait to restart.
         let state = match state {
             State::Waiting if self.slots.iter().any(|s| s.current.is_some()) => State::Running,
@@ -1097,8 +1104,8 @@ impl Service {
             upgrades: self.upgrades,
             instances,
         };
-        if let Err(errno) = record.save(path) {
-            note(&format!("cannot write {path}: {}", errno.desc()));
+        if let Err(e) = record.save(place) {
+            note(&format!("the record was not written: {}", e.message()));
         }
     }
 }
