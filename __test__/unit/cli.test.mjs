@@ -306,3 +306,36 @@ test('logs: the rotated files newest first, by number (.10 after .2), the plain 
   assert.deepEqual(lastLinesStart(read, bytes.length - 1, 1), { start: 5, found: 1 }, 'a last line without its newline');
   assert.deepEqual(lastLinesStart(read, 0, 3), { start: 0, found: 0 });
 });
+
+test("top's addresses: this process's listening sockets from /proc (TCP on IPv4 and IPv6, a Unix socket's path escaped), not its connections", async () => {
+  const net = require('node:net');
+  const { listeningOf } = require('../../lib/cli/report.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-listening-'));
+  const servers = [];
+  const listen = (...args) =>
+    new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => socket.end());
+      servers.push(server);
+      server.once('error', reject).listen(...args, () => resolve(server.address()));
+    });
+  try {
+    const v4 = await listen(0, '127.0.0.1');
+    const any = await listen(0, '0.0.0.0');
+    const v6 = await listen(0, '::1').catch(() => null); // a kernel without IPv6
+    const unix = path.join(dir, 'a\x1b[2Jb.sock');
+    await listen(unix);
+    const client = net.connect(v4.port, '127.0.0.1');
+    await new Promise((resolve) => client.on('connect', resolve));
+    const found = listeningOf([process.pid]);
+    assert.ok(!found.includes(`127.0.0.1:${client.localPort}`), 'a connection is no listening address');
+    client.destroy();
+    const expected = [`127.0.0.1:${v4.port}`, `*:${any.port}`, path.join(dir, 'a\\x1b[2Jb.sock')];
+    if (v6 !== null) expected.push(`[::1]:${v6.port}`);
+    assert.deepEqual(found.filter((address) => expected.includes(address)).sort(), expected.sort());
+    assert.ok(!found.some((address) => address.includes('\x1b')), 'no control character left');
+    assert.equal(listeningOf([2 ** 22 + 1]), null, 'no such process: nothing known');
+  } finally {
+    for (const server of servers) server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

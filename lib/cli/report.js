@@ -6,6 +6,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const { status, procStat } = require('../operator/control.js');
+const { escapeControls } = require('./logs.js');
 
 /** /proc's clock: USER_HZ, 100 in the kernel's ABI on every Linux architecture. */
 const USER_HZ = 100;
@@ -230,10 +231,6 @@ function socketInodes(pid) {
   });
 }
 
-// C0, DEL and C1: a socket's path is the bytes its process chose, printed to a terminal.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
-const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
-
 /** The lines of a /proc table below its header ([] when it cannot be read: no IPv6). */
 function tableLines(file) {
   try {
@@ -280,7 +277,8 @@ function listeningSockets(pid) {
   for (const line of tableLines(`/proc/${pid}/net/unix`)) {
     const [, , , flags, , , inode, ...name] = line.trim().split(/\s+/);
     // __SO_ACCEPTCON: listening; a bound one has a path (or @ and an abstract name).
-    if ((Number.parseInt(flags, 16) & 0x10000) !== 0 && name.length > 0) sockets.set(inode, name.join(' ').replace(CONTROL, '?'));
+    // A socket's path is the bytes its process chose, printed to a terminal.
+    if ((Number.parseInt(flags, 16) & 0x10000) !== 0 && name.length > 0) sockets.set(inode, escapeControls(name.join(' ')));
   }
   return sockets;
 }
