@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
@@ -148,11 +149,12 @@ test('list, as text and JSON, shows running and stale daemons, and one started w
       { name: 'own', pid: pids.own, status: 'running', pidfile: own, command: [app, 'own'] },
     ]);
     assert.ok(rows[0].memory > 1 << 20 && rows[0].uptime >= 0, 'resident memory and uptime from /proc');
-    assert.deepEqual([rows[1].memory, rows[1].uptime], [null, null]);
+    assert.ok(rows[0].cpu >= 0 && rows[0].cpu < 100 * os.availableParallelism(), `CPU% since it started: ${rows[0].cpu}`);
+    assert.deepEqual([rows[1].memory, rows[1].uptime, rows[1].cpu], [null, null, null]);
     const text = (await daemon(['list'])).stdout.split('\n');
-    assert.match(text[0], /^NAME\s+PID\s+STATUS\s+UPTIME\s+RESTARTS\s+MEMORY\s+COMMAND$/);
-    assert.match(text[1], new RegExp(`^alive\\s+${pids.alive}\\s+running\\s+\\d+[smhd]\\s+-\\s+[\\d.]+M\\s+${app} alive$`));
-    assert.match(text[2], new RegExp(`^killed\\s+-\\s+stale\\s+-\\s+-\\s+-\\s+${app} killed$`));
+    assert.match(text[0], /^NAME\s+PID\s+STATUS\s+UPTIME\s+RESTARTS\s+CPU%\s+MEMORY\s+COMMAND$/);
+    assert.match(text[1], new RegExp(`^alive\\s+${pids.alive}\\s+running\\s+\\d+[smhd]\\s+-\\s+\\d+\\.\\d\\s+[\\d.]+M\\s+${app} alive$`));
+    assert.match(text[2], new RegExp(`^killed\\s+-\\s+stale\\s+-\\s+-\\s+-\\s+-\\s+${app} killed$`));
     assert.equal((await daemon(['status', 'killed'])).code, 1);
     assert.equal((await daemon(['status', 'own'])).stdout, `${pids.own}\n`);
   } finally {
@@ -225,7 +227,7 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
     process.kill(pids[0], 'SIGUSR2');
     await waitFor(() => followed === 'line 30\nlater\n', 5000, 'the new line followed');
     follower.kill('SIGTERM');
-    await followerEnded; // its tail, handed the signal, has let go of the pipe too
+    await followerEnded;
     const syslogged = await daemon(['start', '--name', 'sys', '--stdout', 'syslog', app], {
       env: { DAEMON_SYSLOG_SOCKET: path.join(dir, 'none') },
     });

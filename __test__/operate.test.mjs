@@ -477,7 +477,7 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
   const help = await run([cli, '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: daemon <command>/);
-  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'list', 'logs', 'run', 'unit', 'delete']) {
+  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'list', 'top', 'logs', 'run', 'unit', 'delete']) {
     const r = await run([cli, command, '--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`^Usage: daemon ${command}`));

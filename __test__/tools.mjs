@@ -18,6 +18,7 @@ export const TOOLS = {
   '/usr/bin/python3': { apt: 'python3' }, // the attacker as nobody, the notify socket's listener, the stand-in socket activator
   ip: { apt: 'iproute2' }, // foreground.test: a container's loopback in a new network namespace
   readelf: { apt: 'binutils' }, // pack:all's glibc baseline check
+  tmux: { apt: 'tmux' }, // top.test: `daemon top` in a real terminal
   'cargo-zigbuild': { pip: ['ziglang==0.17.1', 'cargo-zigbuild==0.24.1'] }, // pack:all: Linux builds against glibc 2.17
 };
 

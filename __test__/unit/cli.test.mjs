@@ -2,7 +2,10 @@
 // place, the unit and environment file texts, the list's cells, the nearest
 // word, the env file format.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 const require = createRequire(import.meta.url);
@@ -13,7 +16,8 @@ const { parseEnv } = require('../../lib/cli/env-file.js');
 const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
 const { chooseStateDir } = require('../../lib/operator/state-dir.js');
 const { unitText, environmentFile, socketUnits } = require('../../lib/cli/unit.js');
-const { table, duration, size } = require('../../lib/cli/report.js');
+const { table, duration, size, percent } = require('../../lib/cli/report.js');
+const { rotatedFiles, lastLinesStart } = require('../../lib/cli/log-reader.js');
 
 test("parse: the flags before the script are the command's, everything from the script on is the script's", () => {
   const parsed = parse('start', ['--name', 'web', '-q', 'app.js', '--pidfile', 'x', '--name', 'y', '-q']);
@@ -249,48 +253,36 @@ test('the list: durations, sizes, and a table whose columns fit their cells', ()
   assert.deepEqual([duration(null), duration(5), duration(125), duration(7300), duration(200000)], ['-', '5s', '2m', '2h', '2d']);
   assert.deepEqual([size(null), size(45 * 2 ** 20)], ['-', '45.0M']);
   const text = table([
-    { name: 'a', pid: 1, status: 'running', uptime: 5, restarts: null, memory: 2 ** 20, command: ['/x.js', 'y'] },
-    { name: 'longer-name', pid: null, status: 'stale', uptime: null, restarts: 2, memory: null, command: null },
+    { name: 'a', pid: 1, status: 'running', uptime: 5, restarts: null, cpu: 150.4, memory: 2 ** 20, command: ['/x.js', 'y'] },
+    { name: 'longer-name', pid: null, status: 'stale', uptime: null, restarts: 2, cpu: null, memory: null, command: null },
   ]);
   assert.equal(
     text,
     [
-      'NAME         PID  STATUS   UPTIME  RESTARTS  MEMORY  COMMAND',
-      'a            1    running  5s      -         1.0M    /x.js y',
-      'longer-name  -    stale    -       2         -       -',
+      'NAME         PID  STATUS   UPTIME  RESTARTS  CPU%  MEMORY  COMMAND',
+      'a            1    running  5s      -         150   1.0M    /x.js y',
+      'longer-name  -    stale    -       2         -     -       -',
     ].join('\n'),
   );
+  assert.deepEqual([percent(null), percent(0), percent(12.34), percent(99.96), percent(250.5)], ['-', '0.0', '12.3', '100', '251']);
 });
 
 test("logs: control characters but newline and tab as \\xHH (C0, DEL, C1), the rest as it is; the last N lines' start, a final newline ending the last line", () => {
-  const { escapeControls, lastLinesStart } = require('../../lib/cli/logs.js');
+  const { escapeControls } = require('../../lib/cli/logs.js');
   assert.equal(escapeControls('a\tb\n\x1b[2J\x07\r\x7f\u009b\u00a0\u00e9\u202e'), 'a\tb\n\\x1b[2J\\x07\\x0d\\x7f\\x9b\u00a0\u00e9\u202e');
-  const fs = require('node:fs');
-  const os = require('node:os');
-  const path = require('node:path');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-lines-'));
-  try {
-    const starts = (text, lines) => {
-      const file = path.join(dir, 'log');
-      fs.writeFileSync(file, text);
-      const fd = fs.openSync(file, 'r');
-      try {
-        return text.slice(lastLinesStart(fd, Buffer.byteLength(text), lines));
-      } finally {
-        fs.closeSync(fd);
-      }
-    };
-    assert.equal(starts('a\nb\nc\n', 2), 'b\nc\n');
-    assert.equal(starts('a\nb\nc', 2), 'b\nc');
-    assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
-    assert.equal(starts('a\nb\nc\n', 0), '');
-    assert.equal(starts('\n\n\n', 1), '\n');
-    assert.equal(starts('', 3), '');
-    const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;
-    assert.equal(starts(long, 2), `${'y'.repeat(70000)}\nlast\n`);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const starts = (text, lines) => {
+    const bytes = Buffer.from(text);
+    const { start } = lastLinesStart((position, length) => bytes.subarray(position, position + length), bytes.length, lines);
+    return bytes.subarray(start).toString();
+  };
+  assert.equal(starts('a\nb\nc\n', 2), 'b\nc\n');
+  assert.equal(starts('a\nb\nc', 2), 'b\nc');
+  assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
+  assert.equal(starts('a\nb\nc\n', 0), '');
+  assert.equal(starts('\n\n\n', 1), '\n');
+  assert.equal(starts('', 3), '');
+  const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;
+  assert.equal(starts(long, 2), `${'y'.repeat(70000)}\nlast\n`, 'across the reads of 64 KiB');
 });
 
 test('nearest: the known word within 2 edits (a swap is one; 1 for words of 2 letters), or starting with the word; none else', () => {
@@ -329,4 +321,71 @@ test("parseEnv: Node's --env-file rules where Node has no util.parseEnv, and the
     if (typeof util.parseEnv === 'function') assert.deepEqual({ ...util.parseEnv(text) }, expected, `Node: ${JSON.stringify(text)}`);
   }
   if (typeof util.parseEnv !== 'function') t.diagnostic(`Node ${process.version} has no util.parseEnv: only parseEnv() was checked`);
+});
+
+test('logs: the rotated files newest first, by number (.10 after .2), the plain one while gzip writes its .gz; how many lines the last ones are', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-rotated-'));
+  try {
+    for (const name of [
+      'app.log',
+      'app.log.1',
+      'app.log.1.gz',
+      'app.log.2.gz',
+      'app.log.10',
+      'app.log.0',
+      'app.log.x',
+      'app.log.2.gz.tmp',
+      'other.log.1',
+    ])
+      fs.writeFileSync(path.join(dir, name), '');
+    assert.deepEqual(
+      rotatedFiles(path.join(dir, 'app.log')).map(({ file, gz }) => [path.basename(file), gz]),
+      [
+        ['app.log.1', false],
+        ['app.log.2.gz', true],
+        ['app.log.10', false],
+      ],
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const bytes = Buffer.from('a\nbb\nccc\n');
+  const read = (position, length) => bytes.subarray(position, position + length);
+  assert.deepEqual(lastLinesStart(read, bytes.length, 2), { start: 2, found: 2 });
+  assert.deepEqual(lastLinesStart(read, bytes.length, 5), { start: 0, found: 3 }, 'all of them: fewer than asked');
+  assert.deepEqual(lastLinesStart(read, bytes.length - 1, 1), { start: 5, found: 1 }, 'a last line without its newline');
+  assert.deepEqual(lastLinesStart(read, 0, 3), { start: 0, found: 0 });
+});
+
+test("top's addresses: this process's listening sockets from /proc (TCP on IPv4 and IPv6, a Unix socket's path escaped), not its connections", async () => {
+  const net = require('node:net');
+  const { listeningOf } = require('../../lib/cli/report.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-listening-'));
+  const servers = [];
+  const listen = (...args) =>
+    new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => socket.end());
+      servers.push(server);
+      server.once('error', reject).listen(...args, () => resolve(server.address()));
+    });
+  try {
+    const v4 = await listen(0, '127.0.0.1');
+    const any = await listen(0, '0.0.0.0');
+    const v6 = await listen(0, '::1').catch(() => null); // a kernel without IPv6
+    const unix = path.join(dir, 'a\x1b[2Jb.sock');
+    await listen(unix);
+    const client = net.connect(v4.port, '127.0.0.1');
+    await new Promise((resolve) => client.on('connect', resolve));
+    const found = listeningOf([process.pid]);
+    assert.ok(!found.includes(`127.0.0.1:${client.localPort}`), 'a connection is no listening address');
+    client.destroy();
+    const expected = [`127.0.0.1:${v4.port}`, `*:${any.port}`, path.join(dir, 'a\\x1b[2Jb.sock')];
+    if (v6 !== null) expected.push(`[::1]:${v6.port}`);
+    assert.deepEqual(found.filter((address) => expected.includes(address)).sort(), expected.sort());
+    assert.ok(!found.some((address) => address.includes('\x1b')), 'no control character left');
+    assert.equal(listeningOf([2 ** 22 + 1]), null, 'no such process: nothing known');
+  } finally {
+    for (const server of servers) server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -117,6 +117,16 @@ const FLAGS = Object.freeze({
   json: { type: 'boolean', help: 'print JSON' },
   lines: { type: 'string', short: 'n', arg: 'N', help: 'how many of the last lines (default 10)', read: (text) => integer('lines', text) },
   follow: { type: 'boolean', short: 'f', help: 'keep printing what is appended' },
+  once: { type: 'boolean', help: 'print one frame (CPU% over one second) and exit' },
+  sort: {
+    type: 'string',
+    arg: 'KEY',
+    help: 'order the services by cpu (the default), memory or name',
+    read: (text) => {
+      if (!['cpu', 'memory', 'name'].includes(text)) throw new UsageError(`--sort takes cpu, memory or name, not ${text}`);
+      return text;
+    },
+  },
   raw: { type: 'boolean', help: 'print the bytes as written (by default control characters but newline and tab show as \\xHH)' },
   'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
   out: {
@@ -220,6 +230,11 @@ const COMMANDS = Object.freeze({
     summary: '0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown',
   },
   list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory (also: ls)' },
+  top: {
+    flags: ['once', 'sort'],
+    usage: '[--once] [--sort cpu|memory|name]',
+    summary: 'every daemon live: CPU%, memory, restarts, addresses (q quits)',
+  },
   logs: { flags: ['pidfile', 'lines', 'follow', 'raw'], target: true, summary: 'the last lines of its log files' },
   run: {
     flags: ['name', ...START_FLAGS],

@@ -9,8 +9,9 @@ const { start, restart, run } = require('./start.js');
 const commands = require('./commands.js');
 const { fleetFileIn, runFleet } = require('./fleet-commands.js');
 const { startup } = require('./startup.js');
+const { top } = require('./top.js');
 
-const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...commands, startup });
+const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...commands, startup, top });
 
 /** `a`, `a and b`, `a, b and c`. */
 const words = (list) => (list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`);

@@ -23,12 +23,15 @@ const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
 const STOP_POLL_MS = 10;
 
-/** `/proc/PID/stat`'s parent and start time (clock ticks since boot), or null when the process is gone. */
+/**
+ * `/proc/PID/stat`'s parent, start time (clock ticks since boot) and CPU time
+ * used (utime + stime, in clock ticks), or null when the process is gone.
+ */
 function procStat(pid) {
   try {
     const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' ? null : { ppid: Number(fields[1]), start: fields[19] };
+    return fields[0] === 'Z' ? null : { ppid: Number(fields[1]), start: fields[19], cpu: Number(fields[11]) + Number(fields[12]) };
   } catch {
     return null;
   }
