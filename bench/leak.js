@@ -125,9 +125,9 @@ async function measure(tool, client, runDir) {
 
 /** `a` or `a–b` over the runs, each value through `format`. */
 function range(values, format = String) {
-  const low = Math.min(...values);
-  const high = Math.max(...values);
-  return low === high ? format(low) : `${format(low)}–${format(high)}`;
+  const low = format(Math.min(...values));
+  const high = format(Math.max(...values));
+  return low === high ? low : `${low}–${high}`;
 }
 
 const mib = (bytes) => (bytes / MIB).toFixed(0);
