@@ -68,4 +68,10 @@ function run([file, args, env], base) {
   });
 }
 
-module.exports = { PEERS, fetchPeers, pm2, forever, run };
+/** Runs a tool's command as run() does; throws when it fails. */
+async function must(command, base) {
+  const { code, stderr } = await run(command, base);
+  if (code !== 0) throw new Error(`${path.basename(command[0])} ${command[1].join(' ')} exited with ${code}: ${stderr}`);
+}
+
+module.exports = { PEERS, fetchPeers, pm2, forever, run, must };
