@@ -13,12 +13,13 @@ const median = (values) => {
 function spread(values, format = (v) => Math.round(v).toLocaleString('en-US')) {
   const known = values.filter((v) => v !== null && v !== undefined && !Number.isNaN(v));
   if (known.length === 0) return '–';
-  const [lo, hi] = [Math.min(...known), Math.max(...known)];
-  return lo === hi ? format(lo) : `${format(lo)}–${format(hi)} (${format(median(known))})`;
+  const [lo, hi] = [format(Math.min(...known)), format(Math.max(...known))];
+  return lo === hi ? lo : `${lo}–${hi} (${format(median(known))})`;
 }
 
 const percent = (v) => `${v.toFixed(0)}%`;
 const ratio = (v) => `${v.toFixed(2)}×`;
+const micro = (v) => `${Math.round(v)} µs`;
 const each = (values, format = String) => (values.length === 0 ? '–' : values.map(format).join(', '));
 
 /** The issue's goals, each with the rounds (or samples) that meet it. */
@@ -54,7 +55,7 @@ const refusedOf = (t) => t.wrk.connect + t.loop.refused;
 const failedOf = (t) => wrkFailed(t) + t.loop.failed;
 const answeredOf = (t) => t.wrk.requests - t.wrk.non2xx + t.loop.answered;
 
-function markdown({ setups, rounds, costs, failures, mode, wrkVersion, load, settings, wrkSettings }) {
+function markdown({ setups, rounds, costs, failures, mode, wrkVersion, loads, settings, wrkSettings }) {
   const of = (key) => rounds.map((r) => r[key]).filter(Boolean);
   const rows = (filter, cells) => setups.filter(filter).map((s) => `| ${s.name} | ${cells(of(s.key), s).join(' | ')} |`);
   const all = () => true;
@@ -69,7 +70,7 @@ function markdown({ setups, rounds, costs, failures, mode, wrkVersion, load, set
   return [
     "# Instances on every core: one process, Node's cluster, pm2's cluster mode, this module",
     '',
-    `Written by \`node bench/cluster.js\` (part of \`npm run bench\`) on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs shared with other work (load average ${load[0].toFixed(1)} at the start, ${load[1].toFixed(1)} at the end), rounds: ${s.RUNS}, the setups one after another in each, their order rotating. Each figure: min–max over the rounds (median).`,
+    `Written by \`node bench/cluster.js\` (part of \`npm run bench\`) on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs shared with other work (load average at each round's start and at the end: ${loads.map((l) => l.toFixed(1)).join(', ')}). Rounds: ${s.RUNS}. In each, every setup is started, side by side on its own port (idle while another is measured); each wrk run goes through the setups in turn, the order rotating from round to round; the balance, kill and upgrade phases then run one setup at a time. Each figure: min–max over the rounds (median).`,
     `The same server, bench/servers/instance.js, under each: one process; Node's \`cluster\` with ${s.INSTANCES} workers (bench/servers/node-cluster.js, Node's default round-robin: the primary accepts each connection and hands it to a worker); pm2 cluster mode \`-i ${s.INSTANCES}\` (its God daemon is that primary); \`daemon start -i ${s.INSTANCES} --listen 127.0.0.1:PORT\` (both instances accept on the socket the supervisor holds; nothing in between). Under this module the server listens with ${listen}.`,
     `Load generator: ${wrkVersion} on the same machine, ${wrkSettings.threads} thread, ${wrkSettings.connections} connections, ${s.SECONDS} s a run after a 1 s warm-up, \`--timeout ${wrkSettings.timeoutS}s\`; its own CPU is a column (% of one CPU), and how busy both CPUs were.`,
     '',
@@ -100,6 +101,29 @@ function markdown({ setups, rounds, costs, failures, mode, wrkVersion, load, set
         ),
       )
       .join(' | ')} | | |`,
+    '',
+    '## CPU time per request',
+    '',
+    "The CPU time (user and system, from /proc) every process of the setup used during each wrk run above (for pm2 its God daemon, for Node's cluster its primary, for this module its supervisor, and the instances), over the requests answered: what each setup costs, which a busy machine's scheduler does not change as it changes requests/s. The kernel's loopback TCP work done in softirqs is charged to whichever process the CPU was running, so it is partly missing here.",
+    '',
+    '| | keep-alive | new connection per request | 1 ms of CPU per request |',
+    '| --- | ---: | ---: | ---: |',
+    ...rows(all, (rs) =>
+      workloads.map((w) =>
+        spread(
+          rs.map((r) => r[w].cpuPerRequestUs),
+          micro,
+        ),
+      ),
+    ),
+    `| this module ÷ pm2, same round | ${workloads
+      .map((w) =>
+        spread(
+          pairs.map((r) => r.daemon[w].cpuPerRequestUs / r.pm2[w].cpuPerRequestUs),
+          ratio,
+        ),
+      )
+      .join(' | ')} |`,
     '',
     "## Balance: the idlest instance's share",
     '',

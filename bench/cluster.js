@@ -45,6 +45,8 @@ const SERVER = path.join(BENCH, 'servers', 'instance.js');
 const NODE_CLUSTER = path.join(BENCH, 'servers', 'node-cluster.js');
 const DAEMON = path.join(BENCH, '..', 'bin', 'daemon.js');
 const TAG = `daemon-bench-cluster-${process.pid}-${Date.now()}`;
+/** wrk's: the tag (the sweep at exit), not a setup's count directory (it is no process of the setup). */
+const WRK_ENV = { BENCH_TAG: TAG };
 const RUNS = Number(process.env.BENCH_CLUSTER_RUNS) || 3;
 const SECONDS = Number(process.env.BENCH_CLUSTER_SECONDS) || 5;
 const SETUPS = (process.env.BENCH_CLUSTER_SETUPS || 'one,node,pm2,daemon').split(',');
@@ -142,6 +144,11 @@ function counts(ctx) {
 /** The pids of the instances that listen now. */
 const live = (ctx) => [...counts(ctx).keys()].filter((pid) => !procs.isDead(pid)).sort((a, b) => a - b);
 
+/** Every process of the setup: its count directory in the environment, or pm2's home. */
+const processes = (ctx) => [
+  ...new Set([...procs.pidsWithEnv('BENCH_COUNT_DIR', ctx.countDir), ...procs.pidsWithEnv('PM2_HOME', ctx.home)]),
+];
+
 /** Resolves once `n` instances listen, none of them in `except`: their pids. */
 async function instancesUp(ctx, n, except = []) {
   const t0 = performance.now();
@@ -150,6 +157,18 @@ async function instancesUp(ctx, n, except = []) {
     if (pids.length >= n) return pids;
     if (performance.now() - t0 > INSTANCES_TIMEOUT_MS)
       throw new Error(`${pids.length} of ${n} instances listen after ${INSTANCES_TIMEOUT_MS} ms`);
+    await sleep(5);
+  }
+}
+
+/** Resolves once no more than the setup's instances listen (retired ones have exited): their pids. */
+async function instancesDown(ctx) {
+  const t0 = performance.now();
+  for (;;) {
+    const pids = live(ctx);
+    if (pids.length <= ctx.instances) return pids;
+    if (performance.now() - t0 > INSTANCES_TIMEOUT_MS)
+      throw new Error(`${pids.length} instances still listen after ${INSTANCES_TIMEOUT_MS} ms`);
     await sleep(5);
   }
 }
@@ -182,15 +201,37 @@ function connections(pid) {
 
 const url = (ctx, where = '/') => `http://127.0.0.1:${ctx.port}${where}`;
 
-/** One wrk run of a workload, with the idlest instance's share of it. */
+/** The CPU time (clock ticks) `pids` have used so far; a process gone counts nothing. */
+const cpuOf = (pids) =>
+  pids.reduce((sum, pid) => {
+    try {
+      return sum + procs.cpuTicks(pid);
+    } catch {
+      return sum;
+    }
+  }, 0);
+
+/**
+ * One wrk run of a workload, with the idlest instance's share of it and the
+ * CPU time every process of the setup used per request (µs): on a machine
+ * shared with other work, requests/s measure the scheduler's share as much as
+ * the setup, CPU per request what the setup costs.
+ */
 async function throughput(ctx, workload) {
   const pids = live(ctx);
+  const own = processes(ctx);
   const before = counts(ctx);
-  const result = await wrk.run(url(ctx, workload.path), { seconds: SECONDS, close: workload.close, env: ctx.env }).result;
+  const cpuBefore = cpuOf(own);
+  const result = await wrk.run(url(ctx, workload.path), { seconds: SECONDS, close: workload.close, env: WRK_ENV }).result;
+  const cpuTicks = cpuOf(own) - cpuBefore;
   await sleep(COUNT_SETTLE_MS);
   const after = counts(ctx);
   const served = new Map(pids.map((pid) => [pid, (after.get(pid) ?? 0) - (before.get(pid) ?? 0)]));
-  return { ...result, idlest: pids.length > 1 ? idlestShare(served, pids) : null };
+  return {
+    ...result,
+    idlest: pids.length > 1 ? idlestShare(served, pids) : null,
+    cpuPerRequestUs: (cpuTicks * (1e6 / procs.CLOCK_TICKS)) / result.requests,
+  };
 }
 
 /** The idlest instance's share of SEQUENTIAL requests, one after another, a new connection each. */
@@ -210,7 +251,7 @@ async function sequentialShare(ctx) {
  * `action()` runs; wrk stops when the action is done. Both tallies.
  */
 async function loaded(ctx, { close, agent = false }, action) {
-  const load = wrk.run(url(ctx), { seconds: OPEN_ENDED_S, close, env: ctx.env });
+  const load = wrk.run(url(ctx), { seconds: OPEN_ENDED_S, close, env: WRK_ENV });
   let loop;
   try {
     loop = await underLoad(ctx.port, action, agent);
@@ -242,66 +283,121 @@ async function kill(ctx) {
   return { ...tallies, inFlight, backAfterMs };
 }
 
-/** UPGRADES upgrades under load: the tallies, and whether every instance runs anew afterwards. */
-async function upgrades(ctx, setup, keepAlive) {
+/**
+ * UPGRADES upgrades under load: the tallies, and whether every instance runs
+ * anew once the retired ones have exited.
+ */
+async function upgrades(ctx, keepAlive) {
   const before = live(ctx);
   const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false;
   try {
     const tallies = await loaded(ctx, { close: !keepAlive, agent }, async () => {
       for (let i = 0; i < UPGRADES; i++) {
         await sleep(UPGRADE_SPACING_MS);
-        await setup.upgrade(ctx);
+        await ctx.setup.upgrade(ctx);
       }
       await sleep(UPGRADE_SPACING_MS);
     });
-    const after = live(ctx);
-    return { ...tallies, renewed: after.length === ctx.instances && after.every((pid) => !before.includes(pid)) };
+    const after = await instancesDown(ctx);
+    return { ...tallies, renewed: after.every((pid) => !before.includes(pid)) };
   } finally {
     if (agent) agent.destroy();
   }
 }
 
-// ---- one setup, started and stopped -------------------------------------------
+// ---- setups started and stopped -------------------------------------------------
 
-/** Starts `setup` with `instances`, runs `measure(ctx)`, stops it; every process of it is gone after. */
-async function withSetup(setup, instances, runDir, measure) {
+/** A setup's context: its directory in `runDir`, a port, its environment. */
+async function context(setup, instances, runDir) {
   const home = fs.mkdtempSync(path.join(runDir, `${setup.key}-`));
   const port = await freePort();
   const countDir = path.join(home, 'counts');
   fs.mkdirSync(countDir);
   const env = { PORT: String(port), BENCH_TAG: TAG, BENCH_COUNT_DIR: countDir, BENCH_WORKERS: String(instances) };
-  const ctx = { home, port, countDir, env, instances };
+  return { setup, home, port, countDir, env, instances };
+}
+
+/** Starts the setup; resolves once every instance listens and it answers. */
+async function start(ctx) {
+  await ctx.setup.start(ctx);
+  await instancesUp(ctx, ctx.instances);
+  await waitForAnswer(ctx.port, ANSWER_TIMEOUT_MS);
+}
+
+/**
+ * Stops the setup with its own command, then ends any process of it left
+ * (its count directory in the environment, or pm2's home), and removes its
+ * directory.
+ */
+async function finish(ctx) {
   try {
-    await setup.start(ctx);
-    await instancesUp(ctx, instances);
-    await waitForAnswer(port, ANSWER_TIMEOUT_MS);
-    const result = await measure(ctx);
-    await setup.stop(ctx);
-    return result;
+    await ctx.setup.stop(ctx);
   } finally {
-    await procs.killAll(procs.benchPids(TAG, home));
-    fs.rmSync(home, { recursive: true, force: true });
+    await procs.killAll(processes(ctx));
+    fs.rmSync(ctx.home, { recursive: true, force: true });
   }
 }
 
-/** A round's figures for one setup. */
-function round(setup, runDir) {
-  const instances = setup.only ?? INSTANCES;
-  return withSetup(setup, instances, runDir, async (ctx) => {
-    await wrk.run(url(ctx), { seconds: 1, env: ctx.env }).result; // warm-up
-    const result = {};
-    for (const workload of WORKLOADS) result[workload.key] = await throughput(ctx, workload);
-    if (instances > 1) {
-      result.sequential = [];
-      for (let i = 0; i < SEQUENTIAL_SAMPLES; i++) result.sequential.push(await sequentialShare(ctx));
-      result.kill = await kill(ctx);
+/** Starts `setup` with `instances`, runs `measure(ctx)`, stops it. */
+async function withSetup(setup, instances, runDir, measure) {
+  const ctx = await context(setup, instances, runDir);
+  let result;
+  try {
+    await start(ctx);
+    result = await measure(ctx);
+  } finally {
+    await finish(ctx);
+  }
+  return result;
+}
+
+/**
+ * One round: every setup started, side by side on their own ports (idle
+ * while another is measured), the order rotated by `r`; each wrk run of a
+ * workload for every setup in turn, then the balance, kill and upgrade
+ * phases, setup by setup. A setup that fails is out of the round (the
+ * failure is added to `failures`). The figures by setup key.
+ */
+async function round(list, r, runDir, failures) {
+  const order = list.map((_, i) => list[(i + r) % list.length]);
+  const ctxs = [];
+  const results = {};
+  const attempt = async (ctx, phase, measure) => {
+    if (ctx.failed) return;
+    try {
+      await measure(results[ctx.setup.key]);
+    } catch (error) {
+      ctx.failed = true;
+      failures.push(`round ${r + 1}, ${ctx.setup.name}, ${phase}: ${error.message}`);
     }
-    if (setup.upgrade) {
-      result.upgradeClose = await upgrades(ctx, setup, false);
-      result.upgradeKeepAlive = await upgrades(ctx, setup, true);
+  };
+  try {
+    for (const setup of order) {
+      const ctx = await context(setup, setup.only ?? INSTANCES, runDir);
+      ctxs.push(ctx);
+      results[setup.key] = {};
+      await attempt(ctx, 'start', () => start(ctx));
     }
-    return result;
-  });
+    for (const ctx of ctxs) await attempt(ctx, 'warm-up', () => wrk.run(url(ctx), { seconds: 1, env: WRK_ENV }).result);
+    for (const workload of WORKLOADS) {
+      process.stderr.write(`cluster: round ${r + 1}/${RUNS}: ${workload.key}\n`);
+      for (const ctx of ctxs) await attempt(ctx, workload.key, async (to) => (to[workload.key] = await throughput(ctx, workload)));
+    }
+    for (const ctx of ctxs.filter((c) => c.instances > 1)) {
+      process.stderr.write(`cluster: round ${r + 1}/${RUNS}: balance, kill, upgrades: ${ctx.setup.name}\n`);
+      await attempt(ctx, 'sequential', async (to) => {
+        to.sequential = [];
+        for (let i = 0; i < SEQUENTIAL_SAMPLES; i++) to.sequential.push(await sequentialShare(ctx));
+      });
+      await attempt(ctx, 'kill', async (to) => (to.kill = await kill(ctx)));
+      if (!ctx.setup.upgrade) continue;
+      await attempt(ctx, 'upgrades', async (to) => (to.upgradeClose = await upgrades(ctx, false)));
+      await attempt(ctx, 'upgrades, keep-alive', async (to) => (to.upgradeKeepAlive = await upgrades(ctx, true)));
+    }
+  } finally {
+    for (const ctx of ctxs) await attempt(ctx, 'stop', () => finish(ctx));
+  }
+  return Object.fromEntries(ctxs.filter((ctx) => !ctx.failed).map((ctx) => [ctx.setup.key, results[ctx.setup.key]]));
 }
 
 /** The supervisor's memory with `instances` instances, and its CPU time over IDLE_MS of nothing. */
@@ -335,7 +431,7 @@ async function main() {
   const bin = peers.fetchPeers();
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-bench-cluster-'));
   procs.sweepAtExit(TAG, runDir);
-  const loadBefore = os.loadavg();
+  const loads = [];
   const failures = [];
   const rounds = [];
   const costs = [];
@@ -348,16 +444,8 @@ async function main() {
     );
     const list = setups(bin, mode).filter((setup) => SETUPS.includes(setup.key));
     for (let r = 0; r < RUNS; r++) {
-      const results = {};
-      for (const setup of list.map((_, i) => list[(i + r) % list.length])) {
-        process.stderr.write(`cluster: round ${r + 1}/${RUNS}: ${setup.name}\n`);
-        try {
-          results[setup.key] = { ...(await round(setup, runDir)), load: os.loadavg()[0] };
-        } catch (error) {
-          failures.push(`round ${r + 1}, ${setup.name}: ${error.message}`);
-        }
-      }
-      rounds.push(results);
+      loads.push(os.loadavg()[0]);
+      rounds.push(await round(list, r, runDir, failures));
     }
     for (const instances of MEMORY_INSTANCES) {
       for (const setup of list.filter((s) => s.supervisor)) {
@@ -376,7 +464,7 @@ async function main() {
       failures,
       mode,
       wrkVersion,
-      load: [loadBefore[0], os.loadavg()[0]],
+      loads: [...loads, os.loadavg()[0]],
       settings: {
         RUNS,
         SECONDS,
