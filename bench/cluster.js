@@ -218,7 +218,7 @@ const cpuOf = (pids) =>
  * the setup, CPU per request what the setup costs.
  */
 async function throughput(ctx, workload) {
-  const pids = live(ctx);
+  const pids = await instancesUp(ctx, ctx.instances);
   const own = processes(ctx);
   const before = counts(ctx);
   const cpuBefore = cpuOf(own);
@@ -236,11 +236,12 @@ async function throughput(ctx, workload) {
 
 /** The idlest instance's share of SEQUENTIAL requests, one after another, a new connection each. */
 async function sequentialShare(ctx) {
-  const pids = live(ctx);
+  const pids = await instancesUp(ctx, ctx.instances);
   const served = new Map();
   for (let i = 0; i < SEQUENTIAL; i++) {
     const { outcome, pid } = await request(ctx.port);
     if (outcome !== 'answered') throw new Error(`a sequential request was ${outcome}`);
+    if (!pids.includes(Number(pid))) throw new Error(`pid ${pid}, not one of the instances ${pids.join(', ')}, answered`);
     served.set(Number(pid), (served.get(Number(pid)) ?? 0) + 1);
   }
   return idlestShare(served, pids);
