@@ -75,11 +75,16 @@ const IDLE_MS = 10000;
 
 // ---- the four ways to run the server ----------------------------------------
 
-/** A setup whose process the bench spawns and stops with SIGTERM itself. */
+/**
+ * A setup whose process the bench spawns and stops with SIGTERM itself, in a
+ * session of its own as pm2's and this module's are: Linux's autogroup gives
+ * each session an equal share of a busy machine's CPUs, and the bench's
+ * session has wrk.
+ */
 function spawned(file, supervised) {
   return {
     start: async (ctx) => {
-      ctx.child = spawn(process.execPath, [file], { env: { ...process.env, ...ctx.env }, stdio: 'ignore' });
+      ctx.child = spawn(process.execPath, [file], { env: { ...process.env, ...ctx.env }, stdio: 'ignore', detached: true });
       ctx.exited = new Promise((resolve) => ctx.child.on('exit', resolve));
     },
     supervisor: supervised ? (ctx) => ctx.child.pid : null,
