@@ -3,11 +3,13 @@
 // (bench/servers/instance.js) as one process, under Node's own cluster (2
 // workers, round-robin: the primary accepts), pm2's cluster mode (-i 2: its
 // God daemon is that primary) and `daemon start -i 2 --listen` (both
-// instances accept on the socket the supervisor holds), side by side in
-// rounds, the order rotating:
+// instances accept on the socket the supervisor holds). In each round all
+// are started side by side, each in a session of its own, then:
 //   1. requests/s with wrk: keep-alive, a new connection per request
-//      (`Connection: close`), and 1 ms of CPU per request (keep-alive), with
-//      each instance's share of them; wrk's own CPU and the machine's;
+//      (`Connection: close`), and 1 ms of CPU per request (keep-alive), each
+//      run going through the setups in turn (the order rotating by round),
+//      with each instance's share, the CPU time the setup's processes spent
+//      per request, wrk's own CPU and the machine's;
 //   2. each instance's share of sequential requests, a new connection each;
 //   3. one instance SIGKILLed under wrk (a new connection per request) and a
 //      sequential loop: refused and failed requests, against the requests
@@ -16,13 +18,13 @@
 //   4. upgrades (`pm2 reload`, `daemon upgrade`) under the same load, and
 //      again under keep-alive clients (wrk, and a sequential loop on a
 //      keep-alive agent), reported apart;
-// then, one at a time, the supervisor's memory (VmRSS, RssAnon) with 1, 2
-// and 16 instances, and its CPU time over 10 s with nothing to do.
-// pm2 is fetched by npm (bench/peers.js), wrk is Debian's. Writes
-// bench/CLUSTER.md (bench/cluster-report.js) and stops every process it
-// started.
+// (2 to 4 one setup at a time); then, one setup at a time, the supervisor's
+// memory (VmRSS, RssAnon) with 1, 2 and 16 instances, and its CPU time over
+// 10 s with nothing to do. pm2 is fetched by npm (bench/peers.js), wrk is
+// Debian's. Writes bench/CLUSTER.md (bench/cluster-report.js) and stops
+// every process it started.
 //
-// BENCH_CLUSTER_RUNS (default 3) sets the rounds, BENCH_CLUSTER_SECONDS
+// BENCH_CLUSTER_RUNS (default 5) sets the rounds, BENCH_CLUSTER_SECONDS
 // (default 5) each wrk run's length, BENCH_CLUSTER_SETUPS (default
 // one,node,pm2,daemon) which setups run.
 'use strict';
@@ -47,7 +49,7 @@ const DAEMON = path.join(BENCH, '..', 'bin', 'daemon.js');
 const TAG = `daemon-bench-cluster-${process.pid}-${Date.now()}`;
 /** wrk's: the tag (the sweep at exit), not a setup's count directory (it is no process of the setup). */
 const WRK_ENV = { BENCH_TAG: TAG };
-const RUNS = Number(process.env.BENCH_CLUSTER_RUNS) || 3;
+const RUNS = Number(process.env.BENCH_CLUSTER_RUNS) || 5;
 const SECONDS = Number(process.env.BENCH_CLUSTER_SECONDS) || 5;
 const SETUPS = (process.env.BENCH_CLUSTER_SETUPS || 'one,node,pm2,daemon').split(',');
 const INSTANCES = 2;
@@ -427,7 +429,9 @@ async function listenMode(daemonSetup, runDir) {
     await withSetup(daemonSetup, 1, runDir, async () => {});
     return { fd: false };
   } catch (error) {
-    return { fd: true, why: error.message.split('\n').find((line) => /EADDRINUSE/.test(line)) ?? error.message.split('\n')[0] };
+    // What the start said (after must()'s `... exited with N: `), its line naming EADDRINUSE.
+    const said = error.message.replace(/^[\s\S]*? exited with \d+: /, '').split('\n');
+    return { fd: true, why: said.find((line) => /EADDRINUSE/.test(line)) ?? said[0] };
   }
 }
 
