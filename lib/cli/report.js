@@ -149,9 +149,10 @@ function table(rows) {
   return [line(COLUMNS), ...cells.map(line)].join('\n');
 }
 
-/** `2 restarts, last exit: code 1` (or `by SIGKILL`). */
-function restartsText({ restarts, lastExit }) {
-  const last = lastExit == null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+/** `2 restarts, last exit: code 1` (or `by SIGKILL`), or `1 restart, last for memory: 210.3M`. */
+function restartsText({ restarts, lastExit, lastRestart }) {
+  const exit = lastExit == null ? '' : `, last exit: ${lastExit.signal === null ? `code ${lastExit.code}` : `by ${lastExit.signal}`}`;
+  const last = lastRestart?.reason === 'memory' ? `, last for memory: ${size(lastRestart.rss)}` : exit;
   return `${restarts} restart${restarts === 1 ? '' : 's'}${last}`;
 }
 
@@ -174,7 +175,8 @@ function supervisionLines(row) {
     return lines;
   }
   const since = row.since instanceof Date ? ` since ${row.since.toISOString()}` : '';
-  return [`supervising ${row.daemonPid === null ? 'no daemon now' : `the daemon ${row.daemonPid}`}${since}, ${restartsText(row)}`];
+  const restarts = restartsText({ ...row, lastRestart: row.instances?.[0]?.lastRestart });
+  return [`supervising ${row.daemonPid === null ? 'no daemon now' : `the daemon ${row.daemonPid}`}${since}, ${restarts}`];
 }
 
 module.exports = { describe, table, supervisionLines, duration, size };

@@ -17,7 +17,7 @@ const {
   MAX_INSTANCES,
   STOP,
 } = require('../shared/options.js');
-const { readRecord, supervisorFiles } = require('./state-dir.js');
+const { openStateDir, readRecord, supervisorFiles } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
@@ -36,6 +36,9 @@ function procStat(pid) {
 
 /** A record's exit: `{ code, signal }`, or null. */
 const exitOf = (ending) => ending && { code: ending.code ?? null, signal: ending.signal ?? null };
+
+/** Why an instance last restarted: `{ reason: 'crash' }` or `{ reason: 'memory', rss }`, or null. */
+const restartOf = (restart) => (restart ? { reason: restart.reason, ...(restart.rss === undefined ? {} : { rss: restart.rss }) } : null);
 
 /**
  * What a supervisor's record adds, for a supervised service only: the daemon
@@ -63,6 +66,7 @@ function supervision(file, running, pid) {
     since: instance.pid == null ? null : new Date(instance.since),
     restarts: instance.restarts,
     lastExit: exitOf(instance.lastExit),
+    lastRestart: restartOf(instance.lastRestart),
     upgrade: instance.upgrade,
   }));
   return { daemonPid: child(record.daemonPid), restarts: record.restarts, lastExit, since, instances };
@@ -175,6 +179,8 @@ async function stop(file, options) {
  */
 function ask(file, request, what, failure) {
   const channel = supervisorFiles(file).control;
+  // Only in a state directory no other user can change is the socket there the supervisor's (EPERM otherwise).
+  openStateDir()?.close();
   return new Promise((resolve, reject) => {
     let answer = '';
     // node:net loaded only now: it costs a millisecond and more at every require('daemon').

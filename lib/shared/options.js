@@ -55,6 +55,18 @@ function checkInstances(name, value) {
   return checkInteger(name, value, 1, MAX_INSTANCES);
 }
 
+/** `K`, `M`, `G`: 1024-based, as pm2's `max_memory_restart` and `ulimit` count. */
+const SIZE_UNITS = Object.freeze({ __proto__: null, '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 });
+
+/** A size in bytes: a positive integer, or a string of digits with `K`, `M` or `G` (1024-based). */
+function checkSize(name, value) {
+  if (typeof value === 'number') return checkInteger(name, value, 1, Number.MAX_SAFE_INTEGER);
+  if (typeof value !== 'string') throw invalidType(name, 'of type number or string', value);
+  const size = /^([0-9]+)([KMG]?)$/i.exec(value);
+  if (size === null) throw invalidValue(name, 'must be a number of bytes, or one with K, M or G (1024-based)', value);
+  return checkInteger(name, Number(size[1]) * SIZE_UNITS[size[2].toUpperCase()], 1, Number.MAX_SAFE_INTEGER);
+}
+
 function checkBoolean(name, value) {
   if (typeof value !== 'boolean') throw invalidType(name, 'of type boolean', value);
   return value;
@@ -180,6 +192,7 @@ module.exports = {
   checkPath,
   checkInteger,
   checkInstances,
+  checkSize,
   MAX_INSTANCES,
   checkBoolean,
   checkId,

@@ -10,7 +10,8 @@
 use crate::control::{answer, Asked, Asker, Control, Request};
 use crate::generation::Launcher;
 use crate::policy::{Decision, Ending, Limit};
-use crate::record::{self, Instance, Record, State};
+use crate::record::{Instance, Place, Record, State};
+use crate::rotation::{self, Rotation};
 use crate::signals;
 use crate::slot::{now_ms, Generation, Slot};
 use daemon_core::errors::SysResult;
@@ -35,6 +36,13 @@ const GAVE_UP: i32 = 1;
 /// How soon the service's own user may ask for another upgrade after one
 /// ended: it may ask, not make the supervisor spin.
 const UPGRADE_REST: Duration = Duration::from_secs(2);
+
+/// How often each instance's memory is read while a ceiling is set.
+const MEMORY_EVERY: Duration = Duration::from_secs(1);
+
+/// A replacement over the ceiling within this long of being ready used too
+/// much at once: a crash, judged by the policy, not another replacement.
+const MEMORY_AT_ONCE: Duration = Duration::from_secs(10);
 
 /// Why the service ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +85,8 @@ struct Scaling {
 
 struct Service {
     ready_timeout: Duration,
+    /// The service holds listening sockets: a late generation's timeout says what ready means then.
+    listening: bool,
     kill_timeout: Duration,
     stdout: Option<String>,
     stderr: Option<String>,
@@ -84,7 +94,8 @@ struct Service {
     /// so) and ask for upgrades.
     daemon_user: Option<u32>,
     limit: Limit,
-    record: Option<String>,
+    /// Where `status()` reads what the supervisor says.
+    record: Option<Place>,
     launcher: Launcher,
     wake: OwnedFd,
     epoch: Instant,
@@ -113,6 +124,14 @@ struct Service {
     notify_socket: Option<String>,
     /// The `STATUS=` last sent.
     told: std::cell::RefCell<String>,
+    /// The memory ceiling (bytes), and when each instance's is read next.
+    max_memory: Option<u64>,
+    memory_check_at: Option<Instant>,
+    /// The service has sockets a replacement can share with the one it
+    /// replaces: memory replacements are ready-first.
+    held_sockets: bool,
+    /// Log files rotated by size.
+    rotation: Option<Rotation>,
 }
 
 /// Runs the service to its end; returns the supervisor's exit status.
@@ -125,6 +144,12 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     let wake = match signals::install() {
         Ok(fd) => fd,
         Err(errno) => return refuse(&format!("supervisor: sigaction: {}", errno.desc())),
+    };
+    // Before anything is taken: a state directory that is not to be trusted
+    // is refused (the launcher checked it a moment ago).
+    let record = match respawn.record.as_deref().map(Place::open).transpose() {
+        Ok(record) => record,
+        Err(e) => return refuse(&e.message()),
     };
     if let Some(pidfile) = &respawn.pidfile {
         match lockfile::lock(pidfile) {
@@ -139,7 +164,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     }
     let lock = lockfile::held_lock();
     let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
-    let launcher = Launcher::new(&plan, boot_dir, handed_on);
+    let rotates = respawn.log_max_size.is_some();
+    let launcher = Launcher::new(&plan, boot_dir, handed_on, rotates);
     drop(lock); // the launcher keeps its own copy for the children
     let launcher = match launcher {
         Ok(launcher) => launcher,
@@ -165,12 +191,13 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     };
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
+        listening: !plan.listeners.is_empty(),
         kill_timeout: Duration::from_millis(respawn.kill_timeout_ms),
         daemon_user,
         stdout: Output::file_path(&plan.stdout).map(str::to_owned),
         stderr: Output::file_path(&plan.stderr).map(str::to_owned),
         limit,
-        record: respawn.record,
+        record,
         launcher,
         wake,
         epoch: Instant::now(),
@@ -189,6 +216,18 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         started: false,
         notify_socket: std::env::var(NOTIFY_ENV).ok().filter(|s| !s.is_empty()),
         told: Default::default(),
+        max_memory: respawn.max_memory,
+        memory_check_at: respawn.max_memory.map(|_| Instant::now() + MEMORY_EVERY),
+        held_sockets: !plan.listeners.is_empty(),
+        rotation: respawn.log_max_size.map(|max_size| {
+            let limit = rotation::Limit {
+                max_size,
+                keep: respawn.log_keep,
+                compress: respawn.log_compress,
+            };
+            let [stdout, stderr] = [&plan.stdout, &plan.stderr].map(Output::file_path);
+            Rotation::new(limit, stdout, stderr, daemon_user)
+        }),
     };
     for i in 0..service.slots.len() {
         if let Err(e) = service.start(i) {
@@ -331,7 +370,9 @@ impl Service {
         let deadlines = generations.flat_map(|g| [g.ready_by, g.kill_at]);
         let restarts = self.slots.iter().map(|s| s.restart_at);
         let control = self.control.as_ref().and_then(Control::deadline);
-        deadlines.chain(restarts).chain([control]).flatten().min()
+        let rotation = self.rotation.as_ref().map(|r| r.check_at);
+        let others = [control, self.memory_check_at, rotation];
+        deadlines.chain(restarts).chain(others).flatten().min()
     }
 
     fn on_deadlines(&mut self, now: Instant) {
@@ -344,7 +385,6 @@ impl Service {
                 }
             }
         }
-        let ready_timeout = self.ready_timeout.as_millis();
         let mut late_next = None;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(g) = slot
@@ -352,10 +392,8 @@ impl Service {
                 .as_mut()
                 .filter(|g| g.ready_by.is_some_and(|t| now >= t))
             {
-                let why = format!(
-                    "the daemon (pid {}) did not report ready within {ready_timeout} ms",
-                    g.pid
-                );
+                let who = format!("the daemon (pid {})", g.pid);
+                let why = ready::not_ready(&who, self.ready_timeout, self.listening);
                 note(&format!("{why}: stopping it"));
                 fail(
                     g,
@@ -374,13 +412,19 @@ impl Service {
             }
         }
         if let Some((i, pid)) = late_next {
-            let why = format!(
-                "the new generation (pid {pid}) did not report ready within {ready_timeout} ms"
-            );
+            let who = format!("the new generation (pid {pid})");
+            let why = ready::not_ready(&who, self.ready_timeout, self.listening);
             self.upgrade_failed(i, &why, false);
         }
         if let Some(control) = &mut self.control {
             control.wake(now);
+        }
+        if self.rotation.as_ref().is_some_and(|r| now >= r.check_at) {
+            self.rotate_logs();
+        }
+        if self.memory_check_at.is_some_and(|t| now >= t) {
+            self.memory_check_at = Some(now + MEMORY_EVERY);
+            self.check_memory();
         }
         let generations = self.slots.iter_mut().flat_map(Slot::generations_mut);
         for g in generations.chain(&mut self.retiring) {
@@ -391,16 +435,86 @@ impl Service {
         }
     }
 
+    /// Replaces each instance whose daemon uses more than the ceiling:
+    /// ready-first on the held sockets (a new generation in its slot, then
+    /// the old one drained), else a restart. Not while an upgrade or a
+    /// scale runs, nor for a slot already changing.
+    fn check_memory(&mut self) {
+        let Some(max) = self.max_memory else { return };
+        if self.ending.is_some() || self.roll.is_some() || self.scaling.is_some() {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            if slot.next.is_some() || slot.replacing_memory.is_some() {
+                continue;
+            }
+            let Some(g) = slot
+                .current
+                .as_mut()
+                .filter(|g| g.ready_at.is_some() && g.kill_at.is_none())
+            else {
+                continue;
+            };
+            let Some(rss) = g.resident().filter(|&rss| rss > max) else {
+                continue;
+            };
+            let index = slot.index;
+            let at_once =
+                g.replaces_memory && g.ready_at.is_some_and(|t| t.elapsed() < MEMORY_AT_ONCE);
+            if at_once {
+                let why = format!(
+                    "instance {index}'s replacement (pid {}) uses {rss} bytes, over the {max} allowed, at once",
+                    g.pid
+                );
+                note(&format!("{why}: a crash"));
+                fail(g, why, self.kill_timeout, &mut self.launcher_word, false);
+                continue;
+            }
+            note(&format!(
+                "instance {index} (pid {}) uses {rss} bytes, over the {max} allowed: replacing it",
+                g.pid
+            ));
+            if !self.held_sockets {
+                g.retired_for_memory = Some(rss);
+                g.retire(Signal::SIGTERM, self.kill_timeout);
+                continue;
+            }
+            let count = self.slots.len() as u32;
+            match self.launcher.start(index, count) {
+                Ok(forked) => {
+                    let mut next = Generation::new(forked, self.ready_timeout, self.upgrades);
+                    next.replaces_memory = true;
+                    self.slots[i].next = Some(next);
+                    self.slots[i].replacing_memory = Some(rss);
+                }
+                Err(e) => note(&format!("cannot start a replacement: {}", e.message())),
+            }
+        }
+    }
+
+    /// Rotates a log file past its size, or goes on with a rotation.
+    fn rotate_logs(&mut self) {
+        let Some(rotation) = &mut self.rotation else {
+            return;
+        };
+        let all = self
+            .slots
+            .iter()
+            .flat_map(Slot::generations)
+            .chain(&self.retiring);
+        let generations: Vec<_> = all.map(|g| (g.pid, g.channel.as_ref())).collect();
+        if let Some(message) = rotation.check(&generations) {
+            note(&message);
+        }
+    }
+
     /// Starts a generation in slot `i` as its current one.
     fn start(&mut self, i: usize) -> SysResult<()> {
         let count = self.slots.len() as u32;
-        let (pid, pipe) = self.launcher.start(self.slots[i].index, count)?;
-        self.slots[i].current = Some(Generation::new(
-            pid,
-            pipe,
-            self.ready_timeout,
-            self.upgrades,
-        ));
+        let forked = self.launcher.start(self.slots[i].index, count)?;
+        let generation = Generation::new(forked, self.ready_timeout, self.upgrades);
+        self.slots[i].current = Some(generation);
         self.save(State::Running);
         Ok(())
     }
@@ -554,17 +668,13 @@ impl Service {
         for i in to_start {
             let count = self.slots.len() as u32;
             match self.launcher.start(self.slots[i].index, count) {
-                Ok((pid, pipe)) => {
+                Ok(forked) => {
                     note(&format!(
-                        "upgrade: instance {}'s new generation is pid {pid}",
-                        self.slots[i].index
+                        "upgrade: instance {}'s new generation is pid {}",
+                        self.slots[i].index, forked.pid
                     ));
-                    self.slots[i].next = Some(Generation::new(
-                        pid,
-                        pipe,
-                        self.ready_timeout,
-                        self.upgrades,
-                    ));
+                    let next = Generation::new(forked, self.ready_timeout, self.upgrades);
+                    self.slots[i].next = Some(next);
                 }
                 Err(e) => {
                     let why = format!("cannot start the new generation: {}", e.message());
@@ -604,10 +714,17 @@ impl Service {
             }
             self.retiring.push(old);
         }
+        let what = match self.slots[i].replacing_memory {
+            Some(_) => "replacement",
+            None => "upgrade",
+        };
         note(&format!(
-            "upgrade: pid {new_pid} is ready and serves; retiring {}",
+            "{what}: pid {new_pid} is ready and serves; retiring {}",
             old_pid.map_or("nothing".to_owned(), |pid| format!("pid {pid}"))
         ));
+        if let Some(rss) = self.slots[i].replacing_memory.take() {
+            self.slots[i].replaced(rss);
+        }
         if let Some(roll) = &mut self.roll {
             roll.done.push((new_pid, old_pid));
         }
@@ -623,6 +740,16 @@ impl Service {
                 next.retire(Signal::SIGTERM, self.kill_timeout);
                 self.retiring.push(next);
             }
+        }
+        if self
+            .slots
+            .get_mut(i)
+            .and_then(|s| s.replacing_memory.take())
+            .is_some()
+        {
+            // The old one serves on; the failed replacement is the slot's crash.
+            note(&format!("replacement failed: {why}"));
+            return self.crashed(i, Ending::Code(1), 0);
         }
         let Some(roll) = self.roll.take() else { return };
         // Others of the same batch are stopped too: the roll ends here.
@@ -767,8 +894,8 @@ impl Service {
         // file exists"; otherwise it goes, and the record with it.
         if end != End::GaveUp {
             lockfile::release_all();
-            if let Some(path) = &self.record {
-                record::remove(path);
+            if let Some(place) = &self.record {
+                place.remove();
             }
         }
         // Only now, with the pid file gone: a start right after the
@@ -835,6 +962,8 @@ impl Service {
             self.slots[i].next = None;
             let why = format!("the new generation (pid {pid}) {}", describe(ending));
             self.upgrade_failed(i, &why, true);
+        } else if self.rotation.as_mut().is_some_and(|r| r.compressed(pid)) {
+            // gzip of a rotated log.
         } else if let Some(r) = self.retiring.iter().position(|g| g.pid == pid) {
             self.retiring.remove(r);
             note(&format!(
@@ -881,6 +1010,16 @@ impl Service {
             self.launcher_word.get_or_insert(word);
             return self.stop(End::StartFailed, Signal::SIGTERM);
         }
+        if let Some(rss) = g.retired_for_memory {
+            note(&format!(
+                "the daemon (pid {}) {}: restarting instance {index}",
+                g.pid,
+                describe(ending)
+            ));
+            slot.replaced(rss);
+            slot.restart_at = Some(Instant::now());
+            return self.save(State::Waiting);
+        }
         if !g.failed && ending.is_clean() {
             note(&format!(
                 "the daemon (pid {}) {}: instance {index} ends",
@@ -912,7 +1051,10 @@ impl Service {
                     "restart {} of instance {} (at most {} within {} ms) in {delay_ms} ms",
                     slot.restarts, slot.index, self.limit.restarts, self.limit.window_ms
                 ));
-                slot.restart_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+                // A failed replacement's slot still has its serving generation.
+                if slot.current.is_none() {
+                    slot.restart_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+                }
                 self.save(State::Waiting);
             }
             Decision::GiveUp { restarts } => {
@@ -932,7 +1074,7 @@ impl Service {
         if self.started && *self.told.borrow() != status {
             self.tell("");
         }
-        let Some(path) = &self.record else { return };
+        let Some(place) = &self.record else { return };
         // Running while any instance runs; Waiting while all wait to restart.
         let state = match state {
             State::Waiting if self.slots.iter().any(|s| s.current.is_some()) => State::Running,
@@ -949,6 +1091,7 @@ impl Service {
                 restarts: slot.restarts,
                 last_exit: slot.last_exit,
                 upgrade: slot.current.as_ref().map_or(self.upgrades, |g| g.round),
+                last_restart: slot.last_restart,
             })
             .collect();
         let first_since = instances.first().map(|i| i.since_ms).filter(|&ms| ms > 0);
@@ -961,8 +1104,8 @@ impl Service {
             upgrades: self.upgrades,
             instances,
         };
-        if let Err(errno) = record.save(path) {
-            note(&format!("cannot write {path}: {}", errno.desc()));
+        if let Err(e) = record.save(place) {
+            note(&format!("the record was not written: {}", e.message()));
         }
     }
 }

@@ -3,6 +3,7 @@
 //! upgrade, and its own restart policy. A generation is one daemon process
 //! and what the supervisor knows of it.
 
+use crate::generation::Forked;
 use crate::policy::{Ending, Limit, Policy};
 use daemon_core::launch::ready::{Lines, Message, PipeState};
 use nix::sys::signal::{kill, Signal};
@@ -29,6 +30,14 @@ pub struct Generation {
     pub failed: bool,
     /// Its last word before it was ready (`exit`, `fail`), for the launcher.
     pub last_word: Option<Message>,
+    /// It replaces one that used too much memory: if it does too, at once,
+    /// that is a crash, not another replacement.
+    pub replaces_memory: bool,
+    /// Retired for using this much memory, with no socket for a successor
+    /// to share: its slot restarts at once when it has exited.
+    pub retired_for_memory: Option<u64>,
+    /// The supervisor's end of its log channel (log rotation).
+    pub channel: Option<OwnedFd>,
 }
 
 /// What a generation said, read once its pipe is readable.
@@ -39,10 +48,12 @@ pub struct Heard {
 }
 
 impl Generation {
-    pub fn new(pid: Pid, pipe: OwnedFd, ready_timeout: Duration, round: u32) -> Generation {
+    pub fn new(forked: Forked, ready_timeout: Duration, round: u32) -> Generation {
+        let Forked { pid, pipe, channel } = forked;
         Generation {
             pid,
             pipe: Some(pipe),
+            channel,
             lines: Lines::default(),
             started_ms: now_ms(),
             round,
@@ -51,6 +62,8 @@ impl Generation {
             kill_at: None,
             failed: false,
             last_word: None,
+            replaces_memory: false,
+            retired_for_memory: None,
         }
     }
 
@@ -97,6 +110,14 @@ impl Generation {
         let _ = kill(self.pid, signal);
     }
 
+    /// Its resident memory in bytes (`/proc/PID/statm`), or `None` when it
+    /// cannot be read.
+    pub fn resident(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
+        let pages: u64 = statm.split(' ').nth(1)?.parse().ok()?;
+        Some(pages * page_size())
+    }
+
     /// How long it was ready, 0 when it never was.
     pub fn up_ms(&self) -> u64 {
         self.ready_at.map_or(0, |t| t.elapsed().as_millis() as u64)
@@ -117,6 +138,18 @@ pub struct Slot {
     policy: Policy,
     pub restarts: u32,
     pub last_exit: Option<Ending>,
+    /// Why it last restarted.
+    pub last_restart: Option<Restart>,
+    /// Its next generation replaces a current one of this resident size.
+    pub replacing_memory: Option<u64>,
+}
+
+/// Why an instance was restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    Crash,
+    /// Its daemon used this many bytes, over the ceiling.
+    Memory(u64),
 }
 
 impl Slot {
@@ -130,6 +163,8 @@ impl Slot {
             policy: Policy::new(limit),
             restarts: 0,
             last_exit: None,
+            last_restart: None,
+            replacing_memory: None,
         }
     }
 
@@ -155,8 +190,23 @@ impl Slot {
     /// service's clock).
     pub fn crashed(&mut self, ending: Ending, ms: u64, up_ms: u64) -> crate::policy::Decision {
         self.last_exit = Some(ending);
+        self.last_restart = Some(Restart::Crash);
         self.policy.crashed(ms, up_ms)
     }
+
+    /// A restart that is not a crash (its daemon used too much memory).
+    pub fn replaced(&mut self, rss: u64) {
+        self.restarts += 1;
+        self.last_restart = Some(Restart::Memory(rss));
+    }
+}
+
+/// The size of a memory page.
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |size| size as u64)
 }
 
 /// Milliseconds since the epoch.
