@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import {
   alive,
   asNobody,
+  publicCopy,
   children,
   cliWorkspace as workspace,
   cmdline,
@@ -260,7 +261,13 @@ test('root loads only a fleet file no other user can change, as it reads a recor
     const theirs = script(own, 'theirs.config.js', "module.exports = { apps: [{ name: 'theirs', script: '../app.js' }] };\n");
     fs.chownSync(theirs, NOBODY, NOBODY);
     fs.chmodSync(theirs, 0o666);
-    const asThem = await daemon(['status', theirs], { prefix: asNobody, env: { DAEMON_DIR: path.join(own, 'state') } });
+    // nobody runs a world-readable copy of the command (a checkout may sit in a 0700 directory).
+    const asThem = await daemon(['status', theirs], {
+      prefix: asNobody,
+      cli: path.join(publicCopy(), 'bin', 'daemon.js'),
+      cwd: own,
+      env: { DAEMON_DIR: path.join(own, 'state') },
+    });
     assert.deepEqual([asThem.code, asThem.stderr], [3, '']);
   } finally {
     for (const pid of pidsOf(state, ['ok'])) await killAndWait(pid);

@@ -21,7 +21,8 @@ function service(name, text) {
   const app = path.join(copy, `${name}.js`);
   fs.writeFileSync(app, text);
   const state = path.join(top, 'state');
-  const daemon = (args) => run([path.join(copy, 'bin', 'daemon.js'), ...args], { env: { DAEMON_DIR: state } });
+  // From the copy: a --user daemon starts in the caller's directory, which nobody must reach.
+  const daemon = (args) => run([path.join(copy, 'bin', 'daemon.js'), ...args], { cwd: copy, env: { DAEMON_DIR: state } });
   const cleanup = async () => {
     for (const pid of supervisors()) await killAndWait(pid);
     for (const dir of [copy, top]) fs.rmSync(dir, { recursive: true, force: true });

@@ -414,7 +414,8 @@ async function nobodyService(name, text) {
   const log = path.join(own, 'app.log');
   const app = path.join(copy, 'app.js');
   fs.writeFileSync(app, text);
-  const daemon = (args) => run([path.join(copy, 'bin', 'daemon.js'), ...args], { env: { DAEMON_DIR: state } });
+  // From the copy: a --user daemon starts in the caller's directory, which nobody must reach.
+  const daemon = (args) => run([path.join(copy, 'bin', 'daemon.js'), ...args], { cwd: copy, env: { DAEMON_DIR: state } });
   const started = await daemon(['start', '--user', 'nobody', '--log', log, app]);
   assert.equal(started.code, 0, started.stderr);
   const pid = Number(/pid (\d+)/.exec(started.stdout)[1]);

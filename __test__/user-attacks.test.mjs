@@ -59,7 +59,8 @@ function workspace(name) {
   fs.chmodSync(dir, 0o711);
   const state = path.join(dir, 'state');
   const cli = path.join(copy, 'bin', 'daemon.js');
-  const daemon = (args, env = {}) => run([cli, ...args], { env: { DAEMON_DIR: state, ...env } });
+  // From the copy: a --user daemon starts in the caller's directory, which nobody must reach.
+  const daemon = (args, env = {}) => run([cli, ...args], { cwd: copy, env: { DAEMON_DIR: state, ...env } });
   return { copy, dir, state, daemon };
 }
 

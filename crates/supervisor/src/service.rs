@@ -583,6 +583,8 @@ impl Service {
         if let Some(scaling) = &mut self.scaling {
             scaling.adding.retain(|&k| k != index);
         }
+        // The record first: whoever is answered next reads it (status after scale()).
+        self.save(State::Running);
         self.scaled();
         let all_ready = self.slots.iter().all(Slot::is_ready);
         if self.ending.is_none() && all_ready && !self.started {
@@ -591,7 +593,6 @@ impl Service {
             let pid = std::process::id();
             self.tell(&format!("READY=1\nMAINPID={pid}"));
         }
-        self.save(State::Running);
     }
 
     /// Tells systemd `state` (with the instances' `STATUS=`), where it listens.
