@@ -254,7 +254,12 @@ test('signal() reaches the daemon through its supervisor; the CLI starts, report
       withStateDir({ stateDir: env.DAEMON_DIR }, () => daemon.signal(pidfile, 'SIGUSR1')),
       supervisor,
     );
-    await waitFor(() => fs.existsSync(`${reportFile}.usr1`), 5000, 'SIGUSR1 in the daemon');
+    // Written, not only made (writeFileSync creates the file before it writes).
+    await waitFor(
+      () => fs.existsSync(`${reportFile}.usr1`) && fs.readFileSync(`${reportFile}.usr1`, 'utf8') !== '',
+      5000,
+      'SIGUSR1 in the daemon',
+    );
     assert.equal(fs.readFileSync(`${reportFile}.usr1`, 'utf8'), `${first.pid}\n`);
     const status = await run([cli, 'status', '--pidfile', pidfile], { env });
     assert.equal(status.code, 0);

@@ -46,10 +46,13 @@ print(json.dumps(done))`;
 
 /** Every file and directory below `dir`, deepest first, as root sees them. */
 function everythingUnder(dir) {
-  return fs
-    .readdirSync(dir, { recursive: true })
-    .map((name) => path.join(dir, name))
-    .sort((a, b) => b.length - a.length);
+  // By lstat, not readdir's `recursive` (Node 18's took a socket file for a directory).
+  const walk = (at) =>
+    fs.readdirSync(at).flatMap((name) => {
+      const entry = path.join(at, name);
+      return fs.lstatSync(entry).isDirectory() ? [entry, ...walk(entry)] : [entry];
+    });
+  return walk(dir).sort((a, b) => b.length - a.length);
 }
 
 /** The `daemon` command of a world-readable copy, against a state directory in a fresh 0711 directory. */
