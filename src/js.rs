@@ -29,8 +29,18 @@ fn throw_with(env: &Env, message: String, fill: impl FnOnce(&mut Object) -> Resu
     }
 }
 
-/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`.
+/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`;
+/// what the system cannot do, with only its `code` (and `path`).
 pub fn throw(env: &Env, e: SysError) -> Error {
+    if e.unavailable.is_some() {
+        return throw_with(env, e.message(), |object| {
+            object.set_named_property("code", e.code())?;
+            match &e.path {
+                Some(path) => object.set_named_property("path", path.as_str()),
+                None => Ok(()),
+            }
+        });
+    }
     throw_with(env, e.message(), |object| {
         object.set_named_property("code", e.code())?;
         object.set_named_property("errno", -(e.errno as i32))?;

@@ -108,6 +108,13 @@ pub fn take_supervisor_lock(marker: String) -> bool {
     supervised::take(&marker)
 }
 
+/// In a supervised daemon: SIGKILL when the supervisor `parent` dies, where
+/// the kernel could not be asked for that before `execve()` (macOS).
+#[napi]
+pub fn die_with_supervisor(env: Env, parent: u32) -> Result<()> {
+    launch::die_with_supervisor(parent).map_err(|e| throw(&env, e))
+}
+
 /// Reports readiness once per process: a daemon over its pipe, a process in
 /// the foreground to systemd's `notifySocket` (if any). True for the call
 /// that reported, false for every later one: Rust alone keeps that state.

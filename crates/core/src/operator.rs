@@ -50,6 +50,10 @@ fn verified_pid(path: &str) -> SysResult<Option<u32>> {
     match (status.running, status.pid) {
         (false, _) => Ok(None),
         (true, Some(pid)) => Ok(Some(pid)),
+        (true, None) if !crate::sys::CAN_LIST_OPEN_FILES => {
+            let feature = "signalling the holder of a pid file's lock (it cannot be verified)";
+            Err(SysError::unavailable(feature, "kill").with_path(path))
+        }
         (true, None) => Err(SysError::new(Errno::EPERM, "kill")
             .with_path(path)
             .with_detail(status.unverified.unwrap_or_default() + ": nothing was signalled")),

@@ -4,14 +4,15 @@
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, kind_of};
+use crate::sys::{socket, PathFd};
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, open, AtFlags, FcntlArg, FdFlag, OFlag, AT_FDCWD};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{
-    bind, connect, getsockopt, listen, setsockopt, socket, sockopt, AddressFamily, Backlog,
-    SockFlag, SockType, SockaddrIn, SockaddrIn6, UnixAddr,
+    bind, connect, getsockopt, listen, setsockopt, sockopt, AddressFamily, Backlog, SockType,
+    SockaddrIn, SockaddrIn6, UnixAddr,
 };
-use nix::sys::stat::{fchmodat, fstat, lstat, FchmodatFlags, Mode, SFlag};
-use nix::unistd::{fchownat, unlink, Gid, Uid};
+use nix::sys::stat::{lstat, SFlag};
+use nix::unistd::{unlink, Gid, Uid};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -60,8 +61,7 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
                 IpAddr::V4(_) => AddressFamily::Inet,
                 IpAddr::V6(_) => AddressFamily::Inet6,
             };
-            let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-                .at("socket", &described)?;
+            let fd = socket(family, SockType::Stream, OFlag::O_CLOEXEC).at("socket", &described)?;
             setsockopt(&fd, sockopt::ReuseAddr, &true).at("setsockopt", &described)?;
             if ip.is_ipv6() {
                 // As systemd's BindIPv6Only=both for `[::]`; an explicit
@@ -78,25 +78,25 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
             Ok(fd)
         }
         Address::Unix { path, mode, owner } => {
-            bind_unix(path, *mode, *owner, SockFlag::empty(), Backlog::MAXCONN)
+            bind_unix(path, *mode, *owner, OFlag::empty(), Backlog::MAXCONN)
         }
     }
 }
 
-/// A listening Unix stream socket at `path` (close-on-exec, with `flags`
-/// besides), given `mode` and `owner`: a stale socket file is replaced, and
+/// A listening Unix stream socket at `path` (close-on-exec, with `flags`,
+/// `O_NONBLOCK`, besides), given `mode` and `owner`: a stale socket file is replaced, and
 /// a file this call made but could not finish is not left behind.
 pub fn bind_unix(
     path: &str,
     mode: Option<u32>,
     owner: Option<(Option<u32>, Option<u32>)>,
-    flags: SockFlag,
+    flags: OFlag,
     backlog: Backlog,
 ) -> SysResult<OwnedFd> {
     let addr = UnixAddr::new(path).at("bind", path)?;
     remove_stale_socket(path, &addr)?;
-    let flags = flags | SockFlag::SOCK_CLOEXEC;
-    let fd = socket(AddressFamily::Unix, SockType::Stream, flags, None).at("socket", path)?;
+    let flags = flags | OFlag::O_CLOEXEC;
+    let fd = socket(AddressFamily::Unix, SockType::Stream, flags).at("socket", path)?;
     bind(fd.as_raw_fd(), &addr).at("bind", path)?;
     let made = lstat(path).map(|st| id_of(&st));
     let finish = || -> SysResult<()> {
@@ -114,30 +114,33 @@ pub fn bind_unix(
     Ok(fd)
 }
 
-/// Gives the socket file at `path` its mode and owner through a descriptor
-/// of the file itself (`O_PATH`, never following a symlink): in a directory
-/// others may write, the name could have been swapped for a link to a file
-/// that root must not chmod.
+/// Gives the socket file at `path` its mode and owner through the file
+/// itself (`sys::PathFd`, never following a symlink): in a directory others
+/// may write, the name could have been swapped for a link to a file that
+/// root must not chmod. macOS cannot do this in a directory others may
+/// rename things in: `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`.
 pub fn set_mode_and_owner(
     path: &str,
     mode: Option<u32>,
     owner: Option<(Option<u32>, Option<u32>)>,
 ) -> SysResult<()> {
-    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let file = open(path, flags, Mode::empty()).at("open", path)?;
-    let st = fstat(&file).at("fstat", path)?;
+    let file = match PathFd::open(path) {
+        Err(Errno::ENOTSUP) => {
+            let feature = "a Unix socket's mode or owner in a directory other users may write";
+            return Err(SysError::unavailable(feature, "chmod").with_path(path));
+        }
+        opened => opened.at("open", path)?,
+    };
+    let st = file.stat().at("fstat", path)?;
     if kind_of(&st) != SFlag::S_IFSOCK {
         return Err(SysError::new(Errno::EEXIST, "bind").with_path(path));
     }
     if let Some((uid, gid)) = owner {
         let (uid, gid) = (uid.map(Uid::from_raw), gid.map(Gid::from_raw));
-        fchownat(&file, "", uid, gid, AtFlags::AT_EMPTY_PATH).at("chown", path)?;
+        file.chown(uid, gid).at("chown", path)?;
     }
     if let Some(mode) = mode {
-        // chmod() refuses an O_PATH descriptor; its /proc name is that file.
-        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let mode = Mode::from_bits_truncate(mode);
-        fchmodat(AT_FDCWD, by_fd.as_str(), mode, FchmodatFlags::FollowSymlink).at("chmod", path)?;
+        file.chmod(crate::sys::mode(mode)).at("chmod", path)?;
     }
     Ok(())
 }
@@ -152,13 +155,8 @@ pub fn remove_stale_socket(path: &str, addr: &UnixAddr) -> SysResult<()> {
     }
     // Non-blocking: a live socket with a full backlog answers EAGAIN at once
     // (and is left alone) instead of holding the launcher.
-    let probe = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .at("socket", path)?;
+    let flags = OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let probe = socket(AddressFamily::Unix, SockType::Stream, flags).at("socket", path)?;
     if connect(probe.as_raw_fd(), addr) == Err(Errno::ECONNREFUSED) {
         unlink(path).at("unlink", path)?;
     }

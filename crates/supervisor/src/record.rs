@@ -7,7 +7,6 @@ use crate::slot::Restart;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::signal::Signal;
-use nix::sys::stat::Mode;
 use nix::unistd::{unlink, write};
 use std::fmt::Write as _;
 
@@ -142,7 +141,7 @@ impl Record {
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         // A fresh file, never one found under that name (a link to another).
         let _ = unlink(temp.as_str());
-        let fd = open(temp.as_str(), flags, Mode::from_bits_truncate(RECORD_MODE))?;
+        let fd = open(temp.as_str(), flags, daemon_core::sys::mode(RECORD_MODE))?;
         let json = self.to_json();
         let written = write(&fd, json.as_bytes());
         drop(fd);

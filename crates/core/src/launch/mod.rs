@@ -26,6 +26,7 @@ pub use supervisor_in_place::become_supervisor;
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::output::stdio::{dup_above, open_devnull};
 use crate::sockets::{bind_stream, LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID};
+use crate::sys::pipe2;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
@@ -33,7 +34,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::stat::fstat;
 use nix::sys::wait::waitpid;
-use nix::unistd::{access, pipe2, AccessFlags, Pid};
+use nix::unistd::{access, AccessFlags, Pid};
 use preflight::{check_directory, open_logs};
 use privileges::Account;
 use ready::{Until, Verdict, MARKER_ENV, READY_FD};
@@ -421,13 +422,17 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
 /// Whether the calling thread is the process's first one: Node's main
 /// thread, not a worker's (cheaper than loading `node:worker_threads`).
 pub fn on_main_thread() -> bool {
-    #[cfg(target_os = "linux")]
-    return nix::unistd::gettid() == nix::unistd::getpid();
-    #[cfg(target_os = "macos")]
-    // SAFETY: pthread_main_np takes no arguments and cannot fail.
-    return unsafe { libc::pthread_main_np() } == 1;
-    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-    return true;
+    crate::sys::is_main_thread()
+}
+
+/// In a supervised daemon: SIGKILL when the supervisor `parent` dies, where
+/// the fork's child could not ask the kernel for that (macOS; see
+/// `child::die_with`). Elsewhere nothing to do.
+pub fn die_with_supervisor(parent: u32) -> SysResult<()> {
+    match crate::sys::exit_with_parent(Pid::from_raw(parent as i32)) {
+        Ok(()) | Err(Errno::ENOSYS) => Ok(()),
+        Err(errno) => Err(SysError::new(errno, "kevent")),
+    }
 }
 
 /// Waits for the middle process, which exits as soon as it has forked.
