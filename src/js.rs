@@ -319,6 +319,17 @@ impl ToNapiValue for Js<PidFileStatus> {
     }
 }
 
+/// `{ ppid, start, age }`: age in seconds, start the system's own text.
+impl ToNapiValue for Js<daemon_core::operator::ProcessStat> {
+    unsafe fn to_napi_value(env: sys::napi_env, Js(p): Self) -> Result<sys::napi_value> {
+        object_of(env, |o| {
+            o.set("ppid", p.ppid)?;
+            o.set("start", p.start.as_str())?;
+            o.set("age", p.age as f64)
+        })
+    }
+}
+
 /// `{ fds, facility, ident, socket? }`: the facility by its name.
 impl FromNapiValue for Js<syslog_stdio::Plan> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {

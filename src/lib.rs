@@ -108,6 +108,19 @@ pub fn take_supervisor_lock(marker: String) -> bool {
     supervised::take(&marker)
 }
 
+/// A live process (not a zombie): `{ ppid, start, age }`, or null once it
+/// is gone.
+#[napi]
+pub fn process_info(pid: u32) -> Option<Js<operator::ProcessStat>> {
+    operator::process(pid).map(Js)
+}
+
+/// A process's resident memory in bytes, or null.
+#[napi]
+pub fn resident_memory(pid: u32) -> Option<f64> {
+    operator::resident(pid).map(|bytes| bytes as f64)
+}
+
 /// In a supervised daemon: SIGKILL when the supervisor `parent` dies, where
 /// the kernel could not be asked for that before `execve()` (macOS).
 #[napi]

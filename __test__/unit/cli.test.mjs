@@ -106,7 +106,8 @@ test('names: letters, digits, _ . -, at most 48, not . or .., no / or NUL, not a
 
 test('the state directory: $DAEMON_DIR, /run/daemon for root, XDG_STATE_HOME (absolute only) or ~/.local/state', () => {
   assert.equal(chooseStateDir({ env: { DAEMON_DIR: '/tmp/d' }, uid: 0, home: '/root' }), '/tmp/d');
-  assert.equal(chooseStateDir({ env: {}, uid: 0, home: '/root' }), '/run/daemon');
+  assert.equal(chooseStateDir({ env: {}, uid: 0, home: '/root', platform: 'linux' }), '/run/daemon');
+  assert.equal(chooseStateDir({ env: {}, uid: 0, home: '/var/root', platform: 'darwin' }), '/var/run/daemon');
   assert.equal(chooseStateDir({ env: { XDG_RUNTIME_DIR: '/run/user/1000' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: '/home/u/st' }, uid: 1000, home: '/home/u' }), '/home/u/st/daemon');
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: 'rel' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');

@@ -210,7 +210,7 @@ const USAGE = [
   'Commands:',
   ...Object.keys(COMMANDS).map((command) => `  ${synopsis(command).slice('daemon '.length).padEnd(48)} ${COMMANDS[command].summary}`),
   '',
-  'The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
+  'The state directory: $DAEMON_DIR, else /run/daemon for root (macOS: /var/run/daemon), else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
   "Run 'daemon <command> --help' for its options.",
 ].join('\n');
 

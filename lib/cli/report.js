@@ -1,30 +1,19 @@
 'use strict';
 // What `daemon status` and `daemon list` say of a daemon: status() (with
-// whatever fields a supervisor adds to it), uptime and resident memory from
-// /proc, as text or JSON.
+// whatever fields a supervisor adds to it), uptime and resident memory as
+// the kernel tells, as text or JSON.
 
-const fs = require('node:fs');
+const { native } = require('../shared/native.js');
 const { status, procStat } = require('../operator/control.js');
 
-/** /proc's clock: USER_HZ, 100 in the kernel's ABI on every Linux architecture. */
-const USER_HZ = 100;
-
-/** Seconds the process has run, from /proc (null without it). */
+/** Seconds the process has run (null once it is gone). */
 function uptimeOf(pid) {
-  const stat = procStat(pid);
-  if (stat === null) return null;
-  const now = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-  return Math.max(0, Math.round(now - Number(stat.start) / USER_HZ));
+  return procStat(pid)?.age ?? null;
 }
 
-/** Resident memory in bytes, from /proc (null without it). */
+/** Resident memory in bytes (null once it is gone). */
 function memoryOf(pid) {
-  try {
-    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return kb ? Number(kb[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
+  return native().residentMemory(pid);
 }
 
 /**

@@ -487,7 +487,7 @@ mod tests {
     fn log_error_comes_before_any_fork() {
         let plan = Plan {
             stdout: Some(Output::File("/nonexistent-dir/out.log".into())),
-            ..plan("/bin/true", "/", Duration::from_millis(100))
+            ..plan("/usr/bin/true", "/", Duration::from_millis(100))
         };
         let err = spawn(&plan).unwrap_err();
         assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn cwd_is_checked_before_any_fork() {
         for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
-            let plan = plan("/bin/true", cwd, Duration::from_millis(100));
+            let plan = plan("/usr/bin/true", cwd, Duration::from_millis(100));
             let err = spawn(&plan).unwrap_err();
             assert_eq!(
                 (err.code().as_str(), err.path.as_deref()),
@@ -512,7 +512,7 @@ mod tests {
         let plan = Plan {
             stdout: Some(Output::File(stdout.to_str().unwrap().into())),
             stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
-            ..plan("/bin/true", "/", Duration::from_millis(100))
+            ..plan("/usr/bin/true", "/", Duration::from_millis(100))
         };
         let elsewhere = Plan {
             cwd: "/nonexistent-dir".into(),
@@ -553,7 +553,7 @@ mod tests {
 
     #[test]
     fn a_program_that_never_reports_ends_as_not_ready() {
-        let plan = plan("/bin/true", "/", Duration::from_secs(10));
+        let plan = plan("/usr/bin/true", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 1);
         // The session leader named the daemon, which never spoke itself.
@@ -571,7 +571,8 @@ mod tests {
             argv: vec![
                 "/bin/sh".into(),
                 "-c".into(),
-                "echo out; readlink /proc/self/fd/2 >&1".into(),
+                // /dev/fd, not /proc: the test runs on macOS too.
+                "echo out; [ /dev/fd/2 -ef /dev/null ] && echo null".into(),
             ],
             stdout: Some(Output::Fd(write_end.as_raw_fd())),
             stderr: Some(Output::Null),
@@ -581,7 +582,7 @@ mod tests {
         drop(write_end);
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
-        assert_eq!(text, "out\n/dev/null\n");
+        assert_eq!(text, "out\nnull\n");
     }
 
     #[test]
@@ -594,10 +595,10 @@ mod tests {
         let verdict = fork(&plan).unwrap().wait(Until::Pid);
         let pid = verdict.pid.expect("the daemon's pid");
         assert_eq!(verdict.code, 0);
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
-        nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
         // Forked, perhaps not yet executed: sleep, or still the test binary.
-        assert!(comm.is_ok());
+        let pid = Pid::from_raw(pid as i32);
+        assert_eq!(nix::sys::signal::kill(pid, None), Ok(()));
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL).unwrap();
     }
 
     #[test]
@@ -606,7 +607,7 @@ mod tests {
         for fd in [read_end.as_raw_fd(), -1, 100_000] {
             let plan = Plan {
                 stdout: Some(Output::Fd(fd)),
-                ..plan("/bin/true", "/", Duration::from_millis(100))
+                ..plan("/usr/bin/true", "/", Duration::from_millis(100))
             };
             let err = spawn(&plan).unwrap_err();
             assert_eq!(
@@ -665,7 +666,8 @@ mod tests {
         // No sockets: the lock comes right after the pipe, on fd 4.
         let marker = crate::pidfile::supervised::MARKER_ENV;
         let script = format!(
-            "echo $(pwd) $PPID $(readlink /proc/$$/fd/4) ${marker} > {}",
+            "echo $(pwd) $PPID $([ /dev/fd/4 -ef {} ] && echo lock) ${marker} > {}",
+            lock_file.display(),
             out.display()
         );
         let plan = Plan {
@@ -680,11 +682,12 @@ mod tests {
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         let text = std::fs::read_to_string(&out).unwrap();
+        // Canonical: the shell's pwd is the physical path (macOS's temp_dir is under /var -> /private/var).
+        let boot = dir.canonicalize().unwrap();
         let expected = format!(
-            "{} {} {} 4:1:/x.pid\n",
-            dir.display(),
-            std::process::id(),
-            lock_file.display()
+            "{} {} lock 4:1:/x.pid\n",
+            boot.display(),
+            std::process::id()
         );
         assert_eq!(text, expected);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -698,7 +701,7 @@ mod tests {
                 groups: vec![65534; 70000],
                 ..nobody()
             }),
-            ..plan("/bin/true", "/", Duration::from_secs(10))
+            ..plan("/usr/bin/true", "/", Duration::from_secs(10))
         };
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 127);

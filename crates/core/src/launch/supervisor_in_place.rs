@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn without_respawn_or_a_supervisor_nothing_is_changed() {
         let plan = Plan {
-            argv: vec!["/bin/true".into()],
+            argv: vec!["/usr/bin/true".into()],
             env: Vec::new(),
             cwd: "/".into(),
             umask: 0o022,

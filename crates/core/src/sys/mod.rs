@@ -11,6 +11,15 @@
 //! (`gettid` is `nix::unistd::gettid`, itself the raw `SYS_gettid`: libc's
 //! `gettid()` came only with glibc 2.30, and the addon loads on glibc 2.17.)
 
+/// Where the system's syslog daemon listens: `/dev/log`, on macOS
+/// `/var/run/syslog`, on FreeBSD `/var/run/log`.
+#[cfg(target_os = "linux")]
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+#[cfg(target_vendor = "apple")]
+pub const SYSLOG_SOCKET: &str = "/var/run/syslog";
+#[cfg(target_os = "freebsd")]
+pub const SYSLOG_SOCKET: &str = "/var/run/log";
+
 mod credentials;
 mod fd;
 mod kcmp;
@@ -28,7 +37,7 @@ pub use kcmp::kcmp_files;
 pub use path_fd::PathFd;
 pub use pidfd::{pidfd_open, pidfd_send_signal};
 pub use pipe::pipe2;
-pub use proc_info::{has_open, resident_bytes, CAN_LIST_OPEN_FILES};
+pub use proc_info::{has_open, process_stat, resident_bytes, ProcessStat, CAN_LIST_OPEN_FILES};
 pub use process::{exit_with_parent, fork_raw, is_main_thread, set_parent_death_signal};
 pub use socket::{accept, peer_uid, send_nosignal, socket};
 pub use stat::{mode, permissions};

@@ -1,17 +1,96 @@
-//! What the kernel tells of another process without `/proc` where there is
-//! none: its resident memory, and whether it has a given file open.
+//! What the kernel tells of another process, with `/proc` where there is one
+//! (Linux) and without it elsewhere: its parent and age, its resident
+//! memory, and whether it has a given file open.
 
 use crate::fileid::FileId;
 use nix::errno::Errno;
 use nix::unistd::Pid;
+
+/// A live process (not a zombie) as `ps` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessStat {
+    pub ppid: u32,
+    /// When it started, in the system's own terms: the same text for the same
+    /// process, another for a later one with its pid.
+    pub start: String,
+    /// How long it has run, in seconds.
+    pub age: u64,
+}
+
+/// Process `pid`, from `/proc/PID/stat` on Linux, `proc_pidinfo()` on macOS,
+/// the `kern.proc.pid` sysctl on FreeBSD; `ESRCH` for one that is gone or a
+/// zombie.
+pub fn process_stat(pid: Pid) -> nix::Result<ProcessStat> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = read_proc(&format!("/proc/{pid}/stat"))?;
+        // After the command, which may hold spaces and parentheses.
+        let rest = text
+            .rfind(')')
+            .and_then(|end| text.get(end + 2..))
+            .ok_or(Errno::EIO)?;
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let (Some(&state), Some(ppid), Some(&start)) = (
+            fields.first(),
+            fields.get(1).and_then(|f| f.parse().ok()),
+            fields.get(19),
+        ) else {
+            return Err(Errno::EIO);
+        };
+        if state == "Z" {
+            return Err(Errno::ESRCH);
+        }
+        let started_ticks: u64 = start.parse().map_err(|_| Errno::EIO)?;
+        let uptime: f64 = read_proc("/proc/uptime")?
+            .split(' ')
+            .next()
+            .and_then(|f| f.parse().ok())
+            .ok_or(Errno::EIO)?;
+        // USER_HZ: 100 in the kernel's ABI on every Linux architecture.
+        let age = (uptime - started_ticks as f64 / 100.0).max(0.0).round() as u64;
+        let start = start.to_owned();
+        Ok(ProcessStat { ppid, start, age })
+    }
+    #[cfg(target_os = "macos")]
+    {
+        use nix::libc;
+        let info: libc::proc_bsdinfo = macos::pid_info(pid, libc::PROC_PIDTBSDINFO)?;
+        if info.pbi_status == libc::SZOMB {
+            return Err(Errno::ESRCH);
+        }
+        let (secs, micros) = (info.pbi_start_tvsec, info.pbi_start_tvusec);
+        Ok(ProcessStat {
+            ppid: info.pbi_ppid,
+            start: format!("{secs}.{micros:06}"),
+            age: since_epoch_secs().saturating_sub(secs),
+        })
+    }
+    #[cfg(target_os = "freebsd")]
+    {
+        let info = freebsd::kinfo_proc(pid)?;
+        if info.ki_stat == nix::libc::SZOMB {
+            return Err(Errno::ESRCH);
+        }
+        let (secs, micros) = (info.ki_start.tv_sec as u64, info.ki_start.tv_usec);
+        Ok(ProcessStat {
+            ppid: info.ki_ppid as u32,
+            start: format!("{secs}.{micros:06}"),
+            age: since_epoch_secs().saturating_sub(secs),
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+    {
+        let _ = pid;
+        Err(Errno::ENOSYS)
+    }
+}
 
 /// The resident memory of process `pid`, in bytes: `/proc/PID/statm` on
 /// Linux, `proc_pidinfo()` on macOS, the `kern.proc.pid` sysctl on FreeBSD.
 pub fn resident_bytes(pid: Pid) -> nix::Result<u64> {
     #[cfg(target_os = "linux")]
     {
-        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm"))
-            .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
+        let statm = read_proc(&format!("/proc/{pid}/statm"))?;
         let pages: u64 = statm
             .split(' ')
             .nth(1)
@@ -21,69 +100,18 @@ pub fn resident_bytes(pid: Pid) -> nix::Result<u64> {
     }
     #[cfg(target_os = "macos")]
     {
-        use nix::libc;
-        // SAFETY: a plain C struct, zero is a valid value; filled by the kernel.
-        let mut info: libc::proc_taskinfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
-        let info_ptr: *mut libc::proc_taskinfo = &mut info;
-        // SAFETY: the kernel writes at most `size` bytes into `info`.
-        let got = unsafe {
-            libc::proc_pidinfo(
-                pid.as_raw(),
-                libc::PROC_PIDTASKINFO,
-                0,
-                info_ptr.cast(),
-                size,
-            )
-        };
-        if got != size {
-            return Err(if got <= 0 { Errno::last() } else { Errno::EIO });
-        }
+        let info: nix::libc::proc_taskinfo = macos::pid_info(pid, nix::libc::PROC_PIDTASKINFO)?;
         Ok(info.pti_resident_size)
     }
     #[cfg(target_os = "freebsd")]
     {
-        use nix::libc;
-        let mut name = [
-            libc::CTL_KERN,
-            libc::KERN_PROC,
-            libc::KERN_PROC_PID,
-            pid.as_raw(),
-        ];
-        // SAFETY: a plain C struct, zero is a valid value; filled by the kernel.
-        let mut info: libc::kinfo_proc = unsafe { std::mem::zeroed() };
-        let mut size = std::mem::size_of::<libc::kinfo_proc>();
-        let info_ptr: *mut libc::kinfo_proc = &mut info;
-        // SAFETY: the kernel writes at most `size` bytes into `info`.
-        let done = unsafe {
-            libc::sysctl(
-                name.as_mut_ptr(),
-                4,
-                info_ptr.cast(),
-                &mut size,
-                std::ptr::null(),
-                0,
-            )
-        };
-        Errno::result(done)?;
-        if size == 0 {
-            return Err(Errno::ESRCH);
-        }
-        Ok(info.ki_rssize as u64 * page_size())
+        Ok(freebsd::kinfo_proc(pid)?.ki_rssize as u64 * page_size())
     }
     #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
     {
         let _ = pid;
         Err(Errno::ENOSYS)
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "freebsd"))]
-fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |size| size as u64)
 }
 
 /// Whether `has_open` can tell on this system.
@@ -95,8 +123,7 @@ pub const CAN_LIST_OPEN_FILES: bool = cfg!(any(target_os = "linux", target_os = 
 pub fn has_open(pid: Pid, file: FileId) -> nix::Result<bool> {
     #[cfg(target_os = "linux")]
     {
-        let to_errno = |e: std::io::Error| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
-        let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(to_errno)?;
+        let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(errno_of)?;
         Ok(entries.flatten().any(|entry| {
             nix::sys::stat::stat(&entry.path()).is_ok_and(|st| crate::fileid::id_of(&st) == file)
         }))
@@ -112,13 +139,57 @@ pub fn has_open(pid: Pid, file: FileId) -> nix::Result<bool> {
     }
 }
 
-/// libproc's descriptor listing; `vnode_fdinfo` is sys/proc_info.h's, which
-/// the libc crate leaves out.
+#[cfg(target_os = "linux")]
+fn errno_of(e: std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+/// A /proc file; a process that is gone is `ESRCH`.
+#[cfg(target_os = "linux")]
+fn read_proc(path: &str) -> nix::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| match errno_of(e) {
+        Errno::ENOENT => Errno::ESRCH,
+        errno => errno,
+    })
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |size| size as u64)
+}
+
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+fn since_epoch_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// libproc. `vnode_fdinfo` is sys/proc_info.h's, which the libc crate
+/// leaves out.
 #[cfg(target_os = "macos")]
 mod macos {
     use super::*;
     use nix::libc::{self, c_int, c_void};
     use std::mem::size_of;
+
+    /// `proc_pidinfo(pid, flavor)` into a `T`, whole or `ESRCH`.
+    pub fn pid_info<T>(pid: Pid, flavor: c_int) -> nix::Result<T> {
+        // SAFETY: the libproc structs are plain C structs; zero is valid.
+        let mut info: T = unsafe { std::mem::zeroed() };
+        let size = size_of::<T>() as c_int;
+        let info_ptr: *mut T = &mut info;
+        // SAFETY: the kernel writes at most `size` bytes into `info`.
+        let got = unsafe { libc::proc_pidinfo(pid.as_raw(), flavor, 0, info_ptr.cast(), size) };
+        match got {
+            _ if got == size => Ok(info),
+            0 => Err(Errno::last()),
+            _ => Err(Errno::ESRCH),
+        }
+    }
 
     const PROC_PIDFDVNODEINFO: c_int = 1;
 
@@ -164,27 +235,22 @@ mod macos {
         }
         // SAFETY: the kernel filled `got` bytes of whole entries.
         unsafe { fds.set_len(got as usize / size_of::<libc::proc_fdinfo>()) };
-        for fd in fds
+        let vnodes = fds
             .iter()
-            .filter(|fd| fd.proc_fdtype == libc::PROX_FDTYPE_VNODE as u32)
-        {
+            .filter(|fd| fd.proc_fdtype == libc::PROX_FDTYPE_VNODE as u32);
+        for fd in vnodes {
             // SAFETY: plain C structs, zero is a valid value; filled by the kernel.
             let mut info: VnodeFdInfo = unsafe { std::mem::zeroed() };
             let size = size_of::<VnodeFdInfo>() as c_int;
             let info_ptr: *mut VnodeFdInfo = &mut info;
             // SAFETY: the kernel writes at most `size` bytes into `info`.
             let got = unsafe {
-                libc::proc_pidfdinfo(
-                    pid,
-                    fd.proc_fd,
-                    PROC_PIDFDVNODEINFO,
-                    info_ptr.cast::<c_void>(),
-                    size,
-                )
+                let buffer = info_ptr.cast::<c_void>();
+                libc::proc_pidfdinfo(pid, fd.proc_fd, PROC_PIDFDVNODEINFO, buffer, size)
             };
-            // A descriptor closed meanwhile is skipped.
+            // A descriptor closed meanwhile is skipped. `dev` is macOS's
+            // signed st_dev widened: its low 32 bits are the device.
             let stat = &info.pvi.vi_stat;
-            // `dev` is macOS's signed st_dev widened: its low 32 bits are the device.
             if got == size && dev as u32 == stat.vst_dev && stat.vst_ino == ino {
                 return Ok(true);
             }
@@ -193,13 +259,53 @@ mod macos {
     }
 }
 
+#[cfg(target_os = "freebsd")]
+mod freebsd {
+    use super::*;
+    use nix::libc;
+
+    /// The `kern.proc.pid.PID` sysctl: `ESRCH` when there is no such process.
+    pub fn kinfo_proc(pid: Pid) -> nix::Result<libc::kinfo_proc> {
+        let mut name = [
+            libc::CTL_KERN,
+            libc::KERN_PROC,
+            libc::KERN_PROC_PID,
+            pid.as_raw(),
+        ];
+        // SAFETY: a plain C struct, zero is a valid value; filled by the kernel.
+        let mut info: libc::kinfo_proc = unsafe { std::mem::zeroed() };
+        let mut size = std::mem::size_of::<libc::kinfo_proc>();
+        let info_ptr: *mut libc::kinfo_proc = &mut info;
+        // SAFETY: the kernel writes at most `size` bytes into `info`.
+        let done = unsafe {
+            libc::sysctl(
+                name.as_mut_ptr(),
+                4,
+                info_ptr.cast(),
+                &mut size,
+                std::ptr::null(),
+                0,
+            )
+        };
+        Errno::result(done)?;
+        if size == 0 {
+            return Err(Errno::ESRCH);
+        }
+        Ok(info)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn this_process_uses_memory_and_has_its_files_open() {
+    fn this_process_its_parent_memory_age_and_open_files() {
         let me = Pid::this();
+        let stat = process_stat(me).unwrap();
+        assert_eq!(stat.ppid, nix::unistd::getppid().as_raw() as u32);
+        assert!(stat.age < 3600, "{stat:?}");
+        assert_eq!(process_stat(me).unwrap().start, stat.start);
         let rss = resident_bytes(me).unwrap();
         assert!(rss > 1024 * 1024 && rss < 1 << 40, "{rss}");
         let path = std::env::temp_dir().join(format!("daemon-proc-info-{}", std::process::id()));
@@ -211,6 +317,26 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let gone = Pid::from_raw(i32::MAX);
         assert!(has_open(gone, id).is_err());
-        assert!(resident_bytes(gone).is_err());
+        assert_eq!(process_stat(gone), Err(Errno::ESRCH));
+        assert_eq!(resident_bytes(gone), Err(Errno::ESRCH));
+    }
+
+    #[test]
+    fn a_zombie_is_gone_and_a_new_process_starts_anew() {
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let stat = process_stat(pid).unwrap();
+        assert_eq!(stat.ppid, std::process::id());
+        child.kill().unwrap();
+        // Dead, not yet reaped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_stat(pid).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(process_stat(pid), Err(Errno::ESRCH));
+        child.wait().unwrap();
     }
 }

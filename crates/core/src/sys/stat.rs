@@ -24,10 +24,7 @@ mod tests {
     fn modes_round_trip_and_drop_the_type() {
         assert_eq!(mode(0o640), Mode::S_IRUSR | Mode::S_IWUSR | Mode::S_IRGRP);
         assert_eq!(mode(0o100_644), mode(0o644));
-        let dir = std::env::temp_dir();
-        let st = nix::sys::stat::stat(&dir).unwrap();
-        assert_eq!(permissions(&st), 0o1777 & permissions(&st));
-        let file = dir.join(format!("daemon-stat-{}", std::process::id()));
+        let file = std::env::temp_dir().join(format!("daemon-stat-{}", std::process::id()));
         std::fs::write(&file, "").unwrap();
         nix::sys::stat::fchmodat(
             nix::fcntl::AT_FDCWD,
