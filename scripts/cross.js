@@ -108,22 +108,68 @@ function machOViolations(addon) {
   return violations;
 }
 
-/** The ELF OS/ABI of a FreeBSD file, which FreeBSD's loader checks. */
-function freebsdViolations(file) {
-  const header = output('readelf', ['-h', file]) ?? '';
-  return /OS\/ABI:\s+UNIX - FreeBSD/.test(header) ? [] : [`not a FreeBSD ELF file: ${/OS\/ABI:.*/.exec(header)?.[0] ?? header}`];
+/**
+ * What keeps an arm64 Mach-O file from running: macOS kills one without a
+ * valid code signature, so the ad-hoc one the linker made must still match
+ * every page after rustc's strip (its CodeDirectory's SHA-256 page hashes).
+ */
+function signatureViolations(file) {
+  const bytes = fs.readFileSync(file);
+  const commands = bytes.readUInt32LE(16);
+  let signature = null;
+  for (let i = 0, at = 32; i < commands; i++, at += bytes.readUInt32LE(at + 4)) {
+    if (bytes.readUInt32LE(at) === 0x1d)
+      signature = bytes.subarray(bytes.readUInt32LE(at + 8), bytes.readUInt32LE(at + 8) + bytes.readUInt32LE(at + 12));
+  }
+  if (signature === null) return ['has no code signature: macOS would kill it'];
+  for (let i = 0; i < signature.readUInt32BE(8); i++) {
+    const directory = signature.subarray(signature.readUInt32BE(16 + 8 * i));
+    if (directory.readUInt32BE(0) !== 0xfade0c02) continue;
+    const [hashOffset, pages, codeLimit] = [directory.readUInt32BE(16), directory.readUInt32BE(28), directory.readUInt32BE(32)];
+    const [hashSize, hashType, pageShift] = [directory[36], directory[37], directory[39]];
+    if (hashType !== 2) return [`signs with hash type ${hashType}, not SHA-256`];
+    for (let page = 0; page < pages; page++) {
+      const content = bytes.subarray(page << pageShift, Math.min((page + 1) << pageShift, codeLimit));
+      const hash = require('node:crypto').createHash('sha256').update(content).digest().subarray(0, hashSize);
+      if (!hash.equals(directory.subarray(hashOffset + page * hashSize, hashOffset + (page + 1) * hashSize))) {
+        return [`its code signature does not match page ${page}: macOS would kill it`];
+      }
+    }
+    return [];
+  }
+  return ['has no code directory in its signature'];
+}
+
+/**
+ * A FreeBSD file: linked against FreeBSD's libc (`libc.so.7`), and an
+ * executable branded for FreeBSD's loader (its ABI note).
+ */
+function freebsdViolations(file, executable) {
+  const needed = output('readelf', ['-d', file]) ?? '';
+  const violations = /\[libc\.so\.7\]/.test(needed) ? [] : ["does not link FreeBSD's libc.so.7"];
+  if (executable && !/^\s+FreeBSD\s/m.test(output('readelf', ['-n', file]) ?? '')) violations.push('has no FreeBSD ABI note');
+  return violations;
 }
 
 /** Violations of what a target's built files must be, for `pack:all` and the check. */
 function builtViolations(target, library, executables) {
+  const named = (file, violations) => violations.map((v) => `${path.basename(file)}: ${v}`);
   if (target.includes('apple')) {
-    const kinds = executables.map((file) => [file, output('file', ['-b', file]) ?? '']);
+    const arm = target.startsWith('aarch64');
+    const executableViolations = (file) => {
+      const kind = output('file', ['-b', file]) ?? '';
+      if (!kind.startsWith('Mach-O 64-bit')) return [kind.trim()];
+      return arm ? signatureViolations(file) : [];
+    };
     return [
-      ...machOViolations(library).map((v) => `${path.basename(library)}: ${v}`),
-      ...kinds.filter(([, kind]) => !kind.startsWith('Mach-O 64-bit')).map(([file, kind]) => `${path.basename(file)}: ${kind.trim()}`),
+      ...named(library, [...machOViolations(library), ...(arm ? signatureViolations(library) : [])]),
+      ...executables.flatMap((file) => named(file, executableViolations(file))),
     ];
   }
-  return [library, ...executables].flatMap((file) => freebsdViolations(file).map((v) => `${path.basename(file)}: ${v}`));
+  return [
+    ...named(library, freebsdViolations(library, false)),
+    ...executables.flatMap((file) => named(file, freebsdViolations(file, true))),
+  ];
 }
 
 function main() {
