@@ -97,7 +97,9 @@ declare namespace daemon {
     env?: Record<string, string | number | boolean | undefined>;
     /**
      * When the launcher may exit 0: `'auto'` once the script's synchronous code
-     * has run, `'manual'` when the daemon calls {@link ready}. Default `'auto'`.
+     * has run, or, in a daemon given listening sockets (`listen`, socket
+     * activation), at its first `listen()` on one of them; `'manual'` when
+     * the daemon calls {@link ready}. Default `'auto'`.
      */
     ready?: 'auto' | 'manual';
     /** How long the launcher waits for ready, in ms, before it exits 1 (the daemon keeps running). Default 30000. */
@@ -138,7 +140,9 @@ declare namespace daemon {
      * Listening sockets the launcher binds (as its own user, before anything
      * is forked) for the daemon, which gets them as fds 3, 4, ... with
      * systemd's `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES`: read them
-     * with {@link listeners}. Each is `'[NAME=]ADDR'` or a {@link ListenSpec};
+     * with {@link listeners}, or simply `server.listen(PORT)` (or the path):
+     * a `listen()` for a handed socket's address takes that socket (unless
+     * `DAEMON_LISTEN_TAKEOVER=0`). Each is `'[NAME=]ADDR'` or a {@link ListenSpec};
      * `ADDR` as systemd's `ListenStream=`: `PORT` (dual-stack `[::]`),
      * `IPV4:PORT`, `[IPV6]:PORT` or an absolute path (a Unix socket).
      * A bad address is a `TypeError`; a busy or refused one an `Error`
@@ -165,7 +169,7 @@ declare namespace daemon {
 
   /** A socket passed to this process, from {@link listeners}. */
   interface Listener {
-    /** Its descriptor: 3, 4, ... A `stream` one can be given to `server.listen({ fd })`. */
+    /** Its descriptor: 3, 4, ... A `stream` one can be given to `server.listen({ fd })`, or listened on by its address. */
     fd: number;
     /** From `LISTEN_FDNAMES`; `'unknown'` when unnamed. */
     name: string;

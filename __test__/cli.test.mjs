@@ -8,11 +8,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 import {
   alive,
+  cli,
+  cliWorkspace as workspace,
   cmdline,
   environ,
   fds,
   freePort,
   ids,
+  need,
   notifyListener,
   publicCopy,
   readPid,
@@ -21,28 +24,12 @@ import {
   procStatus,
   killAndWait,
   TAG,
-  tmpdir,
   waitFor,
   waitGone,
+  writeScript as script,
 } from './helpers.mjs';
 
-const cli = path.join(root, 'bin', 'daemon.js');
 const NOBODY = 65534;
-
-/** A test's directory with its own state directory, and `daemon ...` run against it. */
-function workspace(name, mode = 0o700) {
-  const dir = tmpdir(name);
-  fs.chmodSync(dir, mode);
-  const state = path.join(dir, 'state');
-  const daemon = (args, options = {}) => run([options.cli ?? cli, ...args], { ...options, env: { DAEMON_DIR: state, ...options.env } });
-  return { dir, state, daemon };
-}
-
-function script(dir, name, text) {
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, text);
-  return file;
-}
 
 const mode = (file) => fs.statSync(file).mode & 0o777;
 const idle = 'setInterval(() => {}, 1000);\n';
@@ -203,7 +190,10 @@ test('restart by name starts it again with its script, arguments, options and en
     assert.equal(mode(path.join(state, 'app.json')), 0o600);
     const unknown = await daemon(['restart', 'nothing-here']);
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, /no start of nothing-here is recorded/);
+    assert.equal(
+      unknown.stderr,
+      `daemon: no daemon named nothing-here in ${state} (daemon list shows them; to start one by that name, give its script: daemon restart nothing-here -- script.js)\n`,
+    );
   } finally {
     for (const pid of pids) await killAndWait(pid);
   }
@@ -250,7 +240,57 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
   }
 });
 
-test('unit prints a Type=notify unit that systemd-analyze verify accepts without a warning, its environment in a 0600 file', async () => {
+test("logs -f follows a log across logrotate's move (the rest of the old file, then the new one) and a copytruncate", {
+  timeout: 60000,
+}, async () => {
+  const { dir, state, daemon } = workspace('cli-logs-rotate');
+  const app = script(
+    dir,
+    'app.js',
+    "let n = 0;\nconsole.log('up');\nprocess.on('SIGUSR2', () => console.log('tick ' + n++));\nsetInterval(() => {}, 1000);\n",
+  );
+  const log = path.join(state, 'app.log');
+  let pid;
+  let follower;
+  try {
+    assert.equal((await daemon(['start', app])).code, 0);
+    pid = readPid(path.join(state, 'app.pid'));
+    await waitFor(() => fs.readFileSync(log, 'utf8') === 'up\n', 5000, 'its first line');
+    follower = spawn(process.execPath, [cli, 'logs', 'app', '-f', '-n', '1'], {
+      env: { ...process.env, DAEMON_TEST_TAG: TAG, DAEMON_DIR: state },
+    });
+    const ended = new Promise((resolve) => follower.on('close', resolve));
+    let [out, err] = ['', ''];
+    follower.stdout.on('data', (data) => (out += data));
+    follower.stderr.on('data', (data) => (err += data));
+    const tick = async (n) => {
+      process.kill(pid, 'SIGUSR2');
+      await waitFor(() => out.endsWith(`tick ${n}\n`), 5000, `tick ${n} followed (${JSON.stringify(out)})`);
+    };
+    await waitFor(() => out === 'up\n', 5000, 'the follower to start');
+    await tick(0);
+    fs.renameSync(log, `${log}.1`); // logrotate's move: the daemon writes on in the old file
+    await tick(1);
+    assert.equal((await daemon(['reload', 'app'])).code, 0); // reopens: a new app.log
+    await waitFor(() => fs.existsSync(log), 5000, 'the new log');
+    await tick(2);
+    await tick(3);
+    fs.truncateSync(log, 0); // copytruncate
+    await tick(4);
+    assert.equal(out, 'up\ntick 0\ntick 1\ntick 2\ntick 3\ntick 4\n');
+    assert.equal(err, `daemon: ${log}: file truncated\n`);
+    follower.kill('SIGTERM');
+    await ended;
+  } finally {
+    follower?.kill('SIGKILL');
+    await killAndWait(pid);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('unit prints a Type=notify unit that systemd-analyze verify accepts without a warning, its environment in a 0600 file', {
+  skip: need('systemd-analyze'),
+}, async () => {
   const { dir, state, daemon } = workspace('cli-unit');
   const app = script(dir, 'app.js', idle);
   const log = path.join(dir, 'app.log');
@@ -280,7 +320,9 @@ test('unit prints a Type=notify unit that systemd-analyze verify accepts without
   }
 });
 
-test('run stays in the foreground: no fork, READY=1 and its own pid as MAINPID to NOTIFY_SOCKET', async () => {
+test('run stays in the foreground: no fork, READY=1 and its own pid as MAINPID to NOTIFY_SOCKET', {
+  skip: need('/usr/bin/python3'),
+}, async () => {
   const { dir, daemon } = workspace('cli-run');
   const report = path.join(dir, 'report.json');
   const app = script(
@@ -307,7 +349,8 @@ test('root with --user: the pid file in a directory that user owns, records and 
   const copy = publicCopy();
   const { dir, state, daemon } = workspace('cli-user', 0o711);
   const app = script(copy, 'app.js', `console.log('as ' + process.getuid());\n${idle}`);
-  const options = { cli: path.join(copy, 'bin', 'daemon.js') };
+  // From a directory nobody may enter too: the daemon runs in the caller's.
+  const options = { cli: path.join(copy, 'bin', 'daemon.js'), cwd: copy };
   let pid;
   try {
     const started = await daemon(['start', '--user', 'nobody', app], options);
@@ -329,6 +372,9 @@ test('root with --user: the pid file in a directory that user owns, records and 
     const stopped = await daemon(['stop', 'app'], options);
     assert.deepEqual([stopped.code, stopped.stdout], [0, `stopped ${pid}\n`]);
     assert.equal(fs.existsSync(pidfile), false, 'removed by the daemon at exit');
+    const deleted = await daemon(['delete', 'app'], options);
+    assert.deepEqual([deleted.code, deleted.stderr], [0, '']);
+    assert.deepEqual([path.dirname(pidfile), path.join(state, 'app.json')].filter(fs.existsSync), [], "the user's directory too");
   } finally {
     await killAndWait(pid);
   }

@@ -1,5 +1,6 @@
 // Starts real launchers and daemons, reads the truth from /proc, and kills
-// every process it started, even when a test fails.
+// every process it started and removes every temporary directory it made,
+// even when a test fails.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -7,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
+
+export { need, skip } from './tools.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const fixture = (name) => path.join(root, '__test__', 'fixtures', name);
@@ -21,8 +24,13 @@ export const TAG = `daemon-test-${process.pid}-${Date.now()}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export { sleep };
 
+/** Every directory tmpdir() made; the exit of the test file removes them (below), whatever the tests did. */
+const made = [];
+
 export function tmpdir(name = 't') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `daemon-${name}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `daemon-${name}-`));
+  made.push(dir);
+  return dir;
 }
 
 /** The `daemon` command's state directory ($DAEMON_DIR) of every process this file starts: no test touches /run/daemon. */
@@ -59,6 +67,28 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
     })(),
     { child },
   );
+}
+
+/** The `daemon` command. */
+export const cli = path.join(root, 'bin', 'daemon.js');
+
+/**
+ * A test's directory (`mode`) with its own state directory, and `daemon
+ * ...` run against it (`options.cli`: another copy of the command).
+ */
+export function cliWorkspace(name, mode = 0o700) {
+  const dir = tmpdir(name);
+  fs.chmodSync(dir, mode);
+  const state = path.join(dir, 'state');
+  const daemon = (args, options = {}) => run([options.cli ?? cli, ...args], { ...options, env: { DAEMON_DIR: state, ...options.env } });
+  return { dir, state, daemon };
+}
+
+/** Writes a script `name` with `text` into `dir`; returns its path. */
+export function writeScript(dir, name, text) {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
 }
 
 /** Parsed /proc/PID/stat: state, ppid, pgrp, session, ttyNr, cpu. */
@@ -198,8 +228,24 @@ after(async () => {
   killTagged();
   await waitFor(() => tagged().length === 0, 5000, 'tagged processes to die').catch(() => {});
 });
-// Node 18 runs no top-level before()/after() hooks: the exit of the test file backs the sweep up.
-process.on('exit', () => killTagged());
+// The end of the test file, after every after() hook (Node 18 runs no
+// top-level ones): the sweep again, then the temporary directories go, once
+// nothing of this file can write into them. Not in an after() hook: Bun runs
+// every file in one process, with one copy of this module. Deno's runner
+// ends with 'unload', and no 'exit'.
+function lastSweep() {
+  killTagged();
+  waitForSync(() => tagged().length === 0, 5000);
+  for (const dir of made.splice(0)) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch (error) {
+      process.stderr.write(`left behind: ${dir}: ${error.message}\n`);
+    }
+  }
+}
+process.on('exit', lastSweep);
+if (process.versions.deno !== undefined) globalThis.addEventListener('unload', lastSweep);
 
 /** Blocks until `predicate()` holds or `ms` pass; for the 'exit' hook, where nothing async runs. */
 export function waitForSync(predicate, ms) {
@@ -319,7 +365,7 @@ export async function notifyListener() {
   const dir = tmpdir('notify');
   const socket = path.join(dir, 'notify.sock');
   const out = path.join(dir, 'messages');
-  const listener = run([], { command: ['python3', fixture('notify-listener.py'), socket, out] });
+  const listener = run([], { command: ['/usr/bin/python3', fixture('notify-listener.py'), socket, out] });
   await waitFor(() => fs.existsSync(out), 10000, 'the notify listener');
   return {
     socket,

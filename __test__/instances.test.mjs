@@ -155,7 +155,15 @@ test('instances: a SIGKILLed instance comes back in its slot under a request loo
       await waitFor(async () => true, 100);
       process.kill(before[1].pid, 'SIGKILL');
       await waitGone(before[1].pid);
-      await waitFor(() => daemon.status(pidfile).instances[1].ready, 20000, 'instance 1 to be back');
+      // A new pid, ready: the record may still show the killed one ready until the supervisor reaps it.
+      await waitFor(
+        () => {
+          const { pid, ready } = daemon.status(pidfile).instances[1];
+          return ready && pid !== null && pid !== before[1].pid;
+        },
+        20000,
+        'instance 1 to be back',
+      );
     } finally {
       done = true;
     }
@@ -300,6 +308,7 @@ for (const { fd } of daemon.listeners()) require('node:http').createServer((q, s
     for (const [slot, instance] of row.instances.entries()) {
       assert.deepEqual(Object.keys(instance).sort(), [
         'lastExit',
+        'lastRestart',
         'memory',
         'pid',
         'ready',

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { test } from 'node:test';
 import { alive, children, daemon, freePort, killAndWait, readPid, root, run, tmpdir, waitFor, waitGone } from './helpers.mjs';
 
@@ -140,5 +141,78 @@ test('killTimeout: a daemon that ignores SIGTERM is killed after about killTimeo
     assert.ok(took >= 900 && took < 4000, `stopped in about 1 s (${took} ms)`);
   } finally {
     await run([cli, 'stop', 'stubborn', '--signal', 'SIGKILL'], { env });
+  }
+});
+
+test('--log-max-size 64K --log-keep 2: a chatty service with 2 instances keeps at most 3 files, every kept line once, in order, and marked [K] by its instance', async () => {
+  const dir = tmpdir('limits-logs');
+  const env = { DAEMON_DIR: path.join(dir, 'state') };
+  const app = path.join(dir, 'chatty.js');
+  fs.writeFileSync(
+    app,
+    "let n = 0;\nsetInterval(() => { for (let i = 0; i < 40; i++) console.log(`${process.env.DAEMON_INSTANCE}:${n++} ${'x'.repeat(100)}`); }, 10);\n",
+  );
+  const started = await run([cli, 'start', '-i', '2', '--log-max-size', '64K', '--log-keep', '2', app], { env });
+  const log = path.join(env.DAEMON_DIR, 'chatty.log');
+  const files = () => fs.readdirSync(env.DAEMON_DIR).filter((name) => name.startsWith('chatty.log'));
+  let most = 0;
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline) {
+      most = Math.max(most, files().length);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await run([cli, 'stop', 'chatty'], { env });
+  }
+  assert.ok(most <= 3, `at most 3 files at once (${most})`);
+  assert.deepEqual(files().sort(), ['chatty.log', 'chatty.log.1', 'chatty.log.2'], 'rotated, twice at least');
+  for (const name of files()) assert.equal(fs.statSync(path.join(env.DAEMON_DIR, name)).mode & 0o777, 0o640, name);
+  // Oldest first: .2, .1, then the current file.
+  const text = [`${log}.2`, `${log}.1`, log].map((file) => fs.readFileSync(file, 'utf8')).join('');
+  const last = new Map();
+  for (const line of text.split('\n').filter(Boolean)) {
+    const written = /^\[(\d)\] (\d):(\d+) x+$/.exec(line);
+    if (written === null) continue; // the supervisor's own notes
+    const [, prefix, instance, n] = written.map(Number);
+    assert.equal(prefix, instance, 'each line starts with its instance: [K]');
+    if (last.has(instance)) assert.equal(n, last.get(instance) + 1, `instance ${instance}: no gap, no duplicate, in order`);
+    last.set(instance, n);
+  }
+  assert.deepEqual([...last.keys()].sort(), [0, 1], 'both instances wrote');
+  assert.ok(Math.min(...last.values()) > 2000, 'many lines, across several rotations');
+});
+
+test('--log-compress: the rotated files are gzipped (in a child process), and they hold every line once', async () => {
+  const dir = tmpdir('limits-gzip');
+  const env = { DAEMON_DIR: path.join(dir, 'state') };
+  const app = path.join(dir, 'chatty.js');
+  fs.writeFileSync(
+    app,
+    "let n = 0;\nsetInterval(() => { for (let i = 0; i < 40; i++) console.log(`0:${n++} ${'x'.repeat(100)}`); }, 10);\n",
+  );
+  const started = await run([cli, 'start', '--log-max-size', '64K', '--log-keep', '3', '--log-compress', app], { env });
+  try {
+    assert.equal(started.code, 0, started.stderr);
+    await waitFor(() => fs.existsSync(path.join(env.DAEMON_DIR, 'chatty.log.3.gz')), 20000, 'three compressed rotations');
+  } finally {
+    await run([cli, 'stop', 'chatty'], { env });
+  }
+  const names = fs.readdirSync(env.DAEMON_DIR).filter((name) => name.startsWith('chatty.log'));
+  assert.ok(names.length <= 5, `the log, .1 (perhaps not yet compressed), .2.gz, .3.gz: ${names}`);
+  const read = (name) => {
+    const bytes = fs.readFileSync(path.join(env.DAEMON_DIR, name));
+    return name.endsWith('.gz') ? zlib.gunzipSync(bytes).toString() : bytes.toString();
+  };
+  const ordered = ['chatty.log.3.gz', 'chatty.log.2.gz', 'chatty.log.1.gz', 'chatty.log.1', 'chatty.log'].filter((name) =>
+    names.includes(name),
+  );
+  let last;
+  for (const line of ordered.map(read).join('').split('\n')) {
+    if (!/^0:\d+ x+$/.test(line)) continue;
+    const n = Number(line.split(' ')[0].slice(2));
+    if (last !== undefined) assert.equal(n, last + 1, 'no gap, no duplicate');
+    last = n;
   }
 });

@@ -12,10 +12,12 @@ import {
   flockHolders,
   flocks,
   killAndWait,
+  need,
   publicCopy,
   readPid,
   root,
   run,
+  skip,
   startFixture,
   tmpdir,
   waitFor,
@@ -69,7 +71,9 @@ function snapshot(file) {
   }
 }
 
-test("lock() refuses what is not its own pid file (a config file, a hard link, another user's file, another user's symlink on the way) and leaves it exactly as it was", async () => {
+test("lock() refuses what is not its own pid file (a config file, a hard link, another user's file, another user's symlink on the way) and leaves it exactly as it was", {
+  skip: need('/usr/bin/python3'),
+}, async () => {
   const dir = tmpdir('refuse');
   const conf = path.join(dir, 'x.conf');
   fs.writeFileSync(conf, 'keep\n');
@@ -151,7 +155,9 @@ test("another user's stale pid and lock files are replaced, not written through,
   assert.deepEqual(fs.readdirSync(dir), [], 'both removed at exit');
 });
 
-test("a reader of the pid file cannot keep root's daemon from starting again after kill -9", async () => {
+test("a reader of the pid file cannot keep root's daemon from starting again after kill -9", {
+  skip: need('/usr/bin/python3'),
+}, async () => {
   const dir = tmpdir('reader');
   fs.chmodSync(dir, 0o755);
   const pidfile = path.join(dir, 'fx.pid');
@@ -252,7 +258,9 @@ function sameInode(dir, ino) {
   }
 }
 
-test('on btrfs, where stat() and /proc/locks disagree on the device, the holder is still found and verified, and a stale file still names no one, even with a same-inode lock in another subvolume', async (t) => {
+test('on btrfs, where stat() and /proc/locks disagree on the device, the holder is still found and verified, and a stale file still names no one, even with a same-inode lock in another subvolume', {
+  skip: need('mkfs.btrfs'),
+}, async (t) => {
   const dir = tmpdir('btrfs');
   fs.chmodSync(dir, 0o755); // the attacker reaches the mount point
   const image = path.join(dir, 'image');
@@ -269,13 +277,13 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
     sh(['mkfs.btrfs', '-q', image]);
     const loop = spawnSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
     if (loop.status !== 0) {
-      t.skip(`this sandbox refuses a loop device: ${loop.stderr.trim()}`);
+      skip(t, `this sandbox refuses a loop device: ${loop.stderr.trim()}`);
       return;
     }
     device = loop.stdout.trim();
     mounted = spawnSync('mount', ['-t', 'btrfs', device, mnt], { encoding: 'utf8' });
     if (mounted.status !== 0) {
-      t.skip(`this sandbox refuses to mount a loop device: ${mounted.stderr.trim()}`);
+      skip(t, `this sandbox refuses to mount a loop device: ${mounted.stderr.trim()}`);
       return;
     }
     fs.chmodSync(mnt, 0o755);
@@ -331,7 +339,9 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
   }
 });
 
-test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namespace of its own: a pid out of range is never signalled, the verified holder is', async () => {
+test('without pidfds (strace makes pidfd_open fail with ENOSYS), in a pid namespace of its own: a pid out of range is never signalled, the verified holder is', {
+  skip: need('strace'),
+}, async () => {
   const dir = tmpdir('nopidfd');
   const script = path.join(dir, 'operator.js');
   // SIGCONT (signal() takes no 0) wherever a wrong target could be hit; SIGTERM only for the verified holder.
@@ -398,7 +408,7 @@ test("a lock on another file system's file with the same inode number does not m
       fs.mkdirSync(mnt);
       const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', mnt], { encoding: 'utf8' });
       if (r.status !== 0) {
-        t.skip(`this sandbox refuses to mount a tmpfs: ${r.stderr.trim()}`);
+        skip(t, `this sandbox refuses to mount a tmpfs: ${r.stderr.trim()}`);
         return;
       }
       mounted.push(mnt);

@@ -22,6 +22,8 @@ import {
 } from './helpers.mjs';
 
 const pollute = ['-r', fixture('pollute.js')];
+/** Where the polluted stdout and stderr would go if the module honoured them (fixtures/pollute.js). */
+const pollutedLog = '/tmp/daemon-polluted.log';
 const index = JSON.stringify(path.join(root, 'index.js'));
 /** Loads the module, then pollutes the keys that would break Node's own fs and child_process. */
 const operator = `const d = require(${index}); require(${JSON.stringify(fixture('pollute.js'))}).more();`;
@@ -33,7 +35,7 @@ for (const [name, opts] of [
   test(`${name} with every key polluted: cwd /, umask 022, root, no log file, no extra env, ready at once`, async () => {
     const dir = tmpdir('polluted');
     const pidfile = path.join(dir, 'fixture.pid');
-    fs.rmSync('/tmp/daemon-polluted.log', { force: true });
+    fs.rmSync(pollutedLog, { force: true });
     const env = { FIXTURE_LOCK: pidfile, FIXTURE_DO: 'slow-term', ...(opts === undefined ? { FIXTURE_NO_OPTS: '1' } : {}) };
     const started = await startFixture({ opts, nodeArgs: pollute, env, dir });
     let pid;
@@ -45,7 +47,7 @@ for (const [name, opts] of [
       assert.equal(procStatus(pid).Umask, '0022');
       assert.equal(procStatus(pid).Uid.split('\t')[0], '0');
       assert.ok(!environ(pid).includes('POLLUTED=1'));
-      assert.ok(!fs.existsSync('/tmp/daemon-polluted.log'));
+      assert.ok(!fs.existsSync(pollutedLog));
       assert.match(fds(pid)['1'], /^(pipe|socket):/, "stdout is still the launcher's");
 
       // closeIO() with syslog polluted to true: /dev/null, not syslog.
@@ -62,6 +64,7 @@ for (const [name, opts] of [
       assert.ok(!fs.existsSync(pidfile));
     } finally {
       await killAndWait(pid);
+      fs.rmSync(pollutedLog, { force: true });
     }
   });
 }

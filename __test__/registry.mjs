@@ -22,7 +22,10 @@ function verdaccio() {
   const manifest = { private: true, dependencies: { verdaccio: VERDACCIO }, overrides: { 'node-fetch': '2.7.0' } };
   fs.writeFileSync(path.join(staging, 'package.json'), JSON.stringify(manifest));
   const install = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: staging, encoding: 'utf8' });
-  if (install.status !== 0) throw new Error(`npm install verdaccio@${VERDACCIO} failed:\n${install.stderr}`);
+  if (install.status !== 0) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw new Error(`npm install verdaccio@${VERDACCIO} failed:\n${install.stderr}`);
+  }
   fs.rmSync(CACHE, { recursive: true, force: true });
   fs.renameSync(staging, CACHE);
   return bin;

@@ -16,6 +16,7 @@ import {
   freePort,
   ids,
   killAndWait,
+  need,
   publicCopy,
   readJson,
   run,
@@ -52,7 +53,9 @@ function activate(port, env, fdname = 'web') {
   return run([], { command });
 }
 
-test('socket activation, foreground: listeners() names the passed socket, the script serves it, children do not see it', async (t) => {
+test('socket activation, foreground: listeners() names the passed socket, the script serves it, children do not see it', {
+  skip: need('systemd-socket-activate'),
+}, async (t) => {
   const port = await freePort();
   const report = path.join(tmpdir('activate'), 'report.json');
   const activator = activate(port, { LISTENER_REPORT: report });
@@ -69,7 +72,9 @@ test('socket activation, foreground: listeners() names the passed socket, the sc
   assert.equal(fs.readFileSync(`/proc/${info.pid}/fdinfo/3`, 'utf8').match(/flags:\s*(\d+)/)[1] & 0o2000000, 0o2000000, 'close-on-exec');
 });
 
-test('socket activation, daemonizing start(): the daemon serves the activated socket with LISTEN_PID its own', async (t) => {
+test('socket activation, daemonizing start(): the daemon serves the activated socket with LISTEN_PID its own', {
+  skip: need('systemd-socket-activate'),
+}, async (t) => {
   const port = await freePort();
   const dir = tmpdir('activate-daemon');
   const report = path.join(dir, 'report.json');

@@ -5,14 +5,18 @@
 const { ENV } = require('../lib/shared/env.js');
 const { prepare } = require('../lib/cli/script.js');
 
-const steps = JSON.parse(process.env[ENV.CLI_OPTIONS]);
+const given = process.env[ENV.CLI_OPTIONS];
 delete process.env[ENV.CLI_OPTIONS];
 
-try {
-  prepare(steps);
-} catch (error) {
-  // The launcher prints it as one line (`daemon: Error: EACCES: ...`) and
-  // exits 1; Node's report, a stack through this preload, would only repeat it.
-  process.on('uncaughtException', () => process.exit(1));
-  throw error;
+// Without the options: a Node child the daemon forked (a cluster worker runs
+// with the daemon's `-r`), which has nothing to prepare.
+if (given !== undefined) {
+  try {
+    prepare(JSON.parse(given));
+  } catch (error) {
+    // The launcher prints it as one line (`daemon: Error: EACCES: ...`) and
+    // exits 1; Node's report, a stack through this preload, would only repeat it.
+    process.on('uncaughtException', () => process.exit(1));
+    throw error;
+  }
 }

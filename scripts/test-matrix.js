@@ -44,6 +44,7 @@ const BUN_SKIPS = [
   'daemon start --respawn --listen, daemon upgrade NAME',
   'start --listen binds before the daemon starts',
   'run stays in the foreground: no fork, READY=1',
+  'take-over: ',
 ];
 // The tests that apply under Deno, by file and the start of their names;
 // each must run and pass.

@@ -176,10 +176,11 @@ impl FromNapiValue for Js<Plan> {
 }
 
 /// `{ program, instances?, restarts, window, killTimeout?, maxMemory?,
-/// pidfile?, record?, control? }`: the supervisor executable, how many
-/// instances (1), restarts allowed within `window` ms, the drain before
-/// SIGKILL (5000 ms), the memory ceiling in bytes, the service's pid file,
-/// the supervisor's state record and control channel.
+/// logMaxSize?, logKeep?, logCompress?, pidfile?, record?, control? }`: the
+/// supervisor executable, how many instances (1), restarts allowed within
+/// `window` ms, the drain before SIGKILL (5000 ms), the memory ceiling in
+/// bytes, log rotation (size in bytes, files kept: 5, gzip), the service's
+/// pid file, the supervisor's state record and control channel.
 impl FromNapiValue for Js<Respawn> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
@@ -192,6 +193,9 @@ impl FromNapiValue for Js<Respawn> {
             window_ms: window.into(),
             kill_timeout_ms: kill_timeout.map_or(5000, u64::from),
             max_memory: optional::<f64>(&o, "maxMemory")?.map(|bytes| bytes as u64),
+            log_max_size: optional::<f64>(&o, "logMaxSize")?.map(|bytes| bytes as u64),
+            log_keep: optional(&o, "logKeep")?.unwrap_or(5),
+            log_compress: optional(&o, "logCompress")?.unwrap_or(false),
             pidfile: optional(&o, "pidfile")?,
             record: optional(&o, "record")?,
             control: optional(&o, "control")?,
@@ -304,6 +308,19 @@ impl FromNapiValue for Js<Output> {
             (None, None, Some(true)) => Ok(Js(Output::Null)),
             _ => Err(invalid("an output is one of path, fd, ignore".to_owned())),
         }
+    }
+}
+
+/// Where a socket listens: `{ host, port }` (`host` an IP address) or `{ path }`.
+impl ToNapiValue for Js<Address> {
+    unsafe fn to_napi_value(env: sys::napi_env, Js(a): Self) -> Result<sys::napi_value> {
+        object_of(env, |o| match a {
+            Address::Tcp { host, port } => {
+                set_some(o, "host", host.map(|ip| ip.to_string()))?;
+                o.set("port", port)
+            }
+            Address::Unix { path, .. } => o.set("path", path),
+        })
     }
 }
 

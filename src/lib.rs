@@ -6,9 +6,10 @@ mod js;
 
 use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
-use daemon_core::output::{stdio, syslog, syslog_stdio};
+use daemon_core::output::{handover, log_read, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
 use daemon_core::sockets;
+use daemon_core::state_dir;
 use js::{check_fds, known, throw, throw_coded, Js};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -89,6 +90,21 @@ pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
     sockets::adopt(fd).map_err(|e| throw(&env, e))
 }
 
+/// Where a passed socket listens (`{ host, port }` or `{ path }`), or null
+/// for one that is not a listening stream socket with an address or path.
+#[napi]
+pub fn listener_address(env: Env, fd: i32) -> Result<Option<Js<sockets::Address>>> {
+    let address = sockets::listening_address(fd).map_err(|e| throw(&env, e))?;
+    Ok(address.map(Js))
+}
+
+/// A close-on-exec duplicate of a passed socket, for a server to own.
+#[napi]
+pub fn duplicate_listener(env: Env, fd: i32) -> Result<i32> {
+    let copy = sockets::duplicate(fd).map_err(|e| throw(&env, e))?;
+    Ok(copy.into_raw_fd())
+}
+
 /// Whether this is Node's main thread (a worker may not daemonize).
 #[napi]
 pub fn is_main_thread() -> bool {
@@ -126,6 +142,13 @@ pub fn resident_memory(pid: u32) -> Option<f64> {
 #[napi]
 pub fn die_with_supervisor(env: Env, parent: u32) -> Result<()> {
     launch::die_with_supervisor(parent).map_err(|e| throw(&env, e))
+}
+
+/// In a supervised daemon: takes the log channel its supervisor hands
+/// rotated log files over (a thread then puts them on fds 1 and 2).
+#[napi]
+pub fn take_log_channel(marker: String) -> bool {
+    handover::take(&marker)
 }
 
 /// Reports readiness once per process: a daemon over its pipe, a process in
@@ -233,14 +256,89 @@ impl LockHolder {
     }
 
     fn open(&self, env: &Env) -> Result<&operator::Holder> {
-        self.holder.as_ref().ok_or_else(|| {
-            throw_coded(
-                env,
-                "ERR_INVALID_STATE",
-                "the lock holder was closed".to_owned(),
-            )
-        })
+        self.holder
+            .as_ref()
+            .ok_or_else(|| closed(env, "the lock holder"))
     }
+}
+
+/// The state directory, open: its files are read and written through it,
+/// by name, until `close()`.
+#[napi]
+pub struct StateDirectory {
+    dir: Option<state_dir::StateDir>,
+}
+
+/// Opens the state directory `path` by the trusted walk (another user's
+/// directory on the way, or one others may write, throws EPERM); with
+/// `mode`, makes what is missing, the directory itself with that mode.
+/// Null when it does not exist.
+#[napi]
+pub fn open_state_dir(env: Env, path: String, mode: Option<u32>) -> Result<Option<StateDirectory>> {
+    let dir = state_dir::open(&path, mode).map_err(|e| throw(&env, e))?;
+    Ok(dir.map(|dir| StateDirectory { dir: Some(dir) }))
+}
+
+#[napi]
+impl StateDirectory {
+    /// The bytes of the file `name`, or null when there is none; one not to
+    /// be believed (a symlink, another user's, linked, writable by others) throws.
+    #[napi]
+    pub fn read(&self, env: Env, name: String) -> Result<Option<Buffer>> {
+        let bytes = self.open(&env)?.read(&name).map_err(|e| throw(&env, e))?;
+        Ok(bytes.map(Buffer::from))
+    }
+
+    /// Replaces the file `name` with `data`, `mode` whatever the umask.
+    #[napi]
+    pub fn write(&self, env: Env, name: String, data: Buffer, mode: u32) -> Result<()> {
+        let dir = self.open(&env)?;
+        dir.write(&name, &data, mode).map_err(|e| throw(&env, e))
+    }
+
+    /// Removes the file `name`; false when there was none.
+    #[napi]
+    pub fn remove(&self, env: Env, name: String) -> Result<bool> {
+        self.open(&env)?.remove(&name).map_err(|e| throw(&env, e))
+    }
+
+    /// The names of its files.
+    #[napi]
+    pub fn names(&self, env: Env) -> Result<Vec<String>> {
+        self.open(&env)?.names().map_err(|e| throw(&env, e))
+    }
+
+    /// Lets go of the directory's descriptor.
+    #[napi]
+    pub fn close(&mut self) {
+        self.dir = None;
+    }
+
+    fn open(&self, env: &Env) -> Result<&state_dir::StateDir> {
+        self.dir
+            .as_ref()
+            .ok_or_else(|| closed(env, "the state directory"))
+    }
+}
+
+/// The error of a call on an object whose descriptor was let go of.
+fn closed(env: &Env, what: &str) -> Error {
+    throw_coded(env, "ERR_INVALID_STATE", format!("{what} was closed"))
+}
+
+/// Opens the log at `path` to print it: by the path walk, O_NOFOLLOW,
+/// regular, one link, writable by no one else, owned by root, this user or
+/// `daemonUser`'s (root opens one of that user's as that user). Returns its
+/// descriptor, the caller's to close.
+#[napi]
+pub fn open_log(
+    env: Env,
+    path: String,
+    daemon_user: Option<Js<privileges::Account>>,
+) -> Result<i32> {
+    let account = daemon_user.map(|js| js.0);
+    let fd = log_read::open_log(&path, account.as_ref()).map_err(|e| throw(&env, e))?;
+    Ok(fd.into_raw_fd())
 }
 
 /// Sends a state to systemd's notify socket; false when it could not.

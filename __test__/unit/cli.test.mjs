@@ -1,11 +1,15 @@
 // The `daemon` command's pure parts: its grammar, names, the state directory's
-// place, the unit and environment file texts, the list's cells.
+// place, the unit and environment file texts, the list's cells, the nearest
+// word, the env file format.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 
 const require = createRequire(import.meta.url);
-const { parse, mergeFlags, streams, commandUsage, COMMANDS, UsageError } = require('../../lib/cli/args.js');
+const util = require('node:util');
+const { parse, mergeFlags, checkStartFlags, streams, commandUsage, COMMANDS, UsageError } = require('../../lib/cli/args.js');
+const { nearest, distance } = require('../../lib/cli/nearest.js');
+const { parseEnv } = require('../../lib/cli/env-file.js');
 const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
 const { chooseStateDir } = require('../../lib/operator/state-dir.js');
 const { unitText, environmentFile } = require('../../lib/cli/unit.js');
@@ -34,24 +38,47 @@ test('parse: restart NAME takes options and an optional script; --pidfile says t
   assert.deepEqual([parse('stop', ['web']).name, parse('logs', ['web', '-n', '5', '-f']).flags.lines], ['web', 5]);
 });
 
-test('parse: usage errors for unknown flags, missing values, missing or extra arguments, --log with --stdout', () => {
+test('parse: usage errors for unknown flags, missing values, missing or extra arguments', () => {
   for (const [command, args] of [
     ['start', ['--frob', 'x.js']],
     ['start', []],
     ['start', ['--umask', '9', 'x.js']],
-    ['start', ['--log', 'a', '--stdout', 'b', 'x.js']],
     ['stop', []],
     ['stop', ['a', 'b']],
     ['status', ['--pidfile']],
     ['logs', []],
     ['logs', ['a', '-n', 'ten']],
     ['list', ['extra']],
-    ['launch', []],
+    ['unit', ['web', '--env-file', 'x']],
   ]) {
     assert.throws(() => parse(command, args), UsageError, `${command} ${args.join(' ')}`);
   }
   assert.deepEqual(parse('start', ['--help', 'x.js']), { help: true });
   assert.deepEqual(parse('stop', ['-h']), { help: true });
+});
+
+test("parse: the script's arguments that name one of the command's own flags are told, unless a -- said where the script starts", () => {
+  assert.deepEqual(parse('start', ['app.js', '--name', 'web', '-q', '--port', '80', '--cwd=/x', '-x']).misplaced, [
+    '--name',
+    '-q',
+    '--cwd=/x',
+  ]);
+  assert.deepEqual(parse('start', ['--', 'app.js', '--name', 'web']).misplaced, []);
+  assert.deepEqual(parse('start', ['app.js', 'a', '--', '--name']).misplaced, [], "after the script's own --");
+  assert.deepEqual(parse('run', ['app.js', '--respawn']).misplaced, [], 'not a flag of run');
+  assert.deepEqual(parse('restart', ['web', 'app.js', '--timeout', '5']).misplaced, ['--timeout']);
+  assert.deepEqual(parse('stop', ['web']).misplaced, []);
+});
+
+test('checkStartFlags: --respawn-limit and --respawn-window need --respawn, --log goes alone; checked on the merged flags', () => {
+  assert.throws(() => checkStartFlags({ 'respawn-limit': 5 }), /--respawn-limit and --respawn-window need --respawn/);
+  assert.throws(() => checkStartFlags({ log: '/a', stdout: '/b' }), /--log sends both streams to one file/);
+  const given = parse('restart', ['web', '--respawn-limit', '5']).flags;
+  assert.deepEqual(
+    { ...checkStartFlags(mergeFlags({ respawn: true, cwd: '/a' }, given)) },
+    { cwd: '/a', respawn: true, 'respawn-limit': 5 },
+  );
+  assert.throws(() => checkStartFlags(mergeFlags({ cwd: '/a' }, given)), UsageError);
 });
 
 test('every command has a usage naming each of its flags', () => {
@@ -157,6 +184,12 @@ test('unitText: Type=notify running daemon run, Restart=on-failure, the user, di
   ]) {
     assert.ok(lines.includes(line), line);
   }
+  const envFiles = unitText({ ...record, flags: { 'env-file': ['/srv/web/.env', '/srv/web/prod.env'] } }, { envFile: '/e', system: true });
+  assert.match(
+    envFiles,
+    /^EnvironmentFile=\/e\nEnvironmentFile=\/srv\/web\/\.env\nEnvironmentFile=\/srv\/web\/prod\.env\n/m,
+    'in order, over the recorded one',
+  );
   const user = unitText({ ...record, flags: { user: 'x' } }, { node: '/n', envFile: '/e', system: false });
   assert.ok(!user.includes('User='), 'a user unit runs as its user');
   assert.ok(user.includes('StandardOutput=journal\n') && user.includes('WantedBy=default.target\n'));
@@ -178,4 +211,73 @@ test('the list: durations, sizes, and a table whose columns fit their cells', ()
       'longer-name  -    stale    -       2         -       -',
     ].join('\n'),
   );
+});
+
+test("logs: control characters but newline and tab as \\xHH (C0, DEL, C1), the rest as it is; the last N lines' start, a final newline ending the last line", () => {
+  const { escapeControls, lastLinesStart } = require('../../lib/cli/logs.js');
+  assert.equal(escapeControls('a\tb\n\x1b[2J\x07\r\x7f\u009b\u00a0\u00e9\u202e'), 'a\tb\n\\x1b[2J\\x07\\x0d\\x7f\\x9b\u00a0\u00e9\u202e');
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-lines-'));
+  try {
+    const starts = (text, lines) => {
+      const file = path.join(dir, 'log');
+      fs.writeFileSync(file, text);
+      const fd = fs.openSync(file, 'r');
+      try {
+        return text.slice(lastLinesStart(fd, Buffer.byteLength(text), lines));
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    assert.equal(starts('a\nb\nc\n', 2), 'b\nc\n');
+    assert.equal(starts('a\nb\nc', 2), 'b\nc');
+    assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
+    assert.equal(starts('a\nb\nc\n', 0), '');
+    assert.equal(starts('\n\n\n', 1), '\n');
+    assert.equal(starts('', 3), '');
+    const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;
+    assert.equal(starts(long, 2), `${'y'.repeat(70000)}\nlast\n`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('nearest: the known word within 2 edits (a swap is one; 1 for words of 2 letters), or starting with the word; none else', () => {
+  const commands = ['start', 'stop', 'restart', 'reload', 'upgrade', 'status', 'list', 'logs', 'run', 'unit', 'delete'];
+  assert.deepEqual(
+    ['sttaus', 'lsit', 'lst', 'upgarde', 'del', 'strat', 'ls', 'rm', 'foo', 'x'].map((word) => nearest(word, commands)),
+    ['status', 'list', 'list', 'upgrade', 'delete', 'start', undefined, undefined, undefined, undefined],
+  );
+  assert.deepEqual(
+    ['sever', 'web', 'wrk'].map((word) => nearest(word, ['server', 'web-2', 'worker'])),
+    ['server', 'web-2', undefined],
+  );
+  assert.equal(nearest('app', []), undefined);
+  assert.deepEqual([distance('ab', 'ba'), distance('', 'abc'), distance('kitten', 'sitting')], [1, 3, 3]);
+});
+
+/** Env files as people write them, read alike by every Node that has util.parseEnv. */
+const ENV_FILES = [
+  ['PORT=8080\nHOST=127.0.0.1\n', { PORT: '8080', HOST: '127.0.0.1' }],
+  ['# a comment\n\nA=1\n# another\nB=2', { A: '1', B: '2' }],
+  ['export TOKEN=abc\n', { TOKEN: 'abc' }],
+  ['  SPACED  =  some value  \n', { SPACED: 'some value' }],
+  ['A=value # a comment\nB="# kept" # gone\n', { A: 'value', B: '# kept' }],
+  ['S=\'single $x \\n\'\nD="double\\nline"\nT=`tick`\n', { S: 'single $x \\n', D: 'double\nline', T: 'tick' }],
+  ['M="first\nsecond"\nN=after\n', { M: 'first\nsecond', N: 'after' }],
+  ['EMPTY=\nQUOTED_EMPTY=""\n', { EMPTY: '', QUOTED_EMPTY: '' }],
+  ['CRLF=1\r\nNEXT=2\r\n', { CRLF: '1', NEXT: '2' }],
+  ['X=1\nX=2\n', { X: '2' }],
+  ['JSON={"a": "b"}\nURL=http://h/p?q=1\n', { JSON: '{"a": "b"}', URL: 'http://h/p?q=1' }],
+  ['OPEN="not closed\nNEXT=1\n', { OPEN: '"not closed', NEXT: '1' }],
+];
+
+test("parseEnv: Node's --env-file rules where Node has no util.parseEnv, and the same answers as Node's where it has", (t) => {
+  for (const [text, expected] of ENV_FILES) {
+    assert.deepEqual({ ...parseEnv(text) }, expected, JSON.stringify(text));
+    if (typeof util.parseEnv === 'function') assert.deepEqual({ ...util.parseEnv(text) }, expected, `Node: ${JSON.stringify(text)}`);
+  }
+  if (typeof util.parseEnv !== 'function') t.diagnostic(`Node ${process.version} has no util.parseEnv: only parseEnv() was checked`);
 });

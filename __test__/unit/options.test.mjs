@@ -205,7 +205,16 @@ test('checkCommand: the script resolved, the arguments strings without null byte
 });
 
 test('startOptions: respawn is true, false or { instances, limit, window, killTimeout }; a pid file is a path', () => {
-  const defaults = { instances: 1, limit: 10, window: 60000, killTimeout: 5000, maxMemory: undefined };
+  const defaults = {
+    instances: 1,
+    limit: 10,
+    window: 60000,
+    killTimeout: 5000,
+    maxMemory: undefined,
+    logMaxSize: undefined,
+    logKeep: 5,
+    logCompress: false,
+  };
   assert.deepEqual({ ...options.startOptions({ respawn: true }).respawn }, defaults);
   assert.equal(options.startOptions({ respawn: false }).respawn, undefined);
   assert.equal(options.startOptions({}).respawn, undefined);
@@ -216,7 +225,13 @@ test('startOptions: respawn is true, false or { instances, limit, window, killTi
     { ...defaults, instances: 4, killTimeout: 100 },
   );
   assert.equal(options.startOptions({ respawn: { instances: 'max' } }).respawn.instances, os.availableParallelism());
-  for (const [given, bytes] of [[1000, 1000], ['1000', 1000], ['64K', 65536], ['200m', 209715200], ['2G', 2147483648]]) {
+  for (const [given, bytes] of [
+    [1000, 1000],
+    ['1000', 1000],
+    ['64K', 65536],
+    ['200m', 209715200],
+    ['2G', 2147483648],
+  ]) {
     assert.equal(options.startOptions({ respawn: { maxMemory: given } }).respawn.maxMemory, bytes, String(given));
   }
   assert.equal(options.startOptions({ pidfile: 'x.pid' }).pidfile, path.resolve('x.pid'));

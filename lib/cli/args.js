@@ -44,7 +44,14 @@ const FLAGS = Object.freeze({
     read: streamOf,
   },
   stderr: { type: 'string', arg: 'F', help: 'the same for stderr (given alone: stdout too; syslog at priority err)', read: streamOf },
-  cwd: { type: 'string', arg: 'D', help: 'working directory of the daemon (default /)', read: absolute, option: 'cwd' },
+  cwd: { type: 'string', arg: 'D', help: 'working directory (default: the current one)', read: absolute, option: 'cwd' },
+  'env-file': {
+    type: 'string',
+    multiple: true,
+    arg: 'F',
+    help: "variables for the script from F (Node's --env-file format; repeatable), read again at each restart",
+    read: (texts) => texts.map(absolute),
+  },
   umask: { type: 'string', arg: 'M', help: 'octal umask (default 022)', read: (text) => integer('umask', text, 8), option: 'umask' },
   'ready-timeout': {
     type: 'string',
@@ -70,6 +77,13 @@ const FLAGS = Object.freeze({
     arg: 'SIZE',
     help: 'replace an instance using more memory than SIZE (bytes, or with K, M, G), ready-first; implies --respawn',
   },
+  'log-max-size': {
+    type: 'string',
+    arg: 'SIZE',
+    help: 'rotate its log files once they pass SIZE (bytes, or with K, M, G); implies --respawn',
+  },
+  'log-keep': { type: 'string', arg: 'N', help: 'rotated files kept (default 5)', read: (text) => integer('log-keep', text) },
+  'log-compress': { type: 'boolean', help: 'gzip the rotated files' },
   'kill-timeout': {
     type: 'string',
     arg: 'MS',
@@ -96,7 +110,9 @@ const FLAGS = Object.freeze({
   json: { type: 'boolean', help: 'print JSON' },
   lines: { type: 'string', short: 'n', arg: 'N', help: 'how many of the last lines (default 10)', read: (text) => integer('lines', text) },
   follow: { type: 'boolean', short: 'f', help: 'keep printing what is appended' },
-  'env-file': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
+  raw: { type: 'boolean', help: 'print the bytes as written (by default control characters but newline and tab show as \\xHH)' },
+  'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
+  logs: { type: 'boolean', help: 'remove its log files in the state directory too' },
   help: { type: 'boolean', short: 'h', help: 'this help' },
 });
 
@@ -107,6 +123,7 @@ const START_FLAGS = Object.freeze([
   'stdout',
   'stderr',
   'cwd',
+  'env-file',
   'umask',
   'ready-timeout',
   'user',
@@ -119,11 +136,14 @@ const START_FLAGS = Object.freeze([
   'respawn-window',
   'kill-timeout',
   'max-memory',
+  'log-max-size',
+  'log-keep',
+  'log-compress',
   'listen',
 ]);
 
 /** The flags that imply --respawn: a supervisor does what they ask. */
-const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout', 'max-memory']);
+const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout', 'max-memory', 'log-max-size']);
 
 /** Whether these flags start a supervisor. */
 const supervised = (flags) => flags.respawn === true || SUPERVISOR_FLAGS.some((flag) => flags[flag] !== undefined);
@@ -168,8 +188,8 @@ const COMMANDS = Object.freeze({
     target: true,
     summary: '0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown',
   },
-  list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory' },
-  logs: { flags: ['lines', 'follow'], target: 'name', summary: 'the last lines of its log files' },
+  list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory (also: ls)' },
+  logs: { flags: ['pidfile', 'lines', 'follow', 'raw'], target: true, summary: 'the last lines of its log files' },
   run: {
     // In the foreground the manager waits and restarts (systemd's Restart=).
     flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && !flag.startsWith('respawn'))],
@@ -177,8 +197,34 @@ const COMMANDS = Object.freeze({
     usage: '[options] [--] script.js [args...]',
     summary: 'run the script in the foreground (no fork; READY=1 to NOTIFY_SOCKET)',
   },
-  unit: { flags: ['env-file'], target: 'name', summary: 'print a systemd unit that runs it as it was started' },
+  unit: { flags: ['env-out'], target: 'name', summary: 'print a systemd unit that runs it as it was started' },
+  delete: {
+    flags: ['pidfile', 'signal', 'timeout', 'logs'],
+    target: true,
+    summary: 'stop it if it runs and forget it: its record and pid files (its logs too with --logs)',
+  },
 });
+
+/** Other names of commands, as pm2 users type them. */
+const ALIASES = Object.freeze({ __proto__: null, ls: 'list' });
+
+/**
+ * Refuses start flags that cannot go together: checked once the flags given
+ * are merged with the recorded ones (`restart NAME --respawn-limit 5` of a
+ * service started with --respawn is right).
+ */
+function checkStartFlags(flags) {
+  if (!supervised(flags) && (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined)) {
+    throw new UsageError('--respawn-limit and --respawn-window need --respawn');
+  }
+  if (flags['log-max-size'] === undefined && (flags['log-keep'] !== undefined || flags['log-compress'] !== undefined)) {
+    throw new UsageError('--log-keep and --log-compress need --log-max-size');
+  }
+  if (flags.log !== undefined && (flags.stdout !== undefined || flags.stderr !== undefined)) {
+    throw new UsageError('--log sends both streams to one file: give it alone, or --stdout and --stderr');
+  }
+  return flags;
+}
 
 /** The start flags of `given` over `recorded`; any log flag given replaces all the recorded ones. */
 function mergeFlags(recorded, given) {
@@ -225,7 +271,10 @@ function commandUsage(command) {
   return `Usage: ${synopsis(command)}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}`;
 }
 
-/** Where the script starts in `args` (its index, or -1), found from parseArgs' tokens. */
+/**
+ * Where the script starts in `args` (its index, or -1), found from parseArgs'
+ * tokens, and whether a `--` said so.
+ */
 function scriptIndex(spec, tokens) {
   // restart NAME ... [-- script]: the first positional is the name, unless --pidfile or --name said which.
   const first = tokens.findIndex((token) => token.kind === 'positional');
@@ -234,18 +283,19 @@ function scriptIndex(spec, tokens) {
   const leading = spec.target && !namedByFlag ? 1 : 0;
   let positionals = 0;
   for (const token of tokens) {
-    if (token.kind === 'option-terminator') return token.index + 1;
-    if (token.kind === 'positional' && positionals++ === leading) return token.index;
+    if (token.kind === 'option-terminator') return { cut: token.index + 1, terminated: true };
+    if (token.kind === 'positional' && positionals++ === leading) return { cut: token.index, terminated: false };
   }
-  return -1;
+  return { cut: -1, terminated: false };
 }
 
 /**
- * Parses `args` of `command`: `{ help }` for --help, else `{ flags, name,
- * script, scriptArgs }` with the flags' values read (`flags` has no prototype).
+ * Parses `args` of `command` (a known one): `{ help }` for --help, else
+ * `{ flags, name, script, scriptArgs, misplaced }` with the flags' values read
+ * (`flags` has no prototype); `misplaced`: the script's arguments that look
+ * like the command's own flags.
  */
 function parse(command, args) {
-  if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command ${command}`);
   const spec = COMMANDS[command];
   // parseArgs' own part of each row.
   const options = Object.fromEntries(
@@ -255,9 +305,10 @@ function parse(command, args) {
     }),
   );
   let cut = -1;
+  let terminated = false;
   if (spec.script) {
     const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
-    cut = scriptIndex(spec, tokens);
+    ({ cut, terminated } = scriptIndex(spec, tokens));
   }
   const own = cut === -1 ? args : args.slice(0, cut);
   let parsed;
@@ -283,16 +334,39 @@ function parse(command, args) {
   if (spec.target === true && name === undefined && flags.pidfile === undefined && flags.name === undefined && script === undefined) {
     throw new UsageError('give a NAME or --pidfile');
   }
-  if (!supervised(flags) && (flags['respawn-limit'] !== undefined || flags['respawn-window'] !== undefined)) {
-    throw new UsageError('--respawn-limit and --respawn-window need --respawn');
-  }
-  if (flags.log !== undefined && (flags.stdout !== undefined || flags.stderr !== undefined)) {
-    throw new UsageError('--log sends both streams to one file: give it alone, or --stdout and --stderr');
-  }
   if (count !== undefined && count !== 'max' && !/^[0-9]+$/.test(count))
     throw new UsageError(`the number of instances is N or max, not ${count}`);
   const parsedCount = count === undefined ? {} : { count: count === 'max' ? count : Number(count) };
-  return { flags, name: name ?? flags.name, script, scriptArgs, ...parsedCount };
+  const misplaced = terminated ? [] : ownFlagsIn(spec, scriptArgs);
+  return { flags, name: name ?? flags.name, script, scriptArgs, misplaced, ...parsedCount };
 }
 
-module.exports = { UsageError, FLAGS, START_FLAGS, COMMANDS, USAGE, commandUsage, parse, mergeFlags, streams, supervised };
+/**
+ * The arguments among `scriptArgs` (up to a `--` of their own) that name one
+ * of the command's own flags: they stay the script's, but whoever typed
+ * `daemon start app.js --name web` is told.
+ */
+function ownFlagsIn(spec, scriptArgs) {
+  const end = scriptArgs.indexOf('--');
+  const own = [...spec.flags, 'help'];
+  const shorts = own.map((flag) => FLAGS[flag].short).filter(Boolean);
+  return (end === -1 ? scriptArgs : scriptArgs.slice(0, end)).filter((arg) => {
+    if (arg.startsWith('--')) return own.includes(arg.slice(2).split('=')[0]);
+    return /^-[A-Za-z]+$/.test(arg) && [...arg.slice(1)].every((letter) => shorts.includes(letter));
+  });
+}
+
+module.exports = {
+  UsageError,
+  FLAGS,
+  START_FLAGS,
+  COMMANDS,
+  ALIASES,
+  USAGE,
+  commandUsage,
+  parse,
+  mergeFlags,
+  checkStartFlags,
+  streams,
+  supervised,
+};

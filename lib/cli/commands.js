@@ -1,37 +1,40 @@
 'use strict';
 // The commands on a daemon that runs (or ran): stop, reload, upgrade, scale,
-// status, list, logs and unit, each naming it by NAME or --pidfile. Exit codes follow the
-// LSB init-script conventions.
+// status, list, logs, unit and delete, each naming it by NAME or --pidfile
+// (a NAME no start recorded is an error). Exit codes follow the LSB
+// init-script conventions.
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { signal, stop, upgrade, scale } = require('../operator/control.js');
+const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
+const { supervisorFiles } = require('../operator/state-dir.js');
 const { ENV } = require('../shared/env.js');
-const { SYSLOG, INHERIT } = require('../shared/options.js');
+const { native, nativeFor } = require('../shared/native.js');
+const { supervised } = require('./args.js');
 const state = require('./state.js');
-const { recordOf } = require('./start.js');
+const { recordOf, unknownName } = require('./start.js');
 const { describe, table, supervisionLines } = require('./report.js');
 const { environmentFile, unitText } = require('./unit.js');
+const { logsCommand: printLogs } = require('./logs.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
 const UNKNOWN = 4;
-/** The signals `logs` hands on to its tail. */
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** The pid file of the daemon `parsed` names: --pidfile, its recorded one, or its default one. */
-function pidfileOf(parsed) {
-  if (parsed.flags.pidfile !== undefined) return parsed.flags.pidfile;
-  return recordOf(parsed)?.pidfile ?? state.filesOf(state.stateDir(), parsed.name).pidfile;
+/**
+ * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
+ * names P); a name or pid file no start recorded is an error.
+ */
+function recorded(parsed, st = state.openState()) {
+  const record = recordOf(parsed, st);
+  if (record !== null) return record;
+  if (parsed.name !== undefined) throw unknownName(parsed.name, undefined, st);
+  throw new Error(`no daemon started here has the pid file ${parsed.flags.pidfile} (${st.dir}; daemon list shows them)`);
 }
 
-/** The record of NAME; a NAME with none is an error. */
-function recorded(parsed) {
-  const record = recordOf(parsed);
-  if (record === null) throw new Error(`no daemon named ${parsed.name} was started here (${state.stateDir()}; see daemon list)`);
-  return record;
+/** The pid file of the daemon `parsed` names: --pidfile (recorded or not), or its recorded one. */
+function pidfileOf(parsed, st = state.openState()) {
+  return parsed.flags.pidfile ?? recorded(parsed, st).pidfile;
 }
 
 async function stopCommand(parsed) {
@@ -52,9 +55,29 @@ function reloadCommand(parsed) {
   }
 }
 
+/**
+ * Why no supervisor of `pidfile` answered (`error`) when asked to `what` the
+ * service, said as what to do: it is not running, or runs without one.
+ */
+function noSupervisor(parsed, pidfile, what, error) {
+  if (error.code !== 'ENOENT' && error.code !== 'ECONNREFUSED') return error;
+  const target = parsed.name ?? `--pidfile ${pidfile}`;
+  const { running, daemonPid } = status(pidfile);
+  if (!running) return new Error(`${target} is not running, so there is nothing to ${what}: daemon restart ${target} starts it`);
+  const record = recordOf(parsed, state.openState());
+  if (record === null ? daemonPid !== undefined : supervised(record.flags)) return error;
+  return new Error(
+    `${target} runs without a supervisor (it was started without --respawn), and only a supervisor can ${what} it: ` +
+      `daemon restart ${target} restarts it, or daemon restart ${target} --respawn gives it one`,
+  );
+}
+
 /** 0 once the new code serves; 1 with the supervisor's reason (the instances not upgraded serve on). */
 async function upgradeCommand(parsed) {
-  const { daemonPid, previous, instances } = await upgrade(pidfileOf(parsed));
+  const pidfile = pidfileOf(parsed);
+  const { daemonPid, previous, instances } = await upgrade(pidfile).catch((error) => {
+    throw noSupervisor(parsed, pidfile, 'upgrade', error);
+  });
   if (instances.length <= 1) console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
   else console.log(`upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
   return 0;
@@ -62,20 +85,31 @@ async function upgradeCommand(parsed) {
 
 /** 0 once the service runs that many instances (the record keeps the count for restart); 1 with the supervisor's reason. */
 async function scaleCommand(parsed) {
-  const pidfile = pidfileOf(parsed);
-  const { instances } = await scale(pidfile, parsed.count);
-  const record = recordOf(parsed);
+  const st = state.openState();
+  const pidfile = pidfileOf(parsed, st);
+  const { instances } = await scale(pidfile, parsed.count).catch((error) => {
+    throw noSupervisor(parsed, pidfile, 'scale', error);
+  });
+  const record = recordOf(parsed, st);
   if (record !== null) {
     record.flags.instances = parsed.count;
-    state.writeRecord(state.filesOf(state.stateDir(), record.name).record, record);
+    st.writeRecord(record.name, record);
   }
   console.log(`${record?.name ?? pidfile}: ${instances} instance${instances === 1 ? '' : 's'}`);
   return 0;
 }
 
 function statusCommand(parsed) {
-  const pidfile = pidfileOf(parsed);
-  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed));
+  const st = state.openState();
+  let pidfile;
+  try {
+    pidfile = pidfileOf(parsed, st);
+  } catch (error) {
+    if (error.code !== 'ERR_DAEMON_UNKNOWN') throw error;
+    console.error(`daemon: ${error.message}`);
+    return UNKNOWN;
+  }
+  const row = describe(parsed.name ?? path.basename(pidfile), pidfile, recordOf(parsed, st));
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
     console.error(`daemon: ${row.error}`);
@@ -91,32 +125,17 @@ function statusCommand(parsed) {
 }
 
 function listCommand(parsed) {
-  const rows = state.allRecords(state.stateDir()).map((record) => describe(record.name, record.pidfile, record));
+  const st = state.openState();
+  const rows = st.records().map((record) => describe(record.name, record.pidfile, record));
   if (parsed.flags.json) console.log(JSON.stringify(rows, null, 2));
-  else if (rows.length === 0) console.log(`no daemons in ${state.stateDir()}`);
+  else if (rows.length === 0) console.log(`no daemons in ${st.dir}`);
   else console.log(table(rows));
   return 0;
 }
 
-/** The last lines of its log files (`tail`), or where to look when it logs to syslog. */
+/** The last lines of its log files (lib/cli/logs.js), or where to look when it logs to syslog. */
 function logsCommand(parsed) {
-  const { name, stdout, stderr } = recorded(parsed);
-  const files = [...new Set([stdout, stderr])].filter((target) => path.isAbsolute(target));
-  if ([stdout, stderr].includes(SYSLOG)) console.error(`daemon: ${name} logs to syslog: journalctl -t ${name}`);
-  if ([stdout, stderr].includes(INHERIT)) console.error(`daemon: ${name} wrote to the streams of the command that started it`);
-  if (files.length === 0) return 0;
-  const lines = String(parsed.flags.lines ?? 10);
-  const tail = spawn('tail', ['-n', lines, ...(parsed.flags.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
-  // Ended by a signal, the command ends its tail too (a following one would read on alone).
-  const forward = (name) => tail.kill(name);
-  for (const name of FORWARDED) process.on(name, forward);
-  return new Promise((resolve, reject) => {
-    tail.on('error', reject);
-    tail.on('exit', (code, name) => {
-      for (const each of FORWARDED) process.removeListener(each, forward);
-      resolve(code ?? 128 + os.constants.signals[name]);
-    });
-  });
+  return printLogs(parsed, recorded(parsed));
 }
 
 /**
@@ -124,10 +143,11 @@ function logsCommand(parsed) {
  * records, or /etc/daemon for root's /run/daemon, which a reboot empties.
  */
 function unitCommand(parsed) {
-  const record = recorded(parsed);
+  const st = state.openState();
+  const record = recorded(parsed, st);
   const system = process.geteuid() === 0;
-  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : state.stateDir();
-  const envFile = parsed.flags['env-file'] ?? path.join(dir, `${record.name}.env`);
+  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : st.dir;
+  const envFile = parsed.flags['env-out'] ?? path.join(dir, `${record.name}.env`);
   const text = unitText(record, { envFile, system });
   const { text: envText, left } = environmentFile(record.env);
   if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
@@ -136,9 +156,73 @@ function unitCommand(parsed) {
       `daemon: systemd binds for a unit: give it a ${record.name}.socket with ListenStream= for ${record.flags.listen.join(', ')}`,
     );
   }
-  fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
-  state.writePrivate(envFile, envText);
+  if (parsed.flags['env-out'] === undefined) {
+    // Beside the records, or in root's /etc/daemon: made and written as the state directory is.
+    state.openState({ create: true, dir }).writePrivate(path.basename(envFile), envText);
+  } else {
+    fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
+    state.writePrivate(envFile, envText);
+  }
   process.stdout.write(text);
+  return 0;
+}
+
+/**
+ * Removes the pid file `pidfile` and its lock file, left by a daemon that
+ * did not end cleanly. In a directory of the state directory's, they go by
+ * name; elsewhere through lock()'s own checks (the caller's own files, no
+ * other user's symlink on the way): taken, then let go of and removed.
+ */
+function removePidFiles(pidfile, inStateDir) {
+  if (status(pidfile).running) throw new Error(`${pidfile} is locked again: a new start took it`);
+  const names = [pidfile, `${pidfile}.lock`];
+  if (inStateDir) {
+    for (const file of names) fs.rmSync(file, { force: true });
+    return;
+  }
+  if (!names.some((file) => fs.existsSync(file))) return;
+  if (!nativeFor('delete').lock(pidfile)) throw new Error(`${pidfile} is locked again: a new start took it`);
+  native().releaseLocks();
+}
+
+/** The directory of a daemon's user in the state directory, once empty. */
+function removeOwnDir(dir) {
+  try {
+    fs.rmdirSync(dir);
+  } catch (error) {
+    if (error.code === 'ENOTEMPTY') console.error(`daemon: kept ${dir}: its user left files in it`);
+    else if (error.code !== 'ENOENT') throw error;
+  }
+}
+
+/** The log files of `record` that are in the state directory `dir`, removed; returns those left elsewhere. */
+function removeLogs(record, dir) {
+  const files = [...new Set([record.stdout, record.stderr])].filter((target) => path.isAbsolute(target));
+  for (const file of files) if (path.dirname(file) === dir) fs.rmSync(file, { force: true });
+  return files.filter((file) => path.dirname(file) !== dir);
+}
+
+/**
+ * Forgets a daemon: stops it if it runs, then removes its pid files, its
+ * supervisor's record, its log files with --logs (those in the state
+ * directory), and last its record.
+ */
+async function deleteCommand(parsed) {
+  const st = state.openState();
+  const record = recorded(parsed, st);
+  const dir = st.dir;
+  const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
+  if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
+  if (pid !== null) console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
+  const ownDir = state.filesOf(dir, record.name, true).pidfile;
+  const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;
+  removePidFiles(record.pidfile, inStateDir);
+  if (record.pidfile === ownDir) removeOwnDir(path.dirname(ownDir));
+  for (const file of Object.values(supervisorFiles(record.pidfile, dir))) st.remove(path.basename(file));
+  const elsewhere = parsed.flags.logs ? removeLogs(record, dir) : [];
+  st.removeRecord(record.name);
+  console.log(`deleted ${record.name}`);
+  if (elsewhere.length > 0) console.error(`daemon: kept ${elsewhere.join(', ')}, outside ${dir}`);
   return 0;
 }
 
@@ -151,4 +235,5 @@ module.exports = {
   list: listCommand,
   logs: logsCommand,
   unit: unitCommand,
+  delete: deleteCommand,
 };

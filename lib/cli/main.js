@@ -2,23 +2,41 @@
 // The `daemon` command: from its arguments to the command that runs and the
 // exit status (2 for a usage error, 1 for a failure, else the command's).
 
-const { parse, commandUsage, USAGE, UsageError } = require('./args.js');
+const path = require('node:path');
+const { parse, commandUsage, ALIASES, COMMANDS, USAGE, UsageError } = require('./args.js');
+const { nearest } = require('./nearest.js');
 const { start, restart, run } = require('./start.js');
 const commands = require('./commands.js');
 
 const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...commands });
 
+/** `a`, `a and b`, `a, b and c`. */
+const words = (list) => (list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`);
+
 /** Runs the command; resolves its exit status, or undefined when `run` goes on with the script. */
 async function main(argv) {
-  const [command, ...args] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  const [given, ...args] = argv;
+  if (given === undefined || given === '--help' || given === '-h' || given === 'help') {
     console.log(USAGE);
-    return command === undefined ? 2 : 0;
+    return given === undefined ? 2 : 0;
+  }
+  const command = ALIASES[given] ?? given;
+  if (!Object.hasOwn(COMMANDS, command)) {
+    const guess = nearest(given, Object.keys(COMMANDS));
+    console.error(`daemon: unknown command ${given}${guess === undefined ? '' : `: did you mean ${guess}?`} (daemon --help lists them)`);
+    return 2;
   }
   const parsed = parse(command, args);
   if (parsed.help) {
     console.log(commandUsage(command));
     return 0;
+  }
+  if (parsed.misplaced.length > 0) {
+    const script = path.basename(parsed.script);
+    console.error(
+      `daemon: ${script} gets ${words(parsed.misplaced)} as its own argument${parsed.misplaced.length > 1 ? 's' : ''}: ` +
+        `daemon ${command}'s options go before the script`,
+    );
   }
   return HANDLERS[command](parsed);
 }

@@ -12,7 +12,7 @@ const { reopenLogs } = require('../daemon/stdio.js');
  * Throws when one fails.
  */
 function prepare({ options, chroot }) {
-  start(options); // ready once the script's own first turn of the event loop has run
+  start(options); // `ready: 'auto'`: after the script's first turn, or at its first listen() on a handed socket
   // `daemon reload` sends SIGHUP, whose default action would end a script that
   // does not handle it: here it reopens the log files (for logrotate), and the
   // script's own SIGHUP listeners, if any, run too. A log it may no longer

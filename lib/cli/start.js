@@ -8,13 +8,15 @@ const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 const { launchDaemon } = require('../launcher/launcher.js');
 const { preloadCommand, isEsm } = require('../launcher/command.js');
-const { ready } = require('../daemon/readiness.js');
+const { readyWhenServing } = require('../daemon/readiness.js');
 const { status, stop } = require('../operator/control.js');
 const { lookupAccount } = require('../shared/identity.js');
 const { startOptions } = require('../launcher/start-options.js');
 const { ENV } = require('../shared/env.js');
 const { INHERIT } = require('../shared/options.js');
-const { FLAGS, START_FLAGS, UsageError, mergeFlags, streams, supervised } = require('./args.js');
+const { FLAGS, START_FLAGS, UsageError, checkStartFlags, mergeFlags, streams, supervised } = require('./args.js');
+const { readEnvFiles } = require('./env-file.js');
+const { nearest } = require('./nearest.js');
 const state = require('./state.js');
 const { prepare } = require('./script.js');
 
@@ -39,6 +41,9 @@ function optionsOf(flags, out, ident, pidfile) {
       window: flags['respawn-window'],
       killTimeout: flags['kill-timeout'],
       maxMemory: flags['max-memory'],
+      logMaxSize: flags['log-max-size'],
+      logKeep: flags['log-keep'],
+      logCompress: flags['log-compress'],
     };
   }
   return options;
@@ -88,18 +93,43 @@ function giveLog(file, account) {
 }
 
 /**
- * Starts a daemon from `parsed` (over `recorded`, for a restart), records how,
- * and says its pid; resolves the exit status.
+ * Sets --cwd to the caller's directory unless given (`--cwd /`: the daemon
+ * convention's, which start() keeps), or --chroot (the new root's / then).
  */
-function start(parsed, recorded = null) {
+function defaultCwd(flags) {
+  if (flags.cwd !== undefined || flags.chroot !== undefined) return;
+  try {
+    flags.cwd = process.cwd();
+  } catch (error) {
+    error.message = `the current directory is gone (give --cwd): ${error.message}`;
+    throw error;
+  }
+}
+
+/**
+ * The environment a start records: `env` without the variables of the env
+ * files, which are read anew at each start (an edit applies at `restart`).
+ */
+function recordedEnv(env, fromFiles) {
+  const kept = { ...env };
+  for (const key of Object.keys(fromFiles)) delete kept[key];
+  return kept;
+}
+
+/**
+ * Everything a start of `parsed` (over `recorded`, for a restart) needs,
+ * checked, before anything is stopped or made.
+ */
+function planStart(parsed, recorded) {
   // When a namespace's init exits, the kernel ends every process in it.
   if (process.pid === 1) throw new Error("as PID 1 (a container's init) the daemon would end with this command: run the script itself");
-  const flags = mergeFlags(recorded?.flags ?? {}, parsed.flags);
+  const flags = checkStartFlags(mergeFlags(recorded?.flags ?? {}, parsed.flags));
   const script = parsed.script ?? recorded?.script;
   const args = parsed.script === undefined ? (recorded?.args ?? []) : parsed.scriptArgs;
   if (script === undefined) throw new UsageError(`no script given, and no start of ${parsed.name ?? flags.pidfile} is recorded`);
   const name = state.checkName(parsed.name ?? recorded?.name ?? state.defaultName(script));
   const main = mainOf(flags, script);
+  defaultCwd(flags);
   const dir = state.stateDir();
   // A daemon root starts as another user takes its lock in a directory of that user's.
   const account = flags.chroot === undefined ? lookupAccount(flags.user, flags.group) : undefined;
@@ -108,11 +138,22 @@ function start(parsed, recorded = null) {
   const pidfile = flags.pidfile ?? files.pidfile;
   const out = streams(flags, files.log);
   const options = optionsOf(flags, out, name, pidfile);
-  const env = recorded?.env ?? { ...process.env };
-  const opts = startOptions({ ...options, env }); // every check before anything is made
+  const fromFiles = readEnvFiles(flags['env-file']);
+  const env = recordedEnv(recorded?.env ?? process.env, fromFiles);
+  const opts = startOptions({ ...options, env: { ...env, ...fromFiles } }); // every check before anything is made
   if (flags.pidfile !== undefined) checkPidfileDirectory(pidfile);
-  state.ensureStateDir(dir);
-  const earlier = recorded ?? state.readRecord(dir, name);
+  return { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out, options, opts };
+}
+
+/**
+ * Starts the daemon `plan` describes, unless one of `earlier` (the record it
+ * replaces) or of the plan's pid file runs; records how, and says its pid.
+ * A start that failed leaves the record as it was before. Returns the exit
+ * status.
+ */
+function launch(plan, earlier, { quiet }) {
+  const { name, main, args, flags, env, dir, files, account, ownDir, pidfile, out, options, opts } = plan;
+  const st = state.openState({ create: true, dir });
   for (const file of new Set([pidfile, earlier?.pidfile])) {
     const pid = file === undefined ? null : runningPid(file);
     if (pid === null) continue;
@@ -121,32 +162,69 @@ function start(parsed, recorded = null) {
   }
   if (ownDir) state.ensureOwnDir(path.dirname(files.pidfile), account.uid, account.gid);
   if (ownDir && (out.stdout === files.log || out.stderr === files.log)) giveLog(files.log, account);
-  state.writeRecord(files.record, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
-  const command = preloadCommand(main, args, options, chrootOf(flags));
-  const verdict = launchDaemon(opts, command);
-  if (verdict.code === 0 && !parsed.flags.quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
+  st.writeRecord(name, { name, script: main, args, flags, env, pidfile, ...out, startedAt: new Date().toISOString() });
+  let verdict;
+  try {
+    verdict = launchDaemon(opts, preloadCommand(main, args, options, chrootOf(flags)));
+  } finally {
+    // A daemon that never came up is no service to list; one that may still come up (not ready in time) is.
+    if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) {
+      if (earlier === null) st.removeRecord(name);
+      else st.writeRecord(name, earlier);
+    }
+  }
+  if (verdict.code === 0 && !quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
   return verdict.code;
 }
 
-/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with), or null. */
-function recordOf(parsed) {
-  const dir = state.stateDir();
-  if (parsed.name !== undefined) return state.readRecord(dir, state.checkName(parsed.name));
-  if (parsed.flags.pidfile === undefined) return null;
-  return state.allRecords(dir).find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
+/** `daemon start`: resolves the exit status. */
+function start(parsed) {
+  const plan = planStart(parsed, null);
+  return launch(plan, state.openState({ dir: plan.dir }).record(plan.name), parsed.flags);
 }
 
-/** Stops the daemon, then starts it as it was started, with the options given over the recorded ones. */
+/** The record of the daemon `parsed` names (by NAME, or by the pid file it was started with) in the open state directory `st`, or null. */
+function recordOf(parsed, st) {
+  if (parsed.name !== undefined) return st.record(state.checkName(parsed.name));
+  if (parsed.flags.pidfile === undefined) return null;
+  return st.records().find((record) => record.pidfile === parsed.flags.pidfile) ?? null;
+}
+
+/**
+ * Stops the daemon, then starts it as it was started, with the options given
+ * over the recorded ones (all checked before it is stopped).
+ */
 async function restart(parsed) {
-  const recorded = recordOf(parsed);
+  const st = state.openState();
+  const recorded = recordOf(parsed, st);
   const name = parsed.name ?? recorded?.name ?? (parsed.script === undefined ? undefined : state.defaultName(parsed.script));
   if (recorded === null && parsed.script === undefined) {
-    throw new Error(`no start of ${name ?? parsed.flags.pidfile} is recorded: give the script`);
+    if (parsed.name === undefined) throw new Error(`no start of ${parsed.flags.pidfile} is recorded: give the script`);
+    throw unknownName(parsed.name, `to start one by that name, give its script: daemon restart ${parsed.name} -- script.js`, st);
   }
-  const pidfile = recorded?.pidfile ?? parsed.flags.pidfile ?? state.filesOf(state.stateDir(), state.checkName(name)).pidfile;
+  const plan = planStart({ ...parsed, name }, recorded);
+  const pidfile = recorded?.pidfile ?? plan.pidfile;
   const { pid, stopped } = await stop(pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop`);
-  return start({ ...parsed, name }, recorded);
+  return launch(plan, recorded ?? st.record(plan.name), parsed.flags);
+}
+
+/**
+ * The error for a NAME with no record in the state directory, suggesting the
+ * nearest name that has one (in the open state directory `st`); `more`:
+ * what else to say, in brackets.
+ */
+function unknownName(name, more, st = state.openState()) {
+  const dir = st.dir;
+  const guess = nearest(
+    name,
+    st.records().map((record) => record.name),
+  );
+  const hint =
+    guess === undefined ? ` (daemon list shows them${more ? `; ${more}` : ''})` : `: did you mean ${guess}?${more ? ` (${more})` : ''}`;
+  const error = new Error(`no daemon named ${name} in ${dir}${hint}`);
+  error.code = 'ERR_DAEMON_UNKNOWN';
+  return error;
 }
 
 /**
@@ -154,12 +232,15 @@ async function restart(parsed) {
  * the streams as they are unless told, READY=1 to NOTIFY_SOCKET (systemd).
  */
 function run(parsed) {
-  const { flags, script, scriptArgs } = parsed;
+  const { script, scriptArgs } = parsed;
+  const flags = checkStartFlags({ ...parsed.flags });
   const name = state.checkName(parsed.name ?? state.defaultName(script));
   const main = mainOf(flags, script);
   const esm = flags.chroot === undefined && isEsm(main);
+  defaultCwd(flags);
   const options = { ...optionsOf(flags, streams(flags, INHERIT), name, flags.pidfile), foreground: true, ready: 'manual' };
   if (flags.pidfile !== undefined) checkPidfileDirectory(flags.pidfile);
+  Object.assign(process.env, readEnvFiles(flags['env-file']));
   // `run` is the foreground whatever the environment says.
   delete process.env[ENV.FOREGROUND];
   prepare({ options, chroot: chrootOf(flags) });
@@ -167,13 +248,13 @@ function run(parsed) {
   // Out of the command's own promise: the script's errors are its own uncaught ones, reported by Node.
   setImmediate(() => {
     if (esm) {
-      import(pathToFileURL(main).href).then(ready);
+      import(pathToFileURL(main).href).then(readyWhenServing);
     } else {
       require('node:module').runMain();
-      setImmediate(ready); // once the script's own first turn of the event loop has run
+      readyWhenServing(); // as start()'s `ready: 'auto'`, from the script's top level on
     }
   });
   return undefined;
 }
 
-module.exports = { start, restart, run, recordOf };
+module.exports = { start, restart, run, recordOf, unknownName };

@@ -9,11 +9,13 @@
 //   STATE/NAME/NAME.pid  the pid file of a daemon root starts as another user,
 //                     in a directory that user owns (its lock() writes there)
 // Records and logs stay in STATE, where the daemon's user can neither replace
-// one nor plant a link for root to follow.
+// one nor plant a link for root to follow. Every command opens STATE with
+// openState(): by the trusted walk, its records read and written through its
+// descriptor and believed only if root's or the caller's alone.
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { stateDir, ensureStateDir: makeStateDir } = require('../operator/state-dir.js');
+const { stateDir, openStateDir } = require('../operator/state-dir.js');
 const { UsageError } = require('./args.js');
 
 /** A name: a file name and a systemd unit name, at most 48 characters (a syslog tag). */
@@ -48,21 +50,6 @@ function filesOf(dir, name, ownDir = false) {
   };
 }
 
-/**
- * Creates the state directory `dir` if missing and refuses one that another
- * user owns or may write to: records hold environments, and the pid files
- * and logs there are opened by root.
- */
-function ensureStateDir(dir) {
-  const uid = process.geteuid();
-  makeStateDir(dir);
-  const st = fs.lstatSync(dir);
-  if (!st.isDirectory()) throw new Error(`the state directory ${dir} is not a directory`);
-  if (st.uid !== uid || (st.mode & 0o022) !== 0) {
-    throw new Error(`the state directory ${dir} must be owned by uid ${uid} and writable by no one else`);
-  }
-}
-
 /** The directory of a daemon's user in the state directory, owned by that user (0755: the pid file is public). */
 function ensureOwnDir(dir, uid, gid) {
   try {
@@ -88,46 +75,80 @@ function writePrivate(file, text) {
   fs.renameSync(temporary, file);
 }
 
-/** Records how a daemon was started: its environment may hold secrets (0600). */
-function writeRecord(file, record) {
-  writePrivate(file, `${JSON.stringify(record, null, 2)}\n`);
-}
+/** A record's text: how a daemon was started. */
+const recordText = (record) => `${JSON.stringify(record, null, 2)}\n`;
 
-/** The record of `name` in `dir`, or null. */
-function readRecord(dir, name) {
-  try {
-    return JSON.parse(fs.readFileSync(filesOf(dir, name).record, 'utf8'));
-  } catch (error) {
-    if (error.code === 'ENOENT') return null;
-    throw error;
+/**
+ * The command's state directory, open: every command starts here. `dir`,
+ * its path; `handle`, the directory (null while it does not exist).
+ */
+class State {
+  constructor(dir, handle) {
+    this.dir = dir;
+    this.handle = handle;
+  }
+
+  /** The record of `name`, or null. */
+  record(name) {
+    const bytes = this.handle?.read(`${name}.json`) ?? null;
+    if (bytes === null) return null;
+    try {
+      return JSON.parse(bytes.toString('utf8'));
+    } catch (error) {
+      throw new Error(`the record ${filesOf(this.dir, name).record} is not JSON: ${error.message}`);
+    }
+  }
+
+  /** Every record, by name. */
+  records() {
+    return (this.handle?.names() ?? [])
+      .filter((entry) => entry.endsWith('.json') && NAME.test(entry.slice(0, -5)) && !OWN_SUFFIX.test(entry.slice(0, -5)))
+      .sort()
+      .map((entry) => this.record(entry.slice(0, -5)))
+      .filter(Boolean);
+  }
+
+  /** Records how daemon `name` was started: its environment may hold secrets (0600). */
+  writeRecord(name, record) {
+    this.handle.write(`${name}.json`, Buffer.from(recordText(record)), 0o600);
+  }
+
+  /** Removes the file `name` from it, if there. */
+  remove(name) {
+    this.handle?.remove(name);
+  }
+
+  /** Forgets daemon `name`: removes its record, if any. */
+  removeRecord(name) {
+    this.remove(`${name}.json`);
+  }
+
+  /** Writes the file `name` in it, 0600, replacing the old one in one rename. */
+  writePrivate(name, text) {
+    this.handle.write(name, Buffer.from(text), 0o600);
+  }
+
+  close() {
+    this.handle?.close();
   }
 }
 
-/** Every record in `dir`, by name. */
-function allRecords(dir) {
-  let entries;
-  try {
-    entries = fs.readdirSync(dir);
-  } catch (error) {
-    if (error.code === 'ENOENT') return [];
-    throw error;
-  }
-  return entries
-    .filter((entry) => entry.endsWith('.json') && NAME.test(entry.slice(0, -5)) && !OWN_SUFFIX.test(entry.slice(0, -5)))
-    .sort()
-    .map((entry) => readRecord(dir, entry.slice(0, -5)))
-    .filter(Boolean);
+/**
+ * Opens the state directory (made when missing with `create`): refused, with
+ * the reason, where another user could change what is in it. A record not
+ * to be believed (another user's, a symlink, linked, writable by others)
+ * throws when read, naming it: nothing is run from it.
+ */
+function openState({ create = false, dir = stateDir() } = {}) {
+  return new State(dir, openStateDir(dir, { create }));
 }
 
 module.exports = {
   stateDir,
+  openState,
   checkName,
   defaultName,
   filesOf,
-  ensureStateDir,
   ensureOwnDir,
   writePrivate,
-  writeRecord,
-  readRecord,
-  allRecords,
 };

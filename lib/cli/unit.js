@@ -74,6 +74,8 @@ function unitText(record, { node = process.execPath, envFile, system }) {
   service.push(
     `WorkingDirectory=${plain(flags.cwd ?? '/')}`,
     `EnvironmentFile=${plain(envFile)}`,
+    // Read at each start, over the recorded environment, as `daemon restart` does.
+    ...(flags['env-file'] ?? []).map((file) => `EnvironmentFile=${plain(file)}`),
     `StandardOutput=${logTo(out.stdout)}`,
     `StandardError=${logTo(out.stderr)}`,
     `SyslogIdentifier=${name}`,

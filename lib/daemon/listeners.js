@@ -1,8 +1,9 @@
 'use strict';
 // The listening sockets a manager passed to this process in systemd's
 // protocol (sd_listen_fds(3): fds 3, 4, ... with LISTEN_FDS, LISTEN_PID,
-// LISTEN_FDNAMES), taken at require(), and listeners(). What `start({ listen
-// })` binds is the launcher's (launcher/listen.js).
+// LISTEN_FDNAMES), taken at require(), and listeners(); with any, listen()
+// takes them (takeover.js). What `start({ listen })` binds is the
+// launcher's (launcher/listen.js).
 
 const { native } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
@@ -34,6 +35,15 @@ function takePassed() {
 
 const passed = takePassed();
 
+const isStream = (listener) => listener.type === 'stream';
+
+/** With stream sockets passed (or bound in place), a listen() for one of their addresses takes it. */
+function takeOverListen() {
+  if (passed.some(isStream)) require('./takeover.js').takeOver(passed);
+}
+
+takeOverListen();
+
 /**
  * The listening sockets passed to this process: `[{ fd, name, type }]`. A
  * `stream` one can be handed to `server.listen()` as it is.
@@ -45,6 +55,20 @@ function listeners() {
 /** In the foreground: the sockets start() bound in place join the passed ones. */
 function addBound(specs, fds) {
   for (const [i, fd] of fds.entries()) passed.push(Object.freeze({ fd, name: specs[i].name, type: 'stream' }));
+  takeOverListen();
 }
 
-module.exports = { MAX_LISTENERS, UNNAMED, listeners, addBound };
+/**
+ * With passed sockets that listen: calls `callback` at the first listen() on
+ * one of them (on the next turn if one listened already) and returns true.
+ * Without any: false, and no call.
+ */
+function onFirstListen(callback) {
+  if (!passed.some(isStream)) return false;
+  const takeover = require('./takeover.js');
+  if (takeover.handedAddresses().length === 0) return false;
+  takeover.onFirstListen(callback);
+  return true;
+}
+
+module.exports = { MAX_LISTENERS, UNNAMED, listeners, addBound, onFirstListen };

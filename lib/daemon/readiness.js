@@ -6,7 +6,7 @@
 const { debuglog } = require('node:util');
 const { addonPath, native } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
-const { listeners } = require('./listeners.js');
+const { listeners, onFirstListen } = require('./listeners.js');
 
 const debug = debuglog('daemon');
 
@@ -34,8 +34,10 @@ function takeReadyPipe() {
   delete process.env[ENV.READY_PIPE];
   const lockMarker = process.env[ENV.SUPERVISOR_LOCK];
   const supervisor = process.env[ENV.SUPERVISED];
+  const channelMarker = process.env[ENV.LOG_CHANNEL];
   delete process.env[ENV.SUPERVISOR_LOCK];
   delete process.env[ENV.SUPERVISED];
+  delete process.env[ENV.LOG_CHANNEL];
   if (!native().takeReadyPipe(marker)) return false;
   debug('daemon %d: took the readiness pipe', process.pid);
   // A supervisor's generation is retired by SIGTERM: it drains first.
@@ -45,7 +47,12 @@ function takeReadyPipe() {
   if (supervised) native().dieWithSupervisor(process.ppid);
   // A supervised daemon: its lock() of the supervisor's pid file is true.
   if (lockMarker !== undefined && native().takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
+  // Rotated logs arrive there and go onto fds 1 and 2 from a thread of the addon's: the script never knows.
+  if (channelMarker !== undefined && native().takeLogChannel(channelMarker))
+    debug("daemon %d: took its supervisor's log channel", process.pid);
   process.on('uncaughtExceptionMonitor', (error) => {
+    // An instance's listen() on a port that another one has: before Node prints it.
+    if (supervised && error?.code === 'EADDRINUSE' && error.syscall === 'listen') require('./listen-hint.js').addHint(error);
     if (native().isReadyPending()) native().reportError(errorText(error));
   });
   process.on('exit', (code) => native().reportExit(code ?? 0));
@@ -104,4 +111,13 @@ function ready() {
   if (native().reportReady(startedState.notifySocket)) debug('%d: ready', process.pid);
 }
 
-module.exports = { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready };
+/**
+ * `ready: 'auto'`, from now: in a process handed listening sockets, at its
+ * first listen() on one of them (the server accepts from then on); without
+ * any, after this turn of the event loop (the script's top level has run).
+ */
+function readyWhenServing() {
+  if (!onFirstListen(ready)) setImmediate(ready);
+}
+
+module.exports = { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready, readyWhenServing };

@@ -8,7 +8,7 @@ const { native } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
 const { SYSLOG, bare } = require('../shared/options.js');
 const { startOptions } = require('../launcher/start-options.js');
-const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, ready } = require('./readiness.js');
+const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, readyWhenServing } = require('./readiness.js');
 const { lookupAccount, accountEnv } = require('../shared/identity.js');
 const { anchorNodeOptions } = require('../shared/node-options.js');
 const { addBound } = require('./listeners.js');
@@ -62,7 +62,9 @@ function completeStart(opts) {
     ['stdout', 'stderr'].filter((name) => opts[name] === SYSLOG),
     opts.syslog,
   );
-  guardStreams(opts.syslog);
+  // One of several instances sharing the service's log files: `[K] ` starts its lines.
+  const instances = isSupervised() ? Number(process.env[ENV.INSTANCES]) : 1;
+  guardStreams(opts.syslog, instances > 1 ? Buffer.from(`[${process.env[ENV.INSTANCE]}] `) : undefined);
   // The service's pid file (a supervisor's lock, held for this process, is true).
   if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
     throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);
@@ -73,7 +75,7 @@ function completeStart(opts) {
   markStarted(notifySocket);
   if (notifySocket) process.on('exit', () => native().notify(notifySocket, 'STOPPING=1'));
   debug('%s %d: started in %s', foreground ? 'foreground' : 'daemon', process.pid, opts.cwd);
-  if (opts.ready === 'auto') setImmediate(ready);
+  if (opts.ready === 'auto') readyWhenServing();
 }
 
 /**

@@ -51,8 +51,9 @@ let lossReported = false;
  * same full disk. The first loss is said once to syslog (`target`). When an
  * inherited terminal hangs up or pipe's reader goes away, the stream lets go
  * of it for /dev/null, and what is written after counts as lost too.
+ * `prefix` (a Buffer): put at the start of each line written to a log file.
  */
-function guardStreams(target) {
+function guardStreams(target, prefix) {
   for (const [name, fd] of STREAMS) {
     const stream = process[name];
     const lose = (bytes, error) => {
@@ -65,8 +66,9 @@ function guardStreams(target) {
     };
     // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
     if (stream._type === 'fs') {
+      const lines = prefix === undefined ? undefined : linePrefixer(prefix);
       stream._write = (chunk, _encoding, callback) => {
-        writeAll(fd, chunk, lose);
+        writeAll(fd, lines === undefined ? chunk : lines(chunk), lose);
         callback();
       };
     } else {
@@ -81,6 +83,28 @@ function guardStreams(target) {
     // Any other error of the stream is not the end of the process either.
     stream.on('error', (error) => lose(0, error));
   }
+}
+
+/**
+ * A function that puts `prefix` (a Buffer) at the start of every line of
+ * the chunks it is given, in order: one instance's lines in a log that
+ * several share.
+ */
+function linePrefixer(prefix) {
+  let atLineStart = true;
+  return (chunk) => {
+    const parts = [];
+    let from = 0;
+    while (from < chunk.length) {
+      if (atLineStart) parts.push(prefix);
+      const newline = chunk.indexOf(10, from);
+      const end = newline === -1 ? chunk.length : newline + 1;
+      parts.push(chunk.subarray(from, end));
+      atLineStart = newline !== -1;
+      from = end;
+    }
+    return Buffer.concat(parts);
+  };
 }
 
 /**
@@ -183,4 +207,4 @@ function output(log) {
   return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
 }
 
-module.exports = { setLogs, output, guardStreams, streamsToSyslog, closeIO, reopenLogs, lost };
+module.exports = { setLogs, output, guardStreams, linePrefixer, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -64,9 +64,20 @@ const SPAWN_OPTIONS = Object.freeze(START_OPTIONS.filter((key) => key !== 'foreg
 /**
  * `respawn: true`: one instance; restarts allowed (each instance's) within
  * the window (ms) before the supervisor gives up; how long a daemon asked to
- * stop may drain before SIGKILL (ms); no memory ceiling.
+ * stop may drain before SIGKILL (ms); no memory ceiling; log files not
+ * rotated (5 kept, not compressed, once a size is given).
  */
-const RESPAWN = Object.freeze({ __proto__: null, instances: 1, limit: 10, window: 60000, killTimeout: 5000, maxMemory: undefined });
+const RESPAWN = Object.freeze({
+  __proto__: null,
+  instances: 1,
+  limit: 10,
+  window: 60000,
+  killTimeout: 5000,
+  maxMemory: undefined,
+  logMaxSize: undefined,
+  logKeep: 5,
+  logCompress: false,
+});
 
 /** `respawn`: true, false, or `{ instances, limit, window, killTimeout, maxMemory }`; the supervisor's options, or undefined for none. */
 function checkRespawn(name, value) {
@@ -88,6 +99,9 @@ function checkRespawn(name, value) {
     window: optional(own, 'window', integer('window'), RESPAWN.window),
     killTimeout: optional(own, 'killTimeout', integer('killTimeout'), RESPAWN.killTimeout),
     maxMemory: optional(own, 'maxMemory', (_, v) => checkSize(`${name}.maxMemory`, v), RESPAWN.maxMemory),
+    logMaxSize: optional(own, 'logMaxSize', (_, v) => checkSize(`${name}.logMaxSize`, v), RESPAWN.logMaxSize),
+    logKeep: optional(own, 'logKeep', (_, v) => checkInteger(`${name}.logKeep`, v, 0, 1000), RESPAWN.logKeep),
+    logCompress: optional(own, 'logCompress', (_, v) => checkBoolean(`${name}.logCompress`, v), RESPAWN.logCompress),
   });
 }
 
@@ -144,6 +158,10 @@ function startOptions(input, { fn = 'start', known = START_OPTIONS, defaults = S
     syslog: syslogTarget(options, script),
     listen: optional(options, 'listen', checkListen, []),
   });
+  const logFile = (log) => typeof log === 'string' && !KEYWORDS.includes(log);
+  if (opts.respawn?.logMaxSize !== undefined && !logFile(opts.stdout) && !logFile(opts.stderr)) {
+    throw invalidValue('options.respawn.logMaxSize', 'rotates log files: give stdout or stderr a log file', opts.respawn.logMaxSize);
+  }
   return opts;
 }
 

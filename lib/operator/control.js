@@ -16,7 +16,7 @@ const {
   MAX_INSTANCES,
   STOP,
 } = require('../shared/options.js');
-const { readRecord, supervisorFiles } = require('./state-dir.js');
+const { openStateDir, readRecord, supervisorFiles } = require('./state-dir.js');
 
 const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
@@ -172,6 +172,8 @@ async function stop(file, options) {
  */
 function ask(file, request, what, failure) {
   const channel = supervisorFiles(file).control;
+  // Only in a state directory no other user can change is the socket there the supervisor's (EPERM otherwise).
+  openStateDir()?.close();
   return new Promise((resolve, reject) => {
     let answer = '';
     // node:net loaded only now: it costs a millisecond and more at every require('daemon').

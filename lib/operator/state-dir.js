@@ -1,10 +1,13 @@
 'use strict';
 // The state directory, and the supervisor's record in it: what the supervisor
 // of a pid file's service last said (restarts, last exit, a give-up), for
-// status() to read, also after the supervisor has gone.
+// status() to read, also after the supervisor has gone. Every process reaches
+// the directory through the addon's trusted walk (openStateDir): every
+// directory on the way root's or this user's and writable by no one else,
+// files read and written through its descriptor (docs/security.md).
 
-const fs = require('node:fs');
 const path = require('node:path');
+const { nativeFor } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
 
 /**
@@ -43,23 +46,49 @@ function supervisorFiles(pidfile, dir = stateDir()) {
 }
 
 /**
- * Creates the state directory `dir` if missing: 0700, root's 0711 (a daemon
- * of another user reaches its own directory in it, lists nothing). Returns its path.
+ * The state directory `dir`, open (its files are read and written through
+ * it: `read(name)`, `write(name, bytes, mode)`, `remove(name)`, `names()`,
+ * `close()`), or null when it does not exist. With `create`, what is
+ * missing is made: the directory 0700, root's 0711 (a daemon of another
+ * user reaches its own files in it, lists nothing), its parents 0700 (as
+ * XDG asks). Throws EPERM, with the reason, for a directory on the way
+ * that is another user's or that others may write.
  */
+function openStateDir(dir = stateDir(), { create = false } = {}) {
+  const mode = create ? (process.geteuid() === 0 ? 0o711 : 0o700) : undefined;
+  return nativeFor('openStateDir').openStateDir(dir, mode) ?? null;
+}
+
+/** Makes the state directory `dir` if missing (as openStateDir() does); returns its path. */
 function ensureStateDir(dir = stateDir()) {
-  // Returns the first directory it made, if any (parents made too are 0700, as XDG asks).
-  if (fs.mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) fs.chmodSync(dir, process.geteuid() === 0 ? 0o711 : 0o700);
+  openStateDir(dir, { create: true }).close();
   return dir;
 }
 
-/** The supervisor's record for `pidfile`, or null when there is none (or none readable). */
+/**
+ * The supervisor's record for `pidfile`, or null when there is none, or the
+ * state directory cannot be reached by this user (EACCES: another user's
+ * service). One not to be believed (or a directory not to be trusted) throws.
+ */
 function readRecord(pidfile) {
+  let dir;
   try {
-    const record = JSON.parse(fs.readFileSync(supervisorFiles(pidfile).record, 'utf8'));
+    dir = openStateDir();
+  } catch (error) {
+    if (error.code === 'EACCES') return null;
+    throw error;
+  }
+  if (dir === null) return null;
+  try {
+    const bytes = dir.read(path.basename(supervisorFiles(pidfile).record));
+    const record = bytes === null ? null : JSON.parse(bytes.toString('utf8'));
     return typeof record === 'object' && record !== null ? record : null;
-  } catch {
-    return null;
+  } catch (error) {
+    if (error instanceof SyntaxError) return null; // not a record: nothing to tell
+    throw error;
+  } finally {
+    dir.close();
   }
 }
 
-module.exports = { chooseStateDir, stateDir, ensureStateDir, supervisorFiles, readRecord };
+module.exports = { chooseStateDir, stateDir, openStateDir, ensureStateDir, supervisorFiles, readRecord };

@@ -24,6 +24,8 @@ const ENV = Object.freeze({
   LISTEN_PID: 'LISTEN_PID',
   LISTEN_FDS: 'LISTEN_FDS',
   LISTEN_FDNAMES: 'LISTEN_FDNAMES',
+  /** `0`/`false`: listen() in a process handed sockets binds as Node's does, instead of taking the handed socket with that address. */
+  LISTEN_TAKEOVER: 'DAEMON_LISTEN_TAKEOVER',
   /** Set by `node --watch` in the watched process: start() then stays in the foreground. */
   WATCH: 'WATCH_REPORT_DEPENDENCIES',
   /** The state directory (the `daemon` command's names, pid files, logs, records; supervisor records), over the defaults below. */
@@ -32,6 +34,12 @@ const ENV = Object.freeze({
   XDG_STATE_HOME: 'XDG_STATE_HOME',
   /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
+  /** `FD:INODE`: a generation's end of its supervisor's log channel (log rotation hands it its new log files); taken and deleted at require(). */
+  LOG_CHANNEL: '__DAEMON_LOG_CHANNEL',
+  /** A supervised generation's slot (0 to N-1), set by the supervisor; `NODE_APP_INSTANCE` is the same (pm2's name). */
+  INSTANCE: 'DAEMON_INSTANCE',
+  /** How many instances the service had when this one started, set by the supervisor. */
+  INSTANCES: 'DAEMON_INSTANCES',
   /** The supervisor's pid, set for each generation: its module drains its servers on SIGTERM; taken and deleted at require(). */
   SUPERVISED: '__DAEMON_SUPERVISED',
 });

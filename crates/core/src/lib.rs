@@ -9,6 +9,7 @@
 //! - `output`: log files, standard streams, syslog.
 //! - `sockets`: listening sockets, bound or passed.
 //! - `path_walk`, `fileid`: how files are reached and told apart.
+//! - `state_dir`: the state directory root trusts, and its records.
 //! - `sys`: one safe wrapper per raw system call; `errors`: system errors.
 
 pub mod errors;
@@ -18,6 +19,9 @@ pub mod operator;
 pub mod output;
 pub mod path_walk;
 pub mod pidfile;
+#[cfg(test)]
+mod scratch;
 pub mod sockets;
+pub mod state_dir;
 pub mod sync;
 pub mod sys;

@@ -119,10 +119,10 @@ mod tests {
 
     #[test]
     fn nothing_to_signal_without_a_holder() {
-        let path = std::env::temp_dir().join(format!("daemon-control-{}.pid", std::process::id()));
+        let dir = crate::scratch::Scratch::new("control");
+        let path = dir.file("x.pid");
         std::fs::write(&path, "1\n").unwrap(); // pid 1 does not hold it: it must not be signalled
-        assert!(find(path.to_str().unwrap()).unwrap().is_none());
-        std::fs::remove_file(&path).unwrap();
+        assert!(find(&path).unwrap().is_none());
     }
 
     #[test]
@@ -137,11 +137,10 @@ mod tests {
 
     #[test]
     fn finds_and_pins_this_process_as_the_holder() {
-        let path =
-            std::env::temp_dir().join(format!("daemon-control-{}-own.pid", std::process::id()));
-        let path = path.to_str().unwrap();
-        assert!(crate::pidfile::lockfile::lock(path).unwrap());
-        let holder = find(path).unwrap().expect("this process holds it");
+        let dir = crate::scratch::Scratch::new("control-own");
+        let path = dir.file("x.pid");
+        assert!(crate::pidfile::lockfile::lock(&path).unwrap());
+        let holder = find(&path).unwrap().expect("this process holds it");
         assert_eq!(holder.pid, std::process::id());
         assert!(holder.signal(0).unwrap());
         assert!(!holder.exited().unwrap());

@@ -1,7 +1,8 @@
 //! Walks a path one component at a time, following only the symlinks root or
 //! this process's user owns (another user's symlink could point a root
 //! daemon anywhere), so that what is checked is what is opened: the pid
-//! files' directory (`open_dir`) and the log files (`logfile`).
+//! files' directory (`open_dir`), the log files (`logfile`, `log_reader`)
+//! and the state directory (`state_dir`, which checks every directory too).
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::kind_of;
@@ -9,7 +10,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 use nix::unistd::geteuid;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
@@ -36,6 +37,15 @@ pub struct Walk<'a> {
     /// Symlinks followed, and components walked again.
     turns: usize,
     path: &'a str,
+    /// The names from the walk's start to `dir` (`..` taken off), for
+    /// messages that name a component; whether that start is "/".
+    trail: Vec<OsString>,
+    absolute: bool,
+    /// The component `next_component()` returned last, which `enter()` enters.
+    returned: Option<OsString>,
+    /// A missing component on the way is returned (not found), not an error:
+    /// the caller makes it (`state_dir`).
+    missing_ok: bool,
 }
 
 /// The next component of a walk that is not a symlink.
@@ -44,24 +54,48 @@ pub struct Component {
     /// The path's last component.
     pub last: bool,
     /// The component itself (`LOOK`) and what it is; `None`: the last
-    /// component does not exist.
+    /// component (or, `making_missing`, any) does not exist.
     pub found: Option<(OwnedFd, FileStat)>,
 }
 
 impl<'a> Walk<'a> {
     /// Starts a walk of `walked` (from "/" or the working directory).
     pub fn new(walked: &[u8], path: &'a str) -> SysResult<Walk<'a>> {
-        let from = if walked.first() == Some(&b'/') {
-            "/"
-        } else {
-            "."
-        };
+        let absolute = walked.first() == Some(&b'/');
+        let from = if absolute { "/" } else { "." };
         Ok(Walk {
             dir: open_dir_at(from, path)?,
             rest: components(walked),
             turns: 0,
             path,
+            trail: Vec::new(),
+            absolute,
+            returned: None,
+            missing_ok: false,
         })
+    }
+
+    /// The same walk, returning each missing component (not found) for the
+    /// caller to make, not only the last.
+    pub fn making_missing(mut self) -> Self {
+        self.missing_ok = true;
+        self
+    }
+
+    /// The path of `name` in the directory reached so far, as the walk
+    /// reached it (symlinks resolved): "/" itself for no name at "/".
+    pub fn path_of(&self, name: &OsStr) -> String {
+        let mut shown = String::from(if self.absolute { "/" } else { "" });
+        for part in self.trail.iter().map(AsRef::as_ref).chain([name]) {
+            if part.is_empty() {
+                continue;
+            }
+            if !shown.is_empty() && !shown.ends_with('/') {
+                shown.push('/');
+            }
+            shown.push_str(&part.to_string_lossy());
+        }
+        shown
     }
 
     /// Follows the symlinks on the way to the next other component and
@@ -71,8 +105,9 @@ impl<'a> Walk<'a> {
             let last = self.rest.is_empty();
             let flags = LOOK | OFlag::O_CLOEXEC;
             let node = match openat(&self.dir, name.as_os_str(), flags, Mode::empty()) {
-                Err(Errno::ENOENT) if last => {
+                Err(Errno::ENOENT) if last || self.missing_ok => {
                     let found = None;
+                    self.returned = Some(name.clone());
                     return Ok(Some(Component { name, last, found }));
                 }
                 node => node.at("open", self.path)?,
@@ -80,6 +115,7 @@ impl<'a> Walk<'a> {
             let st = fstat(&node).at("fstat", self.path)?;
             if kind_of(&st) != SFlag::S_IFLNK {
                 let found = Some((node, st));
+                self.returned = Some(name.clone());
                 return Ok(Some(Component { name, last, found }));
             }
             if st.st_uid != 0 && st.st_uid != geteuid().as_raw() {
@@ -95,6 +131,8 @@ impl<'a> Walk<'a> {
             let target = read_link(&node, &self.dir, &name).at("readlink", self.path)?;
             if target.as_bytes().first() == Some(&b'/') {
                 self.dir = open_dir_at("/", self.path)?;
+                self.trail.clear();
+                self.absolute = true;
             }
             self.rest.extend(components(target.as_bytes()));
         }
@@ -104,6 +142,13 @@ impl<'a> Walk<'a> {
     /// Walks on in `dir`, the component `next_component()` returned.
     pub fn enter(&mut self, dir: OwnedFd) {
         self.dir = dir;
+        match self.returned.take() {
+            Some(name) if name == ".." => {
+                self.trail.pop();
+            }
+            Some(name) => self.trail.push(name),
+            None => {}
+        }
     }
 
     /// Walks `name` again (it appeared or changed under the walk).
@@ -168,9 +213,8 @@ mod tests {
 
     #[test]
     fn follows_own_symlinks_and_dot_dot() {
-        let base = std::env::temp_dir().join(format!("daemon-walk-{}", std::process::id()));
+        let base = crate::scratch::Scratch::new("walk");
         std::fs::create_dir_all(base.join("real/sub")).unwrap();
-        let _ = std::fs::remove_file(base.join("link"));
         std::os::unix::fs::symlink("real/sub/..", base.join("link")).unwrap();
         let open = |dir: &str| open_dir(base.join(dir).to_str().unwrap(), "x");
         let via_link = open("link/sub").unwrap();
@@ -178,6 +222,5 @@ mod tests {
         let id = |fd: &OwnedFd| crate::fileid::id_of(&fstat(fd).unwrap());
         assert_eq!(id(&via_link), id(&direct));
         assert_eq!(open("none").unwrap_err().code(), "ENOENT");
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -8,13 +8,13 @@ use crate::sys::{socket, PathFd};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{
-    bind, connect, getsockopt, listen, setsockopt, sockopt, AddressFamily, Backlog, SockType,
-    SockaddrIn, SockaddrIn6, UnixAddr,
+    bind, connect, getsockname, getsockopt, listen, setsockopt, sockopt, AddressFamily, Backlog,
+    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
 use nix::sys::stat::{lstat, SFlag};
 use nix::unistd::{unlink, Gid, Uid};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// The variables of sd_listen_fds(3): the pid the sockets are for, their
 /// count, their names.
@@ -184,10 +184,61 @@ pub fn adopt(fd: RawFd) -> SysResult<&'static str> {
     })
 }
 
+/// Where a passed socket listens, as `getsockname(2)` says: `None` for one
+/// that is not a listening stream socket, or has no path (an unnamed or
+/// abstract Unix socket). A TCP address always has its host (`::` for any).
+pub fn listening_address(fd: RawFd) -> SysResult<Option<Address>> {
+    if fd < 0 {
+        return Err(SysError::new(Errno::EBADF, "getsockname"));
+    }
+    // SAFETY: only options and the name of a descriptor number are read; a
+    // closed one fails with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let listening = getsockopt(&borrowed, sockopt::SockType) == Ok(SockType::Stream)
+        && getsockopt(&borrowed, sockopt::AcceptConn) == Ok(true);
+    let name: SockaddrStorage = getsockname(fd).map_err(|e| SysError::new(e, "getsockname"))?;
+    if !listening {
+        return Ok(None);
+    }
+    let tcp = |host: IpAddr, port| Address::Tcp {
+        host: Some(host),
+        port,
+    };
+    Ok(if let Some(v4) = name.as_sockaddr_in() {
+        Some(tcp(IpAddr::V4(v4.ip()), v4.port()))
+    } else if let Some(v6) = name.as_sockaddr_in6() {
+        Some(tcp(IpAddr::V6(v6.ip()), v6.port()))
+    } else {
+        let path = name.as_unix_addr().and_then(UnixAddr::path);
+        path.and_then(|p| p.to_str()).map(|path| Address::Unix {
+            path: path.to_owned(),
+            mode: None,
+            owner: None,
+        })
+    })
+}
+
+/// A second descriptor of the socket `fd`, close-on-exec: a server that
+/// listens on it and closes it leaves `fd` itself open (its number is never
+/// freed for a later `open()` to take).
+pub fn duplicate(fd: RawFd) -> SysResult<OwnedFd> {
+    if fd < 0 {
+        return Err(SysError::new(Errno::EBADF, "fcntl"));
+    }
+    // SAFETY: the descriptor number is only duplicated; a closed one fails
+    // with EBADF, and the new descriptor is this call's alone.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let copy =
+        fcntl(borrowed, FcntlArg::F_DUPFD_CLOEXEC(0)).map_err(|e| SysError::new(e, "fcntl"))?;
+    // SAFETY: fcntl() just returned it, open and owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+    use std::os::fd::AsFd;
 
     #[test]
     fn binds_a_loopback_port_and_refuses_it_twice() {
@@ -209,8 +260,7 @@ mod tests {
 
     #[test]
     fn a_unix_socket_gets_its_mode_and_a_stale_one_is_replaced() {
-        let dir = std::env::temp_dir().join(format!("daemon-sockets-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("sockets");
         let path = dir.join("s.sock").to_str().unwrap().to_owned();
         let address = Address::Unix {
             path: path.clone(),
@@ -219,6 +269,12 @@ mod tests {
         };
         let first = bind_stream(&address).unwrap();
         assert_eq!(lstat(path.as_str()).unwrap().st_mode & 0o777, 0o660);
+        let named = Address::Unix {
+            path: path.clone(),
+            mode: None,
+            owner: None,
+        };
+        assert_eq!(listening_address(first.as_raw_fd()).unwrap(), Some(named));
         assert_eq!(bind_stream(&address).unwrap_err().code(), "EADDRINUSE");
         drop(first); // the file stays, nobody listens
         let second = bind_stream(&address).unwrap();
@@ -231,7 +287,37 @@ mod tests {
         };
         assert_eq!(bind_stream(&plain).unwrap_err().code(), "EADDRINUSE");
         assert_eq!(std::fs::read_to_string(dir.join("plain")).unwrap(), "keep");
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_listening_socket_says_its_address_and_its_duplicate_is_its_own() {
+        let loopback = Address::Tcp {
+            host: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: 0,
+        };
+        let fd = bind_stream(&loopback).unwrap();
+        let Some(Address::Tcp { host, port }) = listening_address(fd.as_raw_fd()).unwrap() else {
+            panic!("a TCP address");
+        };
+        assert_eq!(host, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_ne!(port, 0);
+        let copy = duplicate(fd.as_raw_fd()).unwrap();
+        assert_ne!(copy.as_raw_fd(), fd.as_raw_fd());
+        let flags = fcntl(copy.as_fd(), FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & nix::libc::FD_CLOEXEC, 0);
+        drop(copy);
+        assert!(
+            listening_address(fd.as_raw_fd()).unwrap().is_some(),
+            "the first stays open"
+        );
+        let unbound = socket(AddressFamily::Inet, SockType::Stream, OFlag::O_CLOEXEC).unwrap();
+        assert_eq!(listening_address(unbound.as_raw_fd()).unwrap(), None);
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(
+            listening_address(file.as_raw_fd()).unwrap_err().code(),
+            "ENOTSOCK"
+        );
+        assert_eq!(duplicate(-1).unwrap_err().code(), "EBADF");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use daemon_core::errors::{SysError, SysResult};
 use daemon_core::launch::notify::NOTIFY_ENV;
 use daemon_core::launch::ready::MARKER_ENV;
 use daemon_core::launch::{ListenSource, Plan, Prepared, ReadyPipe};
+use daemon_core::output::handover;
 use daemon_core::pidfile::supervised;
 use daemon_core::sockets::LISTEN_ENV;
 use nix::sys::stat::fstat;
@@ -24,6 +25,20 @@ const INSTANCE_ENV: [&str; 3] = ["DAEMON_INSTANCE", "NODE_APP_INSTANCE", "DAEMON
 /// Everything that is the same for every generation, prepared once.
 pub struct Launcher {
     prepared: Prepared,
+    /// Where a generation finds its end of the log channel: right after
+    /// the pipe and the handed-on lock.
+    channel_fd: i32,
+    /// Each generation gets a log channel (the supervisor rotates its logs).
+    channels: bool,
+}
+
+/// A generation just forked.
+pub struct Forked {
+    pub pid: Pid,
+    /// The read end of its readiness pipe (non-blocking).
+    pub pipe: OwnedFd,
+    /// The supervisor's end of its log channel.
+    pub channel: Option<OwnedFd>,
 }
 
 impl Launcher {
@@ -33,6 +48,7 @@ impl Launcher {
         plan: &Plan,
         boot_dir: &[u8],
         lock: Option<(&OwnedFd, &str)>,
+        channels: bool,
     ) -> SysResult<Launcher> {
         // The environment the supervisor was given, without the launcher's
         // marker and the sockets' and instances' variables, which each
@@ -45,7 +61,8 @@ impl Launcher {
                     .iter()
                     .chain(&INSTANCE_ENV)
                     .any(|name| key == name);
-                key != MARKER_ENV && key != NOTIFY_ENV && !set_here
+                let ours = [MARKER_ENV, NOTIFY_ENV, handover::MARKER_ENV];
+                !ours.iter().any(|name| key == name) && !set_here
             })
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
             .collect();
@@ -74,18 +91,34 @@ impl Launcher {
         if let Some((lock, _)) = lock {
             prepared.hand_on_lock(lock)?;
         }
-        Ok(Launcher { prepared })
+        let channel_fd = supervised::lock_fd(plan.listeners.len()) + i32::from(lock.is_some());
+        Ok(Launcher {
+            prepared,
+            channel_fd,
+            channels,
+        })
     }
 
-    /// Forks and execs the next generation of slot `slot` of `count`;
-    /// returns its pid and the read end of its readiness pipe (non-blocking).
-    pub fn start(&mut self, slot: u32, count: u32) -> SysResult<(Pid, OwnedFd)> {
+    /// Forks and execs the next generation of slot `slot` of `count`.
+    pub fn start(&mut self, slot: u32, count: u32) -> SysResult<Forked> {
         let [instance, app_instance, instances] = INSTANCE_ENV;
-        let own = [
+        let mut own = vec![
             format!("{instance}={slot}"),
             format!("{app_instance}={slot}"),
             format!("{instances}={count}"),
         ];
-        self.prepared.fork_child(ReadyPipe::new()?, &own)
+        let channel = self.channels.then(handover::pair).transpose()?;
+        if let Some((_, theirs)) = &channel {
+            let inode = fstat(theirs).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
+            own.push(format!(
+                "{}={}:{inode}",
+                handover::MARKER_ENV,
+                self.channel_fd
+            ));
+        }
+        let theirs = channel.as_ref().map(|(_, theirs)| theirs);
+        let (pid, pipe) = self.prepared.fork_child(ReadyPipe::new()?, &own, theirs)?;
+        let channel = channel.map(|(ours, _)| ours);
+        Ok(Forked { pid, pipe, channel })
     }
 }

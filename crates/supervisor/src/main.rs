@@ -11,6 +11,7 @@ mod control;
 mod generation;
 mod policy;
 mod record;
+mod rotation;
 mod service;
 mod signals;
 mod slot;

@@ -1,13 +1,15 @@
 //! The supervisor's state record: one small JSON file that `status()` reads,
 //! replaced whole (write, then rename) at each change, and left behind when
 //! the supervisor gives up, so that `status()` can say why after it is gone.
+//! It is written through the state directory's descriptor, opened once by
+//! the trusted walk (`state_dir`), never by its path.
 
 use crate::policy::Ending;
 use crate::slot::Restart;
+use daemon_core::errors::{SysError, SysResult};
+use daemon_core::state_dir::{self, StateDir};
 use nix::errno::Errno;
-use nix::fcntl::{open, OFlag};
 use nix::sys::signal::Signal;
-use nix::unistd::{unlink, write};
 use std::fmt::Write as _;
 
 /// Readable by everyone, as the pid file is: it holds no secret.
@@ -133,36 +135,37 @@ impl Record {
         out
     }
 
-    /// Replaces the record at `path` whole: a reader sees the old one or the
-    /// new one, never half of either.
-    pub fn save(&self, path: &str) -> nix::Result<()> {
-        let temp = format!("{path}.{}.tmp", self.supervisor);
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        // A fresh file, never one found under that name (a link to another).
-        let _ = unlink(temp.as_str());
-        let fd = open(temp.as_str(), flags, daemon_core::sys::mode(RECORD_MODE))?;
+    /// Replaces the record in `place` whole: a reader sees the old one or
+    /// the new one, never half of either.
+    pub fn save(&self, place: &Place) -> SysResult<()> {
         let json = self.to_json();
-        let written = write(&fd, json.as_bytes());
-        drop(fd);
-        match written {
-            Ok(n) if n == json.len() => {}
-            Ok(_) => return Err(cleanup(&temp, Errno::EIO)),
-            Err(errno) => return Err(cleanup(&temp, errno)),
-        }
-        std::fs::rename(&temp, path)
-            .map_err(|e| cleanup(&temp, Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+        place.dir.write(&place.name, json.as_bytes(), RECORD_MODE)
     }
 }
 
-fn cleanup(temp: &str, errno: Errno) -> Errno {
-    let _ = unlink(temp);
-    errno
+/// Where the record is kept: the state directory, open, and its name there.
+pub struct Place {
+    dir: StateDir,
+    name: String,
 }
 
-/// Removes the record: the service stopped cleanly, there is nothing to tell.
-pub fn remove(path: &str) {
-    let _ = unlink(path);
+impl Place {
+    /// The record at `path`, whose directory the launcher made: reached by
+    /// the trusted walk, or refused with the reason.
+    pub fn open(path: &str) -> SysResult<Place> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let missing = || SysError::new(Errno::ENOENT, "open").with_path(dir);
+        let dir = state_dir::open(dir, None)?.ok_or_else(missing)?;
+        dir.file_path(name)?;
+        let name = name.to_owned();
+        Ok(Place { dir, name })
+    }
+
+    /// Removes the record: the service stopped cleanly, there is nothing to tell.
+    pub fn remove(&self) {
+        let _ = self.dir.remove(&self.name);
+    }
 }
 
 #[cfg(test)]
@@ -223,15 +226,29 @@ mod tests {
         let path = dir.join("x.json");
         let path = path.to_str().unwrap();
         std::fs::write(path, "x".repeat(500)).unwrap();
-        record().save(path).unwrap();
+        let place = Place::open(path).unwrap();
+        record().save(&place).unwrap();
         assert_eq!(std::fs::read_to_string(path).unwrap(), record().to_json());
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             1,
             "no temp file left"
         );
-        remove(path);
+        place.remove();
         assert!(!std::path::Path::new(path).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_record_in_a_directory_others_may_write_is_refused() {
+        let dir = std::env::temp_dir().join(format!("daemon-record-open-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o777);
+        std::fs::set_permissions(&dir, mode).unwrap();
+        let err = Place::open(dir.join("state/x.json").to_str().unwrap())
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "EPERM");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,7 +10,8 @@
 use crate::control::{answer, Asked, Asker, Control, Request};
 use crate::generation::Launcher;
 use crate::policy::{Decision, Ending, Limit};
-use crate::record::{self, Instance, Record, State};
+use crate::record::{Instance, Place, Record, State};
+use crate::rotation::{self, Rotation};
 use crate::signals;
 use crate::slot::{now_ms, Generation, Slot};
 use daemon_core::errors::SysResult;
@@ -84,6 +85,8 @@ struct Scaling {
 
 struct Service {
     ready_timeout: Duration,
+    /// The service holds listening sockets: a late generation's timeout says what ready means then.
+    listening: bool,
     kill_timeout: Duration,
     stdout: Option<String>,
     stderr: Option<String>,
@@ -91,7 +94,8 @@ struct Service {
     /// so) and ask for upgrades.
     daemon_user: Option<u32>,
     limit: Limit,
-    record: Option<String>,
+    /// Where `status()` reads what the supervisor says.
+    record: Option<Place>,
     launcher: Launcher,
     wake: OwnedFd,
     epoch: Instant,
@@ -126,6 +130,8 @@ struct Service {
     /// The service has sockets a replacement can share with the one it
     /// replaces: memory replacements are ready-first.
     held_sockets: bool,
+    /// Log files rotated by size.
+    rotation: Option<Rotation>,
 }
 
 /// Runs the service to its end; returns the supervisor's exit status.
@@ -138,6 +144,12 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     let wake = match signals::install() {
         Ok(fd) => fd,
         Err(errno) => return refuse(&format!("supervisor: sigaction: {}", errno.desc())),
+    };
+    // Before anything is taken: a state directory that is not to be trusted
+    // is refused (the launcher checked it a moment ago).
+    let record = match respawn.record.as_deref().map(Place::open).transpose() {
+        Ok(record) => record,
+        Err(e) => return refuse(&e.message()),
     };
     if let Some(pidfile) = &respawn.pidfile {
         match lockfile::lock(pidfile) {
@@ -152,7 +164,8 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     }
     let lock = lockfile::held_lock();
     let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
-    let launcher = Launcher::new(&plan, boot_dir, handed_on);
+    let rotates = respawn.log_max_size.is_some();
+    let launcher = Launcher::new(&plan, boot_dir, handed_on, rotates);
     drop(lock); // the launcher keeps its own copy for the children
     let launcher = match launcher {
         Ok(launcher) => launcher,
@@ -178,12 +191,13 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     };
     let mut service = Service {
         ready_timeout: plan.ready_timeout,
+        listening: !plan.listeners.is_empty(),
         kill_timeout: Duration::from_millis(respawn.kill_timeout_ms),
         daemon_user,
         stdout: Output::file_path(&plan.stdout).map(str::to_owned),
         stderr: Output::file_path(&plan.stderr).map(str::to_owned),
         limit,
-        record: respawn.record,
+        record,
         launcher,
         wake,
         epoch: Instant::now(),
@@ -205,6 +219,15 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
         max_memory: respawn.max_memory,
         memory_check_at: respawn.max_memory.map(|_| Instant::now() + MEMORY_EVERY),
         held_sockets: !plan.listeners.is_empty(),
+        rotation: respawn.log_max_size.map(|max_size| {
+            let limit = rotation::Limit {
+                max_size,
+                keep: respawn.log_keep,
+                compress: respawn.log_compress,
+            };
+            let [stdout, stderr] = [&plan.stdout, &plan.stderr].map(Output::file_path);
+            Rotation::new(limit, stdout, stderr, daemon_user)
+        }),
     };
     for i in 0..service.slots.len() {
         if let Err(e) = service.start(i) {
@@ -347,7 +370,8 @@ impl Service {
         let deadlines = generations.flat_map(|g| [g.ready_by, g.kill_at]);
         let restarts = self.slots.iter().map(|s| s.restart_at);
         let control = self.control.as_ref().and_then(Control::deadline);
-        let others = [control, self.memory_check_at];
+        let rotation = self.rotation.as_ref().map(|r| r.check_at);
+        let others = [control, self.memory_check_at, rotation];
         deadlines.chain(restarts).chain(others).flatten().min()
     }
 
@@ -361,7 +385,6 @@ impl Service {
                 }
             }
         }
-        let ready_timeout = self.ready_timeout.as_millis();
         let mut late_next = None;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(g) = slot
@@ -369,10 +392,8 @@ impl Service {
                 .as_mut()
                 .filter(|g| g.ready_by.is_some_and(|t| now >= t))
             {
-                let why = format!(
-                    "the daemon (pid {}) did not report ready within {ready_timeout} ms",
-                    g.pid
-                );
+                let who = format!("the daemon (pid {})", g.pid);
+                let why = ready::not_ready(&who, self.ready_timeout, self.listening);
                 note(&format!("{why}: stopping it"));
                 fail(
                     g,
@@ -391,13 +412,15 @@ impl Service {
             }
         }
         if let Some((i, pid)) = late_next {
-            let why = format!(
-                "the new generation (pid {pid}) did not report ready within {ready_timeout} ms"
-            );
+            let who = format!("the new generation (pid {pid})");
+            let why = ready::not_ready(&who, self.ready_timeout, self.listening);
             self.upgrade_failed(i, &why, false);
         }
         if let Some(control) = &mut self.control {
             control.wake(now);
+        }
+        if self.rotation.as_ref().is_some_and(|r| now >= r.check_at) {
+            self.rotate_logs();
         }
         if self.memory_check_at.is_some_and(|t| now >= t) {
             self.memory_check_at = Some(now + MEMORY_EVERY);
@@ -459,8 +482,8 @@ impl Service {
             }
             let count = self.slots.len() as u32;
             match self.launcher.start(index, count) {
-                Ok((pid, pipe)) => {
-                    let mut next = Generation::new(pid, pipe, self.ready_timeout, self.upgrades);
+                Ok(forked) => {
+                    let mut next = Generation::new(forked, self.ready_timeout, self.upgrades);
                     next.replaces_memory = true;
                     self.slots[i].next = Some(next);
                     self.slots[i].replacing_memory = Some(rss);
@@ -470,16 +493,28 @@ impl Service {
         }
     }
 
+    /// Rotates a log file past its size, or goes on with a rotation.
+    fn rotate_logs(&mut self) {
+        let Some(rotation) = &mut self.rotation else {
+            return;
+        };
+        let all = self
+            .slots
+            .iter()
+            .flat_map(Slot::generations)
+            .chain(&self.retiring);
+        let generations: Vec<_> = all.map(|g| (g.pid, g.channel.as_ref())).collect();
+        if let Some(message) = rotation.check(&generations) {
+            note(&message);
+        }
+    }
+
     /// Starts a generation in slot `i` as its current one.
     fn start(&mut self, i: usize) -> SysResult<()> {
         let count = self.slots.len() as u32;
-        let (pid, pipe) = self.launcher.start(self.slots[i].index, count)?;
-        self.slots[i].current = Some(Generation::new(
-            pid,
-            pipe,
-            self.ready_timeout,
-            self.upgrades,
-        ));
+        let forked = self.launcher.start(self.slots[i].index, count)?;
+        let generation = Generation::new(forked, self.ready_timeout, self.upgrades);
+        self.slots[i].current = Some(generation);
         self.save(State::Running);
         Ok(())
     }
@@ -633,17 +668,13 @@ impl Service {
         for i in to_start {
             let count = self.slots.len() as u32;
             match self.launcher.start(self.slots[i].index, count) {
-                Ok((pid, pipe)) => {
+                Ok(forked) => {
                     note(&format!(
-                        "upgrade: instance {}'s new generation is pid {pid}",
-                        self.slots[i].index
+                        "upgrade: instance {}'s new generation is pid {}",
+                        self.slots[i].index, forked.pid
                     ));
-                    self.slots[i].next = Some(Generation::new(
-                        pid,
-                        pipe,
-                        self.ready_timeout,
-                        self.upgrades,
-                    ));
+                    let next = Generation::new(forked, self.ready_timeout, self.upgrades);
+                    self.slots[i].next = Some(next);
                 }
                 Err(e) => {
                     let why = format!("cannot start the new generation: {}", e.message());
@@ -863,8 +894,8 @@ impl Service {
         // file exists"; otherwise it goes, and the record with it.
         if end != End::GaveUp {
             lockfile::release_all();
-            if let Some(path) = &self.record {
-                record::remove(path);
+            if let Some(place) = &self.record {
+                place.remove();
             }
         }
         // Only now, with the pid file gone: a start right after the
@@ -931,6 +962,8 @@ impl Service {
             self.slots[i].next = None;
             let why = format!("the new generation (pid {pid}) {}", describe(ending));
             self.upgrade_failed(i, &why, true);
+        } else if self.rotation.as_mut().is_some_and(|r| r.compressed(pid)) {
+            // gzip of a rotated log.
         } else if let Some(r) = self.retiring.iter().position(|g| g.pid == pid) {
             self.retiring.remove(r);
             note(&format!(
@@ -1041,7 +1074,7 @@ impl Service {
         if self.started && *self.told.borrow() != status {
             self.tell("");
         }
-        let Some(path) = &self.record else { return };
+        let Some(place) = &self.record else { return };
         // Running while any instance runs; Waiting while all wait to restart.
         let state = match state {
             State::Waiting if self.slots.iter().any(|s| s.current.is_some()) => State::Running,
@@ -1071,8 +1104,8 @@ impl Service {
             upgrades: self.upgrades,
             instances,
         };
-        if let Err(errno) = record.save(path) {
-            note(&format!("cannot write {path}: {}", errno.desc()));
+        if let Err(e) = record.save(place) {
+            note(&format!("the record was not written: {}", e.message()));
         }
     }
 }

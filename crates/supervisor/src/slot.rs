@@ -3,6 +3,7 @@
 //! upgrade, and its own restart policy. A generation is one daemon process
 //! and what the supervisor knows of it.
 
+use crate::generation::Forked;
 use crate::policy::{Ending, Limit, Policy};
 use daemon_core::launch::ready::{Lines, Message, PipeState};
 use nix::sys::signal::{kill, Signal};
@@ -35,6 +36,8 @@ pub struct Generation {
     /// Retired for using this much memory, with no socket for a successor
     /// to share: its slot restarts at once when it has exited.
     pub retired_for_memory: Option<u64>,
+    /// The supervisor's end of its log channel (log rotation).
+    pub channel: Option<OwnedFd>,
 }
 
 /// What a generation said, read once its pipe is readable.
@@ -45,10 +48,12 @@ pub struct Heard {
 }
 
 impl Generation {
-    pub fn new(pid: Pid, pipe: OwnedFd, ready_timeout: Duration, round: u32) -> Generation {
+    pub fn new(forked: Forked, ready_timeout: Duration, round: u32) -> Generation {
+        let Forked { pid, pipe, channel } = forked;
         Generation {
             pid,
             pipe: Some(pipe),
+            channel,
             lines: Lines::default(),
             started_ms: now_ms(),
             round,

@@ -51,8 +51,9 @@ pub struct Image<'a> {
     pub prevent_core: bool,
     /// The supervisor's pid: the child dies with it.
     pub parent: Option<libc::pid_t>,
-    /// The pid-file lock a supervisor hands on, for the fd after the pipe.
-    pub lock: Option<RawFd>,
+    /// What a supervisor hands on (its pid-file lock, the generation's log
+    /// channel), for the fds right after the pipe, in this order.
+    pub handed: &'a [RawFd],
 }
 
 /// Room in a prepared environment string for the digits of a pid and a NUL.
@@ -163,8 +164,8 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     fail(p.ready_fd, Step::Execve, Errno::last())
 }
 
-/// The readiness pipe right after the sockets (fds 3, 4, ...), a
-/// supervisor's lock right after the pipe, /dev/null on 0, the logs (or what
+/// The readiness pipe right after the sockets (fds 3, 4, ...), what a
+/// supervisor hands on right after the pipe, /dev/null on 0, the logs (or what
 /// there was) on 1 and 2, nothing else open, and the child's own pid in
 /// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
 /// so that later failures reach it; every source is above every target
@@ -185,8 +186,8 @@ unsafe fn give_streams(p: &Image) {
     give_stream(1, p.stdout, p.devnull, ready);
     give_stream(2, p.stderr, p.devnull, ready);
     let mut first_closed = ready + 1;
-    if let Some(lock) = p.lock {
-        if libc::dup2(lock, first_closed) < 0 {
+    for &handed in p.handed {
+        if libc::dup2(handed, first_closed) < 0 {
             fail(ready, Step::Dup2, Errno::last());
         }
         first_closed += 1;

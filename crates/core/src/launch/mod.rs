@@ -191,8 +191,8 @@ impl Prepared {
         }
         check_directory(&plan.cwd)?;
         // Above every number the child dup2()s onto: 0-2, the sockets, the
-        // pipe, a supervisor's lock.
-        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 2);
+        // pipe, what a supervisor hands on (its lock, a log channel).
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 3);
         let [stdout, stderr] = open_high(plan, high)?;
         let devnull = dup_above(&open_devnull()?, high)?;
         let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
@@ -273,8 +273,14 @@ impl Prepared {
     }
 
     /// The raw values the child reads, borrowed from `self` for one fork;
-    /// `parent`: the child ends when that process (a supervisor) does.
-    fn image(&mut self, ready: RawFd, parent: Option<libc::pid_t>) -> child::Image<'_> {
+    /// `parent`: the child ends when that process (a supervisor) does;
+    /// `handed`: what it hands on after the pipe.
+    fn image<'a>(
+        &'a mut self,
+        ready: RawFd,
+        parent: Option<libc::pid_t>,
+        handed: &'a [RawFd],
+    ) -> child::Image<'a> {
         let devnull = self.devnull.as_raw_fd();
         let inherit = self.inherit_streams;
         let stream = |log: &Option<OwnedFd>| match log {
@@ -306,7 +312,7 @@ impl Prepared {
             account: self.account.as_ref(),
             prevent_core: self.prevent_core,
             parent,
-            lock: self.lock.as_ref().map(AsRawFd::as_raw_fd),
+            handed,
         }
     }
 
@@ -339,13 +345,24 @@ impl Prepared {
 
     /// Forks a child of this process (a supervisor's generation), which
     /// ends with this process (`PR_SET_PDEATHSIG`), with `own` environment
-    /// entries besides the plan's. Returns its pid and the read end of `pipe`.
-    pub fn fork_child(&mut self, pipe: ReadyPipe, own: &[String]) -> SysResult<(Pid, OwnedFd)> {
+    /// entries besides the plan's, and `channel` (its end of the log
+    /// channel) after the handed-on lock. Returns its pid and the read end
+    /// of `pipe`.
+    pub fn fork_child(
+        &mut self,
+        pipe: ReadyPipe,
+        own: &[String],
+        channel: Option<&OwnedFd>,
+    ) -> SysResult<(Pid, OwnedFd)> {
         self.mark(&pipe, own)?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
+        let channel = channel.map(|fd| dup_above(fd, self.high)).transpose()?;
+        let handed: Vec<RawFd> = (self.lock.iter().chain(&channel))
+            .map(AsRawFd::as_raw_fd)
+            .collect();
         let parent = nix::unistd::getpid().as_raw();
-        let image = self.image(write.as_raw_fd(), Some(parent));
+        let image = self.image(write.as_raw_fd(), Some(parent), &handed);
         let pid = Self::fork_blocked(&image, child::exec_daemon)?;
         Ok((pid, pipe.read))
     }
@@ -357,7 +374,7 @@ impl Prepared {
         self.mark(&pipe, &[])?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
-        let image = self.image(write.as_raw_fd(), None);
+        let image = self.image(write.as_raw_fd(), None, &[]);
         let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
         // Only the daemon may hold the write end, so that its death reads as EOF.
         drop(write);
@@ -373,12 +390,16 @@ pub struct Started {
     timeout: Duration,
     exec_path: String,
     cwd: String,
+    /// The daemon is given listening sockets.
+    listening: bool,
 }
 
 impl Started {
     /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
     pub fn wait(self, until: Until) -> Verdict {
-        ready::wait(self.pipe, self.timeout, &self.exec_path, &self.cwd, until)
+        let progress =
+            ready::Progress::new(&self.exec_path, &self.cwd, until).listening(self.listening);
+        ready::wait(self.pipe, self.timeout, progress)
     }
 }
 
@@ -416,6 +437,7 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
         // generation's): the supervisor's own was checked above.
         exec_path: plan.argv.first().cloned().unwrap_or_default(),
         cwd: plan.cwd.clone(),
+        listening: !plan.listeners.is_empty(),
     })
 }
 
@@ -507,8 +529,8 @@ mod tests {
 
     #[test]
     fn in_place_changes_nothing_unless_both_logs_open() {
-        let stdout =
-            std::env::temp_dir().join(format!("daemon-in-place-{}.log", std::process::id()));
+        let dir = crate::scratch::Scratch::new("in-place");
+        let stdout = dir.join("out.log");
         let plan = Plan {
             stdout: Some(Output::File(stdout.to_str().unwrap().into())),
             stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
@@ -537,7 +559,6 @@ mod tests {
             before,
             "stdout is left alone when stderr's log fails"
         );
-        let _ = std::fs::remove_file(&stdout);
     }
 
     #[test]
@@ -633,8 +654,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return; // needs the privilege to switch
         }
-        let dir = std::env::temp_dir().join(format!("daemon-drop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("drop");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
         let out = dir.join("id.txt");
@@ -651,13 +671,11 @@ mod tests {
         assert_eq!(spawn(&plan).unwrap().code, 1); // sh never reports ready
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "65534 65534 65534 0 0\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_supervisors_child_is_its_own_boots_where_it_is_told_and_gets_the_lock() {
-        let dir = std::env::temp_dir().join(format!("daemon-boot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("boot");
         let out = dir.join("boot.txt");
         let lock_file = dir.join("x.pid.lock");
         std::fs::write(&lock_file, "").unwrap();
@@ -678,7 +696,9 @@ mod tests {
         let mut prepared = Prepared::new(&plan, Some(dir.as_os_str().as_encoded_bytes())).unwrap();
         prepared.hand_on_lock(&lock).unwrap();
         assert_eq!(crate::pidfile::supervised::lock_fd(0), 4);
-        let (pid, _pipe) = prepared.fork_child(ReadyPipe::new().unwrap(), &[]).unwrap();
+        let (pid, _pipe) = prepared
+            .fork_child(ReadyPipe::new().unwrap(), &[], None)
+            .unwrap();
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         let text = std::fs::read_to_string(&out).unwrap();
@@ -690,7 +710,6 @@ mod tests {
             std::process::id()
         );
         assert_eq!(text, expected);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

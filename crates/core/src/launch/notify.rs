@@ -38,14 +38,13 @@ mod tests {
 
     #[test]
     fn sends_to_a_path_and_an_abstract_name() {
-        let path = std::env::temp_dir().join(format!("daemon-notify-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = crate::scratch::Scratch::new("notify");
+        let path = dir.join("notify.sock");
         let listener = UnixDatagram::bind(&path).unwrap();
         assert!(notify(path.to_str().unwrap(), "READY=1\nMAINPID=7"));
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1\nMAINPID=7");
-        std::fs::remove_file(&path).unwrap();
 
         #[cfg(target_os = "linux")]
         {

@@ -111,6 +111,11 @@ pub struct Respawn {
     pub kill_timeout_ms: u64,
     /// A daemon whose resident memory passes this many bytes is replaced.
     pub max_memory: Option<u64>,
+    /// Log files past this many bytes are rotated, keeping `log_keep` old
+    /// ones, gzipped with `log_compress`.
+    pub log_max_size: Option<u64>,
+    pub log_keep: u32,
+    pub log_compress: bool,
     /// The service's pid file: the supervisor holds its lock.
     pub pidfile: Option<String>,
     /// Where the supervisor keeps its state record for `status()`.

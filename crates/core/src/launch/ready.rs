@@ -169,6 +169,8 @@ pub struct Progress {
     error: Option<String>,
     exec_path: String,
     cwd: String,
+    /// The daemon was given listening sockets (a timeout then says what ready means).
+    listening: bool,
 }
 
 impl Progress {
@@ -180,6 +182,11 @@ impl Progress {
             cwd: cwd.to_owned(),
             ..Progress::default()
         }
+    }
+
+    /// The daemon is given listening sockets.
+    pub fn listening(self, listening: bool) -> Self {
+        Progress { listening, ..self }
     }
 
     fn verdict(&self, code: i32, message: Option<String>) -> Verdict {
@@ -259,11 +266,8 @@ impl Progress {
     }
 
     pub fn at_timeout(&self, timeout: Duration) -> Verdict {
-        let message = format!(
-            "daemon: {} did not report ready within {} ms; it is still running",
-            self.who(),
-            timeout.as_millis()
-        );
+        let late = not_ready(&self.who(), timeout, self.listening);
+        let message = format!("daemon: {late}; it is still running");
         Verdict {
             timed_out: true,
             ..self.verdict(1, Some(message))
@@ -322,10 +326,26 @@ impl Lines {
     }
 }
 
+/// What a timeout says of a daemon given listening sockets: what `ready:
+/// 'auto'` waits for there (lib/daemon/readiness.js).
+pub const LISTENING_READY: &str =
+    "given listening sockets, a daemon is ready at its first listen() on one of them, or when it calls ready()";
+
+/// That `who` did not report ready within `timeout`; `listening`: it was
+/// given listening sockets, and what ready means then.
+pub fn not_ready(who: &str, timeout: Duration, listening: bool) -> String {
+    let ms = timeout.as_millis();
+    if listening {
+        format!("{who} did not report ready within {ms} ms ({LISTENING_READY})")
+    } else {
+        format!("{who} did not report ready within {ms} ms")
+    }
+}
+
 /// Reads the pipe until the daemon's verdict (or, `until` its pid, that), its end, or the timeout.
-pub fn wait(pipe: OwnedFd, timeout: Duration, exec_path: &str, cwd: &str, until: Until) -> Verdict {
+pub fn wait(pipe: OwnedFd, timeout: Duration, progress: Progress) -> Verdict {
     let deadline = Instant::now() + timeout;
-    let mut progress = Progress::new(exec_path, cwd, until);
+    let mut progress = progress;
     let mut lines = Lines::default();
     let mut heard = Vec::new();
     loop {
@@ -514,6 +534,10 @@ mod tests {
 
         let v = p.at_timeout(Duration::from_millis(500));
         assert!(v.timed_out && v.failed.is_none());
+        assert!(!v.message.unwrap().contains(LISTENING_READY));
+        let listening = Progress::new("/usr/bin/node", "/srv", Until::Ready).listening(true);
+        let v = listening.at_timeout(Duration::from_millis(500));
+        assert!(v.message.unwrap().contains(LISTENING_READY));
 
         let mut p = Progress::new("/usr/bin/node", "/srv", Until::Pid);
         let v = p.receive(Message::Pid(7)).unwrap();
@@ -540,8 +564,8 @@ mod tests {
 
     #[test]
     fn ready_is_reported_once_without_a_pipe_to_systemd() {
-        let path = std::env::temp_dir().join(format!("daemon-ready-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = crate::scratch::Scratch::new("ready");
+        let path = dir.join("ready.sock");
         let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         systemd.set_nonblocking(true).unwrap();
         let socket = path.to_str();
@@ -552,7 +576,6 @@ mod tests {
         assert_eq!(&buf[..n], expected.as_bytes());
         assert!(!report_ready(socket));
         assert!(systemd.recv(&mut buf).is_err(), "no second READY=1");
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

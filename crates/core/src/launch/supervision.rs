@@ -51,10 +51,9 @@ pub fn to_args(plan: &Plan, respawn: &Respawn, fds: &[RawFd]) -> Vec<String> {
         ("pidfile", respawn.pidfile.clone()),
         ("record", respawn.record.clone()),
         ("control", respawn.control.clone()),
-        (
-            "max-memory",
-            respawn.max_memory.map(|bytes| bytes.to_string()),
-        ),
+        ("max-memory", respawn.max_memory.map(|n| n.to_string())),
+        ("log-max-size", respawn.log_max_size.map(|n| n.to_string())),
+        ("log-keep", Some(respawn.log_keep.to_string())),
     ] {
         if let Some(value) = value {
             flag(name, value);
@@ -76,6 +75,9 @@ pub fn to_args(plan: &Plan, respawn: &Respawn, fds: &[RawFd]) -> Vec<String> {
     }
     if plan.prevent_core {
         args.push("--no-core".into());
+    }
+    if respawn.log_compress {
+        args.push("--log-compress".into());
     }
     args.push("--".into());
     args.extend(plan.argv.iter().cloned());
@@ -106,6 +108,9 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         window_ms: 0,
         kill_timeout_ms: 5000,
         max_memory: None,
+        log_max_size: None,
+        log_keep: 5,
+        log_compress: false,
         pidfile: None,
         record: None,
         control: None,
@@ -117,6 +122,7 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         match arg.as_str() {
             "--" => break,
             "--no-core" => plan.prevent_core = true,
+            "--log-compress" => respawn.log_compress = true,
             flag => {
                 let value = rest.next()?.clone();
                 match flag {
@@ -128,6 +134,8 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
                     "--instances" => respawn.instances = value.parse().ok().filter(|&n| n >= 1)?,
                     "--kill-timeout" => respawn.kill_timeout_ms = value.parse().ok()?,
                     "--max-memory" => respawn.max_memory = Some(value.parse().ok()?),
+                    "--log-max-size" => respawn.log_max_size = Some(value.parse().ok()?),
+                    "--log-keep" => respawn.log_keep = value.parse().ok()?,
                     "--restarts" => respawn.restarts = value.parse().ok()?,
                     "--window" => respawn.window_ms = value.parse().ok()?,
                     "--stdout" => plan.stdout = Some(Output::File(value)),
@@ -203,6 +211,9 @@ mod tests {
             window_ms: 60_000,
             kill_timeout_ms: 1000,
             max_memory: Some(200 << 20),
+            log_max_size: Some(10 << 20),
+            log_keep: 3,
+            log_compress: true,
             pidfile: Some("/run/app.pid".into()),
             record: None,
             control: Some("/run/daemon/app.sock".into()),
@@ -261,6 +272,9 @@ mod tests {
             window_ms: 60_000,
             kill_timeout_ms: 1000,
             max_memory: Some(200 << 20),
+            log_max_size: Some(10 << 20),
+            log_keep: 3,
+            log_compress: true,
             pidfile: None,
             record: None,
             control: None,

@@ -149,17 +149,10 @@ pub fn open_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
     use std::io::Write;
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
-    use std::path::{Path, PathBuf};
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("daemon-logfile-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use std::path::Path;
 
     fn open(path: &Path) -> SysResult<Log> {
         open_log(path.to_str().unwrap(), None)
@@ -167,7 +160,7 @@ mod tests {
 
     #[test]
     fn log_file_is_created_0640_whatever_the_umask_and_appended_to() {
-        let dir = scratch("mode");
+        let dir = Scratch::new("logfile-mode");
         let path = dir.join("out.log");
         let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
         let log = open(&path);
@@ -179,7 +172,6 @@ mod tests {
             .write_all(b"two\n")
             .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -191,7 +183,7 @@ mod tests {
 
     #[test]
     fn own_symlinks_are_followed_relative_absolute_and_through_dotdot() {
-        let dir = scratch("links");
+        let dir = Scratch::new("logfile-links");
         std::fs::create_dir(dir.join("real")).unwrap();
         symlink("real/../real", dir.join("via")).unwrap();
         symlink(dir.join("via/target.log"), dir.join("abs.log")).unwrap();
@@ -205,12 +197,11 @@ mod tests {
         );
         symlink("loop", dir.join("loop")).unwrap();
         assert_eq!(open(&dir.join("loop")).err().unwrap().code(), "ELOOP");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_hard_link_is_refused_and_left_alone() {
-        let dir = scratch("hard");
+        let dir = Scratch::new("logfile-hard");
         std::fs::write(dir.join("secret"), "keep\n").unwrap();
         std::fs::hard_link(dir.join("secret"), dir.join("out.log")).unwrap();
         let err = open(&dir.join("out.log")).err().unwrap();
@@ -224,7 +215,6 @@ mod tests {
             std::fs::read_to_string(dir.join("secret")).unwrap(),
             "keep\n"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -232,7 +222,7 @@ mod tests {
         if !geteuid().is_root() {
             return; // needs the privilege to give files away
         }
-        let dir = scratch("owner");
+        let dir = Scratch::new("logfile-owner");
         std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o777)).unwrap();
         let theirs = dir.join("theirs.log");
         std::fs::write(&theirs, "").unwrap();
@@ -260,12 +250,11 @@ mod tests {
             std::fs::read_to_string(dir.join("root-only")).unwrap(),
             "keep\n"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn both_logs_or_neither() {
-        let dir = scratch("pair");
+        let dir = Scratch::new("logfile-pair");
         let ok = dir.join("ok.log");
         let missing = dir.join("missing/e.log");
         let paths = [ok.to_str(), missing.to_str()];
@@ -280,6 +269,5 @@ mod tests {
         );
         let [a, b] = open_logs([ok.to_str(), ok.to_str()], None).unwrap();
         assert!(a.is_some() && b.is_some());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

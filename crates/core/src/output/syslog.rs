@@ -261,19 +261,18 @@ pub fn send(origin: &Origin, message: &str, path: &str) -> bool {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+    use crate::scratch::Scratch;
     use std::path::PathBuf;
 
-    /// A datagram socket at a fresh path, standing in for syslog.
-    pub fn listener(name: &str) -> (UnixDatagram, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("daemon-syslog-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    /// A datagram socket at a fresh path, standing in for syslog; its directory goes with the Scratch.
+    pub fn listener(name: &str) -> (UnixDatagram, PathBuf, Scratch) {
+        let dir = Scratch::new(&format!("syslog-{name}"));
         let path = dir.join("log.sock");
         let socket = UnixDatagram::bind(&path).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        (socket, path)
+        (socket, path, dir)
     }
 
     pub fn receive(socket: &UnixDatagram) -> String {
@@ -329,7 +328,7 @@ pub mod tests {
 
     #[test]
     fn send_reaches_the_socket_and_a_missing_one_counts_as_dropped() {
-        let (socket, path) = listener("send");
+        let (socket, path, _dir) = listener("send");
         let origin = Origin {
             pri: 14,
             ident: "t".into(),
@@ -344,7 +343,7 @@ pub mod tests {
 
     #[test]
     fn a_full_socket_times_out_once_then_drops_at_once() {
-        let (socket, path) = listener("full");
+        let (socket, path, _dir) = listener("full");
         let mut link = Link::new(path.to_str().unwrap());
         // Nobody reads: the receive queue fills, then one send waits the timeout.
         let started = std::time::Instant::now();
@@ -369,7 +368,7 @@ pub mod tests {
 
     #[test]
     fn a_restarted_syslog_is_reconnected() {
-        let (socket, path) = listener("restart");
+        let (socket, path, _dir) = listener("restart");
         let mut link = Link::new(path.to_str().unwrap());
         assert!(link.send(b"first"));
         drop(socket);

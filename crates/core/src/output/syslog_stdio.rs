@@ -410,9 +410,7 @@ mod tests {
     #[test]
     fn journal_stream_starts_with_the_header() {
         assert_eq!(journal_header("app", 6), "app\n\n6\n0\n0\n0\n0\n");
-        let dir = std::env::temp_dir().join(format!("daemon-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("journal");
         let path = dir.join("stdout");
         let server = UnixListener::bind(&path).unwrap();
         let plan = Plan {
@@ -439,12 +437,11 @@ mod tests {
         assert_eq!(texts[1], "app\n\n3\n0\n0\n0\n0\nto stderr\n");
         let missing = journal_streams(&plan, "/nonexistent-dir/stdout").unwrap_err();
         assert_eq!(missing.code(), "ENOENT");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_drain_sends_every_line_in_order_and_flushes_the_rest() {
-        let (socket, path) = listener("drain");
+        let (socket, path, _dir) = listener("drain");
         let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).unwrap();
         fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
         let drain = Arc::new(Drain {

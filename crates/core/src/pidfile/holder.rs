@@ -308,10 +308,8 @@ mod tests {
 
     #[test]
     fn status_of_missing_held_and_stale_files() {
-        let dir = std::env::temp_dir().join(format!("daemon-holder-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir); // left by an earlier run with this pid
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        let scratch = crate::scratch::Scratch::new("holder");
+        let path = |name: &str| scratch.file(name);
         let none = Status {
             running: false,
             pid: None,
@@ -331,7 +329,7 @@ mod tests {
         assert!(me.verified() && !none.verified());
         #[cfg(target_os = "linux")]
         {
-            let dir = crate::path_walk::open_dir(dir.to_str().unwrap(), &held).unwrap();
+            let dir = crate::path_walk::open_dir(scratch.to_str().unwrap(), &held).unwrap();
             let takers = lock_takers(&dir, "held.pid.lock").unwrap();
             assert_eq!(takers, [std::process::id()]);
             assert_eq!(lock_takers(&dir, "missing.pid.lock"), Some(vec![]));
@@ -344,6 +342,5 @@ mod tests {
         };
         assert_eq!(status(&stale).unwrap(), left_over);
         assert_eq!(status("/dev/null").unwrap_err().code(), "EINVAL");
-        std::fs::remove_file(&stale).unwrap();
     }
 }

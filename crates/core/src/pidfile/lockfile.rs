@@ -352,33 +352,28 @@ pub fn release_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("daemon-lock-{}-{}", std::process::id(), name));
-        let _ = std::fs::remove_dir_all(&dir); // left by an earlier run with this pid
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("x.pid").to_str().unwrap().to_owned()
-    }
+    use crate::scratch::Scratch;
 
     #[test]
     fn refuses_what_is_not_a_pid_file_and_leaves_it_as_it_was() {
         assert_eq!(lock("/dev/null").unwrap_err().code(), "EINVAL");
         assert!(!std::path::Path::new("/dev/null.lock").exists());
-        let dir = temp("dir");
+        let scratch = Scratch::new("lock-refused");
+        let dir = scratch.file("dir");
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(lock(&dir).unwrap_err().code(), "EISDIR");
-        let link = temp("link");
+        let link = scratch.file("link");
         let target = format!("{link}.target");
         std::fs::write(&target, "keep").unwrap();
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert_eq!(lock(&link).unwrap_err().code(), "ELOOP");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
-        let text = temp("text");
+        let text = scratch.file("text");
         std::fs::write(&text, "1234\nold\n").unwrap();
         assert_eq!(lock(&text).unwrap_err().code(), "EINVAL");
         assert_eq!(std::fs::read_to_string(&text).unwrap(), "1234\nold\n");
         assert!(!std::path::Path::new(&format!("{text}.lock")).exists());
-        let linked = temp("linked");
+        let linked = scratch.file("linked");
         std::fs::write(&linked, "").unwrap();
         std::fs::hard_link(&linked, format!("{linked}.2")).unwrap();
         assert_eq!(lock(&linked).unwrap_err().code(), "EPERM");
@@ -387,7 +382,8 @@ mod tests {
 
     #[test]
     fn waits_out_a_probe_but_not_a_holder() {
-        let path = temp("probed");
+        let scratch = Scratch::new("lock-probed");
+        let path = scratch.file("x.pid");
         let lock_file = format!("{path}{LOCK_SUFFIX}");
         std::fs::write(&lock_file, "").unwrap();
         let take = |arg| Flock::lock(OwnedFd::from(std::fs::File::open(&lock_file).unwrap()), arg);
@@ -413,12 +409,12 @@ mod tests {
         assert!(lock(&path).unwrap());
         assert!(probed.elapsed() >= Duration::from_millis(200));
         prober.join().unwrap();
-        std::fs::remove_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
     }
 
     #[test]
     fn locks_the_lock_file_writes_the_pid_and_is_reentrant() {
-        let path = temp("own");
+        let scratch = Scratch::new("lock-own");
+        let path = scratch.file("x.pid");
         std::fs::write(&path, "1234567\n").unwrap();
         assert!(lock(&path).unwrap());
         assert!(lock(&path).unwrap());

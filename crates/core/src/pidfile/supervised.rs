@@ -97,9 +97,7 @@ mod tests {
 
     #[test]
     fn a_handed_on_description_holds_the_lock_and_nothing_else_does() {
-        let dir = std::env::temp_dir().join(format!("daemon-handed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("handed");
         let path = dir.join("x.pid");
         let path = path.to_str().unwrap();
         assert!(crate::pidfile::lockfile::lock(path).unwrap());
@@ -123,6 +121,5 @@ mod tests {
         assert!(holds(path));
         assert!(!holds(&format!("{path}.other")));
         crate::pidfile::lockfile::release_all();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

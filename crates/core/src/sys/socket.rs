@@ -1,11 +1,12 @@
 //! Sockets made close-on-exec (and non-blocking) at once where the system
-//! can (`SOCK_CLOEXEC`, `accept4()`; macOS cannot: see `pipe2` for the
-//! window that leaves in a process with several threads), a send that never
-//! raises SIGPIPE, and the user at the other end of a Unix socket.
+//! can (`SOCK_CLOEXEC`, `accept4()`, `MSG_CMSG_CLOEXEC`; macOS cannot: see
+//! `pipe2` for the window that leaves in a process with several threads), a
+//! pair that keeps message boundaries, sends that never raise SIGPIPE, and
+//! the user at the other end of a Unix socket.
 
 use nix::fcntl::OFlag;
-use nix::sys::socket::{AddressFamily, SockType};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use nix::sys::socket::{AddressFamily, MsgFlags, SockType};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// A new socket with `flags` (`O_CLOEXEC`, `O_NONBLOCK`).
 pub fn socket(family: AddressFamily, ty: SockType, flags: OFlag) -> nix::Result<OwnedFd> {
@@ -16,6 +17,35 @@ pub fn socket(family: AddressFamily, ty: SockType, flags: OFlag) -> nix::Result<
     #[cfg(target_vendor = "apple")]
     {
         socket_then_fcntl(family, ty, flags)
+    }
+}
+
+/// A connected pair of Unix sockets that keeps each message whole, with
+/// `flags`: `SOCK_SEQPACKET`; on macOS, which has none for Unix sockets,
+/// `SOCK_DGRAM`, whose reader sees no end of file when the other end closes.
+pub fn message_pair(flags: OFlag) -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::socketpair;
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            sock_flags(flags),
+        )
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        use nix::sys::socket::SockFlag;
+        let (one, other) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::empty(),
+        )?;
+        super::fd::set_flags(&one, flags)?;
+        super::fd::set_flags(&other, flags)?;
+        Ok((one, other))
     }
 }
 
@@ -56,20 +86,29 @@ fn accept_then_fcntl(listener: impl AsFd, flags: OFlag) -> nix::Result<OwnedFd> 
 }
 
 /// Sends `bytes` on a connected socket; a peer that went away is `EPIPE`,
-/// never SIGPIPE (`MSG_NOSIGNAL`; on macOS the socket's `SO_NOSIGPIPE`).
+/// never SIGPIPE.
 pub fn send_nosignal(fd: impl AsFd, bytes: &[u8]) -> nix::Result<usize> {
-    use nix::sys::socket::{send, MsgFlags};
-    let fd = fd.as_fd().as_raw_fd();
+    let flags = no_sigpipe(fd.as_fd())?;
+    nix::sys::socket::send(fd.as_fd().as_raw_fd(), bytes, flags)
+}
+
+/// The flags for a `send()` or `sendmsg()` on `fd` that must never raise
+/// SIGPIPE: `MSG_NOSIGNAL`; on macOS, which lacks it, none, once `fd` has
+/// `SO_NOSIGPIPE` set (here).
+pub fn no_sigpipe(fd: BorrowedFd) -> nix::Result<MsgFlags> {
     #[cfg(not(target_vendor = "apple"))]
-    let flags = MsgFlags::MSG_NOSIGNAL;
+    {
+        let _ = fd;
+        Ok(MsgFlags::MSG_NOSIGNAL)
+    }
     #[cfg(target_vendor = "apple")]
-    let flags = {
+    {
         use nix::libc;
         let on: libc::c_int = 1;
         // SAFETY: an int option of the caller's socket.
         let set = unsafe {
             libc::setsockopt(
-                fd,
+                fd.as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_NOSIGPIPE,
                 (&on as *const libc::c_int).cast(),
@@ -77,9 +116,37 @@ pub fn send_nosignal(fd: impl AsFd, bytes: &[u8]) -> nix::Result<usize> {
             )
         };
         nix::errno::Errno::result(set)?;
+        Ok(MsgFlags::empty())
+    }
+}
+
+/// The `recvmsg()` flags that make the descriptors received close-on-exec:
+/// `MSG_CMSG_CLOEXEC`; none on macOS, where `received_close_on_exec` does it.
+pub fn cmsg_cloexec() -> MsgFlags {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        MsgFlags::MSG_CMSG_CLOEXEC
+    }
+    #[cfg(target_vendor = "apple")]
+    {
         MsgFlags::empty()
-    };
-    send(fd, bytes, flags)
+    }
+}
+
+/// A descriptor received with `cmsg_cloexec()`'s flags made close-on-exec
+/// where they could not (macOS, with `pipe2`'s window); elsewhere nothing.
+pub fn received_close_on_exec(fd: BorrowedFd) -> nix::Result<()> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let _ = fd;
+        Ok(())
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        // Not `set_flags`: the description's O_NONBLOCK is the sender's too.
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+    }
 }
 
 /// The effective user id of the process at the other end of a connected
