@@ -45,7 +45,10 @@ const alive = (pid) => !(ps('stat', pid) ?? 'Z').startsWith('Z');
 /** The live children of `pid` (`pgrep -P`). */
 function children(pid) {
   try {
-    const pids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    const pids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number);
     return pids.filter(alive);
   } catch {
     return [];
@@ -178,7 +181,8 @@ test('`daemon list`: the pid, age and memory of a daemon the CLI started, withou
     assert.equal(sleeper.status, 'running');
     assert.ok(sleeper.uptime >= 0 && sleeper.uptime < 600, `uptime ${sleeper.uptime}`);
     assert.ok(sleeper.memory > 1024 * 1024 && sleeper.memory < 4 * 1024 ** 3, `memory ${sleeper.memory}`);
-    assert.equal((await run([cli, 'stop', '--quiet', 'sleeper'], env)).code, 0);
+    const stopped = await run([cli, 'stop', 'sleeper'], env);
+    assert.equal(stopped.code, 0, stopped.stderr);
     assert.equal(alive(pid), false);
   } finally {
     await killAll([pid]);
