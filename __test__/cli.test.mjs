@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
@@ -148,11 +149,12 @@ test('list, as text and JSON, shows running and stale daemons, and one started w
       { name: 'own', pid: pids.own, status: 'running', pidfile: own, command: [app, 'own'] },
     ]);
     assert.ok(rows[0].memory > 1 << 20 && rows[0].uptime >= 0, 'resident memory and uptime from /proc');
-    assert.deepEqual([rows[1].memory, rows[1].uptime], [null, null]);
+    assert.ok(rows[0].cpu >= 0 && rows[0].cpu < 100 * os.availableParallelism(), `CPU% since it started: ${rows[0].cpu}`);
+    assert.deepEqual([rows[1].memory, rows[1].uptime, rows[1].cpu], [null, null, null]);
     const text = (await daemon(['list'])).stdout.split('\n');
-    assert.match(text[0], /^NAME\s+PID\s+STATUS\s+UPTIME\s+RESTARTS\s+MEMORY\s+COMMAND$/);
-    assert.match(text[1], new RegExp(`^alive\\s+${pids.alive}\\s+running\\s+\\d+[smhd]\\s+-\\s+[\\d.]+M\\s+${app} alive$`));
-    assert.match(text[2], new RegExp(`^killed\\s+-\\s+stale\\s+-\\s+-\\s+-\\s+${app} killed$`));
+    assert.match(text[0], /^NAME\s+PID\s+STATUS\s+UPTIME\s+RESTARTS\s+CPU%\s+MEMORY\s+COMMAND$/);
+    assert.match(text[1], new RegExp(`^alive\\s+${pids.alive}\\s+running\\s+\\d+[smhd]\\s+-\\s+\\d+\\.\\d\\s+[\\d.]+M\\s+${app} alive$`));
+    assert.match(text[2], new RegExp(`^killed\\s+-\\s+stale\\s+-\\s+-\\s+-\\s+-\\s+${app} killed$`));
     assert.equal((await daemon(['status', 'killed'])).code, 1);
     assert.equal((await daemon(['status', 'own'])).stdout, `${pids.own}\n`);
   } finally {
@@ -225,7 +227,7 @@ test('logs shows the last lines, follows with -f, and says where syslog lines we
     process.kill(pids[0], 'SIGUSR2');
     await waitFor(() => followed === 'line 30\nlater\n', 5000, 'the new line followed');
     follower.kill('SIGTERM');
-    await followerEnded; // its tail, handed the signal, has let go of the pipe too
+    await followerEnded;
     const syslogged = await daemon(['start', '--name', 'sys', '--stdout', 'syslog', app], {
       env: { DAEMON_SYSLOG_SOCKET: path.join(dir, 'none') },
     });
@@ -345,7 +347,7 @@ test('run stays in the foreground: no fork, READY=1 and its own pid as MAINPID t
   }
 });
 
-test('root with --user: the pid file in a directory that user owns, records and logs in root state directory', async () => {
+test("root with --user: the pid file, its lock and the record in root's state directory, only the log the user's", async () => {
   const copy = publicCopy();
   const { dir, state, daemon } = workspace('cli-user', 0o711);
   const app = script(copy, 'app.js', `console.log('as ' + process.getuid());\n${idle}`);
@@ -355,13 +357,12 @@ test('root with --user: the pid file in a directory that user owns, records and 
   try {
     const started = await daemon(['start', '--user', 'nobody', app], options);
     assert.equal(started.code, 0, started.stderr);
-    const pidfile = path.join(state, 'app', 'app.pid');
+    const pidfile = path.join(state, 'app.pid');
     pid = readPid(pidfile);
     assert.deepEqual(ids(pid).uid, [NOBODY, NOBODY, NOBODY, NOBODY]);
-    const own = fs.statSync(path.dirname(pidfile));
-    const record = fs.statSync(path.join(state, 'app.json'));
-    const log = fs.statSync(path.join(state, 'app.log'));
-    assert.deepEqual([own.uid, record.uid, log.uid, mode(path.join(state, 'app.log'))], [NOBODY, 0, NOBODY, 0o640]);
+    const owners = ['app.pid', 'app.pid.lock', 'app.json', 'app.log'].map((name) => fs.statSync(path.join(state, name)).uid);
+    assert.deepEqual([...owners, mode(path.join(state, 'app.log'))], [0, 0, 0, NOBODY, 0o640]);
+    assert.deepEqual(fs.readdirSync(state).sort(), ['app.json', 'app.log', 'app.pid', 'app.pid.lock'], 'no directory of its own');
     assert.equal((await daemon(['status', 'app'], options)).stdout, `${pid}\n`);
     await waitFor(() => fs.readFileSync(path.join(state, 'app.log'), 'utf8') === `as ${NOBODY}\n`, 5000, 'its line');
     // Moved away in root's directory, the log cannot be made anew by nobody: it says so in the old one and lives on.
@@ -371,10 +372,10 @@ test('root with --user: the pid file in a directory that user owns, records and 
     assert.ok(alive(pid));
     const stopped = await daemon(['stop', 'app'], options);
     assert.deepEqual([stopped.code, stopped.stdout], [0, `stopped ${pid}\n`]);
-    assert.equal(fs.existsSync(pidfile), false, 'removed by the daemon at exit');
+    assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false], 'removed by stop: the daemon may not');
     const deleted = await daemon(['delete', 'app'], options);
     assert.deepEqual([deleted.code, deleted.stderr], [0, '']);
-    assert.deepEqual([path.dirname(pidfile), path.join(state, 'app.json')].filter(fs.existsSync), [], "the user's directory too");
+    assert.deepEqual([path.join(state, 'app.json')].filter(fs.existsSync), []);
   } finally {
     await killAndWait(pid);
   }

@@ -116,22 +116,27 @@ test('a daemon that the launcher waits for with its stdin a terminal-less pipe b
   await waitGone(r.info.pid);
 });
 
-test("EPIPE: when the reader of the launcher's stdout pipe goes away, the daemon keeps running and serving, on /dev/null, and counts what it loses", async () => {
-  const port = await freePort();
-  const report = path.join(tmpdir('epipe'), 'report.json');
-  const launcher = run([fixture('daemon.js')], { env: { FIXTURE_REPORT: report, FIXTURE_DO: 'flood', FIXTURE_PORT: String(port) } });
-  const r = await launcher;
-  const pid = r.code === 0 ? readJson(report).pid : undefined;
-  try {
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(fds(pid)[1], /^(pipe|socket):/, "the launcher's pipe (a socket pair from Node)");
-    launcher.child.stdout.destroy(); // the reader goes away
-    await waitFor(() => fds(pid)[1] === '/dev/null', 10000, 'stdout to let go of the pipe');
-    const first = await askLost(port);
-    assert.ok(first.writes > 0 && first.bytes > 0, JSON.stringify(first));
-    await waitFor(async () => (await askLost(port)).writes > first.writes, 10000, 'more lost writes');
-    assert.ok(alive(pid));
-  } finally {
-    await killAndWait(pid);
-  }
-});
+for (const early of [false, true]) {
+  test(`EPIPE: when the reader of the launcher's stdout pipe goes away, the daemon keeps running and serving, on /dev/null, and counts what it loses${
+    early ? ' (its stdout created before start())' : ''
+  }`, async () => {
+    const port = await freePort();
+    const report = path.join(tmpdir('epipe'), 'report.json');
+    const env = { FIXTURE_REPORT: report, FIXTURE_DO: 'flood', FIXTURE_PORT: String(port), ...(early && { FIXTURE_EARLY_LOG: '1' }) };
+    const launcher = run([fixture('daemon.js')], { env });
+    const r = await launcher;
+    const pid = r.code === 0 ? readJson(report).pid : undefined;
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(fds(pid)[1], /^(pipe|socket):/, "the launcher's pipe (a socket pair from Node)");
+      launcher.child.stdout.destroy(); // the reader goes away
+      await waitFor(() => fds(pid)[1] === '/dev/null', 10000, 'stdout to let go of the pipe');
+      const first = await askLost(port);
+      assert.ok(first.writes > 0 && first.bytes > 0, JSON.stringify(first));
+      await waitFor(async () => (await askLost(port)).writes > first.writes, 10000, 'more lost writes');
+      assert.ok(alive(pid));
+    } finally {
+      await killAndWait(pid);
+    }
+  });
+}

@@ -44,15 +44,16 @@ for (const { fd } of daemon.listeners()) {
   fs.writeFileSync(file, text);
 }
 
-/** One request on a new connection: `{ version, pid }`, or `{ error }` (its code). */
-function request(port, at = '/') {
+/** One request on a new connection: `{ version, pid }`, or `{ error }` (its code); on `agent`'s, with `connection` (that header). */
+function request(port, at = '/', agent = false) {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: at, agent: false, timeout: 10000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: at, agent, timeout: 10000 }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => {
         const [version, pid] = body.split(' ');
-        resolve({ version, pid: Number(pid) });
+        const answer = { version, pid: Number(pid) };
+        resolve(agent ? { ...answer, connection: res.headers.connection } : answer);
       });
       res.on('error', (e) => resolve({ error: e.code ?? e.message }));
     });
@@ -61,22 +62,25 @@ function request(port, at = '/') {
   });
 }
 
-const newTally = () => ({ answered: 0, refused: 0, failed: [], pids: new Set(), versions: new Set() });
+const newTally = () => ({ answered: 0, refused: 0, failed: [], pids: new Set(), versions: new Set(), closedBy: new Set() });
 
 /**
- * Requests one after another until `done()` holds (or `max` requests or
- * `ms` pass); counts in `tally` answers by pid, refused connections and other failures.
+ * Requests one after another (on `agent`'s connections if given) until
+ * `done()` holds (or `max` requests or `ms` pass); counts in `tally` answers
+ * by pid, the pids that answered `Connection: close`, refused connections and
+ * other failures.
  */
-async function requestLoop(port, done, tally = newTally(), { max = 20000, ms = 60000 } = {}) {
+async function requestLoop(port, done, tally = newTally(), { max = 20000, ms = 60000, agent = false } = {}) {
   const deadline = Date.now() + ms;
   for (let i = 0; i < max && Date.now() < deadline && !done(); i++) {
-    const r = await request(port);
+    const r = await request(port, '/', agent);
     if (r.error === 'ECONNREFUSED') tally.refused++;
     else if (r.error) tally.failed.push(r.error);
     else {
       tally.answered++;
       tally.pids.add(r.pid);
       tally.versions.add(r.version);
+      if (r.connection === 'close') tally.closedBy.add(r.pid);
     }
   }
   return tally;
@@ -214,6 +218,40 @@ test('upgrade: under a sequential request loop 3 upgrades fail nothing; the old 
     await daemon.upgrade(pidfile);
     assert.deepEqual(await slow, { version: 'v4', pid: old }, 'the request in flight is answered by the old generation');
     await waitGone(old, 10000);
+  } finally {
+    await stopService(service);
+  }
+});
+
+test('upgrade: a keep-alive client sending one request after another through 3 upgrades fails nothing: each retired generation answers Connection: close', async () => {
+  const service = await startService();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    assert.equal(service.result.code, 0, service.result.stderr);
+    const { port, pidfile, supervisor } = service;
+    const tally = newTally();
+    const retired = [];
+    let upgrading = true;
+    const loop = requestLoop(port, () => !upgrading, tally, { agent, max: Number.POSITIVE_INFINITY, ms: 120000 });
+    try {
+      await waitFor(() => tally.versions.has('v1'), 20000, 'v1 to answer');
+      for (const version of ['v2', 'v3', 'v4']) {
+        const [old] = children(supervisor);
+        writeApp(service.app, version, service);
+        await daemon.upgrade(pidfile);
+        retired.push(old);
+        await waitGone(old, 10000);
+        await waitFor(() => tally.versions.has(version), 20000, `${version} to answer`);
+      }
+    } finally {
+      upgrading = false;
+      await loop;
+      agent.destroy();
+    }
+    assert.equal(tally.refused, 0, 'no refused connection');
+    // Closing the keep-alive connection while the client sent its next request on it failed that request (ECONNRESET).
+    assert.deepEqual(tally.failed, [], 'no failed request');
+    for (const pid of retired) assert.ok(tally.closedBy.has(pid), `retired generation ${pid} answered Connection: close`);
   } finally {
     await stopService(service);
   }

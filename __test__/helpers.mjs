@@ -128,13 +128,13 @@ export function socketInodes(pid) {
 }
 
 /**
- * The listening TCP sockets (IPv4) of the network namespace `pid` is in, from
- * /proc/PID/net/tcp: `{ address, port, inode }`, the address in /proc's hex
- * (127.0.0.1 is `0100007F`).
+ * The listening TCP sockets (IPv4, or IPv6 with `table` 'tcp6') of the
+ * network namespace `pid` is in, from /proc/PID/net/tcp: `{ address, port,
+ * inode }`, the address in /proc's hex (127.0.0.1 is `0100007F`).
  */
-export function listeningTcp(pid = 'self') {
+export function listeningTcp(pid = 'self', table = 'tcp') {
   return fs
-    .readFileSync(`/proc/${pid}/net/tcp`, 'utf8')
+    .readFileSync(`/proc/${pid}/net/${table}`, 'utf8')
     .split('\n')
     .slice(1)
     .map((line) => line.trim().split(/\s+/))
@@ -145,10 +145,10 @@ export function listeningTcp(pid = 'self') {
     });
 }
 
-/** The TCP ports on which `pid` itself holds a listening socket (from /proc, IPv4). */
-export function listeningPorts(pid) {
+/** The TCP ports on which `pid` itself holds a listening socket (from /proc, IPv4; IPv6 with `table` 'tcp6'). */
+export function listeningPorts(pid, table = 'tcp') {
   const own = new Set(Object.values(socketInodes(pid)));
-  return listeningTcp(pid)
+  return listeningTcp(pid, table)
     .filter((socket) => own.has(socket.inode))
     .map((socket) => socket.port);
 }

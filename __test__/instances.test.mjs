@@ -307,6 +307,7 @@ for (const { fd } of daemon.listeners()) require('node:http').createServer((q, s
     assert.equal(row.instances.length, cpus);
     for (const [slot, instance] of row.instances.entries()) {
       assert.deepEqual(Object.keys(instance).sort(), [
+        'cpu',
         'lastExit',
         'lastRestart',
         'memory',

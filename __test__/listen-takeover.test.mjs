@@ -30,7 +30,7 @@ const cli = path.join(root, 'bin', 'daemon.js');
  * An Express-style server that knows nothing of the module: `listen(PORT)`,
  * or `listen(PORT, HOST)`, after DELAY ms when given. It answers
  * `{ pid, instance, address, listened }`; `/slow` after SLOW ms; `/close`
- * closes the server, then opens /dev/null and keeps running.
+ * closes the server, then opens the script's own file (a mark no one else opens) and keeps running.
  */
 const APP = `'use strict';
 const fs = require('node:fs');
@@ -40,7 +40,7 @@ let listened = false;
 const server = http.createServer((req, res) => {
   if (req.url === '/close') {
     res.end('closing');
-    server.close(() => { globalThis.kept = fs.openSync('/dev/null', 'r'); setInterval(() => {}, 60000); });
+    server.close(() => { globalThis.kept = fs.openSync(__filename, 'r'); setInterval(() => {}, 60000); });
     return;
   }
   const body = JSON.stringify({ pid: process.pid, instance: process.env.DAEMON_INSTANCE ?? null, address: server.address(), listened, version: VERSION ?? null });
@@ -122,11 +122,12 @@ test('take-over: daemon start --respawn --listen PORT: a host-less listen(PORT) 
     const flags = Number.parseInt(/^flags:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${generation}/fdinfo/${duplicate}`, 'utf8'))[1], 8);
     assert.ok(flags & 0o2000000, `the duplicate ${duplicate} is close-on-exec`);
     assert.equal((await get(port, '/close')).body, 'closing');
-    await waitFor(() => Object.values(fds(generation)).includes('/dev/null'), 5000, 'the server to close and /dev/null to be opened');
+    // The script opens its own file once the server has closed: nothing else opens it (Node reads a script and closes it).
+    const opened = () => Object.entries(fds(generation)).filter(([, link]) => link === app);
+    await waitFor(() => opened().length > 0, 5000, 'the server to close and the script to open its own file');
     assert.equal(socketInodes(generation)[3], held, 'fd 3 is still the handed socket');
     assert.equal(countOf(generation, held), 1, 'only the duplicate was closed');
-    const devNull = Object.entries(fds(generation)).find(([, link]) => link === '/dev/null')[0];
-    assert.notEqual(devNull, '3', 'a later open() did not get the handed number');
+    assert.ok(!opened().some(([fd]) => fd === '3'), 'a later open() did not get the handed number');
     assert.ok(Object.values(socketInodes(supervisor)).includes(held), 'the supervisor holds it on');
   });
 });

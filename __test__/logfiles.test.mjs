@@ -214,11 +214,22 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['findHolder', [pidfile], null],
     ['findHolder', ['relative.pid'], 'Error EINVAL'],
     ['LockHolder', [], null],
+    ['removeUnheld', [''], 'Error EINVAL'],
+    ['removeUnheld', ['relative.pid'], 'Error EINVAL'],
+    ['removeUnheld', ['/nonexistent-daemon-dir/x.pid'], 'Error ENOENT'],
+    ['noteSocketFiles', [['', 'relative.sock', '/nonexistent-daemon-dir/x.sock', `${dir}/a\0b`]], 'returned'],
+    ['NotedSocketFiles', [], null],
+    ['spawn', [plan({ handedLock: 'relative.pid' })], 'Error EINVAL'],
+    ['spawn', [plan({ handedLock: '/nonexistent-daemon-dir/x.pid' })], 'Error ENOENT'],
     ['takeReadyPipe', ['-1:0'], null],
     ['takeReadyPipe', ['99999999999:1'], null],
     ['takeSupervisorLock', ['-1:0'], null],
     ['takeSupervisorLock', ['99999999999:1'], null],
     ['takeSupervisorLock', ['0:garbage'], null],
+    ['takeCliOptions', ['-1:0'], 'returned'],
+    ['takeCliOptions', ['1:0'], 'returned'],
+    ['takeCliOptions', ['99999999999:1'], 'returned'],
+    ['spawn', [plan({ preloadOptions: 'x\0y' })], null],
     ['takeLogChannel', ['-1:0'], null],
     ['takeLogChannel', ['99999999999:1'], null],
     ['takeLogChannel', ['1:1'], null],
@@ -250,6 +261,9 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['becomeSupervisor', [plan({})], 'Error EINVAL'],
     ['becomeSupervisor', [plan({ respawn: { program: '/nonexistent/daemon-supervisor', restarts: 1, window: 1 } })], 'Error ENOENT'],
     ['becomeSupervisor', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
+    ['becomeInit', ['/nonexistent/daemon-supervisor', [2], []], 'Error ENOENT'],
+    ['becomeInit', ['/bin/true', [-1], []], null],
+    ['becomeInit', ['/bin/true', [2], ['A\0B=1']], 'Error EINVAL'],
     ['openStateDir', ['relative/state'], 'Error EINVAL'],
     ['openStateDir', [`${dir}/state`, 2 ** 32 - 1], 'Error EINVAL'],
     ['openStateDir', [`${dir}/state`, 0o777], 'Error EINVAL'],
@@ -260,6 +274,7 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['openLog', [`${dir}/a\0b`], 'Error EINVAL'],
     ['openLog', [dir], 'Error EINVAL'],
     ['openLog', [`${dir}/x.pid`, { uid: -1, gid: -1, groups: [] }], null],
+    ['exitNow', ['0'], 'Error NumberExpected'],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();
@@ -278,6 +293,7 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
   assert.deepEqual(
     untried.sort(),
     [
+      'adoptOrphans',
       'holdsLock',
       'isMainThread',
       'isReadyPending',

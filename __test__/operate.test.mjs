@@ -102,7 +102,8 @@ test('stop(): waits for the lock to be released, kills after the timeout, and kn
     const result = await daemon.stop(pidfile, { timeout: 300 });
     assert.deepEqual(result, { pid: stubborn.info.pid, stopped: true, killed: true });
     await waitGone(stubborn.info.pid, 2000);
-    assert.equal(readPid(pidfile), stubborn.info.pid, 'SIGKILL leaves the pid file, stale');
+    // SIGKILL left the pid file and its lock file: stop() removed them, as nothing holds the lock.
+    assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
     assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
   } finally {
     await killAndWait(stubborn.info?.pid);
@@ -476,7 +477,7 @@ test('the CLI: --help for the CLI and each command, and a wrong flag exits 2 wit
   const help = await run([cli, '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: daemon <command>/);
-  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'list', 'logs', 'run', 'unit', 'delete']) {
+  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'list', 'top', 'logs', 'run', 'unit', 'delete']) {
     const r = await run([cli, command, '--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`^Usage: daemon ${command}`));

@@ -308,6 +308,10 @@ test('on btrfs, where stat() and /proc/locks disagree on the device, the holder 
     assert.deepEqual({ ...daemon.status(pidfile) }, { running: false, pid: null, stale: true, verified: false });
     assert.deepEqual(await daemon.stop(pidfile), { pid: null, stopped: false, killed: false });
     assert.ok(alive(victim.child.pid), 'the victim lives');
+    // stop() removed what nothing holds; the stale pair again, for what follows.
+    assert.deepEqual([fs.existsSync(pidfile), fs.existsSync(`${pidfile}.lock`)], [false, false]);
+    fs.writeFileSync(pidfile, `${victim.child.pid}\n`);
+    fs.writeFileSync(`${pidfile}.lock`, '', { mode: 0o600 });
     // Another subvolume numbers its inodes anew, on the same superblock: a file there with the
     // lock file's device and inode number as /proc/locks shows them, locked by nobody.
     const subvolume = path.join(mnt, 'sub');

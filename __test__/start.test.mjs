@@ -107,6 +107,42 @@ test("the daemon's uncaught exception and exit code reach the launcher", async (
   assert.match(logged.stderr, new RegExp(`exited with code 3 before it was ready\\ndaemon: its stderr went to ${log}\\n$`));
 });
 
+test("the launcher ends after its own 'exit' listeners, with the status they set; with NODE_V8_COVERAGE, through Node's teardown, which writes it", async () => {
+  const dir = tmpdir('launcher-exit');
+  const script = path.join(dir, 'app.js');
+  fs.writeFileSync(
+    script,
+    `const fs = require('node:fs');
+const daemon = require(${JSON.stringify(root)});
+process.on('exit', (code) => {
+  if (daemon.isDaemon) return;
+  fs.writeFileSync(${JSON.stringify(path.join(dir, 'launcher-exit'))}, String(code));
+  process.exitCode = 7;
+});
+daemon.start({ stdout: 'ignore', stderr: 'ignore' });
+fs.writeFileSync(${JSON.stringify(path.join(dir, 'daemon.pid'))}, String(process.pid));
+setInterval(() => {}, 60000);
+`,
+  );
+  const coverage = path.join(dir, 'coverage');
+  for (const env of [{}, { NODE_V8_COVERAGE: coverage }]) {
+    const r = await run([script], { env });
+    const daemonPid = fs.existsSync(path.join(dir, 'daemon.pid')) ? readPid(path.join(dir, 'daemon.pid')) : undefined;
+    try {
+      assert.equal(r.code, 7, `${JSON.stringify(env)}: ${r.stderr}`);
+      assert.equal(fs.readFileSync(path.join(dir, 'launcher-exit'), 'utf8'), '0');
+      if (env.NODE_V8_COVERAGE) {
+        const written = fs.readdirSync(coverage).filter((name) => name.startsWith(`coverage-${r.pid}-`));
+        assert.equal(written.length, 1, `the launcher's coverage: ${fs.readdirSync(coverage)}`);
+      }
+    } finally {
+      await killAndWait(daemonPid);
+      fs.rmSync(path.join(dir, 'launcher-exit'), { force: true });
+      fs.rmSync(path.join(dir, 'daemon.pid'), { force: true });
+    }
+  }
+});
+
 test('a daemon that never reports ready: the launcher times out, names the pid, leaves it running', async () => {
   const r = await startFixture({ opts: { readyTimeout: 300 }, env: { FIXTURE_DO: 'never-ready' } });
   const pid = Number(/pid (\d+)/.exec(r.stderr)?.[1]);

@@ -15,8 +15,10 @@ export const TOOLS = {
   'systemd-socket-activate': { apt: 'systemd' }, // sockets.test: socket activation
   strace: { apt: 'strace' }, // pidfile-attacks.test: a kernel without pidfds
   'mkfs.btrfs': { apt: 'btrfs-progs' }, // pidfile-attacks.test: a pid file on btrfs
-  '/usr/bin/python3': { apt: 'python3' }, // the attacker as nobody, the notify socket's listener
+  '/usr/bin/python3': { apt: 'python3' }, // the attacker as nobody, the notify socket's listener, the stand-in socket activator
+  ip: { apt: 'iproute2' }, // foreground.test: a container's loopback in a new network namespace
   readelf: { apt: 'binutils' }, // pack:all's glibc baseline check
+  tmux: { apt: 'tmux' }, // top.test: `daemon top` in a real terminal
   'cargo-zigbuild': { pip: ['ziglang==0.17.1', 'cargo-zigbuild==0.24.1'] }, // pack:all: Linux builds against glibc 2.17
 };
 

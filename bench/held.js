@@ -29,6 +29,7 @@ const peers = require('./peers.js');
 const procs = require('./procs.js');
 
 const { sleep } = procs;
+const { must } = peers;
 const BENCH = __dirname;
 const TAG = `daemon-bench-held-${process.pid}-${Date.now()}`;
 const UPGRADES = 5;
@@ -60,12 +61,6 @@ function tools(bin) {
     peers.pm2(bin, app, { instances: CLUSTER_WORKERS }),
     peers.forever(bin, app),
   ];
-}
-
-/** Runs a tool's command; throws when it fails. */
-async function must(command, env) {
-  const { code, stderr } = await peers.run(command, env);
-  if (code !== 0) throw new Error(`${path.basename(command[0])} ${command[1].join(' ')} exited with ${code}: ${stderr}`);
 }
 
 /** Starts `server` under `tool`, kills it, upgrades it, stops it: the two tallies. */

@@ -1,6 +1,7 @@
-// The request loop that bench/respawn.js and bench/held.js run against a
-// server while they kill or upgrade it: HTTP requests to 127.0.0.1, one after
-// another, a new connection each, and what became of each.
+// The request loop that bench/respawn.js, bench/held.js, bench/cluster.js and
+// bench/leak.js run against a server while they kill, upgrade or replace it:
+// HTTP requests to 127.0.0.1, one after another, a new connection each (or a
+// keep-alive agent's), and what became of each.
 'use strict';
 const http = require('node:http');
 const { sleep } = require('./procs.js');
@@ -21,12 +22,18 @@ const SETTLE_MS = 1000;
 /** How long a server may take to answer (first, or after a kill). */
 const ANSWER_TIMEOUT_MS = 15000;
 
-/** One request on a new connection: 'answered', 'refused' (ECONNREFUSED) or 'failed' (given up after REQUEST_TIMEOUT_MS too), and how long it took. */
-function request(port) {
+/**
+ * One request, on a new connection (or on `agent`'s): 'answered', 'refused'
+ * (ECONNREFUSED) or 'failed' (given up after REQUEST_TIMEOUT_MS too), how
+ * long it took, and the answering pid when the server says (`x-pid`).
+ */
+function request(port, agent = false) {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const done = (outcome) => resolve({ outcome, ms: performance.now() - t0 });
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+    let pid;
+    const done = (outcome) => resolve({ outcome, ms: performance.now() - t0, pid });
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+      pid = res.headers['x-pid'];
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => (body += chunk));
@@ -39,16 +46,17 @@ function request(port) {
 }
 
 /**
- * Requests one after another while `action(tally)` runs; the tally: answered,
- * refused, failed, the longest request (ms) and when the last answer came
- * (performance.now(), kept current for the action to watch).
+ * Requests one after another (on `agent`'s connections if given) while
+ * `action(tally)` runs; the tally: answered, refused, failed, the longest
+ * request (ms) and when the last answer came (performance.now(), kept
+ * current for the action to watch).
  */
-async function underLoad(port, action) {
+async function underLoad(port, action, agent = false) {
   const tally = { answered: 0, refused: 0, failed: 0, longest: 0, lastAnswered: 0 };
   let running = true;
   const loop = async () => {
     while (running) {
-      const { outcome, ms } = await request(port);
+      const { outcome, ms } = await request(port, agent);
       tally[outcome]++;
       tally.longest = Math.max(tally.longest, ms);
       if (outcome === 'answered') tally.lastAnswered = performance.now();

@@ -1,8 +1,8 @@
-// pm2 and forever for bench/respawn.js and bench/held.js: fetched by npm into
-// a directory under the system's temp dir (not devDependencies: they would
-// slow everyone's npm install), and the commands that start, reload and stop
-// a server under each, with the tool's state in a directory of the bench's
-// (PM2_HOME, FOREVER_ROOT).
+// pm2 and forever for bench/respawn.js, bench/held.js and bench/leak.js:
+// fetched by npm into a directory under the system's temp dir (not
+// devDependencies: they would slow everyone's npm install), and the commands
+// that start, reload and stop a server under each, with the tool's state in a
+// directory of the bench's (PM2_HOME, FOREVER_ROOT).
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -28,14 +28,15 @@ function fetchPeers() {
 
 /**
  * pm2 running `app` as `bench`: in fork mode, or in cluster mode with
- * `instances` workers. `reload` is `pm2 reload` (in fork mode, a restart).
+ * `instances` workers; `flags`: more of `pm2 start`'s. `reload` is `pm2
+ * reload` (in fork mode, a restart).
  */
-function pm2(bin, app, { instances } = {}) {
+function pm2(bin, app, { instances, flags = [] } = {}) {
   const mode = instances ? ['-i', String(instances)] : [];
   const command = (args) => (home) => [bin('pm2'), args, { PM2_HOME: home }];
   return {
     name: `pm2@${PEERS.pm2} (${instances ? `cluster mode, -i ${instances}` : 'fork mode'})`,
-    start: command(['start', app, '--name', 'bench', ...mode]),
+    start: command(['start', app, '--name', 'bench', ...mode, ...flags]),
     reload: command(['reload', 'bench']),
     stop: command(['kill']),
   };
@@ -68,4 +69,10 @@ function run([file, args, env], base) {
   });
 }
 
-module.exports = { PEERS, fetchPeers, pm2, forever, run };
+/** Runs a tool's command as run() does; throws when it fails. */
+async function must(command, base) {
+  const { code, stderr } = await run(command, base);
+  if (code !== 0) throw new Error(`${path.basename(command[0])} ${command[1].join(' ')} exited with ${code}: ${stderr}`);
+}
+
+module.exports = { PEERS, fetchPeers, pm2, forever, run, must };

@@ -57,6 +57,22 @@ function rss(pid) {
   }
 }
 
+/** VmRSS and RssAnon (what the process alone costs), in kB. */
+function memory(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { vmRss: kb('VmRSS'), rssAnon: kb('RssAnon') };
+}
+
+/** sysconf(_SC_CLK_TCK) on Linux: the unit of cpuTicks(). */
+const CLOCK_TICKS = 100;
+
+/** CPU time the process has used (user and system), in clock ticks (10 ms here). */
+function cpuTicks(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 function signal(pid, sig) {
   try {
     process.kill(pid, sig);
@@ -122,4 +138,18 @@ function tcpPorts({ listeningOnly = false } = {}) {
   return ports;
 }
 
-module.exports = { sleep, pidsWithEnv, benchPids, sweepAtExit, state, isDead, rss, killAll, killAllNow, tcpPorts };
+module.exports = {
+  sleep,
+  pidsWithEnv,
+  benchPids,
+  sweepAtExit,
+  state,
+  isDead,
+  rss,
+  memory,
+  CLOCK_TICKS,
+  cpuTicks,
+  killAll,
+  killAllNow,
+  tcpPorts,
+};

@@ -24,15 +24,13 @@ const { KILLS, KILL_SPACING_MS, SETTLE_MS, ANSWER_TIMEOUT_MS, underLoad, request
 const peers = require('./peers.js');
 const procs = require('./procs.js');
 
-const { sleep } = procs;
+const { sleep, CLOCK_TICKS, cpuTicks, memory } = procs;
 const BENCH = __dirname;
 const ROOT = path.join(BENCH, '..');
 const RUNS = Number(process.env.BENCH_RESPAWN_RUNS) || 3;
 const TAG = `daemon-bench-respawn-${process.pid}-${Date.now()}`;
 /** How long the supervisor's CPU time is watched while nothing happens. */
 const IDLE_MS = 5000;
-/** sysconf(_SC_CLK_TCK) on Linux. */
-const CLOCK_TICKS = 100;
 
 /** The pid holding a listening socket on `port` (IPv4), from /proc. */
 function listener(port) {
@@ -56,16 +54,6 @@ function listener(port) {
   return null;
 }
 
-const statusOf = (pid) => {
-  const text = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
-  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return { vmRss: kb('VmRSS'), rssAnon: kb('RssAnon') };
-};
-/** CPU time the process has used (user and system), in clock ticks (10 ms here). */
-const cpuTicks = (pid) => {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-};
 const ppidOf = (pid) => {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
   return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
@@ -109,7 +97,7 @@ async function runOnce(tool, port) {
     await sleep(SETTLE_MS);
     const app = listener(port);
     const supervisor = ppidOf(app);
-    Object.assign(result, statusOf(supervisor));
+    Object.assign(result, memory(supervisor));
     // Whether it blocks or polls while the server just runs.
     const ticks = cpuTicks(supervisor);
     await sleep(IDLE_MS);
@@ -170,7 +158,7 @@ async function main() {
   const sleepRss = await (async () => {
     const sleeper = spawn('sleep', ['30']);
     await sleep(200);
-    const rss = statusOf(sleeper.pid);
+    const rss = memory(sleeper.pid);
     sleeper.kill('SIGKILL');
     return rss;
   })();

@@ -3,16 +3,20 @@
 // does for the script what a script using this module does at its top.
 
 const { ENV } = require('../lib/shared/env.js');
+const { native } = require('../lib/shared/native.js');
 const { prepare } = require('../lib/cli/script.js');
 
-const given = process.env[ENV.CLI_OPTIONS];
+// The options come on a descriptor the marker names, read once and closed.
+const marker = process.env[ENV.CLI_OPTIONS];
 delete process.env[ENV.CLI_OPTIONS];
 
-// Without the options: a Node child the daemon forked (a cluster worker runs
+// Without the marker: a Node child the daemon forked (a cluster worker runs
 // with the daemon's `-r`), which has nothing to prepare.
-if (given !== undefined) {
+if (marker !== undefined) {
   try {
-    prepare(JSON.parse(given));
+    const text = native().takeCliOptions(marker);
+    if (text === null) throw new Error(`${ENV.CLI_OPTIONS} names no options of the daemon command`);
+    prepare(JSON.parse(text));
   } catch (error) {
     // The launcher prints it as one line (`daemon: Error: EACCES: ...`) and
     // exits 1; Node's report, a stack through this preload, would only repeat it.

@@ -142,8 +142,9 @@ fn set_some<T: ToNapiValue>(object: &mut Object, name: &str, value: Option<T>) -
 }
 
 /// `{ argv, env, cwd, umask, stdout?, stderr? (see `Output`), readyTimeout, account?,
-/// preventCore, listeners?, respawn? }`; `argv`, `env`, `readyTimeout`,
-/// `listeners` and `respawn` matter only to `spawn`, which forks.
+/// preventCore, listeners?, respawn?, handedLock?, preloadOptions? }`;
+/// `argv`, `env`, `readyTimeout`, `listeners`, `respawn`, `handedLock` and
+/// `preloadOptions` matter only to `spawn`, which forks.
 impl FromNapiValue for Js<Plan> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let o = Object::from_napi_value(env, value)?;
@@ -171,6 +172,8 @@ impl FromNapiValue for Js<Plan> {
             listeners: optional::<Vec<Js<Listener>>>(&o, "listeners")?
                 .map_or_else(Vec::new, |all| all.into_iter().map(|js| js.0).collect()),
             respawn: optional_core(&o, "respawn")?,
+            handed_lock: optional(&o, "handedLock")?,
+            preload_options: optional(&o, "preloadOptions")?,
         }))
     }
 }
@@ -336,13 +339,15 @@ impl ToNapiValue for Js<PidFileStatus> {
     }
 }
 
-/// `{ ppid, start, age }`: age in seconds, start the system's own text.
+/// `{ ppid, start, age, cpu }`: age and CPU time in seconds (cpu null where
+/// it cannot be read), start the system's own text.
 impl ToNapiValue for Js<daemon_core::operator::ProcessStat> {
     unsafe fn to_napi_value(env: sys::napi_env, Js(p): Self) -> Result<sys::napi_value> {
         object_of(env, |o| {
             o.set("ppid", p.ppid)?;
             o.set("start", p.start.as_str())?;
-            o.set("age", p.age as f64)
+            o.set("age", p.age.as_secs_f64())?;
+            o.set("cpu", p.cpu.map(|cpu| cpu.as_secs_f64()))
         })
     }
 }

@@ -8,8 +8,8 @@ use daemon_core::launch::{self, confine, notify, privileges, ready};
 use daemon_core::operator;
 use daemon_core::output::{handover, log_read, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
-use daemon_core::sockets;
 use daemon_core::state_dir;
+use daemon_core::{socket_file, sockets};
 use js::{check_fds, known, throw, throw_coded, Js};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -83,11 +83,57 @@ pub fn become_supervisor(env: Env, Js(plan): Js<launch::Plan>) -> Result<()> {
     Err(throw(&env, launch::become_supervisor(&plan)))
 }
 
+/// Makes this process the reaper of its orphaned descendants (before
+/// `daemon run FILE` starts its apps' supervisors, detached).
+#[napi]
+pub fn adopt_orphans(env: Env) -> Result<()> {
+    launch::adopt_orphans().map_err(|e| throw(&env, e))
+}
+
+/// Replaces this process with the init of a fleet's supervisors `pids`
+/// (`daemon run FILE`), same pid, with `environment`. Returns only by
+/// throwing.
+#[napi]
+pub fn become_init(
+    env: Env,
+    program: String,
+    pids: Vec<u32>,
+    environment: Vec<String>,
+) -> Result<()> {
+    Err(throw(
+        &env,
+        launch::become_init(&program, &pids, &environment),
+    ))
+}
+
 /// Takes a socket passed to this process (fd 3, 4, ...): marks it
 /// close-on-exec and says what it is (`stream`, `dgram`, ..., `other`).
 #[napi]
 pub fn adopt_listener(env: Env, fd: i32) -> Result<&'static str> {
     sockets::adopt(fd).map_err(|e| throw(&env, e))
+}
+
+/// The Unix socket files bound for this process's service, noted when it
+/// starts; `remove()` at its end removes each one its name still names.
+#[napi]
+pub struct NotedSocketFiles {
+    files: socket_file::SocketFiles,
+}
+
+/// Notes which socket file each of `paths` names now (reached by the walk).
+#[napi]
+pub fn note_socket_files(paths: Vec<String>) -> NotedSocketFiles {
+    NotedSocketFiles {
+        files: socket_file::SocketFiles::note(&paths),
+    }
+}
+
+#[napi]
+impl NotedSocketFiles {
+    #[napi]
+    pub fn remove(&self) {
+        self.files.remove();
+    }
 }
 
 /// Where a passed socket listens (`{ host, port }` or `{ path }`), or null
@@ -111,11 +157,26 @@ pub fn is_main_thread() -> bool {
     launch::on_main_thread()
 }
 
+/// Ends the process at once with `code`, skipping Node's teardown (see
+/// `launch::exit_now`): the launcher's last call.
+#[napi]
+pub fn exit_now(code: i32) {
+    launch::exit_now(code)
+}
+
 /// In the daemon: takes the readiness pipe the marker names. False when the
 /// marker does not name the launcher's pipe.
 #[napi]
 pub fn take_ready_pipe(marker: String) -> bool {
     ready::take_pipe(&marker)
+}
+
+/// In a daemon the `daemon` command started: reads the preload's options
+/// from the descriptor the marker names, and closes it; null when the marker
+/// names no such descriptor.
+#[napi]
+pub fn take_cli_options(marker: String) -> Option<String> {
+    launch::preload_options::take(&marker)
 }
 
 /// In a supervised daemon: takes the pid-file lock its supervisor handed on.
@@ -188,6 +249,13 @@ pub fn holds_lock() -> bool {
 #[napi]
 pub fn release_locks() {
     lockfile::release_all();
+}
+
+/// Removes a pid file and its lock file that nothing holds (what a daemon
+/// of another user could not remove itself); false while the lock is held.
+#[napi]
+pub fn remove_unheld(env: Env, path: String) -> Result<bool> {
+    lockfile::remove_unheld(&path).map_err(|e| throw(&env, e))
 }
 
 /// Makes writes to the given descriptors wait rather than queue in Node's memory.

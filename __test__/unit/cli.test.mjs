@@ -2,7 +2,10 @@
 // place, the unit and environment file texts, the list's cells, the nearest
 // word, the env file format.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 const require = createRequire(import.meta.url);
@@ -12,8 +15,9 @@ const { nearest, distance } = require('../../lib/cli/nearest.js');
 const { parseEnv } = require('../../lib/cli/env-file.js');
 const { checkName, defaultName, filesOf } = require('../../lib/cli/state.js');
 const { chooseStateDir } = require('../../lib/operator/state-dir.js');
-const { unitText, environmentFile } = require('../../lib/cli/unit.js');
-const { table, duration, size } = require('../../lib/cli/report.js');
+const { unitText, environmentFile, socketUnits } = require('../../lib/cli/unit.js');
+const { table, duration, size, percent } = require('../../lib/cli/report.js');
+const { rotatedFiles, lastLinesStart } = require('../../lib/cli/log-reader.js');
 
 test("parse: the flags before the script are the command's, everything from the script on is the script's", () => {
   const parsed = parse('start', ['--name', 'web', '-q', 'app.js', '--pidfile', 'x', '--name', 'y', '-q']);
@@ -65,7 +69,8 @@ test("parse: the script's arguments that name one of the command's own flags are
   ]);
   assert.deepEqual(parse('start', ['--', 'app.js', '--name', 'web']).misplaced, []);
   assert.deepEqual(parse('start', ['app.js', 'a', '--', '--name']).misplaced, [], "after the script's own --");
-  assert.deepEqual(parse('run', ['app.js', '--respawn']).misplaced, [], 'not a flag of run');
+  assert.deepEqual(parse('run', ['app.js', '--respawn']).misplaced, ['--respawn'], "run's own flag too");
+  assert.deepEqual(parse('run', ['app.js', '--unknown']).misplaced, [], 'not a flag of run');
   assert.deepEqual(parse('restart', ['web', 'app.js', '--timeout', '5']).misplaced, ['--timeout']);
   assert.deepEqual(parse('stop', ['web']).misplaced, []);
 });
@@ -139,7 +144,6 @@ test('the state directory: $DAEMON_DIR, /run/daemon for root, XDG_STATE_HOME (ab
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: '/home/u/st' }, uid: 1000, home: '/home/u' }), '/home/u/st/daemon');
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: 'rel' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');
   assert.deepEqual(filesOf('/s', 'app'), { record: '/s/app.json', log: '/s/app.log', pidfile: '/s/app.pid', env: '/s/app.env' });
-  assert.equal(filesOf('/s', 'app', true).pidfile, '/s/app/app.pid');
 });
 
 test('environmentFile: no session variables, quoted and escaped values, names systemd would not take left out', () => {
@@ -190,58 +194,96 @@ test('unitText: Type=notify running daemon run, Restart=on-failure, the user, di
     /^EnvironmentFile=\/e\nEnvironmentFile=\/srv\/web\/\.env\nEnvironmentFile=\/srv\/web\/prod\.env\n/m,
     'in order, over the recorded one',
   );
+  // `daemon run` runs the script in its own Node: --node-arg goes to it; --wait-ready to `run`.
+  const nodeArgs = unitText(
+    { ...record, flags: { 'node-arg': ['--max-old-space-size=512'], 'wait-ready': true } },
+    { node: '/n', envFile: '/e', system: true },
+  );
+  assert.match(nodeArgs, /^ExecStart="\/n" "--max-old-space-size=512" "[^"]+\/bin\/daemon\.js" "run" "--name" "web" "--wait-ready" "--" /m);
   const user = unitText({ ...record, flags: { user: 'x' } }, { node: '/n', envFile: '/e', system: false });
   assert.ok(!user.includes('User='), 'a user unit runs as its user');
   assert.ok(user.includes('StandardOutput=journal\n') && user.includes('WantedBy=default.target\n'));
   assert.throws(() => unitText({ ...record, args: ['a\nb'] }, { envFile: '/e', system: true }), /cannot be written in a unit file/);
 });
 
+test('unitText of a supervised service: its supervisor in the foreground with its flags, an upgrade on reload, the drain under KillMode=mixed; socketUnits: one per listen name', () => {
+  const record = {
+    name: 'api',
+    script: '/srv/api/app.js',
+    args: [],
+    flags: {
+      user: 'www-data',
+      instances: 'max',
+      'kill-timeout': 20000,
+      listen: ['3000', 'admin=/run/api.sock', 'admin=127.0.0.1:9000', 'm e=9100'],
+    },
+  };
+  const sockets = socketUnits(record);
+  assert.deepEqual(
+    sockets.map(({ unit }) => unit),
+    ['api.socket', 'api-admin.socket', 'api-m\\x20e.socket'],
+  );
+  const admin = sockets[1].text.split('\n');
+  for (const line of ['ListenStream=/run/api.sock', 'ListenStream=127.0.0.1:9000', 'FileDescriptorName=admin', 'Service=api.service']) {
+    assert.ok(admin.includes(line), line);
+  }
+  assert.ok(!sockets[0].text.includes('FileDescriptorName='), 'unnamed: the unit name, matched by address');
+  const text = unitText(record, { node: '/usr/bin/node', envFile: '/e', system: true, sockets: sockets.map(({ unit }) => unit) });
+  const lines = text.split('\n');
+  const exec = lines.find((line) => line.startsWith('ExecStart='));
+  assert.match(
+    exec,
+    /"run" "--name" "api" "--user" "www-data" "--instances" "max" "--kill-timeout" "20000" "--listen" "3000" "--listen" "admin=\/run\/api\.sock" .*"--" "\/srv\/api\/app\.js"$/,
+  );
+  for (const line of [
+    `ExecReload="/usr/bin/node" "${require.resolve('../../bin/daemon.js')}" "upgrade" "api"`,
+    'NotifyAccess=main',
+    'KillMode=mixed',
+    'TimeoutStartSec=35000ms',
+    'TimeoutStopSec=25000ms',
+    'Requires=api.socket api-admin.socket api-m\\x20e.socket',
+    'Sockets=api.socket api-admin.socket api-m\\x20e.socket',
+  ]) {
+    assert.ok(lines.includes(line), line);
+  }
+  assert.ok(!lines.some((line) => line.startsWith('User=')), 'the supervisor runs as root and its instances as www-data');
+  assert.deepEqual(socketUnits({ ...record, flags: {} }), []);
+});
+
 test('the list: durations, sizes, and a table whose columns fit their cells', () => {
   assert.deepEqual([duration(null), duration(5), duration(125), duration(7300), duration(200000)], ['-', '5s', '2m', '2h', '2d']);
   assert.deepEqual([size(null), size(45 * 2 ** 20)], ['-', '45.0M']);
   const text = table([
-    { name: 'a', pid: 1, status: 'running', uptime: 5, restarts: null, memory: 2 ** 20, command: ['/x.js', 'y'] },
-    { name: 'longer-name', pid: null, status: 'stale', uptime: null, restarts: 2, memory: null, command: null },
+    { name: 'a', pid: 1, status: 'running', uptime: 5, restarts: null, cpu: 150.4, memory: 2 ** 20, command: ['/x.js', 'y'] },
+    { name: 'longer-name', pid: null, status: 'stale', uptime: null, restarts: 2, cpu: null, memory: null, command: null },
   ]);
   assert.equal(
     text,
     [
-      'NAME         PID  STATUS   UPTIME  RESTARTS  MEMORY  COMMAND',
-      'a            1    running  5s      -         1.0M    /x.js y',
-      'longer-name  -    stale    -       2         -       -',
+      'NAME         PID  STATUS   UPTIME  RESTARTS  CPU%  MEMORY  COMMAND',
+      'a            1    running  5s      -         150   1.0M    /x.js y',
+      'longer-name  -    stale    -       2         -     -       -',
     ].join('\n'),
   );
+  assert.deepEqual([percent(null), percent(0), percent(12.34), percent(99.96), percent(250.5)], ['-', '0.0', '12.3', '100', '251']);
 });
 
 test("logs: control characters but newline and tab as \\xHH (C0, DEL, C1), the rest as it is; the last N lines' start, a final newline ending the last line", () => {
-  const { escapeControls, lastLinesStart } = require('../../lib/cli/logs.js');
+  const { escapeControls } = require('../../lib/cli/logs.js');
   assert.equal(escapeControls('a\tb\n\x1b[2J\x07\r\x7f\u009b\u00a0\u00e9\u202e'), 'a\tb\n\\x1b[2J\\x07\\x0d\\x7f\\x9b\u00a0\u00e9\u202e');
-  const fs = require('node:fs');
-  const os = require('node:os');
-  const path = require('node:path');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-lines-'));
-  try {
-    const starts = (text, lines) => {
-      const file = path.join(dir, 'log');
-      fs.writeFileSync(file, text);
-      const fd = fs.openSync(file, 'r');
-      try {
-        return text.slice(lastLinesStart(fd, Buffer.byteLength(text), lines));
-      } finally {
-        fs.closeSync(fd);
-      }
-    };
-    assert.equal(starts('a\nb\nc\n', 2), 'b\nc\n');
-    assert.equal(starts('a\nb\nc', 2), 'b\nc');
-    assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
-    assert.equal(starts('a\nb\nc\n', 0), '');
-    assert.equal(starts('\n\n\n', 1), '\n');
-    assert.equal(starts('', 3), '');
-    const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;
-    assert.equal(starts(long, 2), `${'y'.repeat(70000)}\nlast\n`);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const starts = (text, lines) => {
+    const bytes = Buffer.from(text);
+    const { start } = lastLinesStart((position, length) => bytes.subarray(position, position + length), bytes.length, lines);
+    return bytes.subarray(start).toString();
+  };
+  assert.equal(starts('a\nb\nc\n', 2), 'b\nc\n');
+  assert.equal(starts('a\nb\nc', 2), 'b\nc');
+  assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
+  assert.equal(starts('a\nb\nc\n', 0), '');
+  assert.equal(starts('\n\n\n', 1), '\n');
+  assert.equal(starts('', 3), '');
+  const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;
+  assert.equal(starts(long, 2), `${'y'.repeat(70000)}\nlast\n`, 'across the reads of 64 KiB');
 });
 
 test('nearest: the known word within 2 edits (a swap is one; 1 for words of 2 letters), or starting with the word; none else', () => {
@@ -280,4 +322,71 @@ test("parseEnv: Node's --env-file rules where Node has no util.parseEnv, and the
     if (typeof util.parseEnv === 'function') assert.deepEqual({ ...util.parseEnv(text) }, expected, `Node: ${JSON.stringify(text)}`);
   }
   if (typeof util.parseEnv !== 'function') t.diagnostic(`Node ${process.version} has no util.parseEnv: only parseEnv() was checked`);
+});
+
+test('logs: the rotated files newest first, by number (.10 after .2), the plain one while gzip writes its .gz; how many lines the last ones are', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-rotated-'));
+  try {
+    for (const name of [
+      'app.log',
+      'app.log.1',
+      'app.log.1.gz',
+      'app.log.2.gz',
+      'app.log.10',
+      'app.log.0',
+      'app.log.x',
+      'app.log.2.gz.tmp',
+      'other.log.1',
+    ])
+      fs.writeFileSync(path.join(dir, name), '');
+    assert.deepEqual(
+      rotatedFiles(path.join(dir, 'app.log')).map(({ file, gz }) => [path.basename(file), gz]),
+      [
+        ['app.log.1', false],
+        ['app.log.2.gz', true],
+        ['app.log.10', false],
+      ],
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const bytes = Buffer.from('a\nbb\nccc\n');
+  const read = (position, length) => bytes.subarray(position, position + length);
+  assert.deepEqual(lastLinesStart(read, bytes.length, 2), { start: 2, found: 2 });
+  assert.deepEqual(lastLinesStart(read, bytes.length, 5), { start: 0, found: 3 }, 'all of them: fewer than asked');
+  assert.deepEqual(lastLinesStart(read, bytes.length - 1, 1), { start: 5, found: 1 }, 'a last line without its newline');
+  assert.deepEqual(lastLinesStart(read, 0, 3), { start: 0, found: 0 });
+});
+
+test("top's addresses: this process's listening sockets from /proc (TCP on IPv4 and IPv6, a Unix socket's path escaped), not its connections", async () => {
+  const net = require('node:net');
+  const { listeningOf } = require('../../lib/cli/report.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-listening-'));
+  const servers = [];
+  const listen = (...args) =>
+    new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => socket.end());
+      servers.push(server);
+      server.once('error', reject).listen(...args, () => resolve(server.address()));
+    });
+  try {
+    const v4 = await listen(0, '127.0.0.1');
+    const any = await listen(0, '0.0.0.0');
+    const v6 = await listen(0, '::1').catch(() => null); // a kernel without IPv6
+    const unix = path.join(dir, 'a\x1b[2Jb.sock');
+    await listen(unix);
+    const client = net.connect(v4.port, '127.0.0.1');
+    await new Promise((resolve) => client.on('connect', resolve));
+    const found = listeningOf([process.pid]);
+    assert.ok(!found.includes(`127.0.0.1:${client.localPort}`), 'a connection is no listening address');
+    client.destroy();
+    const expected = [`127.0.0.1:${v4.port}`, `*:${any.port}`, path.join(dir, 'a\\x1b[2Jb.sock')];
+    if (v6 !== null) expected.push(`[::1]:${v6.port}`);
+    assert.deepEqual(found.filter((address) => expected.includes(address)).sort(), expected.sort());
+    assert.ok(!found.some((address) => address.includes('\x1b')), 'no control character left');
+    assert.equal(listeningOf([2 ** 22 + 1]), null, 'no such process: nothing known');
+  } finally {
+    for (const server of servers) server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -97,6 +97,13 @@ const FLAGS = Object.freeze({
     read: (text) => integer('respawn-limit', text),
   },
   'respawn-window': { type: 'string', arg: 'MS', help: 'that window (default 60000)', read: (text) => integer('respawn-window', text) },
+  'node-arg': {
+    type: 'string',
+    multiple: true,
+    arg: 'ARG',
+    help: "an option of the script's Node (repeatable; --node-arg=--max-old-space-size=512)",
+  },
+  'wait-ready': { type: 'boolean', help: "ready once the script says so: process.send('ready') or the module's ready()" },
   listen: {
     type: 'string',
     multiple: true,
@@ -110,9 +117,39 @@ const FLAGS = Object.freeze({
   json: { type: 'boolean', help: 'print JSON' },
   lines: { type: 'string', short: 'n', arg: 'N', help: 'how many of the last lines (default 10)', read: (text) => integer('lines', text) },
   follow: { type: 'boolean', short: 'f', help: 'keep printing what is appended' },
+  once: { type: 'boolean', help: 'print one frame (CPU% over one second) and exit' },
+  sort: {
+    type: 'string',
+    arg: 'KEY',
+    help: 'order the services by cpu (the default), memory or name',
+    read: (text) => {
+      if (!['cpu', 'memory', 'name'].includes(text)) throw new UsageError(`--sort takes cpu, memory or name, not ${text}`);
+      return text;
+    },
+  },
   raw: { type: 'boolean', help: 'print the bytes as written (by default control characters but newline and tab show as \\xHH)' },
   'env-out': { type: 'string', arg: 'F', help: "where to write the unit's environment (0600)", read: absolute },
+  out: {
+    type: 'string',
+    arg: 'D',
+    help: 'write NAME.service (and, with --listen, its .socket units) into D instead of printing',
+    read: absolute,
+  },
+  'user-unit': { type: 'boolean', help: "install user units (~/.config/systemd/user) for the caller's own systemd" },
   logs: { type: 'boolean', help: 'remove its log files in the state directory too' },
+  env: { type: 'string', arg: 'NAME', help: "with a FILE: each app's env_NAME over its env" },
+  only: {
+    type: 'string',
+    arg: 'A,B',
+    help: 'with a FILE: only these of its apps',
+    read: (text) => text.split(',').map((name) => name.trim()),
+  },
+  config: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'a fleet file of any name (else FILE is *.config.js, .cjs, .mjs or *.json)',
+    read: absolute,
+  },
   help: { type: 'boolean', short: 'h', help: 'this help' },
 });
 
@@ -139,6 +176,8 @@ const START_FLAGS = Object.freeze([
   'log-max-size',
   'log-keep',
   'log-compress',
+  'node-arg',
+  'wait-ready',
   'listen',
 ]);
 
@@ -147,6 +186,8 @@ const SUPERVISOR_FLAGS = Object.freeze(['instances', 'kill-timeout', 'max-memory
 
 /** Whether these flags start a supervisor. */
 const supervised = (flags) => flags.respawn === true || SUPERVISOR_FLAGS.some((flag) => flags[flag] !== undefined);
+/** Whether `daemon run` with these flags becomes a supervisor: sockets too are held across restarts by one. */
+const supervisedRun = (flags) => supervised(flags) || flags.listen !== undefined;
 /** Where output goes: given to restart, these replace all the recorded ones. */
 const LOG_FLAGS = Object.freeze(['log', 'stdout', 'stderr']);
 
@@ -189,15 +230,29 @@ const COMMANDS = Object.freeze({
     summary: '0 running (prints the pid), 1 dead with a pid file, 3 not running, 4 unknown',
   },
   list: { flags: ['json'], usage: '[--json]', summary: 'every daemon of the state directory (also: ls)' },
+  top: {
+    flags: ['once', 'sort'],
+    usage: '[--once] [--sort cpu|memory|name]',
+    summary: 'every daemon live: CPU%, memory, restarts, addresses (q quits)',
+  },
   logs: { flags: ['pidfile', 'lines', 'follow', 'raw'], target: true, summary: 'the last lines of its log files' },
   run: {
-    // In the foreground the manager waits and restarts (systemd's Restart=).
-    flags: ['name', ...START_FLAGS.filter((flag) => flag !== 'ready-timeout' && !flag.startsWith('respawn'))],
+    flags: ['name', ...START_FLAGS],
     script: 'required',
     usage: '[options] [--] script.js [args...]',
-    summary: 'run the script in the foreground (no fork; READY=1 to NOTIFY_SOCKET)',
+    summary: 'run it in the foreground (no fork; READY=1 to NOTIFY_SOCKET); with a supervisor flag or --listen, as its supervisor',
   },
-  unit: { flags: ['env-out'], target: 'name', summary: 'print a systemd unit that runs it as it was started' },
+  unit: {
+    flags: ['env-out', 'out'],
+    target: 'name',
+    summary: 'print a systemd unit that runs it as it was started (--out D: write it, and its .socket)',
+  },
+  startup: {
+    flags: ['user-unit'],
+    target: 'names',
+    usage: '[NAME...] [--user-unit]',
+    summary: 'install and enable systemd units for these daemons (default: every one that runs), then stop their copies',
+  },
   delete: {
     flags: ['pidfile', 'signal', 'timeout', 'logs'],
     target: true,
@@ -257,18 +312,24 @@ const USAGE = [
   ...Object.keys(COMMANDS).map((command) => `  ${synopsis(command).slice('daemon '.length).padEnd(48)} ${COMMANDS[command].summary}`),
   '',
   'The state directory: $DAEMON_DIR, else /run/daemon for root (macOS: /var/run/daemon), else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
+  "A fleet file (pm2's ecosystem file: *.config.js, .cjs, .mjs or *.json, or --config F) in place of the script or NAME of",
+  'start, restart, stop, reload, upgrade, status and delete: each of its apps (--only A,B; --env NAME).',
   "Run 'daemon <command> --help' for its options.",
 ].join('\n');
 
-/** One command's help: its synopsis, summary and flags. */
-function commandUsage(command) {
-  const spec = COMMANDS[command];
-  const rows = [...spec.flags, 'help'].map((flag) => {
+/** The usage's rows of the flags `names` (and --help). */
+function flagRows(names) {
+  return [...names, 'help'].map((flag) => {
     const { short, arg, help } = FLAGS[flag];
     const names = `${short ? `-${short}, ` : ''}--${flag}${arg ? ` ${arg}` : ''}`;
     return `  ${names.padEnd(22)} ${help}`;
   });
-  return `Usage: ${synopsis(command)}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}`;
+}
+
+/** One command's help: its synopsis, summary and flags. */
+function commandUsage(command) {
+  const spec = COMMANDS[command];
+  return `Usage: ${synopsis(command)}\n\n${spec.summary}\n\nOptions:\n${flagRows(spec.flags).join('\n')}`;
 }
 
 /**
@@ -289,6 +350,33 @@ function scriptIndex(spec, tokens) {
   return { cut: -1, terminated: false };
 }
 
+/** parseArgs' own part of the rows of `names` (and --help). */
+function parseArgsOptions(names) {
+  return Object.fromEntries(
+    [...names, 'help'].map((flag) => {
+      const { type, short, multiple } = FLAGS[flag];
+      return [flag, Object.fromEntries(Object.entries({ type, short, multiple }).filter(([, value]) => value !== undefined))];
+    }),
+  );
+}
+
+/**
+ * `args` read strictly as the flags `names` (and --help) and positionals:
+ * `{ flags, positionals }`, the flags' values read (`flags` has no prototype).
+ */
+function readFlags(names, args) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: parseArgsOptions(names), strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(error.message);
+  }
+  const flags = Object.create(null);
+  for (const [flag, value] of Object.entries(parsed.values))
+    flags[flag] = FLAGS[flag].read && value !== undefined ? FLAGS[flag].read(value) : value;
+  return { flags, positionals: parsed.positionals };
+}
+
 /**
  * Parses `args` of `command` (a known one): `{ help }` for --help, else
  * `{ flags, name, script, scriptArgs, misplaced }` with the flags' values read
@@ -297,36 +385,20 @@ function scriptIndex(spec, tokens) {
  */
 function parse(command, args) {
   const spec = COMMANDS[command];
-  // parseArgs' own part of each row.
-  const options = Object.fromEntries(
-    [...spec.flags, 'help'].map((flag) => {
-      const { type, short, multiple } = FLAGS[flag];
-      return [flag, Object.fromEntries(Object.entries({ type, short, multiple }).filter(([, value]) => value !== undefined))];
-    }),
-  );
   let cut = -1;
   let terminated = false;
   if (spec.script) {
+    const options = parseArgsOptions(spec.flags);
     const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
     ({ cut, terminated } = scriptIndex(spec, tokens));
   }
-  const own = cut === -1 ? args : args.slice(0, cut);
-  let parsed;
-  try {
-    parsed = parseArgs({ args: own, options, strict: true, allowPositionals: true });
-  } catch (error) {
-    throw new UsageError(error.message);
-  }
-  const flags = Object.create(null);
-  for (const [flag, value] of Object.entries(parsed.values))
-    flags[flag] = FLAGS[flag].read && value !== undefined ? FLAGS[flag].read(value) : value;
+  const { flags, positionals } = readFlags(spec.flags, cut === -1 ? args : args.slice(0, cut));
   if (flags.help) return { help: true };
-  const { positionals } = parsed;
   const [script, ...scriptArgs] = cut === -1 ? [] : args.slice(cut);
   // scale's count comes last: NAME N, or --pidfile P N.
   const count = spec.count ? positionals.pop() : undefined;
   if (spec.count && count === undefined) throw new UsageError('give the number of instances: N or max');
-  const names = spec.target ? 1 : 0;
+  const names = spec.target === 'names' ? positionals.length : spec.target ? 1 : 0;
   if (positionals.length > names) throw new UsageError(`unexpected argument ${positionals[names]}`);
   const name = positionals[0];
   if (spec.script === 'required' && script === undefined) throw new UsageError('no script given');
@@ -338,7 +410,8 @@ function parse(command, args) {
     throw new UsageError(`the number of instances is N or max, not ${count}`);
   const parsedCount = count === undefined ? {} : { count: count === 'max' ? count : Number(count) };
   const misplaced = terminated ? [] : ownFlagsIn(spec, scriptArgs);
-  return { flags, name: name ?? flags.name, script, scriptArgs, misplaced, ...parsedCount };
+  const many = spec.target === 'names' ? { names: positionals } : {};
+  return { flags, name: name ?? flags.name, script, scriptArgs, misplaced, ...parsedCount, ...many };
 }
 
 /**
@@ -364,9 +437,13 @@ module.exports = {
   ALIASES,
   USAGE,
   commandUsage,
+  flagRows,
   parse,
+  parseArgsOptions,
+  readFlags,
   mergeFlags,
   checkStartFlags,
   streams,
   supervised,
+  supervisedRun,
 };

@@ -8,18 +8,22 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { signal, status, stop, upgrade, scale } = require('../operator/control.js');
 const { supervisorFiles } = require('../operator/state-dir.js');
-const { ENV } = require('../shared/env.js');
 const { native, nativeFor } = require('../shared/native.js');
 const { supervised } = require('./args.js');
 const state = require('./state.js');
 const { recordOf, unknownName } = require('./start.js');
-const { describe, table, supervisionLines } = require('./report.js');
-const { environmentFile, unitText } = require('./unit.js');
+const { describe, table, supervisionLines, statusCode } = require('./report.js');
+const { envFileOf, unitsOf, writeEnvFile } = require('./unit.js');
 const { logsCommand: printLogs } = require('./logs.js');
 
 /** LSB: program is not running (reload), status unknown. */
 const NOT_RUNNING = 7;
 const UNKNOWN = 4;
+
+/** Prints a line of the command's answer; for one app of a fleet file (`parsed.label`), after its name. */
+function say(parsed, text) {
+  console.log(parsed.label === undefined ? text : `${parsed.label}: ${text}`);
+}
 
 /**
  * The record of the daemon `parsed` names (NAME, or --pidfile P when a record
@@ -39,18 +43,17 @@ function pidfileOf(parsed, st = state.openState()) {
 
 async function stopCommand(parsed) {
   const { pid, stopped, killed } = await stop(pidfileOf(parsed), { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
-  if (pid === null) console.log('not running');
-  else console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
+  say(parsed, pid === null ? 'not running' : `${killed ? 'killed' : 'stopped'} ${pid}`);
   return pid === null || stopped ? 0 : 1;
 }
 
 function reloadCommand(parsed) {
   try {
-    console.log(`sent SIGHUP to ${signal(pidfileOf(parsed), 'SIGHUP')}`);
+    say(parsed, `sent SIGHUP to ${signal(pidfileOf(parsed), 'SIGHUP')}`);
     return 0;
   } catch (error) {
     if (error.code !== 'ESRCH') throw error;
-    console.error('daemon: not running');
+    console.error(`daemon: ${parsed.label === undefined ? '' : `${parsed.label}: `}not running`);
     return NOT_RUNNING;
   }
 }
@@ -78,8 +81,8 @@ async function upgradeCommand(parsed) {
   const { daemonPid, previous, instances } = await upgrade(pidfile).catch((error) => {
     throw noSupervisor(parsed, pidfile, 'upgrade', error);
   });
-  if (instances.length <= 1) console.log(`upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
-  else console.log(`upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
+  if (instances.length <= 1) say(parsed, `upgraded: the daemon ${daemonPid} serves, ${previous} is retired`);
+  else say(parsed, `upgraded ${instances.length} instances: ${instances.map((i) => `${i.daemonPid} (was ${i.previous})`).join(', ')}`);
   return 0;
 }
 
@@ -113,15 +116,14 @@ function statusCommand(parsed) {
   if (parsed.flags.json) console.log(JSON.stringify(row));
   if (row.status === 'unknown') {
     console.error(`daemon: ${row.error}`);
-    return UNKNOWN;
+    return statusCode(row);
   }
-  const { running, stale } = row;
   if (!parsed.flags.json) {
-    if (running) console.log(row.pid ?? 'running');
-    else console.log(stale ? `dead, but ${pidfile} is left over` : 'not running');
+    if (row.running) console.log(row.pid ?? 'running');
+    else console.log(row.stale ? `dead, but ${pidfile} is left over` : 'not running');
     for (const line of supervisionLines(row)) console.log(line);
   }
-  return running ? 0 : stale ? 1 : 3;
+  return statusCode(row);
 }
 
 function listCommand(parsed) {
@@ -139,31 +141,31 @@ function logsCommand(parsed) {
 }
 
 /**
- * Prints the unit and writes its environment file (0600): beside the
- * records, or /etc/daemon for root's /run/daemon, which a reboot empties.
+ * Prints the service unit, or with --out writes it and its .socket units
+ * into that directory; writes its environment file (0600).
  */
 function unitCommand(parsed) {
   const st = state.openState();
   const record = recorded(parsed, st);
   const system = process.geteuid() === 0;
-  const dir = system && !process.env[ENV.STATE_DIR] ? '/etc/daemon' : st.dir;
-  const envFile = parsed.flags['env-out'] ?? path.join(dir, `${record.name}.env`);
-  const text = unitText(record, { envFile, system });
-  const { text: envText, left } = environmentFile(record.env);
-  if (left.length > 0) console.error(`daemon: left out of ${envFile}, which systemd would not read: ${left.join(', ')}`);
-  if (record.flags.listen !== undefined) {
-    console.error(
-      `daemon: systemd binds for a unit: give it a ${record.name}.socket with ListenStream= for ${record.flags.listen.join(', ')}`,
-    );
+  const out = parsed.flags.out;
+  const envFile = envFileOf(record.name, st.dir, system, parsed.flags['env-out']);
+  const units = unitsOf(record, { envFile, system, withSockets: out !== undefined });
+  writeEnvFile(record, envFile, parsed.flags['env-out'] !== undefined);
+  if (out === undefined) {
+    if (record.flags.listen !== undefined) {
+      console.error(
+        `daemon: it binds ${record.flags.listen.join(', ')} itself: --out D writes a .socket unit too, for systemd to hold them`,
+      );
+    }
+    process.stdout.write(units[0].text);
+    return 0;
   }
-  if (parsed.flags['env-out'] === undefined) {
-    // Beside the records, or in root's /etc/daemon: made and written as the state directory is.
-    state.openState({ create: true, dir }).writePrivate(path.basename(envFile), envText);
-  } else {
-    fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o700 });
-    state.writePrivate(envFile, envText);
+  fs.mkdirSync(out, { recursive: true });
+  for (const { unit, text } of units) {
+    fs.writeFileSync(path.join(out, unit), text, { mode: 0o644 });
+    console.log(`wrote ${path.join(out, unit)}`);
   }
-  process.stdout.write(text);
   return 0;
 }
 
@@ -185,7 +187,7 @@ function removePidFiles(pidfile, inStateDir) {
   native().releaseLocks();
 }
 
-/** The directory of a daemon's user in the state directory, once empty. */
+/** The directory an earlier version made for a daemon's user in the state directory, once empty. */
 function removeOwnDir(dir) {
   try {
     fs.rmdirSync(dir);
@@ -213,8 +215,9 @@ async function deleteCommand(parsed) {
   const dir = st.dir;
   const { pid, stopped, killed } = await stop(record.pidfile, { signal: parsed.flags.signal, timeout: parsed.flags.timeout });
   if (pid !== null && !stopped) throw new Error(`pid ${pid} did not stop: ${record.name} is kept`);
-  if (pid !== null) console.log(`${killed ? 'killed' : 'stopped'} ${pid}`);
-  const ownDir = state.filesOf(dir, record.name, true).pidfile;
+  if (pid !== null) say(parsed, `${killed ? 'killed' : 'stopped'} ${pid}`);
+  // An earlier version put a daemon of another user's pid file in NAME/, a directory of that user's.
+  const ownDir = path.join(dir, record.name, `${record.name}.pid`);
   const inStateDir = record.pidfile === ownDir || record.pidfile === state.filesOf(dir, record.name).pidfile;
   removePidFiles(record.pidfile, inStateDir);
   if (record.pidfile === ownDir) removeOwnDir(path.dirname(ownDir));

@@ -7,8 +7,11 @@ const { parse, commandUsage, ALIASES, COMMANDS, USAGE, UsageError } = require('.
 const { nearest } = require('./nearest.js');
 const { start, restart, run } = require('./start.js');
 const commands = require('./commands.js');
+const { fleetFileIn, runFleet } = require('./fleet-commands.js');
+const { startup } = require('./startup.js');
+const { top } = require('./top.js');
 
-const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...commands });
+const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...commands, startup, top });
 
 /** `a`, `a and b`, `a, b and c`. */
 const words = (list) => (list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`);
@@ -26,6 +29,9 @@ async function main(argv) {
     console.error(`daemon: unknown command ${given}${guess === undefined ? '' : `: did you mean ${guess}?`} (daemon --help lists them)`);
     return 2;
   }
+  // A fleet file in place of the script or NAME: every app of it.
+  const fleet = fleetFileIn(command, args);
+  if (fleet !== null) return runFleet(command, fleet);
   const parsed = parse(command, args);
   if (parsed.help) {
     console.log(commandUsage(command));

@@ -4,14 +4,15 @@
 //
 // Layout (STATE = the directory, owned by the caller, not writable by others):
 //   STATE/NAME.json   the record: script, arguments, flags, environment (0600)
-//   STATE/NAME.log    stdout and stderr unless told otherwise (0640)
-//   STATE/NAME.pid    the pid file, for a daemon that runs as the caller
-//   STATE/NAME/NAME.pid  the pid file of a daemon root starts as another user,
-//                     in a directory that user owns (its lock() writes there)
-// Records and logs stay in STATE, where the daemon's user can neither replace
-// one nor plant a link for root to follow. Every command opens STATE with
-// openState(): by the trusted walk, its records read and written through its
-// descriptor and believed only if root's or the caller's alone.
+//   STATE/NAME.log    stdout and stderr unless told otherwise (0640; a daemon
+//                     of another user's, so that it may reopen it)
+//   STATE/NAME.pid    the pid file and its lock file (the launcher takes the
+//                     lock of a daemon of another user and hands it on)
+// Everything stays in STATE, where the daemon's user can neither replace nor
+// remove a file, nor plant a link for root to follow.
+// Every command opens STATE with openState(): by the trusted walk, its
+// records read and written through its descriptor and believed only if
+// root's or the caller's alone.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -40,26 +41,14 @@ function defaultName(script) {
   return name;
 }
 
-/** The files of daemon `name` in `dir`; `ownDir`: the pid file in a directory of the daemon's user. */
-function filesOf(dir, name, ownDir = false) {
+/** The files of daemon `name` in `dir`. */
+function filesOf(dir, name) {
   return {
     record: path.join(dir, `${name}.json`),
     log: path.join(dir, `${name}.log`),
-    pidfile: ownDir ? path.join(dir, name, `${name}.pid`) : path.join(dir, `${name}.pid`),
+    pidfile: path.join(dir, `${name}.pid`),
     env: path.join(dir, `${name}.env`),
   };
-}
-
-/** The directory of a daemon's user in the state directory, owned by that user (0755: the pid file is public). */
-function ensureOwnDir(dir, uid, gid) {
-  try {
-    fs.mkdirSync(dir, { mode: 0o755 });
-  } catch (error) {
-    if (error.code !== 'EEXIST') throw error;
-  }
-  const st = fs.lstatSync(dir);
-  if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
-  if (st.uid !== uid || st.gid !== gid) fs.chownSync(dir, uid, gid);
 }
 
 /** Writes `text` to `file`, 0600 from the start, replacing the old file in one rename. */
@@ -149,6 +138,5 @@ module.exports = {
   checkName,
   defaultName,
   filesOf,
-  ensureOwnDir,
   writePrivate,
 };

@@ -3,7 +3,7 @@
 // files bound for it): at exit, and on SIGTERM/SIGINT when the script has no
 // handler of its own (their default action would skip 'exit').
 
-const fs = require('node:fs');
+const { native } = require('../shared/native.js');
 const { addOwnListener } = require('./own-listeners.js');
 
 const tasks = [];
@@ -39,36 +39,19 @@ function atEnd(task) {
   tasks.push(task);
 }
 
-/** Which socket file `file` names now (device and inode), or null. */
-function socketFileId(file) {
-  try {
-    const st = fs.lstatSync(file, { bigint: true });
-    return st.isSocket() ? `${st.dev}:${st.ino}` : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The Unix socket files of `specs`, just bound (by the launcher, or in
  * place), are removed when this process ends, as a supervisor removes its
- * service's: each only while its name still names that file (a socket bound
- * there since by another process is left alone). A daemon that may not
- * write the directory leaves its file, which the next bind replaces.
+ * service's: each only while its name, reached by the path walk (no other
+ * user's symlinks), still names that file (a socket bound there since by
+ * another process is left alone). A daemon that may not write the directory
+ * leaves its file, which the next bind replaces.
  */
 function removeSocketFilesAtEnd(specs) {
-  const files = specs
-    .filter((spec) => spec.path !== undefined)
-    .map(({ path }) => ({ path, id: socketFileId(path) }))
-    .filter(({ id }) => id !== null);
-  if (files.length === 0) return;
-  atEnd(() => {
-    for (const { path, id } of files) {
-      try {
-        if (socketFileId(path) === id) fs.unlinkSync(path);
-      } catch {} // a directory this user may not write
-    }
-  });
+  const paths = specs.filter((spec) => spec.path !== undefined).map(({ path }) => path);
+  if (paths.length === 0) return;
+  const noted = native().noteSocketFiles(paths);
+  atEnd(() => noted.remove());
 }
 
 module.exports = { atEnd, removeSocketFilesAtEnd };

@@ -7,16 +7,13 @@ const { debuglog } = require('node:util');
 const { native } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
 const { SYSLOG, bare } = require('../shared/options.js');
-const { startOptions } = require('../launcher/start-options.js');
+const { startOptions, output } = require('../launcher/start-options.js');
 const { isDaemon, isSupervised, hasStarted, isForkedByStarted, joinStarted, markStarted, readyWhenServing } = require('./readiness.js');
-const { lookupAccount, accountEnv } = require('../shared/identity.js');
 const { anchorNodeOptions } = require('../shared/node-options.js');
 const { addBound } = require('./listeners.js');
-const { toBind } = require('../launcher/listen.js');
-const { setLogs, output, streamsToSyslog, guardStreams } = require('./stdio.js');
-const { lock } = require('./lock.js');
-const { removeSocketFilesAtEnd } = require('./at-end.js');
-const { status } = require('../operator/control.js');
+// What only some starts need (the foreground's steps, a pid file, sockets,
+// the launcher's code) is loaded where it runs: each module a daemon loads
+// before its first answer costs it 0.2 to 0.8 ms (docs/performance.md).
 const { load } = require('../shared/lazy-exports.js');
 
 const debug = debuglog('daemon');
@@ -42,16 +39,19 @@ function completeStart(opts) {
   // In the foreground, what the launcher and the child do for a daemon, in
   // place and in the same order (the addon's startInPlace): an unknown user,
   // a bad cwd or a log that cannot be opened throws with nothing changed.
-  const account = foreground ? lookupAccount(opts.user, opts.group) : undefined;
+  const identity = foreground ? load('./identity.js') : undefined;
+  const account = identity?.lookupAccount(opts.user, opts.group);
   if (foreground) {
     const { cwd, umask, preventCore } = opts;
-    const listeners = toBind(opts.listen);
+    const listeners = load('../launcher/listen.js').toBind(opts.listen);
     const plan = { cwd, umask, stdout: output(opts.stdout), stderr: output(opts.stderr), account, preventCore, listeners };
     addBound(opts.listen, native().startInPlace(bare(plan)));
-    Object.assign(process.env, accountEnv(account));
+    Object.assign(process.env, identity.accountEnv(account));
   }
+  // The started process's streams (not the launcher's business).
+  const { setLogs, streamsToSyslog, guardStreams } = load('../daemon/stdio.js');
   // The supervisor removes a supervised service's socket files.
-  if (!isSupervised()) removeSocketFilesAtEnd(opts.listen);
+  if (!isSupervised() && opts.listen.length > 0) load('../daemon/at-end.js').removeSocketFilesAtEnd(opts.listen);
   setLogs(opts.stdout, opts.stderr, account?.uid);
   // After execve() the process is dumpable again; the core limit of 0 came through.
   if (opts.preventCore) native().preventCoreDumps();
@@ -66,8 +66,8 @@ function completeStart(opts) {
   const instances = isSupervised() ? Number(process.env[ENV.INSTANCES]) : 1;
   guardStreams(opts.syslog, instances > 1 ? Buffer.from(`[${process.env[ENV.INSTANCE]}] `) : undefined);
   // The service's pid file (a supervisor's lock, held for this process, is true).
-  if (opts.pidfile !== undefined && !lock(opts.pidfile)) {
-    throw new Error(`already running as pid ${status(opts.pidfile).pid ?? '(unknown)'}`);
+  if (opts.pidfile !== undefined && !load('../daemon/lock.js').lock(opts.pidfile)) {
+    throw new Error(`already running as pid ${load('../operator/control.js').status(opts.pidfile).pid ?? '(unknown)'}`);
   }
   const notifySocket = process.env[ENV.NOTIFY_SOCKET];
   // The daemon's own children must not speak to systemd for it.

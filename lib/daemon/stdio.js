@@ -52,37 +52,70 @@ let lossReported = false;
  * inherited terminal hangs up or pipe's reader goes away, the stream lets go
  * of it for /dev/null, and what is written after counts as lost too.
  * `prefix` (a Buffer): put at the start of each line written to a log file.
+ * A stream Node has not created yet is guarded once it is (onceCreated()).
  */
 function guardStreams(target, prefix) {
-  for (const [name, fd] of STREAMS) {
-    const stream = process[name];
-    const lose = (bytes, error) => {
-      lost.writes += 1;
-      lost.bytes += bytes;
-      if (lossReported || error === undefined) return;
-      lossReported = true;
-      const message = `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`;
-      native().syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
-    };
-    // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
-    if (stream._type === 'fs') {
-      const lines = prefix === undefined ? undefined : linePrefixer(prefix);
-      stream._write = (chunk, _encoding, callback) => {
-        writeAll(fd, lines === undefined ? chunk : lines(chunk), lose);
-        callback();
-      };
-    } else {
-      // A terminal or pipe it inherited is let go of; syslog's pipe is the process's own.
-      const letGo = () => {
-        if (logs[name] !== undefined) return false;
-        native().detachStdio([fd]);
-        return true;
-      };
-      for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, letGo);
-    }
-    // Any other error of the stream is not the end of the process either.
-    stream.on('error', (error) => lose(0, error));
+  for (const [name, fd] of STREAMS) onceCreated(name, (stream) => guardStream(stream, name, fd, target, prefix));
+}
+
+/**
+ * Runs `guard` on process[name] (stdout or stderr) once Node has created the
+ * stream: at once if it may have, else from the getter that creates it on
+ * first use. A daemon need not pay for a stream before its first answer, nor
+ * at all if it never writes: Node loads its stream modules and builds the
+ * stream in the getter (a millisecond). No stdio stream exists before Node
+ * has loaded its `stream` module; where `process.moduleLoadList` does not
+ * say (Bun, Deno), the stream is taken at once.
+ */
+function onceCreated(name, guard) {
+  const own = Object.getOwnPropertyDescriptor(process, name);
+  const loaded = process.moduleLoadList;
+  if (!Array.isArray(loaded) || loaded.includes('NativeModule stream') || typeof own?.get !== 'function' || !own.configurable) {
+    guard(process[name]);
+    return;
   }
+  const nodes = bare(own); // prototype-less: a polluted prototype adds no `value` to a descriptor
+  Object.defineProperty(process, name, {
+    __proto__: null,
+    configurable: true,
+    enumerable: nodes.enumerable,
+    get() {
+      Object.defineProperty(process, name, nodes);
+      const stream = process[name];
+      guard(stream);
+      return stream;
+    },
+  });
+}
+
+/** guardStreams() for one stream: `name` on descriptor `fd`. */
+function guardStream(stream, name, fd, target, prefix) {
+  const lose = (bytes, error) => {
+    lost.writes += 1;
+    lost.bytes += bytes;
+    if (lossReported || error === undefined) return;
+    lossReported = true;
+    const message = `daemon: output to ${name} is lost (${error.message}); daemon.lost counts it`;
+    native().syslogSend(Object.assign(Object.create(null), target, { message, priority: 'err' }));
+  };
+  // Node's stream for a file (its SyncWriteStream) has `_type` 'fs'; pipes and terminals are sockets.
+  if (stream._type === 'fs') {
+    const lines = prefix === undefined ? undefined : linePrefixer(prefix);
+    stream._write = (chunk, _encoding, callback) => {
+      writeAll(fd, lines === undefined ? chunk : lines(chunk), lose);
+      callback();
+    };
+  } else {
+    // A terminal or pipe it inherited is let go of; syslog's pipe is the process's own.
+    const letGo = () => {
+      if (logs[name] !== undefined) return false;
+      native().detachStdio([fd]);
+      return true;
+    };
+    for (const method of ['_write', '_writev']) guardWrite(stream, method, lose, letGo);
+  }
+  // Any other error of the stream is not the end of the process either.
+  stream.on('error', (error) => lose(0, error));
 }
 
 /**
@@ -195,16 +228,4 @@ function openLogs(stdout, stderr, owner) {
   nativeFor('reopenLogs').reopenLogs(stdout, stderr, owner);
 }
 
-/**
- * Where the addon puts stdout or stderr (a launcher for its daemon, or a
- * process in place): a log file, a descriptor of this process, /dev/null, or
- * nothing (the stream it has; also for 'syslog', which the started process
- * does itself).
- */
-function output(log) {
-  if (log === undefined || log === SYSLOG) return undefined;
-  if (log === IGNORE) return bare({ ignore: true });
-  return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
-}
-
-module.exports = { setLogs, output, guardStreams, linePrefixer, streamsToSyslog, closeIO, reopenLogs, lost };
+module.exports = { setLogs, guardStreams, linePrefixer, streamsToSyslog, closeIO, reopenLogs, lost };

@@ -163,4 +163,4 @@ function takeOver(passed) {
   };
 }
 
-module.exports = { takeOver, onFirstListen, handedAddresses };
+module.exports = { takeOver, onFirstListen, handedAddresses, handedFor };

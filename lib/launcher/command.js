@@ -5,7 +5,6 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ENV } = require('../shared/env.js');
 const { bare } = require('../shared/options.js');
 const { runtimeArgs } = require('../shared/node-options.js');
 
@@ -34,19 +33,21 @@ function isEsm(file) {
 /**
  * The command line that runs `script` (an absolute path, or one inside
  * `chroot.dir`) with `args` under the preload, which in the daemon calls
- * start(`options`) and, when given, chroot(`chroot.dir`). A fresh
- * Node with none of this process's own options. An ES module is evaluated
- * after the first turn of the event loop that a CommonJS script's readiness
- * waits for: a small main module imports it and reports ready once its top
- * level has run (not inside a new root, where that module is out of reach).
+ * start(`options`) and, when given, chroot(`chroot.dir`). A fresh Node with
+ * none of this process's own options, only `nodeArgs`. An ES module is
+ * evaluated after the first turn of the event loop that a CommonJS script's
+ * readiness waits for: a small main module imports it and reports ready once
+ * its top level has run (not inside a new root, where that module is out of
+ * reach; nor when the script reports ready itself, `ready: 'manual'`).
  */
-function preloadCommand(script, args, options, chroot) {
-  const esm = chroot === undefined && isEsm(script);
+function preloadCommand(script, args, options, chroot, nodeArgs = []) {
+  const esm = chroot === undefined && options.ready !== 'manual' && isEsm(script);
   const entry = esm ? [ESM_MAIN, script] : [script];
   const daemonOptions = esm ? { ...options, ready: 'manual' } : options;
   return bare({
-    argv: [process.execPath, '-r', PRELOAD, ...entry, ...args],
-    env: [`${ENV.CLI_OPTIONS}=${JSON.stringify({ options: daemonOptions, chroot })}`],
+    argv: [process.execPath, ...nodeArgs, '-r', PRELOAD, ...entry, ...args],
+    // On a descriptor the preload reads once, not in the environment (docs/design.md).
+    preloadOptions: JSON.stringify({ options: daemonOptions, chroot }),
   });
 }
 

@@ -6,18 +6,18 @@
 // spawn() and daemon.daemon() share the plan (spawnPlan).
 
 const { debuglog } = require('node:util');
-const { unsupported } = require('../shared/errors.js');
 const { native, supervisorPath } = require('../shared/native.js');
-const { ENV, PARENT_ONLY } = require('../shared/env.js');
+const { ENV, PARENT_ONLY, SESSION_ONLY, listed } = require('../shared/env.js');
 const { SYSLOG, IGNORE, bare } = require('../shared/options.js');
-const { lookupAccount, accountEnv } = require('../shared/identity.js');
 const { evaluated } = require('../shared/node-options.js');
 const { thisScript } = require('./command.js');
-const { output } = require('../daemon/stdio.js');
+const { output } = require('./start-options.js');
 const { listeners } = require('../daemon/listeners.js');
-const { toBind } = require('./listen.js');
-const { ensureStateDir, supervisorFiles } = require('../operator/state-dir.js');
-const { status } = require('../operator/control.js');
+// What only some starts need (sockets, a supervisor, a pid file) is loaded where it runs.
+const { load, onCall } = require('../shared/lazy-exports.js');
+
+// errors.js loads when a start is refused.
+const { unsupported } = onCall('./errors.js', ['unsupported']);
 
 const debug = debuglog('daemon');
 
@@ -46,14 +46,20 @@ function checkLauncher() {
 
 /**
  * The daemon's environment: the launcher's (or `entries`) without its
- * parent's variables and those named in `dropped`, plus `extra` and the account's.
+ * parent's variables and those named in `dropped`, plus `extra` and the
+ * account's variables (`accountVars`). A daemon of another user
+ * (`otherUser`) gets none of the login session's variables either (root's
+ * SUDO_*, SSH_*, MAIL, ...: every process of that user may read its
+ * environment).
  */
-function daemonEnv(entries, extra, account, dropped = []) {
+function daemonEnv(entries, extra, accountVars, dropped, otherUser) {
   const env = entries ?? Object.entries(process.env).map(([key, value]) => `${key}=${value}`);
-  const own = [...extra, ...Object.entries(accountEnv(account)).map(([key, value]) => `${key}=${value}`)];
+  const own = [...extra, ...Object.entries(accountVars).map(([key, value]) => `${key}=${value}`)];
   const name = (entry) => entry.slice(0, entry.indexOf('='));
   const left = [...PARENT_ONLY, ENV.READY_PIPE, ...dropped, ...own.map(name)];
-  return [...env.filter((entry) => !left.includes(name(entry))), ...own];
+  const session = otherUser ? SESSION_ONLY : [];
+  const kept = (entry) => !left.includes(name(entry)) && !listed(session, name(entry));
+  return [...env.filter(kept), ...own];
 }
 
 /** Whether the daemon will open an inspector: `--inspect…` in its argv or NODE_OPTIONS. */
@@ -82,11 +88,13 @@ function describeLog(log) {
 
 /**
  * The sockets the daemon gets: those passed to this process (unless `handOn`
- * is false: another program's daemon is not this service), then those to bind.
+ * is false: another program's daemon is not this service), then those to
+ * bind; or, with `standIn`, the passed ones standing for those to bind.
  */
-function daemonListeners(specs, handOn) {
+function daemonListeners(specs, handOn, standIn) {
+  if (handOn && standIn) return load('../launcher/listen.js').standIns(specs);
   const handed = handOn ? listeners().map(({ fd, name }) => bare({ fd, name })) : [];
-  return [...handed, ...toBind(specs)];
+  return specs.length === 0 ? handed : [...handed, ...load('../launcher/listen.js').toBind(specs)];
 }
 
 /**
@@ -97,7 +105,8 @@ function daemonListeners(specs, handOn) {
 function respawnPlan(opts) {
   if (opts.respawn === undefined) return undefined;
   // The record: where status() finds restarts and a give-up, also after the supervisor is gone.
-  const files = opts.pidfile === undefined ? undefined : supervisorFiles(opts.pidfile, ensureStateDir());
+  const stateDir = opts.pidfile === undefined ? undefined : load('../operator/state-dir.js');
+  const files = stateDir?.supervisorFiles(opts.pidfile, stateDir.ensureStateDir());
   return bare({
     program: supervisorPath(),
     instances: opts.respawn.instances,
@@ -114,22 +123,38 @@ function respawnPlan(opts) {
   });
 }
 
+/** Whether the daemon runs as another user than this process's. */
+function switchesUser(account) {
+  return account?.uid !== undefined && account.uid !== process.geteuid();
+}
+
 /**
  * The native spawn's plan for validated options. `command.argv` is the Node
  * command line the daemon runs, `command.env` entries added to its
- * environment. `command.another`: the daemon is another program's (spawn(),
+ * environment, `command.preloadOptions` what the preload there reads from a
+ * descriptor (command.js). `command.another`: the daemon is another program's (spawn(),
  * daemon.daemon()), not this service's, so systemd's notify socket and the
- * sockets passed to this process stay here. Reads the user database here:
- * it may not be read between fork() and execve().
+ * sockets passed to this process stay here. `command.standIns`: the sockets
+ * passed to this process stand for the `listen` addresses (`daemon run`
+ * under systemd), not beside them. Reads the user database here: it may not
+ * be read between fork() and execve().
  */
 function spawnPlan(opts, given) {
   const command = bare(given); // its own fields only: a polluted prototype supplies no argv
-  const account = lookupAccount(opts.user, opts.group);
+  // The user database only for a daemon that runs as another user.
+  const identity = opts.user === undefined && opts.group === undefined ? undefined : load('./identity.js');
+  const account = identity?.lookupAccount(opts.user, opts.group);
   const service = !command.another;
   // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
   return bare({
     argv: command.argv,
-    env: daemonEnv(opts.env, command.env ?? [], account, service ? [] : [ENV.NOTIFY_SOCKET]),
+    env: daemonEnv(
+      opts.env,
+      command.env ?? [],
+      identity?.accountEnv(account) ?? {},
+      service ? [] : [ENV.NOTIFY_SOCKET],
+      switchesUser(account),
+    ),
     cwd: opts.cwd,
     umask: opts.umask,
     stdout: output(opts.stdout),
@@ -137,8 +162,12 @@ function spawnPlan(opts, given) {
     readyTimeout: opts.readyTimeout,
     account,
     preventCore: opts.preventCore,
-    listeners: daemonListeners(opts.listen, service),
+    listeners: daemonListeners(opts.listen, service, command.standIns),
     respawn: respawnPlan(opts),
+    // A daemon of another user: the launcher takes its pid file's lock where
+    // only the launcher's user writes, and hands it on (docs/pidfiles.md).
+    handedLock: opts.respawn === undefined && switchesUser(account) ? opts.pidfile : undefined,
+    preloadOptions: command.preloadOptions,
   });
 }
 
@@ -153,7 +182,7 @@ function launchDaemon(opts, given) {
   const argv = command.argv ?? thisScript();
   debug('launcher %d: starting %j in %s', process.pid, argv, opts.cwd);
   // Before binding: a second start says who runs, not that the address is busy.
-  const holder = opts.pidfile === undefined || opts.listen.length === 0 ? null : status(opts.pidfile);
+  const holder = opts.pidfile === undefined || opts.listen.length === 0 ? null : load('../operator/control.js').status(opts.pidfile);
   if (holder?.running) {
     process.stderr.write(`daemon: Error: already running as pid ${holder.pid}\n`);
     return { pid: holder.pid, code: 1 };
@@ -175,9 +204,39 @@ function launchDaemon(opts, given) {
   return verdict;
 }
 
-/** Starts the daemon and exits with its verdict. */
-function launch(opts, given) {
-  process.exit(launchDaemon(opts, given).code);
+/**
+ * Replaces this process with the daemon's supervisor (`opts.respawn`), same
+ * pid: `daemon run` as systemd's or a container's main process. `command`
+ * as spawnPlan() takes it. Returns only by throwing, with nothing changed.
+ */
+function becomeSupervisor(opts, command) {
+  checkLauncher();
+  native().becomeSupervisor(spawnPlan(opts, command));
 }
 
-module.exports = { launch, launchDaemon, spawnPlan };
+/** Node options whose output Node writes at its teardown: profiles and trace events. */
+const WRITES_AT_TEARDOWN = /^--(cpu-prof|heap-prof|prof|trace-event)/;
+
+/**
+ * Whether this Node writes something at its teardown (coverage, profiles,
+ * trace events) that ending with _exit() would lose.
+ */
+function writesAtTeardown() {
+  const options = [...process.execArgv, ...(process.env[ENV.NODE_OPTIONS] ?? '').split(/\s+/)];
+  return process.env[ENV.V8_COVERAGE] !== undefined || options.some((option) => WRITES_AT_TEARDOWN.test(option));
+}
+
+/**
+ * Starts the daemon and exits with its verdict. The prompt (or the unit
+ * manager) waits for this exit, so once the 'exit' listeners have run the
+ * process ends at once, without Node's teardown (its threads, OpenSSL's
+ * cleanup: a millisecond or two), unless that teardown writes something.
+ */
+function launch(opts, given) {
+  const { code } = launchDaemon(opts, given);
+  // Added last, so run last: what a listener sets as process.exitCode stands, as with process.exit().
+  if (!writesAtTeardown()) process.on('exit', () => native().exitNow(Number(process.exitCode) || 0));
+  process.exit(code);
+}
+
+module.exports = { launch, launchDaemon, becomeSupervisor, spawnPlan };

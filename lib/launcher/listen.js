@@ -7,7 +7,7 @@ const path = require('node:path');
 const { invalidType, invalidValue } = require('../shared/errors.js');
 const { bare, checkInteger, checkOptions, optionalId } = require('../shared/options.js');
 const { lookupAccount } = require('../shared/identity.js');
-const { MAX_LISTENERS, UNNAMED } = require('../daemon/listeners.js');
+const { MAX_LISTENERS, UNNAMED, listeners } = require('../daemon/listeners.js');
 
 /** What systemd takes for FileDescriptorName=: printable ASCII without ':', at most 255. */
 const LISTEN_NAME = /^[\x21-\x39\x3b-\x7e]{1,255}$/;
@@ -93,4 +93,33 @@ function toBind(specs) {
   });
 }
 
-module.exports = { checkListen, toBind };
+/**
+ * The sockets for checked `listen` specs when the stream sockets passed to
+ * this process (a systemd .socket unit, systemd-socket-activate) stand for
+ * them: each spec takes the passed one of its name (LISTEN_FDNAMES), else of
+ * its address (the one its listen() would take), else the next one left, in
+ * order; only a spec none is left for is bound. Passed sockets left over
+ * follow, as they were passed. Each keeps the spec's name.
+ */
+function standIns(specs) {
+  const left = listeners();
+  const take = (found) => (found === undefined ? undefined : left.splice(left.indexOf(found), 1)[0]);
+  const streams = () => left.filter((passed) => passed.type === 'stream');
+  const named = (spec) => (spec.name === UNNAMED ? undefined : streams().find((passed) => passed.name === spec.name));
+  const chosen = specs.map((spec) => take(named(spec)));
+  if (streams().length > 0) {
+    // listeners.js took over listen() for the passed streams: the socket a listen() for the spec's address takes.
+    const { handedFor } = require('../daemon/takeover.js');
+    for (const [i, { path: file, host, port }] of specs.entries()) {
+      const found = handedFor(file === undefined ? { port, host } : { path: file });
+      chosen[i] ??= take(streams().find((passed) => passed.fd === found?.fd));
+    }
+  }
+  for (const i of specs.keys()) chosen[i] ??= take(streams()[0]);
+  return [
+    ...specs.map((spec, i) => (chosen[i] === undefined ? toBind([spec])[0] : bare({ fd: chosen[i].fd, name: spec.name }))),
+    ...left.map(({ fd, name }) => bare({ fd, name })),
+  ];
+}
+
+module.exports = { checkListen, splitName, toBind, standIns };

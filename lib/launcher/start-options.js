@@ -4,7 +4,6 @@
 // addresses in listen.js). Read as own properties only, as in
 // ../shared/options.js.
 
-const { invalidType, invalidValue } = require('../shared/errors.js');
 const {
   MAX_MS,
   SYSLOG,
@@ -21,7 +20,15 @@ const {
   optional,
   syslogTarget,
 } = require('../shared/options.js');
-const { checkListen } = require('./listen.js');
+const { load, onCall } = require('../shared/lazy-exports.js');
+
+// errors.js loads when an argument is refused: a good start never needs it.
+const { invalidType, invalidValue } = onCall('./errors.js', ['invalidType', 'invalidValue']);
+
+/** `listen`'s addresses, checked in listen.js, loaded only when there are some (a daemon's start() loads no more than it needs). */
+function checkListen(name, value) {
+  return load('../launcher/listen.js').checkListen(name, value);
+}
 
 /** The environment as `KEY=VALUE` entries; values are turned into strings, undefined ones left out. */
 function checkEnv(env) {
@@ -133,6 +140,18 @@ function checkLog(name, value) {
 }
 
 /**
+ * Where the addon puts a validated stdout or stderr (a launcher for its
+ * daemon, or a process in place): a log file, a descriptor of this process,
+ * /dev/null, or nothing (the stream it has; also for 'syslog', which the
+ * started process does itself).
+ */
+function output(log) {
+  if (log === undefined || log === SYSLOG) return undefined;
+  if (log === IGNORE) return bare({ ignore: true });
+  return typeof log === 'number' ? bare({ fd: log }) : bare({ path: log });
+}
+
+/**
  * Validates `start()`'s options (or those of `fn`, with its `defaults` and
  * `known` keys); throws before anything is done. `foreground` is what the
  * code chose. `script` names the syslog tag's default.
@@ -198,6 +217,7 @@ function spawnCompatOptions(input, script) {
 
 module.exports = {
   startOptions,
+  output,
   compatOptions,
   checkCommand,
   spawnOptions,

@@ -22,7 +22,11 @@ const debug = debuglog('daemon');
 /** How often stop() looks whether the daemon is gone. */
 const STOP_POLL_MS = 10;
 
-/** A live process's parent, start (the same text for the same process) and age in seconds, or null when it is gone. */
+/**
+ * A live process's parent, start (the same text for the same process), age
+ * and CPU time used (user and system) in seconds, as the kernel tells (cpu
+ * null where it cannot be read), or null when it is gone.
+ */
 function procStat(pid) {
   return nativeFor('status').processInfo(pid);
 }
@@ -140,11 +144,19 @@ function supervisedChildren(file) {
  * Stops the verified holder of the lock on `file` (a supervisor forwards the
  * signal and exits after its daemon): sends the signal, waits until that
  * process (and a supervisor's daemon) is gone, and sends it SIGKILL after
- * `timeout` ms when `kill` is true. Resolves `{ pid, stopped, killed }`.
+ * `timeout` ms when `kill` is true. Then removes the pid file and its lock
+ * file if the daemon could not (one that ran as another user: they are where
+ * only root writes). Resolves `{ pid, stopped, killed }`.
  */
 async function stop(file, options) {
   const absolute = checkPath('file', file);
   const opts = stopOptions(options);
+  const result = await stopHolder(absolute, opts);
+  if (result.pid === null || result.stopped) removeLeftovers(absolute);
+  return result;
+}
+
+async function stopHolder(absolute, opts) {
   const children = supervisedChildren(absolute);
   const holder = nativeFor('stop').findHolder(absolute); // EPERM: held, by a process it cannot verify
   const nothing = { pid: null, stopped: false, killed: false };
@@ -161,6 +173,19 @@ async function stop(file, options) {
     return { pid, stopped, killed: stopped };
   } finally {
     holder.close();
+  }
+}
+
+/**
+ * The pid file and lock file of `file` that nothing holds any more: removed
+ * where the caller may (a daemon of another user could not), left otherwise.
+ */
+function removeLeftovers(file) {
+  try {
+    if (nativeFor('stop').removeUnheld(file)) debug('stop %s: nothing is left of it', file);
+  } catch (error) {
+    // Not the caller's to remove (another user's directory): they stay, stale, as a killed daemon's do.
+    if (error.code !== 'EACCES' && error.code !== 'EPERM') throw error;
   }
 }
 

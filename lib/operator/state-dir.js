@@ -50,7 +50,7 @@ function supervisorFiles(pidfile, dir = stateDir()) {
  * it: `read(name)`, `write(name, bytes, mode)`, `remove(name)`, `names()`,
  * `close()`), or null when it does not exist. With `create`, what is
  * missing is made: the directory 0700, root's 0711 (a daemon of another
- * user reaches its own files in it, lists nothing), its parents 0700 (as
+ * user reopens its log in it, lists nothing), its parents 0700 (as
  * XDG asks). Throws EPERM, with the reason, for a directory on the way
  * that is another user's or that others may write.
  */

@@ -12,12 +12,14 @@ const ENV = Object.freeze({
   FOREGROUND: 'DAEMON_FOREGROUND',
   /** The syslog socket, below `options.socket` (tests, containers). */
   SYSLOG_SOCKET: 'DAEMON_SYSLOG_SOCKET',
-  /** The `daemon` command's options for its preload in the daemon (JSON), deleted once read. */
-  CLI_OPTIONS: 'DAEMON_CLI_OPTIONS',
+  /** `FD:INODE` of the `daemon` command's options (JSON) for its preload in the daemon: read once and closed, the marker deleted. */
+  CLI_OPTIONS: '__DAEMON_CLI_OPTIONS',
   /** systemd's notify socket: read for READY=1/MAINPID, deleted from the started process's env. */
   NOTIFY_SOCKET: 'NOTIFY_SOCKET',
   /** Node's own options: relative paths in it are made absolute before the daemon changes directory. */
   NODE_OPTIONS: 'NODE_OPTIONS',
+  /** Node writes coverage there at its teardown: the launcher then ends through it (launcher.js). */
+  V8_COVERAGE: 'NODE_V8_COVERAGE',
   /** `true` in a daemon the callable export (1.x) started, as daemon@1.x set it; start() leaves it out. */
   COMPAT_MARKER: '__daemon',
   /** systemd's socket passing (sd_listen_fds(3)): the pid the sockets are for, their count, their names. */
@@ -32,6 +34,9 @@ const ENV = Object.freeze({
   STATE_DIR: 'DAEMON_DIR',
   /** A non-root user's state directory is `$XDG_STATE_HOME/daemon` (default `~/.local/state/daemon`). */
   XDG_STATE_HOME: 'XDG_STATE_HOME',
+  /** User units go to `$XDG_CONFIG_HOME/systemd/user` (default `~/.config`), and the user manager listens in `$XDG_RUNTIME_DIR/systemd`. */
+  XDG_CONFIG_HOME: 'XDG_CONFIG_HOME',
+  XDG_RUNTIME_DIR: 'XDG_RUNTIME_DIR',
   /** `FD:INODE:PIDFILE`: the pid file's lock a supervisor holds, handed to each generation; taken and deleted at require(). */
   SUPERVISOR_LOCK: '__DAEMON_SUPERVISOR_LOCK',
   /** `FD:INODE`: a generation's end of its supervisor's log channel (log rotation hands it its new log files); taken and deleted at require(). */
@@ -61,9 +66,12 @@ const PARENT_ONLY = Object.freeze([
 ]);
 
 /**
- * Variables of the login session a daemon was started from, left out of the
- * environment file of `daemon unit` (a service outlives the session);
- * a trailing `*` matches a prefix. systemd sets HOME, USER, LOGNAME, SHELL itself.
+ * Variables of the login session a daemon was started from, a trailing `*`
+ * matching a prefix: left out of the environment file of `daemon unit` (a
+ * service outlives the session), and of the environment of a daemon root
+ * starts as another user (root's session is not that user's, and every
+ * process of that user may read it in /proc/PID/environ). HOME, USER and
+ * LOGNAME are set for the account instead (systemd sets them, and SHELL, itself).
  */
 const SESSION_ONLY = Object.freeze([
   'SSH_*',
@@ -91,13 +99,28 @@ const SESSION_ONLY = Object.freeze([
   'USER',
   'LOGNAME',
   'SHELL',
+]);
+
+/**
+ * Variables a service manager sets for one run of a service (systemd's): not
+ * the service's own, so neither recorded by `daemon run` nor written into a
+ * unit's environment file (systemd sets its own for the unit).
+ */
+const MANAGER_ONLY = Object.freeze([
   'LISTEN_*',
   'INVOCATION_ID',
   'JOURNAL_STREAM',
   'MANAGERPID',
   'SYSTEMD_EXEC_PID',
+  'WATCHDOG_*',
+  'MONITOR_*',
+  'TRIGGER_*',
   ENV.NOTIFY_SOCKET,
-  ENV.STATE_DIR,
 ]);
 
-module.exports = { ENV, PARENT_ONLY, SESSION_ONLY };
+/** Whether `key` is in `list` (SESSION_ONLY's shape: a trailing `*` matches a prefix). */
+function listed(list, key) {
+  return list.some((entry) => (entry.endsWith('*') ? key.startsWith(entry.slice(0, -1)) : key === entry));
+}
+
+module.exports = { ENV, PARENT_ONLY, SESSION_ONLY, MANAGER_ONLY, listed };

@@ -18,7 +18,7 @@ const STANDARD = new Set(Object.getOwnPropertyNames(Object.prototype));
 /** The roles loaded so far, by id. */
 const loaded = Object.create(null);
 
-/** The role `id`, loaded on its first use. */
+/** The role `id` (a path from lib/shared/, where this file is), loaded on its first use. */
 function load(id) {
   loaded[id] ??= requireUnpolluted(id);
   return loaded[id];
@@ -42,6 +42,15 @@ function requireUnpolluted(id) {
   }
 }
 
+/**
+ * The functions `names` of the role `id`, each loading it on its first call:
+ * for what only a path a good start does not take needs (errors.js, when an
+ * argument is refused).
+ */
+function onCall(id, names) {
+  return Object.fromEntries(names.map((name) => [name, (...args) => load(id)[name](...args)]));
+}
+
 /** The callable export, as daemon@1.x's: `require('daemon')(options)`. */
 function daemonize(options) {
   return load('../launcher/compat.js').daemonize(options);
@@ -49,6 +58,7 @@ function daemonize(options) {
 
 module.exports = {
   load,
+  onCall,
   daemonize,
   get start() {
     return load('../daemon/start.js').start;

@@ -5,7 +5,13 @@
 // Object.prototype can neither supply an option nor a default.
 
 const path = require('node:path');
-const { invalidType, invalidValue, outOfRange, codedError } = require('./errors.js');
+// errors.js loads when an argument is refused: a good start never needs it.
+const { invalidType, invalidValue, outOfRange, codedError } = require('./lazy-exports.js').onCall('./errors.js', [
+  'invalidType',
+  'invalidValue',
+  'outOfRange',
+  'codedError',
+]);
 const { native } = require('./native.js');
 const { ENV } = require('./env.js');
 const { evaluated } = require('./node-options.js');
@@ -192,6 +198,7 @@ module.exports = {
   checkPath,
   checkInteger,
   checkInstances,
+  availableCpus,
   checkSize,
   MAX_INSTANCES,
   checkBoolean,

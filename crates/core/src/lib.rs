@@ -7,7 +7,8 @@
 //! - `launch`: from a plan to a running daemon (the fenced fork/exec child,
 //!   readiness, notify, privileges), or the same steps in place.
 //! - `output`: log files, standard streams, syslog.
-//! - `sockets`: listening sockets, bound or passed.
+//! - `sockets`: listening sockets, bound or passed; `socket_file`: a Unix
+//!   socket's file, made and removed through the path walk.
 //! - `path_walk`, `fileid`: how files are reached and told apart.
 //! - `state_dir`: the state directory root trusts, and its records.
 //! - `sys`: one safe wrapper per raw system call; `errors`: system errors.
@@ -21,6 +22,7 @@ pub mod path_walk;
 pub mod pidfile;
 #[cfg(test)]
 mod scratch;
+pub mod socket_file;
 pub mod sockets;
 pub mod state_dir;
 pub mod sync;

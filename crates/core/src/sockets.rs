@@ -1,18 +1,16 @@
 //! Listening sockets a service keeps across its processes: binding the ones
 //! `start({ listen })` names (in the launcher, before anything is forked, as
-//! the launcher's user), and telling what a socket passed by a manager is.
+//! the launcher's user; a Unix socket's file in `socket_file`), and telling
+//! what a socket passed by a manager is.
 
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::fileid::{id_of, kind_of};
-use crate::sys::{socket, PathFd};
+use crate::sys::socket;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{
-    bind, connect, getsockname, getsockopt, listen, setsockopt, sockopt, AddressFamily, Backlog,
-    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    bind, getsockname, getsockopt, listen, setsockopt, sockopt, AddressFamily, Backlog, SockType,
+    SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
-use nix::sys::stat::{lstat, SFlag};
-use nix::unistd::{unlink, Gid, Uid};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -78,89 +76,9 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
             Ok(fd)
         }
         Address::Unix { path, mode, owner } => {
-            bind_unix(path, *mode, *owner, OFlag::empty(), Backlog::MAXCONN)
+            crate::socket_file::bind_unix(path, *mode, *owner, OFlag::empty(), Backlog::MAXCONN)
         }
     }
-}
-
-/// A listening Unix stream socket at `path` (close-on-exec, with `flags`,
-/// `O_NONBLOCK`, besides), given `mode` and `owner`: a stale socket file is replaced, and
-/// a file this call made but could not finish is not left behind.
-pub fn bind_unix(
-    path: &str,
-    mode: Option<u32>,
-    owner: Option<(Option<u32>, Option<u32>)>,
-    flags: OFlag,
-    backlog: Backlog,
-) -> SysResult<OwnedFd> {
-    let addr = UnixAddr::new(path).at("bind", path)?;
-    remove_stale_socket(path, &addr)?;
-    let flags = flags | OFlag::O_CLOEXEC;
-    let fd = socket(AddressFamily::Unix, SockType::Stream, flags).at("socket", path)?;
-    bind(fd.as_raw_fd(), &addr).at("bind", path)?;
-    let made = lstat(path).map(|st| id_of(&st));
-    let finish = || -> SysResult<()> {
-        if mode.is_some() || owner.is_some() {
-            set_mode_and_owner(path, mode, owner)?;
-        }
-        listen(&fd, backlog).at("listen", path)
-    };
-    // Only while the name still names it (never another's file).
-    finish().inspect_err(|_| {
-        if made.is_ok() && lstat(path).map(|st| id_of(&st)) == made {
-            let _ = unlink(path);
-        }
-    })?;
-    Ok(fd)
-}
-
-/// Gives the socket file at `path` its mode and owner through the file
-/// itself (`sys::PathFd`, never following a symlink): in a directory others
-/// may write, the name could have been swapped for a link to a file that
-/// root must not chmod. macOS cannot do this in a directory others may
-/// rename things in: `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`.
-pub fn set_mode_and_owner(
-    path: &str,
-    mode: Option<u32>,
-    owner: Option<(Option<u32>, Option<u32>)>,
-) -> SysResult<()> {
-    let file = match PathFd::open(path) {
-        Err(Errno::ENOTSUP) => {
-            let feature = "a Unix socket's mode or owner in a directory other users may write";
-            return Err(SysError::unavailable(feature, "chmod").with_path(path));
-        }
-        opened => opened.at("open", path)?,
-    };
-    let st = file.stat().at("fstat", path)?;
-    if kind_of(&st) != SFlag::S_IFSOCK {
-        return Err(SysError::new(Errno::EEXIST, "bind").with_path(path));
-    }
-    if let Some((uid, gid)) = owner {
-        let (uid, gid) = (uid.map(Uid::from_raw), gid.map(Gid::from_raw));
-        file.chown(uid, gid).at("chown", path)?;
-    }
-    if let Some(mode) = mode {
-        file.chmod(crate::sys::mode(mode)).at("chmod", path)?;
-    }
-    Ok(())
-}
-
-/// Removes a socket file nobody listens on any more (a service that was
-/// killed leaves it), so that `bind()` can make it anew; anything else at
-/// that path, a live socket included, is left for `bind()` to refuse.
-pub fn remove_stale_socket(path: &str, addr: &UnixAddr) -> SysResult<()> {
-    match lstat(path) {
-        Ok(st) if kind_of(&st) == SFlag::S_IFSOCK => {}
-        _ => return Ok(()),
-    }
-    // Non-blocking: a live socket with a full backlog answers EAGAIN at once
-    // (and is left alone) instead of holding the launcher.
-    let flags = OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let probe = socket(AddressFamily::Unix, SockType::Stream, flags).at("socket", path)?;
-    if connect(probe.as_raw_fd(), addr) == Err(Errno::ECONNREFUSED) {
-        unlink(path).at("unlink", path)?;
-    }
-    Ok(())
 }
 
 /// What a descriptor a manager passed is: `stream`, `dgram`, `seqpacket`,
@@ -268,7 +186,10 @@ mod tests {
             owner: None,
         };
         let first = bind_stream(&address).unwrap();
-        assert_eq!(lstat(path.as_str()).unwrap().st_mode & 0o777, 0o660);
+        assert_eq!(
+            nix::sys::stat::lstat(path.as_str()).unwrap().st_mode & 0o777,
+            0o660
+        );
         let named = Address::Unix {
             path: path.clone(),
             mode: None,

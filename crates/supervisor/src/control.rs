@@ -6,8 +6,7 @@
 //! service's user may ask for an upgrade only (`SO_PEERCRED`), and the
 //! service limits how often.
 
-use crate::socket_files::SocketFiles;
-use daemon_core::sockets::bind_unix;
+use daemon_core::socket_file::{bind_unix, SocketFiles};
 use daemon_core::sys::{accept, peer_uid, send_nosignal};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;

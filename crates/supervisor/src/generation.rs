@@ -4,6 +4,7 @@
 
 use daemon_core::errors::{SysError, SysResult};
 use daemon_core::launch::notify::NOTIFY_ENV;
+use daemon_core::launch::preload_options;
 use daemon_core::launch::ready::MARKER_ENV;
 use daemon_core::launch::{ListenSource, Plan, Prepared, ReadyPipe};
 use daemon_core::output::handover;
@@ -43,7 +44,8 @@ pub struct Forked {
 
 impl Launcher {
     /// `plan` as the supervisor read it; `boot_dir`: where the launcher ran;
-    /// `lock`: the pid file's lock and path, handed on to each generation.
+    /// `lock`: a description of the pid file's lock file, and the pid file's
+    /// path, handed on to each generation.
     pub fn new(
         plan: &Plan,
         boot_dir: &[u8],
@@ -51,7 +53,7 @@ impl Launcher {
         channels: bool,
     ) -> SysResult<Launcher> {
         // The environment the supervisor was given, without the launcher's
-        // marker and the sockets' and instances' variables, which each
+        // markers and the sockets' and instances' variables, which each
         // generation gets anew, and systemd's notify socket: the supervisor
         // speaks for the service (the launcher made it from JavaScript
         // strings: UTF-8).
@@ -61,7 +63,12 @@ impl Launcher {
                     .iter()
                     .chain(&INSTANCE_ENV)
                     .any(|name| key == name);
-                let ours = [MARKER_ENV, NOTIFY_ENV, handover::MARKER_ENV];
+                let ours = [
+                    MARKER_ENV,
+                    NOTIFY_ENV,
+                    handover::MARKER_ENV,
+                    preload_options::MARKER_ENV,
+                ];
                 !ours.iter().any(|name| key == name) && !set_here
             })
             .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
@@ -69,9 +76,7 @@ impl Launcher {
         // The generation's module drains its servers on SIGTERM (an upgrade retires it so).
         env.push(format!("{SUPERVISED_ENV}={}", std::process::id()));
         if let Some((lock, pidfile)) = lock {
-            let inode = fstat(lock).map_err(|e| SysError::new(e, "fstat"))?.st_ino;
-            let fd = supervised::lock_fd(plan.listeners.len());
-            env.push(format!("{}={fd}:{inode}:{pidfile}", supervised::MARKER_ENV));
+            env.push(supervised::marker(lock, plan.listeners.len(), pidfile)?);
         }
         let plan = Plan {
             env,

@@ -10,6 +10,7 @@
 
 use daemon_core::errors::{SysError, SysResult, WithPath};
 use daemon_core::fileid::{id_of, FileId};
+use daemon_core::launch::{Plan, Prepared, ReadyPipe};
 use daemon_core::output::handover;
 use daemon_core::output::stdio::reopen_logs;
 use daemon_core::path_walk::open_dir;
@@ -17,7 +18,7 @@ use daemon_core::pidfile::format::split;
 use nix::errno::Errno;
 use nix::fcntl::{renameat, AtFlags};
 use nix::sys::stat::{fstat, fstatat, stat};
-use nix::unistd::{unlinkat, Pid, UnlinkatFlags};
+use nix::unistd::{access, unlinkat, AccessFlags, Pid, UnlinkatFlags};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -226,18 +227,31 @@ impl Rotation {
     }
 }
 
-/// `gzip` of `path` in a child process, never in the supervisor's loop;
-/// the child is reaped with the rest.
+/// `gzip` of `path` in a child process, never in the supervisor's loop,
+/// forked by the core's fenced child code like a generation; the child is
+/// reaped with the rest.
 fn compress(path: &str) -> SysResult<Pid> {
-    std::process::Command::new("gzip")
-        .args(["-f", "-q", "--", path])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .map(|child| Pid::from_raw(child.id() as i32))
-        .map_err(|e| {
-            SysError::new(Errno::from_raw(e.raw_os_error().unwrap_or(0)), "execve")
-                .with_path("gzip")
-        })
+    let gzip = ["/usr/bin/gzip", "/bin/gzip"]
+        .into_iter()
+        .find(|gzip| access(*gzip, AccessFlags::X_OK).is_ok())
+        .ok_or_else(|| SysError::new(Errno::ENOENT, "execve").with_path("gzip"))?;
+    let plan = Plan {
+        argv: [gzip, "-f", "-q", "--", path].map(str::to_owned).to_vec(),
+        env: Vec::new(),
+        cwd: "/".to_owned(),
+        umask: 0o022,
+        stdout: None,
+        stderr: None,
+        ready_timeout: Duration::ZERO,
+        account: None,
+        prevent_core: false,
+        listeners: Vec::new(),
+        respawn: None,
+        handed_lock: None,
+        preload_options: None,
+    };
+    let (pid, _pipe) = Prepared::new(&plan, None)?.fork_child(ReadyPipe::new()?, &[], None)?;
+    Ok(pid)
 }
 
 #[cfg(test)]

@@ -162,11 +162,17 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
             Err(e) => return refuse(&e.message()),
         }
     }
-    let lock = lockfile::held_lock();
-    let handed_on = lock.as_ref().zip(respawn.pidfile.as_deref());
+    // Each generation gets a description of the lock file of its own (see
+    // `supervised`): the launcher keeps its own copy for the children.
     let rotates = respawn.log_max_size.is_some();
-    let launcher = Launcher::new(&plan, boot_dir, handed_on, rotates);
-    drop(lock); // the launcher keeps its own copy for the children
+    let pidfile = respawn.pidfile.as_deref();
+    let launcher = pidfile
+        .map(|path| lockfile::reopened_lock(path).map(|lock| (lock, path)))
+        .transpose()
+        .and_then(|lock| {
+            let handed_on = lock.as_ref().map(|(lock, path)| (lock, *path));
+            Launcher::new(&plan, boot_dir, handed_on, rotates)
+        });
     let launcher = match launcher {
         Ok(launcher) => launcher,
         Err(e) => {
@@ -243,8 +249,12 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
     service.run()
 }
 
-/// Tells the launcher why nothing was started.
+/// Tells the launcher why nothing was started; with no launcher waiting
+/// (`daemon run`), says it on stderr.
 fn refuse(text: &str) -> i32 {
+    if !ready::is_pending() {
+        note(text);
+    }
     ready::send(&Message::Error(text.to_owned()));
     ready::send(&Message::Exit(1));
     1

@@ -51,9 +51,11 @@ pub struct Image<'a> {
     pub prevent_core: bool,
     /// The supervisor's pid: the child dies with it.
     pub parent: Option<libc::pid_t>,
-    /// What a supervisor hands on (its pid-file lock, the generation's log
-    /// channel), for the fds right after the pipe, in this order.
+    /// What is handed on (a pid-file lock, a generation's log channel, the
+    /// preload's options), for the fds right after the pipe, in this order.
     pub handed: &'a [RawFd],
+    /// The pid file the session leader writes the daemon's pid into.
+    pub pid_file: Option<RawFd>,
 }
 
 /// Room in a prepared environment string for the digits of a pid and a NUL.
@@ -105,9 +107,42 @@ pub unsafe fn detach_and_exec(p: &Image) -> ! {
         Err(errno) => fail(p.ready, Step::Fork, errno),
         Ok(ForkResult::Child) => exec_daemon(p),
         Ok(ForkResult::Parent { child }) => {
+            if let Some(pid_file) = p.pid_file {
+                write_pid_file(pid_file, child.as_raw(), p.ready);
+            }
             say_pid(p.ready, child.as_raw());
             libc::_exit(0)
         }
+    }
+}
+
+/// Writes the daemon's pid into the pid file whose lock it got from the
+/// launcher: the session leader has it from the kernel, before the daemon
+/// runs a line of its own, and runs as the launcher's user, the only one
+/// who may write there. On failure the daemon is killed: it must not run
+/// with a pid file that does not name it. pwrite: a plain system call
+/// taking no lock (not on POSIX's list); ftruncate, kill: async-signal-safe.
+unsafe fn write_pid_file(fd: RawFd, pid: libc::pid_t, ready: RawFd) {
+    let mut line = StackLine::default();
+    line.push_number(pid);
+    line.push(b"\n");
+    let written = libc::pwrite(fd, line.bytes.as_ptr().cast(), line.len, 0);
+    let failed = if written != line.len as libc::ssize_t {
+        // A short write of a few bytes to a regular file: no space.
+        let errno = if written < 0 {
+            Errno::last()
+        } else {
+            Errno::ENOSPC
+        };
+        Some((Step::Pwrite, errno))
+    } else if libc::ftruncate(fd, line.len as libc::off_t) != 0 {
+        Some((Step::Ftruncate, Errno::last()))
+    } else {
+        None
+    };
+    if let Some((step, errno)) = failed {
+        libc::kill(pid, libc::SIGKILL);
+        fail(ready, step, errno);
     }
 }
 
@@ -164,8 +199,8 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
     fail(p.ready_fd, Step::Execve, Errno::last())
 }
 
-/// The readiness pipe right after the sockets (fds 3, 4, ...), what a
-/// supervisor hands on right after the pipe, /dev/null on 0, the logs (or what
+/// The readiness pipe right after the sockets (fds 3, 4, ...), what is
+/// handed on right after the pipe, /dev/null on 0, the logs (or what
 /// there was) on 1 and 2, nothing else open, and the child's own pid in
 /// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
 /// so that later failures reach it; every source is above every target

@@ -14,6 +14,7 @@ mod in_place;
 pub mod notify;
 pub mod plan;
 mod preflight;
+pub mod preload_options;
 pub mod privileges;
 pub mod ready;
 pub mod supervision;
@@ -21,10 +22,12 @@ mod supervisor_in_place;
 
 pub use in_place::in_place;
 pub use plan::{DaemonStep, ListenSource, Listener, Output, Plan, Respawn, DAEMON_STEPS};
-pub use supervisor_in_place::become_supervisor;
+pub use supervisor_in_place::{adopt_orphans, become_init, become_supervisor};
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::output::stdio::{dup_above, open_devnull};
+use crate::pidfile::lockfile::{self, ForChild};
+use crate::pidfile::{holder, supervised};
 use crate::sockets::{bind_stream, LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID};
 use crate::sys::pipe2;
 use nix::errno::Errno;
@@ -37,7 +40,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{access, AccessFlags, Pid};
 use preflight::{check_directory, open_logs};
 use privileges::Account;
-use ready::{Until, Verdict, MARKER_ENV, READY_FD};
+use ready::{Progress, Until, Verdict, MARKER_ENV, READY_FD};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
@@ -76,8 +79,15 @@ pub struct Prepared {
     devnull: OwnedFd,
     /// False: a stream without a log file is `/dev/null`, not this process's.
     inherit_streams: bool,
-    /// A supervisor's pid-file lock, handed on to each child.
+    /// A pid file's lock, handed on to each child (a supervisor's
+    /// generations, or a daemon of another user).
     lock: Option<OwnedFd>,
+    /// The pid file the session leader writes the daemon's pid into.
+    pid_file: Option<OwnedFd>,
+    /// The preload's options, handed on to each child after the lock.
+    preload_options: Option<OwnedFd>,
+    /// Its marker, naming it where each child gets it.
+    options_marker: CString,
     fd_limit: c_int,
     account: Option<Account>,
     prevent_core: bool,
@@ -191,11 +201,15 @@ impl Prepared {
         }
         check_directory(&plan.cwd)?;
         // Above every number the child dup2()s onto: 0-2, the sockets, the
-        // pipe, what a supervisor hands on (its lock, a log channel).
-        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 3);
+        // pipe, what is handed on (a lock, a log channel, the preload's options).
+        let high = FIRST_HIGH_FD.max(READY_FD + plan.listeners.len() as RawFd + 4);
         let [stdout, stderr] = open_high(plan, high)?;
         let devnull = dup_above(&open_devnull()?, high)?;
         let (sockets, listen_env) = open_listeners(&plan.listeners, high)?;
+        let preload_options = match &plan.preload_options {
+            Some(text) => Some(dup_above(&preload_options::hold(text)?, high)?),
+            None => None,
+        };
         let argv = to_cstrings(&plan.argv)?;
         let env = to_cstrings(&[&plan.env[..], &listen_env[..]].concat())?;
         let mut listen_pid = format!("{LISTEN_PID}=").into_bytes();
@@ -218,6 +232,9 @@ impl Prepared {
             devnull,
             inherit_streams: true,
             lock: None,
+            pid_file: None,
+            preload_options,
+            options_marker: CString::default(),
             fd_limit: fd_limit(),
             account: plan.account.clone().filter(|a| !a.is_current()),
             prevent_core: plan.prevent_core,
@@ -244,19 +261,26 @@ impl Prepared {
         self.inherit_streams = false;
     }
 
-    /// Each child gets `lock` (a descriptor of the description holding the
-    /// pid file's lock) right after its readiness pipe
-    /// (`supervised_lock::lock_fd`); the plan's environment must name it
-    /// (`supervised_lock::MARKER_ENV`).
+    /// Each child gets `lock` (a descriptor of the pid file's lock file)
+    /// right after its readiness pipe (`supervised::lock_fd`); the plan's
+    /// environment must name it (`supervised::marker`).
     pub fn hand_on_lock(&mut self, lock: &OwnedFd) -> SysResult<()> {
         self.lock = Some(dup_above(lock, self.high)?);
         Ok(())
     }
 
+    /// A detached daemon's session leader writes the daemon's pid into
+    /// `pid_file` before it exits (the daemon itself never gets it).
+    fn write_pid_to(&mut self, pid_file: &OwnedFd) -> SysResult<()> {
+        self.pid_file = Some(dup_above(pid_file, self.high)?);
+        Ok(())
+    }
+
     /// Names `pipe` in the marker (`FD:INODE`, so that the daemon can tell
     /// the launcher's pipe from an inherited one), and lays out the
-    /// environment of the next fork with `own` entries of its own.
-    fn mark(&mut self, pipe: &ReadyPipe, own: &[String]) -> SysResult<()> {
+    /// environment of the next fork with `own` entries of its own; the
+    /// preload's options come after `handed` other descriptors handed on.
+    fn mark(&mut self, pipe: &ReadyPipe, own: &[String], handed: usize) -> SysResult<()> {
         let inode = fstat(&pipe.write)
             .map_err(|e| SysError::new(e, "fstat"))?
             .st_ino;
@@ -264,9 +288,20 @@ impl Prepared {
         self.marker = to_cstring(&format!("{MARKER_ENV}={fd}:{inode}"), "execve")?;
         self.for_this_fork = to_cstrings(own)?;
         let listen_pid = (!self.sockets.is_empty()).then(|| self.listen_pid.as_ptr().cast());
+        // After what else is handed on (see `child::give_streams`).
+        let options = match &self.preload_options {
+            Some(options) => {
+                let number = fd + 1 + handed as RawFd;
+                self.options_marker =
+                    to_cstring(&preload_options::marker(options, number)?, "execve")?;
+                Some(self.options_marker.as_ptr())
+            }
+            None => None,
+        };
         self.envp_ptrs = (self.env.iter().chain(&self.for_this_fork))
             .map(|s| s.as_ptr())
             .chain(listen_pid)
+            .chain(options)
             .chain([self.marker.as_ptr(), ptr::null()])
             .collect();
         Ok(())
@@ -313,6 +348,7 @@ impl Prepared {
             prevent_core: self.prevent_core,
             parent,
             handed,
+            pid_file: self.pid_file.as_ref().map(AsRawFd::as_raw_fd),
         }
     }
 
@@ -354,13 +390,15 @@ impl Prepared {
         own: &[String],
         channel: Option<&OwnedFd>,
     ) -> SysResult<(Pid, OwnedFd)> {
-        self.mark(&pipe, own)?;
         let write = dup_above(&pipe.write, self.high)?;
-        drop(pipe.write);
         let channel = channel.map(|fd| dup_above(fd, self.high)).transpose()?;
         let handed: Vec<RawFd> = (self.lock.iter().chain(&channel))
+            .chain(&self.preload_options)
             .map(AsRawFd::as_raw_fd)
             .collect();
+        let before_options = self.lock.iter().chain(&channel).count();
+        self.mark(&pipe, own, before_options)?;
+        drop(pipe.write);
         let parent = nix::unistd::getpid().as_raw();
         let image = self.image(write.as_raw_fd(), Some(parent), &handed);
         let pid = Self::fork_blocked(&image, child::exec_daemon)?;
@@ -371,10 +409,13 @@ impl Prepared {
     /// middle process exits) and reaps the middle process. The daemon holds
     /// the only write end of `pipe` once `pipe` is given up here.
     pub fn fork_detached(&mut self, pipe: ReadyPipe) -> SysResult<OwnedFd> {
-        self.mark(&pipe, &[])?;
+        self.mark(&pipe, &[], self.lock.iter().count())?;
         let write = dup_above(&pipe.write, self.high)?;
         drop(pipe.write);
-        let image = self.image(write.as_raw_fd(), None, &[]);
+        let handed: Vec<RawFd> = (self.lock.iter().chain(&self.preload_options))
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        let image = self.image(write.as_raw_fd(), None, &handed);
         let middle = Self::fork_blocked(&image, child::detach_and_exec)?;
         // Only the daemon may hold the write end, so that its death reads as EOF.
         drop(write);
@@ -385,11 +426,20 @@ impl Prepared {
 
 /// A daemon forked and not yet heard from: what waiting for its word needs.
 /// It can be sent to another thread, so that Node's main thread need not wait.
-pub struct Started {
+pub enum Started {
+    Forked(Forked),
+    /// Nothing was forked: the pid file's lock is held (as the daemon's own
+    /// `start()` would have said it).
+    Refused(Verdict),
+}
+
+pub struct Forked {
     pipe: OwnedFd,
     timeout: Duration,
     exec_path: String,
     cwd: String,
+    /// The lock handed on to a daemon of another user.
+    handed: Option<ForChild>,
     /// The daemon is given listening sockets.
     listening: bool,
 }
@@ -397,9 +447,61 @@ pub struct Started {
 impl Started {
     /// Blocks until the daemon's verdict (`until` ready, or only its pid), its end, or the timeout.
     pub fn wait(self, until: Until) -> Verdict {
-        let progress =
-            ready::Progress::new(&self.exec_path, &self.cwd, until).listening(self.listening);
-        ready::wait(self.pipe, self.timeout, progress)
+        let f = match self {
+            Started::Forked(f) => f,
+            Started::Refused(verdict) => return verdict,
+        };
+        let handed = f.handed.as_ref().map(|h| h.path.as_str());
+        let progress = Progress::new(&f.exec_path, &f.cwd, until)
+            .writing(handed)
+            .listening(f.listening);
+        let verdict = ready::wait(f.pipe, f.timeout, progress);
+        // The daemon holds the lock now; one that failed (and did not run
+        // on) could not remove the launcher's files.
+        match f.handed {
+            Some(handed) if verdict.code != 0 && !verdict.timed_out => handed.take_back(),
+            _ => {}
+        }
+        verdict
+    }
+}
+
+/// What a second start is told when the pid file's lock is held.
+fn already_running(path: &str) -> Verdict {
+    let pid = holder::status(path).ok().and_then(|s| s.pid);
+    let who = pid.map_or("another process".to_owned(), |pid| format!("pid {pid}"));
+    Verdict {
+        code: 1,
+        message: Some(format!("daemon: Error: already running as {who}")),
+        pid: None,
+        relayed: true,
+        failed: None,
+        timed_out: false,
+    }
+}
+
+/// The daemon's plan and a lock of its pid file taken for it (see
+/// `Plan::handed_lock`); `None` when another process holds the lock.
+fn prepare_with_lock(plan: &Plan, path: &str) -> SysResult<Option<(Prepared, ForChild)>> {
+    let Some(lock) = lockfile::lock_for_child(path)? else {
+        return Ok(None);
+    };
+    let prepared = supervised::marker(&lock.lock, plan.listeners.len(), path).and_then(|marker| {
+        let marked = Plan {
+            env: [&plan.env[..], &[marker]].concat(),
+            ..plan.clone()
+        };
+        let mut prepared = Prepared::new(&marked, current_dir().as_deref())?;
+        prepared.hand_on_lock(&lock.lock)?;
+        prepared.write_pid_to(&lock.pid_file)?;
+        Ok(prepared)
+    });
+    match prepared {
+        Ok(prepared) => Ok(Some((prepared, lock))),
+        Err(e) => {
+            lock.give_up();
+            Err(e)
+        }
     }
 }
 
@@ -408,9 +510,17 @@ impl Started {
 /// file that cannot be opened, no pipe, no fork, no supervisor executable):
 /// nothing was started.
 pub fn fork(plan: &Plan) -> SysResult<Started> {
-    let mut prepared = match &plan.respawn {
-        None => Prepared::new(plan, current_dir().as_deref())?,
-        Some(respawn) => {
+    let mut handed = None;
+    let mut prepared = match (&plan.respawn, &plan.handed_lock) {
+        (None, None) => Prepared::new(plan, current_dir().as_deref())?,
+        (None, Some(path)) => match prepare_with_lock(plan, path)? {
+            Some((prepared, lock)) => {
+                handed = Some(lock);
+                prepared
+            }
+            None => return Ok(Started::Refused(already_running(path))),
+        },
+        (Some(respawn), _) => {
             let program = respawn.program.as_str();
             access(program, AccessFlags::X_OK).at("execve", program)?;
             let supervisor = supervision::supervisor_plan(plan, respawn);
@@ -419,7 +529,15 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
             prepared
         }
     };
-    let pipe = prepared.fork_detached(ReadyPipe::new()?)?;
+    let pipe = match ReadyPipe::new().and_then(|pipe| prepared.fork_detached(pipe)) {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            if let Some(lock) = handed {
+                lock.give_up();
+            }
+            return Err(e);
+        }
+    };
     // The daemon has its own copies of the log files and /dev/null.
     drop(prepared);
     // A supervisor holds its daemons to the ready timeout itself, and stops
@@ -430,15 +548,16 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
             plan.ready_timeout + Duration::from_millis(respawn.kill_timeout_ms) + SUPERVISOR_SLACK
         }
     };
-    Ok(Started {
+    Ok(Started::Forked(Forked {
         pipe,
         timeout,
         // A failed execve() is the daemon's (a supervisor relays its first
         // generation's): the supervisor's own was checked above.
         exec_path: plan.argv.first().cloned().unwrap_or_default(),
         cwd: plan.cwd.clone(),
+        handed,
         listening: !plan.listeners.is_empty(),
-    })
+    }))
 }
 
 /// Whether the calling thread is the process's first one: Node's main
@@ -455,6 +574,14 @@ pub fn die_with_supervisor(parent: u32) -> SysResult<()> {
         Ok(()) | Err(Errno::ENOSYS) => Ok(()),
         Err(errno) => Err(SysError::new(errno, "kevent")),
     }
+}
+
+/// Ends this process at once with `code` (`_exit(2)`): no exit handlers and
+/// no C++ teardown (Node's platform threads, OpenSSL's cleanup). The launcher
+/// ends so once its 'exit' listeners have run: the prompt waits for its end.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an int and does not return; it touches no memory of the process.
+    unsafe { libc::_exit(code) }
 }
 
 /// Waits for the middle process, which exits as soon as it has forked.
@@ -491,6 +618,8 @@ mod tests {
             prevent_core: false,
             listeners: vec![],
             respawn: None,
+            handed_lock: None,
+            preload_options: None,
         }
     }
 
@@ -710,6 +839,48 @@ mod tests {
             std::process::id()
         );
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_handed_lock_is_the_daemons_its_pid_written_by_the_session_leader() {
+        let dir = crate::scratch::Scratch::new("handed-lock");
+        let pidfile = dir.file("x.pid");
+        let out = dir.join("seen.txt");
+        // The daemon (sh, which never reports ready) sees its own pid in the
+        // pid file, the lock file on fd 4 (no sockets), and the marker.
+        let marker = crate::pidfile::supervised::MARKER_ENV;
+        let script = format!(
+            "echo $$ $(cat {pidfile}) $(readlink /proc/$$/fd/4) ${marker} > {}.tmp; mv {0}.tmp {0}; sleep 0.3",
+            out.display()
+        );
+        let plan = Plan {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            handed_lock: Some(pidfile.clone()),
+            ..plan("/bin/sh", "/", Duration::from_secs(10))
+        };
+        let started = fork(&plan).unwrap();
+        // While it runs, its lock is held: a second start is refused at once.
+        let second = fork(&plan).unwrap().wait(Until::Ready);
+        let refused = (second.code, second.message.unwrap_or_default());
+        assert_eq!(refused.0, 1);
+        assert!(
+            refused.1.starts_with("daemon: Error: already running as "),
+            "{}",
+            refused.1
+        );
+        let verdict = started.wait(Until::Ready);
+        let pid = verdict.pid.unwrap();
+        let seen = std::fs::read_to_string(&out).unwrap();
+        let words: Vec<&str> = seen.split_whitespace().collect();
+        assert_eq!(
+            &words[..3],
+            [pid.to_string(), pid.to_string(), format!("{pidfile}.lock")]
+        );
+        assert!(words[3].starts_with("4:") && words[3].ends_with(&format!(":{pidfile}")));
+        // It exited before it was ready: the launcher removed both files.
+        assert_eq!(verdict.code, 1);
+        assert!(!std::path::Path::new(&pidfile).exists());
+        assert!(!std::path::Path::new(&format!("{pidfile}.lock")).exists());
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub struct Plan {
     pub listeners: Vec<Listener>,
     /// A supervisor that restarts the daemon when it crashes.
     pub respawn: Option<Respawn>,
+    /// The pid file whose lock the launcher takes and hands on to the
+    /// daemon, which runs as another user (`lockfile::lock_for_child`); not
+    /// with a supervisor, which takes it itself.
+    pub handed_lock: Option<String>,
+    /// The `daemon` command's options for its preload in the daemon (JSON),
+    /// handed on a descriptor (`preload_options`).
+    pub preload_options: Option<String>,
 }
 
 /// One listening socket the daemon gets, and its `LISTEN_FDNAMES` name.

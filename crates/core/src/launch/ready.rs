@@ -48,10 +48,13 @@ pub enum Step {
     Chdir,
     Prctl,
     Execve,
+    /// The session leader's write of the daemon's pid into a pid file.
+    Pwrite,
+    Ftruncate,
 }
 
 impl Step {
-    const ALL: [Step; 10] = [
+    const ALL: [Step; 12] = [
         Step::Setsid,
         Step::Fork,
         Step::Dup2,
@@ -62,6 +65,8 @@ impl Step {
         Step::Chdir,
         Step::Prctl,
         Step::Execve,
+        Step::Pwrite,
+        Step::Ftruncate,
     ];
 
     /// The system call's name; async-signal-safe (a static string).
@@ -77,6 +82,8 @@ impl Step {
             Step::Chdir => "chdir",
             Step::Prctl => "prctl",
             Step::Execve => "execve",
+            Step::Pwrite => "pwrite",
+            Step::Ftruncate => "ftruncate",
         }
     }
 
@@ -169,6 +176,8 @@ pub struct Progress {
     error: Option<String>,
     exec_path: String,
     cwd: String,
+    /// The pid file the session leader writes the daemon's pid into.
+    pid_file: Option<String>,
     /// The daemon was given listening sockets (a timeout then says what ready means).
     listening: bool,
 }
@@ -181,6 +190,14 @@ impl Progress {
             exec_path: exec_path.to_owned(),
             cwd: cwd.to_owned(),
             ..Progress::default()
+        }
+    }
+
+    /// Names the pid file the session leader writes (see `Step::Pwrite`).
+    pub fn writing(self, pid_file: Option<&str>) -> Self {
+        Progress {
+            pid_file: pid_file.map(str::to_owned),
+            ..self
         }
     }
 
@@ -234,6 +251,10 @@ impl Progress {
                 let step = match step {
                     Step::Execve => format!("execve(\"{}\")", self.exec_path),
                     Step::Chdir => format!("chdir(\"{}\")", self.cwd),
+                    Step::Pwrite | Step::Ftruncate => {
+                        let file = self.pid_file.as_deref().unwrap_or_default();
+                        format!("{}(\"{file}\")", step.name())
+                    }
                     _ => step.name().to_owned(),
                 };
                 let text = Errno::from_raw(errno).desc();

@@ -20,6 +20,8 @@ pub fn supervisor_plan(plan: &Plan, respawn: &Respawn) -> Plan {
         // The supervisor gets them on fds 3, 4, ... and holds them for every generation.
         listeners: plan.listeners.clone(),
         respawn: None,
+        // The supervisor takes the lock itself.
+        handed_lock: None,
         ..plan.clone()
     }
 }
@@ -100,6 +102,8 @@ pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
         prevent_core: false,
         listeners: Vec::new(),
         respawn: None,
+        handed_lock: None,
+        preload_options: None,
     };
     let mut respawn = Respawn {
         program: String::new(),
@@ -203,6 +207,8 @@ mod tests {
             prevent_core: true,
             listeners: Vec::new(),
             respawn: None,
+            handed_lock: None,
+            preload_options: None,
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),
@@ -264,6 +270,8 @@ mod tests {
                 },
             ],
             respawn: None,
+            handed_lock: None,
+            preload_options: None,
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),

@@ -1,12 +1,14 @@
 //! A process that becomes its service's supervisor (`daemon run` with
 //! respawn, instances or sockets, as systemd's or a container's main
-//! process): the supervisor executable replaces this process's program, same
-//! pid, so that systemd's `MAINPID` and a container's PID 1 stay what they
-//! were. No fork: the calls are a running process's own, and `execve()` ends
-//! every other thread.
+//! process), or the init above a fleet's supervisors (`daemon run FILE`):
+//! the supervisor executable replaces this process's program, same pid, so
+//! that systemd's `MAINPID` and a container's PID 1 stay what they were. No
+//! fork: the calls are a running process's own, and `execve()` ends every
+//! other thread.
 
 use super::plan::{ListenSource, Plan};
 use super::preflight::{check_directory, open_logs};
+use super::preload_options;
 use super::supervision;
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::sockets::bind_stream;
@@ -14,9 +16,9 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::signal::{pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet};
 use nix::sys::signal::{SigmaskHow, Signal};
-use nix::unistd::{access, dup2_stderr, dup2_stdout, execve, AccessFlags};
+use nix::unistd::{access, dup2_stderr, dup2_stdout, execve, AccessFlags, Pid};
 use std::ffi::CString;
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 
 /// Replaces this process with the supervisor of `plan` (which has
 /// `respawn`). Returns only on failure; before `execve()` nothing is
@@ -47,17 +49,22 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
         fds.push(fd);
     }
     let argv = to_cstrings(&supervision::to_args(plan, respawn, &fds))?;
-    let env = to_cstrings(&plan.env)?;
+    // The preload's options, for the supervisor to hand to each generation.
+    let options = plan
+        .preload_options
+        .as_deref()
+        .map(preload_options::hold)
+        .transpose()?;
+    let mut env = plan.env.clone();
+    if let Some(options) = &options {
+        env.push(preload_options::marker(options, options.as_raw_fd())?);
+    }
+    let env = to_cstrings(&env)?;
     // The point of no return: what follows changes this process for its
     // new program only.
-    // Node marks 0-2 close-on-exec, and the sockets are so too.
-    for fd in fds.iter().copied().chain(0..=2) {
-        // SAFETY: only the flag of a descriptor number changes; a closed
-        // one fails with EBADF.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
-            .map_err(|e| SysError::new(e, "fcntl"))?;
-    }
+    // The preload's options stay open for the supervisor too.
+    let options_fd = options.as_ref().map(AsRawFd::as_raw_fd);
+    keep_open(fds.iter().copied().chain(options_fd))?;
     if let Some(log) = stdout {
         dup2_stdout(&log).at("dup2", "stdout")?;
     }
@@ -66,6 +73,55 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
     }
     default_signals();
     execve(&argv[0], &argv, &env).at("execve", program)
+}
+
+/// Replaces this process with the supervisor executable `program` as the
+/// init of a fleet (`daemon run FILE`): it forwards signals to the
+/// supervisors `pids` (children of this process: started after
+/// `adopt_orphans`), reaps every child, and exits once they are all gone.
+/// `env`: its environment (systemd's notify socket, if any). Returns only on
+/// failure.
+pub fn become_init(program: &str, pids: &[u32], env: &[String]) -> SysError {
+    let exec = || -> SysResult<std::convert::Infallible> {
+        access(program, AccessFlags::X_OK).at("execve", program)?;
+        let mut args = vec![program.to_owned(), "--init".to_owned()];
+        args.extend(pids.iter().map(u32::to_string));
+        let argv = to_cstrings(&args)?;
+        let env = to_cstrings(env)?;
+        keep_open(std::iter::empty())?;
+        default_signals();
+        execve(&argv[0], &argv, &env).at("execve", program)
+    };
+    match exec() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants (Linux's
+/// child subreaper, kept across `execve()`): a fleet's supervisors, started
+/// detached, stay its children for the init it becomes. PID 1 is one anyway.
+pub fn adopt_orphans() -> SysResult<()> {
+    if Pid::this().as_raw() == 1 {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    return nix::sys::prctl::set_child_subreaper(true).map_err(|e| SysError::new(e, "prctl"));
+    #[cfg(not(target_os = "linux"))]
+    Err(SysError::new(Errno::ENOSYS, "prctl"))
+}
+
+/// Keeps `fds` and 0-2 open across `execve()`: Node marks 0-2
+/// close-on-exec, and the sockets are so too.
+fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
+    for fd in fds.chain(0..=2) {
+        // SAFETY: only the flag of a descriptor number changes; a closed
+        // one fails with EBADF.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
+            .map_err(|e| SysError::new(e, "fcntl"))?;
+    }
+    Ok(())
 }
 
 /// Every signal's default action (Node ignores SIGPIPE, and an ignored
@@ -106,6 +162,8 @@ mod tests {
             prevent_core: false,
             listeners: Vec::new(),
             respawn: None,
+            handed_lock: None,
+            preload_options: None,
         };
         assert_eq!(become_supervisor(&plan).code(), "EINVAL");
         let respawn = super::super::plan::Respawn {
@@ -128,6 +186,8 @@ mod tests {
             ..plan
         };
         let e = become_supervisor(&plan);
+        assert_eq!((e.code().as_str(), e.syscall), ("ENOENT", "execve"));
+        let e = become_init("/nonexistent/daemon-supervisor", &[2], &[]);
         assert_eq!((e.code().as_str(), e.syscall), ("ENOENT", "execve"));
     }
 }

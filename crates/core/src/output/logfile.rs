@@ -54,6 +54,20 @@ fn refused(path: &str, errno: Errno, detail: &'static str) -> SysError {
         .with_detail(detail)
 }
 
+/// A log is a regular file: a FIFO (whose reader could stop reading) or a
+/// device could block the writer, a single-threaded supervisor among them.
+fn check_regular(st: &FileStat, path: &str) -> SysResult<()> {
+    match kind_of(st) {
+        SFlag::S_IFREG => Ok(()),
+        SFlag::S_IFDIR => Err(SysError::new(Errno::EISDIR, "open").with_path(path)),
+        _ => Err(refused(
+            path,
+            Errno::EINVAL,
+            "log file is not a regular file (a FIFO or a device could block the writer)",
+        )),
+    }
+}
+
 /// Whose files a log may be: root's, this process's user's, and the daemon's
 /// user's (logrotate's `create 0640 hello adm` makes the daemon's user the owner).
 fn owner_allowed(st: &FileStat, daemon_user: Option<u32>) -> bool {
@@ -76,7 +90,11 @@ fn open_log(path: &str, daemon_user: Option<u32>) -> SysResult<Log> {
                 // Another process made it meanwhile: look again.
                 walk.again(name)?;
             }
-            Some(_) if last => return open_existing(&walk.dir, &name, path, daemon_user),
+            Some((_, st)) if last => {
+                // Not opened at all: opening a device can have effects of its own.
+                check_regular(&st, path)?;
+                return open_existing(&walk.dir, &name, path, daemon_user);
+            }
             Some((dir, st)) if kind_of(&st) == SFlag::S_IFDIR => walk.enter(dir),
             Some(_) => return Err(SysError::new(Errno::ENOTDIR, "open").with_path(path)),
         }
@@ -107,10 +125,11 @@ fn open_existing(
     path: &str,
     daemon_user: Option<u32>,
 ) -> SysResult<Log> {
-    // Neither a FIFO without a reader nor a terminal may block or adopt us.
+    // Neither a FIFO swapped in since nor a terminal may block or adopt us.
     let flags = APPEND | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     let fd = openat(dir, name.as_os_str(), flags, Mode::empty()).at("open", path)?;
     let st = fstat(&fd).at("fstat", path)?;
+    check_regular(&st, path)?;
     if !owner_allowed(&st, daemon_user) {
         let detail = "log file owned by a user other than root, this process's or the daemon's";
         return Err(refused(path, Errno::EPERM, detail));
@@ -151,7 +170,7 @@ mod tests {
     use super::*;
     use crate::scratch::Scratch;
     use std::io::Write;
-    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
     use std::path::Path;
 
     fn open(path: &Path) -> SysResult<Log> {
@@ -172,6 +191,28 @@ mod tests {
             .write_all(b"two\n")
             .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_no_log_even_with_a_reader() {
+        let dir = Scratch::new("logfile-fifo");
+        let fifo = dir.join("out.log");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        // A reader: an open for writing would succeed, and later block.
+        let _reader = std::fs::File::options()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        for path in [fifo.as_path(), Path::new("/dev/null")] {
+            let err = open(path).unwrap_err();
+            assert_eq!(err.code(), "EINVAL", "{}", path.display());
+            assert!(
+                err.message().contains("not a regular file"),
+                "{}",
+                err.message()
+            );
+        }
     }
 
     #[test]

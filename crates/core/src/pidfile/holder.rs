@@ -9,7 +9,7 @@ use crate::errors::{SysResult, WithPath};
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 /// What a pid file says, decided by its lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,15 +159,22 @@ type LockedFile = ((u32, u32), u64);
 /// match; the caller who may open the file probes instead.
 #[cfg(target_os = "linux")]
 pub fn lock_takers(dir: &OwnedFd, name: &str) -> Option<Vec<u32>> {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     // O_PATH: enough to name the file and its mount, without read access.
     let flags = OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
-    let file = match openat(dir, name, flags, Mode::empty()) {
-        Ok(file) => file,
-        Err(Errno::ENOENT) => return Some(Vec::new()),
-        Err(_) => return None,
-    };
-    let ino = fstat(&file).ok()?.st_ino;
+    match openat(dir, name, flags, Mode::empty()) {
+        Ok(file) => takers_of(file.as_fd()),
+        Err(Errno::ENOENT) => Some(Vec::new()),
+        Err(_) => None,
+    }
+}
+
+/// The pids that took an exclusive flock() on the file `file` is a
+/// descriptor of, from /proc/locks (see `lock_takers`).
+#[cfg(target_os = "linux")]
+pub fn takers_of(file: BorrowedFd) -> Option<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let ino = fstat(file).ok()?.st_ino;
     let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).ok()?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let device = superblock_device(&mountinfo, mount_id(&fdinfo)?)?;
@@ -183,6 +190,11 @@ pub fn lock_takers(dir: &OwnedFd, name: &str) -> Option<Vec<u32>> {
 
 #[cfg(not(target_os = "linux"))]
 pub fn lock_takers(_dir: &OwnedFd, _name: &str) -> Option<Vec<u32>> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn takers_of(_file: BorrowedFd) -> Option<Vec<u32>> {
     None
 }
 

@@ -1,13 +1,15 @@
-//! A file reached by its path, never through a symlink at its end, whose
-//! owner and mode are then changed: the file itself, however its name is
-//! swapped meanwhile. Linux and FreeBSD open the file itself (`O_PATH`).
-//! macOS has no `O_PATH` and cannot open a socket file at all: there it is
-//! its directory and its name, which is the same file only while nobody
-//! else can rename things in that directory; in one others may write (and
-//! not sticky) `open` fails with `ENOTSUP`.
+//! A file reached by its name in a directory already opened (the path
+//! walk's), never through a symlink at its end, whose owner and mode are
+//! then changed: the file itself, however its name is swapped meanwhile.
+//! Linux and FreeBSD open the file itself (`O_PATH`). macOS has no `O_PATH`
+//! and cannot open a socket file at all: there it is the directory and the
+//! name, which is the same file only while nobody else can rename things in
+//! that directory; in one others may write (and not sticky) `open_at` fails
+//! with `ENOTSUP`.
 
 use nix::sys::stat::{FileStat, Mode};
 use nix::unistd::{Gid, Uid};
+use std::os::fd::BorrowedFd;
 
 #[cfg(not(target_vendor = "apple"))]
 pub use self::by_descriptor::PathFd;
@@ -17,16 +19,16 @@ pub use self::by_name::PathFd;
 #[cfg(not(target_vendor = "apple"))]
 mod by_descriptor {
     use super::*;
-    use nix::fcntl::{open, AtFlags, OFlag};
+    use nix::fcntl::{openat, AtFlags, OFlag};
     use nix::unistd::fchownat;
     use std::os::fd::OwnedFd;
 
     pub struct PathFd(OwnedFd);
 
     impl PathFd {
-        pub fn open(path: &str) -> nix::Result<PathFd> {
+        pub fn open_at(dir: BorrowedFd, name: &str) -> nix::Result<PathFd> {
             let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            open(path, flags, Mode::empty()).map(PathFd)
+            openat(dir, name, flags, Mode::empty()).map(PathFd)
         }
 
         pub fn stat(&self) -> nix::Result<FileStat> {
@@ -72,53 +74,37 @@ mod by_name {
     use super::*;
     use crate::fileid::{id_of, FileId};
     use nix::errno::Errno;
-    use nix::fcntl::{open, AtFlags, OFlag};
+    use nix::fcntl::AtFlags;
     use nix::sys::stat::{fchmodat, fstat, fstatat, FchmodatFlags};
     use nix::unistd::fchownat;
-    use std::ffi::OsString;
     use std::os::fd::OwnedFd;
-    use std::os::unix::ffi::OsStrExt;
 
     pub struct PathFd {
         dir: OwnedFd,
-        name: OsString,
+        name: String,
         /// The file the name named when it was opened.
         id: FileId,
     }
 
     impl PathFd {
-        pub fn open(path: &str) -> nix::Result<PathFd> {
-            let (dir, name) = match path.rsplit_once('/') {
-                Some(("", name)) => ("/", name),
-                Some((dir, name)) => (dir, name),
-                None => (".", path),
-            };
-            if name.is_empty() || name == "." || name == ".." {
-                return Err(Errno::EISDIR);
+        pub fn open_at(dir: BorrowedFd, name: &str) -> nix::Result<PathFd> {
+            if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                return Err(Errno::EINVAL);
             }
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-            let dir = open(dir, flags, Mode::empty())?;
-            let st = fstat(&dir)?;
+            let st = fstat(dir)?;
             let others_may_rename = st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0;
             if others_may_rename {
                 return Err(Errno::ENOTSUP);
             }
-            let name = std::ffi::OsStr::from_bytes(name.as_bytes()).to_owned();
-            let id = id_of(&fstatat(
-                &dir,
-                name.as_os_str(),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )?);
+            let id = id_of(&fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?);
+            let dir = dir.try_clone_to_owned().map_err(|_| Errno::last())?;
+            let name = name.to_owned();
             Ok(PathFd { dir, name, id })
         }
 
         /// The file; `ENOENT` once the name names another.
         pub fn stat(&self) -> nix::Result<FileStat> {
-            let st = fstatat(
-                &self.dir,
-                self.name.as_os_str(),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )?;
+            let st = fstatat(&self.dir, self.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
             if id_of(&st) != self.id {
                 return Err(Errno::ENOENT);
             }
@@ -128,13 +114,13 @@ mod by_name {
         pub fn chown(&self, uid: Option<Uid>, gid: Option<Gid>) -> nix::Result<()> {
             self.stat()?;
             let flags = AtFlags::AT_SYMLINK_NOFOLLOW;
-            fchownat(&self.dir, self.name.as_os_str(), uid, gid, flags)
+            fchownat(&self.dir, self.name.as_str(), uid, gid, flags)
         }
 
         pub fn chmod(&self, mode: Mode) -> nix::Result<()> {
             self.stat()?;
             let flags = FchmodatFlags::NoFollowSymlink;
-            fchmodat(&self.dir, self.name.as_os_str(), mode, flags)
+            fchmodat(&self.dir, self.name.as_str(), mode, flags)
         }
     }
 }
@@ -145,10 +131,16 @@ mod tests {
     use crate::sys::{mode, permissions};
     use nix::errno::Errno;
 
+    /// A descriptor of the directory `dir`, as the walk gives one.
+    fn open_dir(dir: &std::path::Path) -> std::os::fd::OwnedFd {
+        let flags = nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+        nix::fcntl::open(dir, flags, Mode::empty()).unwrap()
+    }
+
     /// What both ways must do, on the files of a fresh directory of `name`.
     fn check<T>(
         name: &str,
-        open: fn(&str) -> nix::Result<T>,
+        open_at: fn(BorrowedFd, &str) -> nix::Result<T>,
         stat: fn(&T) -> nix::Result<FileStat>,
         chmod: fn(&T, Mode) -> nix::Result<()>,
         chown: fn(&T, Option<Uid>, Option<Gid>) -> nix::Result<()>,
@@ -159,7 +151,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let at = |file: &str| dir.join(file).to_str().unwrap().to_owned();
         let socket = std::os::unix::net::UnixListener::bind(at("s.sock")).unwrap();
-        let file = open(&at("s.sock")).unwrap();
+        let walked = open_dir(&dir);
+        let open = |name: &str| open_at(std::os::fd::AsFd::as_fd(&walked), name);
+        let file = open("s.sock").unwrap();
         assert!(stat(&file).unwrap().st_mode & 0o170000 == 0o140000);
         chmod(&file, mode(0o604)).unwrap();
         let gid = nix::unistd::getegid();
@@ -169,7 +163,7 @@ mod tests {
         // A symlink at the end is not followed.
         std::fs::write(at("target"), "").unwrap();
         std::os::unix::fs::symlink(at("target"), at("link")).unwrap();
-        match open(&at("link")) {
+        match open("link") {
             Err(errno) => assert_eq!(errno, Errno::ELOOP),
             // By name: the link itself (macOS changes a link's own mode; Linux cannot).
             Ok(link) => {
@@ -187,7 +181,7 @@ mod tests {
     fn the_file_itself_gets_its_mode_and_group_and_a_symlink_is_not_followed() {
         check(
             "native",
-            PathFd::open,
+            PathFd::open_at,
             PathFd::stat,
             PathFd::chmod,
             PathFd::chown,
@@ -195,7 +189,7 @@ mod tests {
         use by_name::PathFd as ByName;
         check(
             "by-name",
-            ByName::open,
+            ByName::open_at,
             ByName::stat,
             ByName::chmod,
             ByName::chown,
@@ -210,7 +204,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("f");
         std::fs::write(&file, "").unwrap();
-        let path = file.to_str().unwrap();
+        let walked = open_dir(&dir);
+        let open = || ByName::open_at(std::os::fd::AsFd::as_fd(&walked), "f");
         let set = |bits| {
             nix::sys::stat::fchmodat(
                 nix::fcntl::AT_FDCWD,
@@ -221,9 +216,9 @@ mod tests {
             .unwrap()
         };
         set(0o777);
-        assert_eq!(ByName::open(path).err(), Some(Errno::ENOTSUP));
+        assert_eq!(open().err(), Some(Errno::ENOTSUP));
         set(0o1777);
-        let opened = ByName::open(path).unwrap();
+        let opened = open().unwrap();
         // Another file in its place (made first: it cannot reuse the inode).
         std::fs::write(dir.join("g"), "").unwrap();
         std::fs::rename(dir.join("g"), &file).unwrap();

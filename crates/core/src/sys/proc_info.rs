@@ -1,10 +1,11 @@
 //! What the kernel tells of another process, with `/proc` where there is one
-//! (Linux) and without it elsewhere: its parent and age, its resident
-//! memory, and whether it has a given file open.
+//! (Linux) and without it elsewhere: its parent, age and CPU time, its
+//! resident memory, and whether it has a given file open.
 
 use crate::fileid::FileId;
 use nix::errno::Errno;
 use nix::unistd::Pid;
+use std::time::Duration;
 
 /// A live process (not a zombie) as `ps` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +14,11 @@ pub struct ProcessStat {
     /// When it started, in the system's own terms: the same text for the same
     /// process, another for a later one with its pid.
     pub start: String,
-    /// How long it has run, in seconds.
-    pub age: u64,
+    /// How long it has run.
+    pub age: Duration,
+    /// The CPU time it has used, in user and system mode; `None` where that
+    /// cannot be read (macOS: another user's process, unless root).
+    pub cpu: Option<Duration>,
 }
 
 /// Process `pid`, from `/proc/PID/stat` on Linux, `proc_pidinfo()` on macOS,
@@ -30,10 +34,13 @@ pub fn process_stat(pid: Pid) -> nix::Result<ProcessStat> {
             .and_then(|end| text.get(end + 2..))
             .ok_or(Errno::EIO)?;
         let fields: Vec<&str> = rest.split(' ').collect();
-        let (Some(&state), Some(ppid), Some(&start)) = (
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        let (Some(&state), Some(ppid), Some(&start), Some(utime), Some(stime)) = (
             fields.first(),
             fields.get(1).and_then(|f| f.parse().ok()),
             fields.get(19),
+            ticks(11),
+            ticks(12),
         ) else {
             return Err(Errno::EIO);
         };
@@ -47,9 +54,15 @@ pub fn process_stat(pid: Pid) -> nix::Result<ProcessStat> {
             .and_then(|f| f.parse().ok())
             .ok_or(Errno::EIO)?;
         // USER_HZ: 100 in the kernel's ABI on every Linux architecture.
-        let age = (uptime - started_ticks as f64 / 100.0).max(0.0).round() as u64;
+        let age = Duration::from_secs_f64((uptime - started_ticks as f64 / 100.0).max(0.0));
+        let cpu = Some(Duration::from_millis((utime + stime) * 10));
         let start = start.to_owned();
-        Ok(ProcessStat { ppid, start, age })
+        Ok(ProcessStat {
+            ppid,
+            start,
+            age,
+            cpu,
+        })
     }
     #[cfg(target_os = "macos")]
     {
@@ -59,10 +72,14 @@ pub fn process_stat(pid: Pid) -> nix::Result<ProcessStat> {
             return Err(Errno::ESRCH);
         }
         let (secs, micros) = (info.pbi_start_tvsec, info.pbi_start_tvusec);
+        let task = macos::pid_info::<libc::proc_taskinfo>(pid, libc::PROC_PIDTASKINFO);
         Ok(ProcessStat {
             ppid: info.pbi_ppid,
             start: format!("{secs}.{micros:06}"),
-            age: since_epoch_secs().saturating_sub(secs),
+            age: since_epoch(secs, micros),
+            cpu: task
+                .ok()
+                .map(|t| macos::mach_time(t.pti_total_user + t.pti_total_system)),
         })
     }
     #[cfg(target_os = "freebsd")]
@@ -71,11 +88,13 @@ pub fn process_stat(pid: Pid) -> nix::Result<ProcessStat> {
         if info.ki_stat == nix::libc::SZOMB {
             return Err(Errno::ESRCH);
         }
-        let (secs, micros) = (info.ki_start.tv_sec as u64, info.ki_start.tv_usec);
+        let (secs, micros) = (info.ki_start.tv_sec as u64, info.ki_start.tv_usec as u64);
         Ok(ProcessStat {
             ppid: info.ki_ppid as u32,
             start: format!("{secs}.{micros:06}"),
-            age: since_epoch_secs().saturating_sub(secs),
+            age: since_epoch(secs, micros),
+            // Microseconds, as ps(1)'s TIME.
+            cpu: Some(Duration::from_micros(info.ki_runtime)),
         })
     }
     #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
@@ -161,11 +180,13 @@ fn page_size() -> u64 {
         .map_or(4096, |size| size as u64)
 }
 
+/// The time since `secs` and `micros` after the epoch (none if that is later).
 #[cfg(any(target_os = "macos", target_os = "freebsd"))]
-fn since_epoch_secs() -> u64 {
+fn since_epoch(secs: u64, micros: u64) -> Duration {
+    let started = std::time::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
     std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .duration_since(started)
+        .unwrap_or_default()
 }
 
 /// libproc. `vnode_fdinfo` is sys/proc_info.h's, which the libc crate
@@ -189,6 +210,30 @@ mod macos {
             0 => Err(Errno::last()),
             _ => Err(Errno::ESRCH),
         }
+    }
+
+    #[repr(C)]
+    struct MachTimebaseInfo {
+        numer: u32,
+        denom: u32,
+    }
+
+    extern "C" {
+        /// libSystem's; the libc crate's is deprecated in favour of another crate.
+        fn mach_timebase_info(info: *mut MachTimebaseInfo) -> libc::kern_return_t;
+    }
+
+    /// `ticks` of Mach's absolute time (the unit of `proc_taskinfo`'s times:
+    /// nanoseconds on Intel, not on Apple silicon) as a duration.
+    pub fn mach_time(ticks: u64) -> Duration {
+        let mut base = MachTimebaseInfo { numer: 1, denom: 1 };
+        // SAFETY: the kernel fills the two integers.
+        let got = unsafe { mach_timebase_info(&mut base) };
+        if got != 0 || base.denom == 0 {
+            base = MachTimebaseInfo { numer: 1, denom: 1 };
+        }
+        let nanos = u128::from(ticks) * u128::from(base.numer) / u128::from(base.denom);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
     const PROC_PIDFDVNODEINFO: c_int = 1;
@@ -304,7 +349,10 @@ mod tests {
         let me = Pid::this();
         let stat = process_stat(me).unwrap();
         assert_eq!(stat.ppid, nix::unistd::getppid().as_raw() as u32);
-        assert!(stat.age < 3600, "{stat:?}");
+        assert!(stat.age < Duration::from_secs(3600), "{stat:?}");
+        // Some CPU time, at most what all threads could have used since it started.
+        let cpu = stat.cpu.unwrap();
+        assert!(cpu <= stat.age * 64 + Duration::from_secs(1), "{stat:?}");
         assert_eq!(process_stat(me).unwrap().start, stat.start);
         let rss = resident_bytes(me).unwrap();
         assert!(rss > 1024 * 1024 && rss < 1 << 40, "{rss}");
@@ -319,6 +367,37 @@ mod tests {
         assert!(has_open(gone, id).is_err());
         assert_eq!(process_stat(gone), Err(Errno::ESRCH));
         assert_eq!(resident_bytes(gone), Err(Errno::ESRCH));
+    }
+
+    #[test]
+    fn the_cpu_time_is_what_getrusage_says_and_grows_with_work() {
+        use nix::sys::resource::{getrusage, UsageWho};
+        let used = || {
+            let usage = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+            let micros = |t: nix::sys::time::TimeVal| {
+                Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+            };
+            micros(usage.user_time()) + micros(usage.system_time())
+        };
+        let me = Pid::this();
+        let cpu = || process_stat(me).unwrap().cpu.unwrap();
+        let slack = Duration::from_millis(50);
+        let before = used();
+        let first = cpu();
+        let after = used();
+        assert!(
+            first + slack >= before && first <= after + slack,
+            "{before:?} <= {first:?} <= {after:?}"
+        );
+        // Work until it shows (it would never, were the time not read).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut spun = 0u64;
+        while cpu() < first + Duration::from_millis(200) {
+            assert!(std::time::Instant::now() < deadline, "no CPU time counted");
+            for i in 0..100_000u64 {
+                spun = std::hint::black_box(spun.wrapping_add(i));
+            }
+        }
     }
 
     #[test]
