@@ -40,7 +40,9 @@ pub use path_fd::PathFd;
 pub use pidfd::{pidfd_open, pidfd_send_signal};
 pub use pipe::pipe2;
 pub use proc_info::{has_open, process_stat, resident_bytes, ProcessStat, CAN_LIST_OPEN_FILES};
-pub use process::{exit_with_parent, fork_raw, is_main_thread, set_parent_death_signal};
+pub use process::{
+    exit_with_parent, fork_raw, is_main_thread, set_child_subreaper, set_parent_death_signal,
+};
 pub use socket::{
     accept, cmsg_cloexec, message_pair, no_sigpipe, peer_uid, received_close_on_exec,
     send_nosignal, socket,

@@ -53,6 +53,39 @@ pub fn set_parent_death_signal(signal: nix::libc::c_int) -> nix::Result<()> {
     }
 }
 
+/// Makes this process the reaper of its orphaned descendants, kept across
+/// `execve()`: Linux's child subreaper (`PR_SET_CHILD_SUBREAPER`), FreeBSD's
+/// `PROC_REAP_ACQUIRE`; `ENOSYS` on macOS, which has neither (an orphan goes
+/// to launchd).
+pub fn set_child_subreaper() -> nix::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        nix::sys::prctl::set_child_subreaper(true)
+    }
+    #[cfg(target_os = "freebsd")]
+    {
+        use nix::libc;
+        // SAFETY: procctl for this process (id 0), with no argument.
+        let done = unsafe {
+            libc::procctl(
+                libc::P_PID,
+                0,
+                libc::PROC_REAP_ACQUIRE,
+                std::ptr::null_mut(),
+            )
+        };
+        match nix::errno::Errno::result(done) {
+            // Already this process's own reaper.
+            Err(nix::errno::Errno::EBUSY) => Ok(()),
+            done => done.map(drop),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    {
+        Err(nix::errno::Errno::ENOSYS)
+    }
+}
+
 /// For macOS, which has no parent-death signal: a thread that waits (kqueue's
 /// `NOTE_EXIT`) for `parent` to exit and then SIGKILLs this process, as
 /// Linux's `PR_SET_PDEATHSIG` would. If `parent` is gone already (this
@@ -125,6 +158,35 @@ mod tests {
     #[test]
     fn a_spawned_thread_is_not_the_main_one() {
         assert!(!std::thread::spawn(is_main_thread).join().unwrap());
+    }
+
+    #[test]
+    fn a_child_subreaper_where_the_system_has_one_gets_the_orphans() {
+        let has_one = cfg!(any(target_os = "linux", target_os = "freebsd"));
+        // A shell that is one (not this process: it would stay one for the
+        // other tests) orphans a sleep: it becomes the sleep's parent.
+        let orphan = "pid=$( (sleep 5 >/dev/null 2>&1 & echo $!) ); \
+            ppid=$(ps -o ppid= -p $pid | tr -d ' '); kill $pid; \
+            [ \"$ppid\" = \"$$\" ]";
+        let mut child = std::process::Command::new("/bin/sh");
+        child.args(["-c", if has_one { orphan } else { "exit 0" }]);
+        // SAFETY: the closure makes one system call and allocates nothing.
+        let status = unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut child, move || {
+                let expected = if has_one {
+                    Ok(())
+                } else {
+                    Err(nix::errno::Errno::ENOSYS)
+                };
+                if set_child_subreaper() == expected {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::from_raw_os_error(nix::libc::EPROTO))
+                }
+            })
+            .status()
+        };
+        assert!(status.unwrap().success());
     }
 
     #[test]
