@@ -3,8 +3,8 @@
 // release workflow runs this file on macOS, `npm test` on Linux. A daemon
 // with a pid file, verified and stopped; a supervised one on a held Unix
 // socket with a mode, restarted after a crash, upgraded over the control
-// channel, and ended with its killed supervisor; what `daemon list` reads of
-// processes. Each test kills what it started.
+// channel, and ended with its killed supervisor; what `daemon list` and
+// `daemon top` read of processes. Each test kills what it started.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -164,27 +164,74 @@ test('a supervised daemon on a held Unix socket: restarted after a crash, upgrad
   }
 });
 
-test('`daemon list`: the pid, age and memory of a daemon the CLI started, without /proc', async () => {
+test('`daemon list` and `daemon top --once`: the pid, age, CPU% and memory of a daemon the CLI started, without /proc', async () => {
   const dir = tmpdir('cli');
   const env = { DAEMON_DIR: path.join(dir, 'state') };
-  fs.writeFileSync(path.join(dir, 'sleeper.js'), 'setInterval(() => {}, 1000);\n');
+  // Busy all the time, its event loop turning: about one CPU's worth.
+  const spin = 'setImmediate(function spin() { const t = Date.now(); while (Date.now() - t < 50); setImmediate(spin); });\n';
+  fs.writeFileSync(path.join(dir, 'spinner.js'), spin);
   const cli = path.join(root, 'bin', 'daemon.js');
-  const started = await run([cli, 'start', '--quiet', path.join(dir, 'sleeper.js')], env);
-  const pidfile = path.join(env.DAEMON_DIR, 'sleeper.pid');
+  const started = await run([cli, 'start', '--quiet', path.join(dir, 'spinner.js')], env);
+  const pidfile = path.join(env.DAEMON_DIR, 'spinner.pid');
   const pid = fs.existsSync(pidfile) ? Number(fs.readFileSync(pidfile, 'utf8')) : null;
   try {
     assert.equal(started.code, 0, started.stderr);
+    await sleep(1000);
     const listed = await run([cli, 'list', '--json'], env);
     assert.equal(listed.code, 0, listed.stderr);
-    const [sleeper] = JSON.parse(listed.stdout);
-    assert.equal(sleeper.pid, pid);
-    assert.equal(sleeper.status, 'running');
-    assert.ok(sleeper.uptime >= 0 && sleeper.uptime < 600, `uptime ${sleeper.uptime}`);
-    assert.ok(sleeper.memory > 1024 * 1024 && sleeper.memory < 4 * 1024 ** 3, `memory ${sleeper.memory}`);
-    const stopped = await run([cli, 'stop', 'sleeper'], env);
+    const [spinner] = JSON.parse(listed.stdout);
+    assert.equal(spinner.pid, pid);
+    assert.equal(spinner.status, 'running');
+    assert.ok(spinner.uptime >= 1 && spinner.uptime < 600, `uptime ${spinner.uptime}`);
+    assert.ok(spinner.memory > 1024 * 1024 && spinner.memory < 4 * 1024 ** 3, `memory ${spinner.memory}`);
+    // Shared CPUs may give it less than one, never none.
+    assert.ok(spinner.cpu > 20 && spinner.cpu < 150, `CPU% ${spinner.cpu}`);
+    const top = await run([cli, 'top', '--once'], env);
+    assert.equal(top.code, 0, top.stderr);
+    const row = top.stdout.split('\n').find((line) => line.startsWith('spinner '));
+    assert.ok(row, top.stdout);
+    const [, shownPid, status, cpu] = row.trim().split(/\s+/);
+    assert.deepEqual([Number(shownPid), status], [pid, 'running'], row);
+    assert.ok(Number(cpu) > 20, `top's CPU%: ${row}`);
+    const stopped = await run([cli, 'stop', 'spinner'], env);
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.equal(alive(pid), false);
   } finally {
     await killAll([pid]);
+  }
+});
+
+test("the fleet's init (daemon-supervisor --init): a pid not its child is left out, one that failed before it ran ends it with that status", async () => {
+  const { createRequire } = await import('node:module');
+  const supervisor = createRequire(import.meta.url)('../lib/shared/native.js').supervisorPath();
+  // The shell's child, then the shell becomes the init: `false` may be gone already.
+  const init = (child) => {
+    const started = spawn('/bin/sh', ['-c', `${child} & exec "$0" --init $! 1`, supervisor], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    started.stderr.on('data', (d) => (stderr += d));
+    return { pid: started.pid, ended: new Promise((resolve) => started.on('exit', (code) => resolve({ code, stderr }))) };
+  };
+  const failed = init('false');
+  try {
+    const { code, stderr } = await failed.ended;
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /^daemon: init \d+: the supervisor \d+ ended with status 1: stopping the others\n$/);
+  } finally {
+    await killAll([failed.pid]);
+  }
+  // Left running: a live child is watched until it ends (SIGTERM forwarded, a clean stop).
+  const sleeping = init('sleep 30');
+  try {
+    await waitFor(
+      () => children(sleeping.pid).length === 1 && ps('comm', sleeping.pid)?.includes('daemon-supervis'),
+      'the init over its sleep',
+    );
+    const [sleep] = children(sleeping.pid);
+    process.kill(sleeping.pid, 'SIGTERM');
+    const { code, stderr } = await sleeping.ended;
+    assert.equal(code, 0, stderr);
+    assert.equal(alive(sleep), false);
+  } finally {
+    await killAll([sleeping.pid]);
   }
 });
