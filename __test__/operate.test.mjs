@@ -263,7 +263,7 @@ test("as PID 1 (a container's init) start() stays in the foreground, and SIGTERM
   });
   assert.deepEqual(
     [refused.code, refused.stderr],
-    [1, "daemon: as PID 1 (a container's init) the daemon would end with this command: run the script itself\n"],
+    [1, "daemon: as PID 1 (a container's init) the daemon would end with this command: use daemon run\n"],
   );
   assert.equal(fs.existsSync(pidfile), false);
 });
