@@ -83,6 +83,15 @@ pub fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
     Ok(())
 }
 
+/// Checks that `pid` can be a process's (1 to 2^31 - 1): any other number
+/// would name a group of processes, or every one, to `kill()`.
+pub fn check_pid(env: &Env, name: &str, pid: u32) -> Result<()> {
+    if pid == 0 || i32::try_from(pid).is_err() {
+        return Err(out_of_range(env, name, ">= 1 and <= 2147483647", pid));
+    }
+    Ok(())
+}
+
 /// A core value in its JavaScript shape.
 pub struct Js<T>(pub T);
 
