@@ -287,12 +287,12 @@ declare namespace daemon {
     /**
      * The lock holder's pid, once the kernel confirms that this process holds
      * the lock now (its /proc/PID/fd and fdinfo): a supervisor, with `respawn`; else null. Other users get
-     * null for a root daemon. On macOS: the file's pid while the lock is held.
+     * null for a root daemon. On macOS: the file's pid once libproc shows that process has the lock file open.
      */
     pid: number | null;
     /** Nothing runs, but the pid file or its lock file is there. */
     stale: boolean;
-    /** `pid` is confirmed by the kernel (always false on macOS). */
+    /** `pid` is confirmed by the kernel. */
     verified: boolean;
     /** Supervised: the daemon running now (null while the supervisor waits to restart it). */
     daemonPid?: number | null;

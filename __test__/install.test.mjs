@@ -223,7 +223,7 @@ test('the two tarballs installed side by side, no cargo on PATH, work too', { sk
   await checkWorks(project);
 });
 
-test('without a prebuilt package: builds from source in a temporary target directory it removes; without cargo, one line that says what to do', {
+test('without a prebuilt package: builds from source in a temporary target directory it removes; without cargo, the install goes on and require() says what to do', {
   skip: noPack,
 }, async (t) => {
   const project = newProject('source-consumer');
@@ -247,14 +247,29 @@ test('without a prebuilt package: builds from source in a temporary target direc
     skip(t, `${cargoBesideNode}: the install without cargo is not tried`);
     return;
   }
+  // A platform without a prebuilt package (none installed) and without cargo:
+  // the install goes on, and require('daemon') says what is missing.
   const bare = newProject('no-cargo-consumer');
-  const failed = npm(['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc], bare, {
+  const installed = npm(['install', mainTarball, '--omit=optional', '--foreground-scripts', '--userconfig', registry.npmrc], bare, {
     PATH: NO_CARGO_PATH,
   });
-  assert.notEqual(failed.status, 0);
+  assert.equal(installed.status, 0, installed.stdout + installed.stderr);
   assert.match(
-    failed.stderr,
-    /^daemon: no prebuilt binary for linux-x64-gnu and no Rust toolchain to build one: install Rust \(https:\/\/rustup\.rs\), then run `npm install` again\.$/m,
+    installed.stderr,
+    /^daemon: no prebuilt binary for linux-x64-gnu and no Rust toolchain to build one: require\('daemon'\) will throw here until you install Rust \(https:\/\/rustup\.rs\) and run `npm rebuild daemon`\.$/m,
+  );
+  assert.deepEqual(
+    fs.readdirSync(path.join(bare, 'node_modules', 'daemon')).filter((name) => name.endsWith('.node') || name === 'daemon-supervisor'),
+    [],
+  );
+  const used = spawnSync(process.execPath, ['-e', "try { require('daemon') } catch (e) { console.log(e.code, e.message) }"], {
+    cwd: bare,
+    encoding: 'utf8',
+  });
+  assert.equal(
+    used.stdout,
+    'ERR_DAEMON_NO_ADDON daemon: no native addon for linux-x64-gnu: no prebuilt package fits and none was built from source; ' +
+      "install Rust's cargo (https://rustup.rs), then run `npm rebuild daemon`.\n",
   );
 });
 

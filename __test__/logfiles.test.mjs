@@ -275,6 +275,13 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['openLog', [dir], 'Error EINVAL'],
     ['openLog', [`${dir}/x.pid`, { uid: -1, gid: -1, groups: [] }], null],
     ['exitNow', ['0'], 'Error NumberExpected'],
+    ['processInfo', [-1], 'returned'],
+    ['processInfo', ['1'], 'Error NumberExpected'],
+    ['residentMemory', [0], 'returned'],
+    ['residentMemory', [2 ** 32 - 1], 'returned'],
+    ['dieWithSupervisor', [0], 'RangeError ERR_OUT_OF_RANGE'],
+    ['dieWithSupervisor', [-1], 'RangeError ERR_OUT_OF_RANGE'],
+    ['dieWithSupervisor', [2 ** 31], 'RangeError ERR_OUT_OF_RANGE'],
   ];
   const script = `
     const native = require(${q(path.join(root, 'native.js'))}).load();

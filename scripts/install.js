@@ -45,11 +45,13 @@ function main() {
   if (inNodeModules && prebuiltInstalled()) return 0;
   const cargo = process.env.CARGO || 'cargo';
   if (spawnSync(cargo, ['--version'], { stdio: 'ignore' }).status !== 0) {
+    // Not a failure of the whole install: a project may depend on the module
+    // only where it deploys; require('daemon') says what is missing here.
     console.error(
       `daemon: no prebuilt binary for ${triple} and no Rust toolchain to build one: ` +
-        'install Rust (https://rustup.rs), then run `npm install` again.',
+        "require('daemon') will throw here until you install Rust (https://rustup.rs) and run `npm rebuild daemon`.",
     );
-    return 1;
+    return 0;
   }
   console.log(`daemon: building the native addon for ${triple} with cargo, and its supervisor (about a minute)`);
   // A target directory the user chose is theirs to keep.

@@ -1,8 +1,9 @@
 'use strict';
 // `npm run pack:all`: builds the addon and the crate's executables (the
-// supervisor) for every platform package this machine can build, checks Linux
-// glibc builds against the glibc 2.17 baseline, and writes their tarballs and the main package's
-// tarball into dist/. `--target TRIPLE` (a Rust target, as the release
+// supervisor) for every platform package this machine can build (on Linux the
+// darwin ones too, with scripts/cross.js's recipe), checks Linux glibc builds
+// against the glibc 2.17 baseline and darwin ones for what Node needs, and
+// writes their tarballs and the main package's tarball into dist/. `--target TRIPLE` (a Rust target, as the release
 // workflow passes) builds that one platform package and not the main one.
 
 const { spawnSync } = require('node:child_process');
@@ -10,6 +11,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { addonName, buildCrate } = require('./cargo.js');
+const cross = require('./cross.js');
 
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -42,19 +44,48 @@ function hasStd(target) {
   return libdir !== null && fs.existsSync(libdir.trim()) && fs.readdirSync(libdir.trim()).length > 0;
 }
 
+/** macOS packages built elsewhere than on macOS: with the cross recipe. */
+const crossBuilt = (target) => target.includes('apple') && process.platform !== 'darwin';
+
 /**
  * The Rust targets to build here: Linux ones with cargo-zigbuild (glibc ones
- * against the baseline), macOS ones on macOS with cargo. An explicit target
- * that cannot be built is an error; an unbuildable one of the whole list is
- * left to the release workflow.
+ * against the baseline), macOS ones on macOS with cargo and on Linux with
+ * the cross recipe. An explicit target that cannot be built is an error; an
+ * unbuildable one of the whole list is left to the release workflow.
  */
 function buildable(target) {
+  if (crossBuilt(target)) return cross.unavailable();
   if (!hasStd(target)) return `Rust's standard library for ${target} is not installed (rustup target add ${target})`;
   if (target.includes('linux') && ok('cargo', ['zigbuild', '--help']) === null) {
     return 'cargo-zigbuild is not installed (pip install ziglang cargo-zigbuild)';
   }
-  if (target.includes('apple') && process.platform !== 'darwin') return 'macOS builds need macOS';
   return null;
+}
+
+/** Builds `target`: { library, executables }, checked for what its system needs to load them. */
+function build(target, platform) {
+  if (crossBuilt(target)) {
+    console.log(`pack:all: building ${platform} (cargo zigbuild --target ${target}, the cross recipe)`);
+    const { env, args } = cross.recipe();
+    const built = buildCrate('zigbuild', [...args, '--target', target], root, env, true);
+    const violations = cross.builtViolations(target, built.library, built.executables);
+    if (violations.length > 0) fail(`the ${platform} build would not load:\n  ${violations.join('\n  ')}`);
+    return built;
+  }
+  const gnu = target.endsWith('-linux-gnu');
+  const cargoTarget = gnu ? `${target}.${GLIBC_BASELINE.join('.')}` : target;
+  const subcommand = target.includes('linux') ? 'zigbuild' : 'build';
+  console.log(`pack:all: building ${platform} (cargo ${subcommand} --target ${cargoTarget})`);
+  const built = buildCrate(subcommand, ['--target', cargoTarget], root);
+  if (gnu) {
+    const violations = [built.library, ...built.executables].flatMap((file) =>
+      baselineViolations(file).map((v) => `${path.basename(file)}: ${v}`),
+    );
+    if (violations.length > 0) {
+      fail(`the ${platform} build would not load on glibc ${GLIBC_BASELINE.join('.')}:\n  ${violations.join('\n  ')}`);
+    }
+  }
+  return built;
 }
 
 /**
@@ -85,17 +116,7 @@ function baselineViolations(file) {
 /** Builds the platform package for `target` into dist/; returns its tarball's name. */
 function packPlatform(target) {
   const platform = PLATFORMS[target];
-  const gnu = target.endsWith('-linux-gnu');
-  const cargoTarget = gnu ? `${target}.${GLIBC_BASELINE.join('.')}` : target;
-  const subcommand = target.includes('linux') ? 'zigbuild' : 'build';
-  console.log(`pack:all: building ${platform} (cargo ${subcommand} --target ${cargoTarget})`);
-  const { library, executables } = buildCrate(subcommand, ['--target', cargoTarget], root);
-  if (gnu) {
-    const violations = [library, ...executables].flatMap((file) => baselineViolations(file).map((v) => `${path.basename(file)}: ${v}`));
-    if (violations.length > 0) {
-      fail(`the ${platform} build would not load on glibc ${GLIBC_BASELINE.join('.')}:\n  ${violations.join('\n  ')}`);
-    }
-  }
+  const { library, executables } = build(target, platform);
   const staging = fs.mkdtempSync(path.join(os.tmpdir(), `daemon-pack-${platform}-`));
   try {
     const manifest = JSON.parse(fs.readFileSync(path.join(root, 'npm', platform, 'package.json'), 'utf8'));

@@ -29,8 +29,18 @@ fn throw_with(env: &Env, message: String, fill: impl FnOnce(&mut Object) -> Resu
     }
 }
 
-/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`.
+/// Throws `e` as Node's fs errors look: `code`, `errno`, `syscall`, `path`;
+/// what the system cannot do, with only its `code` (and `path`).
 pub fn throw(env: &Env, e: SysError) -> Error {
+    if e.unavailable.is_some() {
+        return throw_with(env, e.message(), |object| {
+            object.set_named_property("code", e.code())?;
+            match &e.path {
+                Some(path) => object.set_named_property("path", path.as_str()),
+                None => Ok(()),
+            }
+        });
+    }
     throw_with(env, e.message(), |object| {
         object.set_named_property("code", e.code())?;
         object.set_named_property("errno", -(e.errno as i32))?;
@@ -69,6 +79,15 @@ pub fn check_fds(env: &Env, fds: &[i32], allowed: &[i32]) -> Result<()> {
             let expected = format!("distinct descriptors among {}", names.join(", "));
             return Err(out_of_range(env, "fds", &expected, fd));
         }
+    }
+    Ok(())
+}
+
+/// Checks that `pid` can be a process's (1 to 2^31 - 1): any other number
+/// would name a group of processes, or every one, to `kill()`.
+pub fn check_pid(env: &Env, name: &str, pid: u32) -> Result<()> {
+    if pid == 0 || i32::try_from(pid).is_err() {
+        return Err(out_of_range(env, name, ">= 1 and <= 2147483647", pid));
     }
     Ok(())
 }
@@ -325,6 +344,19 @@ impl ToNapiValue for Js<PidFileStatus> {
             set_some(o, "pid", s.pid)?;
             o.set("stale", s.stale)?;
             o.set("verified", s.verified())
+        })
+    }
+}
+
+/// `{ ppid, start, age, cpu }`: age and CPU time in seconds (cpu null where
+/// it cannot be read), start the system's own text.
+impl ToNapiValue for Js<daemon_core::operator::ProcessStat> {
+    unsafe fn to_napi_value(env: sys::napi_env, Js(p): Self) -> Result<sys::napi_value> {
+        object_of(env, |o| {
+            o.set("ppid", p.ppid)?;
+            o.set("start", p.start.as_str())?;
+            o.set("age", p.age.as_secs_f64())?;
+            o.set("cpu", p.cpu.map(|cpu| cpu.as_secs_f64()))
         })
     }
 }

@@ -10,7 +10,7 @@ use daemon_core::output::{handover, log_read, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
 use daemon_core::state_dir;
 use daemon_core::{socket_file, sockets};
-use js::{check_fds, known, throw, throw_coded, Js};
+use js::{check_fds, check_pid, known, throw, throw_coded, Js};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::os::fd::IntoRawFd;
@@ -183,6 +183,27 @@ pub fn take_cli_options(marker: String) -> Option<String> {
 #[napi]
 pub fn take_supervisor_lock(marker: String) -> bool {
     supervised::take(&marker)
+}
+
+/// A live process (not a zombie): `{ ppid, start, age, cpu }`, or null
+/// once it is gone.
+#[napi]
+pub fn process_info(pid: u32) -> Option<Js<operator::ProcessStat>> {
+    operator::process(pid).map(Js)
+}
+
+/// A process's resident memory in bytes, or null.
+#[napi]
+pub fn resident_memory(pid: u32) -> Option<f64> {
+    operator::resident(pid).map(|bytes| bytes as f64)
+}
+
+/// In a supervised daemon: SIGKILL when the supervisor `parent` dies, where
+/// the kernel could not be asked for that before `execve()` (macOS).
+#[napi]
+pub fn die_with_supervisor(env: Env, parent: u32) -> Result<()> {
+    check_pid(&env, "parent", parent)?;
+    launch::die_with_supervisor(parent).map_err(|e| throw(&env, e))
 }
 
 /// In a supervised daemon: takes the log channel its supervisor hands

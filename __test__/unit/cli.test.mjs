@@ -138,7 +138,8 @@ test('names: letters, digits, _ . -, at most 48, not . or .., no / or NUL, not a
 
 test('the state directory: $DAEMON_DIR, /run/daemon for root, XDG_STATE_HOME (absolute only) or ~/.local/state', () => {
   assert.equal(chooseStateDir({ env: { DAEMON_DIR: '/tmp/d' }, uid: 0, home: '/root' }), '/tmp/d');
-  assert.equal(chooseStateDir({ env: {}, uid: 0, home: '/root' }), '/run/daemon');
+  assert.equal(chooseStateDir({ env: {}, uid: 0, home: '/root', platform: 'linux' }), '/run/daemon');
+  assert.equal(chooseStateDir({ env: {}, uid: 0, home: '/var/root', platform: 'darwin' }), '/var/run/daemon');
   assert.equal(chooseStateDir({ env: { XDG_RUNTIME_DIR: '/run/user/1000' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: '/home/u/st' }, uid: 1000, home: '/home/u' }), '/home/u/st/daemon');
   assert.equal(chooseStateDir({ env: { XDG_STATE_HOME: 'rel' }, uid: 1000, home: '/home/u' }), '/home/u/.local/state/daemon');
@@ -357,7 +358,16 @@ test('logs: the rotated files newest first, by number (.10 after .2), the plain 
   assert.deepEqual(lastLinesStart(read, 0, 3), { start: 0, found: 0 });
 });
 
-test("top's addresses: this process's listening sockets from /proc (TCP on IPv4 and IPv6, a Unix socket's path escaped), not its connections", async () => {
+const noProc = process.platform !== 'linux' && `no /proc on ${process.platform}`;
+
+test("top's addresses elsewhere than Linux: none read (the recorded --listen flags stand)", { skip: !noProc && 'Linux reads them' }, () => {
+  const { listeningOf } = require('../../lib/cli/report.js');
+  assert.equal(listeningOf([process.pid]), null);
+});
+
+test("top's addresses: this process's listening sockets from /proc (TCP on IPv4 and IPv6, a Unix socket's path escaped), not its connections", {
+  skip: noProc,
+}, async () => {
   const net = require('node:net');
   const { listeningOf } = require('../../lib/cli/report.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-listening-'));

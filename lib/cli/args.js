@@ -311,7 +311,7 @@ const USAGE = [
   'Commands:',
   ...Object.keys(COMMANDS).map((command) => `  ${synopsis(command).slice('daemon '.length).padEnd(48)} ${COMMANDS[command].summary}`),
   '',
-  'The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
+  'The state directory: $DAEMON_DIR, else /run/daemon for root (macOS: /var/run/daemon), else $XDG_STATE_HOME/daemon (~/.local/state/daemon).',
   "A fleet file (pm2's ecosystem file: *.config.js, .cjs, .mjs or *.json, or --config F) in place of the script or NAME of",
   'start, restart, stop, reload, upgrade, status and delete: each of its apps (--only A,B; --env NAME).',
   "Run 'daemon <command> --help' for its options.",

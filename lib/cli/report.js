@@ -1,53 +1,48 @@
 'use strict';
 // What `daemon status`, `daemon list` and `daemon top` say of a daemon:
-// status() (with whatever fields a supervisor adds to it), uptime, CPU,
-// resident memory and listening sockets from /proc, as text or JSON.
+// status() (with whatever fields a supervisor adds to it), uptime, CPU and
+// resident memory as the kernel tells (the core's process facts), and
+// listening sockets from /proc (Linux), as text or JSON.
 
 const fs = require('node:fs');
 const os = require('node:os');
+const { native } = require('../shared/native.js');
 const { status, procStat } = require('../operator/control.js');
 const { escapeControls } = require('./logs.js');
 
-/** /proc's clock: USER_HZ, 100 in the kernel's ABI on every Linux architecture. */
-const USER_HZ = 100;
-
-/** Seconds since boot, the clock of /proc's start times (to 10 ms). */
-const bootClock = () => Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-
-/** Seconds the process has run, from /proc (null without it). */
+/** Seconds the process has run (null once it is gone). */
 function uptimeOf(pid) {
   const stat = procStat(pid);
-  if (stat === null) return null;
-  return Math.max(0, Math.round(bootClock() - Number(stat.start) / USER_HZ));
+  return stat === null ? null : Math.round(stat.age);
 }
+
+/** A monotonic clock in seconds, for the time between two looks. */
+const clock = () => performance.now() / 1000;
 
 /**
  * A process's CPU% (100: one CPU's worth), from procStat's `stat` read at
- * `at` (bootClock()): the CPU time it used since `earlier` (`{ start, cpu,
- * at }`, an earlier look at the same process) over the time between, else
- * since it started.
+ * `at` (clock()): the CPU time it used since `earlier` (`{ start, cpu, at
+ * }`, an earlier look at the same process) over the time between, else
+ * since it started; null where its CPU time cannot be read (macOS: another
+ * user's process, unless root).
  */
 function cpuPercent(stat, at, earlier = null) {
-  const since = earlier !== null && earlier.start === stat.start && at > earlier.at;
-  const ticks = since ? stat.cpu - earlier.cpu : stat.cpu;
-  const seconds = since ? at - earlier.at : at - Number(stat.start) / USER_HZ;
-  return seconds > 0 ? (100 * ticks) / USER_HZ / seconds : 0;
+  if (stat.cpu === null) return null;
+  const since = earlier !== null && earlier.start === stat.start && earlier.cpu !== null && at > earlier.at;
+  const cpu = since ? stat.cpu - earlier.cpu : stat.cpu;
+  const seconds = since ? at - earlier.at : stat.age;
+  return seconds > 0 ? (100 * cpu) / seconds : 0;
 }
 
-/** The CPU% of `pid` on average since it started, as ps(1) shows it (null without /proc). */
+/** The CPU% of `pid` on average since it started, as ps(1) shows it (null once it is gone). */
 function cpuSinceStart(pid) {
   const stat = procStat(pid);
-  return stat === null ? null : cpuPercent(stat, bootClock());
+  return stat === null ? null : cpuPercent(stat, clock());
 }
 
-/** Resident memory in bytes, from /proc (null without it). */
+/** Resident memory in bytes (null once it is gone). */
 function memoryOf(pid) {
-  try {
-    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return kb ? Number(kb[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
+  return native().residentMemory(pid);
 }
 
 /**
@@ -292,10 +287,12 @@ function listeningSockets(pid) {
 /**
  * The addresses the processes `pids` listen on (a socket they share, once),
  * from their socket inodes and their network namespace's tables; null when
- * none of their fds can be read. `tables`: kept across the calls of one look
- * (one table per namespace).
+ * none of their fds can be read, and on other systems than Linux (no
+ * /proc). `tables`: kept across the calls of one look (one table per
+ * namespace).
  */
 function listeningOf(pids, tables = new Map()) {
+  if (process.platform !== 'linux') return null;
   const found = new Set();
   let readable = false;
   for (const pid of pids) {
@@ -328,7 +325,7 @@ module.exports = {
   percent,
   uptimeOf,
   cpuPercent,
-  bootClock,
+  clock,
   instanceWord,
   readyCount,
   restartsText,

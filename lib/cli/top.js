@@ -52,7 +52,7 @@ const SCREEN_END = '\x1b[J';
 const ENDING_SIGNALS = Object.freeze({ SIGINT: 130, SIGTERM: 143, SIGHUP: 129 });
 const CTRL_C = '\x03';
 
-/** CPU% between two looks at /proc: each process's CPU time since the last look (since it started, at its first). */
+/** CPU% between two looks: each process's CPU time since the last look (since it started, at its first). */
 class CpuSampler {
   constructor() {
     this.last = new Map();
@@ -64,7 +64,7 @@ class CpuSampler {
   look() {
     this.last = this.next;
     this.next = new Map();
-    this.at = report.bootClock();
+    this.at = report.clock();
   }
 
   /** `pid`'s CPU% since the last look (null once it is gone). */
@@ -104,7 +104,7 @@ class NetTables {
  * Every daemon of the state directory, as describe() has it (CPU% from
  * `sampler`), with `listen`, the addresses its processes listen on (from
  * /proc, `net`'s tables; the recorded --listen flags where /proc shows another
- * user's process to no one but root), and `uptime`, the service's (a
+ * user's process to no one but root, and where there is no /proc), and `uptime`, the service's (a
  * supervisor's own, with the generations' in its instances).
  */
 function look(sampler, net) {

@@ -43,6 +43,8 @@ function takeReadyPipe() {
   // A supervisor's generation is retired by SIGTERM: it drains first.
   supervised = supervisor === String(process.ppid);
   if (supervised) require('./drain.js').drainOnSigterm(() => listeners().map(({ fd }) => fd));
+  // Where the kernel could not be asked to end it with its supervisor (macOS).
+  if (supervised) native().dieWithSupervisor(process.ppid);
   // A supervised daemon: its lock() of the supervisor's pid file is true.
   if (lockMarker !== undefined && native().takeSupervisorLock(lockMarker)) debug("daemon %d: took its supervisor's lock", process.pid);
   // Rotated logs arrive there and go onto fds 1 and 2 from a thread of the addon's: the script never knows.

@@ -2,7 +2,6 @@
 // The operator's side: status(), signal(), stop(), upgrade() and scale() for
 // the daemon that holds a pid file's lock, from any process.
 
-const fs = require('node:fs');
 const { debuglog } = require('node:util');
 const { nativeFor } = require('../shared/native.js');
 const { systemError } = require('../shared/errors.js');
@@ -24,17 +23,12 @@ const debug = debuglog('daemon');
 const STOP_POLL_MS = 10;
 
 /**
- * `/proc/PID/stat`'s parent, start time (clock ticks since boot) and CPU time
- * used (utime + stime, in clock ticks), or null when the process is gone.
+ * A live process's parent, start (the same text for the same process), age
+ * and CPU time used (user and system) in seconds, as the kernel tells (cpu
+ * null where it cannot be read), or null when it is gone.
  */
 function procStat(pid) {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' ? null : { ppid: Number(fields[1]), start: fields[19], cpu: Number(fields[11]) + Number(fields[12]) };
-  } catch {
-    return null;
-  }
+  return nativeFor('status').processInfo(pid);
 }
 
 /** A record's exit: `{ code, signal }`, or null. */

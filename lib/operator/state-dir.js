@@ -10,12 +10,16 @@ const path = require('node:path');
 const { nativeFor } = require('../shared/native.js');
 const { ENV } = require('../shared/env.js');
 
-/** The state directory: $DAEMON_DIR, else /run/daemon for root, else $XDG_STATE_HOME/daemon or ~/.local/state/daemon. */
-function chooseStateDir({ env, uid, home }) {
+/**
+ * The state directory: $DAEMON_DIR, else /run/daemon for root (/var/run/daemon
+ * where there is no /run: macOS, FreeBSD), else $XDG_STATE_HOME/daemon or
+ * ~/.local/state/daemon.
+ */
+function chooseStateDir({ env, uid, home, platform = process.platform }) {
   const given = env[ENV.STATE_DIR];
   if (given) return path.resolve(given);
   // Not $XDG_RUNTIME_DIR: logind deletes it when the user's last session ends, and su and cron leave it unset.
-  if (uid === 0) return '/run/daemon';
+  if (uid === 0) return platform === 'linux' ? '/run/daemon' : '/var/run/daemon';
   const xdg = env[ENV.XDG_STATE_HOME];
   // The XDG spec: a relative path there is invalid and ignored.
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.local', 'state'), 'daemon');

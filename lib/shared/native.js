@@ -44,8 +44,8 @@ function findAddon() {
     if (err.code !== 'MODULE_NOT_FOUND') throw err;
   }
   const error = new Error(
-    `daemon: no native addon for ${triple}: reinstall with \`npm install\`, which builds it from source ` +
-      "when no prebuilt package fits (it needs Rust's cargo: https://rustup.rs).",
+    `daemon: no native addon for ${triple}: no prebuilt package fits and none was built from source; ` +
+      "install Rust's cargo (https://rustup.rs), then run `npm rebuild daemon`.",
   );
   error.code = 'ERR_DAEMON_NO_ADDON';
   throw error;

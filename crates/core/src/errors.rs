@@ -13,7 +13,12 @@ pub struct SysError {
     /// Replaces the errno's own text where it alone would mislead
     /// (e.g. EINVAL for a pid file that is a device).
     pub detail: Option<Cow<'static, str>>,
+    /// What this system cannot do at all (`ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`).
+    pub unavailable: Option<&'static str>,
 }
+
+/// The code of what this system cannot do, as Node's own.
+pub const UNAVAILABLE: &str = "ERR_FEATURE_UNAVAILABLE_ON_PLATFORM";
 
 pub type SysResult<T> = Result<T, SysError>;
 
@@ -24,6 +29,16 @@ impl SysError {
             syscall,
             path: None,
             detail: None,
+            unavailable: None,
+        }
+    }
+
+    /// `feature` ("verifying a pid file's holder") cannot be had on this
+    /// system: `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`, naming it and the system.
+    pub fn unavailable(feature: &'static str, syscall: &'static str) -> Self {
+        SysError {
+            unavailable: Some(feature),
+            ..SysError::new(Errno::ENOTSUP, syscall)
         }
     }
 
@@ -37,9 +52,12 @@ impl SysError {
         self
     }
 
-    /// The errno's symbolic name, e.g. `"ENOENT"`.
+    /// The errno's symbolic name, e.g. `"ENOENT"`, or `UNAVAILABLE`.
     pub fn code(&self) -> String {
-        format!("{:?}", self.errno)
+        match self.unavailable {
+            Some(_) => UNAVAILABLE.to_owned(),
+            None => format!("{:?}", self.errno),
+        }
     }
 
     /// Why it failed: the detail, else the errno's text.
@@ -50,13 +68,32 @@ impl SysError {
         }
     }
 
-    /// Node's shape: `ENOENT: no such file or directory, open '/x'`.
+    /// Node's shape: `ENOENT: no such file or directory, open '/x'`; for what
+    /// the system cannot do, the module's: `daemon: FEATURE is not available
+    /// on macOS`, and the path.
     pub fn message(&self) -> String {
+        if let Some(feature) = self.unavailable {
+            let on = format!("daemon: {feature} is not available on {}", system_name());
+            return match &self.path {
+                Some(path) => format!("{on} ('{path}')"),
+                None => on,
+            };
+        }
         let text = self.text();
         match &self.path {
             Some(path) => format!("{}: {}, {} '{}'", self.code(), text, self.syscall, path),
             None => format!("{}: {}, {}", self.code(), text, self.syscall),
         }
+    }
+}
+
+/// This system's name as its maker writes it.
+fn system_name() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "macOS",
+        "freebsd" => "FreeBSD",
+        "linux" => "Linux",
+        other => other,
     }
 }
 
@@ -98,5 +135,13 @@ mod tests {
             .with_path("/dev/null")
             .with_detail("not a regular file");
         assert_eq!(e.message(), "EINVAL: not a regular file, open '/dev/null'");
+    }
+
+    #[test]
+    fn what_the_system_cannot_do_names_the_feature_and_the_system() {
+        let e = SysError::unavailable("a dance", "dance").with_path("/x");
+        assert_eq!(e.code(), "ERR_FEATURE_UNAVAILABLE_ON_PLATFORM");
+        let on = format!("daemon: a dance is not available on {}", system_name());
+        assert_eq!(e.message(), format!("{on} ('/x')"));
     }
 }

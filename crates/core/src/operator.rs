@@ -4,6 +4,7 @@
 
 use crate::errors::{SysError, SysResult};
 use crate::pidfile::holder;
+pub use crate::sys::ProcessStat;
 use crate::sys::{pidfd_open, pidfd_send_signal};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
@@ -50,6 +51,10 @@ fn verified_pid(path: &str) -> SysResult<Option<u32>> {
     match (status.running, status.pid) {
         (false, _) => Ok(None),
         (true, Some(pid)) => Ok(Some(pid)),
+        (true, None) if !crate::sys::CAN_LIST_OPEN_FILES => {
+            let feature = "signalling the holder of a pid file's lock (it cannot be verified)";
+            Err(SysError::unavailable(feature, "kill").with_path(path))
+        }
         (true, None) => Err(SysError::new(Errno::EPERM, "kill")
             .with_path(path)
             .with_detail(status.unverified.unwrap_or_default() + ": nothing was signalled")),
@@ -88,6 +93,19 @@ impl Holder {
     }
 }
 
+/// Process `pid` while it lives (not a zombie): its parent, start and age,
+/// as the kernel tells (`None` once it is gone, or when it cannot be read).
+pub fn process(pid: u32) -> Option<ProcessStat> {
+    let pid = i32::try_from(pid).ok().filter(|&pid| pid > 0)?;
+    crate::sys::process_stat(Pid::from_raw(pid)).ok()
+}
+
+/// The resident memory of process `pid` in bytes, while it can be read.
+pub fn resident(pid: u32) -> Option<u64> {
+    let pid = i32::try_from(pid).ok().filter(|&pid| pid > 0)?;
+    crate::sys::resident_bytes(Pid::from_raw(pid)).ok()
+}
+
 /// A pidfd is readable once its process has exited.
 fn pidfd_exited(pidfd: &OwnedFd) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -105,6 +123,16 @@ mod tests {
         let path = dir.file("x.pid");
         std::fs::write(&path, "1\n").unwrap(); // pid 1 does not hold it: it must not be signalled
         assert!(find(&path).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_process_is_told_while_it_lives_and_no_pid_is_taken_for_another() {
+        let me = process(std::process::id()).unwrap();
+        assert_eq!(me.ppid, nix::unistd::getppid().as_raw() as u32);
+        assert!(resident(std::process::id()).is_some());
+        for pid in [0, u32::MAX, i32::MAX as u32] {
+            assert_eq!((process(pid), resident(pid)), (None, None));
+        }
     }
 
     #[test]

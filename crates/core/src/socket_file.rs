@@ -9,14 +9,13 @@ use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, kind_of, FileId};
 use crate::path_walk::Walk;
 use crate::pidfile::format::split;
+use crate::sys::{permissions, socket, PathFd};
 use nix::errno::Errno;
-use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
-use nix::sys::socket::{
-    bind, connect, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
-};
-use nix::sys::stat::{fchmodat, fstat, fstatat, FchmodatFlags, FileStat, Mode, SFlag};
-use nix::unistd::{fchownat, geteuid, unlinkat, Gid, Uid, UnlinkatFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::socket::{bind, connect, listen, AddressFamily, Backlog, SockType, UnixAddr};
+use nix::sys::stat::{fstat, fstatat, FileStat, SFlag};
+use nix::unistd::{geteuid, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// A socket file's name in its walked directory.
 struct Place<'a> {
@@ -60,27 +59,23 @@ impl<'a> Place<'a> {
         })
     }
 
-    /// The address to bind: the path itself where no one else could change
-    /// where it leads (so that the socket's address, which `getsockname()`
-    /// and `ss` show and a daemon's `listen(path)` is matched by, is its
-    /// path); else the name through the walked directory: Linux has no
-    /// `bindat()`, but `/proc/self/fd/DIR` is that very directory (its
-    /// address then reads so). Elsewhere than Linux, the path.
-    fn bind_address(&self) -> SysResult<UnixAddr> {
-        if self.fixed || cfg!(not(target_os = "linux")) {
-            return UnixAddr::new(self.path).at("bind", self.path);
+    /// The address to bind and connect to: the path itself where no one
+    /// else could change where it leads (so that the socket's address, which
+    /// `getsockname()` and `ss` show and a daemon's `listen(path)` is matched
+    /// by, is its path); else the name through the walked directory: Linux
+    /// has no `bindat()`, but `/proc/self/fd/DIR` is that very directory (its
+    /// address then reads so). macOS and FreeBSD have no such name (FreeBSD's
+    /// `bindat()` is not used yet): there such a path is refused with
+    /// `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`, before anything is changed.
+    fn address(&self, syscall: &'static str) -> SysResult<UnixAddr> {
+        if self.fixed {
+            return UnixAddr::new(self.path).at(syscall, self.path);
         }
-        self.by_dir("bind")
-    }
-
-    /// The name through the walked directory, for `connect()` (Linux; the
-    /// path elsewhere).
-    fn by_dir(&self, syscall: &'static str) -> SysResult<UnixAddr> {
-        let by_dir = if cfg!(target_os = "linux") {
-            format!("/proc/self/fd/{}/{}", self.dir.as_raw_fd(), self.name)
-        } else {
-            self.path.to_owned()
-        };
+        if cfg!(not(target_os = "linux")) {
+            let feature = "a Unix socket whose path another user could redirect";
+            return Err(SysError::unavailable(feature, syscall).with_path(self.path));
+        }
+        let by_dir = format!("/proc/self/fd/{}/{}", self.dir.as_raw_fd(), self.name);
         UnixAddr::new(by_dir.as_str()).map_err(|errno| {
             let e = SysError::new(errno, syscall).with_path(self.path);
             match errno {
@@ -111,27 +106,32 @@ impl<'a> Place<'a> {
 /// root and this process's user may replace it.
 fn stays(dir: &FileStat, entry: &FileStat) -> bool {
     let trusted = |uid| uid == 0 || uid == geteuid().as_raw();
-    let sticky = dir.st_mode & nix::libc::S_ISVTX != 0;
-    trusted(dir.st_uid) && (dir.st_mode & 0o022 == 0 || (sticky && trusted(entry.st_uid)))
+    let mode = permissions(dir);
+    trusted(dir.st_uid) && (mode & 0o022 == 0 || (mode & 0o1000 != 0 && trusted(entry.st_uid)))
 }
 
-/// A listening Unix stream socket at `path` (close-on-exec, with `flags`
-/// besides), given `mode` and `owner`: a stale socket file is replaced, and
-/// a file this call made but could not finish is not left behind.
+/// A listening Unix stream socket at `path` (close-on-exec, with `flags`,
+/// `O_NONBLOCK`, besides), given `mode` and `owner`: a stale socket file is
+/// replaced, and a file this call made but could not finish is not left
+/// behind.
 pub fn bind_unix(
     path: &str,
     mode: Option<u32>,
     owner: Option<(Option<u32>, Option<u32>)>,
-    flags: SockFlag,
+    flags: OFlag,
     backlog: Backlog,
 ) -> SysResult<OwnedFd> {
     // The path itself must fit: it is what clients connect to.
     UnixAddr::new(path).at("bind", path)?;
     let place = Place::walk(path)?;
-    remove_stale_socket(&place)?;
-    let address = place.bind_address()?;
-    let flags = flags | SockFlag::SOCK_CLOEXEC;
-    let fd = socket(AddressFamily::Unix, SockType::Stream, flags, None).at("socket", path)?;
+    let address = place.address("bind")?;
+    remove_stale_socket(&place, &address)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        flags | OFlag::O_CLOEXEC,
+    )
+    .at("socket", path)?;
     bind(fd.as_raw_fd(), &address).at("bind", path)?;
     let made = place.look();
     let finish = || -> SysResult<()> {
@@ -149,53 +149,51 @@ pub fn bind_unix(
     Ok(fd)
 }
 
-/// Gives the socket file its mode and owner through a descriptor of the
-/// file itself (`O_PATH`, never following a symlink): in a directory others
-/// may write, the name could have been swapped for a link to a file that
-/// root must not chmod.
+/// Gives the socket file its mode and owner through the file itself
+/// (`sys::PathFd`, never following a symlink): in a directory others may
+/// write, the name could have been swapped for a link to a file that root
+/// must not chmod. macOS cannot do this in a directory others may rename
+/// things in: `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`.
 fn set_mode_and_owner(
     place: &Place,
     mode: Option<u32>,
     owner: Option<(Option<u32>, Option<u32>)>,
 ) -> SysResult<()> {
     let path = place.path;
-    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let file = openat(&place.dir, place.name, flags, Mode::empty()).at("open", path)?;
-    let st = fstat(&file).at("fstat", path)?;
+    let file = match PathFd::open_at(place.dir.as_fd(), place.name) {
+        Err(Errno::ENOTSUP) => {
+            let feature = "a Unix socket's mode or owner in a directory other users may write";
+            return Err(SysError::unavailable(feature, "chmod").with_path(path));
+        }
+        opened => opened.at("open", path)?,
+    };
+    let st = file.stat().at("fstat", path)?;
     if kind_of(&st) != SFlag::S_IFSOCK {
         return Err(SysError::new(Errno::EEXIST, "bind").with_path(path));
     }
     if let Some((uid, gid)) = owner {
         let (uid, gid) = (uid.map(Uid::from_raw), gid.map(Gid::from_raw));
-        fchownat(&file, "", uid, gid, AtFlags::AT_EMPTY_PATH).at("chown", path)?;
+        file.chown(uid, gid).at("chown", path)?;
     }
     if let Some(mode) = mode {
-        // chmod() refuses an O_PATH descriptor; its /proc name is that file.
-        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let mode = Mode::from_bits_truncate(mode);
-        fchmodat(AT_FDCWD, by_fd.as_str(), mode, FchmodatFlags::FollowSymlink).at("chmod", path)?;
+        file.chmod(crate::sys::mode(mode)).at("chmod", path)?;
     }
     Ok(())
 }
 
-/// Removes a socket file nobody listens on any more (a service that was
-/// killed leaves it), so that `bind()` can make it anew; anything else at
-/// that name, a live socket or a symlink included, is left for `bind()` to refuse.
-fn remove_stale_socket(place: &Place) -> SysResult<()> {
+/// Removes a socket file nobody listens on any more at `address` (a
+/// service that was killed leaves it), so that `bind()` can make it anew;
+/// anything else at that name, a live socket or a symlink included, is left
+/// for `bind()` to refuse.
+fn remove_stale_socket(place: &Place, address: &UnixAddr) -> SysResult<()> {
     let Some((id, SFlag::S_IFSOCK)) = place.look() else {
         return Ok(());
     };
-    let address = place.by_dir("connect")?;
     // Non-blocking: a live socket with a full backlog answers EAGAIN at once
     // (and is left alone) instead of holding the launcher.
-    let probe = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .at("socket", place.path)?;
-    if connect(probe.as_raw_fd(), &address) == Err(Errno::ECONNREFUSED) {
+    let flags = OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let probe = socket(AddressFamily::Unix, SockType::Stream, flags).at("socket", place.path)?;
+    if connect(probe.as_raw_fd(), address) == Err(Errno::ECONNREFUSED) {
         place.remove_if(id)?;
     }
     Ok(())
@@ -240,7 +238,7 @@ mod tests {
     use crate::scratch::Scratch;
 
     fn bind(path: &str) -> SysResult<OwnedFd> {
-        bind_unix(path, None, None, SockFlag::empty(), Backlog::MAXCONN)
+        bind_unix(path, None, None, OFlag::empty(), Backlog::MAXCONN)
     }
 
     #[test]

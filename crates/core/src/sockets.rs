@@ -4,11 +4,12 @@
 //! what a socket passed by a manager is.
 
 use crate::errors::{SysError, SysResult, WithPath};
+use crate::sys::socket;
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{
-    bind, getsockname, getsockopt, listen, setsockopt, socket, sockopt, AddressFamily, Backlog,
-    SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    bind, getsockname, getsockopt, listen, setsockopt, sockopt, AddressFamily, Backlog, SockType,
+    SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -58,8 +59,7 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
                 IpAddr::V4(_) => AddressFamily::Inet,
                 IpAddr::V6(_) => AddressFamily::Inet6,
             };
-            let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-                .at("socket", &described)?;
+            let fd = socket(family, SockType::Stream, OFlag::O_CLOEXEC).at("socket", &described)?;
             setsockopt(&fd, sockopt::ReuseAddr, &true).at("setsockopt", &described)?;
             if ip.is_ipv6() {
                 // As systemd's BindIPv6Only=both for `[::]`; an explicit
@@ -76,7 +76,7 @@ pub fn bind_stream(address: &Address) -> SysResult<OwnedFd> {
             Ok(fd)
         }
         Address::Unix { path, mode, owner } => {
-            crate::socket_file::bind_unix(path, *mode, *owner, SockFlag::empty(), Backlog::MAXCONN)
+            crate::socket_file::bind_unix(path, *mode, *owner, OFlag::empty(), Backlog::MAXCONN)
         }
     }
 }
@@ -231,13 +231,7 @@ mod tests {
             listening_address(fd.as_raw_fd()).unwrap().is_some(),
             "the first stays open"
         );
-        let unbound = socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap();
+        let unbound = socket(AddressFamily::Inet, SockType::Stream, OFlag::O_CLOEXEC).unwrap();
         assert_eq!(listening_address(unbound.as_raw_fd()).unwrap(), None);
         let file = std::fs::File::open("/dev/null").unwrap();
         assert_eq!(

@@ -55,9 +55,9 @@ fn distrusted_dir(st: &FileStat, last: bool) -> Option<String> {
     if !trusted_owner(st.st_uid) {
         return Some(format!("is owned by uid {}", st.st_uid));
     }
-    let sticky = st.st_mode & STICKY != 0;
-    if st.st_mode & OTHERS_WRITE != 0 && (last || !sticky) {
-        let mode = st.st_mode & 0o7777;
+    let mode = crate::sys::permissions(st);
+    let sticky = mode & STICKY != 0;
+    if mode & OTHERS_WRITE != 0 && (last || !sticky) {
         return Some(format!("may be written by others (mode {mode:04o})"));
     }
     None
@@ -77,8 +77,8 @@ pub fn distrusted_file(st: &FileStat, also: Option<u32>) -> Option<(Errno, Strin
     if st.st_nlink != 1 {
         return Some((Errno::EPERM, format!("has {} links", st.st_nlink)));
     }
-    if st.st_mode & OTHERS_WRITE != 0 {
-        let mode = st.st_mode & 0o7777;
+    let mode = crate::sys::permissions(st);
+    if mode & OTHERS_WRITE != 0 {
         return Some((
             Errno::EPERM,
             format!("is writable by others (mode {mode:04o})"),
@@ -130,14 +130,14 @@ fn check_dir(walk: &Walk, st: &FileStat, name: &OsStr, last: bool, path: &str) -
 /// Makes the directory `name` in the walk's directory, this user's, `mode`
 /// whatever the umask; `None` when it exists (another process made it).
 fn make_dir(walk: &Walk, name: &OsStr, mode: u32, path: &str) -> SysResult<Option<OwnedFd>> {
-    match mkdirat(&walk.dir, name, Mode::from_bits_truncate(PARENT_MODE)) {
+    match mkdirat(&walk.dir, name, crate::sys::mode(PARENT_MODE)) {
         Ok(()) => {}
         Err(Errno::EEXIST) => return Ok(None),
         Err(errno) => return Err(errno).at("mkdir", path),
     }
     // Nobody else may write the trusted directory it is in: this is the new one.
     let dir = openat(&walk.dir, name, DIR_FLAGS, Mode::empty()).at("open", path)?;
-    fchmod(&dir, Mode::from_bits_truncate(mode)).at("fchmod", path)?;
+    fchmod(&dir, crate::sys::mode(mode)).at("fchmod", path)?;
     Ok(Some(dir))
 }
 
@@ -283,7 +283,7 @@ impl StateDir {
         let _ = unlinkat(&self.fd, temp.as_str(), UnlinkatFlags::NoRemoveDir);
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mode = Mode::from_bits_truncate(mode);
+        let mode = crate::sys::mode(mode);
         let fd = openat(&self.fd, temp.as_str(), flags, mode).at("open", &file)?;
         let written = fchmod(&fd, mode)
             .and_then(|()| write_all(&fd, bytes))

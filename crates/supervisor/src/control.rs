@@ -7,11 +7,13 @@
 //! service limits how often.
 
 use daemon_core::socket_file::{bind_unix, SocketFiles};
+use daemon_core::sys::{accept, peer_uid, send_nosignal};
 use nix::errno::Errno;
-use nix::sys::socket::{accept4, getsockopt, send, sockopt, Backlog, MsgFlags, SockFlag};
+use nix::fcntl::OFlag;
+use nix::sys::socket::Backlog;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::geteuid;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How long a caller may take to write its request.
@@ -120,7 +122,7 @@ impl Control {
         // supervisor has one thread: the umask is its alone meanwhile).
         let old = umask(Mode::from_bits_truncate(0o177));
         let backlog = Backlog::new(8).unwrap_or(Backlog::MAXCONN);
-        let bound = bind_unix(path, None, owner, SockFlag::SOCK_NONBLOCK, backlog);
+        let bound = bind_unix(path, None, owner, OFlag::O_NONBLOCK, backlog);
         umask(old);
         let listener = bound.map_err(|e| e.errno)?;
         Ok(Control {
@@ -220,8 +222,8 @@ impl Control {
             return None;
         }
         loop {
-            let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-            let caller = match accept4(&self.listener, flags) {
+            let flags = OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+            let caller = match accept(&self.listener, flags) {
                 Ok(caller) => caller,
                 Err(errno) => match after_error(errno) {
                     AfterError::Retry => continue,
@@ -232,7 +234,7 @@ impl Control {
                     }
                 },
             };
-            let uid = getsockopt(&caller, sockopt::PeerCredentials).map(|c| c.uid());
+            let uid = peer_uid(&caller);
             match uid {
                 Ok(uid) if uid == 0 || uid == geteuid().as_raw() => {
                     return Some((caller, Asker::Owner))
@@ -251,10 +253,10 @@ impl Drop for Control {
 }
 
 /// Writes the one line of the answer and hangs up (a caller that went away
-/// is no error: SIGPIPE is ignored, and MSG_NOSIGNAL besides).
+/// is no error: SIGPIPE is ignored, and never raised besides).
 pub fn answer(caller: OwnedFd, text: &str) {
     let line = format!("{text}\n");
-    let _ = send(caller.as_raw_fd(), line.as_bytes(), MsgFlags::MSG_NOSIGNAL);
+    let _ = send_nosignal(&caller, line.as_bytes());
 }
 
 #[cfg(test)]

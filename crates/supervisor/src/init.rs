@@ -45,16 +45,29 @@ pub fn run(pids: &[String]) -> i32 {
             return 1;
         }
     };
+    // A pid that is not its child could never be waited for (ECHILD); one
+    // that ended already is reaped here, and taken as it ended.
+    let mut ended = Vec::new();
+    let watched = pids
+        .into_iter()
+        .filter(|&pid| match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Err(Errno::ECHILD) => false,
+            Ok(WaitStatus::StillAlive) | Err(_) => true,
+            Ok(status) => {
+                ended.push(status);
+                true
+            }
+        })
+        .collect();
     let mut init = Init {
-        // A pid that is not its child could never be waited for.
-        watched: pids
-            .into_iter()
-            .filter(|&pid| parent_of(pid) == Some(getpid()))
-            .collect(),
+        watched,
         stopping: false,
         code: 0,
         notify_socket: std::env::var(NOTIFY_ENV).ok().filter(|s| !s.is_empty()),
     };
+    for status in ended {
+        init.ended(status);
+    }
     // Those that ended before the handlers were installed.
     init.reap();
     init.tell("READY=1");
@@ -82,30 +95,37 @@ pub fn run(pids: &[String]) -> i32 {
 }
 
 impl Init {
-    /// Reaps every child that ended: a supervisor leaves the watch; one
-    /// that failed unasked stops the others.
+    /// Reaps every child that ended.
     fn reap(&mut self) {
         loop {
-            let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, 128 + signal as c_int),
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(_) => continue,
-            };
-            let Some(i) = self.watched.iter().position(|&p| p == pid) else {
-                continue; // an orphan
-            };
-            self.watched.remove(i);
-            if code == 0 || self.stopping {
-                continue;
+                Ok(status) => self.ended(status),
             }
-            note(&format!(
-                "the supervisor {pid} ended with status {code}: stopping the others"
-            ));
-            self.code = code;
-            self.stop();
-            self.forward(libc::SIGTERM);
         }
+    }
+
+    /// A child ended with `status`: a supervisor leaves the watch; one that
+    /// failed unasked stops the others.
+    fn ended(&mut self, status: WaitStatus) {
+        let (pid, code) = match status {
+            WaitStatus::Exited(pid, code) => (pid, code),
+            WaitStatus::Signaled(pid, signal, _) => (pid, 128 + signal as c_int),
+            _ => return,
+        };
+        let Some(i) = self.watched.iter().position(|&p| p == pid) else {
+            return; // an orphan
+        };
+        self.watched.remove(i);
+        if code == 0 || self.stopping {
+            return;
+        }
+        note(&format!(
+            "the supervisor {pid} ended with status {code}: stopping the others"
+        ));
+        self.code = code;
+        self.stop();
+        self.forward(libc::SIGTERM);
     }
 
     fn stop(&mut self) {
@@ -131,18 +151,6 @@ impl Init {
             notify(socket, &format!("{state}\nMAINPID={}\n{status}", getpid()));
         }
     }
-}
-
-/// The parent of `pid`, from /proc.
-fn parent_of(pid: Pid) -> Option<Pid> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    after_name
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()
-        .map(Pid::from_raw)
 }
 
 /// One line on stderr (the container's log, or the journal).

@@ -2,10 +2,11 @@
 //! number to a pipe that the loop polls (the self-pipe trick), so that the
 //! supervisor blocks in `poll()` and wakes only when something happened.
 
+use daemon_core::sys::pipe2;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc::{self, c_int};
-use nix::unistd::{pipe2, read};
+use nix::unistd::read;
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 

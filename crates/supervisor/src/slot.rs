@@ -110,12 +110,9 @@ impl Generation {
         let _ = kill(self.pid, signal);
     }
 
-    /// Its resident memory in bytes (`/proc/PID/statm`), or `None` when it
-    /// cannot be read.
+    /// Its resident memory in bytes, or `None` when it cannot be read.
     pub fn resident(&self) -> Option<u64> {
-        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
-        let pages: u64 = statm.split(' ').nth(1)?.parse().ok()?;
-        Some(pages * page_size())
+        daemon_core::sys::resident_bytes(self.pid).ok()
     }
 
     /// How long it was ready, 0 when it never was.
@@ -199,14 +196,6 @@ impl Slot {
         self.restarts += 1;
         self.last_restart = Some(Restart::Memory(rss));
     }
-}
-
-/// The size of a memory page.
-fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |size| size as u64)
 }
 
 /// Milliseconds since the epoch.

@@ -266,11 +266,13 @@ unsafe fn enter_directory(cwd: &CStr, boot_dir: Option<&CStr>, ready: RawFd) {
 /// Ends this child with SIGKILL when the supervisor dies, so that no daemon
 /// runs on unseen: set after the switch of user, which clears it; and if the
 /// supervisor died before it took effect, the child ends at once itself.
-/// prctl: a plain system call taking no lock; getppid, _exit: async-signal-safe.
+/// prctl (procctl on FreeBSD): a plain system call taking no lock; getppid,
+/// _exit: async-signal-safe. macOS has no such signal: there the daemon's
+/// addon watches its supervisor (`sys::exit_with_parent`).
 unsafe fn die_with(parent: libc::pid_t, ready: RawFd) {
-    #[cfg(target_os = "linux")]
-    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-        fail(ready, Step::Prctl, Errno::last());
+    match sys::set_parent_death_signal(libc::SIGKILL) {
+        Ok(()) | Err(Errno::ENOSYS) => {}
+        Err(errno) => fail(ready, Step::Prctl, errno),
     }
     if libc::getppid() != parent {
         libc::_exit(127);

@@ -29,6 +29,7 @@ use crate::output::stdio::{dup_above, open_devnull};
 use crate::pidfile::lockfile::{self, ForChild};
 use crate::pidfile::{holder, supervised};
 use crate::sockets::{bind_stream, LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID};
+use crate::sys::pipe2;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc::{self, c_char, c_int};
@@ -36,7 +37,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::stat::fstat;
 use nix::sys::wait::waitpid;
-use nix::unistd::{access, pipe2, AccessFlags, Pid};
+use nix::unistd::{access, AccessFlags, Pid};
 use preflight::{check_directory, open_logs};
 use privileges::Account;
 use ready::{Progress, Until, Verdict, MARKER_ENV, READY_FD};
@@ -562,13 +563,17 @@ pub fn fork(plan: &Plan) -> SysResult<Started> {
 /// Whether the calling thread is the process's first one: Node's main
 /// thread, not a worker's (cheaper than loading `node:worker_threads`).
 pub fn on_main_thread() -> bool {
-    #[cfg(target_os = "linux")]
-    return nix::unistd::gettid() == nix::unistd::getpid();
-    #[cfg(target_os = "macos")]
-    // SAFETY: pthread_main_np takes no arguments and cannot fail.
-    return unsafe { libc::pthread_main_np() } == 1;
-    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-    return true;
+    crate::sys::is_main_thread()
+}
+
+/// In a supervised daemon: SIGKILL when the supervisor `parent` dies, where
+/// the fork's child could not ask the kernel for that (macOS; see
+/// `child::die_with`). Elsewhere nothing to do.
+pub fn die_with_supervisor(parent: u32) -> SysResult<()> {
+    match crate::sys::exit_with_parent(Pid::from_raw(parent as i32)) {
+        Ok(()) | Err(Errno::ENOSYS) => Ok(()),
+        Err(errno) => Err(SysError::new(errno, "kevent")),
+    }
 }
 
 /// Ends this process at once with `code` (`_exit(2)`): no exit handlers and
@@ -633,7 +638,7 @@ mod tests {
     fn log_error_comes_before_any_fork() {
         let plan = Plan {
             stdout: Some(Output::File("/nonexistent-dir/out.log".into())),
-            ..plan("/bin/true", "/", Duration::from_millis(100))
+            ..plan("/usr/bin/true", "/", Duration::from_millis(100))
         };
         let err = spawn(&plan).unwrap_err();
         assert_eq!((err.code(), err.syscall), ("ENOENT".to_owned(), "open"));
@@ -642,7 +647,7 @@ mod tests {
     #[test]
     fn cwd_is_checked_before_any_fork() {
         for (cwd, code) in [("/nonexistent-dir", "ENOENT"), ("/etc/hostname", "ENOTDIR")] {
-            let plan = plan("/bin/true", cwd, Duration::from_millis(100));
+            let plan = plan("/usr/bin/true", cwd, Duration::from_millis(100));
             let err = spawn(&plan).unwrap_err();
             assert_eq!(
                 (err.code().as_str(), err.path.as_deref()),
@@ -658,7 +663,7 @@ mod tests {
         let plan = Plan {
             stdout: Some(Output::File(stdout.to_str().unwrap().into())),
             stderr: Some(Output::File("/nonexistent-dir/err.log".into())),
-            ..plan("/bin/true", "/", Duration::from_millis(100))
+            ..plan("/usr/bin/true", "/", Duration::from_millis(100))
         };
         let elsewhere = Plan {
             cwd: "/nonexistent-dir".into(),
@@ -698,7 +703,7 @@ mod tests {
 
     #[test]
     fn a_program_that_never_reports_ends_as_not_ready() {
-        let plan = plan("/bin/true", "/", Duration::from_secs(10));
+        let plan = plan("/usr/bin/true", "/", Duration::from_secs(10));
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 1);
         // The session leader named the daemon, which never spoke itself.
@@ -716,7 +721,8 @@ mod tests {
             argv: vec![
                 "/bin/sh".into(),
                 "-c".into(),
-                "echo out; readlink /proc/self/fd/2 >&1".into(),
+                // /dev/fd, not /proc: the test runs on macOS too.
+                "echo out; [ /dev/fd/2 -ef /dev/null ] && echo null".into(),
             ],
             stdout: Some(Output::Fd(write_end.as_raw_fd())),
             stderr: Some(Output::Null),
@@ -726,7 +732,7 @@ mod tests {
         drop(write_end);
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
-        assert_eq!(text, "out\n/dev/null\n");
+        assert_eq!(text, "out\nnull\n");
     }
 
     #[test]
@@ -739,10 +745,10 @@ mod tests {
         let verdict = fork(&plan).unwrap().wait(Until::Pid);
         let pid = verdict.pid.expect("the daemon's pid");
         assert_eq!(verdict.code, 0);
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
-        nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
         // Forked, perhaps not yet executed: sleep, or still the test binary.
-        assert!(comm.is_ok());
+        let pid = Pid::from_raw(pid as i32);
+        assert_eq!(nix::sys::signal::kill(pid, None), Ok(()));
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL).unwrap();
     }
 
     #[test]
@@ -751,7 +757,7 @@ mod tests {
         for fd in [read_end.as_raw_fd(), -1, 100_000] {
             let plan = Plan {
                 stdout: Some(Output::Fd(fd)),
-                ..plan("/bin/true", "/", Duration::from_millis(100))
+                ..plan("/usr/bin/true", "/", Duration::from_millis(100))
             };
             let err = spawn(&plan).unwrap_err();
             assert_eq!(
@@ -807,7 +813,8 @@ mod tests {
         // No sockets: the lock comes right after the pipe, on fd 4.
         let marker = crate::pidfile::supervised::MARKER_ENV;
         let script = format!(
-            "echo $(pwd) $PPID $(readlink /proc/$$/fd/4) ${marker} > {}",
+            "echo $(pwd) $PPID $([ /dev/fd/4 -ef {} ] && echo lock) ${marker} > {}",
+            lock_file.display(),
             out.display()
         );
         let plan = Plan {
@@ -824,11 +831,12 @@ mod tests {
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         let text = std::fs::read_to_string(&out).unwrap();
+        // Canonical: the shell's pwd is the physical path (macOS's temp_dir is under /var -> /private/var).
+        let boot = dir.canonicalize().unwrap();
         let expected = format!(
-            "{} {} {} 4:1:/x.pid\n",
-            dir.display(),
-            std::process::id(),
-            lock_file.display()
+            "{} {} lock 4:1:/x.pid\n",
+            boot.display(),
+            std::process::id()
         );
         assert_eq!(text, expected);
     }
@@ -883,7 +891,7 @@ mod tests {
                 groups: vec![65534; 70000],
                 ..nobody()
             }),
-            ..plan("/bin/true", "/", Duration::from_secs(10))
+            ..plan("/usr/bin/true", "/", Duration::from_secs(10))
         };
         let verdict = spawn(&plan).unwrap();
         assert_eq!(verdict.code, 127);

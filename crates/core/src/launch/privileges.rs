@@ -9,9 +9,7 @@
 use crate::errors::{SysError, SysResult};
 use nix::errno::Errno;
 use nix::libc::{self, c_int, gid_t, uid_t};
-use nix::unistd::{
-    getegid, geteuid, getgid, getuid, setgid, setgroups, setuid, Gid, Group, Uid, User,
-};
+use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setuid, Gid, Group, Uid, User};
 use std::ffi::CString;
 
 /// A user or group as `start()` was given it: a name or a numeric id.
@@ -209,7 +207,7 @@ pub fn drop_to(account: &Account) -> SysResult<()> {
         .iter()
         .map(|&gid| Gid::from_raw(gid))
         .collect();
-    setgroups(&groups).map_err(|e| SysError::new(e, "setgroups"))?;
+    crate::sys::setgroups(&groups).map_err(|e| SysError::new(e, "setgroups"))?;
     setgid(Gid::from_raw(account.gid)).map_err(|e| SysError::new(e, "setgid"))?;
     if let Some(uid) = account.uid {
         setuid(Uid::from_raw(uid)).map_err(|e| SysError::new(e, "setuid"))?;

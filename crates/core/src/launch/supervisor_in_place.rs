@@ -98,17 +98,21 @@ pub fn become_init(program: &str, pids: &[u32], env: &[String]) -> SysError {
     }
 }
 
-/// Makes this process the reaper of its orphaned descendants (Linux's
-/// child subreaper, kept across `execve()`): a fleet's supervisors, started
+/// Makes this process the reaper of its orphaned descendants (a child
+/// subreaper, kept across `execve()`): a fleet's supervisors, started
 /// detached, stay its children for the init it becomes. PID 1 is one anyway.
+/// macOS has no such thing: `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`.
 pub fn adopt_orphans() -> SysResult<()> {
     if Pid::this().as_raw() == 1 {
         return Ok(());
     }
-    #[cfg(target_os = "linux")]
-    return nix::sys::prctl::set_child_subreaper(true).map_err(|e| SysError::new(e, "prctl"));
-    #[cfg(not(target_os = "linux"))]
-    Err(SysError::new(Errno::ENOSYS, "prctl"))
+    crate::sys::set_child_subreaper().map_err(|errno| match errno {
+        Errno::ENOSYS => SysError::unavailable(
+            "adopting a fleet's orphaned supervisors (a child subreaper)",
+            "prctl",
+        ),
+        errno => SysError::new(errno, "prctl"),
+    })
 }
 
 /// Keeps `fds` and 0-2 open across `execve()`: Node marks 0-2
@@ -151,7 +155,7 @@ mod tests {
     #[test]
     fn without_respawn_or_a_supervisor_nothing_is_changed() {
         let plan = Plan {
-            argv: vec!["/bin/true".into()],
+            argv: vec!["/usr/bin/true".into()],
             env: Vec::new(),
             cwd: "/".into(),
             umask: 0o022,

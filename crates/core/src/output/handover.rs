@@ -10,13 +10,10 @@ use crate::fileid::{id_of, kind_of};
 use nix::cmsg_space;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::{fstat, SFlag};
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The environment variable naming a generation's end (lib/shared/env.js names it too).
@@ -29,13 +26,8 @@ const STDERR: u8 = 2;
 /// A new channel: the supervisor's end (non-blocking: a generation that
 /// does not read never holds it up) and the generation's.
 pub fn pair() -> SysResult<(OwnedFd, OwnedFd)> {
-    let (supervisor, generation) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| SysError::new(e, "socketpair"))?;
+    let (supervisor, generation) =
+        crate::sys::message_pair(OFlag::O_CLOEXEC).map_err(|e| SysError::new(e, "socketpair"))?;
     let flags = fcntl(&supervisor, FcntlArg::F_GETFL).map_err(|e| SysError::new(e, "fcntl"))?;
     let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
     fcntl(&supervisor, FcntlArg::F_SETFL(flags)).map_err(|e| SysError::new(e, "fcntl"))?;
@@ -46,7 +38,7 @@ pub fn pair() -> SysResult<(OwnedFd, OwnedFd)> {
 pub fn send(end: &OwnedFd, log: BorrowedFd, stdout: bool, stderr: bool) -> nix::Result<()> {
     let which = [(u8::from(stdout) * STDOUT) | (u8::from(stderr) * STDERR)];
     let fds = [log.as_raw_fd()];
-    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    let flags = MsgFlags::MSG_DONTWAIT | crate::sys::no_sigpipe(end.as_fd())?;
     let rights = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(
         end.as_raw_fd(),
@@ -98,7 +90,8 @@ pub fn take(marker: &str) -> bool {
 }
 
 /// Puts each descriptor that arrives where its byte says, until the
-/// supervisor's end is closed.
+/// supervisor's end is closed (on macOS, a datagram pair, which tells no
+/// end: until this process ends).
 fn receive(channel: OwnedFd) {
     loop {
         let mut which = [0u8; 1];
@@ -108,7 +101,7 @@ fn receive(channel: OwnedFd) {
             channel.as_raw_fd(),
             &mut iov,
             Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
+            crate::sys::cmsg_cloexec(),
         ) {
             Ok(message) => message,
             Err(Errno::EINTR) => continue,
@@ -126,6 +119,9 @@ fn receive(channel: OwnedFd) {
                         fds.into_iter()
                             .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
                     );
+                    for fd in &received {
+                        let _ = crate::sys::received_close_on_exec(fd.as_fd());
+                    }
                 }
             }
         }

@@ -106,15 +106,10 @@ fn open_log(path: &str, daemon_user: Option<u32>) -> SysResult<Log> {
 /// Creates `name` in `dir`, 0640; `None` when it exists already.
 fn create(dir: &OwnedFd, name: &OsString) -> nix::Result<Option<OwnedFd>> {
     let flags = APPEND | OFlag::O_CREAT | OFlag::O_EXCL;
-    match openat(
-        dir,
-        name.as_os_str(),
-        flags,
-        Mode::from_bits_truncate(LOG_MODE),
-    ) {
+    match openat(dir, name.as_os_str(), flags, crate::sys::mode(LOG_MODE)) {
         Ok(fd) => {
             // The umask may have taken bits away; the mode is ours to set.
-            fchmod(&fd, Mode::from_bits_truncate(LOG_MODE))?;
+            fchmod(&fd, crate::sys::mode(LOG_MODE))?;
             Ok(Some(fd))
         }
         Err(Errno::EEXIST) => Ok(None),

@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn replace_takes_the_twin_sharing_the_description_only() {
-        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        let (read_end, write_end) = crate::sys::pipe2(OFlag::O_CLOEXEC).unwrap();
         let twin = dup_above(&write_end, 20).unwrap();
         let stranger = open_devnull().unwrap(); // another description of /dev/null
         let null = open_devnull().unwrap();
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn set_blocking_clears_o_nonblock() {
-        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_NONBLOCK).unwrap();
+        let (read_end, write_end) = crate::sys::pipe2(OFlag::O_NONBLOCK).unwrap();
         set_blocking(&[write_end.as_raw_fd()]).unwrap();
         let flags = OFlag::from_bits_truncate(fcntl(&write_end, FcntlArg::F_GETFL).unwrap());
         assert!(!flags.contains(OFlag::O_NONBLOCK));

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where syslog listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/dev/log";
+pub const DEFAULT_SOCKET: &str = crate::sys::SYSLOG_SOCKET;
 
 /// Longest message text sent in one datagram (rsyslog's default `maxMessageSize`).
 pub const MAX_MESSAGE: usize = 8192;

@@ -1,7 +1,8 @@
 //! Who holds a pid file's lock, as the kernel sees it: a probe of the lock
 //! says whether it is held (/proc/locks, for a user who may not open the lock
 //! file), /proc/locks who took it, /proc/PID/fd and fdinfo which process holds
-//! it now. Never the pid file's word alone.
+//! it now; on macOS, without /proc, whether the pid the file names has that
+//! very lock file open (`sys::has_open`). Never the pid file's word alone.
 
 use super::format::{check_kind, on_pid_file, parse_pid, read_head, split, LOCK_SUFFIX};
 use crate::errors::{SysResult, WithPath};
@@ -15,8 +16,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 pub struct Status {
     /// Some process holds the lock.
     pub running: bool,
-    /// The holder, once verified (elsewhere than on Linux: the file's word
-    /// while the lock is held, unverified).
+    /// The holder, once verified.
     pub pid: Option<u32>,
     /// Nothing runs, but a pid or lock file is left over.
     pub stale: bool,
@@ -91,7 +91,7 @@ fn read_status(path: &str) -> SysResult<Status> {
     }
     Ok(Status {
         running: true,
-        pid: unverified_pid(written.flatten()),
+        pid: None,
         stale: false,
         unverified: Some(format!(
             "the lock on '{lock_path}' is held, but its holder is not verified: {}",
@@ -149,6 +149,7 @@ fn probe(dir: &OwnedFd, name: &str, path: &str) -> SysResult<Probe> {
 
 /// A file as /proc/locks names it: its superblock's device (major, minor),
 /// and its inode.
+#[cfg(any(target_os = "linux", test))]
 type LockedFile = ((u32, u32), u64);
 
 /// The pids that took an exclusive flock() on the file `name` in `dir`, from
@@ -219,6 +220,7 @@ fn superblock_device(mountinfo: &str, mount: u32) -> Option<(u32, u32)> {
 /// `(taker's pid, file)` of a line `1: FLOCK  ADVISORY  WRITE <pid> <maj>:<min>:<inode> 0 EOF`
 /// (device numbers in hex), as in /proc/locks and after `lock:` in
 /// /proc/PID/fdinfo/N. Not POSIX or OFD locks, shared locks, nor "->" waiters.
+#[cfg(any(target_os = "linux", test))]
 fn exclusive_flock(line: &str) -> Option<(u32, LockedFile)> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     let [_, "FLOCK", _, "WRITE", pid, file, ..] = fields.as_slice() else {
@@ -259,14 +261,23 @@ fn verify(pid: u32, lock: &FileStat) -> Result<(), String> {
     Err(format!("pid {pid} does not hold it"))
 }
 
+/// Without /proc (macOS): whether `pid`, the one the pid file names, has
+/// that very lock file open. Which description holds the flock() no call
+/// tells, but only the daemon's user and root can open the 0600 lock file,
+/// and nobody else keeps it open while it is held: a reused pid fails.
 #[cfg(not(target_os = "linux"))]
-fn verify(_pid: u32, _lock: &FileStat) -> Result<(), String> {
-    Err("this system offers no way to verify a lock's holder".to_owned())
-}
-
-/// Where nothing can verify a holder, the file's word is all there is.
-fn unverified_pid(written: Option<u32>) -> Option<u32> {
-    written.filter(|_| cfg!(not(target_os = "linux")))
+fn verify(pid: u32, lock: &FileStat) -> Result<(), String> {
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    match crate::sys::has_open(pid, crate::fileid::id_of(lock)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("pid {pid} does not have it open")),
+        Err(Errno::ESRCH) => Err(format!("pid {pid} does not exist")),
+        Err(Errno::ENOSYS) => Err("this system offers no way to verify it".to_owned()),
+        Err(errno) => Err(format!(
+            "pid {pid}'s files cannot be read ({})",
+            errno.desc()
+        )),
+    }
 }
 
 #[cfg(test)]

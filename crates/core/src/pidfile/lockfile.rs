@@ -113,7 +113,7 @@ fn open_lock_file(
     private: bool,
 ) -> SysResult<Option<(OwnedFd, bool)>> {
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-    let mode = Mode::from_bits_truncate(LOCK_FILE_MODE);
+    let mode = crate::sys::mode(LOCK_FILE_MODE);
     for _ in 0..REOPEN_ATTEMPTS {
         match openat(dir, name, flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
             Ok(fd) => {
@@ -149,7 +149,7 @@ fn open_lock_file(
         if st.st_size != 0 {
             return Err(refused(Errno::EINVAL, path, "not empty: not a lock file"));
         }
-        if st.st_mode & 0o777 != LOCK_FILE_MODE {
+        if crate::sys::permissions(&st) & 0o777 != LOCK_FILE_MODE {
             fchmod(&fd, mode).at("fchmod", path)?;
         }
         return Ok(Some((fd, false)));
@@ -194,7 +194,7 @@ fn replace_foreign_lock(dir: &OwnedFd, name: &str, st: &FileStat, path: &str) ->
 /// may write the directory. Anything else is refused and left as it was.
 fn open_pid_file(dir: &OwnedFd, name: &str, path: &str, private: bool) -> SysResult<OwnedFd> {
     let flags = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-    let mode = Mode::from_bits_truncate(PID_FILE_MODE);
+    let mode = crate::sys::mode(PID_FILE_MODE);
     let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => Some(st),
         Err(Errno::ENOENT) => None,

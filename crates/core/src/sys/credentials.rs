@@ -41,3 +41,20 @@ pub fn thread_setuid(uid: uid_t) -> nix::Result<()> {
     let done = unsafe { nix::libc::setuid(uid) };
     Errno::result(done).map(drop)
 }
+
+/// Every thread's supplementary groups, for a running process: glibc's
+/// wrapper (through `nix`) changes every thread's. macOS, which `nix` leaves
+/// out, keeps credentials per process: its `setgroups()` is that already.
+pub fn setgroups(groups: &[nix::unistd::Gid]) -> nix::Result<()> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        nix::unistd::setgroups(groups)
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let raw: Vec<gid_t> = groups.iter().map(|gid| gid.as_raw()).collect();
+        // SAFETY: the kernel reads `raw.len()` ids from the vector.
+        let done = unsafe { nix::libc::setgroups(raw.len() as nix::libc::c_int, raw.as_ptr()) };
+        Errno::result(done).map(drop)
+    }
+}

@@ -1,7 +1,10 @@
-//! close_range(2): closing a whole range of descriptors in one call.
+//! close_range(2), and the flags of a descriptor where the system cannot
+//! set them when it makes one (no `pipe2()`, `SOCK_CLOEXEC` or `accept4()`).
 
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::libc::c_uint;
+use std::os::fd::AsFd;
 
 /// Closes every descriptor from `first` to `last` (Linux 5.9).
 pub fn close_range(first: c_uint, last: c_uint) -> nix::Result<()> {
@@ -15,5 +18,50 @@ pub fn close_range(first: c_uint, last: c_uint) -> nix::Result<()> {
     {
         let _ = (first, last);
         Err(Errno::ENOSYS)
+    }
+}
+
+/// Makes `fd` close-on-exec if `flags` has `O_CLOEXEC`, and non-blocking or
+/// blocking as `flags` has `O_NONBLOCK` or not (a socket `accept()` returns
+/// on macOS has its listener's `O_NONBLOCK`).
+#[cfg_attr(not(target_vendor = "apple"), allow(dead_code))]
+pub(super) fn set_flags(fd: impl AsFd, flags: OFlag) -> nix::Result<()> {
+    let fd = fd.as_fd();
+    if flags.contains(OFlag::O_CLOEXEC) {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    let status = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    let wanted = (status - OFlag::O_NONBLOCK) | (flags & OFlag::O_NONBLOCK);
+    if wanted != status {
+        fcntl(fd, FcntlArg::F_SETFL(wanted))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// `O_CLOEXEC` and `O_NONBLOCK`, as far as `fd` has them.
+    pub fn flags_of(fd: impl AsFd) -> OFlag {
+        let fd = fd.as_fd();
+        let cloexec = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD).unwrap())
+            .contains(FdFlag::FD_CLOEXEC);
+        let status = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+        let mut flags = status & OFlag::O_NONBLOCK;
+        flags.set(OFlag::O_CLOEXEC, cloexec);
+        flags
+    }
+
+    #[test]
+    fn set_flags_sets_close_on_exec_and_either_blocking_mode() {
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        assert_eq!(flags_of(&read), OFlag::empty());
+        set_flags(&read, OFlag::O_NONBLOCK).unwrap();
+        assert_eq!(flags_of(&read), OFlag::O_NONBLOCK);
+        set_flags(&read, OFlag::O_CLOEXEC).unwrap();
+        assert_eq!(flags_of(&read), OFlag::O_CLOEXEC);
+        set_flags(&read, OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).unwrap();
+        assert_eq!(flags_of(&read), OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
     }
 }
