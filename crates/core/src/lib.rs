@@ -20,8 +20,9 @@ pub mod operator;
 pub mod output;
 pub mod path_walk;
 pub mod pidfile;
-#[cfg(test)]
-mod scratch;
+/// Test directories removed when dropped, for this crate's tests and the supervisor's.
+#[cfg(any(test, feature = "scratch"))]
+pub mod scratch;
 pub mod socket_file;
 pub mod sockets;
 pub mod state_dir;

@@ -171,6 +171,7 @@ impl Place {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use daemon_core::scratch::Scratch;
     use nix::libc;
 
     fn record() -> Record {
@@ -221,8 +222,7 @@ mod tests {
 
     #[test]
     fn save_replaces_the_whole_record() {
-        let dir = std::env::temp_dir().join(format!("daemon-record-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Scratch::new("record");
         let path = dir.join("x.json");
         let path = path.to_str().unwrap();
         std::fs::write(path, "x".repeat(500)).unwrap();
@@ -236,12 +236,11 @@ mod tests {
         );
         place.remove();
         assert!(!std::path::Path::new(path).exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_record_in_a_directory_others_may_write_is_refused() {
-        let dir = std::env::temp_dir().join(format!("daemon-record-open-{}", std::process::id()));
+        let dir = Scratch::new("record-open");
         std::fs::create_dir_all(dir.join("state")).unwrap();
         let mode = std::os::unix::fs::PermissionsExt::from_mode(0o777);
         std::fs::set_permissions(&dir, mode).unwrap();
@@ -249,6 +248,5 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.code(), "EPERM");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

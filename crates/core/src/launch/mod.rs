@@ -779,10 +779,8 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root, to switch users (npm test runs it as root)"]
     fn the_child_drops_groups_gid_uid_and_core_limit_before_execve() {
-        if !nix::unistd::geteuid().is_root() {
-            return; // needs the privilege to switch
-        }
         let dir = crate::scratch::Scratch::new("drop");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();

@@ -259,10 +259,8 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root, to give files away (npm test runs it as root)"]
     fn another_users_file_or_symlink_is_refused_unless_the_daemon_user_owns_the_file() {
-        if !geteuid().is_root() {
-            return; // needs the privilege to give files away
-        }
         let dir = Scratch::new("logfile-owner");
         std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o777)).unwrap();
         let theirs = dir.join("theirs.log");
