@@ -235,21 +235,7 @@ fn compress(path: &str) -> SysResult<Pid> {
         .into_iter()
         .find(|gzip| access(*gzip, AccessFlags::X_OK).is_ok())
         .ok_or_else(|| SysError::new(Errno::ENOENT, "execve").with_path("gzip"))?;
-    let plan = Plan {
-        argv: [gzip, "-f", "-q", "--", path].map(str::to_owned).to_vec(),
-        env: Vec::new(),
-        cwd: "/".to_owned(),
-        umask: 0o022,
-        stdout: None,
-        stderr: None,
-        ready_timeout: Duration::ZERO,
-        account: None,
-        prevent_core: false,
-        listeners: Vec::new(),
-        respawn: None,
-        handed_lock: None,
-        preload_options: None,
-    };
+    let plan = Plan::command([gzip, "-f", "-q", "--", path].map(str::to_owned).to_vec());
     let (pid, _pipe) = Prepared::new(&plan, None)?.fork_child(ReadyPipe::new()?, &[], None)?;
     Ok(pid)
 }

@@ -103,6 +103,28 @@ pub const DAEMON_STEPS: [DaemonStep; 5] = [
     DaemonStep::Directory,
 ];
 
+impl Plan {
+    /// A plan that runs `argv` as it is, as this process's user: in `/`,
+    /// umask 022, with no environment, output, sockets or supervisor.
+    pub fn command(argv: Vec<String>) -> Plan {
+        Plan {
+            argv,
+            env: Vec::new(),
+            cwd: "/".to_owned(),
+            umask: 0o022,
+            stdout: None,
+            stderr: None,
+            ready_timeout: Duration::ZERO,
+            account: None,
+            prevent_core: false,
+            listeners: Vec::new(),
+            respawn: None,
+            handed_lock: None,
+            preload_options: None,
+        }
+    }
+}
+
 /// What a supervised start adds to the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Respawn {
@@ -132,4 +154,26 @@ pub struct Respawn {
     /// The Unix socket files the launcher bound: the supervisor removes them
     /// when the service ends.
     pub socket_files: Vec<String>,
+}
+
+impl Default for Respawn {
+    /// The supervisor's defaults where a start says nothing (docs/supervisor.md):
+    /// one instance, a 5 s drain, 5 rotated logs kept; no restarts allowed.
+    fn default() -> Respawn {
+        Respawn {
+            program: String::new(),
+            instances: 1,
+            restarts: 0,
+            window_ms: 0,
+            kill_timeout_ms: 5000,
+            max_memory: None,
+            log_max_size: None,
+            log_keep: 5,
+            log_compress: false,
+            pidfile: None,
+            record: None,
+            control: None,
+            socket_files: Vec::new(),
+        }
+    }
 }

@@ -91,35 +91,10 @@ pub fn to_args(plan: &Plan, respawn: &Respawn, fds: &[RawFd]) -> Vec<String> {
 /// anything else: the supervisor is not meant to be run by hand.
 pub fn from_args(args: &[String]) -> Option<(Plan, Respawn)> {
     let mut plan = Plan {
-        argv: Vec::new(),
-        env: Vec::new(),
         cwd: String::new(),
-        umask: 0o022,
-        stdout: None,
-        stderr: None,
-        ready_timeout: Duration::ZERO,
-        account: None,
-        prevent_core: false,
-        listeners: Vec::new(),
-        respawn: None,
-        handed_lock: None,
-        preload_options: None,
+        ..Plan::command(Vec::new())
     };
-    let mut respawn = Respawn {
-        program: String::new(),
-        instances: 1,
-        restarts: 0,
-        window_ms: 0,
-        kill_timeout_ms: 5000,
-        max_memory: None,
-        log_max_size: None,
-        log_keep: 5,
-        log_compress: false,
-        pidfile: None,
-        record: None,
-        control: None,
-        socket_files: Vec::new(),
-    };
+    let mut respawn = Respawn::default();
     let (mut uid, mut gid, mut groups) = (None, None, Vec::new());
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -250,15 +225,7 @@ mod tests {
             port: 80,
         };
         let plan = Plan {
-            argv: vec!["/usr/bin/node".into()],
-            env: Vec::new(),
-            cwd: "/".into(),
-            umask: 0o022,
-            stdout: None,
-            stderr: None,
             ready_timeout: Duration::from_millis(1),
-            account: None,
-            prevent_core: false,
             listeners: vec![
                 Listener {
                     name: "web".into(),
@@ -269,24 +236,12 @@ mod tests {
                     source: ListenSource::Bind(unix),
                 },
             ],
-            respawn: None,
-            handed_lock: None,
-            preload_options: None,
+            ..Plan::command(vec!["/usr/bin/node".into()])
         };
         let respawn = Respawn {
             program: "/x/daemon-supervisor".into(),
             instances: 4,
-            restarts: 3,
-            window_ms: 60_000,
-            kill_timeout_ms: 1000,
-            max_memory: Some(200 << 20),
-            log_max_size: Some(10 << 20),
-            log_keep: 3,
-            log_compress: true,
-            pidfile: None,
-            record: None,
-            control: None,
-            socket_files: Vec::new(),
+            ..Respawn::default()
         };
         let (read, read_respawn) = from_args(&supervisor_plan(&plan, &respawn).argv[1..]).unwrap();
         let held: Vec<String> = read

@@ -154,36 +154,11 @@ mod tests {
 
     #[test]
     fn without_respawn_or_a_supervisor_nothing_is_changed() {
-        let plan = Plan {
-            argv: vec!["/usr/bin/true".into()],
-            env: Vec::new(),
-            cwd: "/".into(),
-            umask: 0o022,
-            stdout: None,
-            stderr: None,
-            ready_timeout: std::time::Duration::from_secs(1),
-            account: None,
-            prevent_core: false,
-            listeners: Vec::new(),
-            respawn: None,
-            handed_lock: None,
-            preload_options: None,
-        };
+        let plan = Plan::command(vec!["/usr/bin/true".into()]);
         assert_eq!(become_supervisor(&plan).code(), "EINVAL");
         let respawn = super::super::plan::Respawn {
             program: "/nonexistent/daemon-supervisor".into(),
-            instances: 1,
-            restarts: 1,
-            window_ms: 1,
-            kill_timeout_ms: 1,
-            max_memory: None,
-            log_max_size: None,
-            log_keep: 5,
-            log_compress: false,
-            pidfile: None,
-            record: None,
-            control: None,
-            socket_files: Vec::new(),
+            ..Default::default()
         };
         let plan = Plan {
             respawn: Some(respawn),
