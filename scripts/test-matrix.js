@@ -45,6 +45,14 @@ const BUN_SKIPS = [
   'start --listen binds before the daemon starts',
   'run stays in the foreground: no fork, READY=1',
   'take-over: ',
+  // No listen() on a held socket (take-over) and no http on listeners(): instances cannot share one.
+  'instances: ',
+  'daemon start -i max runs one instance per available CPU',
+  "pm2's ecosystem file as it is",
+  'top --once',
+  'top in a terminal',
+  // Bun writes no V8 coverage.
+  "the launcher ends after its own 'exit' listeners",
 ];
 // The tests that apply under Deno, by file and the start of their names;
 // each must run and pass.

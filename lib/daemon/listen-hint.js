@@ -8,9 +8,12 @@ const path = require('node:path');
 const { ENV } = require('../shared/env.js');
 const { listeners } = require('./listeners.js');
 
-/** An address as `--listen` takes it: `PORT` for any host, `IPV4:PORT`, `[IPV6]:PORT`, or a path. */
+/**
+ * An address as `--listen` takes it: `PORT` for any host, `IPV4:PORT`,
+ * `[IPV6]:PORT`, or a path; undefined when the error names none (Bun's).
+ */
 function listenSyntax(host, port) {
-  if (!(port > 0)) return path.resolve(String(host));
+  if (!(port > 0)) return typeof host === 'string' ? path.resolve(host) : undefined;
   if (host === undefined || host === '::' || host === '0.0.0.0') return String(port);
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -25,9 +28,10 @@ function handedOnPort({ address, port }) {
   return found && (found.path ?? `${found.host.includes(':') ? `[${found.host}]` : found.host}:${port}`);
 }
 
-/** What to do about `error`, Node's `listen EADDRINUSE`. */
+/** What to do about `error`, Node's `listen EADDRINUSE`; undefined when it names no address. */
 function hintFor(error) {
   const wanted = listenSyntax(error.address, error.port);
+  if (wanted === undefined) return undefined;
   const handed = handedOnPort(error);
   if (handed === undefined) {
     return `no socket handed to this instance has it: add --listen ${wanted} (or listen: ['${wanted}']) to share one socket among the instances and their restarts`;
@@ -43,7 +47,9 @@ function hintFor(error) {
 function addHint(error) {
   try {
     const { message, stack } = error; // the stack first: V8 writes it on first read, from the message then
-    error.message = `${message} (${hintFor(error)})`;
+    const hint = hintFor(error);
+    if (hint === undefined) return;
+    error.message = `${message} (${hint})`;
     if (typeof stack === 'string') error.stack = stack.replace(message, error.message);
   } catch {
     // The error as it was: a hint must not hide it.
