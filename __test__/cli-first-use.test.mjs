@@ -77,11 +77,11 @@ test('an unknown command exits 2 with one line naming the nearest command; ls is
     pid = readPid(path.join(dir, 'state', 'app.pid'));
     const [ls, list] = [await daemon(['ls']), await daemon(['list'])];
     assert.deepEqual([ls.code, ls.stdout.split('\n')[1].split(/\s+/)[0]], [0, 'app']);
-    // The same table but for the uptime and the CPU% (the 4th and 6th words), which move between the two, and the widths they set.
+    // The same table but for the uptime, the CPU% and the memory (the 4th, 6th and 7th words), which move between the two.
     const steady = (table) =>
       table
         .split('\n')
-        .map((line) => line.split(/\s+/).filter((_, i) => i !== 3 && i !== 5))
+        .map((line) => line.split(/\s+/).filter((_, i) => ![3, 5, 6].includes(i)))
         .join('\n');
     assert.equal(steady(ls.stdout), steady(list.stdout));
     assert.deepEqual(names(await daemon(['ls', '--json'])), ['app']);

@@ -43,7 +43,6 @@ const BUN_SKIPS = [
   'upgrade: ',
   'daemon start --respawn --listen, daemon upgrade NAME',
   'start --listen binds before the daemon starts',
-  'run stays in the foreground: no fork, READY=1',
   'take-over: ',
   // No listen() on a held socket (take-over) and no http on listeners(): instances cannot share one.
   'instances: ',
@@ -51,6 +50,11 @@ const BUN_SKIPS = [
   "pm2's ecosystem file as it is",
   'top --once',
   'top in a terminal',
+  'examples/container: ',
+  'maxMemory: ',
+  // Bun's stdout does not pass through the stream that marks an instance's lines `[K] `.
+  'logs -f follows through several rotations',
+  '--log-max-size 64K --log-keep 2',
   // Bun writes no V8 coverage.
   "the launcher ends after its own 'exit' listeners",
 ];

@@ -323,7 +323,8 @@ function run(parsed) {
     if (esm) {
       import(pathToFileURL(main).href).then(() => flags['wait-ready'] || readyWhenServing());
     } else {
-      require('node:module').runMain();
+      // Node runs process.argv[1] as the main module; Bun's runMain() takes it as an argument.
+      require('node:module').runMain(main);
       // As start()'s `ready: 'auto'`, from the script's top level on; unless the script says when.
       if (!flags['wait-ready']) readyWhenServing();
     }
