@@ -144,6 +144,7 @@ function spawnPlan(opts, given) {
   // The user database only for a daemon that runs as another user.
   const identity = opts.user === undefined && opts.group === undefined ? undefined : load('./identity.js');
   const account = identity?.lookupAccount(opts.user, opts.group);
+  const otherUser = switchesUser(account);
   const service = !command.another;
   // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
   return bare({
@@ -153,7 +154,7 @@ function spawnPlan(opts, given) {
       command.env ?? [],
       identity?.accountEnv(account) ?? {},
       service ? [] : [ENV.NOTIFY_SOCKET],
-      switchesUser(account),
+      otherUser,
     ),
     cwd: opts.cwd,
     umask: opts.umask,
@@ -166,7 +167,7 @@ function spawnPlan(opts, given) {
     respawn: respawnPlan(opts),
     // A daemon of another user: the launcher takes its pid file's lock where
     // only the launcher's user writes, and hands it on (docs/pidfiles.md).
-    handedLock: opts.respawn === undefined && switchesUser(account) ? opts.pidfile : undefined,
+    handedLock: opts.respawn === undefined && otherUser ? opts.pidfile : undefined,
     preloadOptions: command.preloadOptions,
   });
 }
