@@ -149,13 +149,7 @@ function spawnPlan(opts, given) {
   // Prototype-less both ways: the addon reads no inherited field, and JS none it left out.
   return bare({
     argv: command.argv,
-    env: daemonEnv(
-      opts.env,
-      command.env ?? [],
-      identity?.accountEnv(account) ?? {},
-      service ? [] : [ENV.NOTIFY_SOCKET],
-      otherUser,
-    ),
+    env: daemonEnv(opts.env, command.env ?? [], identity?.accountEnv(account) ?? {}, service ? [] : [ENV.NOTIFY_SOCKET], otherUser),
     cwd: opts.cwd,
     umask: opts.umask,
     stdout: output(opts.stdout),
