@@ -12,6 +12,7 @@ import {
   children,
   cli,
   cliWorkspace,
+  environ,
   freePort,
   need,
   procStatus,
@@ -92,7 +93,14 @@ test('top --once: a row per service and per instance, CPU% over a second, memory
   const services = await startServices();
   try {
     const { daemon, supervisor, webPort, apiPort } = services;
-    const [busy, crashed] = children(supervisor).sort((a, b) => a - b);
+    // By slot, from each instance's environment (pids need not grow: the kernel's counter wraps).
+    const slot = (pid) =>
+      Number(
+        environ(pid)
+          .find((entry) => entry.startsWith('DAEMON_INSTANCE='))
+          .split('=')[1],
+      );
+    const [busy, crashed] = children(supervisor).sort((a, b) => slot(a) - slot(b));
     const busyBefore = { cpu: stat(busy).cpu, at: performance.now() };
     const once = await daemon(['top', '--once']);
     const measured = ((stat(busy).cpu - busyBefore.cpu) / (performance.now() - busyBefore.at)) * 1000; // ticks (1/100 s) a second: CPU%
