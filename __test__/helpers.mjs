@@ -63,6 +63,10 @@ export function run(args, { env = {}, cwd = root, input, stdio, untilEof = false
       const result = await exited;
       if (untilEof) await closed;
       else await Promise.race([closed, sleep(50)]);
+      // What the child wrote before it exited is in the pipe, but a loaded
+      // machine can fire the timer before the loop has read it: one poll
+      // phase (before the check phase runs setImmediate) reads it.
+      await new Promise(setImmediate);
       return { ...result, stdout, stderr, pid: child.pid };
     })(),
     { child },

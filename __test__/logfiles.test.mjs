@@ -254,6 +254,10 @@ test('the native calls reachable from JavaScript validate their arguments: a chi
     ['spawn', [plan({ listeners: [{ name: 'x', host: 'nohost', port: 1 }] })], null],
     ['reportError', [''], null],
     ['spawnUntilPid', [plan({ argv: [] })], 'Error EINVAL'],
+    ['spawnAndAwaitIn', [plan({ argv: [] }), '/bin/true', null, null], 'Error EINVAL'],
+    // A waiter that cannot run: the verdict is waited for here.
+    ['spawnAndAwaitIn', [plan({}), '/nonexistent/daemon-supervisor', '', 'x'], 'returned'],
+    ['spawnAndAwaitIn', [plan({}), 'a\0b', null, null], 'returned'],
     ['spawnAsync', [plan({ umask: 2 ** 32 - 1 })], 'RangeError ERR_OUT_OF_RANGE'],
     ['spawn', [plan({ stdout: { fd: -1 } })], 'Error EBADF'],
     ['spawn', [plan({ stderr: { fd: 99999 } })], 'Error EBADF'],

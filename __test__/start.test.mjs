@@ -143,6 +143,45 @@ setInterval(() => {}, 60000);
   }
 });
 
+test("while the daemon boots the launcher waits as the supervisor executable's small waiter, same pid; with an 'exit' listener it stays Node", async () => {
+  const dir = tmpdir('waiter');
+  const script = path.join(dir, 'app.js');
+  const daemonPidFile = path.join(dir, 'daemon.pid');
+  fs.writeFileSync(
+    script,
+    `const fs = require('node:fs');
+const daemon = require(${JSON.stringify(root)});
+if (process.env.WITH_EXIT_LISTENER) process.on('exit', () => {});
+daemon.start({ stdout: 'ignore', stderr: 'ignore', ready: 'manual' });
+fs.writeFileSync(${JSON.stringify(daemonPidFile)}, String(process.pid));
+setTimeout(daemon.ready, 400);
+setInterval(() => {}, 60000);
+`,
+  );
+  for (const env of [{}, { WITH_EXIT_LISTENER: '1' }]) {
+    const launching = run([script], { env });
+    const programs = new Set();
+    let done = false;
+    launching.then(() => (done = true));
+    while (!done) {
+      try {
+        programs.add(path.basename(fs.readlinkSync(`/proc/${launching.child.pid}/exe`)));
+      } catch {}
+      await sleep(5);
+    }
+    const r = await launching;
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(alive(readPid(daemonPidFile)), 'the daemon runs');
+      const waited = programs.has('daemon-supervisor');
+      assert.equal(waited, !env.WITH_EXIT_LISTENER, `${JSON.stringify(env)}: the launcher ran ${[...programs]}`);
+    } finally {
+      if (fs.existsSync(daemonPidFile)) await killAndWait(readPid(daemonPidFile));
+      fs.rmSync(daemonPidFile, { force: true });
+    }
+  }
+});
+
 test('a daemon that never reports ready: the launcher times out, names the pid, leaves it running', async () => {
   const r = await startFixture({ opts: { readyTimeout: 300 }, env: { FIXTURE_DO: 'never-ready' } });
   const pid = Number(/pid (\d+)/.exec(r.stderr)?.[1]);

@@ -4,7 +4,7 @@
 
 mod js;
 
-use daemon_core::launch::{self, confine, notify, privileges, ready};
+use daemon_core::launch::{self, confine, notify, privileges, ready, waiter};
 use daemon_core::operator;
 use daemon_core::output::{handover, log_read, stdio, syslog, syslog_stdio};
 use daemon_core::pidfile::{holder, lockfile, supervised};
@@ -24,6 +24,27 @@ pub const READY_ENV: &str = ready::MARKER_ENV;
 #[napi]
 pub fn spawn(env: Env, Js(plan): Js<launch::Plan>) -> Result<Js<ready::Verdict>> {
     Ok(Js(fork(&env, &plan)?.wait(ready::Until::Ready)))
+}
+
+/// Forks the daemon (or its supervisor) like `spawn`, then replaces this
+/// process with `waiter` (the supervisor executable), which waits for the
+/// verdict, says it (with `notify_socket` and `stderr_note`, see
+/// `waiter::Sayings`) and exits with it. Returns the verdict, waited for
+/// here, only where that replacement could not be made.
+#[napi]
+pub fn spawn_and_await_in(
+    env: Env,
+    Js(plan): Js<launch::Plan>,
+    waiter: String,
+    notify_socket: Option<String>,
+    stderr_note: Option<String>,
+) -> Result<Js<ready::Verdict>> {
+    let sayings = waiter::Sayings {
+        notify_socket,
+        stderr_note,
+    };
+    let started = waiter::become_waiter(fork(&env, &plan)?, &waiter, &sayings);
+    Ok(Js(started.wait(ready::Until::Ready)))
 }
 
 /// Forks the daemon and returns once its session leader has named it (or a step failed first).

@@ -167,11 +167,24 @@ function spawnPlan(opts, given) {
 }
 
 /**
+ * Forks the daemon, then replaces this process with the supervisor
+ * executable's small waiter (the core's launch/waiter.rs, same pid), which
+ * says the verdict as launchDaemon() and launch() would and exits with it:
+ * Node's teardown happens while the daemon boots, and the prompt sees the
+ * small process's end at once. Returns the verdict, waited for here, only
+ * where that could not be done. `stderr`: the validated option.
+ */
+function spawnAndHandOff(plan, stderr) {
+  const note = stderr === undefined ? undefined : `daemon: its stderr went to ${describeLog(stderr)}`;
+  return native().spawnAndAwaitIn(plan, supervisorPath(), process.env[ENV.NOTIFY_SOCKET], note);
+}
+
+/**
  * Starts the daemon and returns its verdict, `{ pid, code }`, once it is
  * ready or has failed (said on stderr). `command` as spawnPlan() takes it;
  * its `argv` is this script by default (the CLI gives another).
  */
-function launchDaemon(opts, given) {
+function launchDaemon(opts, given, handOff = false) {
   checkLauncher();
   const command = bare(given);
   const argv = command.argv ?? thisScript();
@@ -184,7 +197,7 @@ function launchDaemon(opts, given) {
   }
   const plan = spawnPlan(opts, { ...command, argv });
   if (startsInspector(argv, plan.env)) releaseInspector();
-  const verdict = bare(native().spawn(plan));
+  const verdict = bare(handOff ? spawnAndHandOff(plan, opts.stderr) : native().spawn(plan));
   debug('launcher %d: daemon %s gave exit status %d', process.pid, verdict.pid, verdict.code);
   // systemd sees the launcher as the service's main process: name the daemon
   // (its supervisor, when supervised: the pid that stays across restarts).
@@ -223,12 +236,16 @@ function writesAtTeardown() {
 
 /**
  * Starts the daemon and exits with its verdict. The prompt (or the unit
- * manager) waits for this exit, so once the 'exit' listeners have run the
- * process ends at once, without Node's teardown (its threads, OpenSSL's
- * cleanup: a millisecond or two), unless that teardown writes something.
+ * manager) waits for this exit: where no 'exit' listener or teardown output
+ * (profiles, coverage) needs this Node after the verdict, the small waiter
+ * takes its place while the daemon boots (spawnAndHandOff); otherwise, once
+ * the 'exit' listeners have run, the process ends at once, without Node's
+ * teardown (its threads, OpenSSL's cleanup: a millisecond or two).
  */
 function launch(opts, given) {
-  const { code } = launchDaemon(opts, given);
+  // Nothing of this process runs after the verdict: the waiter may say it.
+  const handOff = !writesAtTeardown() && process.listenerCount('exit') === 0 && !debug.enabled;
+  const { code } = launchDaemon(opts, given, handOff);
   // Added last, so run last: what a listener sets as process.exitCode stands, as with process.exit().
   if (!writesAtTeardown()) process.on('exit', () => native().exitNow(Number(process.exitCode) || 0));
   process.exit(code);

@@ -7,7 +7,8 @@
 //! (`supervision`), the daemon's environment as its own, the launcher's
 //! readiness pipe on fd 3 and the log files (or `/dev/null`) on fds 1 and 2.
 //! With `--init PID...` it is instead the init above a fleet's supervisors
-//! (`init`).
+//! (`init`); with `--await ...`, the launcher's last wait for an
+//! unsupervised daemon's verdict (`daemon_core::launch::waiter`).
 
 mod control;
 mod generation;
@@ -19,13 +20,16 @@ mod service;
 mod signals;
 mod slot;
 
-use daemon_core::launch::preload_options;
+use daemon_core::launch::{preload_options, waiter};
 use std::os::unix::ffi::OsStrExt;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|arg| arg == "--init") {
         std::process::exit(init::run(&args[1..]));
+    }
+    if args.first().is_some_and(|arg| arg == waiter::AWAIT_ARG) {
+        std::process::exit(waiter::run(&args[1..]));
     }
     let Some((mut plan, respawn)) = daemon_core::launch::supervision::from_args(&args) else {
         eprintln!("daemon-supervisor: started by the daemon module's launcher only");

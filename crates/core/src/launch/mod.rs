@@ -19,6 +19,7 @@ pub mod privileges;
 pub mod ready;
 pub mod supervision;
 mod supervisor_in_place;
+pub mod waiter;
 
 pub use in_place::in_place;
 pub use plan::{DaemonStep, ListenSource, Listener, Output, Plan, Respawn, DAEMON_STEPS};

@@ -117,7 +117,7 @@ pub fn adopt_orphans() -> SysResult<()> {
 
 /// Keeps `fds` and 0-2 open across `execve()`: Node marks 0-2
 /// close-on-exec, and the sockets are so too.
-fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
+pub(super) fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
     for fd in fds.chain(0..=2) {
         // SAFETY: only the flag of a descriptor number changes; a closed
         // one fails with EBADF.
@@ -130,7 +130,7 @@ fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
 
 /// Every signal's default action (Node ignores SIGPIPE, and an ignored
 /// signal stays ignored across `execve()`) and an empty mask.
-fn default_signals() {
+pub(super) fn default_signals() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
         if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
@@ -141,7 +141,7 @@ fn default_signals() {
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
-fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
+pub(super) fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
     items
         .iter()
         .map(|s| CString::new(s.as_str()).map_err(|_| SysError::new(Errno::EINVAL, "execve")))
