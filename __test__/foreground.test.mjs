@@ -221,6 +221,39 @@ test('run FILE as PID 1: every app of the fleet file started and adopted, the in
   }
 });
 
+test('run FILE as PID 1: a SIGTERM sent the moment Node becomes the init is not lost (PID 1 drops a signal it has no handler for)', async () => {
+  const { dir, daemon } = workspace('fg-early-term');
+  const port = await freePort();
+  const app = serverScript(dir);
+  const file = script(
+    dir,
+    'ecosystem.config.js',
+    `module.exports = { apps: [{ name: 'w', script: ${JSON.stringify(app)}, args: ['${port}'] }] };`,
+  );
+  const unshare = daemon(['run', file], { prefix: ['unshare', '--pid', '--fork', '--mount-proc'] });
+  let init;
+  try {
+    await waitFor(() => children(unshare.child.pid).length === 1, 5000, "unshare's child");
+    [init] = children(unshare.child.pid);
+    // No pause between the reads: the signal goes as soon as execve() is seen.
+    const deadline = Date.now() + 15000;
+    let program;
+    while (program !== 'daemon-supervisor' && Date.now() < deadline) {
+      try {
+        program = exe(init);
+      } catch {}
+    }
+    assert.equal(program, 'daemon-supervisor', 'PID 1 became the init');
+    process.kill(init, 'SIGTERM');
+    const ended = await Promise.race([unshare, sleep(10000).then(() => null)]);
+    assert.ok(ended, 'the init ended after SIGTERM');
+    assert.deepEqual([ended.code, ended.signal], [0, null], ended.stderr);
+  } finally {
+    unshare.child.kill('SIGKILL');
+    if (init) await killAndWait(init);
+  }
+});
+
 test('unit --out: the .service and .socket pass systemd-analyze verify; its ExecStart under systemd-socket-activate serves from every instance', {
   skip: needs('systemd-analyze', 'systemd-socket-activate'),
 }, async () => {

@@ -41,7 +41,9 @@ extern "C" fn on_signal(signal: c_int) {
 }
 
 /// Installs the handlers (and ignores SIGPIPE: a launcher that went away must
-/// not end the supervisor); returns the end to poll.
+/// not end the supervisor), then unblocks every signal: a process that
+/// becomes this one in place (`daemon run`) blocks them across `execve()`,
+/// so that one sent in between waits for its handler. Returns the end to poll.
 pub fn install() -> nix::Result<OwnedFd> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     WAKE.store(write_end.into_raw_fd(), Ordering::Relaxed);
@@ -55,6 +57,13 @@ pub fn install() -> nix::Result<OwnedFd> {
             Errno::result(libc::sigaction(signal, &action, std::ptr::null_mut()))?;
         }
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        Errno::result(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &none,
+            std::ptr::null_mut(),
+        ))?;
     }
     Ok(read_end)
 }

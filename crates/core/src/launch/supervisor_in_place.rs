@@ -71,7 +71,7 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
     if let Some(log) = stderr {
         dup2_stderr(&log).at("dup2", "stderr")?;
     }
-    default_signals();
+    default_signals(&blocked_until_handled());
     execve(&argv[0], &argv, &env).at("execve", program)
 }
 
@@ -89,7 +89,7 @@ pub fn become_init(program: &str, pids: &[u32], env: &[String]) -> SysError {
         let argv = to_cstrings(&args)?;
         let env = to_cstrings(env)?;
         keep_open(std::iter::empty())?;
-        default_signals();
+        default_signals(&blocked_until_handled());
         execve(&argv[0], &argv, &env).at("execve", program)
     };
     match exec() {
@@ -129,8 +129,8 @@ pub(super) fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
 }
 
 /// Every signal's default action (Node ignores SIGPIPE, and an ignored
-/// signal stays ignored across `execve()`) and an empty mask.
-pub(super) fn default_signals() {
+/// signal stays ignored across `execve()`) and `mask` as the signal mask.
+pub(super) fn default_signals(mask: &SigSet) {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
         if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
@@ -138,7 +138,16 @@ pub(super) fn default_signals() {
             let _ = unsafe { sigaction(signal, &default) };
         }
     }
-    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(mask), None);
+}
+
+/// The supervisor's mask across `execve()`: every signal blocked, so that
+/// one sent before its handlers are installed waits for them (it unblocks
+/// them then). Unblocked, it would be lost: a namespace's PID 1 (a
+/// container's init) drops a signal it has no handler for, and systemd's
+/// SIGTERM would end the supervisor before it could drain.
+fn blocked_until_handled() -> SigSet {
+    SigSet::all()
 }
 
 pub(super) fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {

@@ -60,7 +60,8 @@ pub fn become_waiter(started: Started, program: &str, sayings: &Sayings) -> Star
         fcntl(&forked.pipe, FcntlArg::F_SETFD(FdFlag::empty()))
             .map_err(|e| SysError::new(e, "fcntl"))?;
         keep_open(std::iter::empty())?;
-        default_signals();
+        // The launcher's: Ctrl-C ends it as it ended its Node.
+        default_signals(&nix::sys::signal::SigSet::empty());
         execve(&argv[0], &argv, &env).at("execve", program)
     };
     match exec() {
