@@ -196,6 +196,10 @@ function launch(plan, earlier, { quiet }) {
     // A daemon that never came up is no service to list; one that may still come up (not ready in time) is.
     if (verdict?.code !== 0 && !verdict?.timedOut && runningPid(pidfile) === null) unrecord(st, name, earlier);
   }
+  // The caller's directory is the default --cwd, and the daemon's user may not be able to enter it.
+  if (verdict.step === 'chdir' && flags.user !== undefined && opts.cwd === process.cwd()) {
+    process.stderr.write(`daemon: ${flags.user} cannot enter ${opts.cwd}, this command's directory (the default): give --cwd\n`);
+  }
   if (verdict.code === 0 && !quiet) console.log(`${name} started, pid ${runningPid(pidfile) ?? verdict.pid}`);
   return verdict.code;
 }
