@@ -124,9 +124,15 @@ test("a launcher in a 0700 directory starts a daemon as nobody: it boots in opti
   const script = path.join(fresh, 'app.js');
   fs.writeFileSync(script, 'setInterval(() => {}, 60000);\n');
   const state = tmpdir('closed-state');
-  const cli = await run([path.join(copy, 'bin', 'daemon.js'), 'start', '--user', 'nobody', '--name', 'closed', script], { cwd: closed, env: { DAEMON_DIR: state } });
+  const cli = await run([path.join(copy, 'bin', 'daemon.js'), 'start', '--user', 'nobody', '--name', 'closed', script], {
+    cwd: closed,
+    env: { DAEMON_DIR: state },
+  });
   assert.equal(cli.code, 127, cli.stderr);
-  assert.equal(cli.stderr, `daemon: chdir("${closed}"): Permission denied\ndaemon: nobody cannot enter ${closed}, this command's directory (the default): give --cwd\n`);
+  assert.equal(
+    cli.stderr,
+    `daemon: chdir("${closed}"): Permission denied\ndaemon: nobody cannot enter ${closed}, this command's directory (the default): give --cwd\n`,
+  );
   // Where the user may search the launcher's directory, Node boots there: -r ./file works.
   const open = ownedDir(NOBODY, NOBODY, 'open');
   fs.writeFileSync(path.join(open, 'preload.js'), 'globalThis.fixturePreloaded = "yes";');
