@@ -11,7 +11,7 @@ use super::ready::{self, Progress, Until, Verdict};
 use super::supervisor_in_place::{default_signals, keep_open, to_cstrings};
 use super::{notify, Started};
 use crate::errors::{SysError, SysResult, WithPath};
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::unistd::{access, execve, AccessFlags};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -85,6 +85,10 @@ pub fn run(args: &[String]) -> i32 {
     }
     // SAFETY: the descriptor is open (checked above) and nothing else here owns it.
     let pipe = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The wait reads until EAGAIN (the launcher's end is non-blocking already).
+    if fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_err() {
+        return misused();
+    }
     let timeout = Duration::from_millis(timeout);
     let progress = Progress::new(exec_path, cwd, Until::Ready).listening(listening == "1");
     let sayings = Sayings {
