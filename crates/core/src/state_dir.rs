@@ -63,6 +63,10 @@ fn distrusted_dir(st: &FileStat, last: bool) -> Option<String> {
     None
 }
 
+/// How many times `read` opens a file again that was replaced as it
+/// opened it: a writer replaces a record at most every few milliseconds.
+const REOPENS_AFTER_REPLACEMENT: u32 = 3;
+
 /// Why a file may not be believed, if it may not ("is ...", "has ..."):
 /// not regular, the owner neither root, this user nor `also`, another
 /// link, writable by others.
@@ -256,19 +260,28 @@ impl StateDir {
             | OFlag::O_NONBLOCK
             | OFlag::O_NOCTTY
             | OFlag::O_CLOEXEC;
-        let fd = match openat(&self.fd, name, flags, Mode::empty()) {
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => {
-                let detail = "the file is a symlink".to_owned();
-                return Err(refused(Errno::ELOOP, &file, detail));
+        // A file with no link left was replaced (a writer's rename) between
+        // the open and the fstat: the name now names the new one.
+        let mut replaced = 0;
+        loop {
+            let fd = match openat(&self.fd, name, flags, Mode::empty()) {
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(Errno::ELOOP) => {
+                    let detail = "the file is a symlink".to_owned();
+                    return Err(refused(Errno::ELOOP, &file, detail));
+                }
+                fd => fd.at("open", &file)?,
+            };
+            let st = fstat(&fd).at("fstat", &file)?;
+            if st.st_nlink == 0 && replaced < REOPENS_AFTER_REPLACEMENT {
+                replaced += 1;
+                continue;
             }
-            fd => fd.at("open", &file)?,
-        };
-        let st = fstat(&fd).at("fstat", &file)?;
-        if let Some((errno, why)) = distrusted_file(&st, None) {
-            return Err(refused(errno, &file, format!("the file {why}")));
+            if let Some((errno, why)) = distrusted_file(&st, None) {
+                return Err(refused(errno, &file, format!("the file {why}")));
+            }
+            return read_all(&fd, st.st_size, &file).map(Some);
         }
-        read_all(&fd, st.st_size, &file).map(Some)
     }
 
     /// Replaces the file `name` with `bytes`, `mode` whatever the umask, in
@@ -420,5 +433,29 @@ mod tests {
         std::fs::create_dir(inside.join("d.json")).unwrap();
         assert_eq!(state.read("d.json").unwrap_err().code(), "EINVAL");
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_file_replaced_while_it_is_read_is_read_whole_never_refused() {
+        let base = crate::scratch::Scratch::new("replaced");
+        let path = base.join("state");
+        let state = open(path.to_str().unwrap(), Some(0o700)).unwrap().unwrap();
+        state.write("r.json", b"0", 0o600).unwrap();
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let state = open(path.to_str().unwrap(), None).unwrap().unwrap();
+                for i in 0..3000 {
+                    state
+                        .write("r.json", i.to_string().as_bytes(), 0o600)
+                        .unwrap();
+                }
+            })
+        };
+        for _ in 0..3000 {
+            let bytes = state.read("r.json").unwrap().unwrap();
+            assert!(std::str::from_utf8(&bytes).unwrap().parse::<u32>().is_ok());
+        }
+        writer.join().unwrap();
     }
 }
