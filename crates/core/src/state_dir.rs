@@ -452,10 +452,12 @@ mod tests {
                 }
             })
         };
-        for _ in 0..3000 {
-            let bytes = state.read("r.json").unwrap().unwrap();
+        let reads: Vec<_> = (0..3000).map(|_| state.read("r.json")).collect();
+        // The writer is done before any assertion: the scratch directory goes either way.
+        writer.join().unwrap();
+        for read in reads {
+            let bytes = read.unwrap().unwrap();
             assert!(std::str::from_utf8(&bytes).unwrap().parse::<u32>().is_ok());
         }
-        writer.join().unwrap();
     }
 }
