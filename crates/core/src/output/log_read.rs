@@ -48,6 +48,11 @@ fn open_checked(path: &str, also: Option<u32>) -> SysResult<(OwnedFd, FileStat)>
                     fd => fd.at("open", path)?,
                 };
                 let st = fstat(&fd).at("fstat", path)?;
+                // Removed since it was opened (the oldest rotated log, or a
+                // `.1` that gzip has compressed): gone, as if not found.
+                if st.st_nlink == 0 {
+                    return Err(SysError::new(Errno::ENOENT, "open").with_path(path));
+                }
                 if let Some((errno, why)) = distrusted_file(&st, also) {
                     return Err(refused(path, errno, format!("the log {why}")));
                 }
@@ -137,5 +142,28 @@ mod tests {
             "ENOENT"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_removed_as_it_is_opened_is_not_found_never_refused() {
+        let dir = crate::scratch::Scratch::new("logread-removed");
+        let log = dir.file("app.log.1");
+        let remover = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for _ in 0..3000 {
+                    std::fs::write(&log, "line\n").unwrap();
+                    std::fs::set_permissions(&log, PermissionsExt::from_mode(0o640)).unwrap();
+                    std::fs::remove_file(&log).unwrap();
+                }
+            })
+        };
+        let opens: Vec<_> = (0..3000).map(|_| open_log(&log, None)).collect();
+        remover.join().unwrap();
+        for opened in opens {
+            if let Err(e) = opened {
+                assert_eq!(e.code(), "ENOENT", "{}", e.message());
+            }
+        }
     }
 }
