@@ -406,7 +406,11 @@ const ports = {};
 for (const { fd, name } of listeners()) {
   const server = require('net').createServer().listen({ fd }, () => {
     ports[name] = server.address().port;
-    if (Object.keys(ports).length === listeners().length) require('fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify(ports));
+    // Whole or not at all: the test reads it as soon as it exists.
+    if (Object.keys(ports).length === listeners().length) {
+      require('fs').writeFileSync(${JSON.stringify(`${report}.tmp`)}, JSON.stringify(ports));
+      require('fs').renameSync(${JSON.stringify(`${report}.tmp`)}, ${JSON.stringify(report)});
+    }
   });
 }
 `,
