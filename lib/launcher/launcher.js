@@ -222,6 +222,11 @@ function becomeSupervisor(opts, command) {
   native().becomeSupervisor(spawnPlan(opts, command));
 }
 
+/** Whether NODE_DEBUG traces this module (Bun's debuglog() has no `enabled`). */
+function tracing() {
+  return debug.enabled ?? /(^|,)\s*daemon\s*(,|$)/i.test(process.env.NODE_DEBUG ?? '');
+}
+
 /** Node options whose output Node writes at its teardown: profiles and trace events. */
 const WRITES_AT_TEARDOWN = /^--(cpu-prof|heap-prof|prof|trace-event)/;
 
@@ -244,7 +249,7 @@ function writesAtTeardown() {
  */
 function launch(opts, given) {
   // Nothing of this process runs after the verdict: the waiter may say it.
-  const handOff = !writesAtTeardown() && process.listenerCount('exit') === 0 && !debug.enabled;
+  const handOff = !writesAtTeardown() && process.listenerCount('exit') === 0 && !tracing();
   const { code } = launchDaemon(opts, given, handOff);
   // Added last, so run last: what a listener sets as process.exitCode stands, as with process.exit().
   if (!writesAtTeardown()) process.on('exit', () => native().exitNow(Number(process.exitCode) || 0));

@@ -124,8 +124,10 @@ fn open_lock_file(
             Err(errno) => return Err(errno).at("open", path),
         }
         let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            // Removed by its exiting holder (as the stat looked it up: 0 links).
+            Ok(st) if st.st_nlink == 0 => continue,
             Ok(st) => st,
-            Err(Errno::ENOENT) => continue, // removed by its exiting holder
+            Err(Errno::ENOENT) => continue,
             Err(errno) => return Err(errno).at("stat", path),
         };
         check_kind(&st, path)?;
