@@ -2,9 +2,11 @@
 // Preloaded (`node -r`) into a daemon that the `daemon start` command starts:
 // does for the script what a script using this module does at its top.
 
-const { ENV } = require('../lib/shared/env.js');
-const { native } = require('../lib/shared/native.js');
-const { prepare } = require('../lib/cli/script.js');
+// lib/'s files load through lib/shared/loader.js, a faster require() for them.
+const requireOwn = require('../lib/shared/loader.js').requireFrom(__filename);
+const { ENV } = requireOwn('../lib/shared/env.js');
+const { native } = requireOwn('../lib/shared/native.js');
+const { prepare } = requireOwn('../lib/cli/script.js');
 
 // The options come on a descriptor the marker names, read once and closed.
 const marker = process.env[ENV.CLI_OPTIONS];

@@ -64,7 +64,14 @@ fn open_fds() -> Vec<RawFd> {
 /// the launcher's pipe) open.
 pub fn detach(targets: &[RawFd]) -> SysResult<()> {
     let null = open_devnull()?;
+    let null_id = file_id(null.as_raw_fd());
     for &fd in targets {
+        // On /dev/null already (a daemon's default), and so is every twin: one
+        // open file description. Nothing to find in /proc/self/fd (a daemon's
+        // closeIO() comes before its first answer).
+        if null_id.is_some() && file_id(fd) == null_id {
+            continue;
+        }
         replace(fd, null.as_fd())?;
     }
     Ok(())
@@ -140,6 +147,34 @@ mod tests {
             assert_ne!(id(&stranger), id(&write_end));
         }
         assert_eq!(id(&twin), id(&write_end));
+        drop(read_end);
+    }
+
+    #[test]
+    fn detach_leaves_a_descriptor_on_dev_null_and_replaces_a_pipe() {
+        let access = |fd: &OwnedFd| {
+            OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap()) & OFlag::O_ACCMODE
+        };
+        // Read-only: open_devnull()'s description would be read-write.
+        let on_null = open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let (read_end, write_end) = crate::sys::pipe2(OFlag::O_CLOEXEC).unwrap();
+        detach(&[on_null.as_raw_fd(), write_end.as_raw_fd()]).unwrap();
+        assert_eq!(
+            access(&on_null),
+            OFlag::O_RDONLY,
+            "its own description, left alone"
+        );
+        assert_eq!(
+            file_id(write_end.as_raw_fd()),
+            file_id(on_null.as_raw_fd()),
+            "the pipe's end is /dev/null now"
+        );
+        assert_eq!(access(&write_end), OFlag::O_RDWR);
         drop(read_end);
     }
 

@@ -1,0 +1,71 @@
+'use strict';
+// How lib/'s files load one another: each file read and compiled here, once,
+// and entered in Node's require cache, so that require() of the same file
+// elsewhere (the command's entry, a test) gets the same module, and this
+// loader takes what require() loaded first. Why not require() itself: Node's
+// loader spends 0.15 to 0.4 ms on each file (resolution, the package scope,
+// its Module steps) where this spends about 0.1, and a daemon loads 10 of
+// lib/'s files before its first answer, its launcher 11
+// (docs/performance.md). Only relative requests of `.js` files go this way;
+// builtins and packages go to Node's require().
+
+const fs = require('node:fs');
+const path = require('node:path');
+const Module = require('node:module');
+const vm = require('node:vm');
+
+/** The parameters Node's CommonJS wrapper gives a file. */
+const PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
+
+/**
+ * Where Node's own loader must load every file: Bun and Deno (this reproduces
+ * Node's CommonJS), a vm context (Jest: its require() runs files there, this
+ * would run them in the main one), and a process whose file reads Node checks
+ * (the permission model, a policy manifest's integrity).
+ */
+const nodeLoadsAll =
+  process.versions.bun !== undefined ||
+  process.versions.deno !== undefined ||
+  vm.isContext(globalThis) ||
+  process.permission !== undefined ||
+  [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--experimental-policy'));
+
+/** The module of `file` (an absolute path), loaded on its first request. */
+function loadFile(file) {
+  const cached = require.cache[file];
+  if (cached !== undefined) return cached.exports;
+  if (nodeLoadsAll) return require(file);
+  const module = new Module(file);
+  module.filename = file;
+  // Before it runs, as Node does: a circular request gets what it exported so far.
+  require.cache[file] = module;
+  try {
+    // A prototype-less options object: a polluted Object.prototype supplies no option.
+    const wrapper = vm.compileFunction(fs.readFileSync(file, 'utf8'), PARAMS, { __proto__: null, filename: file });
+    wrapper.call(module.exports, module.exports, requireFrom(file), module, file, path.dirname(file));
+  } catch (error) {
+    delete require.cache[file];
+    throw error;
+  }
+  module.loaded = true;
+  return module.exports;
+}
+
+/** The `require` that the file at `file` gets: lib/'s own `.js` files here, the rest through Node's. */
+function requireFrom(file) {
+  const dir = path.dirname(file);
+  let nodeRequire;
+  const viaNode = () => {
+    nodeRequire ??= Module.createRequire(file);
+    return nodeRequire;
+  };
+  const requireOwn = (request) => {
+    if (request.startsWith('node:')) return require(request);
+    if ((request.startsWith('./') || request.startsWith('../')) && request.endsWith('.js')) return loadFile(path.resolve(dir, request));
+    return viaNode()(request);
+  };
+  requireOwn.resolve = (request, options) => viaNode().resolve(request, options);
+  return requireOwn;
+}
+
+module.exports = { requireFrom };
