@@ -5,13 +5,14 @@
 use super::format::{check_kind, on_pid_file, parse_pid, read_head, refused, split, LOCK_SUFFIX};
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, FileId};
+use crate::sys::flock;
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::libc::{self, c_int};
+use nix::libc;
 use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, Mode};
 use nix::sys::uio::pwrite;
 use nix::unistd::{ftruncate, geteuid, unlinkat, UnlinkatFlags};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,14 +37,6 @@ const PROBE_WAIT: Duration = Duration::from_secs(1);
 /// How long a launcher whose daemon failed waits for the lock it handed on
 /// to be let go of (the daemon's exit closes it), to remove both files.
 const TAKE_BACK_PATIENCE: Duration = Duration::from_secs(1);
-
-/// `flock()` on a descriptor. The bare call: nix's `Flock` lets go of the
-/// lock when dropped, for every descriptor of the description, and a lock
-/// handed on to a child must outlive this process's descriptor.
-pub(crate) fn flock(fd: BorrowedFd, operation: c_int) -> nix::Result<()> {
-    // SAFETY: flock takes a descriptor and plain flags.
-    Errno::result(unsafe { libc::flock(fd.as_raw_fd(), operation) }).map(drop)
-}
 
 /// A description holding an exclusive lock, let go of when dropped (for
 /// every descriptor of it: a supervisor's children's too).

@@ -17,7 +17,7 @@
 
 use crate::errors::{SysError, SysResult};
 use crate::fileid::{id_of, kind_of};
-use crate::pidfile::lockfile::flock;
+use crate::sys::flock;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::libc;

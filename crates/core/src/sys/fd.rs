@@ -1,10 +1,18 @@
-//! close_range(2), and the flags of a descriptor where the system cannot
-//! set them when it makes one (no `pipe2()`, `SOCK_CLOEXEC` or `accept4()`).
+//! close_range(2), flock(2), and the flags of a descriptor where the system
+//! cannot set them when it makes one (no `pipe2()`, `SOCK_CLOEXEC` or `accept4()`).
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
-use nix::libc::c_uint;
-use std::os::fd::AsFd;
+use nix::libc::{c_int, c_uint};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+/// `flock()` on a descriptor. The bare call: nix's `Flock` lets go of the
+/// lock when dropped, for every descriptor of the description, and a lock
+/// handed on to a child must outlive this process's descriptor.
+pub fn flock(fd: BorrowedFd, operation: c_int) -> nix::Result<()> {
+    // SAFETY: flock takes a descriptor and plain flags.
+    Errno::result(unsafe { nix::libc::flock(fd.as_raw_fd(), operation) }).map(drop)
+}
 
 /// Closes every descriptor from `first` to `last` (Linux 5.9).
 pub fn close_range(first: c_uint, last: c_uint) -> nix::Result<()> {

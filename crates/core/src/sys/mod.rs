@@ -33,7 +33,7 @@ mod socket;
 mod stat;
 
 pub use credentials::{setgroups, thread_setgid, thread_setgroups, thread_setuid};
-pub use fd::close_range;
+pub use fd::{close_range, flock};
 pub use kcmp::kcmp_files;
 pub use memfd::memfd_create_sealable;
 pub use path_fd::PathFd;
