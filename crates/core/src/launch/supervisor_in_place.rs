@@ -71,7 +71,7 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
     if let Some(log) = stderr {
         dup2_stderr(&log).at("dup2", "stderr")?;
     }
-    default_signals(&blocked_until_handled());
+    let _signals = DefaultSignals::set(&blocked_until_handled());
     execve(&argv[0], &argv, &env).at("execve", program)
 }
 
@@ -89,7 +89,7 @@ pub fn become_init(program: &str, pids: &[u32], env: &[String]) -> SysError {
         let argv = to_cstrings(&args)?;
         let env = to_cstrings(env)?;
         keep_open(std::iter::empty())?;
-        default_signals(&blocked_until_handled());
+        let _signals = DefaultSignals::set(&blocked_until_handled());
         execve(&argv[0], &argv, &env).at("execve", program)
     };
     match exec() {
@@ -129,16 +129,40 @@ pub(super) fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
 }
 
 /// Every signal's default action (Node ignores SIGPIPE, and an ignored
-/// signal stays ignored across `execve()`) and `mask` as the signal mask.
-pub(super) fn default_signals(mask: &SigSet) {
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in Signal::iterator() {
-        if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
-            // SAFETY: the default action, no handler.
-            let _ = unsafe { sigaction(signal, &default) };
+/// signal stays ignored across `execve()`) and a mask, for the program
+/// `execve()` starts; dropped (the `execve()` failed and this process goes
+/// on), the actions and the mask it had before are back.
+pub(super) struct DefaultSignals {
+    actions: Vec<(Signal, SigAction)>,
+    mask: SigSet,
+}
+
+impl DefaultSignals {
+    pub(super) fn set(mask: &SigSet) -> DefaultSignals {
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        let actions = Signal::iterator()
+            .filter(|signal| !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP))
+            // SAFETY: the default action, no handler; the one it replaces is kept.
+            .filter_map(|signal| Some((signal, unsafe { sigaction(signal, &default) }.ok()?)))
+            .collect();
+        let mut before = SigSet::empty();
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(mask), Some(&mut before));
+        DefaultSignals {
+            actions,
+            mask: before,
         }
     }
-    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(mask), None);
+}
+
+impl Drop for DefaultSignals {
+    fn drop(&mut self) {
+        for (signal, action) in &self.actions {
+            // SAFETY: the action this process had, handler and all.
+            let _ = unsafe { sigaction(*signal, action) };
+        }
+        // After the handlers: a signal that came meanwhile reaches its own.
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None);
+    }
 }
 
 /// The supervisor's mask across `execve()`: every signal blocked, so that
@@ -160,6 +184,62 @@ pub(super) fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::libc;
+
+    /// A signal's handler now, read without changing it.
+    fn handler_of(signal: Signal) -> libc::sighandler_t {
+        // SAFETY: a plain C struct, for which all zeros is a valid value.
+        let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null action only reads the current one into `now`.
+        assert_eq!(
+            unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) },
+            0
+        );
+        now.sa_sigaction
+    }
+
+    extern "C" fn on_usr2(_: libc::c_int) {}
+
+    /// Signal actions and the mask are the whole process's: the test runs in
+    /// a process of its own, the test binary again, with this one test.
+    #[test]
+    fn default_signals_dropped_give_back_the_actions_and_the_mask() {
+        const CHILD: &str = "DAEMON_CORE_TEST_SIGNALS_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let name = "launch::supervisor_in_place::tests::default_signals_dropped_give_back_the_actions_and_the_mask";
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--test-threads=1", "--nocapture"])
+                .env(CHILD, "1")
+                .status()
+                .unwrap();
+            assert!(status.success(), "the test's own process: {status}");
+            return;
+        }
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let usr2 = SigAction::new(
+            SigHandler::Handler(on_usr2),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: an ignored SIGPIPE (as Node has it) and a handler that does nothing.
+        unsafe { sigaction(Signal::SIGPIPE, &ignore) }.unwrap();
+        unsafe { sigaction(Signal::SIGUSR2, &usr2) }.unwrap();
+        let usr1 = SigSet::from(Signal::SIGUSR1);
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&usr1), None).unwrap();
+        let mask = || SigSet::thread_get_mask().unwrap();
+        {
+            let _signals = DefaultSignals::set(&SigSet::all());
+            assert_eq!(handler_of(Signal::SIGPIPE), libc::SIG_DFL);
+            assert_eq!(handler_of(Signal::SIGUSR2), libc::SIG_DFL);
+            assert!(mask().contains(Signal::SIGTERM));
+        }
+        assert_eq!(handler_of(Signal::SIGPIPE), libc::SIG_IGN);
+        assert_eq!(
+            handler_of(Signal::SIGUSR2),
+            on_usr2 as *const () as libc::sighandler_t
+        );
+        assert!(mask().contains(Signal::SIGUSR1) && !mask().contains(Signal::SIGTERM));
+    }
 
     #[test]
     fn without_respawn_or_a_supervisor_nothing_is_changed() {

@@ -8,7 +8,7 @@
 //! ready. Both sides of the command line are here.
 
 use super::ready::{self, Progress, Until, Verdict};
-use super::supervisor_in_place::{default_signals, keep_open, to_cstrings};
+use super::supervisor_in_place::{keep_open, to_cstrings, DefaultSignals};
 use super::{notify, Started};
 use crate::errors::{SysError, SysResult, WithPath};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
@@ -61,7 +61,7 @@ pub fn become_waiter(started: Started, program: &str, sayings: &Sayings) -> Star
             .map_err(|e| SysError::new(e, "fcntl"))?;
         keep_open(std::iter::empty())?;
         // The launcher's: Ctrl-C ends it as it ended its Node.
-        default_signals(&nix::sys::signal::SigSet::empty());
+        let _signals = DefaultSignals::set(&nix::sys::signal::SigSet::empty());
         execve(&argv[0], &argv, &env).at("execve", program)
     };
     match exec() {
