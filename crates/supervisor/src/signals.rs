@@ -6,26 +6,29 @@ use daemon_core::sys::pipe2;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc::{self, c_int};
+use nix::sys::signal::{
+    sigaction, signal, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+};
 use nix::unistd::read;
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Signals the supervisor forwards to the daemon (SIGTERM and SIGINT also
 /// stop the service), and SIGCHLD, on which it reaps.
-pub const HANDLED: [c_int; 13] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGTERM,
-    libc::SIGALRM,
-    libc::SIGWINCH,
-    libc::SIGTSTP,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-    libc::SIGCONT,
-    libc::SIGCHLD,
+const HANDLED: [Signal; 13] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGTERM,
+    Signal::SIGALRM,
+    Signal::SIGWINCH,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGCONT,
+    Signal::SIGCHLD,
 ];
 
 /// The pipe's write end, for the handler.
@@ -47,24 +50,18 @@ extern "C" fn on_signal(signal: c_int) {
 pub fn install() -> nix::Result<OwnedFd> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     WAKE.store(write_end.into_raw_fd(), Ordering::Relaxed);
-    // SAFETY: plain C structs and a handler that only calls write().
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as extern "C" fn(c_int) as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigfillset(&mut action.sa_mask);
-        for signal in HANDLED {
-            Errno::result(libc::sigaction(signal, &action, std::ptr::null_mut()))?;
-        }
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        Errno::result(libc::sigprocmask(
-            libc::SIG_SETMASK,
-            &none,
-            std::ptr::null_mut(),
-        ))?;
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::all(),
+    );
+    for handled in HANDLED {
+        // SAFETY: a handler that only calls write(), every signal blocked while it runs.
+        unsafe { sigaction(handled, &action) }?;
     }
+    // SAFETY: ignoring a signal installs no handler.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
     Ok(read_end)
 }
 
