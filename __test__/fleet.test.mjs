@@ -154,6 +154,17 @@ test('a wrong key type, or a key start() refuses, refuses the whole file before 
   }
 });
 
+test("ES modules through the command's own import(): a fleet file in .mjs is read, `run` of an .mjs script runs it; an app never started has a dash for each figure", async () => {
+  const { dir, daemon } = workspace('fleet-esm');
+  const hello = script(dir, 'hello.mjs', 'console.log(`hello from ${import.meta.url.slice(-9)}`);\n');
+  const file = script(dir, 'esm.config.mjs', "export default { apps: [{ name: 'esm-one', script: './hello.mjs' }] };\n");
+  const status = await daemon(['status', file]);
+  assert.equal(status.code, 3, status.stderr);
+  assert.match(status.stdout, /^esm-one +- +not started +- +- +- +- +-$/m);
+  const ran = await daemon(['run', hello]);
+  assert.deepEqual([ran.code, ran.stdout, ran.stderr], [0, 'hello from hello.mjs\n', '']);
+});
+
 test('restart FILE starts each app from the file as it is now; restart NAME from its record; status and delete FILE', async () => {
   const { dir, state, daemon } = workspace('fleet-restart');
   script(dir, 'app.js', idle);

@@ -98,6 +98,7 @@ function notStarted(name) {
     stale: false,
     status: 'not started',
     uptime: null,
+    cpu: null,
     memory: null,
     restarts: null,
     command: null,

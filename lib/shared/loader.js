@@ -13,39 +13,55 @@ const fs = require('node:fs');
 const path = require('node:path');
 const Module = require('node:module');
 const vm = require('node:vm');
+const { ENV } = require('./env.js');
 
 /** The parameters Node's CommonJS wrapper gives a file. */
 const PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
 
 /**
  * Where Node's own loader must load every file: Bun and Deno (this reproduces
- * Node's CommonJS), a vm context (Jest: its require() runs files there, this
- * would run them in the main one), and a process whose file reads Node checks
- * (the permission model, a policy manifest's integrity).
+ * Node's CommonJS); code in another realm than the one compileFunction()
+ * runs in (Jest runs files in a vm context of its own: lib/'s errors and
+ * arrays would be the main realm's, and `instanceof TypeError` false there);
+ * `node --watch`, which watches the files Node's loader loads; and a process
+ * whose file reads Node checks (the permission model, a policy manifest).
  */
 const nodeLoadsAll =
   process.versions.bun !== undefined ||
   process.versions.deno !== undefined ||
-  vm.isContext(globalThis) ||
+  vm.compileFunction('return Object', [])() !== Object ||
+  process.env[ENV.WATCH] !== undefined ||
   process.permission !== undefined ||
-  [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--experimental-policy'));
+  [...process.execArgv, process.env[ENV.NODE_OPTIONS] ?? ''].some((arg) => arg.includes('--experimental-policy'));
+
+/** The files this loader is running now: a request for one of them is circular. */
+const running = new Set();
 
 /** The module of `file` (an absolute path), loaded on its first request. */
 function loadFile(file) {
   const cached = require.cache[file];
-  if (cached !== undefined) return cached.exports;
-  if (nodeLoadsAll) return require(file);
+  if (cached !== undefined && (cached.loaded || running.has(file))) return cached.exports;
+  // Not loaded yet by another (Node's require() of a circle, the ESM loader's
+  // entry for a file it has not run): Node's loader knows which it is.
+  if (cached !== undefined || nodeLoadsAll) return require(file);
+  const source = fs.readFileSync(file, 'utf8');
+  // Code compileFunction() compiles cannot import() without
+  // --experimental-vm-modules (the fleet file, an ES module script).
+  if (source.includes('import(')) return require(file);
   const module = new Module(file);
   module.filename = file;
   // Before it runs, as Node does: a circular request gets what it exported so far.
   require.cache[file] = module;
+  running.add(file);
   try {
     // A prototype-less options object: a polluted Object.prototype supplies no option.
-    const wrapper = vm.compileFunction(fs.readFileSync(file, 'utf8'), PARAMS, { __proto__: null, filename: file });
+    const wrapper = vm.compileFunction(source, PARAMS, { __proto__: null, filename: file });
     wrapper.call(module.exports, module.exports, requireFrom(file), module, file, path.dirname(file));
   } catch (error) {
     delete require.cache[file];
     throw error;
+  } finally {
+    running.delete(file);
   }
   module.loaded = true;
   return module.exports;

@@ -1,0 +1,63 @@
+// lib/shared/loader.js, the way lib/'s files load one another: one module
+// per file whichever loader came first, lib/ in the realm of the code that
+// required it, and Node's loader for the ESM loader's own entries. Each case
+// runs in a fresh Node (module caches are the process's).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const READINESS = path.join(ROOT, 'lib', 'daemon', 'readiness.js');
+
+/** What `code` (CommonJS) prints in a fresh Node. */
+function runCjs(code) {
+  return execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }).trim();
+}
+
+test("one module per file: the loader's and Node's require() give the same one, whichever came first", () => {
+  const loaderFirst = `const d = require(${JSON.stringify(ROOT)}); console.log(require(${JSON.stringify(READINESS)}).ready === d.ready);`;
+  const nodeFirst = `const r = require(${JSON.stringify(READINESS)}); console.log(require(${JSON.stringify(ROOT)}).ready === r.ready);`;
+  assert.deepEqual([runCjs(loaderFirst), runCjs(nodeFirst)], ['true', 'true']);
+});
+
+test("code run in a vm context of its own (Jest's way) gets lib/'s errors in its own realm", () => {
+  // A loader as Jest's: each file compiled in the context, builtins from the main realm.
+  const harness = `
+    const vm = require('node:vm'), fs = require('node:fs'), path = require('node:path');
+    const context = vm.createContext({ process, console, Buffer, setImmediate, setTimeout, clearTimeout, queueMicrotask });
+    const cache = {};
+    function load(file) {
+      if (cache[file]) return cache[file].exports;
+      const module = (cache[file] = { exports: {}, filename: file, loaded: false });
+      const params = ['exports', 'require', 'module', '__filename', '__dirname'];
+      const run = vm.compileFunction(fs.readFileSync(file, 'utf8'), params, { filename: file, parsingContext: context });
+      const own = (request) => (request.startsWith('.') || request.startsWith('/') ? load(require.resolve(path.resolve(path.dirname(file), request))) : require(request));
+      own.resolve = (request, options) => require.resolve(request, options);
+      own.cache = cache;
+      run.call(module.exports, module.exports, own, module, file, path.dirname(file));
+      module.loaded = true;
+      return module.exports;
+    }
+    const daemon = load(${JSON.stringify(path.join(ROOT, 'index.js'))});
+    try { daemon.lock(42); } catch (error) { console.log(error instanceof vm.runInContext('TypeError', context), error.code); }
+  `;
+  assert.equal(runCjs(harness), 'true ERR_INVALID_ARG_TYPE');
+});
+
+test("a file the ESM loader has entered but not run yet is loaded, not taken for a circle's half-made module", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-loader-'));
+  try {
+    const file = path.join(dir, 'both.mjs');
+    fs.writeFileSync(
+      file,
+      `import daemon from ${JSON.stringify(path.join(ROOT, 'index.js'))};\nimport * as readiness from ${JSON.stringify(READINESS)};\nconsole.log(typeof daemon.isDaemon, daemon.ready === readiness.ready);\n`,
+    );
+    assert.equal(execFileSync(process.execPath, [file], { encoding: 'utf8' }).trim(), 'boolean true');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
