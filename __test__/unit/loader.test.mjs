@@ -61,3 +61,27 @@ test("a file the ESM loader has entered but not run yet is loaded, not taken for
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("under a module hook that gives CommonJS files their source (module.register()), whose require() has no cache, lib/ loads through Node's", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-loader-'));
+  try {
+    fs.writeFileSync(
+      path.join(dir, 'hooks.mjs'),
+      "import fs from 'node:fs';\nexport async function load(url, context, next) {\n  const loaded = await next(url, context);\n  if (loaded.format === 'commonjs' && loaded.source == null) loaded.source = fs.readFileSync(new URL(url), 'utf8');\n  return loaded;\n}\n",
+    );
+    fs.writeFileSync(
+      path.join(dir, 'register.mjs'),
+      "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n",
+    );
+    fs.writeFileSync(
+      path.join(dir, 'app.cjs'),
+      `const daemon = require(${JSON.stringify(ROOT)});\nconsole.log(typeof daemon.lock, typeof daemon.start);\n`,
+    );
+    const out = execFileSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), path.join(dir, 'app.cjs')], {
+      encoding: 'utf8',
+    });
+    assert.equal(out.trim(), 'function function');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -23,10 +23,13 @@ const PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
  * Node's CommonJS); code in another realm than the one compileFunction()
  * runs in (Jest runs files in a vm context of its own: lib/'s errors and
  * arrays would be the main realm's, and `instanceof TypeError` false there);
- * `node --watch`, which watches the files Node's loader loads; and a process
- * whose file reads Node checks (the permission model, a policy manifest).
+ * `node --watch`, which watches the files Node's loader loads; a process
+ * whose file reads Node checks (the permission model, a policy manifest);
+ * and a file whose source a module hook gave (`module.register()`): Node
+ * hands it a require() with no cache.
  */
 const nodeLoadsAll =
+  require.cache === undefined ||
   process.versions.bun !== undefined ||
   process.versions.deno !== undefined ||
   vm.compileFunction('return Object', [])() !== Object ||
@@ -39,11 +42,12 @@ const running = new Set();
 
 /** The module of `file` (an absolute path), loaded on its first request. */
 function loadFile(file) {
+  if (nodeLoadsAll) return require(file);
   const cached = require.cache[file];
   if (cached !== undefined && (cached.loaded || running.has(file))) return cached.exports;
   // Not loaded yet by another (Node's require() of a circle, the ESM loader's
   // entry for a file it has not run): Node's loader knows which it is.
-  if (cached !== undefined || nodeLoadsAll) return require(file);
+  if (cached !== undefined) return require(file);
   const source = fs.readFileSync(file, 'utf8');
   // Code compileFunction() compiles cannot import() without
   // --experimental-vm-modules (the fleet file, an ES module script).
