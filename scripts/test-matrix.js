@@ -18,7 +18,7 @@
 // `nobody`, who must be able to run that binary, and a checkout may sit in a
 // 0700 directory.
 
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -190,26 +190,51 @@ function runtimes() {
   return list;
 }
 
-const list = runtimes();
-console.log(`test:matrix: ${list.map(({ name, version }) => `${name} ${version}`).join(', ')}`);
-const results = [];
-for (const { name, version, command, expect } of list) {
-  console.log(`\n=== test:matrix: ${name} ${version} (${command[0]}) ===`);
-  const [file, ...args] = command;
-  // Deno's output is read for its count, the others' goes straight through.
-  const stdio = ['ignore', expect ? 'pipe' : 'inherit', 'inherit'];
-  const run = spawnSync(file, args, {
-    cwd: root,
-    stdio,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    env: { ...process.env, NO_COLOR: '1' },
+// A failed test's line in each runner's output: node:test's TAP (`not ok`) and
+// spec (`✖`) reporters, Bun's `(fail)`, Deno's `... FAILED`. CI may keep only
+// the end of a long log, so the summary repeats them.
+const FAILED_TEST = /^\s*(not ok \d+ - |✖ |\(fail\) )|\.\.\. FAILED/;
+
+/** Runs `command`, its output passed through; resolves to its exit and its failed tests' lines. */
+function run([file, ...args]) {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const failed = new Set();
+    let stdout = '';
+    const scan = (stream, sink) => {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (text) => {
+        sink.write(text);
+        if (stream === child.stdout) stdout += text;
+        const lines = (partial + text).split('\n');
+        partial = lines.pop();
+        for (const line of lines) if (FAILED_TEST.test(line)) failed.add(line.trim());
+      });
+    };
+    scan(child.stdout, process.stdout);
+    scan(child.stderr, process.stderr);
+    child.on('error', (error) => resolve({ outcome: `FAIL (${error.message})`, stdout, failed }));
+    child.on('close', (status, signal) => resolve({ outcome: status === 0 ? 'pass' : `FAIL (exit ${status ?? signal})`, stdout, failed }));
   });
-  if (expect) process.stdout.write(run.stdout);
-  let outcome = run.status === 0 ? 'pass' : `FAIL (exit ${run.status ?? run.signal})`;
-  if (outcome === 'pass' && expect && !expect.test(run.stdout)) outcome = `FAIL (not all ${denoNames.length} tests ran)`;
-  results.push(`${name} ${version}: ${outcome}`);
 }
-console.log('\ntest:matrix results:');
-for (const line of results) console.log(`  ${line}`);
-process.exitCode = results.every((line) => line.endsWith(': pass')) ? 0 : 1;
+
+async function main() {
+  const list = runtimes();
+  console.log(`test:matrix: ${list.map(({ name, version }) => `${name} ${version}`).join(', ')}`);
+  const results = [];
+  for (const { name, version, command, expect } of list) {
+    console.log(`\n=== test:matrix: ${name} ${version} (${command[0]}) ===`);
+    let { outcome, stdout, failed } = await run(command);
+    if (outcome === 'pass' && expect && !expect.test(stdout)) outcome = `FAIL (not all ${denoNames.length} tests ran)`;
+    results.push({ line: `${name} ${version}: ${outcome}`, failed: outcome === 'pass' ? [] : [...failed] });
+  }
+  console.log('\ntest:matrix results:');
+  for (const { line, failed } of results) {
+    console.log(`  ${line}`);
+    for (const test of failed) console.log(`    ${test}`);
+  }
+  process.exitCode = results.every(({ line }) => line.endsWith(': pass')) ? 0 : 1;
+}
+
+main();
