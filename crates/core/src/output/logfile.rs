@@ -93,7 +93,11 @@ fn open_log(path: &str, daemon_user: Option<u32>) -> SysResult<Log> {
             Some((_, st)) if last => {
                 // Not opened at all: opening a device can have effects of its own.
                 check_regular(&st, path)?;
-                return open_existing(&walk.dir, &name, path, daemon_user);
+                match open_existing(&walk.dir, &name, path, daemon_user)? {
+                    Some(log) => return Ok(log),
+                    // Removed meanwhile (rotation, `delete --logs`): look again.
+                    None => walk.again(name)?,
+                }
             }
             Some((dir, st)) if kind_of(&st) == SFlag::S_IFDIR => walk.enter(dir),
             Some(_) => return Err(SysError::new(Errno::ENOTDIR, "open").with_path(path)),
@@ -118,23 +122,30 @@ fn create(dir: &OwnedFd, name: &OsString) -> nix::Result<Option<OwnedFd>> {
 }
 
 /// Opens an existing log file and checks what was opened (not the name, which
-/// another user may change meanwhile) before anything is written to it.
+/// another user may change meanwhile) before anything is written to it;
+/// `None` when the file was removed since it was looked up.
 fn open_existing(
     dir: &OwnedFd,
     name: &OsString,
     path: &str,
     daemon_user: Option<u32>,
-) -> SysResult<Log> {
+) -> SysResult<Option<Log>> {
     // Neither a FIFO swapped in since nor a terminal may block or adopt us.
     let flags = APPEND | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
-    let fd = openat(dir, name.as_os_str(), flags, Mode::empty()).at("open", path)?;
+    let fd = match openat(dir, name.as_os_str(), flags, Mode::empty()) {
+        Err(Errno::ENOENT) => return Ok(None),
+        fd => fd.at("open", path)?,
+    };
     let st = fstat(&fd).at("fstat", path)?;
+    if st.st_nlink == 0 {
+        return Ok(None);
+    }
     check_regular(&st, path)?;
     if !owner_allowed(&st, daemon_user) {
         let detail = "log file owned by a user other than root, this process's or the daemon's";
         return Err(refused(path, Errno::EPERM, detail));
     }
-    if st.st_nlink != 1 {
+    if st.st_nlink > 1 {
         return Err(refused(
             path,
             Errno::EMLINK,
@@ -143,7 +154,7 @@ fn open_existing(
     }
     // Blocking again, as a log's writes must be.
     fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_APPEND)).at("fcntl", path)?;
-    Ok(Log { fd, created: None })
+    Ok(Some(Log { fd, created: None }))
 }
 
 /// Opens stdout's and stderr's log files, both or neither: when the second
@@ -256,6 +267,26 @@ mod tests {
             std::fs::read_to_string(dir.join("secret")).unwrap(),
             "keep\n"
         );
+    }
+
+    #[test]
+    fn a_log_removed_as_it_is_opened_is_created_again_never_refused() {
+        let dir = Scratch::new("logfile-removed");
+        let log = dir.join("app.log");
+        let remover = {
+            let log = log.clone();
+            // As rotation does: the file goes, and the writer makes the next.
+            std::thread::spawn(move || {
+                for _ in 0..100_000 {
+                    let _ = std::fs::remove_file(&log);
+                }
+            })
+        };
+        let opens: Vec<_> = (0..10_000).map(|_| open(&log).map(drop)).collect();
+        remover.join().unwrap();
+        for opened in opens {
+            opened.unwrap_or_else(|e| panic!("{}", e.message()));
+        }
     }
 
     #[test]
