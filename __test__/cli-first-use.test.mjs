@@ -68,7 +68,7 @@ test('a name with no record: status exits 4, the others 1, each naming it and th
   }
 });
 
-test('an unknown command exits 2 with one line naming the nearest command; ls is list', async () => {
+test("an unknown command exits 2 with one line naming the nearest command, or pm2's word's counterpart; ls is list", async () => {
   const { dir, daemon } = cliWorkspace('first-commands');
   const app = writeScript(dir, 'app.js', idle);
   let pid;
@@ -90,6 +90,10 @@ test('an unknown command exits 2 with one line naming the nearest command; ls is
       ['sttaus', 'daemon: unknown command sttaus: did you mean status? (daemon --help lists them)\n'],
       ['del', 'daemon: unknown command del: did you mean delete? (daemon --help lists them)\n'],
       ['launch', 'daemon: unknown command launch (daemon --help lists them)\n'],
+      // pm2's words: its counterpart here, not the nearest spelling (monit: unit, show: stop, save: scale).
+      ['monit', "daemon: unknown command monit: pm2's monit is daemon top (daemon --help lists them)\n"],
+      ['show', "daemon: unknown command show: pm2's show is daemon status NAME (daemon --help lists them)\n"],
+      ['save', "daemon: unknown command save: pm2's save is daemon startup (daemon --help lists them)\n"],
     ]) {
       const r = await daemon([word, 'app']);
       assert.deepEqual([r.code, r.stdout, r.stderr], [2, '', line], word);

@@ -263,6 +263,22 @@ const COMMANDS = Object.freeze({
 /** Other names of commands, as pm2 users type them. */
 const ALIASES = Object.freeze({ __proto__: null, ls: 'list' });
 
+/** pm2's commands that are another command here, for an unknown command's hint. */
+const PM2_COUNTERPARTS = Object.freeze({
+  __proto__: null,
+  ps: 'list',
+  jlist: 'list --json',
+  prettylist: 'list --json',
+  monit: 'top',
+  show: 'status NAME',
+  describe: 'status NAME',
+  info: 'status NAME',
+  reloadLogs: 'reload NAME',
+  save: 'startup',
+  resurrect: 'startup',
+  kill: 'stop NAME',
+});
+
 /**
  * Refuses start flags that cannot go together: checked once the flags given
  * are merged with the recorded ones (`restart NAME --respawn-limit 5` of a
@@ -435,6 +451,7 @@ module.exports = {
   START_FLAGS,
   COMMANDS,
   ALIASES,
+  PM2_COUNTERPARTS,
   USAGE,
   commandUsage,
   flagRows,

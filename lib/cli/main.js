@@ -3,7 +3,7 @@
 // exit status (2 for a usage error, 1 for a failure, else the command's).
 
 const path = require('node:path');
-const { parse, commandUsage, ALIASES, COMMANDS, USAGE, UsageError } = require('./args.js');
+const { parse, commandUsage, ALIASES, COMMANDS, PM2_COUNTERPARTS, USAGE, UsageError } = require('./args.js');
 const { nearest } = require('./nearest.js');
 const { start, restart, run } = require('./start.js');
 const commands = require('./commands.js');
@@ -25,8 +25,11 @@ async function main(argv) {
   }
   const command = ALIASES[given] ?? given;
   if (!Object.hasOwn(COMMANDS, command)) {
+    const counterpart = PM2_COUNTERPARTS[given];
     const guess = nearest(given, Object.keys(COMMANDS));
-    console.error(`daemon: unknown command ${given}${guess === undefined ? '' : `: did you mean ${guess}?`} (daemon --help lists them)`);
+    const hint =
+      counterpart !== undefined ? `: pm2's ${given} is daemon ${counterpart}` : guess === undefined ? '' : `: did you mean ${guess}?`;
+    console.error(`daemon: unknown command ${given}${hint} (daemon --help lists them)`);
     return 2;
   }
   // A fleet file in place of the script or NAME: every app of it.
