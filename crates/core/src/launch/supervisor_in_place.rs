@@ -139,14 +139,17 @@ pub(super) struct DefaultSignals {
 
 impl DefaultSignals {
     pub(super) fn set(mask: &SigSet) -> DefaultSignals {
+        // The mask first: a signal it blocks that came between the two would
+        // meet its default action (and a namespace's PID 1 drops it). The
+        // mask is this thread's, the one that calls `execve()`.
+        let mut before = SigSet::empty();
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(mask), Some(&mut before));
         let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
         let actions = Signal::iterator()
             .filter(|signal| !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP))
             // SAFETY: the default action, no handler; the one it replaces is kept.
             .filter_map(|signal| Some((signal, unsafe { sigaction(signal, &default) }.ok()?)))
             .collect();
-        let mut before = SigSet::empty();
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(mask), Some(&mut before));
         DefaultSignals {
             actions,
             mask: before,
