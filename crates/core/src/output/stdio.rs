@@ -48,6 +48,14 @@ fn file_id(fd: RawFd) -> Option<FileId> {
     fstat(borrowed).ok().map(|st| id_of(&st))
 }
 
+/// Whether descriptor `fd` was opened for reading and writing.
+fn read_write(fd: RawFd) -> bool {
+    // SAFETY: only used to read the flags of a descriptor number that may or may not be open.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_GETFL)
+        .is_ok_and(|flags| OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDWR)
+}
+
 /// The open descriptors of this process, read from `/proc/self/fd` (or `/dev/fd`).
 fn open_fds() -> Vec<RawFd> {
     let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
@@ -66,10 +74,11 @@ pub fn detach(targets: &[RawFd]) -> SysResult<()> {
     let null = open_devnull()?;
     let null_id = file_id(null.as_raw_fd());
     for &fd in targets {
-        // On /dev/null already (a daemon's default), and so is every twin: one
-        // open file description. Nothing to find in /proc/self/fd (a daemon's
-        // closeIO() comes before its first answer).
-        if null_id.is_some() && file_id(fd) == null_id {
+        // On /dev/null already, read-write (a daemon's default), and so is
+        // every twin: one open file description. Nothing to find in
+        // /proc/self/fd (a daemon's closeIO() comes before its first answer).
+        // Read-only, writes to stdout would fail (EBADF): replaced.
+        if null_id.is_some() && file_id(fd) == null_id && read_write(fd) {
             continue;
         }
         replace(fd, null.as_fd())?;
@@ -151,30 +160,30 @@ mod tests {
     }
 
     #[test]
-    fn detach_leaves_a_descriptor_on_dev_null_and_replaces_a_pipe() {
+    fn detach_leaves_a_read_write_dev_null_and_replaces_a_read_only_one_and_a_pipe() {
         let access = |fd: &OwnedFd| {
             OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap()) & OFlag::O_ACCMODE
         };
-        // Read-only: open_devnull()'s description would be read-write.
-        let on_null = open(
-            "/dev/null",
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap();
+        // O_APPEND tells its own description from open_devnull()'s.
+        let flags = OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CLOEXEC;
+        let on_null = open("/dev/null", flags, Mode::empty()).unwrap();
+        let read_only = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).unwrap();
         let (read_end, write_end) = crate::sys::pipe2(OFlag::O_CLOEXEC).unwrap();
-        detach(&[on_null.as_raw_fd(), write_end.as_raw_fd()]).unwrap();
-        assert_eq!(
-            access(&on_null),
-            OFlag::O_RDONLY,
-            "its own description, left alone"
-        );
+        let fds = [&on_null, &read_only, &write_end].map(|fd| fd.as_raw_fd());
+        detach(&fds).unwrap();
+        let append = fcntl(&on_null, FcntlArg::F_GETFL).unwrap() & nix::libc::O_APPEND;
+        assert_ne!(append, 0, "its own description, left alone");
         assert_eq!(
             file_id(write_end.as_raw_fd()),
             file_id(on_null.as_raw_fd()),
             "the pipe's end is /dev/null now"
         );
         assert_eq!(access(&write_end), OFlag::O_RDWR);
+        assert_eq!(
+            access(&read_only),
+            OFlag::O_RDWR,
+            "a read-only one replaced"
+        );
         drop(read_end);
     }
 
