@@ -3,7 +3,7 @@
 // required it, and Node's loader for the ESM loader's own entries. Each case
 // runs in a fresh Node (module caches are the process's).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,6 +81,37 @@ test("under a module hook that gives CommonJS files their source (module.registe
       encoding: 'utf8',
     });
     assert.equal(out.trim(), 'function function');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('import() is called from lib/shared/import.js alone: code the loader compiles cannot import', () => {
+  const lib = path.join(ROOT, 'lib');
+  const callers = fs
+    .readdirSync(lib, { recursive: true })
+    .filter((name) => name.endsWith('.js'))
+    .filter((name) => {
+      // The code without its comments and strings' contents is enough here: lib/ has no `import(` in a string.
+      const code = fs
+        .readFileSync(path.join(lib, name), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
+      return /\bimport\s*\(/.test(code);
+    });
+  assert.deepEqual(callers, [path.join('shared', 'import.js')]);
+});
+
+test("a circle through Node's require() leaves no warning on a module the loader ran", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-loader-'));
+  try {
+    // a.js (the loader's) has Node's require() load b.js, which requires a.js while it runs.
+    fs.writeFileSync(path.join(dir, 'a.js'), "exports.early = 1;\nrequire('node:module').createRequire(__filename)('./b.js');\n");
+    fs.writeFileSync(path.join(dir, 'b.js'), "require('./a.js');\n");
+    const loader = path.join(ROOT, 'lib', 'shared', 'loader.js');
+    const code = `const a = require(${JSON.stringify(loader)}).requireFrom(${JSON.stringify(path.join(dir, 'main.js'))})('./a.js'); console.log(a.early, a.missing);`;
+    const run = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+    assert.deepEqual([run.stdout.trim(), run.stderr], ['1 undefined', '']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

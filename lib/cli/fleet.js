@@ -12,6 +12,7 @@ const { isEsm } = require('../launcher/command.js');
 const { codedError, describeValue, systemError } = require('../shared/errors.js');
 const { openStateDir } = require('../operator/state-dir.js');
 const { availableCpus } = require('../shared/options.js');
+const importModule = require('../shared/import.js');
 const { UsageError } = require('./args.js');
 const { nearest } = require('./nearest.js');
 const state = require('./state.js');
@@ -56,8 +57,8 @@ function readTrusted(file) {
 
 /**
  * What `file` exports: a .json as JSON, else (as pm2 reads one: comments,
- * unquoted keys) as a JavaScript expression; a module by require(), or by
- * import() for an ES module (its default export, or its named ones).
+ * unquoted keys) as a JavaScript expression; a module by require(), or
+ * imported for an ES module (its default export, or its named ones).
  */
 async function load(file) {
   const real = path.resolve(file);
@@ -76,7 +77,7 @@ async function load(file) {
       }
     }
     if (!isEsm(real)) return require(real);
-    const namespace = await import(pathToFileURL(real).href);
+    const namespace = await importModule(pathToFileURL(real).href);
     return namespace.apps === undefined ? namespace.default : namespace;
   } catch (error) {
     error.message = `${file}: ${error.message}`;

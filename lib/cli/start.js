@@ -14,6 +14,7 @@ const { lookupAccount } = require('../shared/identity.js');
 const { startOptions } = require('../launcher/start-options.js');
 const { ENV, MANAGER_ONLY, listed } = require('../shared/env.js');
 const { INHERIT } = require('../shared/options.js');
+const importModule = require('../shared/import.js');
 const { FLAGS, START_FLAGS, UsageError, checkStartFlags, mergeFlags, streams, supervised, supervisedRun } = require('./args.js');
 const { readEnvFiles } = require('./env-file.js');
 const { nearest } = require('./nearest.js');
@@ -325,7 +326,7 @@ function run(parsed) {
   // Out of the command's own promise: the script's errors are its own uncaught ones, reported by Node.
   setImmediate(() => {
     if (esm) {
-      import(pathToFileURL(main).href).then(() => flags['wait-ready'] || readyWhenServing());
+      importModule(pathToFileURL(main).href).then(() => flags['wait-ready'] || readyWhenServing());
     } else {
       // Node runs process.argv[1] as the main module; Bun's runMain() takes it as an argument.
       require('node:module').runMain(main);

@@ -37,6 +37,9 @@ const nodeLoadsAll =
   process.permission !== undefined ||
   [...process.execArgv, process.env[ENV.NODE_OPTIONS] ?? ''].some((arg) => arg.includes('--experimental-policy'));
 
+/** The one file Node's loader loads: it calls import(), which code compileFunction() compiles cannot. */
+const IMPORTER = path.join(__dirname, 'import.js');
+
 /** The files this loader is running now: a request for one of them is circular. */
 const running = new Set();
 
@@ -48,10 +51,8 @@ function loadFile(file) {
   // Not loaded yet by another (Node's require() of a circle, the ESM loader's
   // entry for a file it has not run): Node's loader knows which it is.
   if (cached !== undefined) return require(file);
+  if (file === IMPORTER) return require(file);
   const source = fs.readFileSync(file, 'utf8');
-  // Code compileFunction() compiles cannot import() without
-  // --experimental-vm-modules (the fleet file, an ES module script).
-  if (source.includes('import(')) return require(file);
   const module = new Module(file);
   module.filename = file;
   // Before it runs, as Node does: a circular request gets what it exported so far.
@@ -60,7 +61,12 @@ function loadFile(file) {
   try {
     // A prototype-less options object: a polluted Object.prototype supplies no option.
     const wrapper = vm.compileFunction(source, PARAMS, { __proto__: null, filename: file });
-    wrapper.call(module.exports, module.exports, requireFrom(file), module, file, path.dirname(file));
+    const { exports } = module;
+    wrapper.call(exports, exports, requireFrom(file), module, file, path.dirname(file));
+    // A require() through Node's loader of this file while it ran gave its
+    // exports the prototype that warns of a circle; Node's loader takes it
+    // off the modules it loads itself, this one is ours to.
+    if (module.exports === exports && Object.getPrototypeOf(exports) !== Object.prototype) Object.setPrototypeOf(exports, Object.prototype);
   } catch (error) {
     delete require.cache[file];
     throw error;
