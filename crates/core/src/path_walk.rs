@@ -167,6 +167,24 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// Opens `name` in `dir` with `flags` and stats what was opened; `None` when
+/// the name is gone, or the file lost its last link between the lookup and
+/// the stat (a rotation, a rename over it, an exiting lock holder): the
+/// caller looks again or takes it as missing. Errors name `path`.
+pub fn open_linked<P: ?Sized + nix::NixPath>(
+    dir: &OwnedFd,
+    name: &P,
+    flags: OFlag,
+    path: &str,
+) -> SysResult<Option<(OwnedFd, FileStat)>> {
+    let fd = match openat(dir, name, flags, Mode::empty()) {
+        Err(Errno::ENOENT) => return Ok(None),
+        fd => fd.at("open", path)?,
+    };
+    let st = fstat(&fd).at("fstat", path)?;
+    Ok((st.st_nlink > 0).then_some((fd, st)))
+}
+
 /// Opens the directory `dir_path` (absolute). Errors name `path`.
 pub fn open_dir(dir_path: &str, path: &str) -> SysResult<OwnedFd> {
     let mut walk = Walk::new(dir_path.as_bytes(), path)?;

@@ -10,12 +10,12 @@
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, kind_of};
 use crate::launch::privileges::Account;
-use crate::path_walk::{Component, Walk};
+use crate::path_walk::{open_linked, Component, Walk};
 use crate::state_dir::distrusted_file;
 use crate::sys::{thread_setgid, thread_setgroups, thread_setuid};
 use nix::errno::Errno;
-use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, FileStat, SFlag};
 use nix::unistd::geteuid;
 use std::os::fd::OwnedFd;
 
@@ -39,20 +39,19 @@ fn open_checked(path: &str, also: Option<u32>) -> SysResult<(OwnedFd, FileStat)>
         match found {
             None => return Err(SysError::new(Errno::ENOENT, "open").with_path(path)),
             Some(_) if last => {
-                let fd = match openat(&walk.dir, name.as_os_str(), READ, Mode::empty()) {
+                let opened = match open_linked(&walk.dir, name.as_os_str(), READ, path) {
                     // Swapped for a symlink since the walk looked.
-                    Err(Errno::ELOOP) => {
+                    Err(e) if e.errno == Errno::ELOOP => {
                         let detail = "the log is a symlink".to_owned();
                         return Err(refused(path, Errno::ELOOP, detail));
                     }
-                    fd => fd.at("open", path)?,
+                    opened => opened?,
                 };
-                let st = fstat(&fd).at("fstat", path)?;
-                // Removed since it was opened (the oldest rotated log, or a
-                // `.1` that gzip has compressed): gone, as if not found.
-                if st.st_nlink == 0 {
+                // Removed since the walk looked (the oldest rotated log, or
+                // a `.1` that gzip has compressed): gone, as if not found.
+                let Some((fd, st)) = opened else {
                     return Err(SysError::new(Errno::ENOENT, "open").with_path(path));
-                }
+                };
                 if let Some((errno, why)) = distrusted_file(&st, also) {
                     return Err(refused(path, errno, format!("the log {why}")));
                 }

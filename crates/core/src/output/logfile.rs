@@ -5,10 +5,10 @@
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, kind_of};
-use crate::path_walk::{Component, Walk};
+use crate::path_walk::{open_linked, Component, Walk};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, openat, AtFlags, FcntlArg, OFlag};
-use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, Mode, SFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, FileStat, SFlag};
 use nix::unistd::{geteuid, unlinkat, UnlinkatFlags};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -132,14 +132,9 @@ fn open_existing(
 ) -> SysResult<Option<Log>> {
     // Neither a FIFO swapped in since nor a terminal may block or adopt us.
     let flags = APPEND | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
-    let fd = match openat(dir, name.as_os_str(), flags, Mode::empty()) {
-        Err(Errno::ENOENT) => return Ok(None),
-        fd => fd.at("open", path)?,
-    };
-    let st = fstat(&fd).at("fstat", path)?;
-    if st.st_nlink == 0 {
+    let Some((fd, st)) = open_linked(dir, name.as_os_str(), flags, path)? else {
         return Ok(None);
-    }
+    };
     check_regular(&st, path)?;
     if !owner_allowed(&st, daemon_user) {
         let detail = "log file owned by a user other than root, this process's or the daemon's";
@@ -180,6 +175,7 @@ pub fn open_logs(
 mod tests {
     use super::*;
     use crate::scratch::Scratch;
+    use nix::sys::stat::Mode;
     use std::io::Write;
     use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
     use std::path::Path;

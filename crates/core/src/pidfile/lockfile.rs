@@ -5,6 +5,7 @@
 use super::format::{check_kind, on_pid_file, parse_pid, read_head, refused, split, LOCK_SUFFIX};
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::{id_of, FileId};
+use crate::path_walk::open_linked;
 use crate::sys::flock;
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
@@ -131,15 +132,9 @@ fn open_lock_file(
             continue;
         }
         check_own(&st, path)?;
-        let fd = match openat(dir, name, flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(errno) => return Err(errno).at("open", path),
-        };
-        let st = fstat(&fd).at("fstat", path)?;
-        if st.st_nlink == 0 {
+        let Some((fd, st)) = open_linked(dir, name, flags, path)? else {
             continue; // removed by its exiting holder since we looked
-        }
+        };
         check_own(&st, path)?;
         if st.st_size != 0 {
             return Err(refused(Errno::EINVAL, path, "not empty: not a lock file"));
