@@ -8,7 +8,7 @@ const { parseArgs } = require('node:util');
 const { COMMANDS, START_FLAGS, UsageError, flagRows, mergeFlags, parseArgsOptions, readFlags } = require('./args.js');
 const { isFleetFile, readFleet } = require('./fleet.js');
 const { planStart, launch, relaunch } = require('./start.js');
-const { describe, statusCode, table } = require('./report.js');
+const { describe, rowWithoutProcess, statusCode, table } = require('./report.js');
 const commands = require('./commands.js');
 const { runFleet: runInForeground } = require('./fleet-run.js');
 const state = require('./state.js');
@@ -90,20 +90,7 @@ function eachApp(handler) {
 }
 
 /** The row of an app that has no record: never started here, or deleted. */
-function notStarted(name) {
-  return {
-    name,
-    pid: null,
-    running: false,
-    stale: false,
-    status: 'not started',
-    uptime: null,
-    cpu: null,
-    memory: null,
-    restarts: null,
-    command: null,
-  };
-}
+const notStarted = (name) => rowWithoutProcess(name, 'not started', { stale: false });
 
 /** `status FILE`: the apps as `list` shows them; LSB's status of the worst (one not started is not running, 3). */
 function statusFleet(fleet, flags) {

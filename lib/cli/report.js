@@ -45,6 +45,11 @@ function memoryOf(pid) {
   return native().residentMemory(pid);
 }
 
+/** The row of a daemon with no process to read: its status word, and what else is known. */
+function rowWithoutProcess(name, status, known) {
+  return { name, pid: null, running: false, status, uptime: null, cpu: null, memory: null, restarts: null, command: null, ...known };
+}
+
 /**
  * One daemon: `{ name, pid, running, stale, status, uptime, cpu, memory,
  * restarts, command, pidfile, ... }`. `status`: 'running', 'restarting' (a
@@ -61,19 +66,7 @@ function describe(name, pidfile, record = null, cpuOf = cpuSinceStart) {
   try {
     found = { ...status(pidfile) };
   } catch (error) {
-    return {
-      name,
-      pid: null,
-      running: false,
-      status: 'unknown',
-      uptime: null,
-      cpu: null,
-      memory: null,
-      restarts: null,
-      command,
-      pidfile,
-      error: error.message,
-    };
+    return rowWithoutProcess(name, 'unknown', { command, pidfile, error: error.message });
   }
   const { running, stale, pid, restarts = null, ...more } = found;
   // Supervised: the generation's own process and its time; else the pid file's.
@@ -317,6 +310,7 @@ function listeningOf(pids, tables = new Map()) {
 
 module.exports = {
   describe,
+  rowWithoutProcess,
   statusCode,
   table,
   supervisionLines,
