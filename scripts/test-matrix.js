@@ -209,7 +209,7 @@ function run([file, ...args]) {
         if (stream === child.stdout) stdout += text;
         const lines = (partial + text).split('\n');
         partial = lines.pop();
-        for (const line of lines) if (FAILED_TEST.test(line)) failed.add(line.trim());
+        for (const line of lines) if (FAILED_TEST.test(line) && !line.includes('failing tests:')) failed.add(line.trim());
       });
     };
     scan(child.stdout, process.stdout);

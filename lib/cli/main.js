@@ -16,6 +16,14 @@ const HANDLERS = Object.freeze({ __proto__: null, start, restart, run, ...comman
 /** `a`, `a and b`, `a, b and c`. */
 const words = (list) => (list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`);
 
+/** What an unknown command may have meant: pm2's word's counterpart here, or the nearest command. */
+function commandHint(given) {
+  const counterpart = PM2_COUNTERPARTS[given];
+  if (counterpart !== undefined) return `: pm2's ${given} is daemon ${counterpart}`;
+  const guess = nearest(given, Object.keys(COMMANDS));
+  return guess === undefined ? '' : `: did you mean ${guess}?`;
+}
+
 /** Runs the command; resolves its exit status, or undefined when `run` goes on with the script. */
 async function main(argv) {
   const [given, ...args] = argv;
@@ -25,11 +33,7 @@ async function main(argv) {
   }
   const command = ALIASES[given] ?? given;
   if (!Object.hasOwn(COMMANDS, command)) {
-    const counterpart = PM2_COUNTERPARTS[given];
-    const guess = nearest(given, Object.keys(COMMANDS));
-    const hint =
-      counterpart !== undefined ? `: pm2's ${given} is daemon ${counterpart}` : guess === undefined ? '' : `: did you mean ${guess}?`;
-    console.error(`daemon: unknown command ${given}${hint} (daemon --help lists them)`);
+    console.error(`daemon: unknown command ${given}${commandHint(given)} (daemon --help lists them)`);
     return 2;
   }
   // A fleet file in place of the script or NAME: every app of it.
