@@ -26,6 +26,7 @@ import {
   skip,
   sleep,
   TAG,
+  readJson,
   waitFor,
   waitGone,
   writeScript as script,
@@ -423,7 +424,7 @@ for (const { fd, name } of listeners()) {
   });
   try {
     await waitFor(() => fs.existsSync(report), 10000, 'the report');
-    return JSON.parse(fs.readFileSync(report, 'utf8'));
+    return readJson(report);
   } finally {
     activator.child.kill('SIGTERM');
     const ended = await activator;

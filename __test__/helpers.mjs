@@ -197,12 +197,39 @@ export async function waitFor(predicate, ms = 5000, what = 'condition') {
 
 export const waitGone = (pid, ms = 5000) => waitFor(() => !alive(pid), ms, `pid ${pid} to exit`);
 
+/**
+ * What `read()` gives of `file` once its writer has finished: a
+ * writeFileSync() is an open, which truncates, then a write, and a test that
+ * waited for the file to exist may read it in between (empty, or half). Read
+ * again for 2 s at most while `whole(text)` is false.
+ */
+function readWhole(file, whole) {
+  let text;
+  waitForSync(() => {
+    text = fs.readFileSync(file, 'utf8');
+    return whole(text);
+  }, 2000);
+  return text;
+}
+
+const parses = (text) => {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 export function readJson(file) {
-  return JSON.parse(fs.readFileSync(file, 'utf8'));
+  return JSON.parse(readWhole(file, parses));
 }
 
 export function readPid(file) {
-  return Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+  return Number.parseInt(
+    readWhole(file, (text) => text !== ''),
+    10,
+  );
 }
 
 /** Pids of live processes that carry this file's tag. */

@@ -22,6 +22,7 @@ import {
   startFixture,
   tagged,
   tmpdir,
+  readJson,
   waitFor,
   waitForSync,
   waitGone,
@@ -210,7 +211,7 @@ test('closeIO() in a daemon that is another user and not dumpable still finds th
     DAEMON_INDEX: path.join(copy, 'index.js'),
   };
   const term = await run([], { command: ['script', '-qfec', command, '/dev/null'], env, untilEof: true });
-  const pid = fs.existsSync(report) ? JSON.parse(fs.readFileSync(report, 'utf8')).pid : undefined;
+  const pid = fs.existsSync(report) ? readJson(report).pid : undefined;
   try {
     assert.equal(term.code, 0, term.stderr + term.stdout);
     assert.equal(fs.statSync(`/proc/${pid}/status`).uid, 0, 'not dumpable');
@@ -296,7 +297,7 @@ test('foreground mode applies user and group in place: no fork, the process itse
   });
   try {
     await waitFor(() => fs.existsSync(report), 10000, 'the foreground report');
-    assert.equal(JSON.parse(fs.readFileSync(report, 'utf8')).pid, fg.child.pid);
+    assert.equal(readJson(report).pid, fg.child.pid);
     assert.deepEqual(ids(fg.child.pid), { uid: all(NOBODY), gid: all(NOBODY), groups: [NOBODY] });
   } finally {
     fg.child.kill('SIGKILL');
@@ -335,7 +336,7 @@ test('the CLI: daemon start --chroot --user --group --no-core runs an unmodified
     assert.equal(started.code, 0, started.stderr);
     pid = readPid(pidfile);
     await waitFor(() => fs.existsSync(path.join(jail, 'app', 'seen.json')), 5000, 'the script inside the root');
-    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(jail, 'app', 'seen.json'), 'utf8')), { uid: NOBODY, root: ['app'] });
+    assert.deepEqual(readJson(path.join(jail, 'app', 'seen.json')), { uid: NOBODY, root: ['app'] });
     assert.equal(fs.readlinkSync(`/proc/${pid}/root`), jail);
     assert.deepEqual(ids(pid), { uid: all(NOBODY), gid: all(NOBODY), groups: [NOBODY] });
     assert.match(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'), /Max core file size\s+0\s+0/);
