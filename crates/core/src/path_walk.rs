@@ -27,6 +27,10 @@ const LOOK: OFlag = OFlag::O_RDONLY.union(OFlag::O_NOFOLLOW);
 /// The kernel's own limit on the symlinks one path may go through (MAXSYMLINKS).
 const MAX_SYMLINKS: usize = 40;
 
+/// How often a walk looks up a component again that another process
+/// created or removed meanwhile before it gives up.
+const MAX_RETRIES: usize = 40;
+
 /// A walk under way. Errors name `path`, the file the caller is after, as
 /// an `open()` of it would.
 pub struct Walk<'a> {
@@ -34,8 +38,10 @@ pub struct Walk<'a> {
     pub dir: OwnedFd,
     /// The components still to walk, the next one last.
     rest: Vec<OsString>,
-    /// Symlinks followed, and components walked again.
+    /// Symlinks followed.
     turns: usize,
+    /// Components walked again (see `again`).
+    retries: usize,
     path: &'a str,
     /// The names from the walk's start to `dir` (`..` taken off), for
     /// messages that name a component; whether that start is "/".
@@ -67,6 +73,7 @@ impl<'a> Walk<'a> {
             dir: open_dir_at(from, path)?,
             rest: components(walked),
             turns: 0,
+            retries: 0,
             path,
             trail: Vec::new(),
             absolute,
@@ -151,9 +158,14 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Walks `name` again (it appeared or changed under the walk).
+    /// Walks `name` again (it appeared, went or changed under the walk).
     pub fn again(&mut self, name: OsString) -> SysResult<()> {
-        self.turn()?;
+        self.retries += 1;
+        if self.retries > MAX_RETRIES {
+            return Err(SysError::new(Errno::EAGAIN, "open")
+                .with_path(self.path)
+                .with_detail("it was created and removed again each time it was looked up"));
+        }
         self.rest.push(name);
         Ok(())
     }

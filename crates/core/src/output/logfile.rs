@@ -286,6 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn a_log_created_and_removed_in_a_loop_is_opened_or_eagain_never_eloop() {
+        let dir = Scratch::new("logfile-churn");
+        let log = dir.join("app.log");
+        let churn = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50_000 {
+                    let _ = std::fs::write(&log, "");
+                    let _ = std::fs::remove_file(&log);
+                }
+            })
+        };
+        let opens: Vec<_> = (0..5_000).map(|_| open(&log).map(drop)).collect();
+        churn.join().unwrap();
+        for opened in opens {
+            if let Err(e) = opened {
+                assert_eq!(e.code(), "EAGAIN", "{}", e.message());
+            }
+        }
+    }
+
+    #[test]
     #[ignore = "needs root, to give files away (npm test runs it as root)"]
     fn another_users_file_or_symlink_is_refused_unless_the_daemon_user_owns_the_file() {
         let dir = Scratch::new("logfile-owner");
