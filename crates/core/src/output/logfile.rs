@@ -265,42 +265,41 @@ mod tests {
         );
     }
 
+    /// `opens` opens of the log `name` while another thread runs `change`
+    /// on its path `times` times.
+    fn opens_while(
+        name: &str,
+        opens: usize,
+        times: usize,
+        change: fn(&Path),
+    ) -> Vec<SysResult<()>> {
+        let dir = Scratch::new(name);
+        let log = dir.join("app.log");
+        let changer = {
+            let log = log.clone();
+            std::thread::spawn(move || (0..times).for_each(|_| change(&log)))
+        };
+        let opened = (0..opens).map(|_| open(&log).map(drop)).collect();
+        changer.join().unwrap();
+        opened
+    }
+
     #[test]
     fn a_log_removed_as_it_is_opened_is_created_again_never_refused() {
-        let dir = Scratch::new("logfile-removed");
-        let log = dir.join("app.log");
-        let remover = {
-            let log = log.clone();
-            // As rotation does: the file goes, and the writer makes the next.
-            std::thread::spawn(move || {
-                for _ in 0..100_000 {
-                    let _ = std::fs::remove_file(&log);
-                }
-            })
-        };
-        let opens: Vec<_> = (0..10_000).map(|_| open(&log).map(drop)).collect();
-        remover.join().unwrap();
-        for opened in opens {
+        // As rotation does: the file goes, and the writer makes the next.
+        let remove = |log: &Path| drop(std::fs::remove_file(log));
+        for opened in opens_while("logfile-removed", 10_000, 100_000, remove) {
             opened.unwrap_or_else(|e| panic!("{}", e.message()));
         }
     }
 
     #[test]
     fn a_log_created_and_removed_in_a_loop_is_opened_or_eagain_never_eloop() {
-        let dir = Scratch::new("logfile-churn");
-        let log = dir.join("app.log");
-        let churn = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for _ in 0..50_000 {
-                    let _ = std::fs::write(&log, "");
-                    let _ = std::fs::remove_file(&log);
-                }
-            })
+        let churn = |log: &Path| {
+            let _ = std::fs::write(log, "");
+            let _ = std::fs::remove_file(log);
         };
-        let opens: Vec<_> = (0..5_000).map(|_| open(&log).map(drop)).collect();
-        churn.join().unwrap();
-        for opened in opens {
+        for opened in opens_while("logfile-churn", 5_000, 50_000, churn) {
             if let Err(e) = opened {
                 assert_eq!(e.code(), "EAGAIN", "{}", e.message());
             }
