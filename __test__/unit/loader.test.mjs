@@ -102,16 +102,18 @@ test('import() is called from lib/shared/import.js alone: code the loader compil
   assert.deepEqual(callers, [path.join('shared', 'import.js')]);
 });
 
-test("a circle through Node's require() leaves no warning on a module the loader ran", () => {
+test("a circle through Node's require() leaves no warning on a module the loader ran, and a prototype the module chose stays", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daemon-loader-'));
   try {
     // a.js (the loader's) has Node's require() load b.js, which requires a.js while it runs.
     fs.writeFileSync(path.join(dir, 'a.js'), "exports.early = 1;\nrequire('node:module').createRequire(__filename)('./b.js');\n");
     fs.writeFileSync(path.join(dir, 'b.js'), "require('./a.js');\n");
+    // c.js gives its exports a prototype of its own, which stays.
+    fs.writeFileSync(path.join(dir, 'c.js'), "Object.setPrototypeOf(exports, { hello: () => 'hi' });\n");
     const loader = path.join(ROOT, 'lib', 'shared', 'loader.js');
-    const code = `const a = require(${JSON.stringify(loader)}).requireFrom(${JSON.stringify(path.join(dir, 'main.js'))})('./a.js'); console.log(a.early, a.missing);`;
+    const code = `const own = require(${JSON.stringify(loader)}).requireFrom(${JSON.stringify(path.join(dir, 'main.js'))}); const a = own('./a.js'); console.log(a.early, a.missing, own('./c.js').hello());`;
     const run = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
-    assert.deepEqual([run.stdout.trim(), run.stderr], ['1 undefined', '']);
+    assert.deepEqual([run.stdout.trim(), run.stderr], ['1 undefined hi', '']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

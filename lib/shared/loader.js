@@ -13,6 +13,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const Module = require('node:module');
 const vm = require('node:vm');
+const { isProxy } = require('node:util').types;
 const { ENV } = require('./env.js');
 
 /** The parameters Node's CommonJS wrapper gives a file. */
@@ -64,9 +65,9 @@ function loadFile(file) {
     const { exports } = module;
     wrapper.call(exports, exports, requireFrom(file), module, file, path.dirname(file));
     // A require() through Node's loader of this file while it ran gave its
-    // exports the prototype that warns of a circle; Node's loader takes it
-    // off the modules it loads itself, this one is ours to.
-    if (module.exports === exports && Object.getPrototypeOf(exports) !== Object.prototype) Object.setPrototypeOf(exports, Object.prototype);
+    // exports the prototype that warns of a circle (a Proxy); Node's loader
+    // takes it off the modules it loads itself, this one is ours to.
+    if (module.exports === exports && isProxy(Object.getPrototypeOf(exports))) Object.setPrototypeOf(exports, Object.prototype);
   } catch (error) {
     delete require.cache[file];
     throw error;
