@@ -201,6 +201,9 @@ function run([file, ...args]) {
     const child = spawn(file, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
     const failed = new Set();
     let stdout = '';
+    const note = (line) => {
+      if (FAILED_TEST.test(line) && !line.includes('failing tests:')) failed.add(line.trim());
+    };
     const scan = (stream, sink) => {
       let partial = '';
       stream.setEncoding('utf8');
@@ -209,13 +212,28 @@ function run([file, ...args]) {
         if (stream === child.stdout) stdout += text;
         const lines = (partial + text).split('\n');
         partial = lines.pop();
-        for (const line of lines) if (FAILED_TEST.test(line) && !line.includes('failing tests:')) failed.add(line.trim());
+        lines.forEach(note);
       });
+      stream.on('end', () => note(partial));
     };
     scan(child.stdout, process.stdout);
     scan(child.stderr, process.stderr);
     child.on('error', (error) => resolve({ outcome: `FAIL (${error.message})`, stdout, failed }));
-    child.on('close', (status, signal) => resolve({ outcome: status === 0 ? 'pass' : `FAIL (exit ${status ?? signal})`, stdout, failed }));
+    // Its output read to the end, or 2 s after its exit: a process it left
+    // behind may hold the pipes open.
+    child.on('exit', (status, signal) => {
+      const outcome = status === 0 ? 'pass' : `FAIL (exit ${status ?? signal})`;
+      const done = () => resolve({ outcome, stdout, failed });
+      const late = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        done();
+      }, 2000);
+      child.on('close', () => {
+        clearTimeout(late);
+        done();
+      });
+    });
   });
 }
 
