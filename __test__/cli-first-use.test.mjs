@@ -94,6 +94,10 @@ test("an unknown command exits 2 with one line naming the nearest command, or pm
       ['monit', "daemon: unknown command monit: pm2's monit is daemon top (daemon --help lists them)\n"],
       ['show', "daemon: unknown command show: pm2's show is daemon status NAME (daemon --help lists them)\n"],
       ['save', "daemon: unknown command save: pm2's save is daemon startup (daemon --help lists them)\n"],
+      [
+        'unstartup',
+        "daemon: unknown command unstartup: pm2's unstartup is systemctl disable --now NAME (the units daemon startup installed) (daemon --help lists them)\n",
+      ],
     ]) {
       const r = await daemon([word, 'app']);
       assert.deepEqual([r.code, r.stdout, r.stderr], [2, '', line], word);

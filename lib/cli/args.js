@@ -263,20 +263,27 @@ const COMMANDS = Object.freeze({
 /** Other names of commands, as pm2 users type them. */
 const ALIASES = Object.freeze({ __proto__: null, ls: 'list' });
 
-/** pm2's commands that are another command here, for an unknown command's hint. */
+/** pm2's commands (lib/binaries/CLI.js) that are another command here, for an unknown command's hint. */
 const PM2_COUNTERPARTS = Object.freeze({
   __proto__: null,
-  ps: 'list',
-  jlist: 'list --json',
-  prettylist: 'list --json',
-  monit: 'top',
-  show: 'status NAME',
-  describe: 'status NAME',
-  info: 'status NAME',
-  reloadLogs: 'reload NAME',
-  save: 'startup',
-  resurrect: 'startup',
-  kill: 'stop NAME',
+  ps: 'daemon list',
+  l: 'daemon list',
+  jlist: 'daemon list --json',
+  prettylist: 'daemon list --json',
+  monit: 'daemon top',
+  imonit: 'daemon top',
+  dash: 'daemon top',
+  dashboard: 'daemon top',
+  show: 'daemon status NAME',
+  describe: 'daemon status NAME',
+  desc: 'daemon status NAME',
+  info: 'daemon status NAME',
+  reloadLogs: 'daemon reload NAME',
+  save: 'daemon startup',
+  dump: 'daemon startup',
+  resurrect: 'daemon startup',
+  unstartup: 'systemctl disable --now NAME (the units daemon startup installed)',
+  kill: 'daemon stop NAME, for each one',
 });
 
 /**

@@ -19,7 +19,7 @@ const words = (list) => (list.length === 1 ? list[0] : `${list.slice(0, -1).join
 /** What an unknown command may have meant: pm2's word's counterpart here, or the nearest command. */
 function commandHint(given) {
   const counterpart = PM2_COUNTERPARTS[given];
-  if (counterpart !== undefined) return `: pm2's ${given} is daemon ${counterpart}`;
+  if (counterpart !== undefined) return `: pm2's ${given} is ${counterpart}`;
   const guess = nearest(given, Object.keys(COMMANDS));
   return guess === undefined ? '' : `: did you mean ${guess}?`;
 }
