@@ -11,7 +11,7 @@
 
 use crate::errors::{SysError, SysResult, WithPath};
 use crate::fileid::kind_of;
-use crate::path_walk::{open_linked, Walk};
+use crate::path_walk::Walk;
 use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag};
@@ -260,27 +260,29 @@ impl StateDir {
             | OFlag::O_NONBLOCK
             | OFlag::O_NOCTTY
             | OFlag::O_CLOEXEC;
+        // A file with no link left was replaced (a writer's rename) between
+        // the open and the fstat: the name now names the new one. Not
+        // path_walk::open_linked(): a record is replaced by a rename, never
+        // missing meanwhile, so a missing one is absent at once.
         let mut replaced = 0;
         loop {
-            let opened = match open_linked(&self.fd, name, flags, &file) {
-                Err(e) if e.errno == Errno::ELOOP => {
+            let fd = match openat(&self.fd, name, flags, Mode::empty()) {
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(Errno::ELOOP) => {
                     let detail = "the file is a symlink".to_owned();
                     return Err(refused(Errno::ELOOP, &file, detail));
                 }
-                opened => opened?,
+                fd => fd.at("open", &file)?,
             };
-            match opened {
-                Some((fd, st)) => {
-                    if let Some((errno, why)) = distrusted_file(&st, None) {
-                        return Err(refused(errno, &file, format!("the file {why}")));
-                    }
-                    return read_all(&fd, st.st_size, &file).map(Some);
-                }
-                // Removed, or replaced by a writer's rename between the open
-                // and the fstat: the name may name the new one now.
-                None if replaced < REOPENS_AFTER_REPLACEMENT => replaced += 1,
-                None => return Ok(None),
+            let st = fstat(&fd).at("fstat", &file)?;
+            if st.st_nlink == 0 && replaced < REOPENS_AFTER_REPLACEMENT {
+                replaced += 1;
+                continue;
             }
+            if let Some((errno, why)) = distrusted_file(&st, None) {
+                return Err(refused(errno, &file, format!("the file {why}")));
+            }
+            return read_all(&fd, st.st_size, &file).map(Some);
         }
     }
 
