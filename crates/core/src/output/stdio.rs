@@ -48,12 +48,21 @@ fn file_id(fd: RawFd) -> Option<FileId> {
     fstat(borrowed).ok().map(|st| id_of(&st))
 }
 
-/// Whether descriptor `fd` was opened for reading and writing.
-fn read_write(fd: RawFd) -> bool {
+/// Whether descriptor `fd` was opened for reading (`reading`) or writing.
+fn open_for(fd: RawFd, reading: bool) -> bool {
     // SAFETY: only used to read the flags of a descriptor number that may or may not be open.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    fcntl(borrowed, FcntlArg::F_GETFL)
-        .is_ok_and(|flags| OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDWR)
+    let Ok(flags) = fcntl(borrowed, FcntlArg::F_GETFL) else {
+        return false;
+    };
+    let access = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE;
+    access == OFlag::O_RDWR
+        || access
+            == if reading {
+                OFlag::O_RDONLY
+            } else {
+                OFlag::O_WRONLY
+            }
 }
 
 /// The open descriptors of this process, read from `/proc/self/fd` (or `/dev/fd`).
@@ -74,11 +83,12 @@ pub fn detach(targets: &[RawFd]) -> SysResult<()> {
     let null = open_devnull()?;
     let null_id = file_id(null.as_raw_fd());
     for &fd in targets {
-        // On /dev/null already, read-write (a daemon's default), and so is
-        // every twin: one open file description. Nothing to find in
-        // /proc/self/fd (a daemon's closeIO() comes before its first answer).
-        // Read-only, writes to stdout would fail (EBADF): replaced.
-        if null_id.is_some() && file_id(fd) == null_id && read_write(fd) {
+        // On /dev/null already (a daemon's default), open for its direction,
+        // and so is every twin: one open file description. Nothing to find
+        // in /proc/self/fd (a daemon's closeIO() comes before its first
+        // answer). A stdout open only for reading (`1</dev/null`) would
+        // fail each write (EBADF): replaced.
+        if null_id.is_some() && file_id(fd) == null_id && open_for(fd, fd == 0) {
             continue;
         }
         replace(fd, null.as_fd())?;
@@ -160,15 +170,26 @@ mod tests {
     }
 
     #[test]
-    fn detach_leaves_a_read_write_dev_null_and_replaces_a_read_only_one_and_a_pipe() {
+    fn detach_leaves_a_dev_null_open_for_writing_and_replaces_a_read_only_one_and_a_pipe() {
         let access = |fd: &OwnedFd| {
             OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap()) & OFlag::O_ACCMODE
         };
-        // O_APPEND tells its own description from open_devnull()'s.
-        let flags = OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CLOEXEC;
+        // Above 2, a stream to write to. O_APPEND tells its own description
+        // from open_devnull()'s.
+        let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CLOEXEC;
         let on_null = open("/dev/null", flags, Mode::empty()).unwrap();
-        let read_only = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).unwrap();
+        let read_only = open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
         let (read_end, write_end) = crate::sys::pipe2(OFlag::O_CLOEXEC).unwrap();
+        if kcmp(on_null.as_raw_fd(), read_only.as_raw_fd()).is_none() {
+            // replace() then takes every /dev/null descriptor for a twin.
+            eprintln!("skipped: kcmp() is missing or refused here");
+            return;
+        }
         let fds = [&on_null, &read_only, &write_end].map(|fd| fd.as_raw_fd());
         detach(&fds).unwrap();
         let append = fcntl(&on_null, FcntlArg::F_GETFL).unwrap() & nix::libc::O_APPEND;
