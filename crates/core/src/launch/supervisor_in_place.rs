@@ -14,11 +14,13 @@ use crate::errors::{SysError, SysResult, WithPath};
 use crate::sockets::bind_stream;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::libc;
 use nix::sys::signal::{pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet};
 use nix::sys::signal::{SigmaskHow, Signal};
 use nix::unistd::{access, dup2_stderr, dup2_stdout, execve, AccessFlags, Pid};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Replaces this process with the supervisor of `plan` (which has
 /// `respawn`). Returns only on failure; before `execve()` nothing is
@@ -71,7 +73,7 @@ fn prepare_and_exec(plan: &Plan) -> SysResult<std::convert::Infallible> {
     if let Some(log) = stderr {
         dup2_stderr(&log).at("dup2", "stderr")?;
     }
-    let _signals = DefaultSignals::set(&blocked_until_handled());
+    let _signals = DefaultSignals::held();
     execve(&argv[0], &argv, &env).at("execve", program)
 }
 
@@ -89,7 +91,7 @@ pub fn become_init(program: &str, pids: &[u32], env: &[String]) -> SysError {
         let argv = to_cstrings(&args)?;
         let env = to_cstrings(env)?;
         keep_open(std::iter::empty())?;
-        let _signals = DefaultSignals::set(&blocked_until_handled());
+        let _signals = DefaultSignals::held();
         execve(&argv[0], &argv, &env).at("execve", program)
     };
     match exec() {
@@ -128,27 +130,86 @@ pub(super) fn keep_open(fds: impl Iterator<Item = RawFd>) -> SysResult<()> {
     Ok(())
 }
 
-/// Every signal's default action (Node ignores SIGPIPE, and an ignored
-/// signal stays ignored across `execve()`) and a mask, for the program
-/// `execve()` starts; dropped (the `execve()` failed and this process goes
-/// on), the actions and the mask it had before are back.
+/// The signals' actions and this thread's mask for the program `execve()`
+/// starts: no handler of this process's left (Node ignores SIGPIPE, and an
+/// ignored signal stays ignored across `execve()`). Dropped (the
+/// `execve()` failed and this process goes on), the actions and the mask it
+/// had before are back.
 pub(super) struct DefaultSignals {
     actions: Vec<(Signal, SigAction)>,
     mask: SigSet,
 }
 
+/// The thread that calls `execve()` under `DefaultSignals::held()`, as
+/// `pthread_self()` gives it (an integer or a pointer, by system).
+static EXEC_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+/// Sends a signal another thread took to the thread that calls `execve()`,
+/// which blocks it: there it waits, pending, for the supervisor's handlers.
+extern "C" fn forward(signal: libc::c_int) {
+    // SAFETY: pthread_kill() is async-signal-safe; the thread is this
+    // process's until execve() ends the others (a signal to a thread that
+    // has ended then is never sent: this one is gone with it).
+    unsafe {
+        libc::pthread_kill(
+            EXEC_THREAD.load(Ordering::Relaxed) as libc::pthread_t,
+            signal,
+        )
+    };
+}
+
+/// Signals a thread raises for itself, on a fault: their default action
+/// stays (a handler that returned would fault again).
+const FAULTS: [Signal; 6] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+];
+
 impl DefaultSignals {
-    pub(super) fn set(mask: &SigSet) -> DefaultSignals {
+    /// Every signal's default action, none blocked (the waiter: a signal
+    /// ends it as it would have ended the launcher).
+    pub(super) fn set() -> DefaultSignals {
+        DefaultSignals::with(&SigSet::empty(), |_| SigHandler::SigDfl)
+    }
+
+    /// Every signal blocked until the supervisor's handlers are in place (it
+    /// unblocks them then), so that one sent meanwhile waits for them.
+    /// Unblocked, it would be lost: a namespace's PID 1 (a container's init)
+    /// drops a signal it has no handler for, and systemd's SIGTERM would end
+    /// the supervisor before it could drain. The mask is this thread's only:
+    /// Node's other threads (libuv's pool) block none, so a signal they take
+    /// is forwarded here, where it waits; `execve()` puts every handled
+    /// signal back to its default action.
+    pub(super) fn held() -> DefaultSignals {
+        // SAFETY: pthread_self() has no preconditions.
+        EXEC_THREAD.store(unsafe { libc::pthread_self() } as usize, Ordering::Relaxed);
+        DefaultSignals::with(&SigSet::all(), |signal| {
+            if FAULTS.contains(&signal) {
+                SigHandler::SigDfl
+            } else {
+                SigHandler::Handler(forward)
+            }
+        })
+    }
+
+    fn with(mask: &SigSet, handler: impl Fn(Signal) -> SigHandler) -> DefaultSignals {
         // The mask first: a signal it blocks that came between the two would
-        // meet its default action (and a namespace's PID 1 drops it). The
-        // mask is this thread's, the one that calls `execve()`.
+        // meet the action it replaces.
         let mut before = SigSet::empty();
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(mask), Some(&mut before));
-        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
         let actions = Signal::iterator()
             .filter(|signal| !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP))
-            // SAFETY: the default action, no handler; the one it replaces is kept.
-            .filter_map(|signal| Some((signal, unsafe { sigaction(signal, &default) }.ok()?)))
+            .filter_map(|signal| {
+                // SA_RESTART: a forwarded signal interrupts no call of this thread's.
+                let action = SigAction::new(handler(signal), SaFlags::SA_RESTART, SigSet::all());
+                // SAFETY: the default action, or `forward`, which is
+                // async-signal-safe; the action it replaces is kept.
+                Some((signal, unsafe { sigaction(signal, &action) }.ok()?))
+            })
             .collect();
         DefaultSignals {
             actions,
@@ -166,15 +227,6 @@ impl Drop for DefaultSignals {
         // After the handlers: a signal that came meanwhile reaches its own.
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None);
     }
-}
-
-/// The supervisor's mask across `execve()`: every signal blocked, so that
-/// one sent before its handlers are installed waits for them (it unblocks
-/// them then). Unblocked, it would be lost: a namespace's PID 1 (a
-/// container's init) drops a signal it has no handler for, and systemd's
-/// SIGTERM would end the supervisor before it could drain.
-fn blocked_until_handled() -> SigSet {
-    SigSet::all()
 }
 
 pub(super) fn to_cstrings(items: &[String]) -> SysResult<Vec<CString>> {
@@ -203,13 +255,18 @@ mod tests {
 
     extern "C" fn on_usr2(_: libc::c_int) {}
 
+    static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    extern "C" fn on_term(_: libc::c_int) {
+        TERMINATED.store(true, Ordering::Relaxed);
+    }
+
     /// Signal actions and the mask are the whole process's: the test runs in
     /// a process of its own, the test binary again, with this one test.
     #[test]
-    fn default_signals_dropped_give_back_the_actions_and_the_mask() {
+    fn held_signals_wait_for_the_exec_thread_and_are_given_back_with_the_actions_and_the_mask() {
         const CHILD: &str = "DAEMON_CORE_TEST_SIGNALS_CHILD";
         if std::env::var_os(CHILD).is_none() {
-            let name = "launch::supervisor_in_place::tests::default_signals_dropped_give_back_the_actions_and_the_mask";
+            let name = "launch::supervisor_in_place::tests::held_signals_wait_for_the_exec_thread_and_are_given_back_with_the_actions_and_the_mask";
             let status = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", name, "--test-threads=1", "--nocapture"])
                 .env(CHILD, "1")
@@ -219,29 +276,82 @@ mod tests {
             return;
         }
         let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        let usr2 = SigAction::new(
-            SigHandler::Handler(on_usr2),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        // SAFETY: an ignored SIGPIPE (as Node has it) and a handler that does nothing.
+        let handled = |handler| {
+            SigAction::new(
+                SigHandler::Handler(handler),
+                SaFlags::SA_RESTART,
+                SigSet::empty(),
+            )
+        };
+        // SAFETY: an ignored SIGPIPE (as Node has it) and handlers that only store.
         unsafe { sigaction(Signal::SIGPIPE, &ignore) }.unwrap();
-        unsafe { sigaction(Signal::SIGUSR2, &usr2) }.unwrap();
+        unsafe { sigaction(Signal::SIGUSR2, &handled(on_usr2)) }.unwrap();
+        unsafe { sigaction(Signal::SIGTERM, &handled(on_term)) }.unwrap();
         let usr1 = SigSet::from(Signal::SIGUSR1);
         pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&usr1), None).unwrap();
+        // A thread that blocks none but SIGUSR1, as libuv's pool blocks none.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || stopped.recv());
         let mask = || SigSet::thread_get_mask().unwrap();
+        // SIGTERM pending for this thread itself (SigPnd), not for the
+        // process (ShdPnd): forwarded, not yet taken by the other thread.
+        #[cfg(target_os = "linux")]
+        let pending_here = || {
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            let mask = |key: &str| {
+                let line = status.lines().find(|line| line.starts_with(key)).unwrap();
+                u64::from_str_radix(line[key.len()..].trim(), 16).unwrap()
+            };
+            let term = 1u64 << (libc::SIGTERM - 1);
+            mask("SigPnd:") & term != 0 && mask("ShdPnd:") & term == 0
+        };
+        // Elsewhere pending for the process or this thread, some time after.
+        #[cfg(not(target_os = "linux"))]
+        let pending_here = || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            // SAFETY: a plain C set, filled by sigpending().
+            let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+            unsafe {
+                libc::sigpending(&mut set) == 0 && libc::sigismember(&set, libc::SIGTERM) == 1
+            }
+        };
         {
-            let _signals = DefaultSignals::set(&SigSet::all());
-            assert_eq!(handler_of(Signal::SIGPIPE), libc::SIG_DFL);
-            assert_eq!(handler_of(Signal::SIGUSR2), libc::SIG_DFL);
+            let _signals = DefaultSignals::held();
+            assert_eq!(
+                handler_of(Signal::SIGPIPE),
+                forward as *const () as libc::sighandler_t
+            );
+            assert_eq!(handler_of(Signal::SIGSEGV), libc::SIG_DFL);
             assert!(mask().contains(Signal::SIGTERM));
+            // Only the other thread takes it, and forwards it here.
+            nix::sys::signal::kill(Pid::this(), Signal::SIGTERM).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !pending_here() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            assert!(
+                pending_here(),
+                "SIGTERM waits, blocked, for the thread that calls execve()"
+            );
+            assert!(!TERMINATED.load(Ordering::Relaxed));
         }
+        assert!(
+            TERMINATED.load(Ordering::Relaxed),
+            "given back: its handler ran"
+        );
         assert_eq!(handler_of(Signal::SIGPIPE), libc::SIG_IGN);
         assert_eq!(
             handler_of(Signal::SIGUSR2),
             on_usr2 as *const () as libc::sighandler_t
         );
         assert!(mask().contains(Signal::SIGUSR1) && !mask().contains(Signal::SIGTERM));
+        {
+            let _signals = DefaultSignals::set();
+            assert_eq!(handler_of(Signal::SIGPIPE), libc::SIG_DFL);
+            assert!(!mask().contains(Signal::SIGTERM) && !mask().contains(Signal::SIGUSR1));
+        }
+        drop(stop);
+        other.join().unwrap().unwrap_err();
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn become_waiter(started: Started, program: &str, sayings: &Sayings) -> Star
             .map_err(|e| SysError::new(e, "fcntl"))?;
         keep_open(std::iter::empty())?;
         // The launcher's: Ctrl-C ends it as it ended its Node.
-        let _signals = DefaultSignals::set(&nix::sys::signal::SigSet::empty());
+        let _signals = DefaultSignals::set();
         execve(&argv[0], &argv, &env).at("execve", program)
     };
     match exec() {
