@@ -280,6 +280,9 @@ test("logs: control characters but newline and tab as \\xHH (C0, DEL, C1), the r
   assert.equal(starts('a\nb\nc', 2), 'b\nc');
   assert.equal(starts('a\nb\nc\n', 5), 'a\nb\nc\n');
   assert.equal(starts('a\nb\nc\n', 0), '');
+  // None: where the line still being written begins, for a follower to start at.
+  assert.equal(starts('a\nb\nc', 0), 'c');
+  assert.equal(starts('abc', 0), 'abc');
   assert.equal(starts('\n\n\n', 1), '\n');
   assert.equal(starts('', 3), '');
   const long = `${'x'.repeat(200000)}\n${'y'.repeat(70000)}\nlast\n`;

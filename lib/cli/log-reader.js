@@ -53,10 +53,18 @@ function readAt(fd, position, length) {
 /**
  * Where the last `wanted` lines of the `size` bytes that `read(position,
  * length)` gives begin (a newline that ends them ends their last line), and
- * how many lines were found: fewer than `wanted` when all of them are.
+ * how many lines were found: fewer than `wanted` when all of them are. For
+ * none, where a line not ended yet begins, for a follower to start at: a
+ * write that crosses a page can be seen half done, and `logs -f -n 0`
+ * printed the rest of its line alone.
  */
 function lastLinesStart(read, size, wanted) {
-  if (wanted === 0) return { start: size, found: 0 };
+  if (wanted === 0) {
+    // Looked for in the last read only: a longer line is printed in pieces anyway.
+    const from = Math.max(0, size - CHUNK);
+    const newline = read(from, size - from).lastIndexOf(NEWLINE);
+    return { start: newline === -1 && from > 0 ? size : from + newline + 1, found: 0 };
+  }
   let end = size;
   let seen = 0;
   let last = true;
@@ -129,6 +137,7 @@ function lastLines(file, opened, wanted, emit, open) {
     const st = fs.fstatSync(fd);
     const current = { read: (position, length) => readAt(fd, position, length), size: st.size, close: () => {} };
     const { start, found } = lastLinesStart(current.read, current.size, wanted);
+    if (wanted === 0) return { fd, size: start };
     const parts = [{ reader: current, start }];
     let remaining = wanted - found;
     let rotated = false;
