@@ -376,6 +376,8 @@ test('take-over: daemon upgrade of a server that took its socket: the old one fi
     const answer = await slow;
     assert.equal(answer.pid, old, `the request in flight was answered: ${JSON.stringify(answer)}`);
     await waitGone(old, 10000);
+    // A zombie stays the supervisor's child until it is reaped: wait for that, then only the new one is left.
+    await waitFor(() => !children(supervisor).includes(old), 5000, 'the old generation to be reaped');
     const [current] = children(supervisor);
     assert.equal((await get(port)).pid, current);
   });
