@@ -201,6 +201,9 @@ test('--log-compress: the rotated files are gzipped (in a child process), and th
   }
   const names = fs.readdirSync(env.DAEMON_DIR).filter((name) => name.startsWith('chatty.log'));
   assert.ok(names.length <= 5, `the log, .1 (perhaps not yet compressed), .2.gz, .3.gz: ${names}`);
+  assert.ok(!names.some((name) => name.endsWith('.tmp')), `no unfinished .gz left by the stop: ${names}`);
+  const mode = (name) => fs.statSync(path.join(env.DAEMON_DIR, name)).mode & 0o777;
+  for (const name of names) assert.equal(mode(name), mode('chatty.log'), `${name} has the log's mode`);
   const read = (name) => {
     const bytes = fs.readFileSync(path.join(env.DAEMON_DIR, name));
     return name.endsWith('.gz') ? zlib.gunzipSync(bytes).toString() : bytes.toString();

@@ -214,6 +214,58 @@ setInterval(() => {}, 1000);
   }
 });
 
+/** Waits for the rotation's `.1`, moves it away and puts a symlink to the root-only file in its place. */
+const SWAP_ROTATED = `import os, sys, time
+log, secret = sys.argv[1], sys.argv[2]
+rotated = log + '.1'
+deadline = time.time() + 20
+while time.time() < deadline:
+    if os.path.isfile(rotated) and not os.path.islink(rotated):
+        os.rename(rotated, log + '.kept')
+        os.symlink(secret, rotated)
+        print('swapped')
+        break
+    time.sleep(0.001)`;
+
+test("--log-compress: a rotated log the service's user replaced with a symlink is not compressed: root's gzip never reads a root-only file for it", async () => {
+  const copy = publicCopy();
+  const dir = tmpdir('gzip-swap');
+  fs.chmodSync(dir, 0o755);
+  // A file anyone may read, in a directory only root may enter.
+  const vault = tmpdir('gzip-vault');
+  fs.chmodSync(vault, 0o700);
+  const secret = path.join(vault, 'secret');
+  fs.writeFileSync(secret, 'only root reaches this\n', { mode: 0o644 });
+  const logs = ownedDir(NOBODY, NOBODY, 'gzip-logs');
+  const log = path.join(logs, 'out.log');
+  const pidfile = path.join(dir, 'app.pid');
+  const opts = { respawn: { logMaxSize: 65536, logCompress: true }, pidfile, user: 'nobody', stdout: log, stderr: log };
+  const app = path.join(copy, 'app.js');
+  fs.writeFileSync(
+    app,
+    `require(${JSON.stringify(path.join(copy, 'index.js'))}).start(${JSON.stringify(opts)});
+for (let i = 0; i < 1000; i++) console.log('x'.repeat(99));
+setInterval(() => {}, 1000);
+`,
+  );
+  let supervisor;
+  const attacker = asAttacker(SWAP_ROTATED, [log, secret]);
+  try {
+    const started = await run([app], { cwd: copy, env: { DAEMON_DIR: path.join(dir, 'state') } });
+    assert.equal(started.code, 0, started.stderr);
+    supervisor = readPid(pidfile);
+    const swapped = await attacker;
+    assert.deepEqual([swapped.code, swapped.stdout], [0, 'swapped\n'], swapped.stderr);
+    await waitFor(() => /cannot compress .*out\.log\.1: ELOOP/.test(fs.readFileSync(log, 'utf8')), 5000, "the supervisor's refusal");
+    assert.deepEqual(fs.readdirSync(logs).sort(), ['out.log', 'out.log.1', 'out.log.kept'], 'no .gz, no temporary file');
+    assert.equal(fs.readlinkSync(`${log}.1`), secret, "the user's symlink is left as it is");
+    assert.deepEqual(await daemon.stop(pidfile, { timeout: 5000 }), { pid: supervisor, stopped: true, killed: false });
+  } finally {
+    attacker.child.kill('SIGKILL');
+    await killAndWait(supervisor);
+  }
+});
+
 test("--listen through another user's symlink is refused: root neither removes a stale socket nor binds in the root-only directory it points at", async () => {
   const { copy, dir, daemon } = workspace('sock-link');
   const app = path.join(copy, 'app.js');

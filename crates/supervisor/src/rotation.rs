@@ -10,16 +10,18 @@
 
 use daemon_core::errors::{SysError, SysResult, WithPath};
 use daemon_core::fileid::{id_of, FileId};
-use daemon_core::launch::{Plan, Prepared, ReadyPipe};
+use daemon_core::launch::{Output, Plan, Prepared, ReadyPipe};
 use daemon_core::output::handover;
 use daemon_core::output::stdio::reopen_logs;
 use daemon_core::path_walk::open_dir;
 use daemon_core::pidfile::format::split;
 use nix::errno::Errno;
-use nix::fcntl::{renameat, AtFlags};
-use nix::sys::stat::{fstat, fstatat, stat};
-use nix::unistd::{access, unlinkat, AccessFlags, Pid, UnlinkatFlags};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use nix::fcntl::{openat, renameat, AtFlags, OFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::{fstat, fstatat, stat, FileStat, Mode};
+use nix::sys::wait::waitpid;
+use nix::unistd::{access, fchown, geteuid, unlinkat, AccessFlags, Gid, Pid, Uid, UnlinkatFlags};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How often the sizes are looked at.
@@ -58,10 +60,33 @@ impl Log {
 
 /// A rotation not yet over.
 enum Waiting {
-    /// For every generation to write to the new file (fd, its id).
-    Switch(Vec<(i32, FileId)>, Option<String>),
+    /// For every generation to write to the new file (fd, its id); the
+    /// file moved to `.1`, if this rotation moved one.
+    Switch(Vec<(i32, FileId)>, Option<Rotated>),
     /// For gzip to compress `.1`.
-    Compress(Pid),
+    Compress(Compression),
+}
+
+/// The file a rotation moved to `NAME.1`: its path and which file it is.
+struct Rotated {
+    path: String,
+    id: FileId,
+}
+
+/// gzip at work on `NAME.1`, read from a descriptor of the very file the
+/// rotation moved, written to `NAME.1.gz.tmp`, a file the supervisor
+/// created; renamed to `NAME.1.gz` once gzip has finished. The log's
+/// directory may be the service user's: gzip never opens a name there (it
+/// would follow a symlink put in place of `.1`, as root), and a `.gz` is
+/// only ever whole.
+struct Compression {
+    pid: Pid,
+    dir: OwnedFd,
+    rotated: Rotated,
+    /// `NAME.1`'s name in `dir`, and the temporary file's.
+    name: String,
+    temp: String,
+    temp_id: FileId,
 }
 
 pub struct Rotation {
@@ -128,9 +153,10 @@ impl Rotation {
                     self.waiting = Some(Waiting::Switch(ids, rotated));
                     return None;
                 }
-                if let Some(path) = rotated.filter(|_| self.limit.compress) {
-                    match compress(&path) {
-                        Ok(pid) => self.waiting = Some(Waiting::Compress(pid)),
+                if let Some(rotated) = rotated.filter(|_| self.limit.compress) {
+                    let path = rotated.path.clone();
+                    match compress(rotated) {
+                        Ok(compression) => self.waiting = Some(Waiting::Compress(compression)),
                         Err(e) => return Some(format!("cannot compress {path}: {}", e.message())),
                     }
                 }
@@ -152,13 +178,36 @@ impl Rotation {
         }
     }
 
-    /// gzip of `.1` ended (whatever its status): the next rotation may come.
-    pub fn compressed(&mut self, pid: Pid) -> bool {
-        if matches!(self.waiting, Some(Waiting::Compress(p)) if p == pid) {
-            self.waiting = None;
-            return true;
+    /// Whether `pid` is the gzip of a rotated file.
+    pub fn compressing(&self, pid: Pid) -> bool {
+        matches!(&self.waiting, Some(Waiting::Compress(c)) if c.pid == pid)
+    }
+
+    /// gzip ended, `failed` if it did not exit with 0: its `.gz` takes the
+    /// place of `.1`, or goes; the next rotation may come. Returns a message
+    /// for the supervisor's log on failure.
+    pub fn compressed(&mut self, failed: Option<String>) -> Option<String> {
+        let Some(Waiting::Compress(c)) = self.waiting.take() else {
+            return None;
+        };
+        let path = &c.rotated.path;
+        if let Some(why) = failed {
+            c.remove_temp();
+            return Some(format!("cannot compress {path}: gzip {why}"));
         }
-        false
+        c.finish()
+            .err()
+            .map(|e| format!("cannot compress {path}: {}", e.message()))
+    }
+
+    /// The service has ended: a gzip at work is stopped and its unfinished
+    /// file removed; `.1` stays as it was.
+    pub fn abandon(&mut self) {
+        if let Some(Waiting::Compress(c)) = self.waiting.take() {
+            let _ = kill(c.pid, Signal::SIGKILL);
+            let _ = waitpid(c.pid, None);
+            c.remove_temp();
+        }
     }
 
     fn rotate(&mut self, i: usize, generations: &[(Pid, Option<&OwnedFd>)]) -> SysResult<()> {
@@ -172,7 +221,8 @@ impl Rotation {
         let rotated = match named {
             Ok(id) if id == ours => {
                 self.shift(&dir, name)?;
-                Some(format!("{}.1", log.path))
+                let path = format!("{}.1", log.path);
+                Some(Rotated { path, id })
             }
             _ => None,
         };
@@ -227,17 +277,114 @@ impl Rotation {
     }
 }
 
-/// `gzip` of `path` in a child process, never in the supervisor's loop,
-/// forked by the core's fenced child code like a generation; the child is
-/// reaped with the rest.
-fn compress(path: &str) -> SysResult<Pid> {
+/// `gzip` of the rotated file in a child process, never in the
+/// supervisor's loop, forked by the core's fenced child code like a
+/// generation and reaped with the rest: it reads the file the rotation
+/// moved (refused if `.1` is another file now) and writes a new file of
+/// the same owner and mode.
+fn compress(rotated: Rotated) -> SysResult<Compression> {
     let gzip = ["/usr/bin/gzip", "/bin/gzip"]
         .into_iter()
         .find(|gzip| access(*gzip, AccessFlags::X_OK).is_ok())
         .ok_or_else(|| SysError::new(Errno::ENOENT, "execve").with_path("gzip"))?;
-    let plan = Plan::command([gzip, "-f", "-q", "--", path].map(str::to_owned).to_vec());
-    let (pid, _pipe) = Prepared::new(&plan, None)?.fork_child(ReadyPipe::new()?, &[], None)?;
+    let path = rotated.path.as_str();
+    let (dir_path, name) = split(path)?;
+    let dir = open_dir(dir_path, path)?;
+    let read = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let input = openat(&dir, name, read, Mode::empty()).at("open", path)?;
+    let st = fstat(&input).at("fstat", path)?;
+    if id_of(&st) != rotated.id {
+        return Err(SysError::new(Errno::EPERM, "open")
+            .with_path(path)
+            .with_detail("another file took the rotated one's name"));
+    }
+    let temp = format!("{name}.gz.tmp");
+    let temp_path = format!("{path}.gz.tmp");
+    // Left by a supervisor killed while gzip ran, or put there by someone else.
+    match unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(errno) => return Err(SysError::new(errno, "unlink").with_path(&temp_path)),
+    }
+    let write =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mode = Mode::from_bits_truncate(st.st_mode & 0o666);
+    let output = openat(&dir, temp.as_str(), write, mode).at("open", &temp_path)?;
+    let temp_id = id_of(&fstat(&output).at("fstat", &temp_path)?);
+    match start_gzip(gzip, &input, &output, &st, &temp_path) {
+        Ok(pid) => Ok(Compression {
+            pid,
+            dir,
+            name: name.to_owned(),
+            rotated,
+            temp,
+            temp_id,
+        }),
+        Err(e) => {
+            remove_if_same(&dir, &temp, temp_id);
+            Err(e)
+        }
+    }
+}
+
+/// gzip from `input` to `output`, which gets `input`'s owner and group
+/// first where this process may give them (root).
+fn start_gzip(
+    gzip: &str,
+    input: &OwnedFd,
+    output: &OwnedFd,
+    input_st: &FileStat,
+    output_path: &str,
+) -> SysResult<Pid> {
+    if geteuid().is_root() {
+        let (uid, gid) = (input_st.st_uid, input_st.st_gid);
+        fchown(output, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .at("fchown", output_path)?;
+    }
+    let plan = Plan {
+        stdout: Some(Output::Fd(output.as_raw_fd())),
+        ..Plan::command([gzip, "-c", "-q"].map(str::to_owned).to_vec())
+    };
+    let mut prepared = Prepared::new(&plan, None)?;
+    prepared.read_from(input)?;
+    let (pid, _pipe) = prepared.fork_child(ReadyPipe::new()?, &[], None)?;
     Ok(pid)
+}
+
+/// Whether `name` in `dir` is the file `id` (not a symlink to it).
+fn is_same(dir: &OwnedFd, name: &str, id: FileId) -> bool {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| id_of(&st) == id)
+}
+
+/// Removes `name` from `dir` if it is still the file `id`.
+fn remove_if_same(dir: &OwnedFd, name: &str, id: FileId) {
+    if is_same(dir, name, id) {
+        let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+    }
+}
+
+impl Compression {
+    /// gzip succeeded: `.1.gz` is the temporary file, and `.1` goes if it is
+    /// still the file compressed.
+    fn finish(&self) -> SysResult<()> {
+        let temp_path = format!("{}.gz.tmp", self.rotated.path);
+        if !is_same(&self.dir, &self.temp, self.temp_id) {
+            return Err(SysError::new(Errno::EPERM, "rename")
+                .with_path(&temp_path)
+                .with_detail("another file took the compressed one's name"));
+        }
+        let gz = format!("{}.gz", self.name);
+        renameat(&self.dir, self.temp.as_str(), &self.dir, gz.as_str()).at("rename", &temp_path)?;
+        if is_same(&self.dir, &self.name, self.rotated.id) {
+            unlinkat(&self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir)
+                .at("unlink", &self.rotated.path)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the unfinished `.gz.tmp`, if it is still the one created.
+    fn remove_temp(&self) {
+        remove_if_same(&self.dir, &self.temp, self.temp_id);
+    }
 }
 
 #[cfg(test)]

@@ -901,6 +901,9 @@ impl Service {
             End::Stopped | End::Finished => 0,
             End::StartFailed | End::GaveUp => 1,
         };
+        if let Some(rotation) = &mut self.rotation {
+            rotation.abandon();
+        }
         // The pid file stays, stale, after giving up: "dead, but the pid
         // file exists"; otherwise it goes, and the record with it.
         if end != End::GaveUp {
@@ -973,8 +976,11 @@ impl Service {
             self.slots[i].next = None;
             let why = format!("the new generation (pid {pid}) {}", describe(ending));
             self.upgrade_failed(i, &why, true);
-        } else if self.rotation.as_mut().is_some_and(|r| r.compressed(pid)) {
-            // gzip of a rotated log.
+        } else if let Some(rotation) = self.rotation.as_mut().filter(|r| r.compressing(pid)) {
+            let failed = (ending != Ending::Code(0)).then(|| describe(ending));
+            if let Some(message) = rotation.compressed(failed) {
+                note(&message);
+            }
         } else if let Some(r) = self.retiring.iter().position(|g| g.pid == pid) {
             self.retiring.remove(r);
             note(&format!(

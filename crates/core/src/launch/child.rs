@@ -34,6 +34,8 @@ pub struct Image<'a> {
     pub boot_dir: Option<&'a CStr>,
     pub umask: libc::mode_t,
     pub devnull: RawFd,
+    /// For fd 0: `devnull`, or a file the child filters.
+    pub stdin: RawFd,
     pub stdout: Option<RawFd>,
     pub stderr: Option<RawFd>,
     /// The readiness pipe's write end, until it is `dup2()`ed onto `ready_fd`.
@@ -200,7 +202,7 @@ pub unsafe fn exec_daemon(p: &Image) -> ! {
 }
 
 /// The readiness pipe right after the sockets (fds 3, 4, ...), what is
-/// handed on right after the pipe, /dev/null on 0, the logs (or what
+/// handed on right after the pipe, `stdin` (/dev/null) on 0, the logs (or what
 /// there was) on 1 and 2, nothing else open, and the child's own pid in
 /// `LISTEN_PID`. dup2: async-signal-safe. The pipe first,
 /// so that later failures reach it; every source is above every target
@@ -215,7 +217,7 @@ unsafe fn give_streams(p: &Image) {
             fail(ready, Step::Dup2, Errno::last());
         }
     }
-    if libc::dup2(p.devnull, 0) < 0 {
+    if libc::dup2(p.stdin, 0) < 0 {
         fail(ready, Step::Dup2, Errno::last());
     }
     give_stream(1, p.stdout, p.devnull, ready);

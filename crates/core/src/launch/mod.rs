@@ -78,6 +78,8 @@ pub struct Prepared {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     devnull: OwnedFd,
+    /// What the child reads on fd 0; `None`: `/dev/null`.
+    stdin: Option<OwnedFd>,
     /// False: a stream without a log file is `/dev/null`, not this process's.
     inherit_streams: bool,
     /// A pid file's lock, handed on to each child (a supervisor's
@@ -231,6 +233,7 @@ impl Prepared {
             stdout,
             stderr,
             devnull,
+            stdin: None,
             inherit_streams: true,
             lock: None,
             pid_file: None,
@@ -260,6 +263,13 @@ impl Prepared {
         self.account = None;
         self.prevent_core = false;
         self.inherit_streams = false;
+    }
+
+    /// Each child reads `input` on fd 0 (a file a helper such as gzip
+    /// filters), not `/dev/null`.
+    pub fn read_from(&mut self, input: &OwnedFd) -> SysResult<()> {
+        self.stdin = Some(dup_above(input, self.high)?);
+        Ok(())
     }
 
     /// Each child gets `lock` (a descriptor of the pid file's lock file)
@@ -340,6 +350,7 @@ impl Prepared {
             boot_dir: self.boot_dir.as_deref(),
             umask: self.umask,
             devnull,
+            stdin: self.stdin.as_ref().map_or(devnull, AsRawFd::as_raw_fd),
             stdout: stream(&self.stdout),
             stderr: stream(&self.stderr),
             ready,
