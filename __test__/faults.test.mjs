@@ -93,7 +93,10 @@ test('no leftovers: no middle process, no zombie, no inherited fd beyond 0-2', a
     assert.equal(leaky.code, 0, leaky.stderr);
     const targets = Object.values(fds(leaky.info.pid));
     assert.ok(!targets.includes(secret), 'fd 5 was not inherited');
-    assert.equal(targets.length, Object.keys(fds(baseline.info.pid)).length, 'as many fds as a daemon that inherited nothing');
+    // Each closes its readiness pipe right after it says ready, which the launcher may report first.
+    const count = (pid) => Object.keys(fds(pid)).length;
+    await waitFor(() => count(leaky.info.pid) === count(baseline.info.pid), 2000, 'both to close their readiness pipe').catch(() => {});
+    assert.equal(count(leaky.info.pid), count(baseline.info.pid), 'as many fds as a daemon that inherited nothing');
     const left = tagged().sort();
     assert.deepEqual(left, [baseline.info.pid, leaky.info.pid].sort(), 'only the two daemons: no launcher, middle process or zombie');
   } finally {

@@ -40,7 +40,7 @@ const needs = (...tools) => tools.map(need).find(Boolean) || false;
  * A server answering each connection with its pid and instance; instance
  * `slow` listens `delay` ms late. Before listening it writes `listening-K`
  * in `dir`; on SIGHUP `hup-K`; on SIGTERM `term-K`, then it closes and exits 0.
- * With `orphan`, instance 0 leaves a `sleep 3` behind, reparented to init.
+ * With `orphan`, instance 0 leaves a `sleep 60` behind, reparented to init.
  */
 function serverScript(dir, { slow = -1, delay = 0, orphan = false } = {}) {
   return script(
@@ -52,7 +52,7 @@ const mark = (what) => fs.writeFileSync(${JSON.stringify(dir)} + '/' + what + '-
 const server = require('net').createServer((c) => c.end(process.pid + ' ' + k));
 process.on('SIGHUP', () => mark('hup'));
 process.on('SIGTERM', () => { mark('term'); server.close(() => process.exit(0)); });
-if (${orphan} && k === '0') require('child_process').spawn('sh', ['-c', 'sleep 3 &'], { stdio: 'ignore' });
+if (${orphan} && k === '0') require('child_process').spawn('sh', ['-c', 'sleep 60 &'], { stdio: 'ignore' });
 setTimeout(() => { mark('listening'); server.listen(Number(process.argv[2])); }, k === '${slow}' ? ${delay} : 0);
 `,
   );
@@ -127,9 +127,15 @@ test('run -i 2 --listen under systemd: READY=1 with MAINPID once both serve, STA
     assert.equal(readPid(path.join(state, 'web.pid')), pid);
     const upgrade = await daemon(['upgrade', 'web']);
     assert.equal(upgrade.code, 0, upgrade.stderr);
-    const after = listener.messages();
-    const reloading = after.findIndex((m) => m.startsWith('RELOADING=1'));
-    assert.ok(reloading > 0 && after.slice(reloading + 1).some((m) => m.startsWith('READY=1')), after.join(' | '));
+    // Sent before the answer; the listener writes each one down a moment later.
+    const reloadedThenReady = (messages) => {
+      const reloading = messages.findIndex((m) => m.startsWith('RELOADING=1'));
+      return reloading > 0 && messages.slice(reloading + 1).some((m) => m.startsWith('READY=1'));
+    };
+    await waitFor(() => reloadedThenReady(listener.messages()), 5000, 'RELOADING=1, then READY=1').catch(() => {});
+    assert.ok(reloadedThenReady(listener.messages()), listener.messages().join(' | '));
+    // The old instances may take a connection until their drain has begun: ask once they are gone.
+    for (const p of Object.values(instances)) await waitGone(p, 10000);
     const upgraded = await everyInstance(port, 2);
     assert.ok(
       Object.values(upgraded).every((p) => !Object.values(instances).includes(p)),
@@ -139,7 +145,7 @@ test('run -i 2 --listen under systemd: READY=1 with MAINPID once both serve, STA
     running.child.kill('SIGTERM');
     const ended = await running;
     assert.deepEqual([ended.code, ended.signal], [0, null], ended.stderr);
-    assert.ok(listener.messages().some((m) => m.startsWith('STOPPING=1')));
+    await waitFor(() => listener.messages().some((m) => m.startsWith('STOPPING=1')), 5000, 'STOPPING=1');
     for (const k of ['0', '1']) assert.equal(fs.readFileSync(path.join(dir, `term-${k}`), 'utf8'), String(instances[k]), 'drained');
     assert.ok(Object.values(instances).every((p) => !alive(p)));
     assert.equal(fs.existsSync(path.join(state, 'web.pid')), false);
@@ -168,12 +174,20 @@ test('run as PID 1 of a PID namespace: it reaps an orphaned grandchild, forwards
     let orphan;
     await waitFor(
       () => {
-        orphan = children(init).find((p) => fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
+        const comm = (p) => {
+          try {
+            return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+          } catch {
+            return null; // gone meanwhile
+          }
+        };
+        orphan = children(init).find((p) => comm(p) === 'sleep');
         return orphan !== undefined;
       },
       5000,
       'the orphaned sleep under init',
     );
+    process.kill(orphan, 'SIGKILL');
     await waitFor(() => !fs.existsSync(`/proc/${orphan}`), 8000, `the orphan ${orphan} reaped (not left a zombie)`);
     process.kill(init, 'SIGHUP');
     await waitFor(() => ['0', '1'].every((k) => fs.existsSync(path.join(dir, `hup-${k}`))), 5000, 'SIGHUP at both instances');

@@ -221,7 +221,7 @@ test('instances: a rolling upgrade under a request loop fails nothing, never run
 });
 
 test('instances: a new instance that fails stops the roll there; the old one serves on and status says which slots run which code', async () => {
-  const service = await startService(2, { opts: { readyTimeout: 3000 } });
+  const service = await startService(2, { opts: { readyTimeout: 8000 } });
   try {
     assert.equal(service.result.code, 0, service.result.stderr);
     const { supervisor, port, pidfile } = service;

@@ -342,10 +342,17 @@ test('daemonizing with NOTIFY_SOCKET: the launcher names the daemon as MAINPID, 
 });
 
 test('NODE_DEBUG=daemon traces the launcher and the daemon', async () => {
-  const pidfile = path.join(tmpdir('debug'), 'fx.pid');
-  const r = await startFixture({ env: { NODE_DEBUG: 'daemon', FIXTURE_LOCK: pidfile } });
+  const dir = tmpdir('debug');
+  const pidfile = path.join(dir, 'fx.pid');
+  // Both write to one file: the daemon says `ready` in its trace after it has told the launcher, which may be gone by then.
+  const traced = path.join(dir, 'stderr');
+  const stderr = fs.openSync(traced, 'a');
+  const r = await startFixture({ env: { NODE_DEBUG: 'daemon', FIXTURE_LOCK: pidfile }, stdio: ['pipe', 'pipe', stderr] });
+  fs.closeSync(stderr);
+  const trace = () => fs.readFileSync(traced, 'utf8');
   try {
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 0, trace());
+    await waitFor(() => /DAEMON \d+: \d+: ready/.test(trace()), 5000, "the daemon's trace of its ready").catch(() => {});
     for (const step of [
       /DAEMON \d+: launcher \d+: starting/,
       /DAEMON \d+: daemon \d+: took the readiness pipe/,
@@ -354,7 +361,7 @@ test('NODE_DEBUG=daemon traces the launcher and the daemon', async () => {
       /DAEMON \d+: \d+: ready/,
       /gave exit status 0/,
     ]) {
-      assert.match(r.stderr, step);
+      assert.match(trace(), step);
     }
   } finally {
     await killAndWait(r.info?.pid);

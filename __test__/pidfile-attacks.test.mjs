@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import {
   alive,
   asNobody,
+  cmdline,
   daemon,
   flockHolders,
   flocks,
@@ -33,7 +34,15 @@ const asAttacker = (code, args = []) => run([], { command: [...asNobody, '/usr/b
 /** A process (as root or nobody) that holds an exclusive flock on `file` the way `flock(1)` does: the taker exits, the holder stays. */
 async function flockHelper(file, { prefix = [], access = '<' } = {}) {
   const holder = run([], { command: [...prefix, 'sh', '-c', `exec 9${access}"$0"; flock -x -n 9 || exit 9; exec sleep 1000`, file] });
-  await waitFor(() => holderOf(file) !== undefined || holder.child.exitCode !== null, 5000, `a flock on ${file}`);
+  // Once sh has become sleep, flock(1) has exited (sh waited for it): only the holder has the file open.
+  const slept = () => {
+    try {
+      return cmdline(holder.child.pid)[0] === 'sleep';
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(() => (holderOf(file) !== undefined && slept()) || holder.child.exitCode !== null, 5000, `a flock on ${file}`);
   assert.equal(holder.child.exitCode, null, 'flock(1) took the lock');
   return { child: holder.child }; // not the run() itself: awaiting that would wait for its exit
 }

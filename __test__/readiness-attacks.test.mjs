@@ -48,7 +48,10 @@ function watchPeak() {
   const timer = setInterval(() => {
     for (const pid of supervisors()) {
       try {
-        peak = Math.max(peak, Number.parseInt(procStatus(pid).VmHWM, 10));
+        // Its name and peak from one read: a generation forked but not yet exec'd has the supervisor's cmdline, then Node's peak.
+        const { Name, VmHWM } = procStatus(pid);
+        if (!Name.startsWith('daemon-supervis')) continue;
+        peak = Math.max(peak, Number.parseInt(VmHWM, 10));
         seen++;
       } catch {} // gone meanwhile
     }
