@@ -194,7 +194,8 @@ test('--log-compress: the rotated files are gzipped (in a child process), and th
     app,
     "let n = 0;\nsetInterval(() => { for (let i = 0; i < 40; i++) console.log(`0:${n++} ${'x'.repeat(100)}`); }, 10);\n",
   );
-  const started = await run([cli, 'start', '--log-max-size', '64K', '--log-keep', '3', '--log-compress', app], { env });
+  // A umask that would narrow a file created 0600: each .gz gets its log's mode all the same.
+  const started = await run([cli, 'start', '--umask', '027', '--log-max-size', '64K', '--log-keep', '3', '--log-compress', app], { env });
   try {
     assert.equal(started.code, 0, started.stderr);
     await waitFor(() => fs.existsSync(path.join(env.DAEMON_DIR, 'chatty.log.3.gz')), 20000, 'three compressed rotations');

@@ -256,7 +256,14 @@ setInterval(() => {}, 1000);
     supervisor = readPid(pidfile);
     const swapped = await attacker;
     assert.deepEqual([swapped.code, swapped.stdout], [0, 'swapped\n'], swapped.stderr);
-    await waitFor(() => /cannot compress .*out\.log\.1: ELOOP/.test(fs.readFileSync(log, 'utf8')), 5000, "the supervisor's refusal");
+    await waitFor(
+      () =>
+        /cannot compress a rotated log: EPERM: another file took the rotated one's name, open '.*out\.log\.1'/.test(
+          fs.readFileSync(log, 'utf8'),
+        ),
+      5000,
+      "the supervisor's refusal",
+    );
     assert.deepEqual(fs.readdirSync(logs).sort(), ['out.log', 'out.log.1', 'out.log.kept'], 'no .gz, no temporary file');
     assert.equal(fs.readlinkSync(`${log}.1`), secret, "the user's symlink is left as it is");
     assert.deepEqual(await daemon.stop(pidfile, { timeout: 5000 }), { pid: supervisor, stopped: true, killed: false });

@@ -9,7 +9,8 @@
 //! until every generation's fds show the new file.
 
 use daemon_core::errors::{SysError, SysResult, WithPath};
-use daemon_core::fileid::{id_of, FileId};
+use daemon_core::fileid::{id_of, kind_of, FileId};
+use daemon_core::launch::ready::{Lines, Message};
 use daemon_core::launch::{Output, Plan, Prepared, ReadyPipe};
 use daemon_core::output::handover;
 use daemon_core::output::stdio::reopen_logs;
@@ -18,10 +19,10 @@ use daemon_core::pidfile::format::split;
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::stat::{fstat, fstatat, stat, FileStat, Mode};
+use nix::sys::stat::{fchmod, fstat, fstatat, stat, FileStat, Mode, SFlag};
 use nix::sys::wait::waitpid;
 use nix::unistd::{access, fchown, geteuid, unlinkat, AccessFlags, Gid, Pid, Uid, UnlinkatFlags};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How often the sizes are looked at.
@@ -68,6 +69,7 @@ enum Waiting {
 }
 
 /// The file a rotation moved to `NAME.1`: its path and which file it is.
+#[derive(Clone)]
 struct Rotated {
     path: String,
     id: FileId,
@@ -81,11 +83,15 @@ struct Rotated {
 /// only ever whole.
 struct Compression {
     pid: Pid,
+    /// Where gzip's child says `fail STEP ERRNO` if it could not start gzip.
+    pipe: OwnedFd,
     dir: OwnedFd,
     rotated: Rotated,
-    /// `NAME.1`'s name in `dir`, and the temporary file's.
+    /// `NAME.1`'s name in `dir`.
     name: String,
+    /// `NAME.1.gz.tmp`: its name in `dir`, its path, which file it is.
     temp: String,
+    temp_path: String,
     temp_id: FileId,
 }
 
@@ -154,10 +160,11 @@ impl Rotation {
                     return None;
                 }
                 if let Some(rotated) = rotated.filter(|_| self.limit.compress) {
-                    let path = rotated.path.clone();
-                    match compress(rotated) {
+                    match compress(&rotated) {
                         Ok(compression) => self.waiting = Some(Waiting::Compress(compression)),
-                        Err(e) => return Some(format!("cannot compress {path}: {}", e.message())),
+                        Err(e) => {
+                            return Some(format!("cannot compress a rotated log: {}", e.message()))
+                        }
                     }
                 }
                 None
@@ -183,21 +190,21 @@ impl Rotation {
         matches!(&self.waiting, Some(Waiting::Compress(c)) if c.pid == pid)
     }
 
-    /// gzip ended, `failed` if it did not exit with 0: its `.gz` takes the
-    /// place of `.1`, or goes; the next rotation may come. Returns a message
-    /// for the supervisor's log on failure.
+    /// gzip ended, `failed` (how) unless it exited with 0: its `.gz` takes
+    /// the place of `.1`, or goes; the next rotation may come. Returns a
+    /// message for the supervisor's log on failure.
     pub fn compressed(&mut self, failed: Option<String>) -> Option<String> {
         let Some(Waiting::Compress(c)) = self.waiting.take() else {
             return None;
         };
-        let path = &c.rotated.path;
-        if let Some(why) = failed {
+        let done = match failed {
+            Some(ended) => Err(c.failure(&ended)),
+            None => c.finish().map_err(|e| e.message()),
+        };
+        done.err().map(|why| {
             c.remove_temp();
-            return Some(format!("cannot compress {path}: gzip {why}"));
-        }
-        c.finish()
-            .err()
-            .map(|e| format!("cannot compress {path}: {}", e.message()))
+            format!("cannot compress a rotated log: {why}")
+        })
     }
 
     /// The service has ended: a gzip at work is stopped and its unfinished
@@ -221,8 +228,9 @@ impl Rotation {
         let rotated = match named {
             Ok(id) if id == ours => {
                 self.shift(&dir, name)?;
+                // With no file kept, it is gone.
                 let path = format!("{}.1", log.path);
-                Some(Rotated { path, id })
+                (self.limit.keep > 0).then_some(Rotated { path, id })
             }
             _ => None,
         };
@@ -245,7 +253,7 @@ impl Rotation {
     fn shift(&self, dir: &OwnedFd, name: &str) -> SysResult<()> {
         let keep = self.limit.keep;
         let numbered = |k: u32, gz: bool| format!("{name}.{k}{}", if gz { ".gz" } else { "" });
-        for gz in [false, true] {
+        for gz in [false, true].into_iter().filter(|_| keep > 0) {
             match unlinkat(dir, numbered(keep, gz).as_str(), UnlinkatFlags::NoRemoveDir) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(errno) => {
@@ -281,8 +289,9 @@ impl Rotation {
 /// supervisor's loop, forked by the core's fenced child code like a
 /// generation and reaped with the rest: it reads the file the rotation
 /// moved (refused if `.1` is another file now) and writes a new file of
-/// the same owner and mode.
-fn compress(rotated: Rotated) -> SysResult<Compression> {
+/// the same owner and mode. Its own complaints go to the supervisor's
+/// stderr, the service's log.
+fn compress(rotated: &Rotated) -> SysResult<Compression> {
     let gzip = ["/usr/bin/gzip", "/bin/gzip"]
         .into_iter()
         .find(|gzip| access(*gzip, AccessFlags::X_OK).is_ok())
@@ -290,13 +299,26 @@ fn compress(rotated: Rotated) -> SysResult<Compression> {
     let path = rotated.path.as_str();
     let (dir_path, name) = split(path)?;
     let dir = open_dir(dir_path, path)?;
-    let read = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let replaced = || {
+        SysError::new(Errno::EPERM, "open")
+            .with_path(path)
+            .with_detail("another file took the rotated one's name")
+    };
+    // Looked at before it is opened: opening a device can have effects of its own.
+    let named = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).at("stat", path)?;
+    if kind_of(&named) != SFlag::S_IFREG || id_of(&named) != rotated.id {
+        return Err(replaced());
+    }
+    // Non-blocking: a FIFO swapped in since cannot hold the open.
+    let read = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
     let input = openat(&dir, name, read, Mode::empty()).at("open", path)?;
     let st = fstat(&input).at("fstat", path)?;
     if id_of(&st) != rotated.id {
-        return Err(SysError::new(Errno::EPERM, "open")
-            .with_path(path)
-            .with_detail("another file took the rotated one's name"));
+        return Err(replaced());
     }
     let temp = format!("{name}.gz.tmp");
     let temp_path = format!("{path}.gz.tmp");
@@ -307,16 +329,18 @@ fn compress(rotated: Rotated) -> SysResult<Compression> {
     }
     let write =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mode = Mode::from_bits_truncate(st.st_mode & 0o666);
-    let output = openat(&dir, temp.as_str(), write, mode).at("open", &temp_path)?;
+    let output =
+        openat(&dir, temp.as_str(), write, Mode::S_IRUSR | Mode::S_IWUSR).at("open", &temp_path)?;
     let temp_id = id_of(&fstat(&output).at("fstat", &temp_path)?);
     match start_gzip(gzip, &input, &output, &st, &temp_path) {
-        Ok(pid) => Ok(Compression {
+        Ok((pid, pipe)) => Ok(Compression {
             pid,
+            pipe,
             dir,
+            rotated: rotated.clone(),
             name: name.to_owned(),
-            rotated,
             temp,
+            temp_path,
             temp_id,
         }),
         Err(e) => {
@@ -326,28 +350,31 @@ fn compress(rotated: Rotated) -> SysResult<Compression> {
     }
 }
 
-/// gzip from `input` to `output`, which gets `input`'s owner and group
-/// first where this process may give them (root).
+/// gzip from `input` to `output`, which gets `input`'s mode, and its owner
+/// and group where this process may give them (root). Returns gzip's pid and
+/// the pipe where its child says why it could not start gzip.
 fn start_gzip(
     gzip: &str,
     input: &OwnedFd,
     output: &OwnedFd,
     input_st: &FileStat,
     output_path: &str,
-) -> SysResult<Pid> {
+) -> SysResult<(Pid, OwnedFd)> {
     if geteuid().is_root() {
         let (uid, gid) = (input_st.st_uid, input_st.st_gid);
         fchown(output, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
             .at("fchown", output_path)?;
     }
+    // Not the umask's: a group that reads the log reads its compressed copy.
+    let mode = Mode::from_bits_truncate(input_st.st_mode & 0o666);
+    fchmod(output, mode).at("fchmod", output_path)?;
     let plan = Plan {
         stdout: Some(Output::Fd(output.as_raw_fd())),
         ..Plan::command([gzip, "-c", "-q"].map(str::to_owned).to_vec())
     };
     let mut prepared = Prepared::new(&plan, None)?;
     prepared.read_from(input)?;
-    let (pid, _pipe) = prepared.fork_child(ReadyPipe::new()?, &[], None)?;
-    Ok(pid)
+    prepared.fork_child(ReadyPipe::new()?, &[], None)
 }
 
 /// Whether `name` in `dir` is the file `id` (not a symlink to it).
@@ -363,22 +390,40 @@ fn remove_if_same(dir: &OwnedFd, name: &str, id: FileId) {
 }
 
 impl Compression {
-    /// gzip succeeded: `.1.gz` is the temporary file, and `.1` goes if it is
-    /// still the file compressed.
+    /// gzip exited with 0: `.1.gz` is the temporary file, and `.1` goes if
+    /// it is still the file compressed.
     fn finish(&self) -> SysResult<()> {
-        let temp_path = format!("{}.gz.tmp", self.rotated.path);
         if !is_same(&self.dir, &self.temp, self.temp_id) {
             return Err(SysError::new(Errno::EPERM, "rename")
-                .with_path(&temp_path)
+                .with_path(&self.temp_path)
                 .with_detail("another file took the compressed one's name"));
         }
         let gz = format!("{}.gz", self.name);
-        renameat(&self.dir, self.temp.as_str(), &self.dir, gz.as_str()).at("rename", &temp_path)?;
+        renameat(&self.dir, self.temp.as_str(), &self.dir, gz.as_str())
+            .at("rename", &self.temp_path)?;
         if is_same(&self.dir, &self.name, self.rotated.id) {
             unlinkat(&self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir)
                 .at("unlink", &self.rotated.path)?;
         }
         Ok(())
+    }
+
+    /// Why gzip failed, `ended` as the supervisor saw it: its child's own
+    /// word if it could not start gzip.
+    fn failure(&self, ended: &str) -> String {
+        let mut heard = Vec::new();
+        Lines::default().read(self.pipe.as_fd(), &mut heard);
+        let could_not_start = heard.into_iter().find_map(|message| match message {
+            Message::Fail { step, errno } => {
+                Some(SysError::new(Errno::from_raw(errno), step.name()))
+            }
+            _ => None,
+        });
+        let path = &self.rotated.path;
+        match could_not_start {
+            Some(e) => format!("gzip of '{path}' could not start: {}", e.message()),
+            None => format!("gzip of '{path}' {ended}"),
+        }
     }
 
     /// Removes the unfinished `.gz.tmp`, if it is still the one created.
