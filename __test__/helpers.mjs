@@ -164,7 +164,14 @@ export function cmdline(pid) {
 
 /** The children of `pid` (of its main thread: a supervisor's generations, a Node's children), from /proc. */
 export function children(pid) {
-  const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  let text;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  } catch (error) {
+    // Gone (a cleanup may look at a process exiting meanwhile): it has none.
+    if (error.code === 'ENOENT' || error.code === 'ESRCH') return [];
+    throw error;
+  }
   return text === '' ? [] : text.split(' ').map(Number);
 }
 
