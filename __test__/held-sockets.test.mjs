@@ -241,6 +241,8 @@ test('upgrade: a keep-alive client sending one request after another through 3 u
         await daemon.upgrade(pidfile);
         retired.push(old);
         await waitGone(old, 10000);
+        // Reaped too, so that the next round's first child is the current generation, not this one's zombie.
+        await waitFor(() => !children(supervisor).includes(old), 5000, `${old} to be reaped`);
         await waitFor(() => tally.versions.has(version), 20000, `${version} to answer`);
       }
     } finally {
