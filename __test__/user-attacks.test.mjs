@@ -7,9 +7,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import zlib from 'node:zlib';
 import {
   alive,
   asNobody,
+  children,
   daemon,
   fds,
   ids,
@@ -227,7 +229,7 @@ while time.time() < deadline:
         break
     time.sleep(0.001)`;
 
-test("--log-compress: a rotated log the service's user replaced with a symlink is not compressed: root's gzip never reads a root-only file for it", async () => {
+test("--log-compress: a rotated log the service's user replaced with a symlink is not compressed: root's gzip never reads a root-only file for it; the next one is", async () => {
   const copy = publicCopy();
   const dir = tmpdir('gzip-swap');
   fs.chmodSync(dir, 0o755);
@@ -245,6 +247,7 @@ test("--log-compress: a rotated log the service's user replaced with a symlink i
     app,
     `require(${JSON.stringify(path.join(copy, 'index.js'))}).start(${JSON.stringify(opts)});
 for (let i = 0; i < 1000; i++) console.log('x'.repeat(99));
+process.on('SIGUSR1', () => { for (let i = 0; i < 1000; i++) console.log('y'.repeat(99)); });
 setInterval(() => {}, 1000);
 `,
   );
@@ -266,6 +269,13 @@ setInterval(() => {}, 1000);
     );
     assert.deepEqual(fs.readdirSync(logs).sort(), ['out.log', 'out.log.1', 'out.log.kept'], 'no .gz, no temporary file');
     assert.equal(fs.readlinkSync(`${log}.1`), secret, "the user's symlink is left as it is");
+    // The next rotation's file is compressed (gzip as the service's user, on the descriptors root gave it).
+    process.kill(children(supervisor)[0], 'SIGUSR1');
+    await waitFor(() => fs.existsSync(`${log}.1.gz`), 10000, 'the next rotated file compressed');
+    const compressed = zlib.gunzipSync(fs.readFileSync(`${log}.1.gz`)).toString();
+    assert.ok(compressed.includes(`${'y'.repeat(99)}\n`) && !compressed.includes('only root'), 'the log, compressed');
+    const [gz, plain] = [`${log}.1.gz`, log].map((file) => fs.statSync(file));
+    assert.deepEqual([gz.uid, gz.mode], [plain.uid, plain.mode], "the log's owner and mode");
     assert.deepEqual(await daemon.stop(pidfile, { timeout: 5000 }), { pid: supervisor, stopped: true, killed: false });
   } finally {
     attacker.child.kill('SIGKILL');

@@ -10,6 +10,7 @@
 
 use daemon_core::errors::{SysError, SysResult, WithPath};
 use daemon_core::fileid::{id_of, kind_of, FileId};
+use daemon_core::launch::privileges::Account;
 use daemon_core::launch::ready::{Lines, Message};
 use daemon_core::launch::{Output, Plan, Prepared, ReadyPipe};
 use daemon_core::output::handover;
@@ -98,7 +99,9 @@ struct Compression {
 pub struct Rotation {
     limit: Limit,
     logs: Vec<Log>,
-    daemon_user: Option<u32>,
+    /// Whom the daemon runs as (`None`: the supervisor's user): its log
+    /// files may be that user's, and gzip runs as that user.
+    account: Option<Account>,
     pub check_at: Instant,
     waiting: Option<Waiting>,
 }
@@ -109,7 +112,7 @@ impl Rotation {
         limit: Limit,
         stdout: Option<&str>,
         stderr: Option<&str>,
-        daemon_user: Option<u32>,
+        account: Option<Account>,
     ) -> Rotation {
         let mut logs = Vec::new();
         match (stdout, stderr) {
@@ -135,7 +138,7 @@ impl Rotation {
         Rotation {
             limit,
             logs,
-            daemon_user,
+            account,
             check_at: Instant::now() + EVERY,
             waiting: None,
         }
@@ -160,7 +163,7 @@ impl Rotation {
                     return None;
                 }
                 if let Some(rotated) = rotated.filter(|_| self.limit.compress) {
-                    match compress(&rotated) {
+                    match compress(&rotated, self.account.as_ref()) {
                         Ok(compression) => self.waiting = Some(Waiting::Compress(compression)),
                         Err(e) => {
                             return Some(format!("cannot compress a rotated log: {}", e.message()))
@@ -235,7 +238,7 @@ impl Rotation {
             _ => None,
         };
         let paths = [log.stdout, log.stderr].map(|on| on.then_some(log.path.as_str()));
-        reopen_logs(paths, self.daemon_user)?;
+        reopen_logs(paths, self.account.as_ref().and_then(|a| a.uid))?;
         let new = id_of(&fstat(log.fd()).at("fstat", &log.path)?);
         for (_, channel) in generations {
             if let Some(channel) = channel {
@@ -291,7 +294,7 @@ impl Rotation {
 /// moved (refused if `.1` is another file now) and writes a new file of
 /// the same owner and mode. Its own complaints go to the supervisor's
 /// stderr, the service's log.
-fn compress(rotated: &Rotated) -> SysResult<Compression> {
+fn compress(rotated: &Rotated, account: Option<&Account>) -> SysResult<Compression> {
     let gzip = ["/usr/bin/gzip", "/bin/gzip"]
         .into_iter()
         .find(|gzip| access(*gzip, AccessFlags::X_OK).is_ok())
@@ -332,7 +335,7 @@ fn compress(rotated: &Rotated) -> SysResult<Compression> {
     let output =
         openat(&dir, temp.as_str(), write, Mode::S_IRUSR | Mode::S_IWUSR).at("open", &temp_path)?;
     let temp_id = id_of(&fstat(&output).at("fstat", &temp_path)?);
-    match start_gzip(gzip, &input, &output, &st, &temp_path) {
+    match start_gzip(gzip, account, &input, &output, &st, &temp_path) {
         Ok((pid, pipe)) => Ok(Compression {
             pid,
             pipe,
@@ -351,10 +354,13 @@ fn compress(rotated: &Rotated) -> SysResult<Compression> {
 }
 
 /// gzip from `input` to `output`, which gets `input`'s mode, and its owner
-/// and group where this process may give them (root). Returns gzip's pid and
-/// the pipe where its child says why it could not start gzip.
+/// and group where this process may give them (root); as the daemon's
+/// `account`, not root: it needs no right but its two descriptors, and
+/// reads what the service wrote. Returns gzip's pid and the pipe where its
+/// child says why it could not start gzip.
 fn start_gzip(
     gzip: &str,
+    account: Option<&Account>,
     input: &OwnedFd,
     output: &OwnedFd,
     input_st: &FileStat,
@@ -370,6 +376,7 @@ fn start_gzip(
     fchmod(output, mode).at("fchmod", output_path)?;
     let plan = Plan {
         stdout: Some(Output::Fd(output.as_raw_fd())),
+        account: account.cloned(),
         ..Plan::command([gzip, "-c", "-q"].map(str::to_owned).to_vec())
     };
     let mut prepared = Prepared::new(&plan, None)?;

@@ -232,7 +232,7 @@ pub fn run(plan: Plan, respawn: Respawn, boot_dir: &[u8]) -> i32 {
                 compress: respawn.log_compress,
             };
             let [stdout, stderr] = [&plan.stdout, &plan.stderr].map(Output::file_path);
-            Rotation::new(limit, stdout, stderr, daemon_user)
+            Rotation::new(limit, stdout, stderr, plan.account.clone())
         }),
     };
     for i in 0..service.slots.len() {
