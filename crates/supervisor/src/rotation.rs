@@ -9,7 +9,7 @@
 //! until every generation's fds show the new file.
 
 use daemon_core::errors::{SysError, SysResult, WithPath};
-use daemon_core::fileid::{id_of, kind_of, FileId};
+use daemon_core::fileid::{id_of, kind_of, names, remove_if_same, FileId};
 use daemon_core::launch::privileges::Account;
 use daemon_core::launch::ready::{Lines, Message};
 use daemon_core::launch::{Output, Plan, Prepared, ReadyPipe};
@@ -384,23 +384,11 @@ fn start_gzip(
     prepared.fork_child(ReadyPipe::new()?, &[], None)
 }
 
-/// Whether `name` in `dir` is the file `id` (not a symlink to it).
-fn is_same(dir: &OwnedFd, name: &str, id: FileId) -> bool {
-    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| id_of(&st) == id)
-}
-
-/// Removes `name` from `dir` if it is still the file `id`.
-fn remove_if_same(dir: &OwnedFd, name: &str, id: FileId) {
-    if is_same(dir, name, id) {
-        let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
-    }
-}
-
 impl Compression {
     /// gzip exited with 0: `.1.gz` is the temporary file, and `.1` goes if
     /// it is still the file compressed.
     fn finish(&self) -> SysResult<()> {
-        if !is_same(&self.dir, &self.temp, self.temp_id) {
+        if !names(&self.dir, &self.temp, self.temp_id) {
             return Err(SysError::new(Errno::EPERM, "rename")
                 .with_path(&self.temp_path)
                 .with_detail("another file took the compressed one's name"));
@@ -408,7 +396,7 @@ impl Compression {
         let gz = format!("{}.gz", self.name);
         renameat(&self.dir, self.temp.as_str(), &self.dir, gz.as_str())
             .at("rename", &self.temp_path)?;
-        if is_same(&self.dir, &self.name, self.rotated.id) {
+        if names(&self.dir, &self.name, self.rotated.id) {
             unlinkat(&self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir)
                 .at("unlink", &self.rotated.path)?;
         }

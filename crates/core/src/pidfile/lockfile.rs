@@ -4,7 +4,7 @@
 
 use super::format::{check_kind, on_pid_file, parse_pid, read_head, refused, split, LOCK_SUFFIX};
 use crate::errors::{SysError, SysResult, WithPath};
-use crate::fileid::{id_of, FileId};
+use crate::fileid::{id_of, remove_if_same, FileId};
 use crate::path_walk::open_linked;
 use crate::sys::flock;
 use nix::errno::Errno;
@@ -87,14 +87,6 @@ fn check_own(st: &FileStat, path: &str) -> SysResult<()> {
         return Err(refused(Errno::EPERM, path, why));
     }
     Ok(())
-}
-
-/// Removes `name` if it still names the file `id` identifies.
-fn remove_if_same(dir: &OwnedFd, name: &str, id: FileId) {
-    let named = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map(|st| id_of(&st));
-    if named == Ok(id) {
-        let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
-    }
 }
 
 /// Opens `P.lock` read-only (enough for `flock()`), creating it 0600 when
