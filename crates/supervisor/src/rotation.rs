@@ -69,9 +69,11 @@ enum Waiting {
     Compress(Compression),
 }
 
-/// The file a rotation moved to `NAME.1`: its path and which file it is.
-#[derive(Clone)]
+/// The file a rotation moved to `NAME.1`: the directory it walked to (not
+/// walked again for gzip), the name there, its path, which file it is.
 struct Rotated {
+    dir: OwnedFd,
+    name: String,
     path: String,
     id: FileId,
 }
@@ -86,10 +88,7 @@ struct Compression {
     pid: Pid,
     /// Where gzip's child says `fail STEP ERRNO` if it could not start gzip.
     pipe: OwnedFd,
-    dir: OwnedFd,
     rotated: Rotated,
-    /// `NAME.1`'s name in `dir`.
-    name: String,
     /// `NAME.1.gz.tmp`: its name in `dir`, its path, which file it is.
     temp: String,
     temp_path: String,
@@ -163,7 +162,7 @@ impl Rotation {
                     return None;
                 }
                 if let Some(rotated) = rotated.filter(|_| self.limit.compress) {
-                    match compress(&rotated, self.account.as_ref()) {
+                    match compress(rotated, self.account.as_ref()) {
                         Ok(compression) => self.waiting = Some(Waiting::Compress(compression)),
                         Err(e) => {
                             return Some(format!("cannot compress a rotated log: {}", e.message()))
@@ -232,8 +231,12 @@ impl Rotation {
             Ok(id) if id == ours => {
                 self.shift(&dir, name)?;
                 // With no file kept, it is gone.
-                let path = format!("{}.1", log.path);
-                (self.limit.keep > 0).then_some(Rotated { path, id })
+                (self.limit.keep > 0).then(|| Rotated {
+                    name: format!("{name}.1"),
+                    path: format!("{}.1", log.path),
+                    dir,
+                    id,
+                })
             }
             _ => None,
         };
@@ -294,21 +297,19 @@ impl Rotation {
 /// moved (refused if `.1` is another file now) and writes a new file of
 /// the same owner and mode. Its own complaints go to the supervisor's
 /// stderr, the service's log.
-fn compress(rotated: &Rotated, account: Option<&Account>) -> SysResult<Compression> {
+fn compress(rotated: Rotated, account: Option<&Account>) -> SysResult<Compression> {
     let gzip = ["/usr/bin/gzip", "/bin/gzip"]
         .into_iter()
         .find(|gzip| access(*gzip, AccessFlags::X_OK).is_ok())
         .ok_or_else(|| SysError::new(Errno::ENOENT, "execve").with_path("gzip"))?;
-    let path = rotated.path.as_str();
-    let (dir_path, name) = split(path)?;
-    let dir = open_dir(dir_path, path)?;
+    let (dir, name, path) = (&rotated.dir, rotated.name.as_str(), rotated.path.as_str());
     let replaced = || {
         SysError::new(Errno::EPERM, "open")
             .with_path(path)
             .with_detail("another file took the rotated one's name")
     };
     // Looked at before it is opened: opening a device can have effects of its own.
-    let named = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).at("stat", path)?;
+    let named = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).at("stat", path)?;
     if kind_of(&named) != SFlag::S_IFREG || id_of(&named) != rotated.id {
         return Err(replaced());
     }
@@ -318,7 +319,7 @@ fn compress(rotated: &Rotated, account: Option<&Account>) -> SysResult<Compressi
         | OFlag::O_NONBLOCK
         | OFlag::O_NOCTTY
         | OFlag::O_CLOEXEC;
-    let input = openat(&dir, name, read, Mode::empty()).at("open", path)?;
+    let input = openat(dir, name, read, Mode::empty()).at("open", path)?;
     let st = fstat(&input).at("fstat", path)?;
     if id_of(&st) != rotated.id {
         return Err(replaced());
@@ -326,28 +327,26 @@ fn compress(rotated: &Rotated, account: Option<&Account>) -> SysResult<Compressi
     let temp = format!("{name}.gz.tmp");
     let temp_path = format!("{path}.gz.tmp");
     // Left by a supervisor killed while gzip ran, or put there by someone else.
-    match unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir) {
+    match unlinkat(dir, temp.as_str(), UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(errno) => return Err(SysError::new(errno, "unlink").with_path(&temp_path)),
     }
     let write =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let output =
-        openat(&dir, temp.as_str(), write, Mode::S_IRUSR | Mode::S_IWUSR).at("open", &temp_path)?;
+        openat(dir, temp.as_str(), write, Mode::S_IRUSR | Mode::S_IWUSR).at("open", &temp_path)?;
     let temp_id = id_of(&fstat(&output).at("fstat", &temp_path)?);
     match start_gzip(gzip, account, &input, &output, &st, &temp_path) {
         Ok((pid, pipe)) => Ok(Compression {
             pid,
             pipe,
-            dir,
-            rotated: rotated.clone(),
-            name: name.to_owned(),
+            rotated,
             temp,
             temp_path,
             temp_id,
         }),
         Err(e) => {
-            remove_if_same(&dir, &temp, temp_id);
+            remove_if_same(dir, &temp, temp_id);
             Err(e)
         }
     }
@@ -388,17 +387,26 @@ impl Compression {
     /// gzip exited with 0: `.1.gz` is the temporary file, and `.1` goes if
     /// it is still the file compressed.
     fn finish(&self) -> SysResult<()> {
-        if !names(&self.dir, &self.temp, self.temp_id) {
+        if !names(&self.rotated.dir, &self.temp, self.temp_id) {
             return Err(SysError::new(Errno::EPERM, "rename")
                 .with_path(&self.temp_path)
                 .with_detail("another file took the compressed one's name"));
         }
-        let gz = format!("{}.gz", self.name);
-        renameat(&self.dir, self.temp.as_str(), &self.dir, gz.as_str())
-            .at("rename", &self.temp_path)?;
-        if names(&self.dir, &self.name, self.rotated.id) {
-            unlinkat(&self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir)
-                .at("unlink", &self.rotated.path)?;
+        let gz = format!("{}.gz", self.rotated.name);
+        renameat(
+            &self.rotated.dir,
+            self.temp.as_str(),
+            &self.rotated.dir,
+            gz.as_str(),
+        )
+        .at("rename", &self.temp_path)?;
+        if names(&self.rotated.dir, &self.rotated.name, self.rotated.id) {
+            unlinkat(
+                &self.rotated.dir,
+                self.rotated.name.as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            )
+            .at("unlink", &self.rotated.path)?;
         }
         Ok(())
     }
@@ -423,7 +431,7 @@ impl Compression {
 
     /// Removes the unfinished `.gz.tmp`, if it is still the one created.
     fn remove_temp(&self) {
-        remove_if_same(&self.dir, &self.temp, self.temp_id);
+        remove_if_same(&self.rotated.dir, &self.temp, self.temp_id);
     }
 }
 
